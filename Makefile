@@ -1,0 +1,46 @@
+# One target per habit. Every target sets up what it needs on a fresh machine (only Python required).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+
+.PHONY: run test unit integration e2e validate build bench clean
+
+$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+$(SAM_VENV)/.installed: requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install -q -r requirements-sam.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+## The README's first command: the whole pipeline on the local stack.
+run: $(VENV)/.installed
+	$(PY) -m local.stack run $(ARGS)
+
+## The README's second command: everything a change must pass.
+test: $(VENV)/.installed $(SAM_VENV)/.installed
+	$(PY) -m pytest $(ARGS)
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit $(ARGS)
+
+validate: $(SAM_VENV)/.installed
+	$(SAM) validate --region us-east-1
+	$(SAM) validate --lint --region us-east-1
+
+build: $(SAM_VENV)/.installed
+	$(SAM) build
+
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks $(ARGS)
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache

@@ -1,0 +1,220 @@
+"""Pure core, steps 2, 4 and 7: plan chunks, settle a HubSpot answer, build the batch response.
+
+No I/O here: the orchestration (``drain``) feeds answers in and acts on the verdicts.
+Results are matched to inputs by ``objectWriteTraceId`` (HubSpot returns them in no
+guaranteed order), never by position.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from payments_drain.outcomes import Message, Outcome, Payment, Reason, State
+
+MAX_INPUTS = 100
+EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)", re.IGNORECASE)
+
+
+def plan_chunks(payments: Sequence[Payment], size: int = MAX_INPUTS) -> list[list[Payment]]:
+    """Calls of at most ``size`` inputs. Trace ids are message ids: unique within any call."""
+    return [list(payments[i : i + size]) for i in range(0, len(payments), size)]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What came back for one batch/create call. ``status`` is None when no HTTP answer came:
+    ``error`` then says whether the request surely never left ("connect") or may have been
+    stored ("timeout", "protocol")."""
+
+    status: int | None
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    error: str | None = None
+    latency_ms: float = 0.0
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers.items():
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+# What the orchestration does next with a chunk.
+SETTLED = "settled"      # outcomes are final for this invocation
+SPLIT = "split"          # whole-request 400: halve the chunk and send each half
+REFRESH = "refresh"      # 401: read the token again, past the cache, and resend once
+TRANSIENT = "transient"  # may succeed if resent after ``wait_s``
+STOP = "stop"            # the daily limit is spent: send nothing more in this invocation
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    action: str
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    reason: Reason | None = None
+    wait_s: float = 0.0
+    ambiguous: bool = False  # HubSpot may have stored the payments although we know no outcome
+
+
+def settle(chunk: Sequence[Payment], answer: Answer, unique_property: str | None = None) -> Verdict:
+    """Decide what one HubSpot answer means for each payment of the chunk."""
+    status = answer.status
+    if status is None:
+        ambiguous = answer.error != "connect"
+        reason = Reason("HUBSPOT_UNREACHABLE", f"no answer from HubSpot ({answer.error})")
+        return Verdict(TRANSIENT, reason=reason, wait_s=0.5, ambiguous=ambiguous)
+    if status in (200, 201):
+        return Verdict(SETTLED, _created(chunk, answer.body))
+    if status == 207:
+        return _multi_status(chunk, answer, unique_property)
+    reason = whole_request_reason(answer)
+    if status in (400, 409, 413) and len(chunk) > 1:
+        return Verdict(SPLIT, reason=reason)
+    if status == 400:
+        return Verdict(SETTLED, {p.message_id: Outcome(State.REJECTED, reason) for p in chunk}, reason)
+    if status == 409:
+        return Verdict(SETTLED, {p.message_id: _conflict(reason, answer.body, unique_property) for p in chunk}, reason)
+    if status == 401:
+        return Verdict(REFRESH, reason=reason)
+    if status == 429:
+        body = answer.body if isinstance(answer.body, dict) else {}
+        if str(body.get("policyName", "")).upper() == "DAILY":
+            return Verdict(STOP, reason=reason)
+        return Verdict(TRANSIENT, reason=reason, wait_s=_retry_after(answer, default=1.0))
+    if status == 423:
+        return Verdict(TRANSIENT, reason=reason, wait_s=max(2.0, _retry_after(answer, default=2.0)))
+    if status == 477:
+        return Verdict(TRANSIENT, reason=reason, wait_s=_retry_after(answer, default=2.0))
+    if status >= 500:
+        return Verdict(TRANSIENT, reason=reason, wait_s=_retry_after(answer, default=0.5), ambiguous=True)
+    # 403 (missing scope), 404 (wrong base URL or path) and anything unexpected: a configuration
+    # fault, not the payments' fault. Keep them on the queue; the alarm tells a person.
+    return Verdict(SETTLED, {p.message_id: Outcome(State.RETRY, reason) for p in chunk}, reason)
+
+
+def whole_request_reason(answer: Answer) -> Reason:
+    body = answer.body if isinstance(answer.body, dict) else {}
+    errors = body.get("errors") if isinstance(body.get("errors"), list) else []
+    code = next((e.get("code") for e in errors if isinstance(e, dict) and e.get("code")), None)
+    category = body.get("category") or body.get("errorType") or f"HTTP_{answer.status}"
+    message = body.get("message") if isinstance(body.get("message"), str) else f"HubSpot answered {answer.status}"
+    correlation = body.get("correlationId") or answer.header("X-HubSpot-Correlation-Id")
+    return Reason(str(category), message[:1000], answer.status, code, correlation)
+
+
+def _multi_status(chunk: Sequence[Payment], answer: Answer, unique_property: str | None) -> Verdict:
+    body = answer.body if isinstance(answer.body, dict) else None
+    if body is None:
+        # Some inputs were stored, we cannot tell which: resend all (safe only with a unique property).
+        reason = Reason("HUBSPOT_BAD_RESPONSE", "207 without a readable body", 207)
+        return Verdict(TRANSIENT, reason=reason, wait_s=0.5, ambiguous=True)
+    ids = {p.message_id for p in chunk}
+    outcomes: dict[str, Outcome] = {}
+    unmapped = 0
+    correlation = answer.header("X-HubSpot-Correlation-Id")
+    for error in body.get("errors") or []:
+        trace_id = _trace_id_of(error)
+        if trace_id not in ids:
+            unmapped += 1
+            continue
+        outcomes[trace_id] = _input_error(error, correlation, unique_property)
+    # Inputs with no error were created, unless an error could not be mapped to its input: then
+    # only the results themselves prove creation.
+    proven_only = unmapped > 0
+    outcomes.update(_created([p for p in chunk if p.message_id not in outcomes], body, proven_only))
+    return Verdict(SETTLED, outcomes, ambiguous=proven_only)
+
+
+def _trace_id_of(error: Any) -> str | None:
+    if not isinstance(error, dict):
+        return None
+    context = error.get("context")
+    trace_ids = context.get("objectWriteTraceId") if isinstance(context, dict) else None
+    if isinstance(trace_ids, list) and trace_ids and isinstance(trace_ids[0], str):
+        return trace_ids[0]
+    return None
+
+
+def _input_error(error: dict[str, Any], correlation: str | None, unique_property: str | None) -> Outcome:
+    details = error.get("errors") if isinstance(error.get("errors"), list) else []
+    code = next((d.get("code") for d in details if isinstance(d, dict) and d.get("code")), None)
+    category = str(error.get("category") or "UNKNOWN")
+    message = str(error.get("message") or category)[:1000]
+    reason = Reason(category, message, 207, code, correlation)
+    if category == "VALIDATION_ERROR":
+        return Outcome(State.REJECTED, reason)
+    if category in ("CONFLICT", "OBJECT_ALREADY_EXISTS") or EXISTING_ID.search(message):
+        return _conflict(reason, error, unique_property)
+    return Outcome(State.RETRY, reason)
+
+
+def _conflict(reason: Reason, body: Any, unique_property: str | None) -> Outcome:
+    """A unique value exists already. Ours (the paymentKey's property): it is the same payment,
+    created before, so a duplicate. Any other unique property: it can never succeed."""
+    if not unique_property:
+        return Outcome(State.REJECTED, reason)
+    existing = None
+    context = body.get("context") if isinstance(body, dict) else None
+    if isinstance(context, dict) and isinstance(context.get("existingId"), list) and context["existingId"]:
+        existing = str(context["existingId"][0])
+    if existing is None and (match := EXISTING_ID.search(reason.message)):
+        existing = match.group(1)
+    return Outcome(State.DUPLICATE, reason, existing)
+
+
+def _created(payments: Iterable[Payment], body: Any, proven_only: bool = False) -> dict[str, Outcome]:
+    """Created outcomes with HubSpot ids, by trace id if echoed, else by the properties sent."""
+    payments = list(payments)
+    results = body.get("results") if isinstance(body, dict) and isinstance(body.get("results"), list) else []
+    by_trace = {r.get("objectWriteTraceId"): r for r in results if isinstance(r, dict) and r.get("objectWriteTraceId")}
+    unclaimed = [r for r in results if isinstance(r, dict) and not r.get("objectWriteTraceId")]
+    outcomes: dict[str, Outcome] = {}
+    for payment in payments:
+        result = by_trace.get(payment.message_id) or _take_matching(unclaimed, payment.properties)
+        if result is None and proven_only:
+            reason = Reason("HUBSPOT_AMBIGUOUS", "207 error could not be mapped to its input", 207)
+            outcomes[payment.message_id] = Outcome(State.RETRY, reason)
+            continue
+        hubspot_id = str(result["id"]) if result and result.get("id") is not None else None
+        outcomes[payment.message_id] = Outcome(State.CREATED, hubspot_id=hubspot_id)
+    return outcomes
+
+
+def _take_matching(results: list[dict[str, Any]], properties: dict[str, str]) -> dict[str, Any] | None:
+    for index, result in enumerate(results):
+        echoed = result.get("properties")
+        if isinstance(echoed, dict) and all(echoed.get(k) == v for k, v in properties.items()):
+            return results.pop(index)
+    return None
+
+
+def _retry_after(answer: Answer, default: float) -> float:
+    value = answer.header("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else default
+    except ValueError:
+        return default
+
+
+def failed_message_ids(messages: Sequence[Message], outcomes: Mapping[str, Outcome]) -> list[str]:
+    """The retries, in batch order. A message without an outcome is retried (nothing is lost).
+    FIFO: once a message of a group must retry, every later message of that group is listed."""
+    failed: list[str] = []
+    blocked_groups: set[str] = set()
+    for message in messages:
+        outcome = outcomes.get(message.message_id)
+        retry = outcome is None or outcome.state is State.RETRY
+        if message.group_id is not None and message.group_id in blocked_groups:
+            retry = True
+        if retry:
+            failed.append(message.message_id)
+            if message.group_id is not None:
+                blocked_groups.add(message.group_id)
+    return failed
+
+
+def batch_response(failed_ids: Iterable[str]) -> dict[str, list[dict[str, str]]]:
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed_ids]}

@@ -1,0 +1,62 @@
+"""Configuration: the function's environment, validated once at cold start.
+
+The variable names are a public interface (DESIGN.md, README's configuration table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from payments_drain.hubspot import check_base_url
+
+
+class ConfigurationError(Exception):
+    pass
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    HUBSPOT_TOKEN_SECRET_ID: Annotated[str, Field(min_length=1)]
+    FAILURE_QUEUE_URL: Annotated[str, Field(pattern=r"^https?://\S+$")]
+    LEDGER_TABLE_NAME: Annotated[str, Field(pattern=r"^([a-zA-Z0-9_.\-]{3,255})?$")]
+    HUBSPOT_BASE_URL: str = "https://api.hubapi.com"
+    HUBSPOT_API_VERSION: Literal["v3", "2026-09"] = "v3"
+    HUBSPOT_UNIQUE_PROPERTY: Annotated[str, Field(pattern=r"^([a-z][a-z0-9_]{0,99})?$")] = ""
+    HUBSPOT_RATE_LIMIT_PER_10S: Annotated[int, Field(ge=1, le=10_000)] = 190
+    HUBSPOT_MAX_PARALLEL_CALLS: Annotated[int, Field(ge=1, le=32)] = 4
+    HUBSPOT_CONNECT_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=30)] = 3.05
+    HUBSPOT_READ_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=900)] = 15.0
+    HUBSPOT_MAX_ATTEMPTS: Annotated[int, Field(ge=1, le=10)] = 3
+    TOKEN_CACHE_SECONDS: Annotated[int, Field(ge=0, le=86_400)] = 300
+    LEDGER_RETENTION_DAYS: Annotated[int, Field(ge=1, le=3650)] = 90
+    TIME_MARGIN_MS: Annotated[int, Field(ge=0, le=60_000)] = 2_000
+
+    @field_validator("HUBSPOT_BASE_URL")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return check_base_url(value)
+
+    @property
+    def ledger_enabled(self) -> bool:
+        return bool(self.LEDGER_TABLE_NAME)
+
+    @property
+    def unique_property(self) -> str | None:
+        return self.HUBSPOT_UNIQUE_PROPERTY or None
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Settings from the environment; the error names every bad variable, never its value."""
+    try:
+        return Settings.model_validate(dict(environ))
+    except ValidationError as error:
+        problems = []
+        for item in error.errors(include_url=False, include_input=False):
+            name = ".".join(str(p) for p in item["loc"])
+            what = "is required but not set" if item["type"] == "missing" else item["msg"]
+            problems.append(f"{name} {what}")
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None

@@ -1,0 +1,85 @@
+"""Values shared by the core and the adapters: a payment, a reason, and the four outcomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class State(str, Enum):
+    """Every message leaves an invocation in exactly one of these (DESIGN.md, the invariant)."""
+
+    CREATED = "created"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a message was rejected or retried. Never holds a token or customer data beyond ids."""
+
+    category: str
+    message: str
+    http_status: int | None = None
+    code: str | None = None
+    hubspot_correlation_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"category": self.category, "message": self.message}
+        if self.http_status is not None:
+            out["httpStatus"] = self.http_status
+        if self.code is not None:
+            out["code"] = self.code
+        if self.hubspot_correlation_id is not None:
+            out["hubspotCorrelationId"] = self.hubspot_correlation_id
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What the drain needs of one SQS record, whatever became of its body."""
+
+    message_id: str
+    body: str
+    receive_count: int
+    group_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """A message whose body is a valid HubSpot create input."""
+
+    message: Message
+    payment_key: str
+    properties: dict[str, str]
+    associations: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def message_id(self) -> str:
+        return self.message.message_id
+
+    def hubspot_input(self) -> dict[str, Any]:
+        """The batch/create input; the message id is its objectWriteTraceId (unique per batch)."""
+        item: dict[str, Any] = {"properties": self.properties, "objectWriteTraceId": self.message_id}
+        if self.associations:
+            item["associations"] = self.associations
+        return item
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A message that can never succeed, with the body as parsed (or raw) for its report."""
+
+    message: Message
+    reason: Reason
+    payment_key: str | None
+    payment: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    state: State
+    reason: Reason | None = None
+    hubspot_id: str | None = None

@@ -1,0 +1,81 @@
+"""Adapter: failure reports, one SQS message per rejected payment (contract in DESIGN.md).
+
+A report that SQS did not accept is returned to the caller, whose message then stays on the
+payments queue: nothing is lost for want of a report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from payments_drain.outcomes import Rejection
+from payments_drain.observability import tracer
+
+MAX_BATCH_BYTES = 256 * 1024  # SendMessageBatch: 10 entries and this many bytes in total
+MAX_ENTRIES = 10
+
+
+def report_of(rejection: Rejection, request_id: str | None = None, source: str | None = None) -> dict[str, Any]:
+    return {
+        "messageId": rejection.message.message_id,
+        "paymentKey": rejection.payment_key,
+        "reason": rejection.reason.as_dict(),
+        "payment": rejection.payment,
+        "receiveCount": rejection.message.receive_count,
+        "reportedAt": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "sourceQueueArn": source,
+        "functionRequestId": request_id,
+    }
+
+
+class SqsReporter:
+    def __init__(self, queue_url: str, client=None) -> None:
+        self.queue_url = queue_url
+        self.client = client or boto3.client("sqs")
+
+    @tracer.capture_method(capture_response=False)
+    def send(self, reports: Sequence[dict[str, Any]]) -> set[str]:
+        """Send every report; return the message ids whose report was not accepted."""
+        failed: set[str] = set()
+        for group in _groups([_entry(i, r) for i, r in enumerate(reports)]):
+            ids = {e["Id"]: e["_messageId"] for e in group}
+            entries = [{k: v for k, v in e.items() if k != "_messageId"} for e in group]
+            try:
+                answer = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            except (BotoCoreError, ClientError):
+                failed.update(ids.values())
+                continue
+            failed.update(ids[f["Id"]] for f in answer.get("Failed", []))
+        return failed
+
+
+def _entry(index: int, report: dict[str, Any]) -> dict[str, Any]:
+    body = json.dumps(report, ensure_ascii=False, separators=(",", ":"))
+    attributes = {"reasonCategory": report["reason"]["category"]}
+    if report["reason"].get("code"):
+        attributes["reasonCode"] = report["reason"]["code"]
+    return {
+        "Id": str(index),
+        "_messageId": report["messageId"],
+        "MessageBody": body,
+        "MessageAttributes": {k: {"DataType": "String", "StringValue": str(v)} for k, v in attributes.items()},
+    }
+
+
+def _groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    groups: list[list[dict[str, Any]]] = []
+    size = 0
+    for entry in entries:
+        entry_size = len(entry["MessageBody"].encode()) + 200
+        if not groups or len(groups[-1]) == MAX_ENTRIES or size + entry_size > MAX_BATCH_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(entry)
+        size += entry_size
+    return groups

@@ -1,0 +1,81 @@
+"""Wiring for a Lambda container: adapters from settings, and the per-batch summary and metrics."""
+
+from __future__ import annotations
+
+import statistics
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from payments_drain.config import Settings
+from payments_drain.drain import Drain, Result
+from payments_drain.hubspot import HubSpotClient
+from payments_drain.ledger import DynamoLedger
+from payments_drain.observability import logger, metrics
+from payments_drain.pacing import RateGate
+from payments_drain.reports import SqsReporter
+from payments_drain.token import SecretToken
+
+MAX_METRIC_VALUES = 100  # EMF: at most 100 values per metric in one document
+
+
+def build_drain(settings: Settings) -> Drain:
+    """Once per container: the pool, the token cache and the rate gate live across invocations."""
+    parallel = settings.HUBSPOT_MAX_PARALLEL_CALLS
+    hubspot = HubSpotClient(settings.HUBSPOT_BASE_URL, settings.HUBSPOT_API_VERSION,
+                            settings.HUBSPOT_CONNECT_TIMEOUT_SECONDS, settings.HUBSPOT_READ_TIMEOUT_SECONDS,
+                            max_connections=parallel)
+    ledger = DynamoLedger(settings.LEDGER_TABLE_NAME, settings.LEDGER_RETENTION_DAYS) if settings.ledger_enabled else None
+    return Drain(
+        hubspot,
+        SecretToken(settings.HUBSPOT_TOKEN_SECRET_ID, settings.TOKEN_CACHE_SECONDS),
+        ledger,
+        SqsReporter(settings.FAILURE_QUEUE_URL),
+        unique_property=settings.unique_property,
+        parallel_calls=parallel,
+        max_attempts=settings.HUBSPOT_MAX_ATTEMPTS,
+        gate=RateGate(settings.HUBSPOT_RATE_LIMIT_PER_10S),
+    )
+
+
+def publish(result: Result, received: int, duration_ms: float) -> None:
+    """One summary log line and one set of EMF metrics for the batch."""
+    counts = result.counts()
+    stats = result.stats
+    latencies = stats.latencies_ms
+    summary = {
+        "received": received,
+        **counts,
+        "hubspotRequests": stats.requests,
+        "hubspotStatuses": dict(stats.statuses),
+        "hubspotThrottled": stats.throttled,
+        "hubspotLatencyMs": {
+            "p50": round(statistics.median(latencies), 1) if latencies else None,
+            "max": max(latencies) if latencies else None,
+        },
+        "rateLimitRemaining": stats.rate_limit_remaining,
+        "ambiguous": stats.ambiguous,
+        "dailyLimitReached": stats.daily_limit,
+        "ledgerWriteFailed": result.ledger_write_failed,
+        "batchItemFailures": len(result.response["batchItemFailures"]),
+        "durationMs": round(duration_ms, 1),
+    }
+    logger.info("batch summary", extra={"summary": summary})
+    count = MetricUnit.Count
+    for name, value in (
+        ("PaymentsReceived", received),
+        ("PaymentsCreated", counts["created"]),
+        ("PaymentsDuplicate", counts["duplicate"]),
+        ("PaymentsRejected", counts["rejected"]),
+        ("PaymentsRetried", counts["retry"]),
+        ("PaymentsAmbiguous", stats.ambiguous),
+        ("HubSpotRequests", stats.requests),
+        ("HubSpotThrottled", stats.throttled),
+        ("HubSpotErrors", stats.errors),
+        ("HubSpotAuthFailures", stats.auth_failures),
+        ("HubSpotDailyLimitReached", int(stats.daily_limit)),
+        ("LedgerWriteFailures", int(result.ledger_write_failed)),
+    ):
+        metrics.add_metric(name=name, unit=count, value=value)
+    for latency in latencies[:MAX_METRIC_VALUES]:
+        metrics.add_metric(name="HubSpotLatency", unit=MetricUnit.Milliseconds, value=latency)
+    metrics.add_metric(name="BatchDuration", unit=MetricUnit.Milliseconds, value=round(duration_ms, 1))

@@ -1,0 +1,19 @@
+"""A local HubSpot sandbox that behaves like HubSpot's commerce_payments batch API (see docs/sandbox.md)."""
+
+from .config import DEFAULT_TOKEN, FAULT_DEFAULTS, READ_SCOPE, WRITE_SCOPE, SandboxConfig
+from .control import SandboxControl, SandboxControlError
+from .runner import RunningSandbox, run_sandbox
+from .server import SandboxServer
+
+__all__ = [
+    "DEFAULT_TOKEN",
+    "FAULT_DEFAULTS",
+    "READ_SCOPE",
+    "WRITE_SCOPE",
+    "RunningSandbox",
+    "SandboxConfig",
+    "SandboxControl",
+    "SandboxControlError",
+    "SandboxServer",
+    "run_sandbox",
+]

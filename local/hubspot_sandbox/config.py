@@ -1,0 +1,162 @@
+"""Sandbox configuration: one JSON-serialisable dataclass, shared by the server, the CLI and the tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+WRITE_SCOPE = "crm.objects.commercepayments.write"
+READ_SCOPE = "crm.objects.commercepayments.read"
+DEFAULT_TOKEN = "sandbox-token"
+
+#: Every fault option, with its default (no fault). Documented in docs/sandbox.md.
+FAULT_DEFAULTS: dict[str, Any] = {
+    # Added to every public API request (create, list, get); never to /_sandbox/.
+    "latency_ms": 0.0,
+    "latency_jitter_ms": 0.0,  # uniform 0..jitter, drawn from the seeded generator
+    # Probabilities (0..1) per create request; nothing is stored when one of these fires.
+    "p_429": 0.0,
+    "p_423": 0.0,
+    "p_477": 0.0,
+    "p_500": 0.0,
+    "p_502": 0.0,
+    "p_503": 0.0,
+    "p_504": 0.0,
+    "p_reset": 0.0,  # connection reset (TCP RST) before replying
+    # Probabilities per create request; the payments ARE stored, then the reply goes wrong.
+    "p_reset_after_store": 0.0,
+    "p_stored_then_timeout": 0.0,  # reply delayed by stored_then_timeout_delay_s
+    "p_stored_then_error": 0.0,  # reply is stored_then_error_status instead of 201/207
+    "p_truncated": 0.0,  # reply body cut in half (see truncate_mode)
+    # Parameters.
+    "retry_after_s": 1,  # Retry-After on 477 (and on injected 423)
+    "stored_then_timeout_delay_s": 30.0,
+    "stored_then_error_status": 502,
+    "truncate_mode": "short_body",  # "short_body": Content-Length matches the cut body; "close": it does not
+    # Switches.
+    "outage": False,  # every create answers 503 (after auth and rate limiting)
+    # Forced outcomes for the next create requests, consumed one per request before any random draw:
+    # "ok", "429", "423", "477", "500", "502", "503", "504", "reset", "reset_after_store",
+    # "stored_then_timeout", "stored_then_error", "truncated".
+    "script": [],
+}
+
+SCRIPT_OUTCOMES = frozenset(
+    {
+        "ok",
+        "429",
+        "423",
+        "477",
+        "500",
+        "502",
+        "503",
+        "504",
+        "reset",
+        "reset_after_store",
+        "stored_then_timeout",
+        "stored_then_error",
+        "truncated",
+    }
+)
+
+
+def default_tokens() -> dict[str, dict[str, Any]]:
+    return {DEFAULT_TOKEN: {"scopes": [WRITE_SCOPE, READ_SCOPE], "expired": False}}
+
+
+def normalise_faults(faults: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Merge ``faults`` into ``base`` (defaults when None), validating names and values."""
+    merged = dict(FAULT_DEFAULTS if base is None else base)
+    for name, value in faults.items():
+        if name not in FAULT_DEFAULTS:
+            raise ValueError(f"unknown fault option {name!r}; known: {sorted(FAULT_DEFAULTS)}")
+        if value is None:
+            value = FAULT_DEFAULTS[name]
+        if name.startswith("p_"):
+            value = float(value)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
+        elif name in ("latency_ms", "latency_jitter_ms", "stored_then_timeout_delay_s"):
+            value = float(value)
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0")
+        elif name in ("retry_after_s", "stored_then_error_status"):
+            value = int(value)
+        elif name == "truncate_mode":
+            if value not in ("short_body", "close"):
+                raise ValueError("truncate_mode must be 'short_body' or 'close'")
+        elif name == "outage":
+            value = bool(value)
+        elif name == "script":
+            value = [str(v) for v in value]
+            bad = [v for v in value if v not in SCRIPT_OUTCOMES]
+            if bad:
+                raise ValueError(f"unknown script outcomes {bad}; known: {sorted(SCRIPT_OUTCOMES)}")
+        merged[name] = value
+    total = sum(v for k, v in merged.items() if k.startswith("p_"))
+    if total > 1.0 + 1e-9:
+        raise ValueError(f"fault probabilities add up to {total} > 1")
+    return merged
+
+
+def normalise_tokens(tokens: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in tokens.items():
+        if spec is None:
+            continue
+        if isinstance(spec, (list, tuple)):
+            spec = {"scopes": list(spec)}
+        out[str(name)] = {"scopes": [str(s) for s in spec.get("scopes", [])], "expired": bool(spec.get("expired", False))}
+    return out
+
+
+@dataclass
+class SandboxConfig:
+    """Everything the sandbox can be started with. All fields can also be changed at run time
+    through ``POST /_sandbox/config`` (``SandboxControl.set_config``)."""
+
+    #: token -> {"scopes": [...], "expired": bool}
+    tokens: dict[str, dict[str, Any]] = field(default_factory=default_tokens)
+    rate_limit_per_10s: int = 190
+    #: length of the rolling window; HubSpot's is 10 000 ms. Shorten it only to test window roll-over.
+    rate_limit_interval_ms: int = 10_000
+    daily_limit: int = 1_000_000
+    echo_trace_id: bool = True
+    #: name of a custom property with hasUniqueValue=true (e.g. "payment_key"), or None
+    unique_property: str | None = None
+    #: further custom (writable, free-text) property names the account has
+    extra_properties: list[str] = field(default_factory=list)
+    seed: int = 0
+    #: see FAULT_DEFAULTS; unknown names are refused
+    faults: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.tokens = normalise_tokens(self.tokens)
+        self.faults = {k: v for k, v in normalise_faults(self.faults).items() if v != FAULT_DEFAULTS[k]}
+        self.rate_limit_per_10s = int(self.rate_limit_per_10s)
+        self.rate_limit_interval_ms = int(self.rate_limit_interval_ms)
+        self.daily_limit = int(self.daily_limit)
+        self.seed = int(self.seed)
+        self.extra_properties = [str(p) for p in self.extra_properties]
+        if self.rate_limit_per_10s < 0 or self.daily_limit < 0 or self.rate_limit_interval_ms <= 0:
+            raise ValueError("rate limits must be >= 0 and the interval > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SandboxConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown sandbox config keys {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> SandboxConfig:
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,40 @@
+"""pytest fixtures: ``pytest_plugins = ["local.hubspot_sandbox.pytest_plugin"]`` (in a top-level conftest),
+or import the fixtures into a conftest.
+
+- ``hubspot_sandbox_process`` (session): one sandbox subprocess for the whole session.
+- ``hubspot_sandbox`` (function): that process, reset to its start configuration and empty state.
+- ``hubspot_sandbox_factory`` (function): ``factory(config) -> RunningSandbox``, a dedicated subprocess
+  per call, stopped by process id at the end of the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from .config import SandboxConfig
+from .runner import RunningSandbox, run_sandbox
+
+
+@pytest.fixture(scope="session")
+def hubspot_sandbox_process() -> Iterator[RunningSandbox]:
+    with run_sandbox(SandboxConfig()) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def hubspot_sandbox(hubspot_sandbox_process: RunningSandbox) -> RunningSandbox:
+    hubspot_sandbox_process.control.reset(restore_config=True)
+    return hubspot_sandbox_process
+
+
+@pytest.fixture
+def hubspot_sandbox_factory() -> Iterator[Callable[..., RunningSandbox]]:
+    with contextlib.ExitStack() as stack:
+
+        def start(config: SandboxConfig | None = None, **kwargs: object) -> RunningSandbox:
+            return stack.enter_context(run_sandbox(config or SandboxConfig(**kwargs)))
+
+        yield start

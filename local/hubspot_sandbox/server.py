@@ -1,0 +1,640 @@
+"""The HTTP/1.1 server: HubSpot's commerce_payments routes plus the /_sandbox/ control routes."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+import uuid
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from . import schema
+from .config import READ_SCOPE, WRITE_SCOPE, SandboxConfig
+from .state import SandboxState, iso_now
+
+_OBJ = r"/crm/(?:v3/objects|objects/2026-09)/(?:commerce_payments|0-101)"
+CREATE_RE = re.compile(rf"^{_OBJ}/batch/create$")
+LIST_RE = re.compile(rf"^{_OBJ}/?$")
+GET_RE = re.compile(rf"^{_OBJ}/([^/]+)$")
+
+DEFAULT_LIST_PROPERTIES = ("hs_object_id", "hs_createdate", "hs_lastmodifieddate")
+PROPERTY_CODES = frozenset(
+    {
+        "PROPERTY_DOESNT_EXIST",
+        "READ_ONLY_VALUE",
+        "INVALID_PROPERTY_VALUE_TYPE",
+        "INVALID_STRING_LENGTH",
+        "INVALID_DECIMAL",
+        "INVALID_DATE",
+        "INVALID_OPTION",
+        "MISSING_REQUIRED_PROPERTY",
+    }
+)
+REASONS = {207: "Multi-Status", 423: "Locked", 429: "Too Many Requests", 477: "Migration In Progress"}
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _error(message: str, category: str, cid: str, **extra: Any) -> dict[str, Any]:
+    body = {"status": "error", "message": message, "correlationId": cid, "category": category}
+    body.update(extra)
+    return body
+
+
+def _sub_errors(problems: list[dict[str, str]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "message": p["message"],
+            "code": p["code"],
+            "in": p["in"],
+            "context": {"propertyName": [p["in"]]} if p["code"] in PROPERTY_CODES else {},
+        }
+        for p in problems
+    ]
+
+
+def _summary(problems: list[dict[str, str]]) -> str:
+    legacy = [
+        {"isValid": False, "message": p["message"], "error": p["code"], "name": p["in"]} for p in problems
+    ]
+    prefix = (
+        "Property values were not valid: "
+        if all(p["code"] in PROPERTY_CODES for p in problems)
+        else "Invalid input: "
+    )
+    return prefix + json.dumps(legacy)
+
+
+class _Reset(Exception):
+    """Raised inside a handler after the connection was reset on purpose."""
+
+
+class SandboxHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], state: SandboxState, verbose: bool = False) -> None:
+        self.state = state
+        self.verbose = verbose
+        self.stopping = threading.Event()
+        super().__init__(address, SandboxHandler)
+
+
+class SandboxHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "HubSpotSandbox/1.0"
+    timeout = 300  # idle keep-alive connections are closed after this many seconds
+    server: SandboxHTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    # ------------------------------------------------------------------ plumbing
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                line = self.rfile.readline(65537)
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(65537)
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _dispatch(self, method: str) -> None:
+        self.cid = str(uuid.uuid4())
+        self.rate: dict[str, str] = {}
+        self.public = False
+        try:
+            body = self._read_body()
+        except (ValueError, OSError):
+            self.close_connection = True
+            return
+        url = urlsplit(self.path)
+        path, query = url.path, parse_qs(url.query)
+        try:
+            if path.startswith("/_sandbox/"):
+                self._control(method, path, query, body)
+            else:
+                self._public(method, path, query, body)
+        except _Reset:
+            pass
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True
+        except Exception as exc:  # a sandbox bug: make it loud, and answer 500
+            traceback.print_exc(file=sys.stderr)
+            try:
+                self._send(500, _error(f"sandbox internal error: {exc!r}", "INTERNAL_ERROR", self.cid))
+            except OSError:
+                self.close_connection = True
+
+    def _send(
+        self,
+        status: int,
+        payload: Any,
+        extra_headers: dict[str, str] | None = None,
+        *,
+        truncate: str | None = None,
+    ) -> None:
+        body = payload if isinstance(payload, bytes) else _dumps(payload)
+        headers = {"Content-Type": "application/json;charset=utf-8"}
+        if self.public:
+            headers.update(self.rate)
+            headers["X-HubSpot-Correlation-Id"] = self.cid
+        headers.update(extra_headers or {})
+        sent = body
+        length = len(body)
+        if truncate is not None:
+            sent = body[: max(1, len(body) // 2)]
+            if truncate == "short_body":
+                length = len(sent)
+            else:
+                self.close_connection = True
+        if self.close_connection:
+            headers["Connection"] = "close"
+        else:
+            headers["Connection"] = "keep-alive"
+        headers["Content-Length"] = str(length)
+        headers["Date"] = self.date_time_string()
+        reason = REASONS.get(status) or (HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "")
+        head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        if self.public:
+            self.server.state.note_status(str(status))
+        self.log_request(status, len(sent))
+        self.wfile.write(head.encode("latin-1") + sent)
+
+    def _reset_connection(self) -> None:
+        self.server.state.note_status("reset")
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        for f in (self.wfile, self.rfile):
+            try:
+                f.close()
+            except OSError:
+                pass
+        try:
+            self.connection.close()
+        except OSError:
+            pass
+        raise _Reset()
+
+    # ------------------------------------------------------------------ HubSpot routes
+    def _authenticate(self, scope_options: tuple[str, ...]) -> str | None:
+        """Returns the token, or answers 401/403 and returns None."""
+        state = self.server.state
+        auth = self.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        spec = state.token_spec(token) if token else None
+        self.rate = state.rate_headers(token if spec else None)
+        if spec is None:
+            message = (
+                "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
+                "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
+                if not token
+                else "The OAuth token used to make this call is invalid or was revoked."
+            )
+            self._send(401, _error(message, "INVALID_AUTHENTICATION", self.cid))
+            return None
+        if spec["expired"]:
+            self._send(
+                401,
+                _error(
+                    "The OAuth token used to make this call expired 0 hour(s) ago.",
+                    "EXPIRED_AUTHENTICATION",
+                    self.cid,
+                    context={"expire time": [iso_now()]},
+                ),
+            )
+            return None
+        if not any(s in spec["scopes"] for s in scope_options):
+            self._send(
+                403,
+                _error(
+                    "This app hasn't been granted all required scopes to make this call. Read more about required "
+                    "scopes here: https://developers.hubspot.com/scopes.",
+                    "MISSING_SCOPES",
+                    self.cid,
+                    errors=[
+                        {
+                            "message": "One or more of the following scopes are required.",
+                            "context": {"requiredGranularScopes": [scope_options[0]]},
+                        }
+                    ],
+                    links={"scopes": "https://developers.hubspot.com/scopes"},
+                ),
+            )
+            return None
+        return token
+
+    def _admit(self, token: str) -> bool:
+        policy, self.rate = self.server.state.admit(token)
+        if policy is None:
+            return True
+        self._send_429(policy)
+        return False
+
+    def _send_429(self, policy: str) -> None:
+        name = "ten_secondly_rolling" if policy == "TEN_SECONDLY_ROLLING" else "daily"
+        self._send(
+            429,
+            {
+                "status": "error",
+                "message": f"You have reached your {name} limit.",
+                "errorType": "RATE_LIMIT",
+                "correlationId": self.cid,
+                "policyName": policy,
+                "groupName": "sandbox:commerce_payments",
+            },
+        )
+
+    def _public(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> None:
+        state = self.server.state
+        self.public = True
+        if CREATE_RE.match(path):
+            route = "create"
+        elif LIST_RE.match(path):
+            route = "list"
+        elif GET_RE.match(path):
+            route = "get"
+        else:
+            route = "other"
+        state.note_request(route)
+        latency = state.latency_s()
+        if latency > 0:
+            time.sleep(latency)
+        if route == "create" and method == "POST":
+            self._create(body)
+        elif route == "list" and method == "GET":
+            if (token := self._authenticate((READ_SCOPE, WRITE_SCOPE))) and self._admit(token):
+                self._list(query)
+        elif route == "get" and method == "GET":
+            if (token := self._authenticate((READ_SCOPE, WRITE_SCOPE))) and self._admit(token):
+                self._get(GET_RE.match(path).group(1), query)  # type: ignore[union-attr]
+        elif route != "other":
+            self._send(405, _error(f"Method {method} not allowed on {path}", "METHOD_NOT_ALLOWED", self.cid))
+        else:
+            self._send(404, _error(f"Unable to route {method} request to {path}", "OBJECT_NOT_FOUND", self.cid))
+
+    def _create(self, body: bytes) -> None:
+        state = self.server.state
+        parsed: Any = None
+        parse_error: str | None = None
+        try:
+            parsed = json.loads(body)
+        except json.JSONDecodeError as exc:
+            parse_error = f"Invalid input JSON on line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        except ValueError as exc:
+            parse_error = f"Invalid input JSON: {exc}"
+        inputs = parsed.get("inputs") if isinstance(parsed, dict) else None
+        if isinstance(inputs, list):
+            state.note_inputs(len(inputs))
+
+        token = self._authenticate((WRITE_SCOPE,))
+        if token is None or not self._admit(token):
+            return
+        outcome, faults = state.next_outcome()
+        if outcome != "ok":
+            state.note_fault(outcome)
+        if faults["outage"]:
+            state.note_fault("outage")
+            self._send(503, _error("Service Unavailable (sandbox outage)", "SERVICE_UNAVAILABLE", self.cid))
+            return
+        if self._pre_store_fault(outcome, faults):
+            return
+
+        ctype = self.headers.get("Content-Type")
+        if ctype is not None and ctype.split(";")[0].strip().lower() != "application/json":
+            self._send(415, _error(f"Unsupported media type {ctype}", "VALIDATION_ERROR", self.cid))
+            return
+        if parse_error is not None:
+            self._send(400, _error(parse_error, "VALIDATION_ERROR", self.cid))
+            return
+        if not isinstance(inputs, list):
+            self._send(
+                400, _error("Invalid input JSON: the body must be an object with an inputs list", "VALIDATION_ERROR", self.cid)
+            )
+            return
+        if not inputs:
+            self._send(400, _error("Invalid input: inputs must contain at least one input", "VALIDATION_ERROR", self.cid))
+            return
+        if len(inputs) > schema.MAX_INPUTS:
+            self._send(
+                400,
+                _error(
+                    f"Batch input limit exceeded: {len(inputs)} inputs received, at most {schema.MAX_INPUTS} allowed",
+                    "VALIDATION_ERROR",
+                    self.cid,
+                    errors=[{"message": "Too many inputs", "code": "TOO_MANY_INPUTS", "in": "inputs", "context": {}}],
+                ),
+            )
+            return
+        status, payload = self._create_batch(inputs)
+        self._post_store_reply(status, payload, outcome, faults)
+
+    def _pre_store_fault(self, outcome: str, faults: dict[str, Any]) -> bool:
+        if outcome == "reset":
+            self._reset_connection()
+        if outcome == "429":
+            self.rate = dict(self.rate, **{"X-HubSpot-RateLimit-Remaining": "0"})
+            self._send_429("TEN_SECONDLY_ROLLING")
+        elif outcome == "423":
+            self._send(
+                423,
+                _error("The resource is locked; try again in a few seconds.", "LOCKED", self.cid),
+                {"Retry-After": str(faults["retry_after_s"])},
+            )
+        elif outcome == "477":
+            self._send(
+                477,
+                _error("Migration in progress: this account is being migrated.", "MIGRATION_IN_PROGRESS", self.cid),
+                {"Retry-After": str(faults["retry_after_s"])},
+            )
+        elif outcome in ("500", "502", "503", "504"):
+            code = int(outcome)
+            self._send(code, _error(HTTPStatus(code).phrase, "INTERNAL_ERROR" if code == 500 else "BAD_GATEWAY", self.cid))
+        else:
+            return False
+        return True
+
+    def _post_store_reply(self, status: int, payload: dict[str, Any], outcome: str, faults: dict[str, Any]) -> None:
+        stored = status in (201, 207)
+        if stored and outcome == "reset_after_store":
+            self._reset_connection()
+        if stored and outcome == "stored_then_timeout":
+            self.server.stopping.wait(faults["stored_then_timeout_delay_s"])
+            self.close_connection = True
+        if stored and outcome == "stored_then_error":
+            code = faults["stored_then_error_status"]
+            phrase = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Error"
+            self._send(code, _error(phrase, "INTERNAL_ERROR", self.cid))
+            return
+        truncate = faults["truncate_mode"] if outcome == "truncated" else None
+        self._send(status, payload, truncate=truncate)
+
+    def _create_batch(self, inputs: list[Any]) -> tuple[int, dict[str, Any]]:
+        state = self.server.state
+        started = iso_now()
+        extra = state.known_extra
+        problems = [schema.validate_input(item, extra) for item in inputs]
+        trace_ids = [item.get("objectWriteTraceId") if isinstance(item, dict) else None for item in inputs]
+        seen: dict[str, int] = {}
+        for tid in trace_ids:
+            if isinstance(tid, str) and tid:
+                seen[tid] = seen.get(tid, 0) + 1
+        for i, tid in enumerate(trace_ids):
+            if isinstance(tid, str) and seen.get(tid, 0) > 1:
+                problems[i].append(
+                    schema.problem(
+                        "DUPLICATE_OBJECT_WRITE_TRACE_ID",
+                        f"objectWriteTraceId {tid!r} is used by more than one input in this request",
+                        "objectWriteTraceId",
+                    )
+                )
+        multi_status = all(isinstance(t, str) and t and seen[t] == 1 for t in trace_ids)
+        if not multi_status and any(problems):
+            flat = [p for ps in problems for p in ps]
+            return 400, _error(_summary(flat), "VALIDATION_ERROR", self.cid, errors=_sub_errors(flat), context={}, links={})
+
+        valid = [(i, item) for i, item in enumerate(inputs) if not problems[i]]
+        stored, conflicts = state.store(valid, all_or_nothing=not multi_status)
+        unique = state.unique_property
+        if conflicts and not multi_status:
+            existing = [e for _, e in conflicts.values() if e]
+            idx, (value, first) = next(iter(sorted(conflicts.items())))
+            if first:
+                message = f'A payment with {unique} "{value}" already exists. Existing ID: {first}'
+            else:
+                message = f'{unique} "{value}" appears more than once in this request; it must be unique'
+            sub = [
+                {
+                    "message": f'{unique} "{v}" already exists' + (f". Existing ID: {e}" if e else " in this request"),
+                    "code": "DUPLICATE_UNIQUE_VALUE",
+                    "in": unique,
+                    "context": {"propertyName": [unique], **({"existingId": [e]} if e else {})},
+                }
+                for _, (v, e) in sorted(conflicts.items())
+            ]
+            return 409, _error(
+                message,
+                "CONFLICT",
+                self.cid,
+                errors=sub,
+                context={"existingId": sorted(set(existing)), "propertyName": [unique]},
+                links={},
+            )
+
+        echo = state.echo_trace_id
+        results = []
+        for record in stored:
+            result = {
+                "id": record["id"],
+                "properties": dict(record["properties"]),
+                "createdAt": record["createdAt"],
+                "updatedAt": record["updatedAt"],
+                "archived": False,
+            }
+            if echo and record["objectWriteTraceId"] is not None:
+                result["objectWriteTraceId"] = record["objectWriteTraceId"]
+            results.append(result)
+        errors = []
+        for i, ps in enumerate(problems):
+            if ps:
+                errors.append(
+                    {
+                        "status": "error",
+                        "category": "VALIDATION_ERROR",
+                        "message": _summary(ps),
+                        "errors": _sub_errors(ps),
+                        "context": {"objectWriteTraceId": [trace_ids[i]]},
+                        "links": {},
+                    }
+                )
+        for i, (value, existing) in sorted(conflicts.items()):
+            errors.append(
+                {
+                    "status": "error",
+                    "category": "CONFLICT",
+                    "message": f'A payment with {unique} "{value}" already exists. Existing ID: {existing}',
+                    "errors": [],
+                    "context": {
+                        "objectWriteTraceId": [trace_ids[i]],
+                        "existingId": [existing],
+                        "propertyName": [unique],
+                    },
+                    "links": {},
+                }
+            )
+        body: dict[str, Any] = {"status": "COMPLETE", "results": state.shuffled(results)}
+        if errors:
+            body["numErrors"] = len(errors)
+            body["errors"] = state.shuffled(errors)
+        body["startedAt"] = started
+        body["completedAt"] = iso_now()
+        return (207 if errors else 201), body
+
+    @staticmethod
+    def _view(record: dict[str, Any], wanted: list[str] | None) -> dict[str, Any]:
+        names = wanted if wanted is not None else DEFAULT_LIST_PROPERTIES
+        props = record["properties"]
+        return {
+            "id": record["id"],
+            "properties": {n: props.get(n) for n in names if n in props or n in DEFAULT_LIST_PROPERTIES},
+            "createdAt": record["createdAt"],
+            "updatedAt": record["updatedAt"],
+            "archived": False,
+        }
+
+    @staticmethod
+    def _wanted(query: dict[str, list[str]]) -> list[str] | None:
+        if "properties" not in query:
+            return None
+        names = [n.strip() for v in query["properties"] for n in v.split(",") if n.strip()]
+        return list(DEFAULT_LIST_PROPERTIES) + [n for n in names if n not in DEFAULT_LIST_PROPERTIES]
+
+    def _list(self, query: dict[str, list[str]]) -> None:
+        try:
+            limit = int(query.get("limit", ["10"])[0])
+            after = int(query.get("after", ["0"])[0] or 0)
+            if limit < 1 or after < 0:
+                raise ValueError
+        except ValueError:
+            self._send(400, _error("limit must be a positive integer and after a valid cursor", "VALIDATION_ERROR", self.cid))
+            return
+        limit = min(limit, 100)
+        chunk, nxt = self.server.state.page(after, limit)
+        wanted = self._wanted(query)
+        body: dict[str, Any] = {"results": [self._view(r, wanted) for r in chunk]}
+        if nxt is not None:
+            body["paging"] = {"next": {"after": str(nxt), "link": f"?after={nxt}&limit={limit}"}}
+        self._send(200, body)
+
+    def _get(self, pid: str, query: dict[str, list[str]]) -> None:
+        state = self.server.state
+        id_property = query.get("idProperty", [None])[0]
+        record = state.get_by_unique(id_property, pid) if id_property and id_property != "hs_object_id" else state.get(pid)
+        if record is None:
+            self._send(404, _error("resource not found", "OBJECT_NOT_FOUND", self.cid))
+            return
+        self._send(200, self._view(record, self._wanted(query)))
+
+    # ------------------------------------------------------------------ control routes
+    def _control(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> None:
+        state = self.server.state
+        try:
+            data = json.loads(body) if body.strip() else {}
+            if not isinstance(data, dict):
+                raise ValueError("the body must be a JSON object")
+        except ValueError as exc:
+            self._send(400, {"error": f"bad JSON body: {exc}"})
+            return
+        route = (method, path.rstrip("/"))
+        try:
+            if route == ("GET", "/_sandbox/health"):
+                self._send(200, {"ok": True})
+            elif route == ("GET", "/_sandbox/stats"):
+                self._send(200, state.stats())
+            elif route == ("POST", "/_sandbox/reset"):
+                state.reset(restore_config=bool(data.get("restore_config", False)))
+                self._send(200, {"reset": True, "config": state.config_dict()})
+            elif route == ("GET", "/_sandbox/config"):
+                self._send(200, state.config_dict())
+            elif route in (("POST", "/_sandbox/config"), ("PATCH", "/_sandbox/config")):
+                self._send(200, state.update_config(data))
+            elif route == ("GET", "/_sandbox/faults"):
+                self._send(200, state.fault_snapshot())
+            elif route in (("POST", "/_sandbox/faults"), ("PATCH", "/_sandbox/faults")):
+                self._send(200, state.set_faults(data))
+            elif route == ("PUT", "/_sandbox/faults"):
+                self._send(200, state.set_faults(data, clear=True))
+            elif route == ("DELETE", "/_sandbox/faults"):
+                self._send(200, state.set_faults({}, clear=True))
+            elif route == ("GET", "/_sandbox/payments"):
+                trace = query.get("objectWriteTraceId", [None])[0]
+                results = state.all_payments(trace)
+                self._send(200, {"results": results, "total": len(results)})
+            else:
+                self._send(404, {"error": f"no control route {method} {path}"})
+        except (ValueError, TypeError) as exc:
+            self._send(400, {"error": str(exc)})
+
+
+class SandboxServer:
+    """The sandbox in this process (threads). ``run_sandbox`` runs it in a subprocess instead."""
+
+    def __init__(self, config: SandboxConfig | None = None, *, port: int = 0, verbose: bool = False) -> None:
+        self.config = config or SandboxConfig()
+        self.state = SandboxState(self.config)
+        self.httpd = SandboxHTTPServer(("127.0.0.1", port), self.state, verbose=verbose)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever(poll_interval=0.2)
+
+    def start(self) -> str:
+        self._thread = threading.Thread(target=self.serve_forever, name="hubspot-sandbox", daemon=True)
+        self._thread.start()
+        return self.base_url
+
+    def stop(self) -> None:
+        self.httpd.stopping.set()
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread.join(timeout=5)
+        self.httpd.server_close()
+
+    def __enter__(self) -> SandboxServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

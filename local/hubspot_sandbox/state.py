@@ -1,0 +1,385 @@
+"""Thread-safe sandbox state: configuration, stored payments and their indexes, rate-limit windows,
+counters and the seeded random generators. Every mutation happens under one lock, held briefly."""
+
+from __future__ import annotations
+
+import copy
+import random
+import threading
+import time
+from collections import Counter, deque
+from datetime import datetime, timezone
+from typing import Any
+
+from .config import FAULT_DEFAULTS, SandboxConfig, normalise_faults, normalise_tokens
+
+FIRST_ID = 10_000_000_001
+
+# Order in which a single uniform draw is mapped onto fault outcomes (cumulative probabilities).
+FAULT_ORDER = (
+    ("reset", "p_reset"),
+    ("429", "p_429"),
+    ("423", "p_423"),
+    ("477", "p_477"),
+    ("500", "p_500"),
+    ("502", "p_502"),
+    ("503", "p_503"),
+    ("504", "p_504"),
+    ("reset_after_store", "p_reset_after_store"),
+    ("stored_then_timeout", "p_stored_then_timeout"),
+    ("stored_then_error", "p_stored_then_error"),
+    ("truncated", "p_truncated"),
+)
+
+
+def iso_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SandboxState:
+    def __init__(self, config: SandboxConfig) -> None:
+        self.lock = threading.Lock()
+        self.initial_config = copy.deepcopy(config)
+        self._apply_config(copy.deepcopy(config))
+        self._clear()
+
+    # ----------------------------------------------------------------- configuration
+    def _apply_config(self, config: SandboxConfig) -> None:
+        self.tokens: dict[str, dict[str, Any]] = config.tokens
+        self.rate_limit_max = config.rate_limit_per_10s
+        self.interval_ms = config.rate_limit_interval_ms
+        self.daily_limit = config.daily_limit
+        self.echo_trace_id = config.echo_trace_id
+        self.unique_property: str | None = config.unique_property
+        self.extra_properties: list[str] = list(config.extra_properties)
+        self.seed = config.seed
+        self.faults: dict[str, Any] = normalise_faults(config.faults)
+        self._refresh_known()
+        self._reseed()
+
+    def _refresh_known(self) -> None:
+        extra = set(self.extra_properties)
+        if self.unique_property:
+            extra.add(self.unique_property)
+        self.known_extra = frozenset(extra)
+
+    def _reseed(self) -> None:
+        self.fault_rng = random.Random(f"faults:{self.seed}")
+        self.latency_rng = random.Random(f"latency:{self.seed}")
+        self.shuffle_rng = random.Random(f"shuffle:{self.seed}")
+
+    def config_dict(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "tokens": copy.deepcopy(self.tokens),
+                "rate_limit_per_10s": self.rate_limit_max,
+                "rate_limit_interval_ms": self.interval_ms,
+                "daily_limit": self.daily_limit,
+                "echo_trace_id": self.echo_trace_id,
+                "unique_property": self.unique_property,
+                "extra_properties": list(self.extra_properties),
+                "seed": self.seed,
+                "faults": copy.deepcopy(self.faults),
+            }
+
+    def update_config(self, changes: dict[str, Any]) -> dict[str, Any]:
+        allowed = {
+            "tokens",
+            "rate_limit_per_10s",
+            "rate_limit_interval_ms",
+            "daily_limit",
+            "echo_trace_id",
+            "unique_property",
+            "extra_properties",
+            "seed",
+            "faults",
+        }
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(allowed)}")
+        with self.lock:
+            if "faults" in changes:
+                self.faults = normalise_faults(changes["faults"] or {}, self.faults)
+            if "tokens" in changes:
+                tokens = dict(self.tokens)
+                for name, spec in (changes["tokens"] or {}).items():
+                    if spec is None:
+                        tokens.pop(name, None)
+                    else:
+                        merged = dict(tokens.get(name, {"scopes": [], "expired": False}))
+                        merged.update(spec if isinstance(spec, dict) else {"scopes": list(spec)})
+                        tokens.update(normalise_tokens({name: merged}))
+                self.tokens = tokens
+            if "rate_limit_per_10s" in changes:
+                self.rate_limit_max = max(0, int(changes["rate_limit_per_10s"]))
+            if "rate_limit_interval_ms" in changes:
+                value = int(changes["rate_limit_interval_ms"])
+                if value <= 0:
+                    raise ValueError("rate_limit_interval_ms must be > 0")
+                self.interval_ms = value
+            if "daily_limit" in changes:
+                self.daily_limit = max(0, int(changes["daily_limit"]))
+            if "echo_trace_id" in changes:
+                self.echo_trace_id = bool(changes["echo_trace_id"])
+            if "extra_properties" in changes:
+                self.extra_properties = [str(p) for p in changes["extra_properties"] or []]
+            if "unique_property" in changes:
+                self.unique_property = changes["unique_property"] or None
+                self.by_unique = {}
+                if self.unique_property:
+                    for payment in self.payments:
+                        value = payment["properties"].get(self.unique_property)
+                        if value:
+                            self.by_unique.setdefault(value, payment["id"])
+            self._refresh_known()
+            if "seed" in changes:
+                self.seed = int(changes["seed"])
+                self._reseed()
+        return self.config_dict()
+
+    def set_faults(self, faults: dict[str, Any], *, clear: bool = False) -> dict[str, Any]:
+        with self.lock:
+            base = dict(FAULT_DEFAULTS) if clear else self.faults
+            self.faults = normalise_faults(faults, base)
+            return copy.deepcopy(self.faults)
+
+    def reset(self, *, restore_config: bool = False) -> None:
+        with self.lock:
+            if restore_config:
+                self._apply_config(copy.deepcopy(self.initial_config))
+            else:
+                self._reseed()
+            self._clear()
+
+    def _clear(self) -> None:
+        self.payments: list[dict[str, Any]] = []
+        self.by_id: dict[str, dict[str, Any]] = {}
+        self.by_unique: dict[str, str] = {}
+        self.by_trace: dict[str, list[str]] = {}
+        self.traces_stored_more_than_once = 0
+        self.next_id = FIRST_ID
+        self.windows: dict[str, deque[float]] = {}
+        self.all_requests: deque[float] = deque()
+        self.daily_used = 0
+        self.requests_total = 0
+        self.by_status: Counter[str] = Counter()
+        self.by_route: Counter[str] = Counter()
+        self.faults_injected: Counter[str] = Counter()
+        self.rate_limited: Counter[str] = Counter()
+        self.inputs_received = 0
+        self.max_requests_in_window = 0
+        self.max_admitted_in_window = 0
+
+    # ----------------------------------------------------------------- accounting
+    def note_request(self, route: str) -> None:
+        """Every public API request, whatever its outcome (for max_requests_in_window)."""
+        now = time.monotonic()
+        with self.lock:
+            self.requests_total += 1
+            self.by_route[route] += 1
+            cutoff = now - self.interval_ms / 1000.0
+            dq = self.all_requests
+            while dq and dq[0] <= cutoff:
+                dq.popleft()
+            dq.append(now)
+            if len(dq) > self.max_requests_in_window:
+                self.max_requests_in_window = len(dq)
+
+    def note_status(self, status: str) -> None:
+        with self.lock:
+            self.by_status[status] += 1
+
+    def note_fault(self, name: str) -> None:
+        with self.lock:
+            self.faults_injected[name] += 1
+
+    def note_inputs(self, n: int) -> None:
+        with self.lock:
+            self.inputs_received += n
+
+    # ----------------------------------------------------------------- auth and limits
+    def token_spec(self, token: str) -> dict[str, Any] | None:
+        with self.lock:
+            spec = self.tokens.get(token)
+            return copy.deepcopy(spec) if spec is not None else None
+
+    def rate_headers(self, token: str | None) -> dict[str, str]:
+        now = time.monotonic()
+        with self.lock:
+            used = 0
+            dq = self.windows.get(token) if token else None
+            if dq:
+                cutoff = now - self.interval_ms / 1000.0
+                while dq and dq[0] <= cutoff:
+                    dq.popleft()
+                used = len(dq)
+            return self._headers(used)
+
+    def _headers(self, used: int) -> dict[str, str]:
+        return {
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(self.interval_ms),
+            "X-HubSpot-RateLimit-Max": str(self.rate_limit_max),
+            "X-HubSpot-RateLimit-Remaining": str(max(0, self.rate_limit_max - used)),
+            "X-HubSpot-RateLimit-Daily": str(self.daily_limit),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, self.daily_limit - self.daily_used)),
+        }
+
+    def admit(self, token: str) -> tuple[str | None, dict[str, str]]:
+        """Count one request against the token's rolling window and the daily limit.
+        Returns (policy refused or None, rate-limit headers). Refused requests are not counted."""
+        now = time.monotonic()
+        with self.lock:
+            dq = self.windows.setdefault(token, deque())
+            cutoff = now - self.interval_ms / 1000.0
+            while dq and dq[0] <= cutoff:
+                dq.popleft()
+            if self.daily_used >= self.daily_limit:
+                self.rate_limited["DAILY"] += 1
+                return "DAILY", self._headers(len(dq))
+            if len(dq) >= self.rate_limit_max:
+                self.rate_limited["TEN_SECONDLY_ROLLING"] += 1
+                return "TEN_SECONDLY_ROLLING", self._headers(len(dq))
+            dq.append(now)
+            self.daily_used += 1
+            if len(dq) > self.max_admitted_in_window:
+                self.max_admitted_in_window = len(dq)
+            return None, self._headers(len(dq))
+
+    # ----------------------------------------------------------------- faults
+    def fault_snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return dict(self.faults)
+
+    def latency_s(self) -> float:
+        with self.lock:
+            fixed = self.faults["latency_ms"]
+            jitter = self.faults["latency_jitter_ms"]
+            extra = self.latency_rng.uniform(0.0, jitter) if jitter > 0 else 0.0
+        return (fixed + extra) / 1000.0
+
+    def next_outcome(self) -> tuple[str, dict[str, Any]]:
+        """The fault outcome for one create request ("ok" when none), plus the faults in force.
+        A script entry wins; otherwise exactly one draw from the seeded generator."""
+        with self.lock:
+            faults = dict(self.faults)
+            script = self.faults["script"]
+            if script:
+                outcome = script[0]
+                self.faults["script"] = script[1:]
+                return outcome, faults
+            draw = self.fault_rng.random()
+            acc = 0.0
+            for outcome, key in FAULT_ORDER:
+                acc += faults[key]
+                if draw < acc:
+                    return outcome, faults
+            return "ok", faults
+
+    def shuffled(self, items: list[Any]) -> list[Any]:
+        items = list(items)
+        with self.lock:
+            self.shuffle_rng.shuffle(items)
+        return items
+
+    # ----------------------------------------------------------------- payments
+    def store(
+        self, valid: list[tuple[int, dict[str, Any]]], *, all_or_nothing: bool
+    ) -> tuple[list[dict[str, Any]], dict[int, tuple[str, str | None]]]:
+        """Store the valid inputs (index, input) atomically with the unique-value check.
+
+        Returns (stored payment records, conflicts: input index -> (value, existing id or None)).
+        With ``all_or_nothing`` any conflict stores nothing."""
+        with self.lock:
+            unique = self.unique_property
+            conflicts: dict[int, tuple[str, str | None]] = {}
+            first_in_batch: dict[str, int] = {}
+            if unique:
+                for idx, item in valid:
+                    value = item["properties"].get(unique)
+                    if not value:
+                        continue
+                    if value in self.by_unique:
+                        conflicts[idx] = (value, self.by_unique[value])
+                    elif value in first_in_batch:
+                        conflicts[idx] = (value, None)  # filled in below with the first one's id
+                    else:
+                        first_in_batch[value] = idx
+            if conflicts and all_or_nothing:
+                return [], conflicts
+            stamp = iso_now()
+            stored: list[dict[str, Any]] = []
+            id_of_index: dict[int, str] = {}
+            for idx, item in valid:
+                if idx in conflicts:
+                    continue
+                pid = str(self.next_id)
+                self.next_id += 1
+                props = dict(item["properties"])
+                props.update({"hs_object_id": pid, "hs_createdate": stamp, "hs_lastmodifieddate": stamp})
+                tid = item.get("objectWriteTraceId")
+                record = {
+                    "id": pid,
+                    "properties": props,
+                    "createdAt": stamp,
+                    "updatedAt": stamp,
+                    "archived": False,
+                    "associations": item.get("associations") or [],
+                    "objectWriteTraceId": tid,
+                }
+                self.payments.append(record)
+                self.by_id[pid] = record
+                id_of_index[idx] = pid
+                if unique:
+                    value = props.get(unique)
+                    if value:
+                        self.by_unique[value] = pid
+                if isinstance(tid, str):
+                    ids = self.by_trace.setdefault(tid, [])
+                    ids.append(pid)
+                    if len(ids) == 2:
+                        self.traces_stored_more_than_once += 1
+                stored.append(record)
+            for idx, (value, existing) in list(conflicts.items()):
+                if existing is None:
+                    conflicts[idx] = (value, id_of_index.get(first_in_batch[value]))
+            return stored, conflicts
+
+    def page(self, after: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+        with self.lock:
+            chunk = self.payments[after : after + limit]
+            nxt = after + limit if after + limit < len(self.payments) else None
+            return chunk, nxt
+
+    def get(self, pid: str) -> dict[str, Any] | None:
+        with self.lock:
+            return self.by_id.get(pid)
+
+    def get_by_unique(self, prop: str, value: str) -> dict[str, Any] | None:
+        with self.lock:
+            if prop != self.unique_property:
+                return None
+            pid = self.by_unique.get(value)
+            return self.by_id.get(pid) if pid else None
+
+    def all_payments(self, trace_id: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            if trace_id is not None:
+                return [copy.deepcopy(self.by_id[p]) for p in self.by_trace.get(trace_id, [])]
+            return copy.deepcopy(self.payments)
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "requests_total": self.requests_total,
+                "requests_by_status": dict(self.by_status),
+                "requests_by_route": dict(self.by_route),
+                "inputs_received": self.inputs_received,
+                "payments_stored": len(self.payments),
+                "max_requests_in_window": self.max_requests_in_window,
+                "max_admitted_in_window": self.max_admitted_in_window,
+                "window_ms": self.interval_ms,
+                "rate_limited": dict(self.rate_limited),
+                "daily_used": self.daily_used,
+                "faults_injected": dict(self.faults_injected),
+                "trace_ids_stored_more_than_once": self.traces_stored_more_than_once,
+            }

@@ -1,0 +1,143 @@
+"""In-memory twins of the adapters, for unit tests of the core and the orchestration.
+
+Each has the same small interface as its real adapter (``payments_drain.hubspot``,
+``.token``, ``.ledger``, ``.reports``); the same behaviours are re-run against the real
+adapters over loopback in tests/integration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from payments_drain.batching import Answer
+from payments_drain.ledger import CLAIMED, CREATED, Entry, entry_or_claim
+from payments_drain.token import TokenUnavailable
+
+CANARY_TOKEN = "pat-na1-CANARY-5f0c1e2d-never-log-me"
+
+
+class StaticToken:
+    """Serves tokens[0]; each forced read (past the cache) moves on to the next, as a rotation."""
+
+    def __init__(self, tokens: Sequence[str] = (CANARY_TOKEN,), fail: bool = False) -> None:
+        self.tokens = list(tokens)
+        self.index = 0
+        self.forced = 0
+        self.fail = fail
+
+    def get(self, force: bool = False) -> str:
+        if self.fail:
+            raise TokenUnavailable("cannot read the HubSpot token secret (ResourceNotFoundException)")
+        if force:
+            self.forced += 1
+            self.index = min(self.index + 1, len(self.tokens) - 1)
+        return self.tokens[self.index]
+
+
+class ScriptedHubSpot:
+    """Answers each call with the next scripted answer; a callable gets the inputs and returns
+    an Answer. Without a script, every input is created (201, trace ids echoed)."""
+
+    def __init__(self, script: Iterable[Answer | Callable[[list[dict]], Answer]] = ()) -> None:
+        self.script = list(script)
+        self.calls: list[tuple[list[dict], str]] = []
+        self.lock = threading.Lock()
+
+    def create_batch(self, inputs, token, time_left_s=None) -> Answer:
+        with self.lock:
+            self.calls.append((list(inputs), token))
+            step = self.script.pop(0) if self.script else created
+        return step(list(inputs)) if callable(step) else step
+
+
+def created(inputs: list[dict], status: int = 201, errors: Sequence[dict] = ()) -> Answer:
+    failed = {e["context"]["objectWriteTraceId"][0] for e in errors}
+    results = [
+        {"id": str(int(hashlib.sha1(i["objectWriteTraceId"].encode()).hexdigest()[:8], 16)),
+         "properties": i["properties"], "objectWriteTraceId": i["objectWriteTraceId"],
+         "createdAt": "2026-11-27T10:00:00Z", "updatedAt": "2026-11-27T10:00:00Z", "archived": False}
+        for i in reversed(inputs) if i["objectWriteTraceId"] not in failed
+    ]
+    body: dict[str, Any] = {"status": "COMPLETE", "results": results}
+    if errors:
+        body.update(numErrors=len(errors), errors=list(errors))
+    return Answer(status, body, {"X-HubSpot-RateLimit-Remaining": "150", "X-HubSpot-RateLimit-Max": "190"})
+
+
+def validation_error(trace_id: str, code: str = "INVALID_OPTION") -> dict:
+    return {"status": "error", "category": "VALIDATION_ERROR", "message": "Property values were not valid",
+            "errors": [{"message": "bad", "code": code}], "context": {"objectWriteTraceId": [trace_id]}}
+
+
+def error_answer(status: int, category: str = "", headers: Mapping[str, str] | None = None, **extra) -> Answer:
+    body = {"status": "error", "message": f"HTTP {status}", "correlationId": "corr-1", "category": category, **extra}
+    return Answer(status, body, dict(headers or {}))
+
+
+class InMemoryLedger:
+    """The ledger's twin: DynamoLedger's semantics, a dict under a lock."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.items: dict[str, dict] = {}
+        self.lock = threading.Lock()
+        self.fail = fail
+
+    def claim(self, keys: Iterable[str], claimant: str, until_ms: int) -> dict[str, Entry]:
+        from payments_drain.ledger import LedgerUnavailable
+
+        if self.fail:
+            raise LedgerUnavailable("ledger claim failed (ResourceNotFoundException)")
+        now = int(time.time() * 1000)
+        out: dict[str, Entry] = {}
+        with self.lock:
+            for key in keys:
+                out[key] = entry_or_claim(self.items.get(key), claimant, now)
+                if out[key].state == CLAIMED:
+                    self.items[key] = {"status": CLAIMED, "claimant": claimant, "claimExpiresAt": until_ms}
+        return out
+
+    def record_created(self, created: Mapping[str, str | None]) -> None:
+        with self.lock:
+            for key, hubspot_id in created.items():
+                self.items[key] = {"status": CREATED, "hubspotId": hubspot_id}
+
+
+class InMemoryReporter:
+    def __init__(self, fail_ids: Sequence[str] = (), fail_all: bool = False) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.fail_ids = set(fail_ids)
+        self.fail_all = fail_all
+
+    def send(self, reports: Sequence[dict[str, Any]]) -> set[str]:
+        if self.fail_all:
+            raise ConnectionError("sqs unreachable")
+        failed = {r["messageId"] for r in reports if r["messageId"] in self.fail_ids}
+        self.sent.extend(json.loads(json.dumps(r)) for r in reports if r["messageId"] not in failed)
+        return failed
+
+
+def sqs_record(body: Any, message_id: str, receive_count: int = 1, group_id: str | None = None,
+               queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:payments") -> dict[str, Any]:
+    """A record in exactly Lambda's shape (what Powertools' SqsRecordModel requires)."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    attributes = {"ApproximateReceiveCount": str(receive_count), "SentTimestamp": "1764237600000",
+                  "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1764237600100"}
+    if group_id is not None:
+        attributes.update(MessageGroupId=group_id, SequenceNumber="1", MessageDeduplicationId=message_id)
+        queue_arn += ".fifo"
+    return {"messageId": message_id, "receiptHandle": f"rh-{message_id}", "body": text, "attributes": attributes,
+            "messageAttributes": {}, "md5OfBody": hashlib.md5(text.encode()).hexdigest(),
+            "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "us-east-1"}
+
+
+def payment_body(key: str | None = None, amount: str = "49.90", **properties: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"properties": {"hs_initial_amount": amount, "hs_initiated_date": "2026-11-27T10:00:00Z",
+                                           "hs_currency_code": "EUR", **properties}}
+    if key is not None:
+        body["paymentKey"] = key
+    return body

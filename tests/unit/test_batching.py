@@ -1,0 +1,140 @@
+"""The pure core's settle, plan and response rules, with plain values."""
+
+import pytest
+
+from payments_drain import batching
+from payments_drain.batching import Answer, failed_message_ids, plan_chunks, settle
+from payments_drain.messages import parse_record
+from payments_drain.outcomes import Message, Outcome, State
+from tests.twins import created, error_answer, payment_body, sqs_record, validation_error
+
+
+def payments(n, prefix="m"):
+    return [parse_record(sqs_record(payment_body(f"k{i}", amount=str(i)), f"{prefix}{i}")) for i in range(n)]
+
+
+def test_plan_chunks_of_at_most_100_with_unique_trace_ids():
+    chunks = plan_chunks(payments(250))
+    assert [len(c) for c in chunks] == [100, 100, 50]
+    for chunk in chunks:
+        ids = [p.hubspot_input()["objectWriteTraceId"] for p in chunk]
+        assert len(set(ids)) == len(ids)
+
+
+def test_201_creates_all_matched_by_trace_id_not_position():
+    chunk = payments(5)
+    answer = created([p.hubspot_input() for p in chunk])  # results come back reversed
+    verdict = settle(chunk, answer)
+    assert verdict.action == batching.SETTLED
+    by_trace = {r["objectWriteTraceId"]: r["id"] for r in answer.body["results"]}
+    for p in chunk:
+        assert verdict.outcomes[p.message_id] == Outcome(State.CREATED, hubspot_id=by_trace[p.message_id])
+
+
+def test_201_without_trace_id_echo_matches_results_by_properties():
+    chunk = payments(3)
+    answer = created([p.hubspot_input() for p in chunk])
+    for result in answer.body["results"]:
+        del result["objectWriteTraceId"]
+    ids = {r["properties"]["hs_initial_amount"]: r["id"] for r in answer.body["results"]}
+    verdict = settle(chunk, answer)
+    assert {verdict.outcomes[p.message_id].hubspot_id for p in chunk} == set(ids.values())
+    assert all(verdict.outcomes[p.message_id].hubspot_id == ids[p.properties["hs_initial_amount"]] for p in chunk)
+
+
+def test_207_maps_each_error_by_trace_id():
+    chunk = payments(4)
+    errors = [validation_error("m2"), {"status": "error", "category": "INTERNAL", "message": "boom",
+                                       "context": {"objectWriteTraceId": ["m0"]}}]
+    verdict = settle(chunk, created([p.hubspot_input() for p in chunk], 207, errors))
+    states = {k: v.state for k, v in verdict.outcomes.items()}
+    assert states == {"m0": State.RETRY, "m1": State.CREATED, "m2": State.REJECTED, "m3": State.CREATED}
+    assert verdict.outcomes["m2"].reason.code == "INVALID_OPTION"
+    assert not verdict.ambiguous
+
+
+def test_207_with_an_unmappable_error_trusts_only_proven_results():
+    chunk = payments(3)
+    answer = created([p.hubspot_input() for p in chunk], 207, [validation_error("m1")])
+    answer.body["errors"].append({"status": "error", "category": "VALIDATION_ERROR", "message": "?", "context": {}})
+    answer.body["results"] = [r for r in answer.body["results"] if r["objectWriteTraceId"] != "m2"]
+    verdict = settle(chunk, answer)
+    assert verdict.outcomes["m0"].state is State.CREATED
+    assert verdict.outcomes["m1"].state is State.REJECTED
+    assert verdict.outcomes["m2"].state is State.RETRY
+    assert verdict.ambiguous
+
+
+def test_207_conflict_on_our_unique_property_is_a_duplicate_with_the_existing_id():
+    chunk = payments(2)
+    conflict = {"status": "error", "category": "CONFLICT", "message": "payment_key already exists. Existing ID: 777",
+                "context": {"objectWriteTraceId": ["m1"]}}
+    verdict = settle(chunk, created([p.hubspot_input() for p in chunk], 207, [conflict]), unique_property="payment_key")
+    assert verdict.outcomes["m1"] == Outcome(State.DUPLICATE, verdict.outcomes["m1"].reason, "777")
+    without = settle(chunk, created([p.hubspot_input() for p in chunk], 207, [conflict]))
+    assert without.outcomes["m1"].state is State.REJECTED
+
+
+def test_207_unreadable_body_is_transient_and_ambiguous():
+    verdict = settle(payments(2), Answer(207, None))
+    assert verdict.action == batching.TRANSIENT and verdict.ambiguous
+
+
+def test_whole_400_splits_a_chunk_and_rejects_a_single_input():
+    answer = error_answer(400, "VALIDATION_ERROR", errors=[{"code": "PROPERTY_DOESNT_EXIST", "message": "x"}])
+    assert settle(payments(2), answer).action == batching.SPLIT
+    single = settle(payments(1), answer)
+    assert single.outcomes["m0"].state is State.REJECTED
+    assert single.outcomes["m0"].reason.code == "PROPERTY_DOESNT_EXIST"
+    assert single.outcomes["m0"].reason.hubspot_correlation_id == "corr-1"
+
+
+@pytest.mark.parametrize(
+    ("answer", "action", "wait", "ambiguous"),
+    [
+        (error_answer(401, "INVALID_AUTHENTICATION"), batching.REFRESH, 0, False),
+        (error_answer(429, policyName="TEN_SECONDLY_ROLLING"), batching.TRANSIENT, 1.0, False),
+        (error_answer(429, headers={"Retry-After": "3"}, policyName="TEN_SECONDLY_ROLLING"), batching.TRANSIENT, 3.0, False),
+        (error_answer(429, policyName="DAILY"), batching.STOP, 0, False),
+        (error_answer(423), batching.TRANSIENT, 2.0, False),
+        (error_answer(477, headers={"Retry-After": "7"}), batching.TRANSIENT, 7.0, False),
+        (error_answer(500), batching.TRANSIENT, 0.5, True),
+        (error_answer(503), batching.TRANSIENT, 0.5, True),
+        (Answer(None, error="connect"), batching.TRANSIENT, 0.5, False),
+        (Answer(None, error="timeout"), batching.TRANSIENT, 0.5, True),
+        (Answer(None, error="protocol"), batching.TRANSIENT, 0.5, True),
+    ],
+)
+def test_whole_request_failures(answer, action, wait, ambiguous):
+    verdict = settle(payments(3), answer)
+    assert (verdict.action, verdict.wait_s, verdict.ambiguous) == (action, wait, ambiguous)
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_configuration_faults_retry_every_payment(status):
+    verdict = settle(payments(3), error_answer(status, "MISSING_SCOPES"))
+    assert verdict.action == batching.SETTLED
+    assert {o.state for o in verdict.outcomes.values()} == {State.RETRY}
+    assert verdict.reason.http_status == status
+
+
+def m(mid, group=None):
+    return Message(mid, "{}", 1, group)
+
+
+def test_failed_ids_are_the_retries_in_batch_order_and_missing_outcomes_retry():
+    messages = [m("a"), m("b"), m("c"), m("d")]
+    outcomes = {"a": Outcome(State.CREATED), "b": Outcome(State.RETRY), "c": Outcome(State.REJECTED)}
+    assert failed_message_ids(messages, outcomes) == ["b", "d"]
+
+
+def test_fifo_a_retry_blocks_every_later_message_of_its_group_only():
+    messages = [m("a", "g1"), m("b", "g2"), m("c", "g1"), m("d", "g2"), m("e", "g1")]
+    outcomes = {k: Outcome(State.CREATED) for k in "abcde"}
+    outcomes["c"] = Outcome(State.RETRY)
+    assert failed_message_ids(messages, outcomes) == ["c", "e"]
+
+
+def test_batch_response_shape():
+    assert batching.batch_response(["x"]) == {"batchItemFailures": [{"itemIdentifier": "x"}]}
+    assert batching.batch_response([]) == {"batchItemFailures": []}

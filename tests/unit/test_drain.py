@@ -1,0 +1,243 @@
+"""The orchestration with in-memory twins: each step-4 failure mode, the ledger, the reports."""
+
+import json
+
+import pytest
+
+from payments_drain.batching import Answer
+from payments_drain.drain import Budget, Drain
+from payments_drain.outcomes import State
+from payments_drain.pacing import RateGate
+from tests.twins import (CANARY_TOKEN, InMemoryLedger, InMemoryReporter, ScriptedHubSpot, StaticToken, created,
+                         error_answer, payment_body, sqs_record, validation_error)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+        self.slept = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+def make(script=(), *, ledger=None, reporter=None, token=None, unique=None, clock=None, **kw):
+    clock = clock or FakeClock()
+    hubspot = ScriptedHubSpot(script)
+    drain = Drain(hubspot, token or StaticToken(), ledger, reporter or InMemoryReporter(), unique_property=unique,
+                  parallel_calls=2, gate=RateGate(190, clock=clock), sleep=clock.sleep, **kw)
+    return drain, hubspot
+
+
+def run(drain, records, clock=None, seconds=60.0):
+    clock = clock or FakeClock()
+    return drain.run(records, Budget(clock.now + seconds, clock), "req-1", "arn:aws:sqs:us-east-1:1:payments")
+
+
+def records(n, prefix="m", start=0):
+    return [sqs_record(payment_body(f"key-{prefix}{i}", amount=str(i + 1)), f"{prefix}{i}") for i in range(start, start + n)]
+
+
+def failures(result):
+    return [f["itemIdentifier"] for f in result.response["batchItemFailures"]]
+
+
+def test_all_valid_are_created_in_one_call_per_100(clock):
+    drain, hubspot = make(clock=clock)
+    result = run(drain, records(250), clock)
+    assert failures(result) == []
+    assert result.counts()["created"] == 250
+    assert sorted(len(c[0]) for c in hubspot.calls) == [50, 100, 100]
+    assert all(token == CANARY_TOKEN for _, token in hubspot.calls)
+
+
+def test_mixed_batch_rejects_and_reports_bad_messages_without_spending_a_request(clock):
+    reporter = InMemoryReporter()
+    drain, hubspot = make(reporter=reporter, clock=clock)
+    batch = records(3) + [sqs_record("{oops", "bad-1"), sqs_record(payment_body("k", amount="x"), "bad-2", receive_count=2)]
+    result = run(drain, batch, clock)
+    assert failures(result) == []
+    assert len(hubspot.calls) == 1 and len(hubspot.calls[0][0]) == 3
+    reports = {r["messageId"]: r for r in reporter.sent}
+    assert set(reports) == {"bad-1", "bad-2"}
+    assert reports["bad-1"]["payment"] == "{oops" and reports["bad-1"]["reason"]["code"] == "INVALID_JSON"
+    assert reports["bad-2"]["payment"]["paymentKey"] == "k" and reports["bad-2"]["receiveCount"] == 2
+    for report in reports.values():
+        assert {"messageId", "paymentKey", "reason", "payment", "receiveCount", "reportedAt"} <= set(report)
+
+
+def test_207_validation_errors_are_reported_others_retried(clock):
+    reporter = InMemoryReporter()
+    internal = {"status": "error", "category": "INTERNAL_ERROR", "message": "x", "context": {"objectWriteTraceId": ["m2"]}}
+    drain, _ = make([lambda inputs: created(inputs, 207, [validation_error("m1", "PROPERTY_DOESNT_EXIST"), internal])],
+                    reporter=reporter, clock=clock)
+    result = run(drain, records(4), clock)
+    assert failures(result) == ["m2"]
+    assert [r["messageId"] for r in reporter.sent] == ["m1"]
+    assert reporter.sent[0]["reason"]["code"] == "PROPERTY_DOESNT_EXIST"
+    assert reporter.sent[0]["payment"]["paymentKey"] == "key-m1"
+
+
+def test_whole_400_is_narrowed_to_the_culprit_by_splitting(clock):
+    def hubspot_400_if_culprit(inputs):
+        if any(i["objectWriteTraceId"] == "m5" for i in inputs):
+            return error_answer(400, "VALIDATION_ERROR", errors=[{"code": "INVALID_INTEGER", "message": "x"}])
+        return created(inputs)
+
+    reporter = InMemoryReporter()
+    drain, hubspot = make([hubspot_400_if_culprit] * 20, reporter=reporter, clock=clock)
+    result = run(drain, records(8), clock)
+    assert failures(result) == []
+    assert result.counts() == {"created": 7, "duplicate": 0, "rejected": 1, "retry": 0}
+    assert [r["messageId"] for r in reporter.sent] == ["m5"]
+    assert len(hubspot.calls) == 7  # 8 -> 4+4 -> 2+2 -> 1+1: log2 depth, not one call per payment
+
+
+def test_401_reads_the_token_again_past_the_cache_and_resends_once(clock):
+    token = StaticToken(["old-token", CANARY_TOKEN])
+    drain, hubspot = make([error_answer(401, "EXPIRED_AUTHENTICATION")], token=token, clock=clock)
+    result = run(drain, records(2), clock)
+    assert failures(result) == []
+    assert [t for _, t in hubspot.calls] == ["old-token", CANARY_TOKEN]
+    assert token.forced == 1
+
+
+def test_401_twice_retries_every_payment(clock):
+    drain, hubspot = make([error_answer(401, "INVALID_AUTHENTICATION")] * 2, clock=clock)
+    result = run(drain, records(3), clock)
+    assert failures(result) == ["m0", "m1", "m2"]
+    assert len(hubspot.calls) == 2
+    assert result.stats.auth_failures == 2
+
+
+def test_403_missing_scope_retries_without_resending(clock):
+    drain, hubspot = make([error_answer(403, "MISSING_SCOPES")], clock=clock)
+    result = run(drain, records(3), clock)
+    assert failures(result) == ["m0", "m1", "m2"] and len(hubspot.calls) == 1
+    assert result.outcomes["m0"].reason.category == "MISSING_SCOPES"
+
+
+def test_429_waits_as_told_then_succeeds(clock):
+    drain, hubspot = make([error_answer(429, headers={"Retry-After": "2"}, policyName="TEN_SECONDLY_ROLLING")], clock=clock)
+    result = run(drain, records(2), clock)
+    assert failures(result) == [] and len(hubspot.calls) == 2
+    assert max(clock.slept) >= 2.0
+    assert result.stats.throttled == 1
+
+
+def test_429_that_cannot_be_waited_for_in_the_budget_is_retried(clock):
+    drain, hubspot = make([error_answer(429, headers={"Retry-After": "30"}, policyName="TEN_SECONDLY_ROLLING")], clock=clock)
+    result = run(drain, records(2), clock, seconds=10)
+    assert failures(result) == ["m0", "m1"] and len(hubspot.calls) == 1
+
+
+def test_daily_limit_stops_all_sending_for_the_invocation(clock):
+    drain, hubspot = make([error_answer(429, policyName="DAILY")] + [created] * 5, clock=clock)
+    result = run(drain, records(300), clock)
+    assert result.stats.daily_limit
+    assert len(failures(result)) + result.counts()["created"] == 300
+    assert len(hubspot.calls) <= 2  # at most the calls already in flight (2 parallel)
+
+
+@pytest.mark.parametrize("failure", [error_answer(500), error_answer(502), error_answer(503), error_answer(504),
+                                     error_answer(423), error_answer(477, headers={"Retry-After": "1"}),
+                                     Answer(None, error="timeout"), Answer(None, error="connect"), Answer(None, error="protocol")])
+def test_transient_failures_are_retried_with_backoff_then_succeed(clock, failure):
+    drain, hubspot = make([failure, failure], clock=clock)
+    result = run(drain, records(2), clock)
+    assert failures(result) == [] and len(hubspot.calls) == 3
+    assert len(clock.slept) == 2 and clock.slept[1] >= clock.slept[0] >= 0.5  # backoff grows
+
+
+def test_transient_failures_are_bounded_then_retried_via_sqs(clock):
+    drain, hubspot = make([error_answer(503)] * 10, clock=clock, max_attempts=3)
+    result = run(drain, records(2), clock)
+    assert failures(result) == ["m0", "m1"] and len(hubspot.calls) == 3
+    assert result.stats.ambiguous == 6  # each 5xx may have stored the two payments
+
+
+def test_no_call_starts_when_the_budget_is_spent(clock):
+    drain, hubspot = make(clock=clock)
+    result = run(drain, records(3), clock, seconds=0.5)
+    assert failures(result) == ["m0", "m1", "m2"] and hubspot.calls == []
+    assert result.outcomes["m0"].reason.category == "TIME_BUDGET"
+
+
+def test_token_unavailable_retries_everything_and_never_calls(clock):
+    drain, hubspot = make(token=StaticToken(fail=True), clock=clock)
+    result = run(drain, records(2) + [sqs_record("{", "bad")], clock)
+    assert failures(result) == ["m0", "m1"] and hubspot.calls == []
+
+
+def test_ledger_settles_created_keys_as_duplicates_without_sending(clock):
+    ledger = InMemoryLedger()
+    drain, hubspot = make(ledger=ledger, clock=clock)
+    first = run(drain, records(3), clock)
+    assert first.counts()["created"] == 3 and ledger.items["key-m0"]["status"] == "created"
+    redelivered = run(drain, records(3) + records(1, start=3), clock)
+    assert redelivered.counts() == {"created": 1, "duplicate": 3, "rejected": 0, "retry": 0}
+    assert [len(c[0]) for c in hubspot.calls] == [3, 1]
+    assert redelivered.outcomes["m0"].hubspot_id == first.outcomes["m0"].hubspot_id
+
+
+def test_ledger_claim_held_by_another_invocation_is_retried(clock):
+    ledger = InMemoryLedger()
+    ledger.claim(["key-m0"], "other-request", until_ms=10**15)
+    drain, hubspot = make(ledger=ledger, clock=clock)
+    result = run(drain, records(2), clock)
+    assert failures(result) == ["m0"] and [len(c[0]) for c in hubspot.calls] == [1]
+
+
+def test_ledger_unreachable_means_retry_never_unprotected_sends(clock):
+    drain, hubspot = make(ledger=InMemoryLedger(fail=True), clock=clock)
+    result = run(drain, records(2), clock)
+    assert failures(result) == ["m0", "m1"] and hubspot.calls == []
+
+
+def test_report_not_written_turns_into_a_retry(clock):
+    drain, _ = make(reporter=InMemoryReporter(fail_ids=["bad-1"]), clock=clock)
+    result = run(drain, records(1) + [sqs_record("{", "bad-1"), sqs_record("{", "bad-2")], clock)
+    assert failures(result) == ["bad-1"]
+    broken, _ = make(reporter=InMemoryReporter(fail_all=True), clock=clock)
+    assert failures(run(broken, [sqs_record("{", "bad-3")], clock)) == ["bad-3"]
+
+
+def test_repeated_payment_key_in_one_batch_is_sent_once(clock):
+    drain, hubspot = make(clock=clock)
+    batch = [sqs_record(payment_body("same"), "m0"), sqs_record(payment_body("same"), "m1")]
+    result = run(drain, batch, clock)
+    assert failures(result) == ["m1"] and len(hubspot.calls[0][0]) == 1
+
+
+def test_fifo_rejection_after_a_retry_in_its_group_is_not_reported_yet(clock):
+    reporter = InMemoryReporter()
+    drain, _ = make([lambda inputs: created(inputs, 207, [{"status": "error", "category": "INTERNAL", "message": "x",
+                                                           "context": {"objectWriteTraceId": ["f0"]}}])],
+                    reporter=reporter, clock=clock)
+    batch = [sqs_record(payment_body("a"), "f0", group_id="g1"), sqs_record("{", "f1", group_id="g1"),
+             sqs_record(payment_body("b"), "f2", group_id="g2"), sqs_record(payment_body("c"), "f3", group_id="g1")]
+    result = run(drain, batch, clock)
+    assert failures(result) == ["f0", "f1", "f3"]
+    assert reporter.sent == []
+    assert result.outcomes["f2"].state is State.CREATED
+
+
+def test_canary_token_never_reaches_logs_reports_or_outcomes(clock, capsys):
+    reporter = InMemoryReporter()
+    script = [error_answer(401), error_answer(401), lambda i: created(i, 207, [validation_error("m1")])]
+    drain, _ = make(script, reporter=reporter, clock=clock)
+    first = run(drain, records(2), clock)
+    second = run(drain, records(2) + [sqs_record("{", "bad")], clock)
+    captured = capsys.readouterr()
+    text = captured.out + captured.err + json.dumps(reporter.sent) + repr(first) + repr(second)
+    assert "payment rejected" in text  # the logs were captured
+    assert CANARY_TOKEN not in text
