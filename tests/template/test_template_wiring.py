@@ -402,6 +402,8 @@ def test_deployed_environment_passes_the_codes_settings_model(function, evaluate
 @pytest.mark.parametrize(("url", "accepted"), [
     ("https://api.hubapi.com", True), ("https://proxy.example.com/hubspot", True),
     ("http://api.hubapi.com", False), ("https://api.hubapi.com?x=1", False), ("", False),
+    ("http://127.0.0.1:8080", True), ("http://localhost:1/x", True), ("http://127.0.0.1.evil.example", False),
+    ("http://10.0.0.1:80", False),
 ])
-def test_base_url_parameter_accepts_only_https(parameters, url, accepted):
+def test_base_url_parameter_accepts_only_https_or_loopback(parameters, url, accepted):
     assert bool(re.fullmatch(parameters["HubSpotBaseUrl"]["AllowedPattern"], url)) is accepted

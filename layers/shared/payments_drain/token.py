@@ -28,7 +28,9 @@ class SecretToken:
         try:
             value = self.provider.get(self.secret_id, max_age=self.max_age_s, force_fetch=force)
         except Exception as error:  # noqa: BLE001 - boto3/Powertools errors carry ids, never the value
-            raise TokenUnavailable(f"cannot read the HubSpot token secret ({type(error).__name__})") from None
+            cause = error.__context__ or error  # Powertools re-raises boto3's error as GetParameterError
+            code = getattr(cause, "response", {}).get("Error", {}).get("Code") or type(cause).__name__
+            raise TokenUnavailable(f"cannot read the HubSpot token secret ({code})") from None
         return token_from_secret(value)
 
 

@@ -1,0 +1,45 @@
+import io
+import logging
+import os
+
+import pytest
+
+# The function's Powertools settings, as template.yaml sets them, before anything imports them.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "payments-drain")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "PaymentsDrain")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+
+pytest_plugins = ["local.hubspot_sandbox.pytest_plugin"]
+
+
+@pytest.fixture
+def log_lines():
+    """Every line the drain's Powertools logger writes during the test, formatted as in Lambda."""
+    from payments_drain.observability import logger
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    yield lambda: stream.getvalue().splitlines()
+    logger.removeHandler(handler)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """One moto server process for the session (started and stopped by process id)."""
+    from local.stack.aws import MotoServer
+
+    with MotoServer() as server:
+        yield server.endpoint
+
+
+@pytest.fixture
+def aws_env(moto_endpoint, monkeypatch):
+    """boto3 in this process talks to the moto server through AWS_ENDPOINT_URL, as in Lambda."""
+    from local.stack.aws import aws_client_env
+
+    for key, value in aws_client_env(moto_endpoint, "us-east-1").items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    return moto_endpoint

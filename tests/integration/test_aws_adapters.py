@@ -1,0 +1,106 @@
+"""The AWS adapters against moto in server mode, through AWS_ENDPOINT_URL (as boto3 in Lambda)."""
+
+import json
+import time
+import uuid
+
+import boto3
+import pytest
+
+from payments_drain.ledger import BUSY, CLAIMED, CREATED, DynamoLedger, LedgerUnavailable
+from payments_drain.reports import SqsReporter
+from payments_drain.token import SecretToken, TokenUnavailable
+from tests.twins import CANARY_TOKEN
+
+
+def name(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.mark.parametrize("value", [CANARY_TOKEN, json.dumps({"token": CANARY_TOKEN}), f"  {CANARY_TOKEN}\n"])
+def test_token_from_a_bare_or_json_secret(aws_env, value):
+    secret = boto3.client("secretsmanager").create_secret(Name=name("tok"), SecretString=value)["ARN"]
+    assert SecretToken(secret).get() == CANARY_TOKEN
+
+
+def test_token_is_cached_until_forced_past_the_cache(aws_env):
+    client = boto3.client("secretsmanager")
+    secret = client.create_secret(Name=name("tok"), SecretString="old-token")["ARN"]
+    token = SecretToken(secret, max_age_s=300)
+    assert token.get() == "old-token"
+    client.put_secret_value(SecretId=secret, SecretString="new-token")
+    assert token.get() == "old-token"
+    assert token.get(force=True) == "new-token"
+
+
+@pytest.mark.parametrize("value", ['{"token": ""}', '{"placeholder": "x"}', "{not json"])
+def test_unusable_secret_is_unavailable_without_echoing_it(aws_env, value):
+    secret = boto3.client("secretsmanager").create_secret(Name=name("tok"), SecretString=value)["ARN"]
+    with pytest.raises(TokenUnavailable) as error:
+        SecretToken(secret).get()
+    assert value not in str(error.value)
+
+
+def test_missing_secret_is_unavailable(aws_env):
+    with pytest.raises(TokenUnavailable, match="ResourceNotFoundException"):
+        SecretToken("arn:aws:secretsmanager:us-east-1:123456789012:secret:nope").get()
+
+
+def test_reports_arrive_on_the_queue_one_message_each(aws_env):
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName=name("reports"))["QueueUrl"]
+    reports = [{"messageId": f"m{i}", "paymentKey": f"k{i}", "payment": "x" * 60_000,
+                "reason": {"category": "INVALID_MESSAGE", "message": "m", "code": "INVALID_JSON"}} for i in range(12)]
+    assert SqsReporter(url).send(reports) == set()
+    got = []
+    while len(got) < 12:
+        answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+        got.extend(answer.get("Messages", []))
+    assert sorted(json.loads(m["Body"])["messageId"] for m in got) == sorted(f"m{i}" for i in range(12))
+    assert got[0]["MessageAttributes"]["reasonCode"]["StringValue"] == "INVALID_JSON"
+
+
+def test_reports_that_sqs_refuses_are_returned(aws_env):
+    missing = aws_env + "/123456789012/no-such-queue"
+    assert SqsReporter(missing).send([{"messageId": "m1", "reason": {"category": "X", "message": "y"}}]) == {"m1"}
+
+
+@pytest.fixture
+def ledger_table(aws_env):
+    table = name("ledger")
+    client = boto3.client("dynamodb")
+    client.create_table(TableName=table, KeySchema=[{"AttributeName": "paymentKey", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "paymentKey", "AttributeType": "S"}],
+                        BillingMode="PAY_PER_REQUEST")
+    return table
+
+
+def test_ledger_claims_once_records_created_and_lets_expired_claims_go(ledger_table):
+    ledger = DynamoLedger(ledger_table)
+    later = int((time.time() + 60) * 1000)
+    keys = [f"k{i}" for i in range(130)]  # more than one BatchGetItem page
+    assert {e.state for e in ledger.claim(keys, "req-a", later).values()} == {CLAIMED}
+    assert {e.state for e in ledger.claim(keys[:3], "req-b", later).values()} == {BUSY}
+    ledger.record_created({"k0": "901", "k1": None})
+    entries = ledger.claim(["k0", "k1", "k2"], "req-b", later)
+    assert entries["k0"].state == CREATED and entries["k0"].hubspot_id == "901"
+    assert entries["k1"].state == CREATED and entries["k1"].hubspot_id is None
+    assert entries["k2"].state == BUSY
+    expired = DynamoLedger(ledger_table)
+    expired.claim(["gone"], "req-crashed", int(time.time() * 1000) - 1)
+    assert expired.claim(["gone"], "req-c", later)["gone"].state == CLAIMED
+
+
+def test_ledger_writes_ttl_on_every_item(ledger_table):
+    ledger = DynamoLedger(ledger_table, retention_days=90)
+    ledger.claim(["a"], "req", int((time.time() + 60) * 1000))
+    ledger.record_created({"b": "1"})
+    items = {i["paymentKey"]["S"]: i for i in boto3.client("dynamodb").scan(TableName=ledger_table)["Items"]}
+    assert int(items["b"]["expiresAt"]["N"]) > time.time() + 89 * 86_400
+    assert int(items["a"]["expiresAt"]["N"]) > time.time()
+
+
+def test_ledger_unreachable_raises_ledger_unavailable(aws_env):
+    ledger = DynamoLedger("no-such-table")
+    with pytest.raises(LedgerUnavailable, match="ResourceNotFoundException"):
+        ledger.claim(["k"], "req", int(time.time() * 1000))

@@ -1,0 +1,162 @@
+"""The handler end to end: real SQS events, the HubSpot sandbox over HTTP, moto over
+AWS_ENDPOINT_URL, resources and environment taken from template.yaml."""
+
+import importlib.util
+import json
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+from local.hubspot_sandbox import SandboxConfig
+from local.stack.aws import create_resources
+from local.stack.template import Template
+from payments_drain.config import ConfigurationError
+from tests.twins import CANARY_TOKEN, payment_body, sqs_record
+
+ROOT = Path(__file__).resolve().parents[2]
+WRITE = ["crm.objects.commercepayments.write"]
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "payments-drain"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:payments-drain"
+    aws_request_id: str = "req-1"
+    remaining_ms: int = 60_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def load_handler():
+    """Import functions/drain/app.py as a cold start does (a fresh module each time)."""
+    spec = importlib.util.spec_from_file_location(f"drain_app_{uuid.uuid4().hex}", ROOT / "functions/drain/app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def sandbox(hubspot_sandbox_factory):
+    return hubspot_sandbox_factory(SandboxConfig(tokens={CANARY_TOKEN: {"scopes": WRITE}, "rotated": {"scopes": WRITE}}))
+
+
+@pytest.fixture
+def stack(aws_env, sandbox, monkeypatch):
+    template = Template(ROOT / "template.yaml", {"HubSpotBaseUrl": sandbox.base_url},
+                        stack_name=f"t{uuid.uuid4().hex[:8]}")
+    resources = create_resources(template, aws_env, hubspot_token=CANARY_TOKEN)
+    environment = template.function("DrainFunction", resources.physical).environment
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    return resources, environment
+
+
+def reports(environment):
+    sqs = boto3.client("sqs")
+    got = []
+    while True:
+        answer = sqs.receive_message(QueueUrl=environment["FAILURE_QUEUE_URL"], MaxNumberOfMessages=10,
+                                     VisibilityTimeout=60)
+        if not answer.get("Messages"):
+            return got
+        got.extend(json.loads(m["Body"]) for m in answer["Messages"])
+
+
+def batch_metrics(output):
+    """The batch's EMF document (the cold-start metric has one of its own)."""
+    documents = [json.loads(line) for line in output.splitlines() if line.startswith("{") and '"_aws"' in line]
+    # Powertools writes every metric's values as a list; a single value is read as itself here.
+    return [{k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in d.items()}
+            for d in documents if "PaymentsReceived" in d]
+
+
+def test_mixed_event_creates_valid_reports_invalid_and_emits_metrics(stack, sandbox, capsys, log_lines):
+    _, environment = stack
+    event = json.loads((ROOT / "events/mixed-batch.json").read_text())
+    response = load_handler().lambda_handler(event, LambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    stored = sandbox.control.payments()
+    reported = reports(environment)
+    assert len(stored) + len(reported) == len(event["Records"])
+    assert {r["reason"]["code"] for r in reported} >= {"INVALID_JSON", "REQUIRED_PROPERTY", "INVALID_DECIMAL"}
+    assert sandbox.control.stats()["requests_by_status"] == {"201": 1}
+
+    out = capsys.readouterr().out
+    (emf,) = batch_metrics(out)
+    directive = emf["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "PaymentsDrain" and ["service"] in directive["Dimensions"]
+    assert emf["service"] == "payments-drain"
+    assert emf["PaymentsReceived"] == len(event["Records"])
+    assert emf["PaymentsCreated"] == len(stored) and emf["PaymentsRejected"] == len(reported)
+    assert emf["HubSpotRequests"] == 1 and emf["PaymentsRetried"] == 0
+    names = {m["Name"] for m in directive["Metrics"]}
+    assert {"HubSpotThrottled", "HubSpotErrors", "HubSpotLatency", "BatchDuration"} <= names
+
+    lines = [json.loads(line) for line in log_lines()]
+    (summary,) = [line for line in lines if line["message"] == "batch summary"]
+    assert summary["summary"]["created"] == len(stored) and summary["function_request_id"] == "req-1"
+    everything = out + "\n".join(log_lines()) + json.dumps(reported) + json.dumps(response)
+    assert CANARY_TOKEN not in everything
+
+
+def test_redelivered_batch_is_settled_from_the_ledger_without_creating_again(stack, sandbox, capsys):
+    handler = load_handler()
+    event = {"Records": [sqs_record(payment_body(f"ch_{i}"), f"m{i}") for i in range(150)]}
+    assert handler.lambda_handler(event, LambdaContext()) == {"batchItemFailures": []}
+    assert len(sandbox.control.payments()) == 150
+    again = {"Records": [sqs_record(payment_body(f"ch_{i}"), f"m{i}", receive_count=2) for i in range(150)]}
+    capsys.readouterr()
+    assert handler.lambda_handler(again, LambdaContext(aws_request_id="req-2")) == {"batchItemFailures": []}
+    assert len(sandbox.control.payments()) == 150
+    (emf,) = batch_metrics(capsys.readouterr().out)
+    assert emf["PaymentsDuplicate"] == 150 and emf["HubSpotRequests"] == 0
+
+
+def test_rotated_token_is_read_again_after_a_401(stack, sandbox):
+    _, environment = stack
+    handler = load_handler()
+    assert handler.lambda_handler({"Records": [sqs_record(payment_body("a"), "m1")]}, LambdaContext()) == {"batchItemFailures": []}
+    boto3.client("secretsmanager").put_secret_value(SecretId=environment["HUBSPOT_TOKEN_SECRET_ID"],
+                                                    SecretString=json.dumps({"token": "rotated"}))
+    sandbox.control.set_config(tokens={CANARY_TOKEN: {"scopes": WRITE, "expired": True}, "rotated": {"scopes": WRITE}})
+    response = handler.lambda_handler({"Records": [sqs_record(payment_body("b"), "m2")]}, LambdaContext())
+    assert response == {"batchItemFailures": []}
+    assert sandbox.control.stats()["requests_by_status"].get("401") == 1
+    assert len(sandbox.control.payments()) == 2
+
+
+def test_missing_scope_keeps_every_message_for_retry(stack, sandbox, capsys):
+    sandbox.control.set_config(tokens={CANARY_TOKEN: {"scopes": ["crm.objects.commercepayments.read"]}})
+    event = {"Records": [sqs_record(payment_body(f"k{i}"), f"m{i}") for i in range(3)] + [sqs_record("{", "bad")]}
+    response = load_handler().lambda_handler(event, LambdaContext())
+    assert response == {"batchItemFailures": [{"itemIdentifier": f"m{i}"} for i in range(3)]}
+    (emf,) = batch_metrics(capsys.readouterr().out)
+    assert emf["HubSpotAuthFailures"] == 1 and emf["PaymentsRetried"] == 3 and emf["PaymentsRejected"] == 1
+
+
+def test_fifo_event(stack, sandbox):
+    event = json.loads((ROOT / "events/fifo-batch.json").read_text())
+    assert load_handler().lambda_handler(event, LambdaContext()) == {"batchItemFailures": []}
+    assert len(sandbox.control.payments()) == len(event["Records"])
+
+
+@pytest.mark.parametrize(("variable", "value", "named"), [
+    ("FAILURE_QUEUE_URL", None, "FAILURE_QUEUE_URL is required"),
+    ("HUBSPOT_BASE_URL", "http://api.hubapi.com", "HUBSPOT_BASE_URL"),
+    ("HUBSPOT_API_VERSION", "v4", "HUBSPOT_API_VERSION"),
+    ("HUBSPOT_MAX_PARALLEL_CALLS", "many", "HUBSPOT_MAX_PARALLEL_CALLS"),
+])
+def test_bad_configuration_fails_the_cold_start_naming_the_variable(stack, monkeypatch, variable, value, named):
+    if value is None:
+        monkeypatch.delenv(variable)
+    else:
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=named):
+        load_handler()

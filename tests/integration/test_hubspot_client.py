@@ -1,0 +1,103 @@
+"""The HubSpot adapter over real HTTP on loopback, against the sandbox."""
+
+import socket
+
+import pytest
+
+from local.hubspot_sandbox import SandboxConfig
+from payments_drain.batching import settle
+from payments_drain.hubspot import HubSpotClient, check_base_url
+from payments_drain.messages import parse_record
+from tests.twins import payment_body, sqs_record
+
+
+def payments(n):
+    return [parse_record(sqs_record(payment_body(f"k{i}", amount=f"{i}.50"), f"m{i}")) for i in range(n)]
+
+
+def inputs(chunk):
+    return [p.hubspot_input() for p in chunk]
+
+
+def test_201_creates_every_input_and_is_settled_by_trace_id(hubspot_sandbox):
+    client = HubSpotClient(hubspot_sandbox.base_url)
+    chunk = payments(5)
+    answer = client.create_batch(inputs(chunk), hubspot_sandbox.token)
+    assert answer.status == 201
+    assert answer.header("X-HubSpot-RateLimit-Remaining") is not None
+    verdict = settle(chunk, answer)
+    stored = {p["properties"]["hs_initial_amount"]: p["id"] for p in hubspot_sandbox.control.payments()}
+    assert {verdict.outcomes[p.message_id].hubspot_id for p in chunk} == set(stored.values())
+    assert all(verdict.outcomes[p.message_id].hubspot_id == stored[p.properties["hs_initial_amount"]] for p in chunk)
+
+
+def test_207_errors_name_their_inputs(hubspot_sandbox):
+    client = HubSpotClient(hubspot_sandbox.base_url, api_version="2026-09")
+    chunk = payments(3)
+    bad = inputs(chunk)
+    bad[1]["properties"] = {**bad[1]["properties"], "hs_latest_status": "paid"}  # only HubSpot knows
+    answer = client.create_batch(bad, hubspot_sandbox.token)
+    assert answer.status == 207
+    verdict = settle(chunk, answer)
+    assert verdict.outcomes["m1"].state.value == "rejected"
+    assert verdict.outcomes["m1"].reason.category == "VALIDATION_ERROR"
+    assert {verdict.outcomes[m].state.value for m in ("m0", "m2")} == {"created"}
+
+
+def test_unknown_token_is_401_and_no_scope_is_403(hubspot_sandbox_factory):
+    sandbox = hubspot_sandbox_factory(SandboxConfig(tokens={"ok": {"scopes": ["crm.objects.commercepayments.write"]},
+                                                            "readonly": {"scopes": ["crm.objects.commercepayments.read"]}}))
+    client = HubSpotClient(sandbox.base_url)
+    assert client.create_batch(inputs(payments(1)), "nope").status == 401
+    answer = client.create_batch(inputs(payments(1)), "readonly")
+    assert answer.status == 403 and answer.body["category"] == "MISSING_SCOPES"
+
+
+def test_stored_then_timed_out_reply_is_an_ambiguous_timeout(hubspot_sandbox):
+    hubspot_sandbox.control.set_faults(script=["stored_then_timeout"], stored_then_timeout_delay_s=3)
+    client = HubSpotClient(hubspot_sandbox.base_url, read_timeout_s=0.5)
+    answer = client.create_batch(inputs(payments(2)), hubspot_sandbox.token)
+    assert answer.status is None and answer.error == "timeout"
+    assert settle(payments(2), answer).ambiguous
+    assert len(hubspot_sandbox.control.payments()) == 2  # it was stored all the same
+
+
+@pytest.mark.parametrize("fault", ["reset", "reset_after_store"])
+def test_connection_reset_is_a_protocol_error(hubspot_sandbox, fault):
+    hubspot_sandbox.control.set_faults(script=[fault])
+    answer = HubSpotClient(hubspot_sandbox.base_url).create_batch(inputs(payments(1)), hubspot_sandbox.token)
+    assert (answer.status, answer.error) == (None, "protocol")
+
+
+def test_truncated_body_does_not_pass_as_an_answer(hubspot_sandbox):
+    hubspot_sandbox.control.set_faults(script=["truncated"], truncate_mode="close")
+    answer = HubSpotClient(hubspot_sandbox.base_url).create_batch(inputs(payments(2)), hubspot_sandbox.token)
+    assert answer.error == "protocol" or answer.body is None
+
+
+def test_nothing_listening_is_a_connect_error_which_is_safe_to_resend():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    answer = HubSpotClient(f"http://127.0.0.1:{port}", connect_timeout_s=0.5).create_batch(inputs(payments(1)), "t")
+    assert (answer.status, answer.error) == (None, "connect")
+    assert not settle(payments(1), answer).ambiguous
+
+
+def test_connections_are_reused_across_calls(hubspot_sandbox):
+    client = HubSpotClient(hubspot_sandbox.base_url)
+    for _ in range(3):
+        assert client.create_batch(inputs(payments(1)), hubspot_sandbox.token).status == 201
+    pool = client.pool.connection_from_url(client.url)
+    assert pool.num_connections == 1 and pool.num_requests == 3
+
+
+@pytest.mark.parametrize("url", ["http://api.hubapi.com", "ftp://127.0.0.1", "https://x.example/?q=1", "nohost"])
+def test_https_is_required_except_to_loopback(url):
+    with pytest.raises(ValueError):
+        check_base_url(url)
+
+
+@pytest.mark.parametrize("url", ["https://api.hubapi.com/", "http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:5"])
+def test_allowed_base_urls(url):
+    assert not check_base_url(url).endswith("/")
