@@ -130,8 +130,8 @@ class Drain:
                 _log_problem("payment rejected by HubSpot", payment.message, outcome.reason, payment.payment_key)
         failed = batching.failed_message_ids(messages, outcomes)
         blocked = set(failed)
-        reports = [report_of(r, request_id, source_arn) for mid, r in rejections.items() if mid not in blocked]
-        not_written = self._report(reports)
+        to_report = [rejections[m.message_id] for m in messages if m.message_id in rejections and m.message_id not in blocked]
+        not_written = self._report_in_order(to_report, request_id, source_arn)
         for message_id in not_written:
             outcomes[message_id] = Outcome(State.RETRY, Reason("REPORT_NOT_WRITTEN", "failure report could not be written"))
         if not_written:
@@ -256,6 +256,31 @@ class Drain:
             self.sleep(backoff)
 
     # -- reports -----------------------------------------------------------------------------
+    def _report_in_order(self, rejections: list[Rejection], request_id: str, source_arn: str | None) -> set[str]:
+        """Write the reports; return the message ids left without one. FIFO: a group's reports go
+        out one round at a time in batch order, and a failed one stops its group (the rest of the
+        group comes back, so none of them is reported now and again on redelivery)."""
+        not_written: set[str] = set()
+        blocked_groups: set[str] = set()
+        pending = rejections
+        while pending:
+            round_, later, groups = [], [], set()
+            for rejection in pending:
+                group = rejection.message.group_id
+                if group is not None and group in blocked_groups:
+                    not_written.add(rejection.message.message_id)
+                elif group is not None and group in groups:
+                    later.append(rejection)
+                else:
+                    round_.append(rejection)
+                    if group is not None:
+                        groups.add(group)
+            failed = self._report([report_of(r, request_id, source_arn) for r in round_])
+            blocked_groups.update(r.message.group_id for r in round_ if r.message.message_id in failed and r.message.group_id)
+            not_written |= failed
+            pending = later
+        return not_written
+
     def _report(self, reports: list[dict[str, Any]]) -> set[str]:
         if not reports:
             return set()

@@ -1,0 +1,335 @@
+"""Producer tool: validate payments with the drain's own rules and put them on the payments queue.
+
+    python -m payments_drain.producer FILE --queue-url URL [--dry-run] [--unique-property NAME]
+                                      [--format jsonl|csv] [--group-id ID | --group-id-field FIELD]
+
+FILE holds one payment per line: JSON lines (each line one message body, DESIGN.md's contract)
+or CSV (a ``paymentKey`` column, an optional ``associations`` column holding JSON, every other
+column a property name; an empty cell leaves its property out). Each line is checked with
+``messages.parse_record`` exactly as the drain will check it; an invalid line is reported by
+number and reason and never sent. Valid lines go out with SendMessageBatch (10 entries and at
+most 256 KiB per call). FIFO queues: the group id is a constant (``--group-id``) or a field of
+each payment (``--group-id-field``), the deduplication id is the paymentKey.
+
+Problems go to stderr, one line each; the summary is one JSON object on stdout. The exit code
+is 0 when every line was valid and sent, 1 otherwise, 2 for a usage error.
+
+``enqueue`` (the batching sender) is shared with ``payments_drain.replay``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from payments_drain.messages import parse_record
+from payments_drain.outcomes import Rejection
+
+MAX_ENTRIES = 10                 # SendMessageBatch: at most 10 entries ...
+MAX_BATCH_BYTES = 256 * 1024     # ... and this many bytes in total (bodies plus attributes)
+MAX_MESSAGE_BYTES = MAX_BATCH_BYTES
+MAX_SQS_ID = 128                 # MessageGroupId and MessageDeduplicationId
+MAX_KEPT_PROBLEMS = 1000        # in the summary; stderr has every one
+SEND_ATTEMPTS = 3                # entries SQS failed on its side (SenderFault false) are resent
+
+
+# --- sending, shared with the replay ---------------------------------------------------------------
+
+def entry_size(entry: dict[str, Any]) -> int:
+    """What SQS counts against the message size: the body plus each attribute's name, type and value."""
+    size = len(entry["MessageBody"].encode("utf-8"))
+    for name, value in (entry.get("MessageAttributes") or {}).items():
+        size += len(name.encode()) + len(value["DataType"].encode()) + len(str(value.get("StringValue", "")).encode())
+    return size
+
+
+def batches(entries: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Groups of at most 10 entries and 256 KiB; an entry is never split (callers keep each below it)."""
+    group: list[dict[str, Any]] = []
+    size = 0
+    for entry in entries:
+        grows = entry_size(entry)
+        if group and (len(group) == MAX_ENTRIES or size + grows > MAX_BATCH_BYTES):
+            yield group
+            group, size = [], 0
+        group.append(entry)
+        size += grows
+    if group:
+        yield group
+
+
+def enqueue(client: Any, queue_url: str, entries: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Send every entry (each with a unique ``Id``); return ``{Id: why}`` for those SQS did not accept.
+
+    An entry is only reported as sent when SendMessageBatch listed it as successful; anything
+    else (a refused call, an unreachable endpoint, a per-entry failure) is returned."""
+    failed: dict[str, str] = {}
+    for group in batches(entries):
+        pending = group
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                answer = client.send_message_batch(QueueUrl=queue_url, Entries=pending)
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code", "ClientError")
+                failed.update({e["Id"]: f"SendMessageBatch refused: {code}" for e in pending})
+                break
+            except BotoCoreError as error:
+                failed.update({e["Id"]: f"SendMessageBatch failed: {type(error).__name__}" for e in pending})
+                break
+            retry = []
+            by_id = {e["Id"]: e for e in pending}
+            for failure in answer.get("Failed", []):
+                if not failure.get("SenderFault") and attempt < SEND_ATTEMPTS:
+                    retry.append(by_id[failure["Id"]])
+                else:
+                    failed[failure["Id"]] = f"{failure.get('Code', 'Failed')}: {failure.get('Message', '')}".strip()
+            if not retry:
+                break
+            pending = retry
+    return failed
+
+
+def sqs_id(value: str) -> str:
+    """A MessageGroupId / MessageDeduplicationId: the value itself, or its SHA-256 when too long."""
+    return value if len(value) <= MAX_SQS_ID else hashlib.sha256(value.encode()).hexdigest()
+
+
+def sqs_client():
+    return boto3.client("sqs")  # endpoint from AWS_ENDPOINT_URL, region and credentials as usual
+
+
+# --- reading and validating ------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One payment of the input file: its line number and its message body (or why it has none)."""
+
+    number: int
+    body: str | None
+    problem: tuple[str, str] | None = None  # (code, message) when the line cannot become a body
+
+
+def read_jsonl(stream: TextIO) -> Iterator[Line]:
+    for number, text in enumerate(stream, start=1):
+        text = text.strip()
+        if text:
+            yield Line(number, text)
+
+
+def read_csv(stream: TextIO) -> Iterator[Line]:
+    reader = csv.DictReader(stream, strict=True)
+    start = 2  # the header is line 1
+    try:
+        for row in reader:
+            number, start = start, reader.line_num + 1
+            yield _csv_line(number, row)
+    except csv.Error as error:
+        yield Line(start, None, ("INVALID_CSV", f"not readable as CSV: {error}"))
+
+
+def _csv_line(number: int, row: dict[str | None, Any]) -> Line:
+    if None in row:
+        return Line(number, None, ("INVALID_CSV", "more cells than header columns"))
+    if any(value is None for value in row.values()):
+        return Line(number, None, ("INVALID_CSV", "fewer cells than header columns"))
+    body: dict[str, Any] = {}
+    properties: dict[str, str] = {}
+    for column, value in row.items():
+        if value == "":
+            continue
+        if column == "paymentKey":
+            body["paymentKey"] = value
+        elif column == "associations":
+            try:
+                body["associations"] = json.loads(value)
+            except ValueError:
+                return Line(number, None, ("INVALID_JSON", "associations: not valid JSON"))
+        else:
+            properties[column] = value
+    body["properties"] = properties
+    return Line(number, json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+
+
+def read_lines(path: Path, fmt: str | None = None) -> Iterator[Line]:
+    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
+    with path.open(encoding="utf-8-sig", newline="" if fmt == "csv" else None) as stream:
+        yield from (read_csv(stream) if fmt == "csv" else read_jsonl(stream))
+
+
+def synthetic_record(body: str, number: int) -> dict[str, Any]:
+    """The SQS record the drain would receive for this body (what parse_record reads of it)."""
+    return {"messageId": f"line-{number}", "body": body, "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {}, "eventSource": "aws:sqs"}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where valid payments go: a standard queue, or a FIFO queue with its group id rule."""
+
+    queue_url: str
+    group_id: str | None = None
+    group_id_field: str | None = None
+
+    @property
+    def fifo(self) -> bool:
+        return self.queue_url.rstrip("/").endswith(".fifo")
+
+    def entry(self, line: Line, payment_key: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        """The SendMessageBatch entry, or raises ValueError saying why this line cannot go to the queue."""
+        entry: dict[str, Any] = {"Id": str(line.number), "MessageBody": line.body}
+        if self.fifo:
+            if not payment_key:
+                raise ValueError("MISSING_PAYMENT_KEY", "a FIFO queue needs paymentKey (the deduplication id)")
+            group = self.group_id or _field(body, self.group_id_field or "")
+            if not group:
+                raise ValueError("MISSING_GROUP_ID", f"no value for the group id field {self.group_id_field!r}")
+            entry["MessageGroupId"] = sqs_id(group)
+            entry["MessageDeduplicationId"] = sqs_id(payment_key)
+        if entry_size(entry) > MAX_MESSAGE_BYTES:
+            raise ValueError("MESSAGE_TOO_LARGE",
+                             f"the message is {entry_size(entry)} bytes, more than SQS's {MAX_MESSAGE_BYTES}")
+        return entry
+
+
+def _field(body: dict[str, Any], name: str) -> str | None:
+    """A top-level field of the body (``paymentKey``) or one of its properties."""
+    value = body.get(name)
+    if value is None and isinstance(body.get("properties"), dict):
+        value = body["properties"].get(name)
+    return value if isinstance(value, str) and value else None
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+@dataclass
+class Summary:
+    lines: int = 0
+    valid: int = 0
+    invalid: int = 0
+    sent: int = 0
+    send_failed: int = 0
+    dry_run: bool = False
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self, max_problems: int = 100) -> dict[str, Any]:
+        return {"dryRun": self.dry_run, "lines": self.lines, "valid": self.valid, "invalid": self.invalid,
+                "sent": self.sent, "sendFailed": self.send_failed, "problems": self.problems[:max_problems]}
+
+    @property
+    def ok(self) -> bool:
+        return self.invalid == 0 and self.send_failed == 0
+
+
+def produce(lines: Iterable[Line], target: Target, *, unique_property: str | None = None, dry_run: bool = False,
+            client: Any = None, report: Callable[[str], None] = lambda text: None) -> Summary:
+    """Validate every line; send the valid ones (unless ``dry_run``) in batches as the file is read."""
+    summary = Summary(dry_run=dry_run)
+    keys: dict[str, int] = {}
+    pending: list[dict[str, Any]] = []
+
+    def problem(number: int, kind: str, code: str, message: str) -> None:
+        if len(summary.problems) < MAX_KEPT_PROBLEMS:
+            summary.problems.append({"line": number, "kind": kind, "code": code, "message": message})
+        report(f"line {number}: {kind} {code}: {message}")
+
+    def flush() -> None:
+        if not pending:
+            return
+        failed = enqueue(client, target.queue_url, pending)
+        for entry in pending:
+            if entry["Id"] in failed:
+                summary.send_failed += 1
+                problem(int(entry["Id"]), "not sent", "SEND_FAILED", failed[entry["Id"]])
+            else:
+                summary.sent += 1
+        report(f"sent {summary.sent}, failed {summary.send_failed} after {summary.lines} lines")
+        pending.clear()
+
+    if not dry_run and client is None:
+        client = sqs_client()
+    for line in lines:
+        summary.lines += 1
+        try:
+            entry = _validate(line, target, unique_property, keys)
+        except ValueError as error:
+            summary.invalid += 1
+            code, message = error.args
+            problem(line.number, "invalid", code, message)
+            continue
+        summary.valid += 1
+        if not dry_run:
+            pending.append(entry)
+            if len(pending) >= 50:  # send as we read; batches() cuts this into SendMessageBatch calls
+                flush()
+    if not dry_run:
+        flush()
+    return summary
+
+
+def _validate(line: Line, target: Target, unique_property: str | None, keys: dict[str, int]) -> dict[str, Any]:
+    if line.problem is not None:
+        raise ValueError(*line.problem)
+    verdict = parse_record(synthetic_record(line.body, line.number), unique_property)
+    if isinstance(verdict, Rejection):
+        raise ValueError(verdict.reason.code or verdict.reason.category, verdict.reason.message)
+    body = json.loads(line.body)
+    payment_key = body.get("paymentKey")
+    if payment_key is not None and payment_key in keys:
+        raise ValueError("DUPLICATE_PAYMENT_KEY", f"paymentKey repeats line {keys[payment_key]}")
+    entry = target.entry(line, payment_key, body)
+    if payment_key is not None:
+        keys[payment_key] = line.number
+    return entry
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m payments_drain.producer",
+                                description="Validate payments with the drain's rules and enqueue the valid ones.")
+    p.add_argument("file", type=Path, help="JSON lines (.jsonl) or CSV (.csv) file, one payment per line")
+    p.add_argument("--queue-url", default=os.environ.get("PAYMENTS_QUEUE_URL"),
+                   help="payments queue URL (default: $PAYMENTS_QUEUE_URL)")
+    p.add_argument("--format", choices=("jsonl", "csv"), help="file format (default: from the file's extension)")
+    p.add_argument("--dry-run", action="store_true", help="validate only; send nothing")
+    p.add_argument("--unique-property", default=os.environ.get("HUBSPOT_UNIQUE_PROPERTY", ""),
+                   help="the drain's HUBSPOT_UNIQUE_PROPERTY, so validation matches it (default: that variable)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--group-id", help="FIFO queues: one MessageGroupId for every payment")
+    group.add_argument("--group-id-field", help="FIFO queues: take MessageGroupId from this field "
+                                                "(paymentKey or a property name) of each payment")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr (problems still are)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if not args.queue_url and not args.dry_run:
+        parser().error("--queue-url (or PAYMENTS_QUEUE_URL) is required unless --dry-run")
+    target = Target(args.queue_url or "", args.group_id, args.group_id_field)
+    if target.fifo and not (args.group_id or args.group_id_field):
+        parser().error("a FIFO queue needs --group-id or --group-id-field")
+    if not args.file.is_file():
+        parser().error(f"no such file: {args.file}")
+
+    def report(text: str) -> None:
+        if not args.quiet or text.startswith("line "):
+            print(text, file=sys.stderr, flush=True)
+
+    summary = produce(read_lines(args.file, args.format), target, unique_property=args.unique_property or None,
+                      dry_run=args.dry_run, report=report)
+    print(json.dumps(summary.as_dict()))
+    return 0 if summary.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
