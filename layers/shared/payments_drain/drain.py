@@ -36,13 +36,18 @@ class Budget:
 
     deadline: float
     clock: Callable[[], float] = time.monotonic
+    margin_s: float = 0.0
 
     @classmethod
     def from_context(cls, context: Any, margin_ms: int) -> Budget:
-        return cls(time.monotonic() + (context.get_remaining_time_in_millis() - margin_ms) / 1000)
+        return cls(time.monotonic() + (context.get_remaining_time_in_millis() - margin_ms) / 1000, margin_s=margin_ms / 1000)
 
     def left(self) -> float:
         return self.deadline - self.clock()
+
+    def function_deadline_ms(self) -> int:
+        """Wall-clock epoch ms at which the function times out: nothing of ours runs after it."""
+        return int((time.time() + max(self.left(), 0) + self.margin_s) * 1000)
 
 
 @dataclass
@@ -146,7 +151,7 @@ class Drain:
                outcomes: dict[str, Outcome]) -> list[Payment]:
         if self.ledger is None or not payments:
             return payments
-        until_ms = int((time.time() + max(budget.left(), 0) + 60) * 1000)  # past the function's timeout
+        until_ms = budget.function_deadline_ms() + 1000  # the claim outlives every send of this invocation
         try:
             entries = self.ledger.claim([p.payment_key for p in payments], request_id, until_ms)
         except LedgerUnavailable as error:
