@@ -240,3 +240,12 @@ def test_canary_token_never_reaches_logs_reports_or_outcomes(clock, log_lines):
     text = "\n".join(log_lines()) + json.dumps(reporter.sent) + repr(first) + repr(second)
     assert "payment rejected" in text and "HubSpot rejected the token" in text  # the logs were captured
     assert CANARY_TOKEN not in text
+
+
+def test_a_redelivered_rejection_is_not_reported_twice(clock):
+    reporter = InMemoryReporter()
+    drain, _ = make(ledger=InMemoryLedger(), reporter=reporter, clock=clock)
+    assert failures(run(drain, [sqs_record("{", "bad-1")], clock)) == []
+    again = run(drain, [sqs_record("{", "bad-1", receive_count=2)], clock)
+    assert failures(again) == [] and again.outcomes["bad-1"].state is State.REJECTED
+    assert [r["messageId"] for r in reporter.sent] == ["bad-1"]

@@ -133,14 +133,14 @@ class Drain:
                 rejections[payment.message_id] = Rejection(payment.message, outcome.reason, payment.payment_key,
                                                            _body_of(payment.message))
                 _log_problem("payment rejected by HubSpot", payment.message, outcome.reason, payment.payment_key)
-        failed = batching.failed_message_ids(messages, outcomes)
-        blocked = set(failed)
+        blocked = set(batching.failed_message_ids(messages, outcomes))
         to_report = [rejections[m.message_id] for m in messages if m.message_id in rejections and m.message_id not in blocked]
+        to_report = self._not_yet_reported(to_report, budget, request_id, outcomes)
         not_written = self._report_in_order(to_report, request_id, source_arn)
         for message_id in not_written:
             outcomes[message_id] = Outcome(State.RETRY, Reason("REPORT_NOT_WRITTEN", "failure report could not be written"))
-        if not_written:
-            failed = batching.failed_message_ids(messages, outcomes)
+        self._record_reported([r for r in to_report if r.message.message_id not in not_written])
+        failed = batching.failed_message_ids(messages, outcomes)
         for message_id in failed:  # FIFO: later messages of a blocked group go back too
             if outcomes.get(message_id, Outcome(State.CREATED)).state is not State.RETRY:
                 outcomes[message_id] = Outcome(State.RETRY, Reason("FIFO_GROUP_BLOCKED", "an earlier message of its group must retry"))
@@ -185,6 +185,33 @@ class Drain:
                          extra={"error": str(error), "paymentKeys": sorted(created)})
             return True
         return False
+
+    def _not_yet_reported(self, rejections: list[Rejection], budget: Budget, request_id: str,
+                          outcomes: dict[str, Outcome]) -> list[Rejection]:
+        """A message redelivered after its report was written (the invocation died before
+        answering) is still rejected, but not reported twice: the ledger remembers reports too."""
+        if self.ledger is None or not rejections:
+            return rejections
+        try:
+            entries = self.ledger.claim([_report_key(r) for r in rejections], request_id, budget.function_deadline_ms() + 1000)
+        except LedgerUnavailable:
+            return rejections  # a report twice is better than none
+        unreported = []
+        for rejection in rejections:
+            state = entries[_report_key(rejection)].state
+            if state == BUSY:
+                outcomes[rejection.message.message_id] = Outcome(State.RETRY, Reason("CLAIMED_ELSEWHERE", "another invocation is reporting this message"))
+            elif state != CREATED:
+                unreported.append(rejection)
+        return unreported
+
+    def _record_reported(self, written: list[Rejection]) -> None:
+        if self.ledger is None or not written:
+            return
+        try:
+            self.ledger.record_created({_report_key(r): None for r in written})
+        except LedgerUnavailable as error:
+            logger.warning("could not record written reports in the ledger", extra={"error": str(error)})
 
     # -- HubSpot -----------------------------------------------------------------------------
     def _send_all(self, payments: list[Payment], budget: Budget, stats: Stats, outcomes: dict[str, Outcome]) -> None:
@@ -297,6 +324,11 @@ class Drain:
         if not_written:
             logger.error("some failure reports were not written", extra={"messageIds": sorted(not_written)})
         return not_written
+
+
+def _report_key(rejection: Rejection) -> str:
+    # A space never occurs in a paymentKey (messages.KEY_PATTERN), so report keys cannot collide.
+    return f"report {rejection.message.message_id}"
 
 
 def _first_of_each_key(payments: list[Payment], outcomes: dict[str, Outcome]) -> list[Payment]:
