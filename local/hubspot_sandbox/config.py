@@ -16,7 +16,7 @@ FAULT_DEFAULTS: dict[str, Any] = {
     # Added to every public API request (create, list, get); never to /_sandbox/.
     "latency_ms": 0.0,
     "latency_jitter_ms": 0.0,  # uniform 0..jitter, drawn from the seeded generator
-    # Probabilities (0..1) per create request; nothing is stored when one of these fires.
+    # Probabilities (0..1) per create/upsert request; nothing is stored when one of these fires.
     "p_429": 0.0,
     "p_423": 0.0,
     "p_477": 0.0,
@@ -25,7 +25,7 @@ FAULT_DEFAULTS: dict[str, Any] = {
     "p_503": 0.0,
     "p_504": 0.0,
     "p_reset": 0.0,  # connection reset (TCP RST) before replying
-    # Probabilities per create request; the payments ARE stored, then the reply goes wrong.
+    # Probabilities per create/upsert request; the payments ARE stored, then the reply goes wrong.
     "p_reset_after_store": 0.0,
     "p_stored_then_timeout": 0.0,  # reply delayed by stored_then_timeout_delay_s
     "p_stored_then_error": 0.0,  # reply is stored_then_error_status instead of 201/207
@@ -35,9 +35,11 @@ FAULT_DEFAULTS: dict[str, Any] = {
     "stored_then_timeout_delay_s": 30.0,
     "stored_then_error_status": 502,
     "truncate_mode": "short_body",  # "short_body": Content-Length matches the cut body; "close": it does not
+    # Injected 502/503/504 answer an HTML page (as a CDN in front of HubSpot does) instead of JSON.
+    "html_5xx": False,
     # Switches.
-    "outage": False,  # every create answers 503 (after auth and rate limiting)
-    # Forced outcomes for the next create requests, consumed one per request before any random draw:
+    "outage": False,  # every create/upsert answers 503 (after auth and rate limiting)
+    # Forced outcomes for the next create/upsert requests, consumed one per request before any random draw:
     # "ok", "429", "423", "477", "500", "502", "503", "504", "reset", "reset_after_store",
     # "stored_then_timeout", "stored_then_error", "truncated".
     "script": [],
@@ -87,7 +89,7 @@ def normalise_faults(faults: dict[str, Any], base: dict[str, Any] | None = None)
         elif name == "truncate_mode":
             if value not in ("short_body", "close"):
                 raise ValueError("truncate_mode must be 'short_body' or 'close'")
-        elif name == "outage":
+        elif name in ("outage", "html_5xx"):
             value = bool(value)
         elif name == "script":
             value = [str(v) for v in value]

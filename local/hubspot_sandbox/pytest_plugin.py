@@ -20,18 +20,23 @@ from .runner import RunningSandbox, run_sandbox
 
 @pytest.fixture(scope="session")
 def hubspot_sandbox_process() -> Iterator[RunningSandbox]:
+    """One sandbox subprocess (default SandboxConfig) for the whole session, stopped by process id."""
     with run_sandbox(SandboxConfig()) as sandbox:
         yield sandbox
 
 
 @pytest.fixture
 def hubspot_sandbox(hubspot_sandbox_process: RunningSandbox) -> RunningSandbox:
+    """The session's sandbox, reset before the test: no payments, zeroed counters and windows, the start
+    configuration (tokens, limits, faults, seed) restored. Change it with ``.control.set_config/set_faults``."""
     hubspot_sandbox_process.control.reset(restore_config=True)
     return hubspot_sandbox_process
 
 
 @pytest.fixture
 def hubspot_sandbox_factory() -> Iterator[Callable[..., RunningSandbox]]:
+    """``factory(config=None, **SandboxConfig fields) -> RunningSandbox``: a dedicated subprocess per call,
+    stopped by process id when the test ends."""
     with contextlib.ExitStack() as stack:
 
         def start(config: SandboxConfig | None = None, **kwargs: object) -> RunningSandbox:

@@ -51,9 +51,13 @@ def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
 def run_sandbox(
     config: SandboxConfig | None = None, *, startup_timeout: float = 15.0, verbose: bool = False
 ) -> Iterator[RunningSandbox]:
-    """Run ``python -m local.hubspot_sandbox`` on a free port; yield its URL, pid and control client."""
+    """Run ``python -m local.hubspot_sandbox`` on a free port; yield its URL, pid and control client.
+
+    The interpreter is ``sys.executable``, or ``$HUBSPOT_SANDBOX_PYTHON`` when set (the sandbox needs only
+    the standard library, so any Python 3.11+ will do)."""
     config = config or SandboxConfig()
-    cmd = [sys.executable, "-m", "local.hubspot_sandbox", "--port", "0", "--config-json", config.to_json()]
+    python = os.environ.get("HUBSPOT_SANDBOX_PYTHON") or sys.executable
+    cmd = [python, "-m", "local.hubspot_sandbox", "--port", "0", "--config-json", config.to_json()]
     if verbose:
         cmd.append("--verbose")
     env = dict(os.environ)

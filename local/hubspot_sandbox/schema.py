@@ -125,7 +125,7 @@ def problem(code: str, message: str, where: str) -> dict[str, str]:
     return {"code": code, "message": message, "in": where}
 
 
-def validate_properties(properties: Any, extra: frozenset[str]) -> list[dict[str, str]]:
+def validate_properties(properties: Any, extra: frozenset[str], *, require: bool = True) -> list[dict[str, str]]:
     if not isinstance(properties, dict):
         return [problem("INVALID_INPUT", "properties must be an object of property name to string value", "properties")]
     problems: list[dict[str, str]] = []
@@ -167,6 +167,13 @@ def validate_properties(properties: Any, extra: frozenset[str]) -> list[dict[str
             problems.append(
                 problem("INVALID_OPTION", f"{value[:80]} was not one of the allowed options: ISO 4217 currency codes", name)
             )
+    if require:
+        problems += missing_required(properties)
+    return problems
+
+
+def missing_required(properties: dict[str, Any]) -> list[dict[str, str]]:
+    problems: list[dict[str, str]] = []
     for name in REQUIRED:
         if name not in properties:
             problems.append(problem("MISSING_REQUIRED_PROPERTY", f'Property "{name}" is required', name))
@@ -223,14 +230,21 @@ def validate_associations(associations: Any) -> list[dict[str, str]]:
     return problems
 
 
-def validate_input(item: Any, extra: frozenset[str]) -> list[dict[str, str]]:
+def validate_input(item: Any, extra: frozenset[str], *, upsert: bool = False) -> list[dict[str, str]]:
     """Problems with one batch input (empty list: valid). Trace-id duplicates and unique-value
     conflicts are request-level and are checked by the server."""
     if not isinstance(item, dict):
         return [problem("INVALID_INPUT", "each input must be an object", "inputs")]
     properties = item.get("properties")
-    problems = validate_properties({} if properties is None else properties, extra)
-    problems += validate_associations(item.get("associations"))
+    # For an upsert the required properties are checked only when the input turns out to create.
+    problems = validate_properties({} if properties is None else properties, extra, require=not upsert)
+    if upsert:
+        if not isinstance(item.get("id"), str) or not item["id"]:
+            problems.append(problem("INVALID_INPUT", "id must be a non-empty string", "id"))
+        if "associations" in item:
+            problems.append(problem("INVALID_INPUT", "batch upsert does not take associations", "associations"))
+    else:
+        problems += validate_associations(item.get("associations"))
     tid = item.get("objectWriteTraceId")
     if tid is not None and not isinstance(tid, str):
         problems.append(problem("INVALID_INPUT", "objectWriteTraceId must be a string", "objectWriteTraceId"))

@@ -22,6 +22,7 @@ from .state import SandboxState, iso_now
 
 _OBJ = r"/crm/(?:v3/objects|objects/2026-09)/(?:commerce_payments|0-101)"
 CREATE_RE = re.compile(rf"^{_OBJ}/batch/create$")
+UPSERT_RE = re.compile(rf"^{_OBJ}/batch/upsert$")
 LIST_RE = re.compile(rf"^{_OBJ}/?$")
 GET_RE = re.compile(rf"^{_OBJ}/([^/]+)$")
 
@@ -39,6 +40,15 @@ PROPERTY_CODES = frozenset(
     }
 )
 REASONS = {207: "Multi-Status", 423: "Locked", 429: "Too Many Requests", 477: "Migration In Progress"}
+
+
+def _phrase(status: int) -> str:
+    if status in REASONS:
+        return REASONS[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def _dumps(obj: Any) -> bytes:
@@ -142,6 +152,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         self.cid = str(uuid.uuid4())
+        self.generation = self.server.state.generation
         self.rate: dict[str, str] = {}
         self.public = False
         try:
@@ -195,15 +206,14 @@ class SandboxHandler(BaseHTTPRequestHandler):
             headers["Connection"] = "keep-alive"
         headers["Content-Length"] = str(length)
         headers["Date"] = self.date_time_string()
-        reason = REASONS.get(status) or (HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "")
-        head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        head = f"HTTP/1.1 {status} {_phrase(status)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
         if self.public:
-            self.server.state.note_status(str(status))
+            self.server.state.note_status(str(status), self.generation)
         self.log_request(status, len(sent))
         self.wfile.write(head.encode("latin-1") + sent)
 
     def _reset_connection(self) -> None:
-        self.server.state.note_status("reset")
+        self.server.state.note_status("reset", self.generation)
         self.close_connection = True
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -294,6 +304,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.public = True
         if CREATE_RE.match(path):
             route = "create"
+        elif UPSERT_RE.match(path):
+            route = "upsert"
         elif LIST_RE.match(path):
             route = "list"
         elif GET_RE.match(path):
@@ -304,8 +316,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         latency = state.latency_s()
         if latency > 0:
             time.sleep(latency)
-        if route == "create" and method == "POST":
-            self._create(body)
+        if route in ("create", "upsert") and method == "POST":
+            self._write(body, route)
         elif route == "list" and method == "GET":
             if (token := self._authenticate((READ_SCOPE, WRITE_SCOPE))) and self._admit(token):
                 self._list(query)
@@ -317,7 +329,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         else:
             self._send(404, _error(f"Unable to route {method} request to {path}", "OBJECT_NOT_FOUND", self.cid))
 
-    def _create(self, body: bytes) -> None:
+    def _write(self, body: bytes, route: str) -> None:
         state = self.server.state
         parsed: Any = None
         parse_error: str | None = None
@@ -370,7 +382,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 ),
             )
             return
-        status, payload = self._create_batch(inputs)
+        status, payload = self._create_batch(inputs) if route == "create" else self._upsert_batch(inputs)
         self._post_store_reply(status, payload, outcome, faults)
 
     def _pre_store_fault(self, outcome: str, faults: dict[str, Any]) -> bool:
@@ -393,13 +405,18 @@ class SandboxHandler(BaseHTTPRequestHandler):
             )
         elif outcome in ("500", "502", "503", "504"):
             code = int(outcome)
-            self._send(code, _error(HTTPStatus(code).phrase, "INTERNAL_ERROR" if code == 500 else "BAD_GATEWAY", self.cid))
+            if faults["html_5xx"] and code != 500:
+                page = f"<html><head><title>{code} {_phrase(code)}</title></head><body><h1>{_phrase(code)}</h1></body></html>"
+                self._send(code, page.encode(), {"Content-Type": "text/html; charset=UTF-8"})
+            else:
+                category = {500: "INTERNAL_ERROR", 502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE", 504: "GATEWAY_TIMEOUT"}
+                self._send(code, _error(_phrase(code), category[code], self.cid))
         else:
             return False
         return True
 
     def _post_store_reply(self, status: int, payload: dict[str, Any], outcome: str, faults: dict[str, Any]) -> None:
-        stored = status in (201, 207)
+        stored = status in (200, 201, 207)
         if stored and outcome == "reset_after_store":
             self._reset_connection()
         if stored and outcome == "stored_then_timeout":
@@ -407,17 +424,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         if stored and outcome == "stored_then_error":
             code = faults["stored_then_error_status"]
-            phrase = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Error"
-            self._send(code, _error(phrase, "INTERNAL_ERROR", self.cid))
+            self._send(code, _error(_phrase(code), "INTERNAL_ERROR", self.cid))
             return
         truncate = faults["truncate_mode"] if outcome == "truncated" else None
         self._send(status, payload, truncate=truncate)
 
-    def _create_batch(self, inputs: list[Any]) -> tuple[int, dict[str, Any]]:
-        state = self.server.state
-        started = iso_now()
-        extra = state.known_extra
-        problems = [schema.validate_input(item, extra) for item in inputs]
+    @staticmethod
+    def _trace_ids(inputs: list[Any], problems: list[list[dict[str, str]]]) -> tuple[list[Any], bool]:
+        """The inputs' trace ids, flagging duplicates as problems; and whether the request is multi-status
+        (every input carries a unique objectWriteTraceId)."""
         trace_ids = [item.get("objectWriteTraceId") if isinstance(item, dict) else None for item in inputs]
         seen: dict[str, int] = {}
         for tid in trace_ids:
@@ -433,9 +448,54 @@ class SandboxHandler(BaseHTTPRequestHandler):
                     )
                 )
         multi_status = all(isinstance(t, str) and t and seen[t] == 1 for t in trace_ids)
+        return trace_ids, multi_status
+
+    def _invalid_request(self, problems: list[list[dict[str, str]]]) -> tuple[int, dict[str, Any]]:
+        flat = [p for ps in problems for p in ps]
+        return 400, _error(_summary(flat), "VALIDATION_ERROR", self.cid, errors=_sub_errors(flat), context={}, links={})
+
+    @staticmethod
+    def _error_item(problems: list[dict[str, str]], trace_id: str) -> dict[str, Any]:
+        return {
+            "status": "error",
+            "category": "VALIDATION_ERROR",
+            "message": _summary(problems),
+            "errors": _sub_errors(problems),
+            "context": {"objectWriteTraceId": [trace_id]},
+            "links": {},
+        }
+
+    @staticmethod
+    def _result(record: dict[str, Any], trace_id: Any, echo: bool) -> dict[str, Any]:
+        result = {
+            "id": record["id"],
+            "properties": dict(record["properties"]),
+            "createdAt": record["createdAt"],
+            "updatedAt": record["updatedAt"],
+            "archived": False,
+        }
+        if echo and trace_id is not None:
+            result["objectWriteTraceId"] = trace_id
+        return result
+
+    def _batch_body(self, started: str, results: list[dict[str, Any]], errors: list[dict[str, Any]]) -> dict[str, Any]:
+        state = self.server.state
+        body: dict[str, Any] = {"status": "COMPLETE", "results": state.shuffled(results)}
+        if errors:
+            body["numErrors"] = len(errors)
+            body["errors"] = state.shuffled(errors)
+        body["startedAt"] = started
+        body["completedAt"] = iso_now()
+        return body
+
+    def _create_batch(self, inputs: list[Any]) -> tuple[int, dict[str, Any]]:
+        state = self.server.state
+        started = iso_now()
+        extra = state.known_extra
+        problems = [schema.validate_input(item, extra) for item in inputs]
+        trace_ids, multi_status = self._trace_ids(inputs, problems)
         if not multi_status and any(problems):
-            flat = [p for ps in problems for p in ps]
-            return 400, _error(_summary(flat), "VALIDATION_ERROR", self.cid, errors=_sub_errors(flat), context={}, links={})
+            return self._invalid_request(problems)
 
         valid = [(i, item) for i, item in enumerate(inputs) if not problems[i]]
         stored, conflicts = state.store(valid, all_or_nothing=not multi_status)
@@ -466,31 +526,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             )
 
         echo = state.echo_trace_id
-        results = []
-        for record in stored:
-            result = {
-                "id": record["id"],
-                "properties": dict(record["properties"]),
-                "createdAt": record["createdAt"],
-                "updatedAt": record["updatedAt"],
-                "archived": False,
-            }
-            if echo and record["objectWriteTraceId"] is not None:
-                result["objectWriteTraceId"] = record["objectWriteTraceId"]
-            results.append(result)
-        errors = []
-        for i, ps in enumerate(problems):
-            if ps:
-                errors.append(
-                    {
-                        "status": "error",
-                        "category": "VALIDATION_ERROR",
-                        "message": _summary(ps),
-                        "errors": _sub_errors(ps),
-                        "context": {"objectWriteTraceId": [trace_ids[i]]},
-                        "links": {},
-                    }
-                )
+        results = [self._result(record, record["objectWriteTraceId"], echo) for record in stored]
+        errors = [self._error_item(ps, trace_ids[i]) for i, ps in enumerate(problems) if ps]
         for i, (value, existing) in sorted(conflicts.items()):
             errors.append(
                 {
@@ -506,13 +543,66 @@ class SandboxHandler(BaseHTTPRequestHandler):
                     "links": {},
                 }
             )
-        body: dict[str, Any] = {"status": "COMPLETE", "results": state.shuffled(results)}
-        if errors:
-            body["numErrors"] = len(errors)
-            body["errors"] = state.shuffled(errors)
-        body["startedAt"] = started
-        body["completedAt"] = iso_now()
-        return (207 if errors else 201), body
+        return (207 if errors else 201), self._batch_body(started, results, errors)
+
+    def _upsert_batch(self, inputs: list[Any]) -> tuple[int, dict[str, Any]]:
+        state = self.server.state
+        started = iso_now()
+        unique = state.unique_property
+        problems = [schema.validate_input(item, state.known_extra, upsert=True) for item in inputs]
+        for i, item in enumerate(inputs):
+            if isinstance(item, dict) and (unique is None or item.get("idProperty") != unique):
+                problems[i].append(
+                    schema.problem(
+                        "INVALID_ID_PROPERTY",
+                        f"idProperty {json.dumps(item.get('idProperty'))} is not a unique-value property of "
+                        "commerce_payments",
+                        "idProperty",
+                    )
+                )
+        ids = [item.get("id") for item in inputs if isinstance(item, dict) and isinstance(item.get("id"), str)]
+        counts: dict[str, int] = {}
+        for value in ids:
+            counts[value] = counts.get(value, 0) + 1
+        dups = sorted(v for v, n in counts.items() if n > 1)
+        if dups:
+            return 400, _error(
+                f"Duplicate IDs found in batch input: {dups}. IDs must be unique",
+                "VALIDATION_ERROR",
+                self.cid,
+                errors=[{"message": f"Duplicate id {v}", "code": "DUPLICATE_ID", "in": "id", "context": {"id": [v]}}
+                        for v in dups],
+                context={},
+                links={},
+            )
+        trace_ids, multi_status = self._trace_ids(inputs, problems)
+        if not multi_status and any(problems):
+            return self._invalid_request(problems)
+        valid = [
+            (
+                i,
+                {
+                    "id": item["id"],
+                    "properties": {k: v for k, v in (item.get("properties") or {}).items() if k != unique},
+                    "objectWriteTraceId": item.get("objectWriteTraceId"),
+                },
+            )
+            for i, item in enumerate(inputs)
+            if not problems[i]
+        ]
+        written, missing = state.upsert(valid, all_or_nothing=not multi_status)
+        for idx, ps in missing.items():
+            problems[idx] += ps
+        if missing and not multi_status:
+            return self._invalid_request(problems)
+        echo = state.echo_trace_id
+        results = []
+        for idx, record, new in written:
+            result = self._result(record, trace_ids[idx], echo)
+            result["new"] = new
+            results.append(result)
+        errors = [self._error_item(ps, trace_ids[i]) for i, ps in enumerate(problems) if ps]
+        return (207 if errors else 200), self._batch_body(started, results, errors)
 
     @staticmethod
     def _view(record: dict[str, Any], wanted: list[str] | None) -> dict[str, Any]:

@@ -39,6 +39,7 @@ def iso_now() -> str:
 class SandboxState:
     def __init__(self, config: SandboxConfig) -> None:
         self.lock = threading.Lock()
+        self.generation = 0  # bumped by reset(); late replies from before a reset are not counted
         self.initial_config = copy.deepcopy(config)
         self._apply_config(copy.deepcopy(config))
         self._clear()
@@ -145,6 +146,7 @@ class SandboxState:
 
     def reset(self, *, restore_config: bool = False) -> None:
         with self.lock:
+            self.generation += 1
             if restore_config:
                 self._apply_config(copy.deepcopy(self.initial_config))
             else:
@@ -157,6 +159,7 @@ class SandboxState:
         self.by_unique: dict[str, str] = {}
         self.by_trace: dict[str, list[str]] = {}
         self.traces_stored_more_than_once = 0
+        self.updates = 0
         self.next_id = FIRST_ID
         self.windows: dict[str, deque[float]] = {}
         self.all_requests: deque[float] = deque()
@@ -185,9 +188,10 @@ class SandboxState:
             if len(dq) > self.max_requests_in_window:
                 self.max_requests_in_window = len(dq)
 
-    def note_status(self, status: str) -> None:
+    def note_status(self, status: str, generation: int | None = None) -> None:
         with self.lock:
-            self.by_status[status] += 1
+            if generation is None or generation == self.generation:
+                self.by_status[status] += 1
 
     def note_fault(self, name: str) -> None:
         with self.lock:
@@ -344,6 +348,63 @@ class SandboxState:
                     conflicts[idx] = (value, id_of_index.get(first_in_batch[value]))
             return stored, conflicts
 
+    def upsert(
+        self, valid: list[tuple[int, dict[str, Any]]], *, all_or_nothing: bool
+    ) -> tuple[list[tuple[int, dict[str, Any], bool]], dict[int, list[dict[str, str]]]]:
+        """Create or update by the unique property (each input's ``id``), atomically.
+
+        Returns ([(input index, record, new)], problems: input index -> problems of inputs that would create a payment
+        without its required properties). With ``all_or_nothing`` any problem writes nothing."""
+        from .schema import missing_required
+
+        with self.lock:
+            unique = self.unique_property
+            problems: dict[int, list[dict[str, str]]] = {}
+            for idx, item in valid:
+                if item["id"] not in self.by_unique:
+                    missing = missing_required({**item["properties"], unique: item["id"]})
+                    if missing:
+                        problems[idx] = missing
+            if problems and all_or_nothing:
+                return [], problems
+            stamp = iso_now()
+            out: list[tuple[int, dict[str, Any], bool]] = []
+            for idx, item in valid:
+                if idx in problems:
+                    continue
+                existing_id = self.by_unique.get(item["id"])
+                tid = item.get("objectWriteTraceId")
+                if existing_id is not None:
+                    record = self.by_id[existing_id]
+                    record["properties"] = {**record["properties"], **item["properties"], "hs_lastmodifieddate": stamp}
+                    record["updatedAt"] = stamp
+                    self.updates += 1
+                    out.append((idx, dict(record), False))
+                    continue
+                pid = str(self.next_id)
+                self.next_id += 1
+                props = {**item["properties"], unique: item["id"]}
+                props.update({"hs_object_id": pid, "hs_createdate": stamp, "hs_lastmodifieddate": stamp})
+                record = {
+                    "id": pid,
+                    "properties": props,
+                    "createdAt": stamp,
+                    "updatedAt": stamp,
+                    "archived": False,
+                    "associations": [],
+                    "objectWriteTraceId": tid,
+                }
+                self.payments.append(record)
+                self.by_id[pid] = record
+                self.by_unique[item["id"]] = pid
+                if isinstance(tid, str):
+                    ids = self.by_trace.setdefault(tid, [])
+                    ids.append(pid)
+                    if len(ids) == 2:
+                        self.traces_stored_more_than_once += 1
+                out.append((idx, dict(record), True))
+            return out, problems
+
     def page(self, after: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
         with self.lock:
             chunk = self.payments[after : after + limit]
@@ -375,6 +436,7 @@ class SandboxState:
                 "requests_by_route": dict(self.by_route),
                 "inputs_received": self.inputs_received,
                 "payments_stored": len(self.payments),
+                "payments_updated": self.updates,
                 "max_requests_in_window": self.max_requests_in_window,
                 "max_admitted_in_window": self.max_admitted_in_window,
                 "window_ms": self.interval_ms,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from sandbox_http import CREATE, LIST, batch, payment
@@ -93,3 +95,21 @@ def test_get_by_id_and_unknown_id(api):
     assert missing.status == 404
     assert missing.json["category"] == "OBJECT_NOT_FOUND"
     assert missing.json["correlationId"] == missing.headers["X-HubSpot-Correlation-Id"]
+
+
+def test_a_chunked_request_body_is_read(api, control):
+    conn = api.connection()
+    body = json.dumps({"inputs": batch(2)}).encode()
+    conn.putrequest("POST", CREATE)
+    for name, value in api.headers().items():
+        conn.putheader(name, value)
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    for piece in (body[:10], body[10:]):
+        conn.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+    conn.send(b"0\r\n\r\n")
+    reply = conn.getresponse()
+    assert reply.status == 201
+    reply.read()
+    conn.close()
+    assert len(control.payments()) == 2
