@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -40,13 +41,14 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from payments_drain.producer import MAX_ENTRIES, enqueue, sqs_client, sqs_id
 
 STEP_S = 5.0          # time one receive-send-delete round needs, beyond its long-poll wait
 MAX_ERRORS_SHOWN = 20
+MAX_REPEAT_ROUNDS = 10  # receives in a row bringing only reports this run already holds
 
 
 def _listed(value: Any) -> Any:
@@ -83,6 +85,12 @@ class ReplayRequest(BaseModel):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value
+
+    @model_validator(mode="after")
+    def _range(self) -> ReplayRequest:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError("since must be before until")
+        return self
 
     def matches(self, report: dict[str, Any]) -> bool:
         reason = report.get("reason") if isinstance(report.get("reason"), dict) else {}
@@ -198,7 +206,7 @@ class Replay:
 
     def _drain(self) -> None:
         request, summary = self.request, self.summary
-        quiet = 0
+        quiet = repeats = 0
         while True:
             if request.limit is not None and summary.matched >= request.limit:
                 summary.stopped_by = "limit"
@@ -216,12 +224,17 @@ class Replay:
                 else:
                     fresh.append(message)
             if not fresh:
-                quiet += 1
-                if quiet >= request.empty_receives:
+                # Nothing at all: the queue is read. Only held reports again (a run longer than the
+                # visibility timeout): they are hidden again; give up after a few such rounds.
+                if answer.get("Messages"):
+                    repeats += 1
+                else:
+                    quiet += 1
+                if quiet >= request.empty_receives or repeats >= MAX_REPEAT_ROUNDS:
                     summary.stopped_by = "drained"
                     return
                 continue
-            quiet = 0
+            quiet = repeats = 0
             self._handle(fresh)
             self.progress(summary.progress())
 
@@ -344,6 +357,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _flag(name: object) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", str(name)).lower().replace("_", "-")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
@@ -355,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             since=args.since, until=args.until, limit=args.limit, show=args.show,
             visibility_timeout=args.visibility_timeout, wait_seconds=args.wait_seconds)
     except ValidationError as error:
-        p.error("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
+        p.error("; ".join(f"--{_flag(e['loc'][0]) if e['loc'] else 'since/--until'}: {e['msg']}"
                           for e in error.errors(include_url=False)))
 
     def progress(text: str) -> None:
