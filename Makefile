@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
+AUDIT_VENV := .venv-audit
 
-.PHONY: run test unit integration e2e validate build bench clean
+.PHONY: venv run test unit validate build security bench clean
 
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,12 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	$(SAM_VENV)/bin/python -m pip install -q -r requirements-sam.txt
 	touch $@
 
+$(AUDIT_VENV)/.installed: requirements-audit.txt
+	$(PYTHON) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(AUDIT_VENV)/bin/python -m pip install -q -r requirements-audit.txt
+	touch $@
+
 venv: $(VENV)/.installed
 
 ## The README's first command: the whole pipeline on the local stack.
@@ -26,7 +33,7 @@ run: $(VENV)/.installed
 	$(PY) -m local.stack run $(ARGS)
 
 ## The README's second command: everything a change must pass.
-test: $(VENV)/.installed $(SAM_VENV)/.installed
+test: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed
 	$(PY) -m pytest $(ARGS)
 
 unit: $(VENV)/.installed
@@ -39,8 +46,12 @@ validate: $(SAM_VENV)/.installed
 build: $(SAM_VENV)/.installed
 	$(SAM) build
 
+## checkov, bandit, pip-audit, cfn-lint, sam validate (also run by `make test`).
+security: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed
+	$(PY) tools/security_checks.py
+
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) $(AUDIT_VENV) .aws-sam .pytest_cache
