@@ -35,9 +35,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from payments_drain.messages import parse_record
 from payments_drain.outcomes import Rejection
+from payments_drain.sqs_batches import MAX_BATCH_BYTES, MAX_ENTRIES, batches, entry_size  # noqa: F401 - re-exported
 
-MAX_ENTRIES = 10                 # SendMessageBatch: at most 10 entries ...
-MAX_BATCH_BYTES = 256 * 1024     # ... and this many bytes in total (bodies plus attributes)
 MAX_MESSAGE_BYTES = MAX_BATCH_BYTES
 MAX_SQS_ID = 128                 # MessageGroupId and MessageDeduplicationId
 MAX_KEPT_PROBLEMS = 1000        # in the summary; stderr has every one
@@ -45,29 +44,6 @@ SEND_ATTEMPTS = 3                # entries SQS failed on its side (SenderFault f
 
 
 # --- sending, shared with the replay ---------------------------------------------------------------
-
-def entry_size(entry: dict[str, Any]) -> int:
-    """What SQS counts against the message size: the body plus each attribute's name, type and value."""
-    size = len(entry["MessageBody"].encode("utf-8"))
-    for name, value in (entry.get("MessageAttributes") or {}).items():
-        size += len(name.encode()) + len(value["DataType"].encode()) + len(str(value.get("StringValue", "")).encode())
-    return size
-
-
-def batches(entries: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    """Groups of at most 10 entries and 256 KiB; an entry is never split (callers keep each below it)."""
-    group: list[dict[str, Any]] = []
-    size = 0
-    for entry in entries:
-        grows = entry_size(entry)
-        if group and (len(group) == MAX_ENTRIES or size + grows > MAX_BATCH_BYTES):
-            yield group
-            group, size = [], 0
-        group.append(entry)
-        size += grows
-    if group:
-        yield group
-
 
 def enqueue(client: Any, queue_url: str, entries: Sequence[dict[str, Any]]) -> dict[str, str]:
     """Send every entry (each with a unique ``Id``); return ``{Id: why}`` for those SQS did not accept.

@@ -15,10 +15,9 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from payments_drain.outcomes import Rejection
+from payments_drain.sqs_batches import batches
 from payments_drain.observability import tracer
 
-MAX_BATCH_BYTES = 256 * 1024  # SendMessageBatch: 10 entries and this many bytes in total
-MAX_ENTRIES = 10
 
 
 def report_of(rejection: Rejection, request_id: str | None = None, source: str | None = None) -> dict[str, Any]:
@@ -43,7 +42,7 @@ class SqsReporter:
     def send(self, reports: Sequence[dict[str, Any]]) -> set[str]:
         """Send every report; return the message ids whose report was not accepted."""
         failed: set[str] = set()
-        for group in _groups([_entry(i, r) for i, r in enumerate(reports)]):
+        for group in batches([_entry(i, r) for i, r in enumerate(reports)]):
             ids = {e["Id"]: e["_messageId"] for e in group}
             entries = [{k: v for k, v in e.items() if k != "_messageId"} for e in group]
             try:
@@ -66,16 +65,3 @@ def _entry(index: int, report: dict[str, Any]) -> dict[str, Any]:
         "MessageBody": body,
         "MessageAttributes": {k: {"DataType": "String", "StringValue": str(v)} for k, v in attributes.items()},
     }
-
-
-def _groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    groups: list[list[dict[str, Any]]] = []
-    size = 0
-    for entry in entries:
-        entry_size = len(entry["MessageBody"].encode()) + 200
-        if not groups or len(groups[-1]) == MAX_ENTRIES or size + entry_size > MAX_BATCH_BYTES:
-            groups.append([])
-            size = 0
-        groups[-1].append(entry)
-        size += entry_size
-    return groups
