@@ -12,7 +12,8 @@ import pytest
 
 from payments_drain.messages import parse_record
 from payments_drain.outcomes import Payment
-from payments_drain.producer import batches, entry_size, main
+from payments_drain.producer import main
+from payments_drain.sqs_batches import batches, entry_size
 from tests.tools.sqs_helpers import counts, new_queue, take_all
 from tests.twins import payment_body, sqs_record
 

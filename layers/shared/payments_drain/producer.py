@@ -35,7 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from payments_drain.messages import parse_record
 from payments_drain.outcomes import Rejection
-from payments_drain.sqs_batches import MAX_BATCH_BYTES, MAX_ENTRIES, batches, entry_size  # noqa: F401 - re-exported
+from payments_drain.sqs_batches import MAX_BATCH_BYTES, batches, entry_size
 
 MAX_MESSAGE_BYTES = MAX_BATCH_BYTES
 MAX_SQS_ID = 128                 # MessageGroupId and MessageDeduplicationId
