@@ -44,7 +44,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from payments_drain.producer import MAX_ENTRIES, enqueue, sqs_client, sqs_id
+from payments_drain.producer import enqueue, sqs_client, sqs_id
+from payments_drain.sqs_batches import MAX_ENTRIES
 
 STEP_S = 5.0          # time one receive-send-delete round needs, beyond its long-poll wait
 MAX_ERRORS_SHOWN = 20
