@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     wsgi_app = _install_profiler(args.profile, app) if args.profile else app
 
     server = make_server(args.host, args.port, wsgi_app, threaded=True)
+    server.daemon_threads = True  # a long poll in progress must not delay the stop
+    server.block_on_close = False
     port = server.socket.getsockname()[1]
     os.environ["MOTO_PORT"] = str(port)
 

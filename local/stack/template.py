@@ -85,7 +85,8 @@ for _tag, _fn in _SHORT_TAGS.items():
 
 
 def load_yaml(text: str) -> dict:
-    return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    # _CfnLoader is a SafeLoader subclass (it only adds the CloudFormation short-form tags)
+    return yaml.load(text, Loader=_CfnLoader)  # noqa: S506  # nosec B506
 
 
 # --------------------------------------------------------------------------- physical mapping

@@ -1,0 +1,327 @@
+"""The whole pipeline on one machine: moto + the HubSpot sandbox + the ESM emulator + the handler.
+
+    with LocalStack(parameters={"QueueVisibilityTimeoutSeconds": "5"}) as stack:
+        stack.enqueue(workload.generate(300))
+        result = stack.drain(timeout=60)
+        stack.sandbox.control.payments(); stack.failure_reports(); stack.dead_letters()
+
+Every setting comes from template.yaml (with ``parameters`` as ``--parameter-overrides``); the
+stack itself only points the template's ``HubSpotBaseUrl`` at the sandbox it started, and picks
+the sandbox's rate limit from ``HubSpotRateLimitPer10s`` unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .aws import MotoServer, Resources, boto3_client, create_resources
+from .esm import DrainResult, EventSourceMapping, FunctionSpec, LogSink, SourceSpec
+from .template import DEFAULT_TEMPLATE, DEFAULT_STACK_NAME, Template
+from .workload import WorkItem
+
+
+@dataclass
+class Enqueued:
+    message_ids: list[str] = field(default_factory=list)
+    by_message_id: dict[str, WorkItem] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+
+def _start_sandbox(config: Any, startup_timeout: float = 15.0) -> Any:
+    """``python -m local.hubspot_sandbox`` in its own session (so ``--keep-running`` can leave it up)."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from local.hubspot_sandbox import RunningSandbox, SandboxControl
+
+    from .template import REPO_ROOT
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "local.hubspot_sandbox", "--port", "0", "--config-json", config.to_json()],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env, text=True,
+        cwd=str(REPO_ROOT),
+        start_new_session=True,
+    )
+    line: list[str] = []
+    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(startup_timeout)
+    url = line[0].strip() if line else ""
+    if not url.startswith("http://127.0.0.1:"):
+        _stop_process(proc)
+        raise RuntimeError(f"the HubSpot sandbox did not start (exit code {proc.poll()}, first line {url!r})")
+    return RunningSandbox(base_url=url, pid=proc.pid, control=SandboxControl(url), config=config, process=proc)
+
+
+def _stop_process(proc: Any) -> None:
+    from local.hubspot_sandbox.runner import stop_process
+
+    stop_process(proc)
+
+
+def _stop_sandbox(sandbox: Any) -> None:
+    _stop_process(sandbox.process)
+
+
+class LocalStack:
+    def __init__(
+        self,
+        template_path: str | Path = DEFAULT_TEMPLATE,
+        parameters: dict[str, Any] | None = None,
+        *,
+        sandbox_config: Any = None,  # SandboxConfig, a dict of its fields, or None
+        sandbox_faults: dict[str, Any] | None = None,
+        rate_limit: int | None = None,
+        token: str | None = None,
+        secret_format: str = "json",
+        patched_moto: bool = True,
+        function_id: str = "DrainFunction",
+        stack_name: str = DEFAULT_STACK_NAME,
+        region: str = "us-east-1",
+        log_echo: Any = None,
+        default_concurrency: int | None = None,
+    ) -> None:
+        self.template_path = Path(template_path)
+        self.parameters = {k: str(v) for k, v in (parameters or {}).items()}
+        self.sandbox_config = sandbox_config
+        self.sandbox_faults = sandbox_faults
+        self.rate_limit = rate_limit
+        self.token = token
+        self.secret_format = secret_format
+        self.patched_moto = patched_moto
+        self.function_id = function_id
+        self.stack_name = stack_name
+        self.region = region
+        self.sink = LogSink(echo=log_echo)
+        self.default_concurrency = default_concurrency
+        self._stack = contextlib.ExitStack()
+        self.moto: MotoServer | None = None
+        self.sandbox: Any = None
+        self.template: Template | None = None
+        self.resources: Resources | None = None
+        self.function: FunctionSpec | None = None
+        self.source: SourceSpec | None = None
+        self.esm_instance: EventSourceMapping | None = None
+        self.batches: list[dict] = []
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> "LocalStack":
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        from local.hubspot_sandbox import SandboxConfig
+
+        # The template first (without physical resources) for the sandbox's rate limit.
+        probe = Template(self.template_path, self._overrides("http://127.0.0.1:1"), region=self.region,
+                         stack_name=self.stack_name)
+        cfg = self.sandbox_config
+        if cfg is None:
+            cfg = SandboxConfig()
+        elif isinstance(cfg, dict):
+            cfg = SandboxConfig.from_dict(cfg)
+        limit = self.rate_limit
+        if limit is None and "HubSpotRateLimitPer10s" in probe.parameters:
+            limit = int(float(probe.parameters["HubSpotRateLimitPer10s"]))
+        if limit is not None:
+            cfg.rate_limit_per_10s = int(limit)
+        if self.sandbox_faults:
+            from local.hubspot_sandbox.config import normalise_faults
+
+            cfg.faults = {**cfg.faults, **normalise_faults(self.sandbox_faults, base={})}
+        token = self.token or next(iter(cfg.tokens), "sandbox-token")
+        self.token = token
+
+        self.moto = self._stack.enter_context(MotoServer(patched=self.patched_moto))
+        self.sandbox = _start_sandbox(cfg)
+        self._stack.callback(_stop_sandbox, self.sandbox)
+
+        self.template = Template(self.template_path, self._overrides(self.sandbox.base_url), region=self.region,
+                                 stack_name=self.stack_name)
+        self.resources = create_resources(self.template, self.moto.endpoint, hubspot_token=token,
+                                          secret_format=self.secret_format)
+        settings = self.template.function(self.function_id, self.resources.physical)
+        ev = settings.sqs_event
+        if ev is None:
+            raise ValueError(f"{self.function_id} has no SQS event in {self.template_path}")
+        self.function = FunctionSpec.from_settings(
+            settings, name=self.resources.physical[self.function_id].ref, region=self.region,
+            account_id=self.template.account_id, aws_endpoint=self.moto.endpoint,
+        )
+        self.source = SourceSpec(
+            queue_url=self.resources.queue_url(ev.queue_logical_id),
+            queue_arn=self.resources.queue_arn(ev.queue_logical_id),
+            batch_size=ev.batch_size,
+            batching_window_s=ev.maximum_batching_window_seconds,
+            maximum_concurrency=ev.maximum_concurrency,
+            report_batch_item_failures="ReportBatchItemFailures" in ev.function_response_types,
+            region=self.region,
+        )
+        self.queue_settings = self.template.queue(ev.queue_logical_id)
+        self._sqs = boto3_client("sqs", self.moto.endpoint, self.region, max_pool_connections=16)
+
+    def _overrides(self, base_url: str) -> dict[str, str]:
+        params = dict(self.parameters)
+        params.setdefault("HubSpotBaseUrl", base_url)
+        return params
+
+    def stop(self) -> None:
+        if self.esm_instance is not None:
+            self.esm_instance.stop()
+            self.esm_instance = None
+        self._stack.close()
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ queues
+    @property
+    def endpoint(self) -> str:
+        assert self.moto and self.moto.endpoint
+        return self.moto.endpoint
+
+    @property
+    def queue_url(self) -> str:
+        assert self.source
+        return self.source.queue_url
+
+    def _url_of(self, logical_id: str) -> str:
+        assert self.resources
+        return self.resources.queue_url(logical_id)
+
+    @property
+    def dlq_url(self) -> str:
+        assert self.queue_settings.dead_letter_logical_id
+        return self._url_of(self.queue_settings.dead_letter_logical_id)
+
+    @property
+    def failure_queue_url(self) -> str:
+        assert self.function
+        return self.function.environment["FAILURE_QUEUE_URL"]
+
+    def enqueue(self, items: Iterable[WorkItem | str], parallel: int = 8) -> Enqueued:
+        """SendMessageBatch (10 per call, ``parallel`` calls at once); remembers what was sent."""
+        items = [it if isinstance(it, WorkItem) else WorkItem(it, "raw", None) for it in items]
+        chunks = [items[i : i + 10] for i in range(0, len(items), 10)]
+        out = Enqueued()
+        started = time.monotonic()
+
+        def send(chunk: list[WorkItem]) -> list[tuple[str, WorkItem]]:
+            entries = [{"Id": str(j), "MessageBody": it.body} for j, it in enumerate(chunk)]
+            for attempt in range(5):
+                resp = self._sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+                if not resp.get("Failed"):
+                    break
+                time.sleep(0.1 * (attempt + 1))
+            else:
+                raise RuntimeError(f"SendMessageBatch kept failing: {resp.get('Failed')}")
+            by_entry = {int(s["Id"]): s["MessageId"] for s in resp["Successful"]}
+            return [(by_entry[j], it) for j, it in enumerate(chunk)]
+
+        with ThreadPoolExecutor(max(1, parallel)) as pool:
+            for pairs in pool.map(send, chunks):
+                for mid, it in pairs:
+                    out.message_ids.append(mid)
+                    out.by_message_id[mid] = it
+        out.elapsed_s = time.monotonic() - started
+        return out
+
+    def queue_counts(self, url: str | None = None) -> dict[str, int]:
+        attrs = self._sqs.get_queue_attributes(QueueUrl=url or self.queue_url, AttributeNames=["All"])["Attributes"]
+        return {
+            "visible": int(attrs["ApproximateNumberOfMessages"]),
+            "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"]),
+            "delayed": int(attrs["ApproximateNumberOfMessagesDelayed"]),
+        }
+
+    def read_all(self, url: str, *, delete: bool = False) -> list[dict]:
+        """Every visible message of a queue (hidden while scanning, then visible again unless deleted)."""
+        seen: dict[str, dict] = {}
+        handles: list[str] = []
+        while True:
+            msgs = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                             VisibilityTimeout=60, MessageSystemAttributeNames=["All"],
+                                             MessageAttributeNames=["All"]).get("Messages", [])
+            if not msgs:
+                break
+            for m in msgs:
+                seen.setdefault(m["MessageId"], m)
+                handles.append(m["ReceiptHandle"])
+        for i in range(0, len(handles), 10):
+            entries = [{"Id": str(j), "ReceiptHandle": h} for j, h in enumerate(handles[i : i + 10])]
+            if delete:
+                self._sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+            else:
+                self._sqs.change_message_visibility_batch(
+                    QueueUrl=url, Entries=[{**e, "VisibilityTimeout": 0} for e in entries])
+        return list(seen.values())
+
+    def failure_reports(self, *, delete: bool = False) -> list[dict]:
+        out = []
+        for m in self.read_all(self.failure_queue_url, delete=delete):
+            try:
+                out.append(json.loads(m["Body"]))
+            except ValueError:
+                out.append({"unparseable": m["Body"]})
+        return out
+
+    def dead_letters(self, *, delete: bool = False) -> list[dict]:
+        return self.read_all(self.dlq_url, delete=delete)
+
+    # ------------------------------------------------------------ the function
+    def esm(self, **kwargs: Any) -> EventSourceMapping:
+        assert self.function and self.source
+        on_batch = kwargs.pop("on_batch", None)
+
+        def record(batch: dict) -> None:
+            self.batches.append(batch)
+            if on_batch:
+                on_batch(batch)
+
+        self.esm_instance = EventSourceMapping(
+            self.function, self.source, aws_endpoint=self.endpoint, sink=self.sink, on_batch=record,
+            default_concurrency=self.default_concurrency, **kwargs,
+        )
+        return self.esm_instance
+
+    def drain(self, timeout: float = 120.0, progress: Callable[[dict, dict], None] | None = None) -> DrainResult:
+        esm = self.esm_instance or self.esm()
+        try:
+            return esm.drain_until_empty(timeout=timeout, progress=progress)
+        finally:
+            self.esm_instance = None
+
+    def endpoints(self) -> dict[str, Any]:
+        assert self.moto and self.sandbox and self.resources
+        return {
+            "aws_endpoint": self.endpoint,
+            "moto_pid": self.moto.pid,
+            "hubspot_sandbox": self.sandbox.base_url,
+            "sandbox_pid": self.sandbox.pid,
+            "queues": {lid: p.ref for lid, p in self.resources.physical.items() if self.resources.types.get(lid) == "AWS::SQS::Queue"},
+            "token_secret": self.function.environment.get("HUBSPOT_TOKEN_SECRET_ID") if self.function else None,
+        }
+
+    def detach(self) -> dict[str, Any]:
+        """Leave moto and the sandbox running (``--keep-running``): forget them without stopping."""
+        info = self.endpoints()
+        self._stack.pop_all()
+        return info

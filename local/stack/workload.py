@@ -1,0 +1,143 @@
+"""Generated payment workloads for the local stack: realistic valid payments plus invalid ones.
+
+Every message is one payment (DESIGN.md's body contract). A share of them is invalid, in varied
+ways the drain must reject (and report) rather than retry:
+
+    malformed_json, missing_amount, non_numeric_amount, unknown_property, bad_currency,
+    bad_enum_option, wrong_types
+
+``generate(count, invalid_share, seed)`` is deterministic for a seed. Each :class:`WorkItem` knows
+its ``kind`` ("valid" or one of the above) and its ``payment_key`` (None for malformed JSON, whose
+key is then the SQS message id).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+INVALID_KINDS = (
+    "malformed_json",
+    "missing_amount",
+    "non_numeric_amount",
+    "unknown_property",
+    "bad_currency",
+    "bad_enum_option",
+    "wrong_types",
+)
+
+_CURRENCIES = ("EUR", "USD", "GBP", "CHF", "SEK", "PLN", "CAD", "AUD", "JPY")
+_METHODS = ("card", "ach", "sepa", "wire_transfer", "check", "cash", "bacs")
+_STATUSES = ("succeeded", "succeeded", "succeeded", "processing", "partially_refunded")
+_BANKS = ("Visa", "Mastercard", "Amex", "ING", "Barclays", "Chase", "BNP Paribas")
+_NAMES = ("ana", "ben", "chloe", "dev", "emma", "farid", "gus", "hana", "ivan", "jo")
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    body: str
+    kind: str  # "valid" or an INVALID_KINDS entry
+    payment_key: str | None
+
+    @property
+    def valid(self) -> bool:
+        return self.kind == "valid"
+
+
+def _valid_payment(rng: random.Random, key: str, when: datetime) -> dict:
+    currency = rng.choice(_CURRENCIES)
+    amount = rng.randint(100, 500_000) / 100 if currency != "JPY" else rng.randint(100, 50_000)
+    props = {
+        "hs_initial_amount": f"{amount:.2f}" if currency != "JPY" else str(int(amount)),
+        "hs_initiated_date": (when - timedelta(seconds=rng.randint(0, 86_400 * 30))).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "hs_currency_code": currency,
+        "hs_latest_status": rng.choice(_STATUSES),
+        "hs_payment_method_type": rng.choice(_METHODS),
+        "hs_reference_number": f"INV-{rng.randint(10_000, 99_999)}",
+    }
+    if rng.random() < 0.6:
+        props["hs_customer_email"] = f"{rng.choice(_NAMES)}.{rng.randint(1, 999)}@example.com"
+    if props["hs_payment_method_type"] == "card":
+        props["hs_payment_method_bank_or_issuer"] = rng.choice(_BANKS)
+        props["hs_payment_method_last_4"] = f"{rng.randint(0, 9999):04d}"
+    if rng.random() < 0.3:
+        props["hs_fees_amount"] = f"{rng.randint(10, 900) / 100:.2f}"
+    if rng.random() < 0.2:
+        props["hs_internal_comment"] = "imported from the billing system"
+    body: dict = {"paymentKey": key, "properties": props}
+    if rng.random() < 0.25:
+        body["associations"] = [{
+            "to": {"id": str(rng.randint(1000, 999_999))},
+            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}],
+        }]
+    return body
+
+
+def _invalid(rng: random.Random, kind: str, key: str, when: datetime) -> tuple[str, str | None]:
+    body = _valid_payment(rng, key, when)
+    props = body["properties"]
+    if kind == "malformed_json":
+        text = json.dumps(body)
+        return rng.choice([text[: len(text) // 2], text.replace('"', "'"), "not json at all", text + "}"]), None
+    if kind == "missing_amount":
+        del props["hs_initial_amount"]
+    elif kind == "non_numeric_amount":
+        props["hs_initial_amount"] = rng.choice(["twelve", "12,50 EUR", "N/A", "1.2.3"])
+    elif kind == "unknown_property":
+        props[rng.choice(["hs_not_a_property", "hs_amount", "hs_payment_status"])] = "x"
+    elif kind == "bad_currency":
+        props["hs_currency_code"] = rng.choice(["EURO", "XYZ", "usd", "€"])
+    elif kind == "bad_enum_option":
+        field, value = rng.choice([("hs_payment_method_type", "bitcoin"), ("hs_latest_status", "paid"),
+                                   ("hs_payment_method_type", "Card")])
+        props[field] = value
+    elif kind == "wrong_types":
+        choice = rng.randrange(3)
+        if choice == 0:
+            props["hs_initial_amount"] = 49.9  # a number, not a string
+        elif choice == 1:
+            body["properties"] = [["hs_initial_amount", "1.00"]]  # not an object
+        else:
+            body["associations"] = {"to": "1234"}  # not a list
+    else:
+        raise ValueError(f"unknown invalid kind {kind!r}")
+    return json.dumps(body), key
+
+
+def generate(count: int = 2000, invalid_share: float = 0.03, seed: int = 1) -> list[WorkItem]:
+    """``count`` payments, ``round(count * invalid_share)`` of them invalid (kinds in rotation)."""
+    if not 0 <= invalid_share <= 1:
+        raise ValueError("invalid_share must be between 0 and 1")
+    rng = random.Random(seed)
+    when = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+    n_invalid = round(count * invalid_share)
+    invalid_positions = set(rng.sample(range(count), n_invalid)) if n_invalid else set()
+    items: list[WorkItem] = []
+    k = 0
+    for i in range(count):
+        key = f"pay_{seed}_{i:06d}"
+        if i in invalid_positions:
+            kind = INVALID_KINDS[k % len(INVALID_KINDS)]
+            k += 1
+            text, pkey = _invalid(rng, kind, key, when)
+            items.append(WorkItem(text, kind, pkey))
+        else:
+            items.append(WorkItem(json.dumps(_valid_payment(rng, key, when)), "valid", key))
+    return items
+
+
+def from_file(path: str | Path) -> list[WorkItem]:
+    """One message body per line (JSON Lines; a line that is not JSON is sent as it is)."""
+    items = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            key = json.loads(line).get("paymentKey")
+        except (ValueError, AttributeError):
+            key = None
+        items.append(WorkItem(line, "file", key))
+    return items
