@@ -106,6 +106,13 @@ class InMemoryLedger:
             for key, hubspot_id in created.items():
                 self.items[key] = {"status": CREATED, "hubspotId": hubspot_id}
 
+    def release(self, keys: Iterable[str], claimant: str) -> None:
+        with self.lock:
+            for key in keys:
+                item = self.items.get(key)
+                if item and item["status"] == CLAIMED and item.get("claimant") == claimant:
+                    del self.items[key]
+
 
 class InMemoryReporter:
     def __init__(self, fail_ids: Sequence[str] = (), fail_all: bool = False) -> None:

@@ -104,3 +104,16 @@ def test_ledger_unreachable_raises_ledger_unavailable(aws_env):
     ledger = DynamoLedger("no-such-table")
     with pytest.raises(LedgerUnavailable, match="ResourceNotFoundException"):
         ledger.claim(["k"], "req", int(time.time() * 1000))
+
+
+def test_ledger_releases_only_its_own_claims_and_flags_reclaimed_expired_ones(ledger_table):
+    ledger = DynamoLedger(ledger_table)
+    later = int((time.time() + 60) * 1000)
+    ledger.claim(["mine", "theirs"], "req-a", later)
+    ledger.release(["mine", "theirs"], "req-b")  # not req-b's claims: nothing happens
+    assert {e.state for e in ledger.claim(["mine", "theirs"], "req-c", later).values()} == {BUSY}
+    ledger.release(["mine"], "req-a")
+    released = ledger.claim(["mine"], "req-c", later)["mine"]
+    assert released.state == CLAIMED and released.reclaimed is False
+    ledger.claim(["died"], "req-crashed", int(time.time() * 1000) - 1)
+    assert ledger.claim(["died"], "req-e", later)["died"].reclaimed is True

@@ -60,12 +60,16 @@ class Stats:
     throttled: int = 0
     errors: int = 0
     auth_failures: int = 0
-    ambiguous: int = 0
+    ambiguous_ids: set[str] = field(default_factory=set)  # payments HubSpot may have stored unbeknown to us
     daily_limit: bool = False
     rate_limit_remaining: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def record(self, answer: Answer, payments: int, ambiguous: bool) -> None:
+    @property
+    def ambiguous(self) -> int:
+        return len(self.ambiguous_ids)
+
+    def record(self, answer: Answer, message_ids: list[str], ambiguous: bool) -> None:
         with self.lock:
             self.requests += 1
             self.statuses[str(answer.status or answer.error)] += 1
@@ -77,7 +81,7 @@ class Stats:
             if answer.status in (401, 403):
                 self.auth_failures += 1
             if ambiguous:
-                self.ambiguous += payments
+                self.ambiguous_ids.update(message_ids)
             remaining = answer.header("X-HubSpot-RateLimit-Remaining")
             if remaining is not None and remaining.isdigit():
                 value = int(remaining)
@@ -123,9 +127,10 @@ class Drain:
             _log_problem("payment rejected", rejection.message, rejection.reason, rejection.payment_key)
 
         payments = _first_of_each_key([p for p in parsed if isinstance(p, Payment)], outcomes)
-        sendable = self._claim(payments, budget, request_id, outcomes)
+        sendable = self._claim(payments, budget, request_id, outcomes, stats)
         self._send_all(sendable, budget, stats, outcomes)
         ledger_failed = self._record_created(sendable, outcomes)
+        self._release(sendable, outcomes, stats, request_id)
 
         for payment in sendable:  # HubSpot refused these for good: they need a report too
             outcome = outcomes[payment.message_id]
@@ -148,7 +153,7 @@ class Drain:
 
     # -- ledger ------------------------------------------------------------------------------
     def _claim(self, payments: list[Payment], budget: Budget, request_id: str,
-               outcomes: dict[str, Outcome]) -> list[Payment]:
+               outcomes: dict[str, Outcome], stats: Stats) -> list[Payment]:
         if self.ledger is None or not payments:
             return payments
         until_ms = budget.function_deadline_ms() + 1000  # the claim outlives every send of this invocation
@@ -167,8 +172,22 @@ class Drain:
             elif entry.state == BUSY:
                 outcomes[payment.message_id] = Outcome(State.RETRY, Reason("CLAIMED_ELSEWHERE", "another invocation is sending this paymentKey"))
             else:
+                if entry.reclaimed:  # its last invocation died holding the claim, perhaps after sending
+                    stats.ambiguous_ids.add(payment.message_id)
+                    _log_problem("payment may have been sent by an invocation that did not finish",
+                                 payment.message, None, payment.payment_key)
                 sendable.append(payment)
         return sendable
+
+    def _release(self, sent: list[Payment], outcomes: dict[str, Outcome], stats: Stats, request_id: str) -> None:
+        keys = [p.payment_key for p in sent if p.message_id not in stats.ambiguous_ids
+                and outcomes[p.message_id].state in (State.RETRY, State.REJECTED)]
+        if self.ledger is None or not keys:
+            return
+        try:
+            self.ledger.release(keys, request_id)
+        except LedgerUnavailable as error:  # the claims expire at the function's deadline anyway
+            logger.warning("could not release claims", extra={"error": str(error)})
 
     def _record_created(self, sent: list[Payment], outcomes: dict[str, Outcome]) -> bool:
         if self.ledger is None:
@@ -261,7 +280,7 @@ class Drain:
             answer = self.hubspot.create_batch(inputs, token, time_left_s=budget.left())
             verdict = settle(part, answer, self.unique_property)
             self.gate.finished(answer.headers, verdict.wait_s if answer.status == 429 else 0.0)
-            stats.record(answer, len(part), verdict.ambiguous)
+            stats.record(answer, [p.message_id for p in part], verdict.ambiguous)
             reason = verdict.reason or reason
             if verdict.action in (batching.SETTLED, batching.SPLIT):
                 if answer.status in (401, 403, 404):

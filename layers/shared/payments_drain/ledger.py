@@ -36,6 +36,7 @@ class LedgerUnavailable(Exception):
 class Entry:
     state: str  # CLAIMED (by us, send it), CREATED (a duplicate) or BUSY (another invocation holds it)
     hubspot_id: str | None = None
+    reclaimed: bool = False  # the claim replaced an expired one: an invocation died holding it, maybe after sending
 
 
 def entry_or_claim(item: Mapping | None, claimant: str, now_ms: int) -> Entry:
@@ -43,9 +44,11 @@ def entry_or_claim(item: Mapping | None, claimant: str, now_ms: int) -> Entry:
         return Entry(CLAIMED)
     if item.get("status") == CREATED:
         return Entry(CREATED, item.get("hubspotId"))
-    if int(item.get("claimExpiresAt", 0)) > now_ms and item.get("claimant") != claimant:
+    if item.get("claimant") == claimant:
+        return Entry(CLAIMED)
+    if int(item.get("claimExpiresAt", 0)) > now_ms:
         return Entry(BUSY)
-    return Entry(CLAIMED)
+    return Entry(CLAIMED, reclaimed=True)
 
 
 class DynamoLedger:
@@ -88,6 +91,27 @@ class DynamoLedger:
             list(self.pool.map(self._write_group, groups))
         except (BotoCoreError, ClientError) as error:
             raise LedgerUnavailable(f"ledger write failed ({_code(error)})") from None
+
+    @tracer.capture_method(capture_response=False)
+    def release(self, keys: Iterable[str], claimant: str) -> None:
+        """Drop our claims on payments that surely were not stored (retried or refused), so their
+        next delivery is not mistaken for one after a crash. Best effort: claims expire anyway."""
+        try:
+            list(self.pool.map(lambda key: self._release_one(key, claimant), list(keys)))
+        except (BotoCoreError, ClientError) as error:
+            raise LedgerUnavailable(f"ledger release failed ({_code(error)})") from None
+
+    def _release_one(self, key: str, claimant: str) -> None:
+        try:
+            self.client.delete_item(
+                TableName=self.table, Key={"paymentKey": {"S": key}},
+                ConditionExpression="#s = :claimed AND claimant = :me",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":claimed": {"S": CLAIMED}, ":me": {"S": claimant}},
+            )
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":
+                raise
 
     def _read(self, keys: list[str]) -> dict[str, dict]:
         items: dict[str, dict] = {}
