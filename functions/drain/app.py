@@ -3,6 +3,7 @@
 Only wiring lives here; the logic is in the layer's ``payments_drain`` package.
 """
 
+import gc
 import os
 import time
 
@@ -13,6 +14,7 @@ from payments_drain.service import build_drain, publish
 
 SETTINGS = load_settings(os.environ)  # a bad variable fails the cold start, naming it
 DRAIN = build_drain(SETTINGS)
+gc.freeze()  # what the cold start built lives as long as the container: keep it out of every collection
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -269,3 +269,10 @@ def test_a_payment_whose_claim_expired_unreleased_counts_as_ambiguous(clock):
     result = run(drain, records(2), clock)
     assert failures(result) == [] and len(hubspot.calls[0][0]) == 2
     assert result.stats.ambiguous_ids == {"m0"}
+
+
+def test_429s_are_waited_out_within_the_budget_not_counted_as_attempts(clock):
+    throttled = error_answer(429, policyName="TEN_SECONDLY_ROLLING")
+    drain, hubspot = make([throttled] * 5, clock=clock, max_attempts=2)
+    result = run(drain, records(2), clock)
+    assert failures(result) == [] and len(hubspot.calls) == 6

@@ -299,8 +299,9 @@ class Drain:
                 stop.set()
                 logger.error("HubSpot daily rate limit reached: sending stops for this invocation", extra=_reason_log(reason))
                 return _retry_all(part, reason)
-            attempt += 1  # TRANSIENT
-            backoff = max(verdict.wait_s, 0.25 * 2**attempt * (1 + self.rng.random() / 4))  # honour Retry-After
+            if answer.status != 429:  # a 429 is waited out as long as the budget allows, not counted
+                attempt += 1  # TRANSIENT
+            backoff = max(verdict.wait_s, 0.25 * 2**max(attempt, 1) * (1 + self.rng.random() / 4))  # honour Retry-After
             if attempt >= self.max_attempts or budget.left() < backoff + MIN_CALL_S:
                 logger.warning("HubSpot call failed, payments retried", extra={**_reason_log(reason), "messageIds": [p.message_id for p in part]})
                 return _retry_all(part, reason)

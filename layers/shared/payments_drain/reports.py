@@ -36,7 +36,14 @@ def report_of(rejection: Rejection, request_id: str | None = None, source: str |
 class SqsReporter:
     def __init__(self, queue_url: str, client=None) -> None:
         self.queue_url = queue_url
-        self.client = client or boto3.client("sqs")
+        self._client = client
+
+    @property
+    def client(self):
+        """Created on the first report, not at cold start: most batches have none."""
+        if self._client is None:
+            self._client = boto3.client("sqs")
+        return self._client
 
     @tracer.capture_method(capture_response=False)
     def send(self, reports: Sequence[dict[str, Any]]) -> set[str]:

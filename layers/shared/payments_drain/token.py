@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+import boto3
+
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 from payments_drain.observability import tracer
@@ -21,7 +23,9 @@ class SecretToken:
     def __init__(self, secret_id: str, max_age_s: int = 300, provider: SecretsProvider | None = None) -> None:
         self.secret_id = secret_id
         self.max_age_s = max_age_s
-        self.provider = provider or SecretsProvider()
+        # A client from boto3's default session: Powertools' own would build a second session and
+        # load botocore's models again at cold start.
+        self.provider = provider or SecretsProvider(boto3_client=boto3.client("secretsmanager"))
 
     @tracer.capture_method(capture_response=False)
     def get(self, force: bool = False) -> str:

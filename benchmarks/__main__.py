@@ -1,0 +1,317 @@
+"""``make bench`` / ``python -m benchmarks [--quick] [--only a,b,c,d,e,f] [--output FILE]``.
+
+Prints the table (figure, value, baseline or bound, ratio, target, met) and writes the same
+figures as JSON. Targets are goals to report against, never assertions: the exit code is 0
+whatever the figures are (non-zero only if a benchmark could not run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from benchmarks.env import ROOT, run_worker, stack, template_settings
+
+LATENCY = {"latency_ms": 100, "latency_jitter_ms": 100}  # 150 +- 50 ms, uniform
+UNLIMITED = 1_000_000  # requests per 10 s: the CPU figures must not be paced
+DYNAMO_MS = 5  # "DynamoDB's usual single-digit-millisecond response time"
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "implementation": platform.python_implementation(), "system": f"{platform.system()} {platform.release()}"}
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- figures
+def figure_cpu(st, quick: bool) -> dict[str, Any]:
+    """(a) handler CPU per message by batch size, and the BatchProcessor baseline; (b) requests."""
+    sandbox = st.sandbox(rate_limit_per_10s=UNLIMITED)
+    env = st.function_env(sandbox.base_url, EnableLedger="false")
+    sizes = [[10, 5], [100, 3], [1000, 2], [10000, 1]] if quick else [[10, 20], [100, 10], [1000, 5], [10000, 3]]
+    base_sizes = [[10, 3], [100, 1], [1000, 1]] if quick else [[10, 10], [100, 5], [1000, 2], [10000, 1]]
+    log("a: drain handler, batches of " + ", ".join(str(s) for s, _ in sizes))
+    drain = run_worker("cpu", {"control_url": sandbox.base_url, "prefix": f"a{uuid.uuid4().hex[:6]}", "sizes": sizes}, env)
+    log("a: baseline, Powertools BatchProcessor, one create per record")
+    baseline = run_worker("baseline", {"prefix": f"b{uuid.uuid4().hex[:6]}", "sizes": base_sizes}, env)
+    breakdown = None
+    if not quick:
+        log("a: breakdown of one 10,000-message batch, step by step")
+        breakdown = run_worker("breakdown", {"prefix": f"k{uuid.uuid4().hex[:6]}", "size": 10000}, env)
+    return {"drain": drain, "baseline": baseline, "breakdown": breakdown,
+            "requests_per_1000": drain["1000"]["requests_per_batch"]}
+
+
+def figure_throughput(st, quick: bool) -> dict[str, Any]:
+    """(c) time for N payments through C containers x P parallel calls, against the bound."""
+    from benchmarks import throughput
+
+    _, function = template_settings()
+    concurrency = function.sqs_event.maximum_concurrency
+    batch_size = function.sqs_event.batch_size
+    parallel = int(function.environment["HUBSPOT_MAX_PARALLEL_CALLS"])
+    real_limit = int(function.environment["HUBSPOT_RATE_LIMIT_PER_10S"])
+    variants = [("template limit", real_limit, 10_000),
+                ("several windows", 20, 4_000 if quick else 10_000)]
+    out = {"concurrency": concurrency, "parallel_calls": parallel, "batch_size": batch_size, "variants": []}
+    for name, limit, payments in variants:
+        log(f"c: {payments} payments, {concurrency} containers x {parallel} calls, limit {limit}/10 s, latency 150+-50 ms")
+        sandbox = st.sandbox(rate_limit_per_10s=limit, faults=LATENCY)
+        env = st.function_env(sandbox.base_url, EnableLedger="false")
+        env["HUBSPOT_RATE_LIMIT_PER_10S"] = str(limit)  # the template allows 100/110/190/250 only
+        run = throughput.run(env, payments, batch_size, concurrency, f"c{uuid.uuid4().hex[:6]}")
+        stats = sandbox.control.stats()
+        by_status = stats["requests_by_status"]
+        requests = stats["requests_total"]
+        answered = requests - by_status.get("429", 0)
+        floor_requests = math.ceil(payments / 100)
+        rate_bound = throughput.rate_limit_bound(floor_requests, limit, 10.0, 0.150)
+        slot_bound = throughput.slots_bound(floor_requests, concurrency * parallel, 0.150)
+        out["variants"].append({
+            "name": name, "payments": payments, "rate_limit_per_10s": limit, **run,
+            "requests_total": requests, "requests_by_status": by_status, "requests_not_429": answered,
+            "share_429": by_status.get("429", 0) / requests if requests else 0.0,
+            "max_requests_in_window": stats.get("max_requests_in_window"),
+            "max_admitted_in_window": stats.get("max_admitted_in_window"),
+            "payments_stored": stats.get("payments_stored"),
+            "rate_limit_bound_s": rate_bound, "slots_bound_s": slot_bound,
+            "bound_s": throughput.bound(floor_requests, limit, 10.0, concurrency * parallel, 0.150),
+        })
+    return out
+
+
+def figure_cold_start(st, quick: bool) -> dict[str, Any]:
+    """(d) import + first invocation in a fresh process, against importing the same
+    third-party modules alone (fresh processes, median of several)."""
+    sandbox = st.sandbox(rate_limit_per_10s=UNLIMITED)
+    env = st.function_env(sandbox.base_url)  # the template's defaults: ledger on
+    modules = run_worker("third_party_modules", {}, env)["modules"]
+    reps = 3 if quick else 7
+    log(f"d: cold start x{reps} and import floor x{reps} ({len(modules)} third-party modules)")
+    colds, floors = [], []
+    for rep in range(reps):  # interleaved, so drift in the machine's load hits both alike
+        colds.append(run_worker("cold_start", {"prefix": f"d{uuid.uuid4().hex[:6]}", "size": 10}, env))
+        floors.append(run_worker("import_floor", {"modules": modules}, env))
+    breakdown = run_worker("cold_start_breakdown", {"modules": modules, "prefix": f"z{uuid.uuid4().hex[:6]}", "size": 10},
+                           env)["steps_ms"]
+    return {"repetitions": reps, "third_party_modules": len(modules), "breakdown": breakdown,
+            "top_level_packages": sorted({m.split(".")[0] for m in modules}),
+            "cold": colds, "floor": floors,
+            "cold_median_s": median([c["total_s"] for c in colds]),
+            "import_median_s": median([c["import_s"] for c in colds]),
+            "first_invocation_median_s": median([c["first_invocation_s"] for c in colds]),
+            "floor_median_s": median([f["total_s"] for f in floors]),
+            "floor_failed_imports": floors[0]["failed_imports"]}
+
+
+def figure_memory(st, quick: bool) -> dict[str, Any]:
+    """(e) peak RSS of a fresh process for one 10,000-message batch of about 6 MB."""
+    sandbox = st.sandbox(rate_limit_per_10s=UNLIMITED)
+    env = st.function_env(sandbox.base_url, EnableLedger="false")
+    log("e: peak RSS, one batch of 10,000 messages, 6 MB, ledger off")
+    result = run_worker("memory", {"prefix": f"e{uuid.uuid4().hex[:6]}", "size": 10_000, "event_bytes": 6_000_000}, env)
+    result["ledger"] = "off"
+    return result
+
+
+def figure_ledger(st, quick: bool) -> dict[str, Any]:
+    """(f) DynamoDB requests and units per payment (against moto: real conditional semantics),
+    and the time and CPU the ledger adds per chunk of 100 (also against a stub answering in 5 ms)."""
+    sandbox = st.sandbox(rate_limit_per_10s=UNLIMITED)
+    env = st.function_env(sandbox.base_url)  # ledger on (the template's default)
+    batches = 3 if quick else 10
+    args = {"chunk": 100, "batches": batches}
+    log(f"f: ledger on, {batches} batches of 100 against moto")
+    out = {"moto": run_worker("ledger", {**args, "prefix": f"f{uuid.uuid4().hex[:6]}"}, env)}
+    log(f"f: ledger on, {batches} batches of 100 against a DynamoDB stub answering in {DYNAMO_MS} ms")
+    stub_env = {**env, "AWS_ENDPOINT_URL_DYNAMODB": st.dynamo_stub(DYNAMO_MS)}
+    out["stub_5ms"] = run_worker("ledger", {**args, "prefix": f"g{uuid.uuid4().hex[:6]}"}, stub_env)
+    return out
+
+
+def proposals(st, quick: bool) -> dict[str, Any]:
+    """Prototypes of the proposed fixes (benchmarks/proposals.py), measured beside the current code."""
+    from benchmarks import throughput
+
+    _, function = template_settings()
+    concurrency = function.sqs_event.maximum_concurrency
+    parallel = int(function.environment["HUBSPOT_MAX_PARALLEL_CALLS"])
+    scenarios = [(4_000, 20)] if quick else [(10_000, 20), (30_000, 190)]
+    out: dict[str, Any] = {"gate": []}
+    for (payments, limit), proposal in [(sc, p) for sc in scenarios for p in ("gate+reserve", "gate", "current")
+                                        if not (p == "current" and sc[1] == 20)]:  # current at 20: figure c
+        log(f"proposal {proposal}: {payments} payments, limit {limit}/10 s, {concurrency} x {parallel} slots")
+        sandbox = st.sandbox(rate_limit_per_10s=limit, faults=LATENCY)
+        env = st.function_env(sandbox.base_url, EnableLedger="false")
+        env.update(HUBSPOT_RATE_LIMIT_PER_10S=str(limit), BENCH_CONTAINERS=str(concurrency))
+        run = throughput.run(env, payments, function.sqs_event.batch_size, concurrency, f"p{uuid.uuid4().hex[:6]}",
+                             proposal=proposal)
+        stats = sandbox.control.stats()
+        requests = stats["requests_total"]
+        bound = throughput.bound(math.ceil(payments / 100), limit, 10.0, concurrency * parallel, 0.150)
+        out["gate"].append({"proposal": proposal, "payments": payments, "rate_limit_per_10s": limit, **run,
+                            "requests_total": requests, "requests_by_status": stats["requests_by_status"],
+                            "share_429": stats["requests_by_status"].get("429", 0) / requests if requests else 0.0,
+                            "max_admitted_in_window": stats.get("max_admitted_in_window"), "bound_s": bound})
+    log("proposal ledger: client CPU per payment of each DynamoDB request shape (stub, 0 ms)")
+    env = {"AWS_ENDPOINT_URL_DYNAMODB": st.dynamo_stub(0), "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+    out["ledger_shapes"] = run_worker("ledger_shapes", {"payments": 300 if quick else 1000}, env)
+    return out
+
+
+FIGURES = {"a": figure_cpu, "c": figure_throughput, "d": figure_cold_start, "e": figure_memory, "f": figure_ledger}
+
+
+# ----------------------------------------------------------------------------- the table
+def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+
+    def row(figure, value, bound, ratio, target, met, unit=""):
+        out.append({"figure": figure, "value": value, "bound": bound, "ratio": ratio, "target": target, "met": met,
+                    "unit": unit})
+
+    if "a" in results:
+        a = results["a"]
+        for size in ("10", "100", "1000", "10000"):
+            value = a["drain"][size]["cpu_us_per_message"]
+            base_size = size if size in a["baseline"] else max(a["baseline"], key=int)
+            base = a["baseline"][base_size]["cpu_us_per_message"]
+            label = f"a. CPU per message, batch {int(size):,}" + ("" if base_size == size else f" (baseline at {int(base_size):,})")
+            cheaper = base / value
+            if size == "10000":
+                row(label, f"{value:.1f} us", f"{base:.1f} us", f"{cheaper:.1f}x cheaper", "<= 25 us, >= 10x cheaper",
+                    value <= 25 and cheaper >= 10)
+            else:
+                row(label, f"{value:.1f} us", f"{base:.1f} us", f"{cheaper:.1f}x cheaper", "(info)", None)
+        requests = a["requests_per_1000"]
+        row("b. HubSpot requests per 1,000 payments", f"{max(requests)}", "10 (ceil(n/100))", f"{max(requests) / 10:.2f}",
+            "= floor", all(r == 10 for r in requests))
+    if "c" in results:
+        c = results["c"]
+        for v in c["variants"]:
+            ratio = v["elapsed_s"] / v["bound_s"]
+            label = (f"c. {v['payments']:,} payments, limit {v['rate_limit_per_10s']}/10 s, "
+                     f"{c['concurrency']}x{c['parallel_calls']} slots")
+            row(label, f"{v['elapsed_s']:.2f} s, {v['share_429']:.1%} 429, {v['redelivered_messages']:,} redelivered",
+                f"{v['bound_s']:.2f} s", f"{ratio:.2f}",
+                "<= 1.15x, < 1% 429", ratio <= 1.15 and v["share_429"] < 0.01)
+    if "d" in results:
+        d = results["d"]
+        ratio = d["cold_median_s"] / d["floor_median_s"]
+        row("d. cold start (import + first invocation)", f"{d['cold_median_s'] * 1000:.0f} ms",
+            f"{d['floor_median_s'] * 1000:.0f} ms", f"{ratio:.2f}", "<= 1.3x floor", ratio <= 1.3)
+    if "e" in results:
+        e = results["e"]
+        row(f"e. peak RSS, 10,000 messages ({e['event_bytes'] / 1e6:.1f} MB)", f"{e['maxrss_mb']:.0f} MB", "192 MB",
+            f"{e['maxrss_mb'] / 192:.2f}", "<= 192 MB", e["maxrss_mb"] <= 192)
+    if "f" in results:
+        f0, f5 = results["f"]["moto"], results["f"]["stub_5ms"]
+        row("f. ledger write units per payment", f"{f0['wcu_per_payment']:.2f}", "2", f"{f0['wcu_per_payment'] / 2:.2f}",
+            "<= 2 WCU", f0["wcu_per_payment"] <= 2)
+        row("f. ledger read units per payment", f"{f0['rcu_per_payment']:.2f}", "1", f"{f0['rcu_per_payment']:.2f}",
+            "<= 1 RCU", f0["rcu_per_payment"] <= 1)
+        row("f. DynamoDB requests per payment", f"{f0['requests_per_payment']:.3f}", "-", "-", "(info)", None)
+        row("f. ledger time per chunk of 100, moto", f"{f0['ledger_ms_per_chunk_median']:.0f} ms",
+            f"{f0['handler_ms_per_chunk_median']:.0f} ms handler", "-", "(info)", None)
+        row(f"f. ledger time per chunk of 100, DynamoDB at {DYNAMO_MS} ms", f"{f5['ledger_ms_per_chunk_median']:.0f} ms",
+            f"{f5['handler_ms_per_chunk_median']:.0f} ms handler", "-", "(info)", None)
+        row("f. ledger CPU per payment (client side)", f"{f5['ledger_cpu_us_per_payment']:.0f} us",
+            f"{f5['handler_cpu_us_per_message_median']:.0f} us handler", "-", "(info)", None)
+    return out
+
+
+def render(table: list[dict[str, Any]], info: dict[str, Any]) -> str:
+    headers = ["figure", "value", "baseline/bound", "ratio", "target", "met"]
+    lines = [[r["figure"], r["value"], r["bound"], r["ratio"], r["target"],
+              "-" if r["met"] is None else ("yes" if r["met"] else "NO")] for r in table]
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *lines)]
+    fmt = " | ".join("{:<%d}" % w for w in widths)
+    text = [f"Machine: {info['cpu']}, {info['cores']} cores, {info['implementation']} {info['python']}, {info['system']}",
+            "", "| " + fmt.format(*headers) + " |", "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    text += ["| " + fmt.format(*map(str, line)) + " |" for line in lines]
+    return "\n".join(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and a smaller hard variant (~1 min)")
+    parser.add_argument("--only", default="a,c,d,e,f", help="comma-separated figures (b comes with a)")
+    parser.add_argument("--output", default=str(ROOT / "bench-results.json"))
+    parser.add_argument("--proposals", action="store_true",
+                        help="also measure the prototypes of proposed fixes (benchmarks/proposals.py), ~2 min more")
+    args = parser.parse_args(argv)
+    wanted = [f.strip() for f in args.only.replace("b", "a").split(",") if f.strip()]
+    unknown = set(wanted) - set(FIGURES)
+    if unknown:
+        parser.error(f"unknown figures {sorted(unknown)}; known: a (with b), c, d, e, f")
+    info = machine()
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    with stack() as st:
+        for name in FIGURES:
+            if name in wanted:
+                results[name] = FIGURES[name](st, args.quick)
+        if args.proposals:
+            results["proposals"] = proposals(st, args.quick)
+    table = rows(results)
+    costs = None
+    if all(k in results for k in ("a", "c", "f")):
+        from benchmarks.costs import estimate
+
+        _, function = template_settings()
+        costs = estimate(results, function.sqs_event.batch_size, function.memory_size,
+                         function.sqs_event.maximum_concurrency, int(function.environment["TOKEN_CACHE_SECONDS"]))
+        results["costs_per_million_payments"] = costs
+    if "proposals" in results:
+        for p in results["proposals"]["gate"]:
+            ratio = p["elapsed_s"] / p["bound_s"]
+            table.append({"figure": f"c. {p['payments']:,} payments, limit {p['rate_limit_per_10s']}/10 s, gate: {p['proposal']}",
+                          "value": f"{p['elapsed_s']:.2f} s, {p['share_429']:.1%} 429, {p['redelivered_messages']:,} redelivered",
+                          "bound": f"{p['bound_s']:.2f} s",
+                          "ratio": f"{ratio:.2f}", "target": "<= 1.15x, < 1% 429",
+                          "met": ratio <= 1.15 and p["share_429"] < 0.01, "unit": ""})
+        for name, value in results["proposals"]["ledger_shapes"]["cpu_us_per_payment"].items():
+            table.append({"figure": f"ledger shape: {name}", "value": f"{value:.0f} us CPU/payment", "bound": "-",
+                          "ratio": "-", "target": "(info)", "met": None, "unit": ""})
+    document = {"machine": info, "quick": args.quick, "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "duration_s": round(time.perf_counter() - started, 1), "table": table, "results": results}
+    Path(args.output).write_text(json.dumps(document, indent=2, default=str) + "\n")
+    print(render(table, info))
+    if costs:
+        print(f"\nCost per million payments (BatchSize {costs['batch_size']}, {costs['memory_mb']} MB arm64, "
+              f"us-east-1 list prices; see benchmarks/costs.py):")
+        for name, scenario in costs["scenarios"].items():
+            parts = ", ".join(f"{k} ${v:.2f}" for k, v in scenario["usd"].items())
+            print(f"  {name}: ${scenario['usd_total']:.2f} ({parts}); "
+                  f"{scenario['lambda_duration_s_per_batch']:.2f} s per batch on Lambda")
+    print(f"\n{len(table)} figures in {document['duration_s']} s; JSON: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""What every benchmark shares: paths, events, the Lambda context, and the local stack
+(moto server, HubSpot sandbox, template.yaml's resources and function environment)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYER = ROOT / "layers" / "shared"
+FUNCTION = ROOT / "functions" / "drain"
+TEMPLATE = ROOT / "template.yaml"
+TOKEN = "pat-na1-bench-0000"
+WRITE_SCOPE = "crm.objects.commercepayments.write"
+
+POWERTOOLS_ENV = {
+    "POWERTOOLS_SERVICE_NAME": "payments-drain",
+    "POWERTOOLS_METRICS_NAMESPACE": "PaymentsDrain",
+    # No X-Ray daemon on loopback; in Lambda (Tracing: Active) the tracer adds one subsegment
+    # per HubSpot call and per ledger call, i.e. per 100 payments, not per payment.
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+
+
+def python_path() -> str:
+    return os.pathsep.join([str(ROOT), str(LAYER), str(FUNCTION)])
+
+
+# ----------------------------------------------------------------------------- events
+@dataclass
+class LambdaContext:
+    function_name: str = "payments-drain"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:payments-drain"
+    aws_request_id: str = "bench"
+    remaining_ms: int = 900_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def payment_body(key: str, comment_chars: int | None = None) -> dict[str, Any]:
+    """A typical payment: six properties (four of them checked: amount, date, option, currency)
+    and one association. With ``comment_chars`` a lean one instead, the three usual properties
+    plus a comment of that length (to size a batch to a given number of bytes)."""
+    if comment_chars is not None:
+        properties = {"hs_initial_amount": "49.90", "hs_initiated_date": "2026-11-27T10:00:00Z",
+                      "hs_currency_code": "EUR",
+                      "hs_internal_comment": ("imported by the drain benchmark " * (comment_chars // 32 + 1))[:comment_chars]}
+        return {"paymentKey": key, "properties": properties}
+    properties = {"hs_initial_amount": "49.90", "hs_initiated_date": "2026-11-27T10:00:00Z",
+                  "hs_currency_code": "EUR", "hs_latest_status": "succeeded", "hs_payment_method_type": "card",
+                  "hs_reference_number": f"INV-{key}"}
+    return {"paymentKey": key, "properties": properties,
+            "associations": [{"to": {"id": "1234"},
+                              "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}]}]}
+
+
+def sqs_record(body: dict[str, Any], message_id: str,
+               queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:payments") -> dict[str, Any]:
+    """A record in exactly Lambda's shape (as tests/twins.py builds it)."""
+    text = json.dumps(body)
+    return {"messageId": message_id, "receiptHandle": f"rh-{message_id}", "body": text,
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764237600000",
+                           "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1764237600100"},
+            "messageAttributes": {}, "md5OfBody": hashlib.md5(text.encode()).hexdigest(),
+            "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "us-east-1"}
+
+
+def event(prefix: str, start: int, count: int, comment_chars: int | None = None) -> dict[str, Any]:
+    """``count`` valid payments with keys ``{prefix}-{start}`` ...; message ids are UUIDs, as in SQS."""
+    return {"Records": [sqs_record(payment_body(f"{prefix}-{i}", comment_chars), str(uuid.uuid5(uuid.NAMESPACE_OID, f"{prefix}-{i}")))
+                        for i in range(start, start + count)]}
+
+
+def event_of_size(prefix: str, count: int, total_bytes: int) -> dict[str, Any]:
+    """``count`` lean payments whose JSON event is about ``total_bytes`` long."""
+    one = len(json.dumps(event(prefix, 10**6, 1, comment_chars=0)["Records"][0])) + 2  # ", " between records
+    return event(prefix, 0, count, comment_chars=max(0, total_bytes // count - one))
+
+
+# ----------------------------------------------------------------------------- the stack
+@dataclass
+class Stack:
+    """One moto server for the whole run; sandboxes and template resources per figure."""
+
+    moto_endpoint: str
+    exits: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def sandbox(self, **config: Any):
+        from local.hubspot_sandbox import SandboxConfig, run_sandbox
+
+        tokens = {TOKEN: {"scopes": [WRITE_SCOPE]}}
+        return self.exits.enter_context(run_sandbox(SandboxConfig(tokens=tokens, **config)))
+
+    def dynamo_stub(self, delay_ms: float) -> str:
+        """Start benchmarks.dynamo_stub (a separate process, so its CPU is not the handler's)."""
+        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.dynamo_stub", "--delay-ms", str(delay_ms)],
+                                cwd=ROOT, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                env={**os.environ, "PYTHONPATH": python_path()})
+
+        def stop() -> None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+
+        self.exits.callback(stop)
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http://127.0.0.1:"):
+            raise RuntimeError(f"the DynamoDB stub did not start: {url!r}")
+        return url
+
+    def function_env(self, base_url: str, **parameters: str) -> dict[str, str]:
+        """template.yaml's environment for DrainFunction, resources created in moto, plus what
+        boto3 needs to talk to moto. ``parameters`` are template parameter overrides."""
+        from local.stack.aws import aws_client_env, create_resources
+        from local.stack.template import Template
+
+        template = Template(TEMPLATE, {"HubSpotBaseUrl": base_url, **parameters}, stack_name=f"b{uuid.uuid4().hex[:8]}")
+        resources = create_resources(template, self.moto_endpoint, hubspot_token=TOKEN)
+        env = dict(template.function("DrainFunction", resources.physical).environment)
+        env.update(aws_client_env(self.moto_endpoint, template.region))
+        env.update(POWERTOOLS_ENV)
+        return env
+
+
+@contextlib.contextmanager
+def stack() -> Iterator[Stack]:
+    from local.stack.aws import MotoServer
+
+    with MotoServer() as moto, contextlib.ExitStack() as exits:
+        yield Stack(moto.endpoint, exits)
+
+
+def template_settings(**parameters: str):
+    """(function settings, the SQS event source) as template.yaml resolves them."""
+    from local.stack.template import Template, _LogicalEcho
+
+    template = Template(TEMPLATE, {"HubSpotBaseUrl": "http://127.0.0.1:1", **parameters})
+    function = template.function("DrainFunction", _LogicalEcho(template))  # resources by logical id
+    return template, function
+
+
+# ----------------------------------------------------------------------------- workers
+class WorkerError(RuntimeError):
+    pass
+
+
+def run_worker(task: str, args: dict[str, Any], env: dict[str, str] | None = None, timeout: float = 600) -> dict[str, Any]:
+    """``python -m benchmarks.worker TASK`` in a fresh process (a fresh "container"); stdout,
+    where Powertools writes its log and EMF lines, goes to /dev/null. Returns its JSON result."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        result_path = Path(tmp) / "result.json"
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "HUBSPOT_"))}
+        full_env.update(env or {})
+        full_env["PYTHONPATH"] = python_path()
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.worker", task, json.dumps(args), str(result_path)],
+                              cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, timeout=timeout, check=False)
+        if proc.returncode != 0 or not result_path.exists():
+            raise WorkerError(f"worker {task} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        return json.loads(result_path.read_text())

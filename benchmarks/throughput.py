@@ -1,0 +1,115 @@
+"""(c) 10,000 payments through C concurrent containers, as the event source mapping would.
+
+Each container is a separate process (multiprocessing, spawn: a fresh interpreter that imports
+the handler once), so the GIL of one does not slow another. Events are built in memory by
+the containers from a task (key range), so the figure is the drain's and HubSpot's, not the SQS
+emulator's. A batch's ``batchItemFailures`` are put back on the task queue at once (real SQS would
+wait out the visibility timeout): the time is then the least the drain could take.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import time
+from typing import Any
+
+from benchmarks.env import LambdaContext, event, python_path
+
+
+def container(env: dict[str, str], tasks, results, ready, start, proposal: str | None = None) -> None:
+    """One Lambda container: import once, then invoke for each task until told to stop."""
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # Powertools' log and EMF lines
+    os.environ.update(env)
+    sys.path[:0] = python_path().split(os.pathsep)
+    if proposal in ("gate", "gate+reserve"):
+        from benchmarks.proposals import install_gate
+
+        containers = int(env["BENCH_CONTAINERS"]) if proposal == "gate+reserve" else None
+        install_gate(containers, int(env["HUBSPOT_MAX_PARALLEL_CALLS"]))
+    import app
+
+    ready.put(os.getpid())
+    start.wait()
+    invocation = 0
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        prefix, indices = task
+        evt = event(prefix, 0, 0)
+        evt["Records"] = [event(prefix, i, 1)["Records"][0] for i in indices]
+        by_id = {r["messageId"]: i for r, i in zip(evt["Records"], indices)}
+        invocation += 1
+        c0, w0 = time.process_time(), time.perf_counter()
+        try:
+            response = app.lambda_handler(evt, LambdaContext(aws_request_id=f"{os.getpid()}-{invocation}", remaining_ms=60_000))
+            failed = [by_id[f["itemIdentifier"]] for f in response["batchItemFailures"]]
+        except Exception:  # noqa: BLE001 - a crashed invocation: SQS redelivers the whole batch
+            failed = list(indices)
+        results.put((len(indices), failed, time.process_time() - c0, time.perf_counter() - w0))
+
+
+def run(env: dict[str, str], payments: int, batch_size: int, concurrency: int, prefix: str,
+        timeout_s: float = 600, proposal: str | None = None) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    tasks, results, ready = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    start = ctx.Event()
+    procs = [ctx.Process(target=container, args=(env, tasks, results, ready, start, proposal), daemon=True) for _ in range(concurrency)]
+    for proc in procs:
+        proc.start()
+    try:
+        for _ in procs:
+            ready.get(timeout=120)
+        batches = [list(range(i, min(i + batch_size, payments))) for i in range(0, payments, batch_size)]
+        for batch in batches:
+            tasks.put((prefix, batch))
+        outstanding = payments
+        invocations = redelivered = 0
+        cpu = 0.0
+        durations = []
+        t0 = time.perf_counter()
+        start.set()
+        while outstanding:
+            count, failed, cpu_s, wall_s = results.get(timeout=timeout_s)
+            invocations += 1
+            cpu += cpu_s
+            durations.append(wall_s)
+            outstanding -= count - len(failed)
+            if failed:
+                redelivered += len(failed)
+                tasks.put((prefix, failed))
+        elapsed = time.perf_counter() - t0
+    finally:
+        for _ in procs:
+            tasks.put(None)
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+    return {"elapsed_s": elapsed, "invocations": invocations, "redelivered_messages": redelivered,
+            "handler_cpu_s": cpu, "invocation_s_max": max(durations), "invocation_s_median": sorted(durations)[len(durations) // 2]}
+
+
+def rate_limit_bound(requests: int, limit: int, window_s: float, latency_s: float) -> float:
+    """Least time to have ``requests`` answered with at most ``limit`` started in any rolling
+    window: request k cannot start before floor(k / limit) windows, then takes its latency."""
+    return math.floor((requests - 1) / limit) * window_s + latency_s
+
+
+def slots_bound(requests: int, slots: int, latency_s: float) -> float:
+    """Least time with at most ``slots`` requests in flight, each taking ``latency_s``."""
+    return math.ceil(requests / slots) * latency_s
+
+
+def bound(requests: int, limit: int, window_s: float, slots: int, latency_s: float) -> float:
+    """Least time with both limits: full windows of ``limit`` requests back to back, then what is
+    left of the last window through ``slots`` requests in flight. With one window it is the
+    slots bound; with infinitely many slots, the rate-limit bound."""
+    windows = math.floor((requests - 1) / limit)
+    return windows * window_s + math.ceil((requests - windows * limit) / slots) * latency_s
