@@ -154,29 +154,8 @@ def figure_ledger(st, quick: bool) -> dict[str, Any]:
 
 
 def proposals(st, quick: bool) -> dict[str, Any]:
-    """Prototypes of the proposed fixes (benchmarks/proposals.py), measured beside the current code."""
-    from benchmarks import throughput
-
-    _, function = template_settings()
-    concurrency = function.sqs_event.maximum_concurrency
-    parallel = int(function.environment["HUBSPOT_MAX_PARALLEL_CALLS"])
-    scenarios = [(4_000, 20)] if quick else [(10_000, 20), (30_000, 190)]
-    out: dict[str, Any] = {"gate": []}
-    for (payments, limit), proposal in [(sc, p) for sc in scenarios for p in ("gate+reserve", "gate", "current")
-                                        if not (p == "current" and sc[1] == 20)]:  # current at 20: figure c
-        log(f"proposal {proposal}: {payments} payments, limit {limit}/10 s, {concurrency} x {parallel} slots")
-        sandbox = st.sandbox(rate_limit_per_10s=limit, faults=LATENCY)
-        env = st.function_env(sandbox.base_url, EnableLedger="false")
-        env.update(HUBSPOT_RATE_LIMIT_PER_10S=str(limit), BENCH_CONTAINERS=str(concurrency))
-        run = throughput.run(env, payments, function.sqs_event.batch_size, concurrency, f"p{uuid.uuid4().hex[:6]}",
-                             proposal=proposal)
-        stats = sandbox.control.stats()
-        requests = stats["requests_total"]
-        bound = throughput.bound(math.ceil(payments / 100), limit, 10.0, concurrency * parallel, 0.150)
-        out["gate"].append({"proposal": proposal, "payments": payments, "rate_limit_per_10s": limit, **run,
-                            "requests_total": requests, "requests_by_status": stats["requests_by_status"],
-                            "share_429": stats["requests_by_status"].get("429", 0) / requests if requests else 0.0,
-                            "max_admitted_in_window": stats.get("max_admitted_in_window"), "bound_s": bound})
+    """Client CPU per payment of each DynamoDB request shape the ledger could use (docs/performance.md)."""
+    out: dict[str, Any] = {}
     log("proposal ledger: client CPU per payment of each DynamoDB request shape (stub, 0 ms)")
     env = {"AWS_ENDPOINT_URL_DYNAMODB": st.dynamo_stub(0), "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
@@ -263,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="a,c,d,e,f", help="comma-separated figures (b comes with a)")
     parser.add_argument("--output", default=str(ROOT / "bench-results.json"))
     parser.add_argument("--proposals", action="store_true",
-                        help="also measure the prototypes of proposed fixes (benchmarks/proposals.py), ~2 min more")
+                        help="also measure the ledger request-shape measurements, ~2 min more")
     args = parser.parse_args(argv)
     wanted = [f.strip() for f in args.only.replace("b", "a").split(",") if f.strip()]
     unknown = set(wanted) - set(FIGURES)
@@ -288,13 +267,6 @@ def main(argv: list[str] | None = None) -> int:
                          function.sqs_event.maximum_concurrency, int(function.environment["TOKEN_CACHE_SECONDS"]))
         results["costs_per_million_payments"] = costs
     if "proposals" in results:
-        for p in results["proposals"]["gate"]:
-            ratio = p["elapsed_s"] / p["bound_s"]
-            table.append({"figure": f"c. {p['payments']:,} payments, limit {p['rate_limit_per_10s']}/10 s, gate: {p['proposal']}",
-                          "value": f"{p['elapsed_s']:.2f} s, {p['share_429']:.1%} 429, {p['redelivered_messages']:,} redelivered",
-                          "bound": f"{p['bound_s']:.2f} s",
-                          "ratio": f"{ratio:.2f}", "target": "<= 1.15x, < 1% 429",
-                          "met": ratio <= 1.15 and p["share_429"] < 0.01, "unit": ""})
         for name, value in results["proposals"]["ledger_shapes"]["cpu_us_per_payment"].items():
             table.append({"figure": f"ledger shape: {name}", "value": f"{value:.0f} us CPU/payment", "bound": "-",
                           "ratio": "-", "target": "(info)", "met": None, "unit": ""})

@@ -18,7 +18,7 @@ from typing import Any
 from benchmarks.env import LambdaContext, event, python_path
 
 
-def container(env: dict[str, str], tasks, results, ready, start, proposal: str | None = None) -> None:
+def container(env: dict[str, str], tasks, results, ready, start) -> None:
     """One Lambda container: import once, then invoke for each task until told to stop."""
     import sys
 
@@ -26,11 +26,6 @@ def container(env: dict[str, str], tasks, results, ready, start, proposal: str |
     os.dup2(devnull, 1)  # Powertools' log and EMF lines
     os.environ.update(env)
     sys.path[:0] = python_path().split(os.pathsep)
-    if proposal in ("gate", "gate+reserve"):
-        from benchmarks.proposals import install_gate
-
-        containers = int(env["BENCH_CONTAINERS"]) if proposal == "gate+reserve" else None
-        install_gate(containers, int(env["HUBSPOT_MAX_PARALLEL_CALLS"]))
     import app
 
     ready.put(os.getpid())
@@ -55,11 +50,11 @@ def container(env: dict[str, str], tasks, results, ready, start, proposal: str |
 
 
 def run(env: dict[str, str], payments: int, batch_size: int, concurrency: int, prefix: str,
-        timeout_s: float = 600, proposal: str | None = None) -> dict[str, Any]:
+        timeout_s: float = 600) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     tasks, results, ready = ctx.Queue(), ctx.Queue(), ctx.Queue()
     start = ctx.Event()
-    procs = [ctx.Process(target=container, args=(env, tasks, results, ready, start, proposal), daemon=True) for _ in range(concurrency)]
+    procs = [ctx.Process(target=container, args=(env, tasks, results, ready, start), daemon=True) for _ in range(concurrency)]
     for proc in procs:
         proc.start()
     try:

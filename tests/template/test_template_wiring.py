@@ -19,6 +19,8 @@ EXPECTED_ENVIRONMENT = {
     "HUBSPOT_RATE_LIMIT_PER_10S": {"Ref": "HubSpotRateLimitPer10s"},
     "HUBSPOT_MAX_PARALLEL_CALLS": {"Fn::FindInMap": ["RateLimitProfile", {"Ref": "HubSpotRateLimitPer10s"},
                                                      "MaxParallelCalls"]},
+    "EVENT_SOURCE_MAX_CONCURRENCY": {"Fn::If": ["UseMappedConcurrency", {"Fn::FindInMap": [
+        "RateLimitProfile", {"Ref": "HubSpotRateLimitPer10s"}, "MaximumConcurrency"]}, {"Ref": "MaximumConcurrency"}]},
     "FAILURE_QUEUE_URL": {"Ref": "FailureReportQueue"},
     "LEDGER_TABLE_NAME": {"Fn::If": ["LedgerEnabled", {"Ref": "LedgerTable"}, ""]},
     "TOKEN_CACHE_SECONDS": {"Ref": "TokenCacheSeconds"},
@@ -161,6 +163,7 @@ def test_rate_limit_picks_concurrency_and_parallel_calls(queue_event, function, 
     variables = ev.value(function["Environment"]["Variables"])
     assert variables["HUBSPOT_MAX_PARALLEL_CALLS"] == parallel
     assert variables["HUBSPOT_RATE_LIMIT_PER_10S"] == limit
+    assert variables["EVENT_SOURCE_MAX_CONCURRENCY"] == concurrency  # the gate's reserve sees every container
 
 
 def test_rate_limit_mapping_covers_every_allowed_value_and_stays_modest(template, parameters):

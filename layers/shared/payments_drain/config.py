@@ -28,6 +28,7 @@ class Settings(BaseModel):
     HUBSPOT_UNIQUE_PROPERTY: Annotated[str, Field(pattern=r"^([a-z][a-z0-9_]{0,99})?$")] = ""
     HUBSPOT_RATE_LIMIT_PER_10S: Annotated[int, Field(ge=1, le=10_000)] = 190
     HUBSPOT_MAX_PARALLEL_CALLS: Annotated[int, Field(ge=1, le=32)] = 4
+    EVENT_SOURCE_MAX_CONCURRENCY: Annotated[int, Field(ge=1, le=1000)] = 1
     HUBSPOT_CONNECT_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=30)] = 3.05
     HUBSPOT_READ_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=900)] = 15.0
     HUBSPOT_MAX_ATTEMPTS: Annotated[int, Field(ge=1, le=10)] = 3

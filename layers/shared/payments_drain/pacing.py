@@ -1,43 +1,68 @@
 """Pacing by HubSpot's own rate-limit headers, shared by every call of a container.
 
 HubSpot answers each request with ``X-HubSpot-RateLimit-Max``, ``-Remaining`` and
-``-Interval-Milliseconds`` for its rolling window. Nothing in urllib3 or Powertools reads
-these, hence this small gate: when what remains of the window no longer covers the calls in
-flight plus a reserve, a caller waits one request's share of the window before sending, so the
-window is slowed into instead of run into a 429.
+``-Interval-Milliseconds`` for its rolling window. Nothing in urllib3 or Powertools reads them,
+hence this gate. It slows into the window instead of running into a 429:
+
+1. **Self-clocking.** It remembers when its own requests were answered (by then HubSpot has
+   surely counted them). Once the window is full, a caller may send only when one of this
+   container's own requests leaves the window: each container replaces what it used, so the
+   containers together stay within the limit without talking to each other.
+2. **Booking.** ``delay()`` books the slot it hands out, so callers waiting at the same time do
+   not all wake for the same freed slot.
+3. **A reserve for what is in flight.** ``-Remaining`` lags behind the requests every container
+   has in flight, up to ``containers x parallel_calls`` of them (the event source's
+   MaximumConcurrency times HUBSPOT_MAX_PARALLEL_CALLS), so the window counts as full once
+   ``-Remaining`` is down to that.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
+
+MARGIN_S = 0.05  # our clock and HubSpot's window edge are not the same clock
 
 
 class RateGate:
-    def __init__(self, limit_per_10s: int, reserve: int = 2, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limit_per_10s: int, *, containers: int = 1, parallel_calls: int = 1, reserve: int = 2,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.max = limit_per_10s
         self.interval_s = 10.0
-        self.remaining: int | None = None
-        self.reserve = reserve
-        self.in_flight = 0
+        self.reserve = max(reserve, containers * parallel_calls)
         self.clock = clock
-        self.paused_until = 0.0
         self.lock = threading.Lock()
+        self.in_flight = 0
+        self.credits: int | None = None  # sends allowed now; None until HubSpot has answered once
+        self.answered: deque[float] = deque()  # answer times of our counted requests still in the window
+        self.booked = 0  # of those, slots already promised to a waiting caller
+        self.paused_until = 0.0
 
     def delay(self) -> float:
-        """Seconds to wait before the next request (0 when the window has room)."""
+        """Seconds to wait before the next request; the slot is the caller's once it has waited."""
         with self.lock:
-            wait = max(0.0, self.paused_until - self.clock())
-            if self.remaining is not None and self.remaining - self.in_flight <= self.reserve:
-                wait = max(wait, self.interval_s / self.max * (self.in_flight + 1))
-            return wait
+            now = self.clock()
+            self._expire(now)
+            pause = max(0.0, self.paused_until - now)
+            if self.credits is None or self.credits > 0:
+                if self.credits is not None:
+                    self.credits -= 1
+                return pause
+            if self.booked < len(self.answered):  # the next of ours to leave the window
+                wait = self.answered[self.booked] + self.interval_s - now + MARGIN_S
+            elif self.booked < len(self.answered) + self.in_flight:  # answered soon, gone a window later
+                wait = self.interval_s + MARGIN_S
+            else:  # every slot of ours is promised: after the last of them, one request's share each
+                last = self.answered[-1] + self.interval_s - now + MARGIN_S if self.answered else 0.0
+                wait = last + self.interval_s / self.max * (self.booked - len(self.answered) - self.in_flight + 1)
+            self.booked += 1
+            return max(pause, wait)
 
     def started(self) -> None:
         with self.lock:
             self.in_flight += 1
-            if self.remaining is not None:
-                self.remaining -= 1
 
     def finished(self, headers: Mapping[str, str], throttled_for_s: float = 0.0) -> None:
         lower = {k.lower(): v for k, v in headers.items()}
@@ -46,9 +71,21 @@ class RateGate:
             try:
                 self.max = int(lower.get("x-hubspot-ratelimit-max", self.max))
                 self.interval_s = int(lower.get("x-hubspot-ratelimit-interval-milliseconds", self.interval_s * 1000)) / 1000
-                if "x-hubspot-ratelimit-remaining" in lower:
-                    self.remaining = int(lower["x-hubspot-ratelimit-remaining"])
+                remaining = int(lower["x-hubspot-ratelimit-remaining"]) if "x-hubspot-ratelimit-remaining" in lower else None
             except ValueError:
-                pass
-            if throttled_for_s:
+                remaining = None
+            if throttled_for_s:  # a 429 is not counted in the window, and says the window is full
+                self.credits = 0
                 self.paused_until = max(self.paused_until, self.clock() + throttled_for_s)
+                return
+            self.answered.append(self.clock())
+            if remaining is not None:
+                self.credits = max(remaining - self.reserve, 0)
+
+    def _expire(self, now: float) -> None:
+        while self.answered and self.answered[0] <= now - self.interval_s:
+            self.answered.popleft()
+            if self.booked:
+                self.booked -= 1
+            elif self.credits is not None:
+                self.credits += 1

@@ -33,7 +33,8 @@ def build_drain(settings: Settings) -> Drain:
         unique_property=settings.unique_property,
         parallel_calls=parallel,
         max_attempts=settings.HUBSPOT_MAX_ATTEMPTS,
-        gate=RateGate(settings.HUBSPOT_RATE_LIMIT_PER_10S),
+        gate=RateGate(settings.HUBSPOT_RATE_LIMIT_PER_10S, containers=settings.EVENT_SOURCE_MAX_CONCURRENCY,
+                      parallel_calls=parallel),
     )
 
 
