@@ -11,6 +11,7 @@ import hashlib
 import json
 import threading
 import time
+from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -148,3 +149,20 @@ def payment_body(key: str | None = None, amount: str = "49.90", **properties: st
     if key is not None:
         body["paymentKey"] = key
     return body
+
+
+@dataclass
+class LambdaContext:
+    """The Lambda context a handler needs, as in Powertools' own test examples."""
+
+    function_name: str = "payments-drain"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = "req-1"
+    remaining_ms: int = 60_000
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms

@@ -5,7 +5,6 @@ import importlib.util
 import json
 import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -15,22 +14,10 @@ from local.hubspot_sandbox import SandboxConfig
 from local.stack.aws import create_resources
 from local.stack.template import Template
 from payments_drain.config import ConfigurationError
-from tests.twins import CANARY_TOKEN, payment_body, sqs_record
+from tests.twins import CANARY_TOKEN, LambdaContext, payment_body, sqs_record
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITE = ["crm.objects.commercepayments.write"]
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "payments-drain"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:payments-drain"
-    aws_request_id: str = "req-1"
-    remaining_ms: int = 60_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 def load_handler():

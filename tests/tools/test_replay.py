@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -19,7 +18,7 @@ from payments_drain.outcomes import Payment, Reason, Rejection
 from payments_drain.replay import ReplayRequest, main, replay
 from payments_drain.reports import SqsReporter, report_of
 from tests.tools.sqs_helpers import bodies, counts, new_queue, take_all
-from tests.twins import payment_body, sqs_record
+from tests.twins import LambdaContext, payment_body, sqs_record
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = {"wait_seconds": 0, "empty_receives": 1}  # moto answers a short poll with every visible message
@@ -217,16 +216,9 @@ def test_python_dash_m_replay_with_queue_urls_from_the_environment(queues):
 
 # --- the Lambda handler -----------------------------------------------------------------------------
 
-@dataclass
-class LambdaContext:
-    function_name: str = "payments-drain-replay"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:payments-drain-replay"
-    aws_request_id: str = "req-replay"
-    remaining_ms: int = 900_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+def replay_context(**kwargs) -> LambdaContext:
+    return LambdaContext(**{"function_name": "payments-drain-replay", "memory_limit_in_mb": 256,
+                            "aws_request_id": "req-replay", "remaining_ms": 900_000, **kwargs})
 
 
 def load_handler():
@@ -249,12 +241,12 @@ def handler_env(queues, monkeypatch):
 def test_handler_returns_the_summary(handler_env):
     reports_url, payments_url = handler_env
     handler = load_handler().lambda_handler
-    dry = handler({"dryRun": True, "category": "VALIDATION_ERROR", "waitSeconds": 0}, LambdaContext())
+    dry = handler({"dryRun": True, "category": "VALIDATION_ERROR", "waitSeconds": 0}, replay_context())
     assert (dry["dryRun"], dry["matched"], dry["replayed"]) == (True, 2, 0)
     assert counts(payments_url) == (0, 0) and counts(reports_url) == (5, 0)
     done = handler({"dryRun": False, "category": "VALIDATION_ERROR", "code": ["INVALID_DATE"], "limit": 100,
                     "since": "2026-11-01T00:00:00Z", "until": "2026-12-01T00:00:00Z", "waitSeconds": 0},
-                   LambdaContext())
+                   replay_context())
     assert (done["replayed"], done["notMatching"], done["stoppedBy"]) == (1, 4, "drained")
     assert done["paymentKeys"] == ["m-nokey"]
     assert replayed_keys(payments_url) == {"m-nokey"}
@@ -266,13 +258,13 @@ def test_handler_returns_the_summary(handler_env):
 def test_handler_refuses_an_event_it_cannot_trust(handler_env, event):
     reports_url, payments_url = handler_env
     with pytest.raises(ValueError):
-        load_handler().lambda_handler(event, LambdaContext())
+        load_handler().lambda_handler(event, replay_context())
     assert counts(payments_url) == (0, 0) and counts(reports_url) == (5, 0)
 
 
 def test_handler_stops_before_its_time_runs_out(handler_env):
     reports_url, payments_url = handler_env
-    summary = load_handler().lambda_handler({"dryRun": False}, LambdaContext(remaining_ms=24_000))
+    summary = load_handler().lambda_handler({"dryRun": False}, replay_context(remaining_ms=24_000))
     assert summary["stoppedBy"] == "time" and summary["replayed"] == 0
     assert counts(payments_url) == (0, 0) and counts(reports_url) == (5, 0)
 
