@@ -126,7 +126,9 @@ def test_the_ledger_alone_gives_exactly_once_when_no_reply_is_ambiguous():
 
 
 def test_without_the_unique_property_ambiguous_replies_are_counted_and_nothing_is_lost():
-    state = run_chaos({}, {**SANDBOX_FAULTS, **AMBIGUOUS_FAULTS}, {"p_stall": 0.1}, SEED + 2)
+    # No stalls here: an invocation killed mid-batch never prints its metrics, so the count would
+    # be short by what it saw (its payments are counted again, once, when they are reclaimed).
+    state = run_chaos({}, {**SANDBOX_FAULTS, **AMBIGUOUS_FAULTS}, {"p_crash": 0.1}, SEED + 2)
     check_invariant(state, exactly_once=False)
     extra = sum(n - 1 for n in state["created"].values())
     ambiguous = state["metrics"].get("PaymentsAmbiguous", {}).get("sum", 0)

@@ -60,14 +60,11 @@ class Stats:
     throttled: int = 0
     errors: int = 0
     auth_failures: int = 0
-    ambiguous_ids: set[str] = field(default_factory=set)  # payments HubSpot may have stored unbeknown to us
+    ambiguous: int = 0  # copies HubSpot may have stored unbeknown to us (one per payment and such answer)
+    ambiguous_ids: set[str] = field(default_factory=set)  # the payments concerned
     daily_limit: bool = False
     rate_limit_remaining: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def ambiguous(self) -> int:
-        return len(self.ambiguous_ids)
 
     def record(self, answer: Answer, message_ids: list[str], ambiguous: bool) -> None:
         with self.lock:
@@ -81,6 +78,7 @@ class Stats:
             if answer.status in (401, 403):
                 self.auth_failures += 1
             if ambiguous:
+                self.ambiguous += len(message_ids)
                 self.ambiguous_ids.update(message_ids)
             remaining = answer.header("X-HubSpot-RateLimit-Remaining")
             if remaining is not None and remaining.isdigit():
@@ -173,6 +171,7 @@ class Drain:
                 outcomes[payment.message_id] = Outcome(State.RETRY, Reason("CLAIMED_ELSEWHERE", "another invocation is sending this paymentKey"))
             else:
                 if entry.reclaimed:  # its last invocation died holding the claim, perhaps after sending
+                    stats.ambiguous += 1
                     stats.ambiguous_ids.add(payment.message_id)
                     _log_problem("payment may have been sent by an invocation that did not finish",
                                  payment.message, None, payment.payment_key)
