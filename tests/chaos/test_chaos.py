@@ -120,7 +120,7 @@ def test_invariant_holds_under_every_fault_with_the_unique_property():
 
 
 def test_the_ledger_alone_gives_exactly_once_when_no_reply_is_ambiguous():
-    state = run_chaos({}, SANDBOX_FAULTS, {"p_crash": 0.15, "p_report_fail": 0.2}, SEED + 1)
+    state = run_chaos({}, SANDBOX_FAULTS, {"p_crash": 0.25, "p_report_fail": 0.2}, SEED + 1)
     check_invariant(state)
     assert state["failed_invocations"] > 0 and state["metrics"]["PaymentsDuplicate"]["sum"] > 0
 

@@ -1,6 +1,6 @@
 """The real drain handler with faults around it, run by the event-source-mapping emulator in the
 chaos suite. Which faults hit an invocation is decided by a seeded generator keyed by the batch
-(its first message id and receive count), so a seed replays the same decisions.
+(its first body and receive count), so a seed replays the same decisions.
 
 - CHAOS_P_CRASH: the process dies after the handler returned (HubSpot, ledger and reports done)
   but before the response reaches Lambda: every message of the batch is delivered again.
@@ -48,7 +48,8 @@ from app import lambda_handler as drain_handler  # noqa: E402  (the real handler
 def lambda_handler(event, context):
     records = event.get("Records") or [{}]
     first = records[0]
-    key = f"{SEED}:{first.get('messageId')}:{first.get('attributes', {}).get('ApproximateReceiveCount')}"
+    # The body, not the messageId (SQS makes those up anew each run), so that a seed replays.
+    key = f"{SEED}:{first.get('body')}:{first.get('attributes', {}).get('ApproximateReceiveCount')}"
     rng = random.Random(hashlib.sha256(key.encode()).digest())
     crash, plan["stall"], plan["report_fail"] = (rng.random() < P_CRASH, rng.random() < P_STALL,
                                                  rng.random() < P_REPORT_FAIL)
