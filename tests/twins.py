@@ -8,10 +8,13 @@ adapters over loopback in tests/integration.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import uuid
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -166,3 +169,12 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_ms
+
+
+def import_app(path: Path):
+    """Import a function's app.py as a cold start does: a fresh module each time (the drain's and the
+    replay's are both called ``app``, and each reads its environment at import)."""
+    spec = importlib.util.spec_from_file_location(f"{path.parent.name}_app_{uuid.uuid4().hex}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

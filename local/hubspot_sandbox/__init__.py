@@ -2,7 +2,7 @@
 
 from .config import DEFAULT_TOKEN, FAULT_DEFAULTS, READ_SCOPE, WRITE_SCOPE, SandboxConfig
 from .control import SandboxControl, SandboxControlError
-from .runner import RunningSandbox, run_sandbox
+from .runner import RunningSandbox, run_sandbox, start_sandbox
 from .server import SandboxServer
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "SandboxControlError",
     "SandboxServer",
     "run_sandbox",
+    "start_sandbox",
 ]

@@ -47,31 +47,39 @@ def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
         proc.stdout.close()
 
 
-@contextlib.contextmanager
-def run_sandbox(
-    config: SandboxConfig | None = None, *, startup_timeout: float = 15.0, verbose: bool = False
-) -> Iterator[RunningSandbox]:
-    """Run ``python -m local.hubspot_sandbox`` on a free port; yield its URL, pid and control client.
-
-    The interpreter is ``sys.executable``, or ``$HUBSPOT_SANDBOX_PYTHON`` when set (the sandbox needs only
-    the standard library, so any Python 3.11+ will do)."""
+def start_sandbox(
+    config: SandboxConfig | None = None, *, startup_timeout: float = 15.0, verbose: bool = False,
+    new_session: bool = False,
+) -> RunningSandbox:
+    """Start ``python -m local.hubspot_sandbox`` on a free port; the caller stops it (``stop_process``).
+    ``new_session`` keeps it out of the terminal's process group (so a Ctrl-C does not reach it)."""
     config = config or SandboxConfig()
-    python = os.environ.get("HUBSPOT_SANDBOX_PYTHON") or sys.executable
-    cmd = [python, "-m", "local.hubspot_sandbox", "--port", "0", "--config-json", config.to_json()]
+    cmd = [sys.executable, "-m", "local.hubspot_sandbox", "--port", "0", "--config-json", config.to_json()]
     if verbose:
         cmd.append("--verbose")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, text=True)
-    try:
-        line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-        reader.start()
-        reader.join(startup_timeout)
-        url = line[0].strip() if line else ""
-        if not url.startswith("http://127.0.0.1:"):
-            raise RuntimeError(f"the HubSpot sandbox did not start (exit code {proc.poll()}, first line {url!r})")
-        yield RunningSandbox(base_url=url, pid=proc.pid, control=SandboxControl(url), config=config, process=proc)
-    finally:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, text=True,  # noqa: S603
+                            cwd=str(PROJECT_ROOT), start_new_session=new_session)
+    line: list[str] = []
+    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(startup_timeout)
+    url = line[0].strip() if line else ""
+    if not url.startswith("http://127.0.0.1:"):
         stop_process(proc)
+        raise RuntimeError(f"the HubSpot sandbox did not start (exit code {proc.poll()}, first line {url!r})")
+    return RunningSandbox(base_url=url, pid=proc.pid, control=SandboxControl(url), config=config, process=proc)
+
+
+@contextlib.contextmanager
+def run_sandbox(
+    config: SandboxConfig | None = None, *, startup_timeout: float = 15.0, verbose: bool = False
+) -> Iterator[RunningSandbox]:
+    """Run the sandbox on a free port; yield its URL, pid and control client; stop it by process id."""
+    sandbox = start_sandbox(config, startup_timeout=startup_timeout, verbose=verbose)
+    try:
+        yield sandbox
+    finally:
+        stop_process(sandbox.process)

@@ -316,32 +316,9 @@ class SandboxState:
             for idx, item in valid:
                 if idx in conflicts:
                     continue
-                pid = str(self.next_id)
-                self.next_id += 1
-                props = dict(item["properties"])
-                props.update({"hs_object_id": pid, "hs_createdate": stamp, "hs_lastmodifieddate": stamp})
-                tid = item.get("objectWriteTraceId")
-                record = {
-                    "id": pid,
-                    "properties": props,
-                    "createdAt": stamp,
-                    "updatedAt": stamp,
-                    "archived": False,
-                    "associations": item.get("associations") or [],
-                    "objectWriteTraceId": tid,
-                }
-                self.payments.append(record)
-                self.by_id[pid] = record
-                id_of_index[idx] = pid
-                if unique:
-                    value = props.get(unique)
-                    if value:
-                        self.by_unique[value] = pid
-                if isinstance(tid, str):
-                    ids = self.by_trace.setdefault(tid, [])
-                    ids.append(pid)
-                    if len(ids) == 2:
-                        self.traces_stored_more_than_once += 1
+                record = self._store_new(dict(item["properties"]), item.get("associations") or [],
+                                         item.get("objectWriteTraceId"), stamp)
+                id_of_index[idx] = record["id"]
                 stored.append(record)
             for idx, (value, existing) in list(conflicts.items()):
                 if existing is None:
@@ -381,29 +358,27 @@ class SandboxState:
                     self.updates += 1
                     out.append((idx, dict(record), False))
                     continue
-                pid = str(self.next_id)
-                self.next_id += 1
-                props = {**item["properties"], unique: item["id"]}
-                props.update({"hs_object_id": pid, "hs_createdate": stamp, "hs_lastmodifieddate": stamp})
-                record = {
-                    "id": pid,
-                    "properties": props,
-                    "createdAt": stamp,
-                    "updatedAt": stamp,
-                    "archived": False,
-                    "associations": [],
-                    "objectWriteTraceId": tid,
-                }
-                self.payments.append(record)
-                self.by_id[pid] = record
-                self.by_unique[item["id"]] = pid
-                if isinstance(tid, str):
-                    ids = self.by_trace.setdefault(tid, [])
-                    ids.append(pid)
-                    if len(ids) == 2:
-                        self.traces_stored_more_than_once += 1
+                record = self._store_new({**item["properties"], unique: item["id"]}, [], tid, stamp)
                 out.append((idx, dict(record), True))
             return out, problems
+
+    def _store_new(self, props: dict[str, Any], associations: list, tid: Any, stamp: str) -> dict[str, Any]:
+        """Store one new payment with the next id and index it (caller holds the lock)."""
+        pid = str(self.next_id)
+        self.next_id += 1
+        props.update({"hs_object_id": pid, "hs_createdate": stamp, "hs_lastmodifieddate": stamp})
+        record = {"id": pid, "properties": props, "createdAt": stamp, "updatedAt": stamp, "archived": False,
+                  "associations": associations, "objectWriteTraceId": tid}
+        self.payments.append(record)
+        self.by_id[pid] = record
+        if self.unique_property and props.get(self.unique_property):
+            self.by_unique[props[self.unique_property]] = pid
+        if isinstance(tid, str):
+            ids = self.by_trace.setdefault(tid, [])
+            ids.append(pid)
+            if len(ids) == 2:
+                self.traces_stored_more_than_once += 1
+        return record
 
     def page(self, after: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
         with self.lock:

@@ -514,6 +514,19 @@ class SourceSpec:
     report_batch_item_failures: bool = True
     region: str = "us-east-1"
 
+    @classmethod
+    def from_event(cls, event: Any, resources: Any, region: str = "us-east-1") -> "SourceSpec":
+        """The template's SQS event (``Template.function(...).sqs_event``) on the created queue."""
+        return cls(
+            queue_url=resources.queue_url(event.queue_logical_id),
+            queue_arn=resources.queue_arn(event.queue_logical_id),
+            batch_size=event.batch_size,
+            batching_window_s=event.maximum_batching_window_seconds,
+            maximum_concurrency=event.maximum_concurrency,
+            report_batch_item_failures="ReportBatchItemFailures" in event.function_response_types,
+            region=region,
+        )
+
 
 @dataclass
 class EsmStats:

@@ -24,6 +24,7 @@ from .aws import MotoServer, Resources, boto3_client, create_resources
 from .esm import DrainResult, EventSourceMapping, FunctionSpec, LogSink, SourceSpec
 from .template import DEFAULT_TEMPLATE, DEFAULT_STACK_NAME, Template
 from .workload import WorkItem
+from local.hubspot_sandbox.runner import start_sandbox, stop_process
 
 
 @dataclass
@@ -31,47 +32,6 @@ class Enqueued:
     message_ids: list[str] = field(default_factory=list)
     by_message_id: dict[str, WorkItem] = field(default_factory=dict)
     elapsed_s: float = 0.0
-
-
-def _start_sandbox(config: Any, startup_timeout: float = 15.0) -> Any:
-    """``python -m local.hubspot_sandbox`` in its own session (so ``--keep-running`` can leave it up)."""
-    import os
-    import subprocess
-    import sys
-    import threading
-
-    from local.hubspot_sandbox import RunningSandbox, SandboxControl
-
-    from .template import REPO_ROOT
-
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "local.hubspot_sandbox", "--port", "0", "--config-json", config.to_json()],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env, text=True,
-        cwd=str(REPO_ROOT),
-        start_new_session=True,
-    )
-    line: list[str] = []
-    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    reader.join(startup_timeout)
-    url = line[0].strip() if line else ""
-    if not url.startswith("http://127.0.0.1:"):
-        _stop_process(proc)
-        raise RuntimeError(f"the HubSpot sandbox did not start (exit code {proc.poll()}, first line {url!r})")
-    return RunningSandbox(base_url=url, pid=proc.pid, control=SandboxControl(url), config=config, process=proc)
-
-
-def _stop_process(proc: Any) -> None:
-    from local.hubspot_sandbox.runner import stop_process
-
-    stop_process(proc)
-
-
-def _stop_sandbox(sandbox: Any) -> None:
-    _stop_process(sandbox.process)
 
 
 class LocalStack:
@@ -148,8 +108,8 @@ class LocalStack:
         self.token = token
 
         self.moto = self._stack.enter_context(MotoServer(patched=self.patched_moto))
-        self.sandbox = _start_sandbox(cfg)
-        self._stack.callback(_stop_sandbox, self.sandbox)
+        self.sandbox = start_sandbox(cfg, new_session=True)  # --keep-running may leave it up
+        self._stack.callback(stop_process, self.sandbox.process)
 
         self.template = Template(self.template_path, self._overrides(self.sandbox.base_url), region=self.region,
                                  stack_name=self.stack_name)
@@ -163,15 +123,7 @@ class LocalStack:
             settings, name=self.resources.physical[self.function_id].ref, region=self.region,
             account_id=self.template.account_id, aws_endpoint=self.moto.endpoint,
         )
-        self.source = SourceSpec(
-            queue_url=self.resources.queue_url(ev.queue_logical_id),
-            queue_arn=self.resources.queue_arn(ev.queue_logical_id),
-            batch_size=ev.batch_size,
-            batching_window_s=ev.maximum_batching_window_seconds,
-            maximum_concurrency=ev.maximum_concurrency,
-            report_batch_item_failures="ReportBatchItemFailures" in ev.function_response_types,
-            region=self.region,
-        )
+        self.source = SourceSpec.from_event(ev, self.resources, self.region)
         self.queue_settings = self.template.queue(ev.queue_logical_id)
         self._sqs = boto3_client("sqs", self.moto.endpoint, self.region, max_pool_connections=16)
 

@@ -41,14 +41,7 @@ class ToyStack:
             self.settings, name=f"{self.template.stack_name}-DrainFunction", region="us-east-1",
             account_id=self.template.account_id, aws_endpoint=endpoint,
         )
-        self.source = SourceSpec(
-            queue_url=self.resources.queue_url(ev.queue_logical_id),
-            queue_arn=self.resources.queue_arn(ev.queue_logical_id),
-            batch_size=ev.batch_size,
-            batching_window_s=ev.maximum_batching_window_seconds,
-            maximum_concurrency=ev.maximum_concurrency,
-            report_batch_item_failures="ReportBatchItemFailures" in ev.function_response_types,
-        )
+        self.source = SourceSpec.from_event(ev, self.resources)
         self.sqs = boto3_client("sqs", endpoint, "us-east-1")
         self.sink = LogSink()
         self.batches: list[dict] = []

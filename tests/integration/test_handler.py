@@ -1,9 +1,7 @@
 """The handler end to end: real SQS events, the HubSpot sandbox over HTTP, moto over
 AWS_ENDPOINT_URL, resources and environment taken from template.yaml."""
 
-import importlib.util
 import json
-import sys
 import uuid
 from pathlib import Path
 
@@ -14,18 +12,14 @@ from local.hubspot_sandbox import SandboxConfig
 from local.stack.aws import create_resources
 from local.stack.template import Template
 from payments_drain.config import ConfigurationError
-from tests.twins import CANARY_TOKEN, LambdaContext, payment_body, sqs_record
+from tests.twins import CANARY_TOKEN, LambdaContext, import_app, payment_body, sqs_record
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITE = ["crm.objects.commercepayments.write"]
 
 
 def load_handler():
-    """Import functions/drain/app.py as a cold start does (a fresh module each time)."""
-    spec = importlib.util.spec_from_file_location(f"drain_app_{uuid.uuid4().hex}", ROOT / "functions/drain/app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_app(ROOT / "functions/drain/app.py")
 
 
 @pytest.fixture

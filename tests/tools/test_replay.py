@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import boto3
@@ -18,7 +16,7 @@ from payments_drain.outcomes import Payment, Reason, Rejection
 from payments_drain.replay import ReplayRequest, main, replay
 from payments_drain.reports import SqsReporter, report_of
 from tests.tools.sqs_helpers import bodies, counts, new_queue, take_all
-from tests.twins import LambdaContext, payment_body, sqs_record
+from tests.twins import LambdaContext, import_app, payment_body, sqs_record
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = {"wait_seconds": 0, "empty_receives": 1}  # moto answers a short poll with every visible message
@@ -222,11 +220,7 @@ def replay_context(**kwargs) -> LambdaContext:
 
 
 def load_handler():
-    """functions/replay/app.py as a cold start imports it (a fresh module each time)."""
-    spec = importlib.util.spec_from_file_location(f"replay_app_{uuid.uuid4().hex}", ROOT / "functions/replay/app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_app(ROOT / "functions/replay/app.py")
 
 
 @pytest.fixture
