@@ -217,8 +217,10 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         row("f. DynamoDB requests per payment", f"{f0['requests_per_payment']:.3f}", "-", "-", "(info)", None)
         row("f. ledger time per chunk of 100, moto", f"{f0['ledger_ms_per_chunk_median']:.0f} ms",
             f"{f0['handler_ms_per_chunk_median']:.0f} ms handler", "-", "(info)", None)
-        row(f"f. ledger time per chunk of 100, DynamoDB at {DYNAMO_MS} ms", f"{f5['ledger_ms_per_chunk_median']:.0f} ms",
-            f"{f5['handler_ms_per_chunk_median']:.0f} ms handler", "-", "(info)", None)
+        added = f5["ledger_ms_per_chunk_median"]
+        row(f"f. ledger time per chunk of 100, DynamoDB at {DYNAMO_MS} ms", f"{added:.0f} ms",
+            f"50 ms ({f5['handler_ms_per_chunk_median']:.0f} ms handler)", f"{added / 50:.2f}", "<= 50 ms added",
+            added <= 50)
         row("f. ledger CPU per payment (client side)", f"{f5['ledger_cpu_us_per_payment']:.0f} us",
             f"{f5['handler_cpu_us_per_message_median']:.0f} us handler", "-", "(info)", None)
     return out

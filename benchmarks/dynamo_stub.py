@@ -1,9 +1,9 @@
 """A stand-in DynamoDB endpoint for the ledger's latency figure: ``python -m benchmarks.dynamo_stub --delay-ms 5``.
 
 moto shares the machine's two cores with the handler and spends several milliseconds of its
-own CPU per request, so latencies measured against it are moto's. This stub answers the three
-calls the ledger makes (BatchGetItem: nothing found; PutItem: accepted; BatchWriteItem: all
-processed) after ``--delay-ms``, as DynamoDB would at that response time, from a thread per
+own CPU per request, so latencies measured against it are moto's. This stub answers the calls
+the ledger makes (BatchGetItem: nothing found; BatchExecuteStatement: every statement succeeded;
+PutItem, DeleteItem: accepted; BatchWriteItem: all processed) after ``--delay-ms``, as DynamoDB would at that response time, from a thread per
 connection. The client side (botocore: serialise, sign, send, parse) is the real one.
 Prints its URL on one line, then serves until terminated.
 """
@@ -30,6 +30,8 @@ class Handler(BaseHTTPRequestHandler):
             answer = {"Responses": {table: [] for table in body.get("RequestItems", {})}, "UnprocessedKeys": {}}
         elif operation == "BatchWriteItem":
             answer = {"UnprocessedItems": {}}
+        elif operation == "BatchExecuteStatement":
+            answer = {"Responses": [{} for _ in body.get("Statements", [])]}
         else:
             answer = {}
         if self.delay_s:

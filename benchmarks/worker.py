@@ -13,6 +13,7 @@ STARTED = time.perf_counter()
 import json  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
+import re  # noqa: E402
 
 
 def _maxrss_mb() -> float:
@@ -242,6 +243,12 @@ class DynamoMeter:
             with self.lock:
                 for spec in params["RequestItems"].values():
                     self.rcu += (1.0 if spec.get("ConsistentRead") else 0.5) * len(spec["Keys"])
+        elif name == "BatchExecuteStatement":  # the ledger's INSERTs: one item per statement, as PutItem
+            for statement in params["Statements"]:
+                names = re.findall(r"'([^']+)'\s*:\s*\?", statement["Statement"])
+                size = _item_bytes({n: v for n, v in zip(names, statement["Parameters"])})
+                wcu += -(-size // 1024)
+                self.max_item_bytes = max(self.max_item_bytes, size)
         elif name == "BatchWriteItem":
             for requests in params["RequestItems"].values():
                 for request in requests:
@@ -433,10 +440,15 @@ def task_ledger_shapes(args):
     cond = {"ConditionExpression": "attribute_not_exists(paymentKey) OR (#s = :claimed AND claimExpiresAt < :now)",
             "ExpressionAttributeNames": {"#s": "status"},
             "ExpressionAttributeValues": {":claimed": {"S": "claimed"}, ":now": {"N": "1764237600000"}}}
+    insert = "INSERT INTO \"t\" VALUE {'paymentKey': ?, 'status': ?, 'claimant': ?, 'claimExpiresAt': ?, 'expiresAt': ?}"
     shapes = {
-        "PutItem, conditional, 1 per payment (the claim today)":
+        "BatchExecuteStatement, 25 INSERTs per request (the claim today)":
+            lambda: [client.batch_execute_statement(Statements=[
+                {"Statement": insert, "Parameters": list(item(f"k{i}").values())} for i in range(g, g + 25)])
+                for g in range(0, n, 25)],
+        "PutItem, conditional, 1 per payment (the claim before)":
             lambda: [client.put_item(TableName="t", Item=item(f"k{i}"), **cond) for i in range(n)],
-        "TransactWriteItems, 100 conditional Puts per request (proposed claim)":
+        "TransactWriteItems, 100 conditional Puts per request (2 WCU per item)":
             lambda: [client.transact_write_items(TransactItems=[{"Put": {"TableName": "t", "Item": item(f"k{i}"), **cond}}
                                                                 for i in range(g, g + 100)]) for g in range(0, n, 100)],
         "BatchWriteItem, 25 Puts per request (record_created today)":

@@ -151,3 +151,48 @@ def test_module_list_cache_answers_like_moto(patched):
     original = moto.backends.list_of_moto_modules.__wrapped__
     assert list(moto.backends.list_of_moto_modules()) == list(original())
     assert "sqs" in moto.backends.list_of_moto_modules()
+
+
+def _table(dynamodb, name):
+    dynamodb.create_table(TableName=name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                          BillingMode="PAY_PER_REQUEST")
+
+
+def test_partiql_insert_refuses_an_existing_key_as_dynamodb_does(moto_server):
+    dynamodb = boto3_client("dynamodb", moto_server.endpoint, "us-east-1")
+    _table(dynamodb, "patchinsert")
+    dynamodb.put_item(TableName="patchinsert", Item={"pk": {"S": "old"}, "v": {"S": "kept"}})
+    insert = "INSERT INTO \"patchinsert\" VALUE {'pk': ?, 'v': ?}"
+    answer = dynamodb.batch_execute_statement(Statements=[
+        {"Statement": insert, "Parameters": [{"S": "old"}, {"S": "overwritten?"}]},
+        {"Statement": insert, "Parameters": [{"S": "new"}, {"S": "inserted"}]},
+        {"Statement": "SELECT * FROM patchinsert WHERE pk = 'old'"},  # moto's own PartiQL
+        {"Statement": "INSERT INTO \"no-such-table\" VALUE {'pk': ?}", "Parameters": [{"S": "x"}]},
+    ])["Responses"]
+    assert [r.get("Error", {}).get("Code") for r in answer] == ["DuplicateItem", None, None, "ResourceNotFound"]
+    assert answer[2]["Item"]["v"] == {"S": "kept"}
+    items = {i["pk"]["S"]: i["v"]["S"] for i in dynamodb.scan(TableName="patchinsert")["Items"]}
+    assert items == {"old": "kept", "new": "inserted"}
+
+
+def test_conditional_writes_racing_for_a_key_have_one_winner(moto_server):
+    """The serialisation of the DynamoDB writes: moto checks a condition and stores without a
+    lock, in one thread per request."""
+    dynamodb = boto3_client("dynamodb", moto_server.endpoint, "us-east-1", max_pool_connections=20)
+    _table(dynamodb, "patch-race")
+
+    def put(args):
+        key, writer = args
+        try:
+            dynamodb.put_item(TableName="patch-race", Item={"pk": {"S": key}, "w": {"S": writer}},
+                              ConditionExpression="attribute_not_exists(pk)")
+            return key, writer
+        except dynamodb.exceptions.ConditionalCheckFailedException:
+            return None
+
+    with ThreadPoolExecutor(12) as pool:
+        wins = [w for w in pool.map(put, [(f"k{k}", str(w)) for k in range(40) for w in range(6)]) if w]
+    assert sorted(k for k, _ in wins) == sorted(f"k{k}" for k in range(40))
+    stored = {i["pk"]["S"]: i["w"]["S"] for i in dynamodb.scan(TableName="patch-race")["Items"]}
+    assert stored == dict(wins)

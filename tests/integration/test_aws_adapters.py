@@ -1,8 +1,12 @@
 """The AWS adapters against moto in server mode, through AWS_ENDPOINT_URL (as boto3 in Lambda)."""
 
 import json
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import boto3
 import pytest
@@ -117,3 +121,108 @@ def test_ledger_releases_only_its_own_claims_and_flags_reclaimed_expired_ones(le
     assert released.state == CLAIMED and released.reclaimed is False
     ledger.claim(["died"], "req-crashed", int(time.time() * 1000) - 1)
     assert ledger.claim(["died"], "req-e", later)["died"].reclaimed is True
+
+
+def test_own_claim_is_kept_and_concurrent_claims_are_won_once_each(ledger_table):
+    later = int((time.time() + 60) * 1000)
+    keys = [f"race{i}" for i in range(120)]
+    ledgers = [DynamoLedger(ledger_table) for _ in range(3)]
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda i: ledgers[i].claim(keys, f"req-{i}", later), range(3)))
+    assert all(sum(r[key].state == CLAIMED for r in results) == 1 for key in keys)
+    winner = next(i for i, r in enumerate(results) if r["race0"].state == CLAIMED)
+    assert ledgers[0].claim(["race0"], f"req-{winner}", later)["race0"].state == CLAIMED  # still ours
+
+
+def test_a_key_claimed_between_read_and_insert_is_busy(ledger_table):
+    """The race the INSERT settles: our read saw the key free, another invocation claimed it
+    before our INSERT (DynamoDB's DuplicateItem)."""
+    later = int((time.time() + 60) * 1000)
+    ours, theirs = DynamoLedger(ledger_table), DynamoLedger(ledger_table)
+    ours.client.meta.events.register("after-call.dynamodb.BatchGetItem",
+                                     lambda **_: theirs.claim(["k1", "k2"], "req-theirs", later))
+    entries = ours.claim(["k1", "k2", "k3"], "req-ours", later)
+    assert {k: e.state for k, e in entries.items()} == {"k1": BUSY, "k2": BUSY, "k3": CLAIMED}
+    item = boto3.client("dynamodb").get_item(TableName=ledger_table, Key={"paymentKey": {"S": "k1"}})["Item"]
+    assert item["claimant"]["S"] == "req-theirs"
+
+
+def test_ledger_uses_exactly_the_actions_the_template_grants(ledger_table):
+    from local.stack.template import load_yaml
+
+    called: set[str] = set()
+    ledger = DynamoLedger(ledger_table)
+    ledger.client.meta.events.register("before-call.dynamodb", lambda model, **_: called.add(model.name))
+    later = int((time.time() + 60) * 1000)
+    ledger.claim(["new", "expired"], "req-a", int(time.time() * 1000) - 1)
+    ledger.claim(["new2", "expired"], "req-b", later)  # INSERT, and a takeover of an expired claim
+    ledger.record_created({"new": "1"})
+    ledger.release(["new2"], "req-b")
+    iam = {"BatchExecuteStatement": "dynamodb:PartiQLInsert"}  # the statements are INSERTs only
+    used = {iam.get(op, f"dynamodb:{op}") for op in called}
+
+    def statements(node):
+        if isinstance(node, dict):
+            if node.get("Sid") == "LedgerReadWrite":
+                yield node
+            for value in node.values():
+                yield from statements(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from statements(value)
+
+    template = load_yaml((Path(__file__).parents[2] / "template.yaml").read_text())
+    [granted] = statements(template["Resources"]["DrainFunction"]["Properties"]["Policies"])
+    assert used == set(granted["Action"])
+
+
+class _ScriptedDynamo(BaseHTTPRequestHandler):
+    """DynamoDB over loopback answering BatchExecuteStatement from a script, to reach the
+    per-statement errors moto never gives (throttling, access denied)."""
+
+    protocol_version = "HTTP/1.1"
+    script: list = []
+    seen: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        operation = self.headers["X-Amz-Target"].rsplit(".", 1)[-1]
+        if operation == "BatchGetItem":
+            answer = {"Responses": {}, "UnprocessedKeys": {}}
+        else:
+            self.seen.append([s["Parameters"][0]["S"] for s in body["Statements"]])
+            codes = self.script.pop(0)
+            answer = {"Responses": [{"Error": {"Code": c, "Message": c}} if c else {} for c in codes]}
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.0")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def scripted_dynamo(aws_env):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ScriptedDynamo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _ScriptedDynamo.seen = []
+    client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{server.server_address[1]}")
+    yield client
+    server.shutdown()
+    server.server_close()
+
+
+def test_throttled_claims_go_again_alone_and_taken_ones_are_busy(scripted_dynamo):
+    _ScriptedDynamo.script = [["ThrottlingError", None, "DuplicateItem"], [None]]
+    entries = DynamoLedger("t", client=scripted_dynamo).claim(["a", "b", "c"], "req", int(time.time() * 1000) + 60_000)
+    assert {k: e.state for k, e in entries.items()} == {"a": CLAIMED, "b": CLAIMED, "c": BUSY}
+    assert _ScriptedDynamo.seen == [["a", "b", "c"], ["a"]]
+
+
+def test_a_statement_error_that_is_not_a_race_makes_the_ledger_unavailable(scripted_dynamo):
+    _ScriptedDynamo.script = [[None, "AccessDenied"]]
+    with pytest.raises(LedgerUnavailable, match="AccessDenied"):
+        DynamoLedger("t", client=scripted_dynamo).claim(["a", "b"], "req", int(time.time() * 1000) + 60_000)
