@@ -34,10 +34,13 @@ cannot serve them: its PartiQL engine rejects ``?`` parameters (TypeError, HTTP 
 literals, overwrites an existing item where DynamoDB answers that statement with the error
 ``DuplicateItem`` (AWS: "PartiQL insert statements for DynamoDB"), and it copies the whole table
 for every statement. So ``DynamoDBBackend.batch_execute_statement`` is replaced by one that
-serves exactly the shape ``INSERT INTO "table" VALUE {'name': ?, ...}`` with moto's own
+serves exactly two shapes, ``INSERT INTO "table" VALUE {'name': ?, ...}`` with moto's own
 conditional ``put_item`` (condition ``attribute_not_exists`` on the hash key; a failed
-condition becomes the statement's ``DuplicateItem`` error) and hands every other statement to
-moto's own implementation, one at a time. moto's conditional writes check and store without a
+condition becomes the statement's ``DuplicateItem`` error) and ``DELETE FROM "table" WHERE
+"key" = ? AND "name" = ? ...`` (the ledger's release) with moto's own conditional
+``delete_item`` (no item: success; an item the rest of the WHERE does not match:
+``ConditionalCheckFailed``, as DynamoDB documents), and hands every other statement to moto's own
+implementation, one at a time. moto's conditional writes check and store without a
 lock while its server runs each request in its own thread, so two racing writers can both pass
 the same condition; DynamoDB's conditional writes are atomic. The patch serialises the
 DynamoDB backend's writes (:data:`DYNAMODB_LOCK`), so the emulator's conditions hold as
@@ -144,6 +147,7 @@ PINNED_SOURCES.update(
     {
         "moto.dynamodb.models.DynamoDBBackend.batch_execute_statement": "2ddeb4a85981683f3ecff8c625240b4e98dc8aba430100f9a378786d5dc88c54",
         "moto.dynamodb.models.DynamoDBBackend.put_item": "b043f1999f49f8202012fce52002391fbb5c969795b5d8e6405929c947abc0b9",
+        "moto.dynamodb.models.DynamoDBBackend.get_item": "ffddb28c9fe9941bc3639e39b80f6349be2e1788af54208fe90132e32573df00",
         "moto.dynamodb.models.DynamoDBBackend.delete_item": "a03a3f819a3f4344ad11f1768a6e7bc332424cc0226084eb7a79bcb654f26b94",
         "moto.dynamodb.models.DynamoDBBackend.update_item": "f1d5d4acae8ed91cb2012b73803e52383e69c74e97967505419c9fbf06b07210",
         "moto.dynamodb.models.DynamoDBBackend.transact_write_items": "0b5c3b73cdccf3268b7266a17c96e2f7e675bd20fe3f28326a1e95ffa38cf8fe",
@@ -370,26 +374,74 @@ def _parameterised_insert(statement: dict[str, Any]) -> tuple[str, dict[str, Any
     return match.group(1), dict(zip(names, parameters))
 
 
+_DELETE = re.compile(r'\s*DELETE\s+FROM\s+"([A-Za-z0-9_.-]+)"\s+WHERE\s+(.*?)\s*', re.IGNORECASE | re.DOTALL)
+_EQUALS = re.compile(r'\s*"([^"]+)"\s*=\s*\?\s*')
+
+
+def _parameterised_delete(statement: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(table, {name: value}) for ``DELETE FROM "table" WHERE "a" = ? AND "b" = ? ...``."""
+    match = _DELETE.fullmatch(statement.get("Statement", ""))
+    if not match:
+        return None
+    terms = [_EQUALS.fullmatch(term) for term in re.split(r"\bAND\b", match.group(2), flags=re.IGNORECASE)]
+    parameters = statement.get("Parameters") or []
+    if not all(terms) or len(terms) != len(parameters):
+        return None
+    names = [term.group(1) for term in terms]  # type: ignore[union-attr]
+    return (match.group(1), dict(zip(names, parameters))) if len(set(names)) == len(names) else None
+
+
+def _insert(backend: Any, table_name: str, item: dict[str, Any]) -> dict[str, Any]:
+    from moto.dynamodb.exceptions import ConditionalCheckFailed
+
+    key = backend.get_table(table_name).hash_key_attr
+    try:
+        backend.put_item(table_name, item, condition_expression="attribute_not_exists(#k)",
+                         expression_attribute_names={"#k": key})
+    except ConditionalCheckFailed:
+        return {"Code": "DuplicateItem", "Message": "Duplicate primary key exists in table"}
+    return {}
+
+
+def _delete(backend: Any, table_name: str, where: dict[str, Any]) -> dict[str, Any]:
+    """DynamoDB: no item with that key is a success (0 deleted); an item the rest of the WHERE
+    does not match is ConditionalCheckFailed."""
+    from moto.dynamodb.exceptions import ConditionalCheckFailed
+
+    table = backend.get_table(table_name)
+    key_names = [n for n in (table.hash_key_attr, table.range_key_attr) if n]
+    if set(key_names) - set(where):
+        return {"Code": "ValidationError", "Message": "Where clause does not contain a mandatory equality on all key attributes"}
+    key = {n: where[n] for n in key_names}
+    if backend.get_item(table_name, key) is None:
+        return {}
+    rest = [n for n in where if n not in key_names]
+    try:
+        backend.delete_item(table_name, key,
+                            expression_attribute_names={f"#n{i}": n for i, n in enumerate(rest)} or None,
+                            expression_attribute_values={f":v{i}": where[n] for i, n in enumerate(rest)} or None,
+                            condition_expression=" AND ".join(f"#n{i} = :v{i}" for i in range(len(rest))) or None)
+    except ConditionalCheckFailed:
+        return {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"}
+    return {}
+
+
 def _batch_execute_statement(self: Any, statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from moto.dynamodb.exceptions import ConditionalCheckFailed, ResourceNotFoundException
+    from moto.dynamodb.exceptions import ResourceNotFoundException
 
     responses: list[dict[str, Any]] = []
     for statement in statements:
-        insert = _parameterised_insert(statement)
-        if insert is None:
+        insert, delete = _parameterised_insert(statement), _parameterised_delete(statement)
+        if insert is None and delete is None:
             responses.extend(_ORIGINAL_DYNAMODB["batch_execute_statement"](self, [statement]))
             continue
-        table_name, item = insert
+        table_name, values = insert or delete  # type: ignore[misc]
         try:
-            key = self.get_table(table_name).hash_key_attr
-            self.put_item(table_name, item, condition_expression="attribute_not_exists(#k)",
-                          expression_attribute_names={"#k": key})
-            responses.append({"TableName": table_name})
-        except ConditionalCheckFailed:
-            responses.append({"TableName": table_name, "Error": {
-                "Code": "DuplicateItem", "Message": "Duplicate primary key exists in table"}})
+            error = _insert(self, table_name, values) if insert else _delete(self, table_name, values)
         except ResourceNotFoundException:
             responses.append({"Error": {"Code": "ResourceNotFound", "Message": "Requested resource not found"}})
+            continue
+        responses.append({"TableName": table_name, **({"Error": error} if error else {})})
     return responses
 
 

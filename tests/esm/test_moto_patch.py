@@ -196,3 +196,16 @@ def test_conditional_writes_racing_for_a_key_have_one_winner(moto_server):
     assert sorted(k for k, _ in wins) == sorted(f"k{k}" for k in range(40))
     stored = {i["pk"]["S"]: i["w"]["S"] for i in dynamodb.scan(TableName="patch-race")["Items"]}
     assert stored == dict(wins)
+
+
+def test_partiql_delete_with_a_condition_answers_as_dynamodb_does(moto_server):
+    dynamodb = boto3_client("dynamodb", moto_server.endpoint, "us-east-1")
+    _table(dynamodb, "patchdelete")
+    for key, owner in (("mine", "me"), ("theirs", "them")):
+        dynamodb.put_item(TableName="patchdelete", Item={"pk": {"S": key}, "owner": {"S": owner}})
+    delete = 'DELETE FROM "patchdelete" WHERE "pk" = ? AND "owner" = ?'
+    answer = dynamodb.batch_execute_statement(Statements=[
+        {"Statement": delete, "Parameters": [{"S": key}, {"S": "me"}]} for key in ("mine", "theirs", "missing")
+    ])["Responses"]
+    assert [r.get("Error", {}).get("Code") for r in answer] == [None, "ConditionalCheckFailed", None]
+    assert [i["pk"]["S"] for i in dynamodb.scan(TableName="patchdelete")["Items"]] == ["theirs"]

@@ -152,14 +152,20 @@ def test_ledger_uses_exactly_the_actions_the_template_grants(ledger_table):
 
     called: set[str] = set()
     ledger = DynamoLedger(ledger_table)
-    ledger.client.meta.events.register("before-call.dynamodb", lambda model, **_: called.add(model.name))
+    def record(model, params, **_):  # a PartiQL statement is authorised by its verb
+        if model.name == "BatchExecuteStatement":
+            called.update(s["Statement"] for s in params["Statements"])
+        else:
+            called.add(model.name)
+
+    ledger.client.meta.events.register("before-parameter-build.dynamodb", record)
     later = int((time.time() + 60) * 1000)
     ledger.claim(["new", "expired"], "req-a", int(time.time() * 1000) - 1)
     ledger.claim(["new2", "expired"], "req-b", later)  # INSERT, and a takeover of an expired claim
     ledger.record_created({"new": "1"})
     ledger.release(["new2"], "req-b")
-    iam = {"BatchExecuteStatement": "dynamodb:PartiQLInsert"}  # the statements are INSERTs only
-    used = {iam.get(op, f"dynamodb:{op}") for op in called}
+    iam = {"INSERT": "dynamodb:PartiQLInsert", "DELETE": "dynamodb:PartiQLDelete"}
+    used = {iam[op.split()[0]] if " " in op else f"dynamodb:{op}" for op in called}
 
     def statements(node):
         if isinstance(node, dict):

@@ -291,7 +291,7 @@ def test_ledger_statement_allows_exactly_what_the_ledger_does_on_the_table(funct
     statements = list(_statements(evaluate(function["Policies"])))
     ledger = [s for s in statements if any(a.startswith("dynamodb:") for a in s["Action"])]
     assert len(ledger) == 1
-    assert sorted(ledger[0]["Action"]) == ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem",
+    assert sorted(ledger[0]["Action"]) == ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:PartiQLDelete",
                                        "dynamodb:PartiQLInsert", "dynamodb:PutItem"]
     assert ledger[0]["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}
     assert ledger[0]["Effect"] == "Allow"

@@ -13,7 +13,9 @@ latency target. So, per chunk of 100:
   key exists, so two invocations racing for a key never both win (1 write unit each; a
   ``TransactWriteItems`` would do the same in one request but costs 2 units per item);
 - an expired claim (its invocation died) is taken over with a conditional ``PutItem``: rare;
-- confirmations are ``BatchWriteItem`` puts, 25 per request in parallel (1 write unit each).
+- confirmations are ``BatchWriteItem`` puts, 25 per request in parallel (1 write unit each);
+- claims on payments that surely were not stored are released with PartiQL ``DELETE``s, 25 per
+  request, each conditional on the claim still being ours.
 
 Per payment on the happy path: 1 read unit and 2 write units, 9 requests per 100. The claim
 and expiry semantics are Powertools Idempotency's: a claim is an "in progress" record that
@@ -37,7 +39,8 @@ CREATED = "created"
 BUSY = "busy"
 DAY_S = 86_400
 STATEMENTS_PER_BATCH = 25  # BatchExecuteStatement's limit
-TAKEN = frozenset({"DuplicateItem", "ConditionalCheckFailed"})  # another invocation holds or created the key
+# INSERT of a key that exists; DELETE whose WHERE does not hold: that statement alone fails.
+CONDITION_FAILED = frozenset({"DuplicateItem", "ConditionalCheckFailed"})
 TRANSIENT = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded",
                        "InternalServerError", "TransactionConflict"})
 
@@ -111,23 +114,15 @@ class DynamoLedger:
     @tracer.capture_method(capture_response=False)
     def release(self, keys: Iterable[str], claimant: str) -> None:
         """Drop our claims on payments that surely were not stored (retried or refused), so their
-        next delivery is not mistaken for one after a crash. Best effort: claims expire anyway."""
+        next delivery is not mistaken for one after a crash. Best effort: claims expire anyway.
+        PartiQL DELETEs, 25 per request: a DELETE whose WHERE does not hold (not our claim) fails
+        alone with ConditionalCheckFailed; one on a missing key succeeds."""
+        statement = f'DELETE FROM "{self.table}" WHERE "paymentKey" = ? AND "status" = ? AND "claimant" = ?'
+        keys = list(dict.fromkeys(keys))
         try:
-            list(self.pool.map(lambda key: self._release_one(key, claimant), list(keys)))
+            self._batched(statement, {key: [{"S": key}, {"S": CLAIMED}, {"S": claimant}] for key in keys})
         except (BotoCoreError, ClientError) as error:
             raise LedgerUnavailable(f"ledger release failed ({_code(error)})") from None
-
-    def _release_one(self, key: str, claimant: str) -> None:
-        try:
-            self.client.delete_item(
-                TableName=self.table, Key={"paymentKey": {"S": key}},
-                ConditionExpression="#s = :claimed AND claimant = :me",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":claimed": {"S": CLAIMED}, ":me": {"S": claimant}},
-            )
-        except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
-                raise
 
     def _read(self, keys: list[str]) -> dict[str, dict]:
         items: dict[str, dict] = {}
@@ -155,16 +150,22 @@ class DynamoLedger:
         statement = (f'INSERT INTO "{self.table}" VALUE '
                      "{'paymentKey': ?, 'status': ?, 'claimant': ?, 'claimExpiresAt': ?, 'expiresAt': ?}")
         expires = {"N": str(until_ms // 1000 + DAY_S)}
-        claims = {key: [{"S": key}, {"S": CLAIMED}, {"S": claimant}, {"N": str(until_ms)}, expires] for key in keys}
+        return self._batched(statement, {
+            key: [{"S": key}, {"S": CLAIMED}, {"S": claimant}, {"N": str(until_ms)}, expires] for key in keys})
+
+    def _batched(self, statement: str, parameters: Mapping[str, list]) -> dict[str, bool]:
+        """``statement`` once per key, 25 per BatchExecuteStatement, the requests in parallel.
+        Whether each key's statement took effect (False: its condition did not hold)."""
+        keys = list(parameters)
         groups = [keys[i : i + STATEMENTS_PER_BATCH] for i in range(0, len(keys), STATEMENTS_PER_BATCH)]
-        won: dict[str, bool] = {}
-        for answers in self.pool.map(lambda group: self._execute(statement, group, claims), groups):
-            won.update(answers)
-        return won
+        done: dict[str, bool] = {}
+        for answers in self.pool.map(lambda group: self._execute(statement, group, parameters), groups):
+            done.update(answers)
+        return done
 
     def _execute(self, statement: str, keys: list[str], parameters: Mapping[str, list]) -> dict[str, bool]:
         """One BatchExecuteStatement; statements that failed transiently go again (backoff)."""
-        won: dict[str, bool] = {}
+        done: dict[str, bool] = {}
         for attempt in range(5):
             answer = self.client.batch_execute_statement(
                 Statements=[{"Statement": statement, "Parameters": parameters[key]} for key in keys])
@@ -173,15 +174,15 @@ class DynamoLedger:
                 code = response.get("Error", {}).get("Code")
                 if code in TRANSIENT:
                     retry.append(key)
-                elif code is not None and code not in TAKEN:
-                    raise LedgerUnavailable(f"ledger claim failed ({code})")
+                elif code is not None and code not in CONDITION_FAILED:
+                    raise LedgerUnavailable(f"ledger statement failed ({code})")
                 else:
-                    won[key] = code is None
+                    done[key] = code is None
             if not retry:
-                return won
+                return done
             keys = retry
             time.sleep(0.02 * 2**attempt)
-        raise LedgerUnavailable("ledger claims kept failing transiently")
+        raise LedgerUnavailable("ledger statements kept failing transiently")
 
     def _take_over(self, key: str, claimant: str, now_ms: int, until_ms: int) -> bool:
         """Claim a key whose claim expired (or is already ours), if it still is when we write."""
