@@ -3,9 +3,10 @@
 moto shares the machine's two cores with the handler and spends several milliseconds of its
 own CPU per request, so latencies measured against it are moto's. This stub answers the calls
 the ledger makes (BatchGetItem: nothing found; BatchExecuteStatement: every statement succeeded;
-PutItem, DeleteItem: accepted; BatchWriteItem: all processed) after ``--delay-ms``, as DynamoDB would at that response time, from a thread per
-connection. The client side (botocore: serialise, sign, send, parse) is the real one.
-Prints its URL on one line, then serves until terminated.
+BatchWriteItem: all processed; anything else, such as PutItem: accepted) after ``--delay-ms``,
+as DynamoDB would at that response time, from a thread per connection. The client side
+(botocore: serialise, sign, send, parse) is the real one. Prints its URL on one line, then serves
+until terminated.
 """
 
 from __future__ import annotations

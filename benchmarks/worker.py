@@ -458,12 +458,34 @@ def task_ledger_shapes(args):
             lambda: [client.batch_get_item(RequestItems={"t": {"Keys": [{"paymentKey": {"S": f"k{i}"}} for i in range(g, g + 100)],
                                                                "ConsistentRead": True}}) for g in range(0, n, 100)],
     }
+    shapes["Powertools Idempotency, idempotent_function per payment (PutItem + UpdateItem)"] = _powertools_idempotency(client, n)
     out = {}
     for name, fn in shapes.items():
         c0 = time.process_time()
         fn()
         out[name] = round((time.process_time() - c0) / n * 1e6, 1)
     return {"cpu_us_per_payment": out, "payments": n}
+
+
+def _powertools_idempotency(client, n):
+    """The reference design: Powertools' own idempotent_function around each payment, with its
+    DynamoDB persistence layer on the same client (one conditional PutItem to claim, one
+    UpdateItem to complete, per key)."""
+    import warnings
+
+    from aws_lambda_powertools.utilities.idempotency import (DynamoDBPersistenceLayer, IdempotencyConfig,
+                                                             idempotent_function)
+
+    layer = DynamoDBPersistenceLayer(table_name="t", key_attr="paymentKey", boto3_client=client)
+    config = IdempotencyConfig(event_key_jmespath="paymentKey", use_local_cache=False)
+
+    @idempotent_function(data_keyword_argument="payment", persistence_store=layer, config=config)
+    def send(payment):
+        return {"id": "1"}
+
+    warnings.simplefilter("ignore")  # outside a Lambda handler Powertools warns about the missing context
+    send(payment={"paymentKey": "warm"})
+    return lambda: [send(payment={"paymentKey": f"p{i}"}) for i in range(n)]
 
 
 def main() -> None:
