@@ -141,7 +141,7 @@ PINNED_SOURCES.update(
     }
 )
 
-# DynamoDB: the writes serialised, batch_execute_statement replaced for parameterised INSERTs.
+# DynamoDB: the writes serialised, batch_execute_statement replaced for the ledger's INSERT and DELETE.
 DYNAMODB_WRITES = ("put_item", "delete_item", "update_item", "transact_write_items")
 PINNED_SOURCES.update(
     {
@@ -315,9 +315,9 @@ def _cached_module_list(original: Callable) -> Callable:
     return list_of_moto_modules
 
 
-def _serialised(original: Callable) -> Callable:
+def _serialised(original: Callable, lock: threading.RLock = SQS_LOCK) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with SQS_LOCK:
+        with lock:
             return original(*args, **kwargs)
 
     wrapper.__wrapped__ = original  # type: ignore[attr-defined]
@@ -445,16 +445,6 @@ def _batch_execute_statement(self: Any, statements: list[dict[str, Any]]) -> lis
     return responses
 
 
-def _dynamodb_serialised(original: Callable) -> Callable:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with DYNAMODB_LOCK:
-            return original(*args, **kwargs)
-
-    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
-    wrapper.__name__ = original.__name__
-    return wrapper
-
-
 def apply(*, force: bool = False) -> bool:
     """Apply the patch if the pins hold (or ``force``). Returns whether it is applied."""
     global _ORIGINAL_ATTRIBUTES, _ORIGINAL_MESSAGES, _ORIGINAL_MODULE_LIST, _APPLIED
@@ -489,8 +479,8 @@ def apply(*, force: bool = False) -> bool:
     for name in DYNAMODB_WRITES + ("batch_execute_statement",):
         _ORIGINAL_DYNAMODB[name] = DynamoDBBackend.__dict__[name]
     for name in DYNAMODB_WRITES:
-        setattr(DynamoDBBackend, name, _dynamodb_serialised(_ORIGINAL_DYNAMODB[name]))
-    DynamoDBBackend.batch_execute_statement = _dynamodb_serialised(_batch_execute_statement)  # type: ignore[method-assign]
+        setattr(DynamoDBBackend, name, _serialised(_ORIGINAL_DYNAMODB[name], DYNAMODB_LOCK))
+    DynamoDBBackend.batch_execute_statement = _serialised(_batch_execute_statement, DYNAMODB_LOCK)  # type: ignore[method-assign]
     _APPLIED = True
     return True
 
