@@ -215,6 +215,9 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         row("f. ledger read units per payment", f"{f0['rcu_per_payment']:.2f}", "1", f"{f0['rcu_per_payment']:.2f}",
             "<= 1 RCU", f0["rcu_per_payment"] <= 1)
         row("f. DynamoDB requests per payment", f"{f0['requests_per_payment']:.3f}", "-", "-", "(info)", None)
+        dup = f0["redelivered_duplicates"]
+        row("f. units per redelivered duplicate (WCU + RCU)", f"{dup['wcu_per_payment']:.2f} + {dup['rcu_per_payment']:.2f}",
+            "-", "-", "(info)", None)
         row("f. ledger time per chunk of 100, moto", f"{f0['ledger_ms_per_chunk_median']:.0f} ms",
             f"{f0['handler_ms_per_chunk_median']:.0f} ms handler", "-", "(info)", None)
         added = f5["ledger_ms_per_chunk_median"]

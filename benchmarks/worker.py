@@ -303,7 +303,16 @@ def task_ledger(args):
             raise RuntimeError(f"ledger batch retried {len(response['batchItemFailures'])} messages")
     payments = chunk * batches
     per_chunk = [a + b for a, b in zip(timings["claim"], timings["record_created"])]
+    happy = (dict(meter.requests), meter.rcu, meter.wcu)
+    response = _invoke(app, event(f"{prefix}-0", 0, chunk), "redelivered")  # the first batch again
+    if response != {"batchItemFailures": []}:
+        raise RuntimeError("a redelivered batch was not settled as duplicates")
+    duplicate = {"requests": {k: v - happy[0].get(k, 0) for k, v in meter.requests.items() if v != happy[0].get(k, 0)},
+                 "rcu_per_payment": round((meter.rcu - happy[1]) / chunk, 4),
+                 "wcu_per_payment": round((meter.wcu - happy[2]) / chunk, 4)}
+    meter.requests, meter.rcu, meter.wcu = happy
     return {
+        "redelivered_duplicates": duplicate,
         "payments": payments,
         "requests": dict(meter.requests),
         "requests_per_payment": round(sum(meter.requests.values()) / payments, 4),

@@ -106,7 +106,7 @@ def test_ledger_writes_ttl_on_every_item(ledger_table):
 
 def test_ledger_unreachable_raises_ledger_unavailable(aws_env):
     ledger = DynamoLedger("no-such-table")
-    with pytest.raises(LedgerUnavailable, match="ResourceNotFoundException"):
+    with pytest.raises(LedgerUnavailable, match=r"ledger .* failed \(ResourceNotFound"):
         ledger.claim(["k"], "req", int(time.time() * 1000))
 
 
@@ -134,15 +134,17 @@ def test_own_claim_is_kept_and_concurrent_claims_are_won_once_each(ledger_table)
     assert ledgers[0].claim(["race0"], f"req-{winner}", later)["race0"].state == CLAIMED  # still ours
 
 
-def test_a_key_claimed_between_read_and_insert_is_busy(ledger_table):
-    """The race the INSERT settles: our read saw the key free, another invocation claimed it
-    before our INSERT (DynamoDB's DuplicateItem)."""
+def test_an_expired_claim_is_taken_over_by_one_invocation_only(ledger_table):
+    """Ours was refused (the key exists) and read an expired claim; another invocation took it
+    over before our conditional put: ours is busy, theirs holds it."""
     later = int((time.time() + 60) * 1000)
     ours, theirs = DynamoLedger(ledger_table), DynamoLedger(ledger_table)
+    ours.claim(["k1", "k2"], "req-crashed", int(time.time() * 1000) - 1)
     ours.client.meta.events.register("after-call.dynamodb.BatchGetItem",
-                                     lambda **_: theirs.claim(["k1", "k2"], "req-theirs", later))
+                                     lambda **_: theirs.claim(["k1"], "req-theirs", later))
     entries = ours.claim(["k1", "k2", "k3"], "req-ours", later)
-    assert {k: e.state for k, e in entries.items()} == {"k1": BUSY, "k2": BUSY, "k3": CLAIMED}
+    assert {k: e.state for k, e in entries.items()} == {"k1": BUSY, "k2": CLAIMED, "k3": CLAIMED}
+    assert entries["k2"].reclaimed and not entries["k3"].reclaimed
     item = boto3.client("dynamodb").get_item(TableName=ledger_table, Key={"paymentKey": {"S": "k1"}})["Item"]
     assert item["claimant"]["S"] == "req-theirs"
 
@@ -189,12 +191,13 @@ class _ScriptedDynamo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     script: list = []
     seen: list = []
+    stored = [{"paymentKey": {"S": "c"}, "status": {"S": "created"}, "hubspotId": {"S": "77"}}]
 
     def do_POST(self):  # noqa: N802 - http.server's name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         operation = self.headers["X-Amz-Target"].rsplit(".", 1)[-1]
         if operation == "BatchGetItem":
-            answer = {"Responses": {}, "UnprocessedKeys": {}}
+            answer = {"Responses": {"t": self.stored}, "UnprocessedKeys": {}}
         else:
             self.seen.append([s["Parameters"][0]["S"] for s in body["Statements"]])
             codes = self.script.pop(0)
@@ -221,10 +224,11 @@ def scripted_dynamo(aws_env):
     server.server_close()
 
 
-def test_throttled_claims_go_again_alone_and_taken_ones_are_busy(scripted_dynamo):
+def test_throttled_claims_go_again_alone_and_refused_ones_are_read(scripted_dynamo):
     _ScriptedDynamo.script = [["ThrottlingError", None, "DuplicateItem"], [None]]
     entries = DynamoLedger("t", client=scripted_dynamo).claim(["a", "b", "c"], "req", int(time.time() * 1000) + 60_000)
-    assert {k: e.state for k, e in entries.items()} == {"a": CLAIMED, "b": CLAIMED, "c": BUSY}
+    assert {k: e.state for k, e in entries.items()} == {"a": CLAIMED, "b": CLAIMED, "c": CREATED}
+    assert entries["c"].hubspot_id == "77"
     assert _ScriptedDynamo.seen == [["a", "b", "c"], ["a"]]
 
 
