@@ -463,7 +463,7 @@ def task_ledger_shapes(args):
         "BatchWriteItem, 25 Puts per request (record_created today)":
             lambda: [client.batch_write_item(RequestItems={"t": [{"PutRequest": {"Item": item(f"k{i}")}} for i in range(g, g + 25)]})
                      for g in range(0, n, 25)],
-        "BatchGetItem, 100 keys per request (the read today)":
+        "BatchGetItem, 100 keys per request (the read of refused claims)":
             lambda: [client.batch_get_item(RequestItems={"t": {"Keys": [{"paymentKey": {"S": f"k{i}"}} for i in range(g, g + 100)],
                                                                "ConsistentRead": True}}) for g in range(0, n, 100)],
     }
