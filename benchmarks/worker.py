@@ -12,8 +12,8 @@ STARTED = time.perf_counter()
 
 import json  # noqa: E402
 import os  # noqa: E402
-import resource  # noqa: E402
 import re  # noqa: E402
+import resource  # noqa: E402
 
 
 def _maxrss_mb() -> float:
@@ -434,7 +434,8 @@ def task_cold_start_breakdown(args):
 
 def task_ledger_shapes(args):
     """Client-side CPU per payment of the DynamoDB request shapes a ledger can use, against the
-    stub (``AWS_ENDPOINT_URL_DYNAMODB``), with the ledger's own boto3 client configuration."""
+    stub (``AWS_ENDPOINT_URL_DYNAMODB``), all through one boto3 client with botocore's defaults
+    (parameter validation on, which the ledger's own client turns off)."""
     import boto3
     from botocore.config import Config
 
