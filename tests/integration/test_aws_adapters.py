@@ -154,6 +154,7 @@ def test_ledger_uses_exactly_the_actions_the_template_grants(ledger_table):
 
     called: set[str] = set()
     ledger = DynamoLedger(ledger_table)
+
     def record(model, params, **_):  # a PartiQL statement is authorised by its verb
         if model.name == "BatchExecuteStatement":
             called.update(s["Statement"] for s in params["Statements"])
