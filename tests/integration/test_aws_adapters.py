@@ -237,3 +237,8 @@ def test_a_statement_error_that_is_not_a_race_makes_the_ledger_unavailable(scrip
     _ScriptedDynamo.script = [[None, "AccessDenied"]]
     with pytest.raises(LedgerUnavailable, match="AccessDenied"):
         DynamoLedger("t", client=scripted_dynamo).claim(["a", "b"], "req", int(time.time() * 1000) + 60_000)
+
+
+def test_a_table_name_that_could_leave_its_quotes_in_a_statement_is_refused():
+    with pytest.raises(ValueError, match="table name"):
+        DynamoLedger('ledger" WHERE 1=1 --')

@@ -25,6 +25,7 @@ must have ended.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,7 @@ CREATED = "created"
 BUSY = "busy"
 DAY_S = 86_400
 STATEMENTS_PER_BATCH = 25  # BatchExecuteStatement's limit
+TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 # INSERT of a key that exists; DELETE whose WHERE does not hold: that statement alone fails.
 CONDITION_FAILED = frozenset({"DuplicateItem", "ConditionalCheckFailed"})
 TRANSIENT = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded",
@@ -71,7 +73,14 @@ def entry_or_claim(item: Mapping | None, claimant: str, now_ms: int) -> Entry:
 
 class DynamoLedger:
     def __init__(self, table_name: str, retention_days: int = 90, client=None, parallelism: int = 16) -> None:
+        if not TABLE_NAME.fullmatch(table_name):
+            raise ValueError("the ledger table name may hold only letters, digits, '_', '-' and '.'")
         self.table = table_name
+        # The only text put into a statement is the table name, checked above against DynamoDB's
+        # own character set (so it cannot leave its quotes); every value is a parameter.
+        self.insert_claim = (f'INSERT INTO "{table_name}" VALUE '
+                             "{'paymentKey': ?, 'status': ?, 'claimant': ?, 'claimExpiresAt': ?, 'expiresAt': ?}")
+        self.delete_claim = f'DELETE FROM "{table_name}" WHERE "paymentKey" = ? AND "status" = ? AND "claimant" = ?'  # nosec B608
         self.retention_s = retention_days * DAY_S
         # parameter_validation off: the request shapes are this module's own (and tested against
         # moto); botocore's client-side check of every attribute value is a quarter of the CPU
@@ -121,10 +130,9 @@ class DynamoLedger:
         next delivery is not mistaken for one after a crash. Best effort: claims expire anyway.
         PartiQL DELETEs, 25 per request: a DELETE whose WHERE does not hold (not our claim) fails
         alone with ConditionalCheckFailed; one on a missing key succeeds."""
-        statement = f'DELETE FROM "{self.table}" WHERE "paymentKey" = ? AND "status" = ? AND "claimant" = ?'
         keys = list(dict.fromkeys(keys))
         try:
-            self._batched(statement, {key: [{"S": key}, {"S": CLAIMED}, {"S": claimant}] for key in keys})
+            self._batched(self.delete_claim, {key: [{"S": key}, {"S": CLAIMED}, {"S": claimant}] for key in keys})
         except (BotoCoreError, ClientError) as error:
             raise LedgerUnavailable(f"ledger release failed ({_code(error)})") from None
 
@@ -151,10 +159,8 @@ class DynamoLedger:
         raise LedgerUnavailable("ledger read left keys unprocessed")
 
     def _insert_claims(self, keys: list[str], claimant: str, until_ms: int) -> dict[str, bool]:
-        statement = (f'INSERT INTO "{self.table}" VALUE '
-                     "{'paymentKey': ?, 'status': ?, 'claimant': ?, 'claimExpiresAt': ?, 'expiresAt': ?}")
         expires = {"N": str(until_ms // 1000 + DAY_S)}
-        return self._batched(statement, {
+        return self._batched(self.insert_claim, {
             key: [{"S": key}, {"S": CLAIMED}, {"S": claimant}, {"N": str(until_ms)}, expires] for key in keys})
 
     def _batched(self, statement: str, parameters: Mapping[str, list]) -> dict[str, bool]:
