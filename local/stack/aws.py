@@ -61,6 +61,16 @@ def boto3_client(service: str, endpoint: str, region: str, **config: Any):
     )
 
 
+def queue_counts(sqs: Any, url: str) -> dict[str, int]:
+    """A queue's visible, in-flight and delayed message counts (SQS's approximate attributes)."""
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return {
+        "visible": int(attrs["ApproximateNumberOfMessages"]),
+        "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"]),
+        "delayed": int(attrs["ApproximateNumberOfMessagesDelayed"]),
+    }
+
+
 class MotoServer:
     """moto in server mode, as a child process on 127.0.0.1.
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .aws import MotoServer, Resources, boto3_client, create_resources
+from .aws import MotoServer, Resources, boto3_client, create_resources, queue_counts
 from .esm import DrainResult, EventSourceMapping, FunctionSpec, LogSink, SourceSpec
 from .template import DEFAULT_TEMPLATE, DEFAULT_STACK_NAME, Template
 from .workload import WorkItem
@@ -197,12 +197,7 @@ class LocalStack:
         return out
 
     def queue_counts(self, url: str | None = None) -> dict[str, int]:
-        attrs = self._sqs.get_queue_attributes(QueueUrl=url or self.queue_url, AttributeNames=["All"])["Attributes"]
-        return {
-            "visible": int(attrs["ApproximateNumberOfMessages"]),
-            "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"]),
-            "delayed": int(attrs["ApproximateNumberOfMessagesDelayed"]),
-        }
+        return queue_counts(self._sqs, url or self.queue_url)
 
     def read_all(self, url: str, *, delete: bool = False) -> list[dict]:
         """Every visible message of a queue (hidden while scanning, then visible again unless deleted)."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from local.stack.aws import MotoServer, boto3_client, create_resources
+from local.stack.aws import MotoServer, boto3_client, create_resources, queue_counts
 from local.stack.esm import EventSourceMapping, FunctionSpec, LogSink, SourceSpec
 from local.stack.template import Template
 
@@ -73,12 +73,7 @@ class ToyStack:
         return [d for d in self.sink.json_lines() if d.get("toy")]
 
     def counts(self, url: str | None = None) -> dict[str, int]:
-        attrs = self.sqs.get_queue_attributes(QueueUrl=url or self.queue_url, AttributeNames=["All"])["Attributes"]
-        return {
-            "visible": int(attrs["ApproximateNumberOfMessages"]),
-            "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"]),
-            "delayed": int(attrs["ApproximateNumberOfMessagesDelayed"]),
-        }
+        return queue_counts(self.sqs, url or self.queue_url)
 
 
 @pytest.fixture

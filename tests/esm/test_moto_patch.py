@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from local.stack import moto_patch
-from local.stack.aws import boto3_client
+from local.stack.aws import boto3_client, queue_counts
 
 
 def test_patch_is_pinned_to_the_installed_moto():
@@ -88,9 +88,8 @@ def test_queue_counts_stay_right_through_the_launcher(moto_server):
     url = sqs.create_queue(QueueName="patch-counts", Attributes={"VisibilityTimeout": "2"})["QueueUrl"]
 
     def counts():
-        a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"]), int(
-            a["ApproximateNumberOfMessagesDelayed"])
+        c = queue_counts(sqs, url)
+        return c["visible"], c["in_flight"], c["delayed"]
 
     sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "x"} for i in range(10)])
     sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)
