@@ -78,12 +78,20 @@ class Stats:
             if answer.status in (401, 403):
                 self.auth_failures += 1
             if ambiguous:
-                self.ambiguous += len(message_ids)
-                self.ambiguous_ids.update(message_ids)
+                self._count_ambiguous(message_ids)
             remaining = answer.header("X-HubSpot-RateLimit-Remaining")
             if remaining is not None and remaining.isdigit():
                 value = int(remaining)
                 self.rate_limit_remaining = value if self.rate_limit_remaining is None else min(value, self.rate_limit_remaining)
+
+    def reclaimed(self, message_id: str) -> None:
+        """A payment whose last invocation died holding its claim, perhaps after sending it."""
+        with self.lock:
+            self._count_ambiguous([message_id])
+
+    def _count_ambiguous(self, message_ids: list[str]) -> None:
+        self.ambiguous += len(message_ids)
+        self.ambiguous_ids.update(message_ids)
 
 
 @dataclass
@@ -171,8 +179,7 @@ class Drain:
                 outcomes[payment.message_id] = Outcome(State.RETRY, Reason("CLAIMED_ELSEWHERE", "another invocation is sending this paymentKey"))
             else:
                 if entry.reclaimed:  # its last invocation died holding the claim, perhaps after sending
-                    stats.ambiguous += 1
-                    stats.ambiguous_ids.add(payment.message_id)
+                    stats.reclaimed(payment.message_id)
                     _log_problem("payment may have been sent by an invocation that did not finish",
                                  payment.message, None, payment.payment_key)
                 sendable.append(payment)
