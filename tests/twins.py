@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from payments_drain.batching import Answer
-from payments_drain.ledger import CLAIMED, CREATED, Entry, entry_or_claim
+from payments_drain.ledger import AMBIGUOUS, CLAIMED, CREATED, Entry, entry_or_claim
 from payments_drain.token import TokenUnavailable
 
 CANARY_TOKEN = "pat-na1-CANARY-5f0c1e2d-never-log-me"
@@ -110,6 +110,11 @@ class InMemoryLedger:
             for key, hubspot_id in created.items():
                 self.items[key] = {"status": CREATED, "hubspotId": hubspot_id}
 
+    def mark_ambiguous(self, keys: Iterable[str]) -> None:
+        with self.lock:
+            for key in keys:
+                self.items[key] = {"status": AMBIGUOUS}
+
     def release(self, keys: Iterable[str], claimant: str) -> None:
         with self.lock:
             for key in keys:
@@ -130,6 +135,19 @@ class InMemoryReporter:
         failed = {r["messageId"] for r in reports if r["messageId"] in self.fail_ids}
         self.sent.extend(json.loads(json.dumps(r)) for r in reports if r["messageId"] not in failed)
         return failed
+
+
+class InMemoryVisibility:
+    """The payments queue's visibility, as SqsVisibility changes it: receipt handle -> seconds."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, int] = {}
+        self.queue_arns: set[str] = set()
+
+    def hold(self, queue_arn: str, holds: Mapping[str, int]) -> int:
+        self.queue_arns.add(queue_arn)
+        self.held.update(holds)
+        return 0
 
 
 def sqs_record(body: Any, message_id: str, receive_count: int = 1, group_id: str | None = None,

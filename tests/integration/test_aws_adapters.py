@@ -166,6 +166,7 @@ def test_ledger_uses_exactly_the_actions_the_template_grants(ledger_table):
     ledger.claim(["new", "expired"], "req-a", int(time.time() * 1000) - 1)
     ledger.claim(["new2", "expired"], "req-b", later)  # INSERT, and a takeover of an expired claim
     ledger.record_created({"new": "1"})
+    ledger.mark_ambiguous(["expired"])
     ledger.release(["new2"], "req-b")
     iam = {"INSERT": "dynamodb:PartiQLInsert", "DELETE": "dynamodb:PartiQLDelete"}
     used = {iam[op.split()[0]] if " " in op else f"dynamodb:{op}" for op in called}
@@ -192,6 +193,7 @@ class _ScriptedDynamo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     script: list = []
     seen: list = []
+    statements: list = []
     stored = [{"paymentKey": {"S": "c"}, "status": {"S": "created"}, "hubspotId": {"S": "77"}}]
 
     def do_POST(self):  # noqa: N802 - http.server's name
@@ -201,6 +203,7 @@ class _ScriptedDynamo(BaseHTTPRequestHandler):
             answer = {"Responses": {"t": self.stored}, "UnprocessedKeys": {}}
         else:
             self.seen.append([s["Parameters"][0]["S"] for s in body["Statements"]])
+            self.statements.append(body["Statements"][0]["Statement"])
             codes = self.script.pop(0)
             answer = {"Responses": [{"Error": {"Code": c, "Message": c}} if c else {} for c in codes]}
         data = json.dumps(answer).encode()
@@ -219,6 +222,7 @@ def scripted_dynamo(aws_env):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _ScriptedDynamo)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _ScriptedDynamo.seen = []
+    _ScriptedDynamo.statements = []
     client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{server.server_address[1]}")
     yield client
     server.shutdown()
@@ -234,9 +238,31 @@ def test_throttled_claims_go_again_alone_and_refused_ones_are_read(scripted_dyna
 
 
 def test_a_statement_error_that_is_not_a_race_makes_the_ledger_unavailable(scripted_dynamo):
-    _ScriptedDynamo.script = [[None, "AccessDenied"]]
+    _ScriptedDynamo.script = [[None, "AccessDenied"], [None]]
     with pytest.raises(LedgerUnavailable, match="AccessDenied"):
         DynamoLedger("t", client=scripted_dynamo).claim(["a", "b"], "req", int(time.time() * 1000) + 60_000)
+
+
+def test_a_claim_that_fails_part_way_releases_the_claims_it_made(scripted_dynamo):
+    # 60 keys, 3 requests one after the other: the first two claim, the third is refused.
+    _ScriptedDynamo.script = [[None] * 25, [None] * 25, ["AccessDenied"] * 10, [None] * 25, [None] * 25]
+    keys = [f"k{i}" for i in range(60)]
+    with pytest.raises(LedgerUnavailable, match="AccessDenied"):
+        DynamoLedger("t", client=scripted_dynamo, parallelism=1).claim(keys, "req", int(time.time() * 1000) + 60_000)
+    released = [statement for statement in _ScriptedDynamo.statements[3:]]
+    assert all(s.startswith("DELETE") for s in released) and len(released) == 2
+    assert sorted(sum(_ScriptedDynamo.seen[3:], [])) == sorted(keys[:50])  # exactly the claims it made
+
+
+def test_an_ambiguous_payment_is_taken_over_at_once_by_its_next_delivery(ledger_table):
+    ledger = DynamoLedger(ledger_table)
+    later = int((time.time() + 600) * 1000)
+    ledger.claim(["amb", "live"], "req-a", later)
+    ledger.mark_ambiguous(["amb"])  # req-a finished not knowing whether HubSpot stored it
+    entries = ledger.claim(["amb", "live"], "req-b", later)
+    assert (entries["amb"].state, entries["amb"].reclaimed) == (CLAIMED, True)  # not busy until req-a's expiry
+    assert entries["live"].state == BUSY
+    assert ledger.claim(["amb"], "req-c", later)["amb"].state == BUSY  # req-b holds it now
 
 
 def test_a_table_name_that_could_leave_its_quotes_in_a_statement_is_refused():

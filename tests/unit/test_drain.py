@@ -6,10 +6,11 @@ import pytest
 
 from payments_drain.batching import Answer
 from payments_drain.drain import Budget, Drain
-from payments_drain.outcomes import State
-from payments_drain.pacing import RateGate
-from tests.twins import (CANARY_TOKEN, InMemoryLedger, InMemoryReporter, ScriptedHubSpot, StaticToken, created,
-                         error_answer, payment_body, sqs_record, validation_error)
+from payments_drain.outcomes import State, Wait
+from payments_drain.pacing import DailyLimit, RateGate
+from payments_drain.sender import hold_s
+from tests.twins import (CANARY_TOKEN, InMemoryLedger, InMemoryReporter, InMemoryVisibility, ScriptedHubSpot,
+                         StaticToken, created, error_answer, payment_body, sqs_record, validation_error)
 
 
 class FakeClock:
@@ -30,11 +31,12 @@ def clock():
     return FakeClock()
 
 
-def make(script=(), *, ledger=None, reporter=None, token=None, unique=None, clock=None, **kw):
+def make(script=(), *, ledger=None, reporter=None, token=None, unique=None, clock=None, parallel_calls=2, **kw):
     clock = clock or FakeClock()
     hubspot = ScriptedHubSpot(script)
     drain = Drain(hubspot, token or StaticToken(), ledger, reporter or InMemoryReporter(), unique_property=unique,
-                  parallel_calls=2, gate=RateGate(190, clock=clock), sleep=clock.sleep, **kw)
+                  parallel_calls=parallel_calls, gate=RateGate(190, clock=clock),
+                  daily=kw.pop("daily", DailyLimit(300, clock=clock)), sleep=clock.sleep, **kw)
     return drain, hubspot
 
 
@@ -148,6 +150,87 @@ def test_daily_limit_stops_all_sending_for_the_invocation(clock):
     assert len(hubspot.calls) <= 2  # at most the calls already in flight (2 parallel)
 
 
+def test_the_container_remembers_a_spent_daily_limit_and_probes_once_in_a_while(clock):
+    visibility = InMemoryVisibility()
+    drain, hubspot = make([error_answer(429, policyName="DAILY")] * 2 + [created] * 3, clock=clock,
+                          parallel_calls=1, visibility=visibility)
+    assert failures(run(drain, records(2), clock)) == ["m0", "m1"] and len(hubspot.calls) == 1
+    clock.now += 60  # the next invocations, a minute later: no call, no 429 spent on asking again
+    later = run(drain, records(3, prefix="n"), clock)
+    assert failures(later) == ["n0", "n1", "n2"] and len(hubspot.calls) == 1
+    assert {o.wait for o in later.outcomes.values()} == {Wait.DAILY_LIMIT}
+    clock.now += 300  # the probe is due: one call asks, still spent
+    assert failures(run(drain, records(1, prefix="p"), clock)) == ["p0"] and len(hubspot.calls) == 2
+    clock.now += 301  # the next probe finds the limit reset: sending resumes
+    assert failures(run(drain, records(2, prefix="q"), clock)) == [] and len(hubspot.calls) == 3
+
+
+def test_a_call_that_leaves_no_daily_request_stops_sending_before_the_429(clock):
+    last = lambda inputs: created(inputs).__class__(201, created(inputs).body, {"X-HubSpot-RateLimit-Daily-Remaining": "0"})  # noqa: E731
+    drain, hubspot = make([last], clock=clock, parallel_calls=1)
+    result = run(drain, records(150), clock)
+    assert result.counts()["created"] == 100 and len(hubspot.calls) == 1
+    assert result.stats.daily_limit and len(failures(result)) == 50
+
+
+def test_retries_that_only_wait_for_hubspot_are_held_on_the_queue_until_it_can_take_them(clock):
+    visibility = InMemoryVisibility()
+    drain, _ = make([error_answer(503)] * 3 + [error_answer(429, policyName="DAILY")] + [error_answer(403)],
+                    clock=clock, parallel_calls=1, visibility=visibility)
+    batch = [sqs_record(payment_body("k0"), "m0", receive_count=3)]
+    assert failures(run(drain, batch, clock)) == ["m0"]
+    assert visibility.held == {"rh-m0": 600 * 4}  # HubSpot down: 10 min, doubled at each delivery
+    assert visibility.queue_arns == {"arn:aws:sqs:us-east-1:1:payments"}
+    run(drain, [sqs_record(payment_body("k1"), "m1", receive_count=1)], clock)
+    assert visibility.held["rh-m1"] == 7200  # daily limit: two hours at first
+    clock.now += 1000
+    run(drain, [sqs_record(payment_body("k2"), "m2")], clock)  # 403: a configuration fault, not a wait
+    assert "rh-m2" not in visibility.held
+
+
+def test_holds_outlast_a_one_hour_outage_and_a_whole_spent_day_within_the_default_receive_count():
+    max_receive_count = 5  # template.yaml's default: the fifth failed delivery goes to the DLQ
+    held = lambda base: sum(hold_s(base, n) for n in range(1, max_receive_count))  # noqa: E731
+    assert held(600) >= 3600 and held(7200) >= 24 * 3600
+    assert hold_s(7200, 10) == 43_200  # never past SQS's 12 hours
+
+
+def test_each_chunk_is_recorded_in_the_ledger_as_soon_as_it_settles(clock):
+    ledger = InMemoryLedger()
+    seen_by_second_call = {}
+
+    def second(inputs):
+        seen_by_second_call.update({k: v["status"] for k, v in ledger.items.items()})
+        return created(inputs)
+
+    drain, _ = make([created, second], ledger=ledger, clock=clock, parallel_calls=1)
+    run(drain, records(150), clock)
+    assert [seen_by_second_call[f"key-m{i}"] for i in range(100)] == ["created"] * 100  # a kill now loses none
+    assert {seen_by_second_call[f"key-m{i}"] for i in range(100, 150)} == {"claimed"}
+
+
+def test_an_error_after_hubspot_may_have_stored_a_chunk_keeps_it_ambiguous_not_released(clock):
+    ledger = InMemoryLedger()
+
+    def stored_then_crashed(inputs):
+        raise RuntimeError("bug after the request left")
+
+    drain, _ = make([stored_then_crashed], ledger=ledger, clock=clock)
+    assert failures(run(drain, records(2), clock)) == ["m0", "m1"]
+    assert {ledger.items[k]["status"] for k in ("key-m0", "key-m1")} == {"ambiguous"}
+    again = run(drain, records(2), clock)  # the redelivery: counted as possibly sent twice
+    assert failures(again) == [] and again.stats.ambiguous_ids == {"m0", "m1"}
+
+
+def test_a_finished_invocation_leaves_no_live_claim_so_a_redelivery_is_handled_at_once(clock):
+    ledger = InMemoryLedger()
+    drain, hubspot = make([Answer(None, error="timeout")] * 3, ledger=ledger, clock=clock)
+    assert failures(run(drain, records(1), clock)) == ["m0"]
+    assert ledger.items["key-m0"]["status"] == "ambiguous"
+    again = drain.run(records(1), Budget(clock.now + 60, clock), "req-2", "arn:aws:sqs:us-east-1:1:payments")
+    assert failures(again) == [] and again.outcomes["m0"].state is State.CREATED  # not CLAIMED_ELSEWHERE
+
+
 @pytest.mark.parametrize("failure", [error_answer(500), error_answer(502), error_answer(503), error_answer(504),
                                      error_answer(423), error_answer(477, headers={"Retry-After": "1"}),
                                      Answer(None, error="timeout"), Answer(None, error="connect"), Answer(None, error="protocol")])
@@ -212,11 +295,25 @@ def test_report_not_written_turns_into_a_retry(clock):
     assert failures(run(broken, [sqs_record("{", "bad-3")], clock)) == ["bad-3"]
 
 
-def test_repeated_payment_key_in_one_batch_is_sent_once(clock):
-    drain, hubspot = make(clock=clock)
-    batch = [sqs_record(payment_body("same"), "m0"), sqs_record(payment_body("same"), "m1")]
+def test_a_repeated_payment_key_is_sent_once_and_its_twins_take_its_outcome_at_once(clock):
+    reporter = InMemoryReporter()
+    script = [lambda inputs: created(inputs, 207, [validation_error(i["objectWriteTraceId"]) for i in inputs
+                                                   if i["properties"]["hs_initial_amount"] == "9.99"])]
+    drain, hubspot = make(script, reporter=reporter, clock=clock, parallel_calls=1)
+    batch = [sqs_record(payment_body("same"), "m0"), sqs_record(payment_body("same"), "m1"),
+             sqs_record(payment_body("bad", amount="9.99"), "m2"), sqs_record(payment_body("bad", amount="9.99"), "m3")]
     result = run(drain, batch, clock)
-    assert failures(result) == ["m1"] and len(hubspot.calls[0][0]) == 1
+    assert failures(result) == [] and [len(c[0]) for c in hubspot.calls] == [2]
+    assert result.outcomes["m1"].state is State.DUPLICATE
+    assert result.outcomes["m1"].hubspot_id == result.outcomes["m0"].hubspot_id is not None
+    assert result.outcomes["m3"] == result.outcomes["m2"] and result.outcomes["m3"].state is State.REJECTED
+    assert sorted(r["messageId"] for r in reporter.sent) == ["m2", "m3"]  # each rejected message has its report
+
+
+def test_twins_of_a_retried_payment_are_retried_with_it(clock):
+    drain, _ = make([error_answer(403, "MISSING_SCOPES")], clock=clock)
+    batch = [sqs_record(payment_body("same"), "m0"), sqs_record(payment_body("same"), "m1")]
+    assert failures(run(drain, batch, clock)) == ["m0", "m1"]
 
 
 def test_fifo_rejection_after_a_retry_in_its_group_is_not_reported_yet(clock):
@@ -259,8 +356,8 @@ def test_claims_of_payments_surely_not_stored_are_released_and_others_kept(clock
     run(drain, records(1, prefix="a"), clock, seconds=10)  # throttled, never stored: claim released
     assert "key-a0" not in ledger.items
     drain2, _ = make([error_answer(503)] * 3, ledger=ledger, clock=clock)
-    result = run(drain2, records(1, prefix="b"), clock)  # 5xx: maybe stored, claim kept
-    assert result.stats.ambiguous == 3 and ledger.items["key-b0"]["status"] == "claimed"  # three 5xx answers
+    result = run(drain2, records(1, prefix="b"), clock)  # 5xx: maybe stored, claim marked ambiguous
+    assert result.stats.ambiguous == 3 and ledger.items["key-b0"]["status"] == "ambiguous"  # three 5xx answers
 
 
 def test_a_payment_whose_claim_expired_unreleased_counts_as_ambiguous(clock):

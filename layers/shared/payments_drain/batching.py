@@ -8,7 +8,7 @@ guaranteed order), never by position.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,18 +202,45 @@ def _retry_after(answer: Answer, default: float) -> float:
 def failed_message_ids(messages: Sequence[Message], outcomes: Mapping[str, Outcome]) -> list[str]:
     """The retries, in batch order. A message without an outcome is retried (nothing is lost).
     FIFO: once a message of a group must retry, every later message of that group is listed."""
-    failed: list[str] = []
-    blocked_groups: set[str] = set()
+    retried = {m.message_id for m in messages
+               if (o := outcomes.get(m.message_id)) is None or o.state is State.RETRY}
+    return [m.message_id for m in messages if m.message_id in fifo_blocked(messages, retried)]
+
+
+def fifo_blocked(messages: Sequence[Message], failed: set[str]) -> set[str]:
+    """The one home of the FIFO rule: ``failed`` plus every later message of a group in which a
+    message failed (SQS must hand them back in order, after it)."""
+    blocked = set(failed)
+    groups: set[str] = set()
     for message in messages:
-        outcome = outcomes.get(message.message_id)
-        retry = outcome is None or outcome.state is State.RETRY
-        if message.group_id is not None and message.group_id in blocked_groups:
-            retry = True
-        if retry:
-            failed.append(message.message_id)
-            if message.group_id is not None:
-                blocked_groups.add(message.group_id)
-    return failed
+        if message.group_id is not None and message.group_id in groups:
+            blocked.add(message.message_id)
+        if message.message_id in blocked and message.group_id is not None:
+            groups.add(message.group_id)
+    return blocked
+
+
+def fifo_rounds(messages: Sequence[Message], failed: set[str]) -> Iterator[list[Message]]:
+    """Messages in rounds that keep FIFO order: at most one message of a group per round, in batch
+    order. The caller adds to ``failed`` what failed in a round; a later message of that group
+    is then not handed out but added to ``failed`` too (``fifo_blocked``)."""
+    pending = list(messages)
+    while pending:
+        blocked = fifo_blocked(messages, failed)
+        failed |= {m.message_id for m in pending if m.message_id in blocked}
+        round_, later, groups = [], [], set()
+        for message in pending:
+            if message.message_id in blocked:
+                continue
+            if message.group_id is not None and message.group_id in groups:
+                later.append(message)
+            else:
+                round_.append(message)
+                if message.group_id is not None:
+                    groups.add(message.group_id)
+        if round_:
+            yield round_
+        pending = later
 
 
 def batch_response(failed_ids: Iterable[str]) -> dict[str, list[dict[str, str]]]:

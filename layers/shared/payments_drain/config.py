@@ -35,6 +35,11 @@ class Settings(BaseModel):
     TOKEN_CACHE_SECONDS: Annotated[int, Field(ge=0, le=86_400)] = 300
     LEDGER_RETENTION_DAYS: Annotated[int, Field(ge=1, le=3650)] = 90
     TIME_MARGIN_MS: Annotated[int, Field(ge=0, le=60_000)] = 2_000
+    # Retries that only wait for HubSpot are hidden on the queue for this long, doubled at each
+    # delivery, at most 12 hours (sender.hold_s); 0 leaves them to the queue's visibility timeout.
+    HUBSPOT_UNAVAILABLE_HOLD_SECONDS: Annotated[int, Field(ge=0, le=43_200)] = 600
+    DAILY_LIMIT_HOLD_SECONDS: Annotated[int, Field(ge=0, le=43_200)] = 7_200
+    DAILY_LIMIT_PROBE_SECONDS: Annotated[int, Field(ge=1, le=86_400)] = 300
 
     @field_validator("HUBSPOT_BASE_URL")
     @classmethod

@@ -15,7 +15,14 @@ per chunk of 100:
   died) is taken over with a conditional ``PutItem``;
 - confirmations are ``BatchWriteItem`` puts, 25 per request in parallel (1 write unit each);
 - claims on payments that surely were not stored are released with PartiQL ``DELETE``s, 25 per
-  request, each conditional on the claim still being ours.
+  request, each conditional on the claim still being ours;
+- claims on payments that HubSpot may have stored although no answer said so (a timeout, a 5xx,
+  a reset) are marked ``ambiguous`` with ``BatchWriteItem`` puts: a finished invocation leaves no
+  live claim, and the next delivery takes an ambiguous key over at once (and counts it).
+
+Each chunk is recorded as soon as HubSpot's answer for it is settled (``drain``), so a container
+killed at any instant leaves at most its in-flight chunks claimed. A claim request that fails
+part-way releases the claims it did make before it raises.
 
 Per new payment: 2 write units and no read, 8 requests per 100; a redelivered duplicate costs
 1 write unit (the refused INSERT) and 1 read unit. The claim and expiry semantics are Powertools
@@ -32,12 +39,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from payments_drain.aws_clients import client_config
 from payments_drain.observability import tracer
 CLAIMED = "claimed"
 CREATED = "created"
+AMBIGUOUS = "ambiguous"  # its last invocation ended not knowing whether HubSpot stored it
 BUSY = "busy"
 DAY_S = 86_400
 STATEMENTS_PER_BATCH = 25  # BatchExecuteStatement's limit
@@ -64,6 +72,8 @@ def entry_or_claim(item: Mapping | None, claimant: str, now_ms: int) -> Entry:
         return Entry(CLAIMED)
     if item.get("status") == CREATED:
         return Entry(CREATED, item.get("hubspotId"))
+    if item.get("status") == AMBIGUOUS:
+        return Entry(CLAIMED, reclaimed=True)
     if item.get("claimant") == claimant:
         return Entry(CLAIMED)
     if int(item.get("claimExpiresAt", 0)) > now_ms:
@@ -86,25 +96,38 @@ class DynamoLedger:
         # moto); botocore's client-side check of every attribute value is a quarter of the CPU
         # of a 25-statement request (measured against benchmarks.dynamo_stub). DynamoDB still
         # validates them.
-        self.client = client or boto3.client("dynamodb", config=Config(
-            max_pool_connections=parallelism + 4, retries={"mode": "standard"}, parameter_validation=False))
+        self.client = client or boto3.client("dynamodb", config=client_config(
+            max_pool_connections=parallelism + 4, parameter_validation=False))
         self.pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="ledger")
 
     @tracer.capture_method(capture_response=False)
     def claim(self, keys: Iterable[str], claimant: str, until_ms: int) -> dict[str, Entry]:
         keys = list(dict.fromkeys(keys))
         now = int(time.time() * 1000)
+        inserted: dict[str, bool] = {}  # filled as each request answers, also when another fails
+        taken: list[str] = []
         try:
-            inserted = self._insert_claims(keys, claimant, until_ms)
+            self._insert_claims(keys, claimant, until_ms, inserted)
             refused = [key for key in keys if not inserted[key]]
             items = self._read(refused)  # why: created, claimed by someone, or a claim that expired
             out = {key: Entry(CLAIMED) if inserted[key] else entry_or_claim(items.get(key), claimant, now)
                    for key in keys}
             held = [key for key in refused if out[key].state == CLAIMED]
             for key, ok in zip(held, self.pool.map(lambda key: self._take_over(key, claimant, now, until_ms), held)):
-                if not ok:  # another invocation took it over (or it was released) since our read
+                if ok:
+                    taken.append(key)
+                else:  # another invocation took it over (or it was released) since our read
                     out[key] = Entry(BUSY)
-        except (BotoCoreError, ClientError) as error:
+        except (BotoCoreError, ClientError, LedgerUnavailable) as error:
+            # Claims made before the failure would outlive this invocation and make the next
+            # delivery look like one after a crash: drop them (best effort, they expire anyway).
+            ours = [key for key, ok in inserted.items() if ok] + taken
+            try:
+                self.release(ours, claimant)
+            except LedgerUnavailable:
+                pass
+            if isinstance(error, LedgerUnavailable):
+                raise
             raise LedgerUnavailable(f"ledger claim failed ({_code(error)})") from None
         return out
 
@@ -118,11 +141,24 @@ class DynamoLedger:
             if hubspot_id:
                 item["hubspotId"] = {"S": hubspot_id}
             requests.append({"PutRequest": {"Item": item}})
+        self._write(requests, "ledger write failed")
+
+    def _write(self, requests: list[dict], what: str) -> None:
         groups = [requests[i : i + 25] for i in range(0, len(requests), 25)]
         try:
             list(self.pool.map(self._write_group, groups))
         except (BotoCoreError, ClientError) as error:
-            raise LedgerUnavailable(f"ledger write failed ({_code(error)})") from None
+            raise LedgerUnavailable(f"{what} ({_code(error)})") from None
+
+    @tracer.capture_method(capture_response=False)
+    def mark_ambiguous(self, keys: Iterable[str]) -> None:
+        """Our claims on payments HubSpot may have stored: no longer held by a live invocation, so
+        their next delivery is handled at once (taken over, counted as ambiguous) instead of
+        bouncing off a live claim until the claim expires."""
+        expires = {"N": str(int(time.time()) + self.retention_s)}
+        requests = [{"PutRequest": {"Item": {"paymentKey": {"S": key}, "status": {"S": AMBIGUOUS}, "expiresAt": expires}}}
+                    for key in dict.fromkeys(keys)]
+        self._write(requests, "ledger write failed")
 
     @tracer.capture_method(capture_response=False)
     def release(self, keys: Iterable[str], claimant: str) -> None:
@@ -158,53 +194,63 @@ class DynamoLedger:
             time.sleep(0.02 * 2**attempt)
         raise LedgerUnavailable("ledger read left keys unprocessed")
 
-    def _insert_claims(self, keys: list[str], claimant: str, until_ms: int) -> dict[str, bool]:
+    def _insert_claims(self, keys: list[str], claimant: str, until_ms: int, done: dict[str, bool]) -> None:
         expires = {"N": str(until_ms // 1000 + DAY_S)}
-        return self._batched(self.insert_claim, {
-            key: [{"S": key}, {"S": CLAIMED}, {"S": claimant}, {"N": str(until_ms)}, expires] for key in keys})
+        self._batched(self.insert_claim, {
+            key: [{"S": key}, {"S": CLAIMED}, {"S": claimant}, {"N": str(until_ms)}, expires] for key in keys}, done)
 
-    def _batched(self, statement: str, parameters: Mapping[str, list]) -> dict[str, bool]:
+    def _batched(self, statement: str, parameters: Mapping[str, list], done: dict[str, bool] | None = None) -> dict[str, bool]:
         """``statement`` once per key, 25 per BatchExecuteStatement, the requests in parallel.
-        Whether each key's statement took effect (False: its condition did not hold)."""
+        Whether each key's statement took effect (False: its condition did not hold), in ``done``
+        as each statement answers: when one fails, what the others did is still there."""
         keys = list(parameters)
         groups = [keys[i : i + STATEMENTS_PER_BATCH] for i in range(0, len(keys), STATEMENTS_PER_BATCH)]
-        done: dict[str, bool] = {}
-        for answers in self.pool.map(lambda group: self._execute(statement, group, parameters), groups):
-            done.update(answers)
+        done = {} if done is None else done
+        futures = [self.pool.submit(self._execute, statement, group, parameters, done) for group in groups]
+        failure: Exception | None = None
+        for future in futures:
+            try:
+                future.result()
+            except (BotoCoreError, ClientError, LedgerUnavailable) as error:
+                failure = failure or error
+        if failure is not None:
+            raise failure
         return done
 
-    def _execute(self, statement: str, keys: list[str], parameters: Mapping[str, list]) -> dict[str, bool]:
+    def _execute(self, statement: str, keys: list[str], parameters: Mapping[str, list], done: dict[str, bool]) -> None:
         """One BatchExecuteStatement; statements that failed transiently go again (backoff)."""
-        done: dict[str, bool] = {}
         for attempt in range(5):
             answer = self.client.batch_execute_statement(
                 Statements=[{"Statement": statement, "Parameters": parameters[key]} for key in keys])
-            retry = []
+            retry, failed = [], None
             for key, response in zip(keys, answer["Responses"]):  # in the order of the statements
                 code = response.get("Error", {}).get("Code")
                 if code in TRANSIENT:
                     retry.append(key)
                 elif code is not None and code not in CONDITION_FAILED:
-                    raise LedgerUnavailable(f"ledger statement failed ({code})")
+                    failed = failed or code
                 else:
                     done[key] = code is None
+            if failed:
+                raise LedgerUnavailable(f"ledger statement failed ({failed})")
             if not retry:
-                return done
+                return
             keys = retry
             time.sleep(0.02 * 2**attempt)
         raise LedgerUnavailable("ledger statements kept failing transiently")
 
     def _take_over(self, key: str, claimant: str, now_ms: int, until_ms: int) -> bool:
-        """Claim a key whose claim expired (or is already ours), if it still is when we write."""
+        """Claim a key marked ambiguous or whose claim expired (or is already ours), if it still is
+        when we write."""
         try:
             self.client.put_item(
                 TableName=self.table,
                 Item={"paymentKey": {"S": key}, "status": {"S": CLAIMED}, "claimant": {"S": claimant},
                       "claimExpiresAt": {"N": str(until_ms)}, "expiresAt": {"N": str(until_ms // 1000 + DAY_S)}},
-                ConditionExpression="#s = :claimed AND (claimExpiresAt < :now OR claimant = :me)",
+                ConditionExpression="#s = :ambiguous OR (#s = :claimed AND (claimExpiresAt < :now OR claimant = :me))",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":claimed": {"S": CLAIMED}, ":now": {"N": str(now_ms)},
-                                           ":me": {"S": claimant}},
+                ExpressionAttributeValues={":claimed": {"S": CLAIMED}, ":ambiguous": {"S": AMBIGUOUS},
+                                           ":now": {"N": str(now_ms)}, ":me": {"S": claimant}},
             )
         except ClientError as error:
             if _code(error) == "ConditionalCheckFailedException":

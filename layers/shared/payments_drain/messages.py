@@ -102,6 +102,7 @@ def message_of(record: dict[str, Any]) -> Message:
         body=body if isinstance(body, str) else json.dumps(body),
         receive_count=receive_count,
         group_id=attributes.get("MessageGroupId"),
+        receipt_handle=record.get("receiptHandle"),
     )
 
 

@@ -45,6 +45,7 @@ class Message:
     body: str
     receive_count: int
     group_id: str | None = None
+    receipt_handle: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +79,17 @@ class Rejection:
     payment: Any
 
 
+class Wait(str, Enum):
+    """Why a retry must wait before HubSpot can take it: the message is then held on the queue
+    (its visibility extended) instead of coming back every visibility timeout."""
+
+    DAILY_LIMIT = "daily_limit"  # HubSpot's daily limit is spent: hours, not seconds
+    HUBSPOT_UNAVAILABLE = "hubspot_unavailable"  # throttled, down or unreachable after retries
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     state: State
     reason: Reason | None = None
     hubspot_id: str | None = None
+    wait: Wait | None = None  # a retry that only waits for HubSpot (see Wait)

@@ -89,3 +89,54 @@ class RateGate:
                 self.booked -= 1
             elif self.credits is not None:
                 self.credits += 1
+
+
+class DailyLimit:
+    """HubSpot's daily limit, remembered by the container across invocations.
+
+    Once HubSpot answers 429 with policy ``DAILY`` (or a call leaves
+    ``X-HubSpot-RateLimit-Daily-Remaining`` at 0), no call starts until the next probe, at most
+    one every ``probe_every_s``: one call asks whether the limit has reset, the others wait.
+    Nothing in urllib3 or Powertools keeps such a state, hence this class.
+    """
+
+    def __init__(self, probe_every_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.probe_every_s = probe_every_s
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.spent = False
+        self.next_probe = 0.0
+
+    def may_call(self) -> bool:
+        """Whether a call may start now; while the limit is spent, only the due probe may."""
+        with self.lock:
+            if not self.spent:
+                return True
+            now = self.clock()
+            if now < self.next_probe:
+                return False
+            self.next_probe = now + self.probe_every_s  # this call is the probe
+            return True
+
+    def observe(self, status: int | None, body: object, headers: Mapping[str, str]) -> bool:
+        """Learn from one answer; whether it says the daily limit is spent. Only a 2xx without
+        that news clears it: a 5xx or a timeout says nothing about the day's requests."""
+        spent = daily_limit_spent(status, body, headers)
+        with self.lock:
+            if spent and not self.spent:
+                self.next_probe = self.clock() + self.probe_every_s
+            if spent or (status is not None and 200 <= status < 300):
+                self.spent = spent
+        return spent
+
+    def seconds_to_probe(self) -> float:
+        with self.lock:
+            return max(0.0, self.next_probe - self.clock()) if self.spent else 0.0
+
+
+def daily_limit_spent(status: int | None, body: object, headers: Mapping[str, str]) -> bool:
+    """A 429 of policy DAILY, or an answer saying no request is left today."""
+    if status == 429 and isinstance(body, dict) and str(body.get("policyName", "")).upper() == "DAILY":
+        return True
+    remaining = next((v for k, v in headers.items() if k.lower() == "x-hubspot-ratelimit-daily-remaining"), None)
+    return remaining is not None and remaining.strip() == "0"

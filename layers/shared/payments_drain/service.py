@@ -11,9 +11,11 @@ from payments_drain.drain import Drain, Result
 from payments_drain.hubspot import HubSpotClient
 from payments_drain.ledger import DynamoLedger
 from payments_drain.observability import logger, metrics
-from payments_drain.pacing import RateGate
+from payments_drain.outcomes import Wait
+from payments_drain.pacing import DailyLimit, RateGate
 from payments_drain.reports import SqsReporter
 from payments_drain.token import SecretToken
+from payments_drain.visibility import SqsVisibility
 
 MAX_METRIC_VALUES = 100  # EMF: at most 100 values per metric in one document
 
@@ -30,11 +32,15 @@ def build_drain(settings: Settings) -> Drain:
         SecretToken(settings.HUBSPOT_TOKEN_SECRET_ID, settings.TOKEN_CACHE_SECONDS),
         ledger,
         SqsReporter(settings.FAILURE_QUEUE_URL),
+        visibility=SqsVisibility(),
         unique_property=settings.unique_property,
         parallel_calls=parallel,
         max_attempts=settings.HUBSPOT_MAX_ATTEMPTS,
         gate=RateGate(settings.HUBSPOT_RATE_LIMIT_PER_10S, containers=settings.EVENT_SOURCE_MAX_CONCURRENCY,
                       parallel_calls=parallel),
+        daily=DailyLimit(settings.DAILY_LIMIT_PROBE_SECONDS),
+        hold_base_s={Wait.HUBSPOT_UNAVAILABLE: settings.HUBSPOT_UNAVAILABLE_HOLD_SECONDS,
+                     Wait.DAILY_LIMIT: settings.DAILY_LIMIT_HOLD_SECONDS},
     )
 
 
@@ -56,6 +62,7 @@ def publish(result: Result, received: int, duration_ms: float) -> None:
         "rateLimitRemaining": stats.rate_limit_remaining,
         "ambiguous": stats.ambiguous,
         "dailyLimitReached": stats.daily_limit,
+        "held": stats.held,
         "ledgerWriteFailed": result.ledger_write_failed,
         "batchItemFailures": len(result.response["batchItemFailures"]),
         "durationMs": round(duration_ms, 1),
@@ -74,6 +81,7 @@ def publish(result: Result, received: int, duration_ms: float) -> None:
         ("HubSpotErrors", stats.errors),
         ("HubSpotAuthFailures", stats.auth_failures),
         ("HubSpotDailyLimitReached", int(stats.daily_limit)),
+        ("PaymentsHeld", stats.held),
         ("LedgerWriteFailures", int(result.ledger_write_failed)),
     ):
         metrics.add_metric(name=name, unit=count, value=value)

@@ -1,0 +1,126 @@
+"""One invocation's dealings with the ledger: claim, record each chunk as it settles, release what
+surely was not stored, mark what HubSpot may have stored, and remember written reports.
+
+A kill at any instant (timeout, out of memory, SIGKILL) leaves at most the chunks in flight
+claimed: every settled chunk is already recorded. A finished invocation leaves no live claim.
+With no ledger configured (``ledger`` None) every method lets everything through.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from payments_drain.invocation import Stats
+from payments_drain.ledger import BUSY, CREATED, LedgerUnavailable
+from payments_drain.observability import logger
+from payments_drain.outcomes import Outcome, Payment, Reason, Rejection, State
+
+CLAIMED_ELSEWHERE = "CLAIMED_ELSEWHERE"
+
+
+class LedgerSession:
+    def __init__(self, ledger, request_id: str, claim_until_ms: int, stats: Stats) -> None:
+        self.ledger = ledger
+        self.request_id = request_id
+        self.until_ms = claim_until_ms  # the claims outlive every send of this invocation
+        self.stats = stats
+        self.write_failed = False
+        self.lock = threading.Lock()
+
+    def claim(self, payments: list[Payment], outcomes: dict[str, Outcome]) -> list[Payment]:
+        """The payments this invocation may send; the others get their outcome."""
+        if self.ledger is None or not payments:
+            return payments
+        try:
+            entries = self.ledger.claim([p.payment_key for p in payments], self.request_id, self.until_ms)
+        except LedgerUnavailable as error:
+            reason = Reason("LEDGER_UNAVAILABLE", str(error))
+            logger.error("ledger unavailable, every payment retried", extra={"error": str(error)})
+            outcomes.update({p.message_id: Outcome(State.RETRY, reason) for p in payments})
+            return []
+        sendable = []
+        for payment in payments:
+            entry = entries[payment.payment_key]
+            if entry.state == CREATED:
+                outcomes[payment.message_id] = Outcome(
+                    State.DUPLICATE, Reason("ALREADY_CREATED", "the ledger records it as created"), entry.hubspot_id)
+            elif entry.state == BUSY:
+                outcomes[payment.message_id] = Outcome(
+                    State.RETRY, Reason(CLAIMED_ELSEWHERE, "another invocation is sending this paymentKey"))
+            else:
+                if entry.reclaimed:  # its last invocation ended not knowing whether HubSpot stored it
+                    self.stats.reclaimed(payment.message_id)
+                    logger.warning("payment may have been sent by an earlier invocation",
+                                   extra={"messageId": payment.message_id, "paymentKey": payment.payment_key})
+                sendable.append(payment)
+        return sendable
+
+    def settled(self, part: list[Payment], outcomes: dict[str, Outcome], maybe_stored: set[str]) -> None:
+        """Record one settled part at once: created ones, release those surely not stored, mark
+        the rest ambiguous (their next delivery is taken over at once, and counted)."""
+        if self.ledger is None:
+            return
+        created, release, ambiguous = {}, [], []
+        for payment in part:
+            outcome = outcomes[payment.message_id]
+            if outcome.state in (State.CREATED, State.DUPLICATE):
+                created[payment.payment_key] = outcome.hubspot_id
+            elif payment.message_id in maybe_stored:
+                ambiguous.append(payment.payment_key)
+            else:
+                release.append(payment.payment_key)
+        if created:
+            try:
+                self.ledger.record_created(created)
+            except LedgerUnavailable as error:
+                # HubSpot has them: retrying would create them twice. Keep them created, say so loudly.
+                logger.error("ledger write failed after HubSpot created the payments",
+                             extra={"error": str(error), "paymentKeys": sorted(created)})
+                with self.lock:
+                    self.write_failed = True
+        self._best_effort(self.ledger.mark_ambiguous, ambiguous, "could not mark ambiguous claims")
+        self._best_effort(lambda keys: self.ledger.release(keys, self.request_id), release, "could not release claims")
+
+    # -- reports: the ledger also remembers which messages' reports were written -------------
+    def unreported(self, rejections: list[Rejection], outcomes: dict[str, Outcome]) -> list[Rejection]:
+        """A message redelivered after its report was written (the invocation died before
+        answering) is still rejected, but not reported twice."""
+        if self.ledger is None or not rejections:
+            return rejections
+        try:
+            entries = self.ledger.claim([report_key(r) for r in rejections], self.request_id, self.until_ms)
+        except LedgerUnavailable:
+            return rejections  # a report twice is better than none
+        unreported = []
+        for rejection in rejections:
+            state = entries[report_key(rejection)].state
+            if state == BUSY:
+                outcomes[rejection.message.message_id] = Outcome(
+                    State.RETRY, Reason(CLAIMED_ELSEWHERE, "another invocation is reporting this message"))
+            elif state != CREATED:
+                unreported.append(rejection)
+        return unreported
+
+    def reports_done(self, written: list[Rejection], not_written: list[Rejection]) -> None:
+        if self.ledger is None:
+            return
+        if written:
+            try:
+                self.ledger.record_created({report_key(r): None for r in written})
+            except LedgerUnavailable as error:
+                logger.warning("could not record written reports in the ledger", extra={"error": str(error)})
+        self._best_effort(lambda keys: self.ledger.release(keys, self.request_id),
+                          [report_key(r) for r in not_written], "could not release report claims")
+
+    def _best_effort(self, write, keys: list[str], problem: str) -> None:
+        if not keys:
+            return
+        try:
+            write(keys)
+        except LedgerUnavailable as error:  # the claims expire at the function's deadline anyway
+            logger.warning(problem, extra={"error": str(error)})
+
+
+def report_key(rejection: Rejection) -> str:
+    # A space never occurs in a paymentKey (messages.KEY_PATTERN), so report keys cannot collide.
+    return f"report {rejection.message.message_id}"

@@ -1,0 +1,146 @@
+"""The chunk sender: one chunk of at most 100 payments to HubSpot, inside the invocation's budget.
+
+Per call: the container's daily-limit memory, the rate gate, the token, the call, then the pure
+``batching.settle`` decides; a whole-request 400 is split in halves, a 401 reads the token past
+the cache once, transient failures are resent with backoff while the budget allows. Each settled
+part is handed to ``on_settled`` at once (the ledger records it there), with the ids HubSpot may
+have stored although no answer says so. The backoff and hold policies are pure functions.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from payments_drain import batching
+from payments_drain.batching import settle
+from payments_drain.invocation import Budget, Stats
+from payments_drain.observability import logger
+from payments_drain.outcomes import Outcome, Payment, Reason, State, Wait
+from payments_drain.pacing import DailyLimit, RateGate
+from payments_drain.token import TokenUnavailable
+
+MIN_CALL_S = 1.0  # never start a HubSpot call with less than this left in the budget
+MAX_HOLD_S = 43_200  # SQS's longest visibility timeout: 12 hours
+DAILY_LIMIT = Reason("RATE_LIMIT", "HubSpot's daily limit is spent", 429)
+OnSettled = Callable[[list[Payment], dict[str, Outcome], set[str]], None]
+
+
+def backoff_s(attempt: int, told_s: float, jitter: float) -> float:
+    """Seconds before a resend: what HubSpot told (Retry-After) if longer than 0.5, 1, 2 s...
+    with up to 25 % jitter (``jitter`` in [0, 1))."""
+    return max(told_s, 0.25 * 2 ** max(attempt, 1) * (1 + jitter / 4))
+
+
+def hold_s(base_s: int, receive_count: int) -> int:
+    """How long a retry that only waits for HubSpot stays hidden on the queue: ``base_s`` doubled
+    at each delivery, at most 12 hours. With base 600 s and the default MaxReceiveCount of 5,
+    the four holds before the last delivery add up to 2.5 hours; with base 7,200 s, to 26 hours."""
+    return int(min(MAX_HOLD_S, base_s * 2 ** max(receive_count - 1, 0)))
+
+
+def wait_of(verdict: batching.Verdict) -> Wait | None:
+    """Whether the retries of a verdict wait only for HubSpot (throttled, down, unreachable)."""
+    return Wait.HUBSPOT_UNAVAILABLE if verdict.action == batching.TRANSIENT else None
+
+
+def retry_all(part: list[Payment], reason: Reason, wait: Wait | None = None) -> batching.Verdict:
+    return batching.Verdict(batching.SETTLED, {p.message_id: Outcome(State.RETRY, reason, wait=wait) for p in part}, reason)
+
+
+class ChunkSender:
+    def __init__(self, hubspot, token, gate: RateGate, daily: DailyLimit, *, unique_property: str | None = None,
+                 max_attempts: int = 3, sleep: Callable[[float], None], rng: random.Random,
+                 min_call_s: float = MIN_CALL_S) -> None:
+        self.hubspot = hubspot
+        self.token = token
+        self.gate = gate
+        self.daily = daily
+        self.unique_property = unique_property
+        self.max_attempts = max_attempts
+        self.sleep = sleep
+        self.rng = rng
+        self.min_call_s = min_call_s
+
+    def send(self, chunk: list[Payment], budget: Budget, stats: Stats, on_settled: OnSettled) -> None:
+        parts = [chunk]
+        maybe_stored: set[str] = set()  # sent, and no answer has said it was not stored
+        while parts:
+            part = parts.pop()
+            try:
+                verdict = self._send_part(part, budget, stats, maybe_stored)
+            except Exception as error:  # noqa: BLE001 - a bug must not lose the part: retry it, log it
+                # The type only: an exception's text could carry what was sent, headers included.
+                logger.error("unexpected error while sending a chunk",
+                             extra={"errorType": type(error).__name__, "messageIds": [p.message_id for p in part]})
+                verdict = retry_all(part, Reason("INTERNAL_ERROR", "unexpected error while sending"))
+            if verdict.action == batching.SPLIT:
+                middle = len(part) // 2
+                parts.extend([part[middle:], part[:middle]])
+            else:
+                ids = {p.message_id for p in part}
+                on_settled(part, verdict.outcomes, maybe_stored & ids)
+
+    def _send_part(self, part: list[Payment], budget: Budget, stats: Stats, maybe_stored: set[str]) -> batching.Verdict:
+        inputs = [p.hubspot_input() for p in part]
+        ids = {p.message_id for p in part}
+        refreshed = False
+        attempt = 0
+        reason = Reason("TIME_BUDGET", "not enough time left in the invocation to call HubSpot")
+        wait: Wait | None = None
+        while True:
+            if not self.daily.may_call():
+                stats.daily_limit = True
+                return retry_all(part, DAILY_LIMIT, Wait.DAILY_LIMIT)
+            delay = self.gate.delay()
+            if budget.left() < delay + self.min_call_s:
+                return retry_all(part, reason, wait)
+            if delay:
+                self.sleep(delay)
+            try:
+                token = self.token.get(force=refreshed)
+            except TokenUnavailable as error:
+                logger.error("HubSpot token unavailable", extra={"error": str(error)})
+                return retry_all(part, Reason("TOKEN_UNAVAILABLE", str(error)))
+            before = maybe_stored & ids
+            maybe_stored.update(ids)  # from here until its answer proves otherwise, it may be stored
+            self.gate.started()
+            answer = self.hubspot.create_batch(inputs, token, time_left_s=budget.left())
+            verdict = settle(part, answer, self.unique_property)
+            if not verdict.ambiguous:
+                maybe_stored.difference_update(ids - before)
+            self.gate.finished(answer.headers, verdict.wait_s if answer.status == 429 else 0.0)
+            daily_spent = self.daily.observe(answer.status, answer.body, answer.headers)
+            stats.record(answer, [p.message_id for p in part], verdict.ambiguous)
+            reason = verdict.reason or reason
+            if verdict.action in (batching.SETTLED, batching.SPLIT):
+                if answer.status in (401, 403, 404):
+                    logger.error("HubSpot refused the request: configuration fault", extra=_reason_log(reason))
+                elif verdict.ambiguous:
+                    logger.warning("HubSpot answer could not be mapped to every input", extra=_reason_log(reason))
+                return verdict
+            if verdict.action == batching.REFRESH:
+                if refreshed:
+                    logger.error("HubSpot rejected the token, also after reading it again", extra=_reason_log(reason))
+                    return retry_all(part, reason)
+                refreshed = True
+                continue
+            if verdict.action == batching.STOP or daily_spent:
+                stats.daily_limit = True
+                logger.error("HubSpot daily rate limit reached: no call until the next probe",
+                             extra={**_reason_log(reason), "probeInSeconds": round(self.daily.seconds_to_probe())})
+                return retry_all(part, reason, Wait.DAILY_LIMIT)
+            wait = wait_of(verdict)
+            if answer.status != 429:  # a 429 is waited out as long as the budget allows, not counted
+                attempt += 1  # TRANSIENT
+            backoff = backoff_s(attempt, verdict.wait_s, self.rng.random())
+            if attempt >= self.max_attempts or budget.left() < backoff + self.min_call_s:
+                logger.warning("HubSpot call failed, payments retried",
+                               extra={**_reason_log(reason), "messageIds": [p.message_id for p in part]})
+                return retry_all(part, reason, wait)
+            self.sleep(backoff)
+
+
+def _reason_log(reason: Reason) -> dict[str, Any]:
+    return {"reason": reason.as_dict()}
