@@ -32,6 +32,7 @@ UNIQUE = "payment_key"
 FAST = {  # short timeouts so that redeliveries happen within the run; the rest is template.yaml's
     "BatchSize": "20", "BatchingWindowSeconds": "1", "FunctionTimeoutSeconds": "10",
     "QueueVisibilityTimeoutSeconds": "12", "MaxReceiveCount": "20",
+    "HubSpotUnavailableHoldSeconds": "2", "DailyLimitHoldSeconds": "3",
 }
 SANDBOX_FAULTS = {"p_429": 0.08, "p_500": 0.05, "p_503": 0.05, "p_reset": 0.04, "latency_ms": 20,
                   "latency_jitter_ms": 60, "retry_after_s": 1}

@@ -13,6 +13,8 @@ FAST = {
     "BatchingWindowSeconds": "1",
     "QueueVisibilityTimeoutSeconds": "12",
     "FunctionTimeoutSeconds": "10",
+    "HubSpotUnavailableHoldSeconds": "2",
+    "DailyLimitHoldSeconds": "3",
 }
 
 

@@ -24,6 +24,8 @@ EXPECTED_ENVIRONMENT = {
     "FAILURE_QUEUE_URL": {"Ref": "FailureReportQueue"},
     "LEDGER_TABLE_NAME": {"Fn::If": ["LedgerEnabled", {"Ref": "LedgerTable"}, ""]},
     "TOKEN_CACHE_SECONDS": {"Ref": "TokenCacheSeconds"},
+    "HUBSPOT_UNAVAILABLE_HOLD_SECONDS": {"Ref": "HubSpotUnavailableHoldSeconds"},
+    "DAILY_LIMIT_HOLD_SECONDS": {"Ref": "DailyLimitHoldSeconds"},
     "POWERTOOLS_SERVICE_NAME": "payments-drain",
     "POWERTOOLS_METRICS_NAMESPACE": "PaymentsDrain",
     "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
@@ -280,11 +282,13 @@ def test_policy_templates_name_one_resource_each(function):
     }
 
 
-def test_failure_reports_may_be_sent_to_the_report_queue_only(function, evaluate):
+def test_failure_reports_may_be_sent_to_the_report_queue_only_and_retries_held_on_the_payments_queue(function, evaluate):
     # Not SAM's SQSSendMessagePolicy, whose action is the wildcard sqs:SendMessage*.
     statements = [s for s in _statements(evaluate(function["Policies"])) if any(a.startswith("sqs:") for a in s["Action"])]
     assert statements == [{"Sid": "SendFailureReports", "Effect": "Allow", "Action": ["sqs:SendMessage"],
-                           "Resource": {"Fn::GetAtt": ["FailureReportQueue", "Arn"]}}]
+                           "Resource": {"Fn::GetAtt": ["FailureReportQueue", "Arn"]}},
+                          {"Sid": "HoldRetries", "Effect": "Allow", "Action": ["sqs:ChangeMessageVisibility"],
+                           "Resource": {"Fn::GetAtt": ["PaymentsQueue", "Arn"]}}]
 
 
 def test_ledger_statement_allows_exactly_what_the_ledger_does_on_the_table(function, evaluate):
@@ -318,7 +322,7 @@ def test_inline_statements_have_no_wildcards(function, evaluate):
     overrides = {"SecretKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/k1",
                  "QueueKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/k2"}
     statements = list(_statements(evaluate(function["Policies"], **overrides)))
-    assert len(statements) == 4
+    assert len(statements) == 5
     for statement in statements:
         assert statement["Effect"] == "Allow"
         assert all("*" not in action for action in statement["Action"])
