@@ -1,9 +1,15 @@
 """The real drain handler with faults around it, run by the event-source-mapping emulator in the
 chaos suite. Which faults hit an invocation is decided by a seeded generator keyed by the batch
-(its first body and receive count), so a seed replays the same decisions.
+(its first body and receive count), so a seed replays the same decisions (the instant of a
+random kill depends on timing, so what it interrupts may differ).
 
 - CHAOS_P_CRASH: the process dies after the handler returned (HubSpot, ledger and reports done)
   but before the response reaches Lambda: every message of the batch is delivered again.
+- CHAOS_P_KILL: SIGKILL at a random instant of the invocation (within CHAOS_KILL_WITHIN_S):
+  claims half made, chunks in flight, answers not yet recorded, reports half written.
+- CHAOS_P_KILL_AFTER_ANSWER: SIGKILL between HubSpot's answer and the ledger's record of it.
+- CHAOS_P_KILL_AT_AWS: SIGKILL just before a ledger claim or a failure-report send, where no
+  HubSpot exchange is left unrecorded (the windows the ledger alone can make exactly-once).
 - CHAOS_P_STALL: the invocation hangs between HubSpot's answer and the ledger write, until the
   emulator kills it at the function's timeout: the payments exist, the ledger does not know.
 - CHAOS_P_REPORT_FAIL: every failure-report send of the invocation fails.
@@ -12,6 +18,8 @@ chaos suite. Which faults hit an invocation is decided by a seeded generator key
 import hashlib
 import os
 import random
+import signal
+import threading
 import time
 
 import boto3
@@ -21,14 +29,64 @@ SEED = os.environ.get("CHAOS_SEED", "0")
 P_CRASH = float(os.environ.get("CHAOS_P_CRASH", "0"))
 P_STALL = float(os.environ.get("CHAOS_P_STALL", "0"))
 P_REPORT_FAIL = float(os.environ.get("CHAOS_P_REPORT_FAIL", "0"))
-plan = {"stall": False, "report_fail": False}
+P_KILL = float(os.environ.get("CHAOS_P_KILL", "0"))
+P_KILL_AFTER_ANSWER = float(os.environ.get("CHAOS_P_KILL_AFTER_ANSWER", "0"))
+P_KILL_AT_AWS = float(os.environ.get("CHAOS_P_KILL_AT_AWS", "0"))
+KILL_WITHIN_S = float(os.environ.get("CHAOS_KILL_WITHIN_S", "4"))
+plan = {"stall": False, "report_fail": False, "kill_after_answer": False, "kill_at_aws": False}
+
+
+def _kill() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+# The one window a random kill skips: between SQS accepting failure reports and the ledger
+# recording them, a kill makes the redelivery write those reports again (README, "Exactly once,
+# and its limits": reports are at least once there; a consumer dedupes by messageId).
+report_window = threading.Event()
+
+
+def _random_kill() -> None:
+    while report_window.is_set():
+        time.sleep(0.001)
+    _kill()
+
+
+def _reports_sent(**_):
+    report_window.set()
+
+
+def _recording_reports(params, context, **_):
+    items = [r["PutRequest"]["Item"] for rs in params.get("RequestItems", {}).values() for r in rs if "PutRequest" in r]
+    context["chaos_reports"] = any(i["paymentKey"]["S"].startswith("report ") for i in items)
+
+
+def _reports_recorded(context, **_):
+    if context.get("chaos_reports"):
+        report_window.clear()
+
+
+def _payments_recorded(params) -> bool:
+    items = [r["PutRequest"]["Item"] for rs in params.get("RequestItems", {}).values() for r in rs if "PutRequest" in r]
+    return any(i["status"]["S"] == "created" and not i["paymentKey"]["S"].startswith("report ") for i in items)
+
+
+def _kill_before_record(params, **_):
+    if plan["kill_after_answer"] and _payments_recorded(params):
+        _kill()
+
+
+def _kill_at_aws(params, **_):
+    """Before a claim (INSERT) or a report send, at one of them chosen at random."""
+    statements = params.get("Statements") or [{}]
+    if plan["kill_at_aws"] and not statements[0].get("Statement", "").startswith("DELETE") and random.random() < 0.5:
+        _kill()
 
 
 def _stall_before_ledger_write(params, **_):
     """Hang before the ledger records created payments (not before it records written reports:
     dying there writes a report twice on redelivery, a window the README owns up to)."""
-    items = [r["PutRequest"]["Item"] for rs in params.get("RequestItems", {}).values() for r in rs if "PutRequest" in r]
-    if plan["stall"] and any(not i["paymentKey"]["S"].startswith("report ") for i in items):
+    if plan["stall"] and _payments_recorded(params):
         time.sleep(3600)  # the emulator kills the container at the function's timeout
 
 
@@ -41,6 +99,12 @@ def _fail_report_send(**_):
 boto3.setup_default_session()
 boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.BatchWriteItem", _stall_before_ledger_write)
 boto3.DEFAULT_SESSION.events.register("before-send.sqs.SendMessageBatch", _fail_report_send)
+boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.BatchWriteItem", _kill_before_record)
+boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.BatchExecuteStatement", _kill_at_aws)
+boto3.DEFAULT_SESSION.events.register("before-call.sqs.SendMessageBatch", _kill_at_aws)
+boto3.DEFAULT_SESSION.events.register("after-call.sqs.SendMessageBatch", _reports_sent)
+boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.BatchWriteItem", _recording_reports)
+boto3.DEFAULT_SESSION.events.register("after-call.dynamodb.BatchWriteItem", _reports_recorded)
 
 from app import lambda_handler as drain_handler  # noqa: E402  (the real handler, unchanged)
 
@@ -53,7 +117,17 @@ def lambda_handler(event, context):
     rng = random.Random(hashlib.sha256(key.encode()).digest())
     crash, plan["stall"], plan["report_fail"] = (rng.random() < P_CRASH, rng.random() < P_STALL,
                                                  rng.random() < P_REPORT_FAIL)
-    response = drain_handler(event, context)
+    plan["kill_after_answer"] = rng.random() < P_KILL_AFTER_ANSWER
+    plan["kill_at_aws"] = rng.random() < P_KILL_AT_AWS
+    killer = threading.Timer(rng.uniform(0, KILL_WITHIN_S), _random_kill) if rng.random() < P_KILL else None
+    report_window.clear()
+    if killer:
+        killer.start()
+    try:
+        response = drain_handler(event, context)
+    finally:
+        if killer:
+            killer.cancel()
     if crash:
         os._exit(17)
     return response
