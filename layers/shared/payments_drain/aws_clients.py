@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from botocore.config import Config
 
-CONNECT_TIMEOUT_S = 2.0
-READ_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 1.0
+READ_TIMEOUT_S = 3.0
 MAX_ATTEMPTS = 3  # botocore "standard" mode: the first try and two retries, with backoff
 
 
