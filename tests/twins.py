@@ -91,7 +91,8 @@ class InMemoryLedger:
         self.lock = threading.Lock()
         self.fail = fail
 
-    def claim(self, keys: Iterable[str], claimant: str, until_ms: int) -> dict[str, Entry]:
+    def claim(self, keys: Iterable[str], claimant: str, until_ms: int,
+              versions: Mapping[str, int | None] | None = None) -> dict[str, Entry]:
         from payments_drain.ledger import LedgerUnavailable
 
         if self.fail:
@@ -100,20 +101,34 @@ class InMemoryLedger:
         out: dict[str, Entry] = {}
         with self.lock:
             for key in keys:
-                out[key] = entry_or_claim(self.items.get(key), claimant, now)
+                out[key] = entry_or_claim(self.items.get(key), claimant, now, (versions or {}).get(key),
+                                          versions is not None)
                 if out[key].state == CLAIMED:
-                    self.items[key] = {"status": CLAIMED, "claimant": claimant, "claimExpiresAt": until_ms}
+                    self.items[key] = {**self._kept(out[key]), "status": CLAIMED, "claimant": claimant,
+                                       "claimExpiresAt": until_ms}
         return out
 
-    def record_created(self, created: Mapping[str, str | None]) -> None:
+    def record_created(self, created: Mapping[str, str | None], versions: Mapping[str, int | None] | None = None) -> None:
         with self.lock:
             for key, hubspot_id in created.items():
                 self.items[key] = {"status": CREATED, "hubspotId": hubspot_id}
+                if (versions or {}).get(key) is not None:
+                    self.items[key]["version"] = versions[key]
 
-    def mark_ambiguous(self, keys: Iterable[str]) -> None:
+    def mark_ambiguous(self, entries: Mapping[str, Entry]) -> None:
         with self.lock:
-            for key in keys:
-                self.items[key] = {"status": AMBIGUOUS}
+            for key, entry in entries.items():
+                self.items[key] = {**self._kept(entry), "status": AMBIGUOUS}
+
+    def restore(self, entries: Mapping[str, Entry]) -> None:
+        with self.lock:
+            for key, entry in entries.items():
+                self.items[key] = {**self._kept(entry), "status": CREATED}
+
+    @staticmethod
+    def _kept(entry: Entry) -> dict:
+        kept = {"hubspotId": entry.hubspot_id, "applied": entry.applied}
+        return {**kept, "version": entry.version} if entry.version is not None else kept
 
     def release(self, keys: Iterable[str], claimant: str) -> None:
         with self.lock:

@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from payments_drain.ledger import BUSY, CLAIMED, CREATED, DynamoLedger, LedgerUnavailable
+from payments_drain.ledger import BUSY, CLAIMED, CREATED, STALE, DynamoLedger, Entry, LedgerUnavailable
 from payments_drain.reports import SqsReporter
 from payments_drain.token import SecretToken, TokenUnavailable
 from tests.twins import CANARY_TOKEN
@@ -166,7 +166,8 @@ def test_ledger_uses_exactly_the_actions_the_template_grants(ledger_table):
     ledger.claim(["new", "expired"], "req-a", int(time.time() * 1000) - 1)
     ledger.claim(["new2", "expired"], "req-b", later)  # INSERT, and a takeover of an expired claim
     ledger.record_created({"new": "1"})
-    ledger.mark_ambiguous(["expired"])
+    ledger.mark_ambiguous({"expired": Entry(CLAIMED)})
+    ledger.restore({"new": Entry(CLAIMED, "1", applied=True, version=3)})
     ledger.release(["new2"], "req-b")
     iam = {"INSERT": "dynamodb:PartiQLInsert", "DELETE": "dynamodb:PartiQLDelete"}
     used = {iam[op.split()[0]] if " " in op else f"dynamodb:{op}" for op in called}
@@ -243,6 +244,24 @@ def test_a_statement_error_that_is_not_a_race_makes_the_ledger_unavailable(scrip
         DynamoLedger("t", client=scripted_dynamo).claim(["a", "b"], "req", int(time.time() * 1000) + 60_000)
 
 
+def test_upsert_mode_claims_newer_versions_refuses_stale_ones_and_keeps_the_applied_version(ledger_table):
+    ledger = DynamoLedger(ledger_table)
+    later = int((time.time() + 600) * 1000)
+    assert ledger.claim(["p"], "req-a", later, {"p": 5})["p"].state == CLAIMED  # new: an INSERT
+    ledger.record_created({"p": "901"}, {"p": 5})
+    assert ledger.claim(["p"], "req-b", later, {"p": 5})["p"] == Entry(STALE, "901", version=5)
+    assert ledger.claim(["p"], "req-b", later, {"p": 4})["p"].state == STALE  # older: refused, no request
+    newer = ledger.claim(["p"], "req-b", later, {"p": 7})["p"]
+    assert (newer.state, newer.applied, newer.version, newer.hubspot_id) == (CLAIMED, True, 5, "901")
+    assert ledger.claim(["p"], "req-c", later, {"p": 8})["p"].state == BUSY  # req-b sends 7 first
+    ledger.restore({"p": newer})  # 7 surely not written: the record of 5 comes back, not a deletion
+    assert ledger.claim(["p"], "req-c", later, {"p": 5})["p"].state == STALE
+    ledger.mark_ambiguous({"p": newer})  # as if req-c had sent 6 and not learned the outcome
+    assert ledger.claim(["p"], "req-d", later, {"p": 4})["p"].state == STALE  # still 5 applied at least
+    again = ledger.claim(["p"], "req-d", later, {"p": None})["p"]  # no version: the last write wins
+    assert (again.state, again.reclaimed, again.version) == (CLAIMED, True, 5)
+
+
 def test_a_claim_that_fails_part_way_releases_the_claims_it_made(scripted_dynamo):
     # 60 keys, 3 requests one after the other: the first two claim, the third is refused.
     _ScriptedDynamo.script = [[None] * 25, [None] * 25, ["AccessDenied"] * 10, [None] * 25, [None] * 25]
@@ -258,7 +277,7 @@ def test_an_ambiguous_payment_is_taken_over_at_once_by_its_next_delivery(ledger_
     ledger = DynamoLedger(ledger_table)
     later = int((time.time() + 600) * 1000)
     ledger.claim(["amb", "live"], "req-a", later)
-    ledger.mark_ambiguous(["amb"])  # req-a finished not knowing whether HubSpot stored it
+    ledger.mark_ambiguous({"amb": Entry(CLAIMED)})  # req-a finished not knowing whether HubSpot stored it
     entries = ledger.claim(["amb", "live"], "req-b", later)
     assert (entries["amb"].state, entries["amb"].reclaimed) == (CLAIMED, True)  # not busy until req-a's expiry
     assert entries["live"].state == BUSY

@@ -47,6 +47,7 @@ CLAIMED = "claimed"
 CREATED = "created"
 AMBIGUOUS = "ambiguous"  # its last invocation ended not knowing whether HubSpot stored it
 BUSY = "busy"
+STALE = "stale"  # upsert mode: a version at least as new as the message's is applied already
 DAY_S = 86_400
 STATEMENTS_PER_BATCH = 25  # BatchExecuteStatement's limit
 TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
@@ -62,23 +63,32 @@ class LedgerUnavailable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    state: str  # CLAIMED (by us, send it), CREATED (a duplicate) or BUSY (another invocation holds it)
+    """CLAIMED (by us: send it), CREATED (a duplicate), BUSY (another invocation holds it) or, in
+    upsert mode, STALE (a version at least as new is applied)."""
+
+    state: str
     hubspot_id: str | None = None
     reclaimed: bool = False  # the claim replaced an expired one: an invocation died holding it, maybe after sending
+    applied: bool = False  # upsert mode: the payment exists; its record is restored, not deleted, on release
+    version: int | None = None  # upsert mode: the version last applied, kept across claims
 
 
-def entry_or_claim(item: Mapping | None, claimant: str, now_ms: int) -> Entry:
+def entry_or_claim(item: Mapping | None, claimant: str, now_ms: int, version: int | None = None,
+                   upsert: bool = False) -> Entry:
+    """What a ledger item means for a message (of ``version``, in upsert mode)."""
     if item is None:
         return Entry(CLAIMED)
-    if item.get("status") == CREATED:
+    status = item.get("status")
+    if status == CREATED and not upsert:
         return Entry(CREATED, item.get("hubspotId"))
-    if item.get("status") == AMBIGUOUS:
-        return Entry(CLAIMED, reclaimed=True)
-    if item.get("claimant") == claimant:
-        return Entry(CLAIMED)
-    if int(item.get("claimExpiresAt", 0)) > now_ms:
+    if status == CLAIMED and item.get("claimant") != claimant and int(item.get("claimExpiresAt", 0)) > now_ms:
         return Entry(BUSY)
-    return Entry(CLAIMED, reclaimed=True)
+    applied = int(item["version"]) if item.get("version") is not None else None
+    if upsert and version is not None and applied is not None and version <= applied:
+        return Entry(STALE, item.get("hubspotId"), version=applied)
+    reclaimed = status == AMBIGUOUS or (status == CLAIMED and item.get("claimant") != claimant)
+    return Entry(CLAIMED, item.get("hubspotId"), reclaimed=reclaimed,
+                 applied=status == CREATED or bool(item.get("applied")), version=applied)
 
 
 class DynamoLedger:
@@ -101,19 +111,24 @@ class DynamoLedger:
         self.pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="ledger")
 
     @tracer.capture_method(capture_response=False)
-    def claim(self, keys: Iterable[str], claimant: str, until_ms: int) -> dict[str, Entry]:
+    def claim(self, keys: Iterable[str], claimant: str, until_ms: int,
+              versions: Mapping[str, int | None] | None = None) -> dict[str, Entry]:
+        """Claim every key. ``versions`` (upsert mode: each key's message version, or None) makes
+        a created key claimable again by a newer message, and a not newer one STALE."""
         keys = list(dict.fromkeys(keys))
         now = int(time.time() * 1000)
+        upsert = versions is not None
         inserted: dict[str, bool] = {}  # filled as each request answers, also when another fails
         taken: list[str] = []
         try:
             self._insert_claims(keys, claimant, until_ms, inserted)
             refused = [key for key in keys if not inserted[key]]
             items = self._read(refused)  # why: created, claimed by someone, or a claim that expired
-            out = {key: Entry(CLAIMED) if inserted[key] else entry_or_claim(items.get(key), claimant, now)
-                   for key in keys}
+            out = {key: Entry(CLAIMED) if inserted[key] else
+                   entry_or_claim(items.get(key), claimant, now, (versions or {}).get(key), upsert) for key in keys}
             held = [key for key in refused if out[key].state == CLAIMED]
-            for key, ok in zip(held, self.pool.map(lambda key: self._take_over(key, claimant, now, until_ms), held)):
+            take = lambda key: self._take_over(key, claimant, now, until_ms, items.get(key), out[key])  # noqa: E731
+            for key, ok in zip(held, self.pool.map(take, held)):
                 if ok:
                     taken.append(key)
                 else:  # another invocation took it over (or it was released) since our read
@@ -132,7 +147,9 @@ class DynamoLedger:
         return out
 
     @tracer.capture_method(capture_response=False)
-    def record_created(self, created: Mapping[str, str | None]) -> None:
+    def record_created(self, created: Mapping[str, str | None], versions: Mapping[str, int | None] | None = None) -> None:
+        """Created (or, in upsert mode, written at ``versions[key]``): its next message is a
+        duplicate (or, in upsert mode, applied only if newer)."""
         now = int(time.time())
         requests = []
         for key, hubspot_id in created.items():
@@ -140,6 +157,8 @@ class DynamoLedger:
                     "expiresAt": {"N": str(now + self.retention_s)}}
             if hubspot_id:
                 item["hubspotId"] = {"S": hubspot_id}
+            if (versions or {}).get(key) is not None:
+                item["version"] = {"N": str(versions[key])}
             requests.append({"PutRequest": {"Item": item}})
         self._write(requests, "ledger write failed")
 
@@ -151,14 +170,31 @@ class DynamoLedger:
             raise LedgerUnavailable(f"{what} ({_code(error)})") from None
 
     @tracer.capture_method(capture_response=False)
-    def mark_ambiguous(self, keys: Iterable[str]) -> None:
+    def mark_ambiguous(self, entries: Mapping[str, Entry]) -> None:
         """Our claims on payments HubSpot may have stored: no longer held by a live invocation, so
         their next delivery is handled at once (taken over, counted as ambiguous) instead of
-        bouncing off a live claim until the claim expires."""
-        expires = {"N": str(int(time.time()) + self.retention_s)}
-        requests = [{"PutRequest": {"Item": {"paymentKey": {"S": key}, "status": {"S": AMBIGUOUS}, "expiresAt": expires}}}
-                    for key in dict.fromkeys(keys)]
-        self._write(requests, "ledger write failed")
+        bouncing off a live claim until the claim expires. What the claim kept of an applied
+        payment (upsert mode) is kept."""
+        self._write([{"PutRequest": {"Item": self._item(key, AMBIGUOUS, entry)}} for key, entry in entries.items()],
+                    "ledger write failed")
+
+    @tracer.capture_method(capture_response=False)
+    def restore(self, entries: Mapping[str, Entry]) -> None:
+        """Upsert mode: our claims on applied payments that surely were not written again go back
+        to what they were (a release would forget the applied version)."""
+        self._write([{"PutRequest": {"Item": self._item(key, CREATED, entry)}} for key, entry in entries.items()],
+                    "ledger write failed")
+
+    def _item(self, key: str, status: str, entry: Entry, **extra: dict) -> dict:
+        item = {"paymentKey": {"S": key}, "status": {"S": status},
+                "expiresAt": {"N": str(int(time.time()) + self.retention_s)}, **extra}
+        if entry.hubspot_id:
+            item["hubspotId"] = {"S": entry.hubspot_id}
+        if entry.applied:
+            item["applied"] = {"BOOL": True}
+        if entry.version is not None:
+            item["version"] = {"N": str(entry.version)}
+        return item
 
     @tracer.capture_method(capture_response=False)
     def release(self, keys: Iterable[str], claimant: str) -> None:
@@ -181,7 +217,7 @@ class DynamoLedger:
 
     def _read_group(self, keys: list[str]) -> dict[str, dict]:
         request = {self.table: {"Keys": [{"paymentKey": {"S": k}} for k in keys], "ConsistentRead": True,
-                                "ProjectionExpression": "paymentKey, #s, hubspotId, claimant, claimExpiresAt",
+                                "ProjectionExpression": "paymentKey, #s, hubspotId, claimant, claimExpiresAt, version, applied",
                                 "ExpressionAttributeNames": {"#s": "status"}}}
         items: dict[str, dict] = {}
         for attempt in range(5):
@@ -239,19 +275,24 @@ class DynamoLedger:
             time.sleep(0.02 * 2**attempt)
         raise LedgerUnavailable("ledger statements kept failing transiently")
 
-    def _take_over(self, key: str, claimant: str, now_ms: int, until_ms: int) -> bool:
-        """Claim a key marked ambiguous or whose claim expired (or is already ours), if it still is
-        when we write."""
+    def _take_over(self, key: str, claimant: str, now_ms: int, until_ms: int, item: Mapping | None,
+                   entry: Entry) -> bool:
+        """Claim a key marked ambiguous, whose claim expired (or is already ours) or, in upsert
+        mode, created at an older version, if it still is as read when we write."""
+        names = {"#s": "status"}
+        if item is not None and item.get("status") == CREATED:  # upsert mode: unchanged since our read
+            condition = "#s = :created AND " + ("version = :v" if entry.version is not None else "attribute_not_exists(version)")
+            values = {":created": {"S": CREATED}, **({":v": {"N": str(entry.version)}} if entry.version is not None else {})}
+        else:
+            condition = "#s = :ambiguous OR (#s = :claimed AND (claimExpiresAt < :now OR claimant = :me))"
+            values = {":claimed": {"S": CLAIMED}, ":ambiguous": {"S": AMBIGUOUS}, ":now": {"N": str(now_ms)},
+                      ":me": {"S": claimant}}
+        claim = self._item(key, CLAIMED, entry, claimant={"S": claimant}, claimExpiresAt={"N": str(until_ms)})
+        if not entry.applied:  # a claim alone is forgotten a day after it ends
+            claim["expiresAt"] = {"N": str(until_ms // 1000 + DAY_S)}
         try:
-            self.client.put_item(
-                TableName=self.table,
-                Item={"paymentKey": {"S": key}, "status": {"S": CLAIMED}, "claimant": {"S": claimant},
-                      "claimExpiresAt": {"N": str(until_ms)}, "expiresAt": {"N": str(until_ms // 1000 + DAY_S)}},
-                ConditionExpression="#s = :ambiguous OR (#s = :claimed AND (claimExpiresAt < :now OR claimant = :me))",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":claimed": {"S": CLAIMED}, ":ambiguous": {"S": AMBIGUOUS},
-                                           ":now": {"N": str(now_ms)}, ":me": {"S": claimant}},
-            )
+            self.client.put_item(TableName=self.table, Item=claim, ConditionExpression=condition,
+                                 ExpressionAttributeNames=names, ExpressionAttributeValues=values)
         except ClientError as error:
             if _code(error) == "ConditionalCheckFailedException":
                 return False

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 
 from payments_drain.invocation import Stats
-from payments_drain.ledger import BUSY, CREATED, LedgerUnavailable
+from payments_drain.ledger import BUSY, CLAIMED, CREATED, STALE, Entry, LedgerUnavailable
 from payments_drain.observability import logger
 from payments_drain.outcomes import Outcome, Payment, Reason, Rejection, State
 
@@ -19,11 +19,13 @@ CLAIMED_ELSEWHERE = "CLAIMED_ELSEWHERE"
 
 
 class LedgerSession:
-    def __init__(self, ledger, request_id: str, claim_until_ms: int, stats: Stats) -> None:
+    def __init__(self, ledger, request_id: str, claim_until_ms: int, stats: Stats, upsert: bool = False) -> None:
         self.ledger = ledger
         self.request_id = request_id
         self.until_ms = claim_until_ms  # the claims outlive every send of this invocation
         self.stats = stats
+        self.upsert = upsert  # a created key takes newer versions; resending is harmless
+        self.entries: dict[str, Entry] = {}
         self.write_failed = False
         self.lock = threading.Lock()
 
@@ -31,8 +33,9 @@ class LedgerSession:
         """The payments this invocation may send; the others get their outcome."""
         if self.ledger is None or not payments:
             return payments
+        versions = {p.payment_key: p.version for p in payments} if self.upsert else None
         try:
-            entries = self.ledger.claim([p.payment_key for p in payments], self.request_id, self.until_ms)
+            entries = self.ledger.claim([p.payment_key for p in payments], self.request_id, self.until_ms, versions)
         except LedgerUnavailable as error:
             reason = Reason("LEDGER_UNAVAILABLE", str(error))
             logger.error("ledger unavailable, every payment retried", extra={"error": str(error)})
@@ -44,11 +47,17 @@ class LedgerSession:
             if entry.state == CREATED:
                 outcomes[payment.message_id] = Outcome(
                     State.DUPLICATE, Reason("ALREADY_CREATED", "the ledger records it as created"), entry.hubspot_id)
+            elif entry.state == STALE:
+                outcomes[payment.message_id] = Outcome(State.DUPLICATE, Reason(
+                    "STALE_VERSION", f"version {payment.version} is not newer than the applied {entry.version}"),
+                    entry.hubspot_id)
             elif entry.state == BUSY:
                 outcomes[payment.message_id] = Outcome(
                     State.RETRY, Reason(CLAIMED_ELSEWHERE, "another invocation is sending this paymentKey"))
             else:
-                if entry.reclaimed:  # its last invocation ended not knowing whether HubSpot stored it
+                self.entries[payment.payment_key] = entry
+                if entry.reclaimed and not self.upsert:  # maybe sent by an invocation that did not finish
+                    # (in upsert mode sending again writes the same values: no copy to count)
                     self.stats.reclaimed(payment.message_id)
                     logger.warning("payment may have been sent by an earlier invocation",
                                    extra={"messageId": payment.message_id, "paymentKey": payment.payment_key})
@@ -60,18 +69,22 @@ class LedgerSession:
         the rest ambiguous (their next delivery is taken over at once, and counted)."""
         if self.ledger is None:
             return
-        created, release, ambiguous = {}, [], []
+        created, versions, release, restore, ambiguous = {}, {}, [], {}, {}
         for payment in part:
-            outcome = outcomes[payment.message_id]
+            key, outcome = payment.payment_key, outcomes[payment.message_id]
+            entry = self.entries.get(key, Entry(CLAIMED))
             if outcome.state in (State.CREATED, State.DUPLICATE):
-                created[payment.payment_key] = outcome.hubspot_id
+                created[key] = outcome.hubspot_id or entry.hubspot_id
+                versions[key] = payment.version if payment.version is not None else entry.version
             elif payment.message_id in maybe_stored:
-                ambiguous.append(payment.payment_key)
+                ambiguous[key] = entry
+            elif entry.applied:
+                restore[key] = entry
             else:
-                release.append(payment.payment_key)
+                release.append(key)
         if created:
             try:
-                self.ledger.record_created(created)
+                self.ledger.record_created(created, versions)
             except LedgerUnavailable as error:
                 # HubSpot has them: retrying would create them twice. Keep them created, say so loudly.
                 logger.error("ledger write failed after HubSpot created the payments",
@@ -79,6 +92,7 @@ class LedgerSession:
                 with self.lock:
                     self.write_failed = True
         self._best_effort(self.ledger.mark_ambiguous, ambiguous, "could not mark ambiguous claims")
+        self._best_effort(self.ledger.restore, restore, "could not restore claims of applied payments")
         self._best_effort(lambda keys: self.ledger.release(keys, self.request_id), release, "could not release claims")
 
     # -- reports: the ledger also remembers which messages' reports were written -------------
@@ -112,7 +126,7 @@ class LedgerSession:
         self._best_effort(lambda keys: self.ledger.release(keys, self.request_id),
                           [report_key(r) for r in not_written], "could not release report claims")
 
-    def _best_effort(self, write, keys: list[str], problem: str) -> None:
+    def _best_effort(self, write, keys, problem: str) -> None:
         if not keys:
             return
         try:

@@ -56,6 +56,7 @@ class Payment:
     payment_key: str
     properties: dict[str, str]
     associations: list[dict[str, Any]] = field(default_factory=list)
+    version: int | None = None  # grows with each change of the payment (upsert mode orders by it)
 
     @property
     def message_id(self) -> str:
@@ -93,3 +94,4 @@ class Outcome:
     reason: Reason | None = None
     hubspot_id: str | None = None
     wait: Wait | None = None  # a retry that only waits for HubSpot (see Wait)
+    updated: bool = False  # upsert mode: HubSpot had the payment and applied this message to it
