@@ -374,3 +374,78 @@ def test_429s_are_waited_out_within_the_budget_not_counted_as_attempts(clock):
     drain, hubspot = make([throttled] * 5, clock=clock, max_attempts=2)
     result = run(drain, records(2), clock)
     assert failures(result) == [] and len(hubspot.calls) == 6
+
+
+# --- upsert mode ----------------------------------------------------------------------------------
+
+def upserted(existing: set[str]):
+    """batch/upsert's 200: each result says whether the id was new (HubSpot's `new`)."""
+    def answer(inputs):
+        body = created(inputs, 200).body
+        for result, item in zip(body["results"], reversed(inputs)):
+            result["new"] = item["id"] not in existing
+            existing.add(item["id"])
+        return Answer(200, body, {})
+    return answer
+
+
+def versioned(key, message_id, version, status="succeeded", **kw):
+    body = payment_body(key, hs_latest_status=status)
+    if version is not None:
+        body["version"] = version
+    return sqs_record(body, message_id, **kw)
+
+
+def test_upsert_mode_writes_by_the_unique_property_and_counts_updates(clock):
+    existing = {"k1"}
+    drain, hubspot = make([upserted(existing)], unique="payments_drain_key", upsert=True, clock=clock)
+    result = run(drain, [versioned("k1", "m1", None, "refunded"), versioned("k2", "m2", None)], clock)
+    assert failures(result) == [] and result.counts()["created"] == 2 and result.updated() == 1
+    sent = {i["id"]: i for i in hubspot.calls[0][0]}
+    assert sent["k1"] == {"id": "k1", "idProperty": "payments_drain_key", "objectWriteTraceId": "m1",
+                          "properties": {**payment_body("k1", hs_latest_status="refunded")["properties"]}}
+
+
+def test_upsert_mode_with_the_ledger_applies_newer_versions_and_refuses_older_ones_unsent(clock):
+    ledger = InMemoryLedger()
+    drain, hubspot = make([upserted(set())] * 3, ledger=ledger, unique="payments_drain_key", upsert=True, clock=clock)
+    assert failures(run(drain, [versioned("k", "m5", 5)], clock)) == [] and ledger.items["k"]["version"] == 5
+    late = run(drain, [versioned("k", "m4", 4, "processing")], clock)  # an older update delivered late
+    assert late.outcomes["m4"].state is State.DUPLICATE and late.outcomes["m4"].reason.category == "STALE_VERSION"
+    assert late.stale() == 1 and len(hubspot.calls) == 1  # no request spent on it
+    newer = run(drain, [versioned("k", "m7", 7, "refunded")], clock)
+    assert newer.updated() == 1 and ledger.items["k"]["version"] == 7 and len(hubspot.calls) == 2
+
+
+def test_upsert_mode_sends_the_newest_of_a_key_twice_in_a_batch(clock):
+    drain, hubspot = make([upserted(set())], unique="payments_drain_key", upsert=True, clock=clock)
+    result = run(drain, [versioned("k", "m1", 1), versioned("k", "m3", 3, "refunded"), versioned("k", "m2", 2)], clock)
+    assert failures(result) == [] and [i["objectWriteTraceId"] for i in hubspot.calls[0][0]] == ["m3"]
+    assert {m: result.outcomes[m].reason.category for m in ("m1", "m2")} == {"m1": "STALE_VERSION", "m2": "STALE_VERSION"}
+
+
+def test_upsert_mode_without_the_ledger_lets_the_last_write_win(clock):
+    drain, hubspot = make([upserted(set())] * 2, unique="payments_drain_key", upsert=True, clock=clock)
+    run(drain, [versioned("k", "m5", 5)], clock)
+    late = run(drain, [versioned("k", "m4", 4)], clock)
+    assert late.outcomes["m4"].state is State.CREATED and len(hubspot.calls) == 2  # no ledger, no order
+
+
+def test_upsert_mode_refuses_associations_with_a_report(clock):
+    reporter = InMemoryReporter()
+    drain, hubspot = make(unique="payments_drain_key", upsert=True, reporter=reporter, clock=clock)
+    body = payment_body("k")
+    body["associations"] = [{"to": {"id": "1"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}]}]
+    result = run(drain, [sqs_record(body, "m0")], clock)
+    assert result.outcomes["m0"].state is State.REJECTED and hubspot.calls == []
+    assert reporter.sent[0]["reason"]["code"] == "ASSOCIATIONS_IN_UPSERT"
+
+
+def test_upsert_mode_does_not_count_a_resent_payment_as_a_possible_copy(clock):
+    ledger = InMemoryLedger()
+    drain, _ = make([Answer(None, error="timeout")] * 3 + [upserted(set())], ledger=ledger,
+                    unique="payments_drain_key", upsert=True, clock=clock)
+    first = run(drain, [versioned("k", "m1", 1)], clock)
+    assert failures(first) == ["m1"] and first.stats.ambiguous == 0
+    again = run(drain, [versioned("k", "m1", 1)], clock)
+    assert failures(again) == [] and again.stats.ambiguous_ids == set()

@@ -179,7 +179,8 @@ def _created(payments: Iterable[Payment], body: Any, proven_only: bool = False) 
             outcomes[payment.message_id] = Outcome(State.RETRY, reason)
             continue
         hubspot_id = str(result["id"]) if result and result.get("id") is not None else None
-        outcomes[payment.message_id] = Outcome(State.CREATED, hubspot_id=hubspot_id)
+        updated = bool(result) and result.get("new") is False  # batch/upsert: it existed, this updated it
+        outcomes[payment.message_id] = Outcome(State.CREATED, hubspot_id=hubspot_id, updated=updated)
     return outcomes
 
 

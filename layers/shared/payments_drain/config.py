@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from payments_drain.hubspot import check_base_url
 
@@ -26,6 +26,7 @@ class Settings(BaseModel):
     HUBSPOT_BASE_URL: str = "https://api.hubapi.com"
     HUBSPOT_API_VERSION: Literal["v3", "2026-09"] = "v3"
     HUBSPOT_UNIQUE_PROPERTY: Annotated[str, Field(pattern=r"^([a-z][a-z0-9_]{0,99})?$")] = ""
+    HUBSPOT_WRITE_MODE: Literal["create", "upsert"] = "create"
     HUBSPOT_RATE_LIMIT_PER_10S: Annotated[int, Field(ge=1, le=10_000)] = 190
     HUBSPOT_MAX_PARALLEL_CALLS: Annotated[int, Field(ge=1, le=32)] = 4
     EVENT_SOURCE_MAX_CONCURRENCY: Annotated[int, Field(ge=1, le=1000)] = 1
@@ -46,6 +47,16 @@ class Settings(BaseModel):
     def _base_url(cls, value: str) -> str:
         return check_base_url(value)
 
+    @model_validator(mode="after")
+    def _upsert_needs_the_unique_property(self) -> Settings:
+        if self.HUBSPOT_WRITE_MODE == "upsert" and not self.HUBSPOT_UNIQUE_PROPERTY:
+            raise ValueError("HUBSPOT_WRITE_MODE upsert needs HUBSPOT_UNIQUE_PROPERTY (the property upsert finds payments by)")
+        return self
+
+    @property
+    def upsert(self) -> bool:
+        return self.HUBSPOT_WRITE_MODE == "upsert"
+
     @property
     def ledger_enabled(self) -> bool:
         return bool(self.LEDGER_TABLE_NAME)
@@ -64,5 +75,5 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         for item in error.errors(include_url=False, include_input=False):
             name = ".".join(str(p) for p in item["loc"])
             what = "is required but not set" if item["type"] == "missing" else item["msg"]
-            problems.append(f"{name} {what}")
+            problems.append(f"{name} {what}" if name else what.removeprefix("Value error, "))
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None

@@ -47,19 +47,28 @@ class Result:
         counts = Counter(o.state.value for o in self.outcomes.values())
         return {state.value: counts.get(state.value, 0) for state in State}
 
+    def updated(self) -> int:
+        """Of the created: payments HubSpot had, which this batch updated (upsert mode)."""
+        return sum(1 for o in self.outcomes.values() if o.state is State.CREATED and o.updated)
+
+    def stale(self) -> int:
+        """Of the duplicates: messages older than the version already applied, refused unsent."""
+        return sum(1 for o in self.outcomes.values() if o.reason is not None and o.reason.category == "STALE_VERSION")
+
 
 class Drain:
     def __init__(self, hubspot, token, ledger, reporter, *, visibility=None, unique_property: str | None = None,
-                 parallel_calls: int = 4, max_attempts: int = 3, gate: RateGate | None = None,
+                 upsert: bool = False, parallel_calls: int = 4, max_attempts: int = 3, gate: RateGate | None = None,
                  daily: DailyLimit | None = None, hold_base_s: dict[Wait, int] | None = None,
                  min_call_s: float = MIN_CALL_S, sleep: Callable[[float], None] = time.sleep,
                  rng: random.Random | None = None) -> None:
         self.ledger = ledger
         self.visibility = visibility
         self.unique_property = unique_property
+        self.upsert = upsert  # HubSpot's batch/upsert by the unique property: updates applied, in version order
         self.hold_base_s = {**HOLD_BASE_S, **(hold_base_s or {})}
         self.sender = ChunkSender(hubspot, token, gate or RateGate(190), daily or DailyLimit(),
-                                  unique_property=unique_property, max_attempts=max_attempts, sleep=sleep,
+                                  unique_property=unique_property, upsert=upsert, max_attempts=max_attempts, sleep=sleep,
                                   rng=rng or random.Random(), min_call_s=min_call_s)
         self.reports = ReportWriter(reporter)
         self.pool = ThreadPoolExecutor(max_workers=parallel_calls, thread_name_prefix="hubspot")
@@ -68,19 +77,19 @@ class Drain:
             source_arn: str | None = None) -> Result:
         stats = Stats()
         outcomes: dict[str, Outcome] = {}
-        parsed = [parse_record(record, self.unique_property) for record in records]
+        parsed = [parse_record(record, self.unique_property, self.upsert) for record in records]
         messages = [item.message for item in parsed]
         rejections = {r.message.message_id: r for r in parsed if isinstance(r, Rejection)}
         for rejection in rejections.values():
             outcomes[rejection.message.message_id] = Outcome(State.REJECTED, rejection.reason)
             _log_problem("payment rejected", rejection.message, rejection.reason, rejection.payment_key)
 
-        firsts, twins = _first_of_each_key([p for p in parsed if isinstance(p, Payment)])
-        session = LedgerSession(self.ledger, request_id, budget.function_deadline_ms() + 1000, stats)
+        firsts, twins = _first_of_each_key([p for p in parsed if isinstance(p, Payment)], self.upsert)
+        session = LedgerSession(self.ledger, request_id, budget.function_deadline_ms() + 1000, stats, self.upsert)
         sendable = session.claim(firsts, outcomes)
         self._send_all(sendable, budget, stats, outcomes, session)
         for twin, first in twins:
-            outcomes[twin.message_id] = _twin_outcome(outcomes[first.message_id])
+            outcomes[twin.message_id] = _twin_outcome(outcomes[first.message_id], twin, first)
 
         for payment in (*sendable, *(twin for twin, _ in twins)):  # HubSpot refused these for good: report them
             outcome = outcomes[payment.message_id]
@@ -132,23 +141,31 @@ class Drain:
             logger.warning("some retries could not be held on the queue", extra={"failed": failed})
 
 
-def _first_of_each_key(payments: list[Payment]) -> tuple[list[Payment], list[tuple[Payment, Payment]]]:
-    """A paymentKey twice in one batch: the first copy is sent, the later ones (twins) take its
-    outcome in the same invocation (``_twin_outcome``), with no request of their own."""
-    first: dict[str, Payment] = {}
-    twins = []
+def _first_of_each_key(payments: list[Payment], upsert: bool) -> tuple[list[Payment], list[tuple[Payment, Payment]]]:
+    """A paymentKey twice in one batch: one copy is sent (the first; in upsert mode the newest
+    version), the others (twins) take its outcome in the same invocation (``_twin_outcome``), with
+    no request of their own."""
+    chosen: dict[str, Payment] = {}
     for payment in payments:
-        if payment.payment_key in first:
-            twins.append((payment, first[payment.payment_key]))
-        else:
-            first[payment.payment_key] = payment
-    return list(first.values()), twins
+        current = chosen.get(payment.payment_key)
+        if current is None or (upsert and _newer(payment, current)):
+            chosen[payment.payment_key] = payment
+    sent = {id(p) for p in chosen.values()}
+    twins = [(p, chosen[p.payment_key]) for p in payments if id(p) not in sent]
+    return [p for p in payments if id(p) in sent], twins
 
 
-def _twin_outcome(first: Outcome) -> Outcome:
+def _newer(payment: Payment, than: Payment) -> bool:
+    return payment.version is not None and (than.version is None or payment.version > than.version)
+
+
+def _twin_outcome(first: Outcome, twin: Payment, sent: Payment) -> Outcome:
     if first.state in (State.CREATED, State.DUPLICATE):
-        return Outcome(State.DUPLICATE, Reason("DUPLICATE_KEY_IN_BATCH", "the same paymentKey earlier in this batch"),
-                       first.hubspot_id)
+        if twin.version is not None and sent.version is not None and twin.version < sent.version:
+            reason = Reason("STALE_VERSION", f"version {twin.version} is older than {sent.version} in the same batch")
+        else:
+            reason = Reason("DUPLICATE_KEY_IN_BATCH", "the same paymentKey earlier in this batch")
+        return Outcome(State.DUPLICATE, reason, first.hubspot_id)
     return first  # the same rejection (reported for each message) or the same retry
 
 

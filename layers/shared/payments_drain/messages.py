@@ -82,6 +82,7 @@ class PaymentBody(BaseModel):
     paymentKey: Annotated[StrictStr, Field(min_length=1, max_length=MAX_KEY_CHARS, pattern=KEY_PATTERN)] | None = None
     properties: dict[StrictStr, StrictStr]
     associations: list[_Association] = []
+    version: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None = None  # grows with each change of the payment
 
 
 class InvalidPayment(ValueError):
@@ -106,7 +107,7 @@ def message_of(record: dict[str, Any]) -> Message:
     )
 
 
-def parse_record(record: dict[str, Any], unique_property: str | None = None) -> Payment | Rejection:
+def parse_record(record: dict[str, Any], unique_property: str | None = None, upsert: bool = False) -> Payment | Rejection:
     """One SQS record to a Payment, or a Rejection saying which field is wrong and how."""
     message = message_of(record)
     try:
@@ -116,6 +117,9 @@ def parse_record(record: dict[str, Any], unique_property: str | None = None) -> 
     except (RecursionError, ValueError) as error:  # pathological nesting beyond the parser's guard
         return _rejection(message, f"body is not valid JSON: {type(error).__name__}", "INVALID_JSON")
     payment_key = body.paymentKey or message.message_id
+    if upsert and body.associations:
+        return _rejection(message, "associations cannot be written by batch/upsert (HUBSPOT_WRITE_MODE=upsert): "
+                          "send them with create mode or HubSpot's associations API", "ASSOCIATIONS_IN_UPSERT", payment_key)
     try:
         check_properties(body.properties, payment_key, unique_property)
     except InvalidPayment as error:
@@ -126,7 +130,7 @@ def parse_record(record: dict[str, Any], unique_property: str | None = None) -> 
     associations = [a.model_dump() for a in body.associations]
     for association in associations:
         association["to"]["id"] = str(association["to"]["id"])
-    return Payment(message, payment_key, properties, associations)
+    return Payment(message, payment_key, properties, associations, body.version)
 
 
 def check_properties(properties: dict[str, str], payment_key: str, unique_property: str | None) -> None:

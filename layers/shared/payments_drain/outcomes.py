@@ -69,6 +69,13 @@ class Payment:
             item["associations"] = self.associations
         return item
 
+    def upsert_input(self, id_property: str) -> dict[str, Any]:
+        """The batch/upsert input: the payment found (or created) by its key in ``id_property``.
+        Upsert takes no associations (messages refuses them in upsert mode)."""
+        properties = {k: v for k, v in self.properties.items() if k != id_property}
+        return {"id": self.payment_key, "idProperty": id_property, "properties": properties,
+                "objectWriteTraceId": self.message_id}
+
 
 @dataclass(frozen=True, slots=True)
 class Rejection:

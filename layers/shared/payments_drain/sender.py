@@ -51,13 +51,14 @@ def retry_all(part: list[Payment], reason: Reason, wait: Wait | None = None) -> 
 
 class ChunkSender:
     def __init__(self, hubspot, token, gate: RateGate, daily: DailyLimit, *, unique_property: str | None = None,
-                 max_attempts: int = 3, sleep: Callable[[float], None], rng: random.Random,
+                 upsert: bool = False, max_attempts: int = 3, sleep: Callable[[float], None], rng: random.Random,
                  min_call_s: float = MIN_CALL_S) -> None:
         self.hubspot = hubspot
         self.token = token
         self.gate = gate
         self.daily = daily
         self.unique_property = unique_property
+        self.upsert = upsert  # batch/upsert by the unique property (the client knows the path)
         self.max_attempts = max_attempts
         self.sleep = sleep
         self.rng = rng
@@ -83,7 +84,7 @@ class ChunkSender:
                 on_settled(part, verdict.outcomes, maybe_stored & ids)
 
     def _send_part(self, part: list[Payment], budget: Budget, stats: Stats, maybe_stored: set[str]) -> batching.Verdict:
-        inputs = [p.hubspot_input() for p in part]
+        inputs = [p.upsert_input(self.unique_property) if self.upsert else p.hubspot_input() for p in part]
         ids = {p.message_id for p in part}
         refreshed = False
         attempt = 0
@@ -112,7 +113,8 @@ class ChunkSender:
                 maybe_stored.difference_update(ids - before)
             self.gate.finished(answer.headers, verdict.wait_s if answer.status == 429 else 0.0)
             daily_spent = self.daily.observe(answer.status, answer.body, answer.headers)
-            stats.record(answer, [p.message_id for p in part], verdict.ambiguous)
+            # PaymentsAmbiguous counts possible copies: an upsert sent again makes none.
+            stats.record(answer, [p.message_id for p in part], verdict.ambiguous and not self.upsert)
             reason = verdict.reason or reason
             if verdict.action in (batching.SETTLED, batching.SPLIT):
                 if answer.status in (401, 403, 404):
