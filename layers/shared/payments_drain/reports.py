@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from payments_drain.outcomes import Rejection
 from payments_drain.sqs_batches import batches
+from payments_drain.aws_clients import client_config
 from payments_drain.observability import tracer
 
 
@@ -42,7 +43,7 @@ class SqsReporter:
     def client(self):
         """Created on the first report, not at cold start: most batches have none."""
         if self._client is None:
-            self._client = boto3.client("sqs")
+            self._client = boto3.client("sqs", config=client_config())
         return self._client
 
     @tracer.capture_method(capture_response=False)
