@@ -71,3 +71,24 @@ def test_min_call_s_is_connect_timeout_plus_a_realistic_answer(hubspot_sandbox):
     for _ in range(3):
         assert hubspot.create_batch([p.hubspot_input() for p in chunk()], hubspot_sandbox.token).status == 201
     assert 0.5 + 1.5 <= hubspot.min_call_s() < 0.5 + 1.5 + SLACK_S  # the answers observed were slower
+
+
+def test_the_sandbox_trickling_a_stored_answer_is_cut_at_the_deadline_and_ambiguous(hubspot_sandbox):
+    hubspot_sandbox.control.set_faults(p_trickle=1.0, trickle_interval_s=0.2, trickle_bytes=1)
+    payments = chunk()
+    started = time.monotonic()
+    answer = HubSpotClient(hubspot_sandbox.base_url).create_batch([p.hubspot_input() for p in payments],
+                                                                  hubspot_sandbox.token, time_left_s=1.0)
+    assert time.monotonic() - started < 1.0 + SLACK_S
+    assert answer.error == "timeout" and settle(payments, answer).ambiguous
+    assert len(hubspot_sandbox.control.payments()) == 2  # stored all the same
+
+
+def test_the_sandbox_hanging_is_cut_at_the_deadline(hubspot_sandbox):
+    hubspot_sandbox.control.set_faults(p_hang=1.0)
+    started = time.monotonic()
+    answer = HubSpotClient(hubspot_sandbox.base_url).create_batch([p.hubspot_input() for p in chunk()],
+                                                                  hubspot_sandbox.token, time_left_s=1.0)
+    assert time.monotonic() - started < 1.0 + SLACK_S
+    assert answer.error == "timeout"
+    assert hubspot_sandbox.control.payments() == []

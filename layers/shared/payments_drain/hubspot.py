@@ -24,7 +24,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, ReadTimeoutError
 
-from payments_drain.batching import Answer
+from payments_drain.batching import Answer, unexpected_shape
 from payments_drain.observability import logger, tracer
 
 PATHS = {
@@ -130,7 +130,12 @@ class HubSpotClient:
             parsed = json.loads(data) if data else None
         except ValueError:
             parsed = None
-        return Answer(response.status, parsed, dict(response.headers), latency_ms=latency_ms)
+        answer = Answer(response.status, parsed, dict(response.headers), latency_ms=latency_ms)
+        if (shape := unexpected_shape(answer)) is not None:
+            logger.warning("HubSpot answer not as documented", extra={
+                "shape": shape, "httpStatus": answer.status,
+                "hubspotCorrelationId": answer.header("X-HubSpot-Correlation-Id")})
+        return answer
 
 
 def _since(started: float) -> float:
