@@ -130,8 +130,8 @@ def read_report(body: str) -> dict[str, Any] | None:
         return None
     if not isinstance(report, dict) or not isinstance(report.get("messageId"), str):
         return None
-    if report.get("payment") is None:
-        return None
+    if report.get("payment") is None or report.get("paymentTruncated"):
+        return None  # nothing to send, or only the start of the body (README, failure report format)
     return report
 
 

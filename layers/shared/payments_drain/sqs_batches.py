@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+# SQS since January 2026 (botocore's SendMessageBatch documentation): a message and a whole
+# SendMessageBatch request each hold at most 1 MiB, bodies plus message attributes.
 MAX_ENTRIES = 10                 # SendMessageBatch: at most 10 entries ...
-MAX_BATCH_BYTES = 256 * 1024     # ... and this many bytes in total (bodies plus attributes)
+MAX_BATCH_BYTES = 1024 * 1024    # ... and this many bytes in total
+MAX_MESSAGE_BYTES = 1024 * 1024  # the most a queue's MaximumMessageSize can allow
 
 
 def entry_size(entry: dict[str, Any]) -> int:
@@ -18,7 +21,7 @@ def entry_size(entry: dict[str, Any]) -> int:
 
 
 def batches(entries: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    """Groups of at most 10 entries and 256 KiB; an entry is never split (callers keep each below it)."""
+    """Groups of at most 10 entries and 1 MiB; an entry is never split (callers keep each below it)."""
     group: list[dict[str, Any]] = []
     size = 0
     for entry in entries:
