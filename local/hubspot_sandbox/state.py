@@ -231,9 +231,13 @@ class SandboxState:
             "X-HubSpot-RateLimit-Max": str(self.rate_limit_max),
             "X-HubSpot-RateLimit-Remaining": str(max(0, self.rate_limit_max - used)),
             "X-HubSpot-RateLimit-Daily": str(self.daily_limit),
-            "X-HubSpot-RateLimit-Daily-Remaining": str(
-                0 if time.monotonic() < self.daily_spell_until else max(0, self.daily_limit - self.daily_used)),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(self._daily_remaining()),
         }
+
+    def _daily_remaining(self) -> int:
+        if time.monotonic() < self.daily_spell_until:  # a daily-limit spell (fault)
+            return 0
+        return max(0, self.daily_limit - self.daily_used)
 
     def admit(self, token: str) -> tuple[str | None, dict[str, str]]:
         """Count one request against the token's rolling window and the daily limit.

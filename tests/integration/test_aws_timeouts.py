@@ -32,7 +32,8 @@ def timed(call):
 
 def test_reports_to_an_sqs_that_never_answers_are_returned_unwritten_in_bounded_time(hanging_aws):
     reporter = SqsReporter(hanging_aws.base_url + "/123456789012/reports")
-    report = {"messageId": "m1", "paymentKey": "k1", "payment": {}, "reason": {"category": "X", "message": "y"}}
+    report = {"messageId": "m1", "paymentKey": "k1", "payment": {},
+              "reason": {"category": "X", "message": "y"}}
     failed, elapsed = timed(lambda: reporter.send([report]))
     assert failed == {"m1"}
     assert hanging_aws.requests >= 1 and elapsed < WORST_CALL_S + SLACK_S

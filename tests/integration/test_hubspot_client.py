@@ -103,7 +103,8 @@ def test_allowed_base_urls(url):
     assert not check_base_url(url).endswith("/")
 
 
-def test_a_stored_answer_that_cannot_be_read_is_created_and_logged_with_its_correlation_id(hubspot_sandbox, log_lines):
+def test_a_stored_answer_that_cannot_be_read_is_created_and_logged_with_its_correlation_id(
+        hubspot_sandbox, log_lines):
     import json
 
     hubspot_sandbox.control.set_faults(p_stored_then_unreadable=1.0)
@@ -121,8 +122,10 @@ def test_a_201_with_errors_from_the_2026_09_api_rejects_only_the_failed_input(hu
     chunk = payments(3)
     bad = inputs(chunk)
     bad[1]["properties"] = {**bad[1]["properties"], "hs_latest_status": "paid"}
-    answer = HubSpotClient(hubspot_sandbox.base_url, api_version="2026-09").create_batch(bad, hubspot_sandbox.token)
+    client = HubSpotClient(hubspot_sandbox.base_url, api_version="2026-09")
+    answer = client.create_batch(bad, hubspot_sandbox.token)
     assert answer.status == 201 and answer.body["numErrors"] == 1
     verdict = settle(chunk, answer)
-    assert {k: o.state.value for k, o in verdict.outcomes.items()} == {"m0": "created", "m1": "rejected", "m2": "created"}
+    states = {k: o.state.value for k, o in verdict.outcomes.items()}
+    assert states == {"m0": "created", "m1": "rejected", "m2": "created"}
     assert len(hubspot_sandbox.control.payments()) == 2

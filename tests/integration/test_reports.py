@@ -19,6 +19,7 @@ from payments_drain.sqs_batches import entry_size
 from tests.twins import CANARY_TOKEN, LambdaContext, import_app, payment_body, sqs_record
 
 ROOT = Path(__file__).resolve().parents[2]
+WRITE = "crm.objects.commercepayments.write"
 SURROGATE = '{"paymentKey":"k-sur","properties":{"hs_initial_amount":"x","hs_initiated_date":"caf\\ud83d"}}'
 NONCHAR = '{"paymentKey":"k-non","properties":{"hs_initial_amount":"x","hs_initiated_date":"\\uffff"}}'
 DEEP = '{"paymentKey":"k-deep","properties":' + "[" * 990 + "]" * 990 + "}"
@@ -87,13 +88,15 @@ def test_truncation_fits_any_limit_even_when_every_character_is_escaped(limit):
 
 def test_the_report_queue_holds_messages_of_1_mib():
     template = load_yaml((ROOT / "template.yaml").read_text())
-    assert template["Resources"]["FailureReportQueue"]["Properties"]["MaximumMessageSize"] == REPORT_MAX_BYTES == 1_048_576
+    queue = template["Resources"]["FailureReportQueue"]["Properties"]
+    assert queue["MaximumMessageSize"] == REPORT_MAX_BYTES == 1_048_576
 
 
 @pytest.fixture
 def handler(aws_env, hubspot_sandbox_factory, monkeypatch):
-    sandbox = hubspot_sandbox_factory(SandboxConfig(tokens={CANARY_TOKEN: {"scopes": ["crm.objects.commercepayments.write"]}}))
-    template = Template(ROOT / "template.yaml", {"HubSpotBaseUrl": sandbox.base_url}, stack_name=f"t{uuid.uuid4().hex[:8]}")
+    sandbox = hubspot_sandbox_factory(SandboxConfig(tokens={CANARY_TOKEN: {"scopes": [WRITE]}}))
+    template = Template(ROOT / "template.yaml", {"HubSpotBaseUrl": sandbox.base_url},
+                        stack_name=f"t{uuid.uuid4().hex[:8]}")
     resources = create_resources(template, aws_env, hubspot_token=CANARY_TOKEN)
     environment = template.function("DrainFunction", resources.physical).environment
     for key, value in environment.items():

@@ -16,17 +16,20 @@ from payments_drain.token import SecretToken, TokenUnavailable
 from tests.twins import CANARY_TOKEN, LambdaContext, import_app, payment_body, sqs_record
 
 ROOT = Path(__file__).resolve().parents[2]
+WRITE = "crm.objects.commercepayments.write"
 LEAKY = "pat-na1-LEAKY\nSECRET-7f3a"  # a token pasted with a line break in the middle
 PARTS = ("LEAKY", "SECRET-7f3a")
 
 
 def secret(value):
-    return boto3.client("secretsmanager").create_secret(Name=f"tok-{uuid.uuid4().hex[:8]}", SecretString=value)["ARN"]
+    client = boto3.client("secretsmanager")
+    return client.create_secret(Name=f"tok-{uuid.uuid4().hex[:8]}", SecretString=value)["ARN"]
 
 
 @pytest.mark.parametrize("value", [LEAKY, json.dumps({"token": LEAKY}), "pat-na1 LEAKY SECRET-7f3a",
-                                   "pat-na1-LEAKY\tSECRET-7f3a", "pat-na1-LEAKY-SECRET-7f3a\u00e9", "LEAKY\x00SECRET-7f3a"])
-def test_a_token_that_is_not_printable_ascii_without_whitespace_names_the_secret_not_its_value(aws_env, value):
+                                   "pat-na1-LEAKY\tSECRET-7f3a", "pat-na1-LEAKY-SECRET-7f3a\u00e9",
+                                   "LEAKY\x00SECRET-7f3a"])
+def test_a_token_not_printable_ascii_without_whitespace_names_the_secret_not_its_value(aws_env, value):
     arn = secret(value)
     with pytest.raises(TokenUnavailable) as error:
         SecretToken(arn).get()
@@ -47,8 +50,9 @@ def test_the_http_layer_never_puts_a_header_value_in_an_answer_or_a_log(hubspot_
 
 @pytest.fixture
 def handler_with_leaky_secret(aws_env, hubspot_sandbox_factory, monkeypatch):
-    sandbox = hubspot_sandbox_factory(SandboxConfig(tokens={CANARY_TOKEN: {"scopes": ["crm.objects.commercepayments.write"]}}))
-    template = Template(ROOT / "template.yaml", {"HubSpotBaseUrl": sandbox.base_url}, stack_name=f"t{uuid.uuid4().hex[:8]}")
+    sandbox = hubspot_sandbox_factory(SandboxConfig(tokens={CANARY_TOKEN: {"scopes": [WRITE]}}))
+    template = Template(ROOT / "template.yaml", {"HubSpotBaseUrl": sandbox.base_url},
+                        stack_name=f"t{uuid.uuid4().hex[:8]}")
     resources = create_resources(template, aws_env, hubspot_token=LEAKY, secret_format="bare")
     environment = template.function("DrainFunction", resources.physical).environment
     for key, value in environment.items():

@@ -98,7 +98,8 @@ class HubSpotClient:
         limit = self.connect_timeout_s + self.read_timeout_s if time_left_s is None else max(0.1, time_left_s)
         body = json.dumps({"inputs": list(inputs)}, separators=(",", ":")).encode()
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", "Accept": "application/json"}
-        timeout = urllib3.Timeout(connect=min(self.connect_timeout_s, limit), read=min(self.read_timeout_s, limit))
+        timeout = urllib3.Timeout(connect=min(self.connect_timeout_s, limit),
+                                  read=min(self.read_timeout_s, limit))
         started = time.monotonic()
         deadline = _Deadline(limit)
         _exchange.deadline = deadline
@@ -112,9 +113,11 @@ class HubSpotClient:
         except ReadTimeoutError:
             return Answer(None, error="timeout", latency_ms=_since(started))
         except HTTPError:  # cut by the deadline, or reset or truncated mid-reply: it may have been stored
-            return Answer(None, error="timeout" if deadline.expired else "protocol", latency_ms=_since(started))
+            error = "timeout" if deadline.expired else "protocol"
+            return Answer(None, error=error, latency_ms=_since(started))
         except Exception as error:  # noqa: BLE001 - e.g. http.client's header checks quote the header's value
-            logger.error("HubSpot request failed in the HTTP client", extra={"errorType": type(error).__name__})
+            logger.error("HubSpot request failed in the HTTP client",
+                         extra={"errorType": type(error).__name__})
             return Answer(None, error="client", latency_ms=_since(started))
         finally:
             deadline.finish()

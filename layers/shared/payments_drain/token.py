@@ -31,7 +31,8 @@ class SecretToken:
         self.max_age_s = max_age_s
         # A client from boto3's default session: Powertools' own would build a second session and
         # load botocore's models again at cold start.
-        self.provider = provider or SecretsProvider(boto3_client=boto3.client("secretsmanager", config=client_config()))
+        self.provider = provider or SecretsProvider(
+            boto3_client=boto3.client("secretsmanager", config=client_config()))
 
     @tracer.capture_method(capture_response=False, capture_error=False)
     def get(self, force: bool = False) -> str:
@@ -41,7 +42,8 @@ class SecretToken:
             cause = error.__context__ or error  # Powertools re-raises boto3's error as GetParameterError
             response = getattr(cause, "response", None) or {}  # None on a timeout
             code = response.get("Error", {}).get("Code") or type(cause).__name__
-            raise TokenUnavailable(f"cannot read the HubSpot token secret {self.secret_id} ({code})") from None
+            raise TokenUnavailable(
+                f"cannot read the HubSpot token secret {self.secret_id} ({code})") from None
         return token_from_secret(value, self.secret_id)
 
 
@@ -54,7 +56,8 @@ def token_from_secret(value: str | bytes | None, secret_id: str) -> str:
         try:
             text = str(json.loads(text).get("token") or "").strip()
         except (ValueError, AttributeError):
-            raise TokenUnavailable(f"the token secret {secret_id} looks like JSON but cannot be parsed") from None
+            raise TokenUnavailable(
+                f"the token secret {secret_id} looks like JSON but cannot be parsed") from None
     if not text:
         raise TokenUnavailable(f"the token secret {secret_id} is empty or has no 'token' field")
     if not TOKEN.fullmatch(text):
