@@ -110,6 +110,9 @@ def test_an_unencodable_body_does_not_keep_its_neighbours_reports_from_being_wri
     event = {"Records": [sqs_record(body, mid) for mid, body in bodies.items()]
              + [sqs_record(payment_body("k-ok"), "m-ok")]}
     assert lambda_handler(event, LambdaContext()) == {"batchItemFailures": []}
+    attributes = boto3.client("sqs").get_queue_attributes(QueueUrl=environment["FAILURE_QUEUE_URL"],
+                                                           AttributeNames=["MaximumMessageSize"])
+    assert attributes["Attributes"]["MaximumMessageSize"] == str(REPORT_MAX_BYTES)  # the local stack too
     got = received(environment["FAILURE_QUEUE_URL"], len(bodies))
     assert sorted(json.loads(m["Body"])["messageId"] for m in got) == sorted(bodies)
     assert all(sqs_size(m) <= REPORT_MAX_BYTES for m in got)
