@@ -13,9 +13,9 @@ from local.hubspot_sandbox import SandboxConfig
 from local.stack.aws import create_resources
 from local.stack.template import Template, load_yaml
 from payments_drain.messages import parse_record
-from payments_drain.replay import read_report
+from payments_drain.replay import read_report, replay_body
 from payments_drain.reports import REPORT_MAX_BYTES, SqsReporter, encode_report, report_of
-from payments_drain.sqs_batches import entry_size
+from payments_drain.sqs_batches import NOT_SQS_TEXT, entry_size
 from tests.twins import CANARY_TOKEN, LambdaContext, import_app, payment_body, sqs_record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +57,16 @@ def test_every_report_is_written_whatever_its_neighbours_hold(aws_env):
     assert json.loads(got["m-bad"]["Body"])["payment"] == json.loads(INVALID)
     # too deep to re-encode safely: the raw body as a string, which replays as it came
     assert json.loads(got["m-deep"]["Body"])["payment"] == DEEP
+    # and each replays as text SQS accepts, reading back as the payment reported
+    for message in got.values():
+        report = read_report(message["Body"])
+        if report is None:  # only the truncated one is not replayed
+            assert json.loads(message["Body"])["paymentTruncated"] is True
+            continue
+        again = replay_body(report)
+        assert not NOT_SQS_TEXT.search(again)
+        assert again == report["payment"] if isinstance(report["payment"], str) else (
+            json.loads(again) == {"paymentKey": report["paymentKey"], **report["payment"]})
 
 
 def test_a_report_that_would_not_fit_carries_a_truncated_payment_that_can_be_found_again(aws_env):

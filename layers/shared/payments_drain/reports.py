@@ -11,8 +11,6 @@ to the caller, whose message then stays on the payments queue: nothing is lost f
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -23,15 +21,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from payments_drain.aws_clients import client_config
 from payments_drain.observability import logger, tracer
 from payments_drain.outcomes import Rejection
-from payments_drain.sqs_batches import MAX_MESSAGE_BYTES, batches, entry_size
+from payments_drain.sqs_batches import MAX_MESSAGE_BYTES, batches, entry_size, sqs_json
 
 #: The report queue's MaximumMessageSize (template.yaml's FailureReportQueue): body plus attributes.
 REPORT_MAX_BYTES = MAX_MESSAGE_BYTES
 #: A parsed body nested deeper than this is reported as its raw text: re-encoding it could exceed
 #: Python's recursion limit (a payment is never nested more than a few levels).
 MAX_PAYMENT_DEPTH = 64
-# What SQS accepts in a message: #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF.
-NOT_SQS_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def report_of(rejection: Rejection, request_id: str | None = None, source: str | None = None,
@@ -55,13 +51,8 @@ def report_of(rejection: Rejection, request_id: str | None = None, source: str |
 
 
 def encode_report(report: dict[str, Any]) -> str:
-    """The message body: JSON as UTF-8 text where SQS accepts every character, else with every
-    non-ASCII character escaped (a lone surrogate then travels as its ``\\ud83d`` escape and reads
-    back as the same string)."""
-    body = json.dumps(report, ensure_ascii=False, separators=(",", ":"))
-    if NOT_SQS_TEXT.search(body):
-        body = json.dumps(report, ensure_ascii=True, separators=(",", ":"))
-    return body
+    """The message body, as text SQS accepts (``sqs_batches.sqs_json``)."""
+    return sqs_json(report)
 
 
 def _truncated(report: dict[str, Any], raw: str, max_bytes: int) -> dict[str, Any]:

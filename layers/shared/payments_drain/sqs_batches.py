@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -10,6 +12,20 @@ from typing import Any
 MAX_ENTRIES = 10                 # SendMessageBatch: at most 10 entries ...
 MAX_BATCH_BYTES = 1024 * 1024    # ... and this many bytes in total
 MAX_MESSAGE_BYTES = 1024 * 1024  # the most a queue's MaximumMessageSize can allow
+
+
+# What SQS accepts in a message: #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF.
+NOT_SQS_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def sqs_json(value: Any) -> str:
+    """``value`` as compact JSON that SQS accepts: UTF-8 text where SQS takes every character, else
+    with every non-ASCII character escaped (a lone surrogate then travels as its ``\\ud83d``
+    escape and reads back as the same string)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if NOT_SQS_TEXT.search(text):
+        text = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    return text
 
 
 def entry_size(entry: dict[str, Any]) -> int:
