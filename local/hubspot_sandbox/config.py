@@ -30,18 +30,31 @@ FAULT_DEFAULTS: dict[str, Any] = {
     "p_stored_then_timeout": 0.0,  # reply delayed by stored_then_timeout_delay_s
     "p_stored_then_error": 0.0,  # reply is stored_then_error_status instead of 201/207
     "p_truncated": 0.0,  # reply body cut in half (see truncate_mode)
+    "p_trickle": 0.0,  # reply sent trickle_bytes at a time, one piece every trickle_interval_s
+    "p_stored_then_unreadable": 0.0,  # the 2xx reply's body is an HTML page, not JSON
+    # Per create/upsert request: a multi-status reply is sent with the success status (201 create,
+    # 200 upsert) and its errors/numErrors, as HubSpot's 2026-09 create declares.
+    "p_2xx_with_errors": 0.0,
+    # Per create/upsert request; nothing is stored.
+    "p_hang": 0.0,  # never answered: the connection is held until the client closes it (or hang_max_s)
+    "p_daily_spell": 0.0,  # a daily-limit spell begins: 429 DAILY on every request for daily_spell_s
     # Parameters.
     "retry_after_s": 1,  # Retry-After on 477 (and on injected 423)
     "stored_then_timeout_delay_s": 30.0,
     "stored_then_error_status": 502,
     "truncate_mode": "short_body",  # "short_body": Content-Length matches the cut body; "close": it does not
+    "trickle_interval_s": 0.2,
+    "trickle_bytes": 1,
+    "hang_max_s": 600.0,
+    "daily_spell_s": 60.0,
     # Injected 502/503/504 answer an HTML page (as a CDN in front of HubSpot does) instead of JSON.
     "html_5xx": False,
     # Switches.
     "outage": False,  # every create/upsert answers 503 (after auth and rate limiting)
     # Forced outcomes for the next create/upsert requests, consumed one per request before any random draw:
     # "ok", "429", "423", "477", "500", "502", "503", "504", "reset", "reset_after_store",
-    # "stored_then_timeout", "stored_then_error", "truncated".
+    # "stored_then_timeout", "stored_then_error", "truncated", "trickle", "stored_then_unreadable",
+    # "2xx_with_errors", "hang", "daily_spell".
     "script": [],
 }
 
@@ -60,6 +73,11 @@ SCRIPT_OUTCOMES = frozenset(
         "stored_then_timeout",
         "stored_then_error",
         "truncated",
+        "trickle",
+        "stored_then_unreadable",
+        "2xx_with_errors",
+        "hang",
+        "daily_spell",
     }
 )
 
@@ -80,12 +98,17 @@ def normalise_faults(faults: dict[str, Any], base: dict[str, Any] | None = None)
             value = float(value)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
-        elif name in ("latency_ms", "latency_jitter_ms", "stored_then_timeout_delay_s"):
+        elif name in ("latency_ms", "latency_jitter_ms", "stored_then_timeout_delay_s", "trickle_interval_s",
+                      "hang_max_s", "daily_spell_s"):
             value = float(value)
             if value < 0:
                 raise ValueError(f"{name} must be >= 0")
         elif name in ("retry_after_s", "stored_then_error_status"):
             value = int(value)
+        elif name == "trickle_bytes":
+            value = int(value)
+            if value < 1:
+                raise ValueError("trickle_bytes must be >= 1")
         elif name == "truncate_mode":
             if value not in ("short_body", "close"):
                 raise ValueError("truncate_mode must be 'short_body' or 'close'")

@@ -185,6 +185,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         extra_headers: dict[str, str] | None = None,
         *,
         truncate: str | None = None,
+        trickle: tuple[int, float] | None = None,
     ) -> None:
         body = payload if isinstance(payload, bytes) else _dumps(payload)
         headers = {"Content-Type": "application/json;charset=utf-8"}
@@ -210,7 +211,33 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if self.public:
             self.server.state.note_status(str(status), self.generation)
         self.log_request(status, len(sent))
-        self.wfile.write(head.encode("latin-1") + sent)
+        data = head.encode("latin-1") + sent
+        if trickle is None:
+            self.wfile.write(data)
+            return
+        size, interval = trickle  # fault "trickle": a piece at a time (BrokenPipe when the client gives up)
+        for start in range(0, len(data), size):
+            if self.server.stopping.is_set():
+                self.close_connection = True
+                return
+            self.wfile.write(data[start : start + size])
+            self.wfile.flush()
+            self.server.stopping.wait(interval)
+
+    def _hang(self, max_s: float) -> None:
+        """Fault "hang": never answer; hold the connection until the client closes it (or max_s)."""
+        self.server.state.note_status("hang", self.generation)
+        self.close_connection = True
+        until = time.monotonic() + max_s
+        self.connection.settimeout(0.2)
+        while not self.server.stopping.is_set() and time.monotonic() < until:
+            try:
+                if not self.connection.recv(65536):
+                    return  # the client closed its end
+            except TimeoutError:
+                continue
+            except OSError:
+                return
 
     def _reset_connection(self) -> None:
         self.server.state.note_status("reset", self.generation)
@@ -383,12 +410,20 @@ class SandboxHandler(BaseHTTPRequestHandler):
             )
             return
         status, payload = self._create_batch(inputs) if route == "create" else self._upsert_batch(inputs)
+        if outcome == "2xx_with_errors" and status == 207:  # HubSpot 2026-09 style: errors in a 201
+            status = 201 if route == "create" else 200
         self._post_store_reply(status, payload, outcome, faults)
 
     def _pre_store_fault(self, outcome: str, faults: dict[str, Any]) -> bool:
         if outcome == "reset":
             self._reset_connection()
-        if outcome == "429":
+        if outcome == "hang":
+            self._hang(faults["hang_max_s"])
+        elif outcome == "daily_spell":
+            self.server.state.start_daily_spell()
+            self.rate = dict(self.rate, **{"X-HubSpot-RateLimit-Daily-Remaining": "0"})
+            self._send_429("DAILY")
+        elif outcome == "429":
             self.rate = dict(self.rate, **{"X-HubSpot-RateLimit-Remaining": "0"})
             self._send_429("TEN_SECONDLY_ROLLING")
         elif outcome == "423":
@@ -426,8 +461,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
             code = faults["stored_then_error_status"]
             self._send(code, _error(_phrase(code), "INTERNAL_ERROR", self.cid))
             return
+        if stored and outcome == "stored_then_unreadable":
+            page = f"<html><body><h1>{status} {_phrase(status)}</h1></body></html>".encode()
+            self._send(status, page, {"Content-Type": "text/html; charset=UTF-8"})
+            return
         truncate = faults["truncate_mode"] if outcome == "truncated" else None
-        self._send(status, payload, truncate=truncate)
+        trickle = (faults["trickle_bytes"], faults["trickle_interval_s"]) if outcome == "trickle" else None
+        self._send(status, payload, truncate=truncate, trickle=trickle)
 
     @staticmethod
     def _trace_ids(inputs: list[Any], problems: list[list[dict[str, str]]]) -> tuple[list[Any], bool]:

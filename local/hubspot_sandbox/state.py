@@ -29,6 +29,11 @@ FAULT_ORDER = (
     ("stored_then_timeout", "p_stored_then_timeout"),
     ("stored_then_error", "p_stored_then_error"),
     ("truncated", "p_truncated"),
+    ("trickle", "p_trickle"),
+    ("stored_then_unreadable", "p_stored_then_unreadable"),
+    ("2xx_with_errors", "p_2xx_with_errors"),
+    ("hang", "p_hang"),
+    ("daily_spell", "p_daily_spell"),
 )
 
 
@@ -164,6 +169,7 @@ class SandboxState:
         self.windows: dict[str, deque[float]] = {}
         self.all_requests: deque[float] = deque()
         self.daily_used = 0
+        self.daily_spell_until = 0.0  # monotonic time a daily-limit spell (fault) ends
         self.requests_total = 0
         self.by_status: Counter[str] = Counter()
         self.by_route: Counter[str] = Counter()
@@ -225,8 +231,13 @@ class SandboxState:
             "X-HubSpot-RateLimit-Max": str(self.rate_limit_max),
             "X-HubSpot-RateLimit-Remaining": str(max(0, self.rate_limit_max - used)),
             "X-HubSpot-RateLimit-Daily": str(self.daily_limit),
-            "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, self.daily_limit - self.daily_used)),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(self._daily_remaining()),
         }
+
+    def _daily_remaining(self) -> int:
+        if time.monotonic() < self.daily_spell_until:  # a daily-limit spell (fault)
+            return 0
+        return max(0, self.daily_limit - self.daily_used)
 
     def admit(self, token: str) -> tuple[str | None, dict[str, str]]:
         """Count one request against the token's rolling window and the daily limit.
@@ -237,7 +248,7 @@ class SandboxState:
             cutoff = now - self.interval_ms / 1000.0
             while dq and dq[0] <= cutoff:
                 dq.popleft()
-            if self.daily_used >= self.daily_limit:
+            if self.daily_used >= self.daily_limit or now < self.daily_spell_until:
                 self.rate_limited["DAILY"] += 1
                 return "DAILY", self._headers(len(dq))
             if len(dq) >= self.rate_limit_max:
@@ -278,6 +289,12 @@ class SandboxState:
                 if draw < acc:
                     return outcome, faults
             return "ok", faults
+
+    def start_daily_spell(self) -> None:
+        """A daily-limit spell (fault): every request answers 429 DAILY for daily_spell_s from now."""
+        with self.lock:
+            self.daily_spell_until = time.monotonic() + self.faults["daily_spell_s"]
+            self.rate_limited["DAILY"] += 1
 
     def shuffled(self, items: list[Any]) -> list[Any]:
         items = list(items)

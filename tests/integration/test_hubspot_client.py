@@ -101,3 +101,31 @@ def test_https_is_required_except_to_loopback(url):
 @pytest.mark.parametrize("url", ["https://api.hubapi.com/", "http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:5"])
 def test_allowed_base_urls(url):
     assert not check_base_url(url).endswith("/")
+
+
+def test_a_stored_answer_that_cannot_be_read_is_created_and_logged_with_its_correlation_id(
+        hubspot_sandbox, log_lines):
+    import json
+
+    hubspot_sandbox.control.set_faults(p_stored_then_unreadable=1.0)
+    chunk = payments(2)
+    answer = HubSpotClient(hubspot_sandbox.base_url).create_batch(inputs(chunk), hubspot_sandbox.token)
+    assert answer.status == 201 and answer.body is None
+    assert {o.state.value for o in settle(chunk, answer).outcomes.values()} == {"created"}
+    (line,) = [json.loads(x) for x in log_lines() if "not as documented" in x]
+    assert line["shape"] == "results cannot be read"
+    assert line["hubspotCorrelationId"] == answer.header("X-HubSpot-Correlation-Id") is not None
+
+
+def test_a_201_with_errors_from_the_2026_09_api_rejects_only_the_failed_input(hubspot_sandbox):
+    hubspot_sandbox.control.set_faults(p_2xx_with_errors=1.0)
+    chunk = payments(3)
+    bad = inputs(chunk)
+    bad[1]["properties"] = {**bad[1]["properties"], "hs_latest_status": "paid"}
+    client = HubSpotClient(hubspot_sandbox.base_url, api_version="2026-09")
+    answer = client.create_batch(bad, hubspot_sandbox.token)
+    assert answer.status == 201 and answer.body["numErrors"] == 1
+    verdict = settle(chunk, answer)
+    states = {k: o.state.value for k, o in verdict.outcomes.items()}
+    assert states == {"m0": "created", "m1": "rejected", "m2": "created"}
+    assert len(hubspot_sandbox.control.payments()) == 2

@@ -127,16 +127,16 @@ def test_large_payments_go_in_batches_under_256_kib_and_oversized_ones_are_refus
     assert counts(url) == (11, 0)
 
 
-def test_batches_hold_at_most_ten_entries_and_256_kib():
+def test_batches_hold_at_most_ten_entries_and_1_mib():
     def entry(i, size):
         return {"Id": str(i), "MessageBody": "x" * size,
                 "MessageAttributes": {"replayOf": {"DataType": "String", "StringValue": "m"}}}
 
     small = [len(group) for group in batches(entry(i, 100) for i in range(23))]
     assert small == [10, 10, 3]
-    large = list(batches(entry(i, 100_000) for i in range(5)))
+    large = list(batches(entry(i, 400_000) for i in range(5)))
     assert [len(group) for group in large] == [2, 2, 1]
-    assert all(sum(entry_size(e) for e in group) <= 256 * 1024 for group in large)
+    assert all(sum(entry_size(e) for e in group) <= 1024 * 1024 for group in large)
     assert entry_size(entry(0, 10)) == 10 + len("replayOf") + len("String") + 1
 
 

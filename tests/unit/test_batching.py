@@ -138,3 +138,65 @@ def test_fifo_a_retry_blocks_every_later_message_of_its_group_only():
 def test_batch_response_shape():
     assert batching.batch_response(["x"]) == {"batchItemFailures": [{"itemIdentifier": "x"}]}
     assert batching.batch_response([]) == {"batchItemFailures": []}
+
+
+# -- settled by the body, not only by the status (docs/hubspot.md) ------------------------------
+
+
+def test_a_201_with_errors_is_settled_like_a_207():
+    """HubSpot's 2026-09 batch create declares only 201, whose body carries errors/numErrors."""
+    chunk = payments(3)
+    answer = created([p.hubspot_input() for p in chunk], 201, [validation_error("m1")])
+    verdict = settle(chunk, answer)
+    assert verdict.action == batching.SETTLED
+    assert {k: v.state for k, v in verdict.outcomes.items()} == {
+        "m0": State.CREATED, "m1": State.REJECTED, "m2": State.CREATED}
+    assert verdict.outcomes["m1"].reason.http_status == 201
+    assert batching.unexpected_shape(answer) is None
+
+
+@pytest.mark.parametrize("status", [200, 201, 202])
+@pytest.mark.parametrize("body", [None, "<html>ok</html>", {"status": "COMPLETE"}, {"results": "?"}])
+def test_a_2xx_whose_results_cannot_be_read_still_means_created(status, body):
+    """Never resend what HubSpot said it stored; the odd shape is named for a log line."""
+    chunk = payments(3)
+    verdict = settle(chunk, Answer(status, body))
+    assert verdict.action == batching.SETTLED and not verdict.ambiguous
+    assert {o.state for o in verdict.outcomes.values()} == {State.CREATED}
+    assert batching.unexpected_shape(Answer(status, body)) == "results cannot be read"
+
+
+def test_a_200_where_201_is_documented_means_created_with_the_ids():
+    chunk = payments(2)
+    answer = created([p.hubspot_input() for p in chunk], 200)
+    verdict = settle(chunk, answer)
+    by_trace = {r["objectWriteTraceId"]: r["id"] for r in answer.body["results"]}
+    assert {k: o.hubspot_id for k, o in verdict.outcomes.items()} == by_trace
+    assert batching.unexpected_shape(answer) is None
+
+
+def test_another_2xx_status_is_created_and_named_unexpected():
+    chunk = payments(2)
+    answer = created([p.hubspot_input() for p in chunk], 202)
+    assert {o.state for o in settle(chunk, answer).outcomes.values()} == {State.CREATED}
+    assert batching.unexpected_shape(answer) == "status 202"
+
+
+@pytest.mark.parametrize("errors", [None, "3 errors", [], [{"status": "error"}]])
+def test_a_2xx_counting_errors_it_does_not_list_is_ambiguous_not_created(errors):
+    """numErrors > 0 but no readable errors[]: some inputs failed, we cannot tell which."""
+    chunk = payments(3)
+    answer = created([p.hubspot_input() for p in chunk], 201)
+    answer.body["numErrors"] = 1
+    if errors is not None:
+        answer.body["errors"] = errors
+    verdict = settle(chunk, answer)
+    assert State.CREATED not in {o.state for o in verdict.outcomes.values()} or verdict.ambiguous
+    assert verdict.ambiguous
+    assert batching.unexpected_shape(answer) is not None
+
+
+def test_a_documented_201_has_no_unexpected_shape():
+    chunk = payments(2)
+    assert batching.unexpected_shape(created([p.hubspot_input() for p in chunk])) is None
+    assert batching.unexpected_shape(error_answer(503)) is None

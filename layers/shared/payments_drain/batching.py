@@ -66,10 +66,13 @@ def settle(chunk: Sequence[Payment], answer: Answer, unique_property: str | None
         ambiguous = answer.error != "connect"
         reason = Reason("HUBSPOT_UNREACHABLE", f"no answer from HubSpot ({answer.error})")
         return Verdict(TRANSIENT, reason=reason, wait_s=0.5, ambiguous=ambiguous)
-    if status in (200, 201):
+    if 200 <= status < 300:
+        # Settled by the body, not only the status (docs/hubspot.md): a 2xx that lists or counts
+        # errors is a multi-status answer (the 2026-09 create declares only 201, errors included);
+        # any other 2xx means every input was stored, even when its results cannot be read.
+        if status == 207 or _listed_errors(answer.body) or _declared_errors(answer.body):
+            return _multi_status(chunk, answer, unique_property)
         return Verdict(SETTLED, _created(chunk, answer.body))
-    if status == 207:
-        return _multi_status(chunk, answer, unique_property)
     reason = whole_request_reason(answer)
     if status in (400, 409, 413) and len(chunk) > 1:
         return Verdict(SPLIT, reason=reason)
@@ -109,23 +112,52 @@ def _multi_status(chunk: Sequence[Payment], answer: Answer, unique_property: str
     body = answer.body if isinstance(answer.body, dict) else None
     if body is None:
         # Some inputs were stored, we cannot tell which: resend all (safe only with a unique property).
-        reason = Reason("HUBSPOT_BAD_RESPONSE", "207 without a readable body", 207)
+        reason = Reason("HUBSPOT_BAD_RESPONSE", f"{answer.status} without a readable body", answer.status)
         return Verdict(TRANSIENT, reason=reason, wait_s=0.5, ambiguous=True)
     ids = {p.message_id for p in chunk}
     outcomes: dict[str, Outcome] = {}
     unmapped = 0
     correlation = answer.header("X-HubSpot-Correlation-Id")
-    for error in body.get("errors") or []:
+    for error in _listed_errors(body):
         trace_id = _trace_id_of(error)
         if trace_id not in ids:
             unmapped += 1
             continue
-        outcomes[trace_id] = _input_error(error, correlation, unique_property)
-    # Inputs with no error were created, unless an error could not be mapped to its input: then
-    # only the results themselves prove creation.
-    proven_only = unmapped > 0
+        outcomes[trace_id] = _input_error(error, answer.status, correlation, unique_property)
+    # Inputs with no error were created, unless an error could not be mapped to its input or
+    # more errors are counted than listed: then only the results themselves prove creation.
+    proven_only = unmapped > 0 or _declared_errors(body) > len(outcomes)
     outcomes.update(_created([p for p in chunk if p.message_id not in outcomes], body, proven_only))
     return Verdict(SETTLED, outcomes, ambiguous=proven_only)
+
+
+def _listed_errors(body: Any) -> list[Any]:
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return errors if isinstance(errors, list) else []
+
+
+def _declared_errors(body: Any) -> int:
+    count = body.get("numErrors") if isinstance(body, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0
+
+
+def unexpected_shape(answer: Answer) -> str | None:
+    """What about a 2xx answer differs from the documented shape (docs/hubspot.md), for a log
+    line with its correlation id; None when nothing does, or when it is not a 2xx."""
+    status, body = answer.status, answer.body
+    if status is None or not 200 <= status < 300:
+        return None
+    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+        return "results cannot be read"
+    if "errors" in body and not isinstance(body["errors"], list):
+        return "errors cannot be read"
+    if _declared_errors(body) > len(body.get("errors") or []):
+        return "numErrors counts errors that are not listed"
+    if any(_trace_id_of(error) is None for error in _listed_errors(body)):
+        return "an error names no input"
+    if status not in (200, 201, 207):
+        return f"status {status}"
+    return None
 
 
 def _trace_id_of(error: Any) -> str | None:
@@ -138,12 +170,13 @@ def _trace_id_of(error: Any) -> str | None:
     return None
 
 
-def _input_error(error: dict[str, Any], correlation: str | None, unique_property: str | None) -> Outcome:
+def _input_error(error: dict[str, Any], status: int | None, correlation: str | None,
+                 unique_property: str | None) -> Outcome:
     details = error.get("errors") if isinstance(error.get("errors"), list) else []
     code = next((d.get("code") for d in details if isinstance(d, dict) and d.get("code")), None)
     category = str(error.get("category") or "UNKNOWN")
     message = str(error.get("message") or category)[:1000]
-    reason = Reason(category, message, 207, code, correlation)
+    reason = Reason(category, message, status, code, correlation)
     if category == "VALIDATION_ERROR":
         return Outcome(State.REJECTED, reason)
     if category in ("CONFLICT", "OBJECT_ALREADY_EXISTS") or EXISTING_ID.search(message):
@@ -175,7 +208,7 @@ def _created(payments: Iterable[Payment], body: Any, proven_only: bool = False) 
     for payment in payments:
         result = by_trace.get(payment.message_id) or _take_matching(unclaimed, payment.properties)
         if result is None and proven_only:
-            reason = Reason("HUBSPOT_AMBIGUOUS", "207 error could not be mapped to its input", 207)
+            reason = Reason("HUBSPOT_AMBIGUOUS", "an input is neither among the results nor the errors")
             outcomes[payment.message_id] = Outcome(State.RETRY, reason)
             continue
         hubspot_id = str(result["id"]) if result and result.get("id") is not None else None

@@ -1,30 +1,38 @@
 """Adapter: HubSpot commerce_payments batch/create over urllib3.
 
-One PoolManager per container, reused across invocations (connections stay warm), explicit
-connect and read timeouts, TLS verified, no automatic retries: a POST that may have been stored
-must not be resent blindly, so the orchestration decides (urllib3's Retry would either skip POST
-or resend it without knowing that).
+One PoolManager per container, reused across invocations (connections stay warm), TLS verified,
+no automatic retries: a POST that may have been stored must not be resent blindly, so the
+orchestration decides (urllib3's Retry would either skip POST or resend it without knowing that).
+Every call has a hard deadline for the whole exchange (connect, send, the complete answer), and
+``min_call_s`` says how much time a call needs to be worth starting (docs/hubspot.md).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import socket
+import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, ReadTimeoutError
 
-from payments_drain.batching import Answer
-from payments_drain.observability import tracer
+from payments_drain.batching import Answer, unexpected_shape
+from payments_drain.observability import logger, tracer
 
 PATHS = {
     "v3": "/crm/v3/objects/commerce_payments/batch/create",
     "2026-09": "/crm/objects/2026-09/commerce_payments/batch/create",
 }
+EXPECTED_ANSWER_S = 1.0  # a realistic batch/create answer before any was seen (docs/hubspot.md)
+LATENCY_WINDOW = 50  # answers remembered for min_call_s
 
 
 def check_base_url(base_url: str) -> str:
@@ -68,31 +76,154 @@ class HubSpotClient:
             retries=False,
             timeout=urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s),
         )
+        self.pool.pool_classes_by_scheme = _WATCHED_POOLS
+        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._latencies_lock = threading.Lock()
 
-    @tracer.capture_method(capture_response=False)
+    def min_call_s(self) -> float:
+        """The least time left worth starting a call with (the orchestration's rule, docs/hubspot.md):
+        the connect timeout, as a new connection may be needed, plus a realistic answer time, the
+        90th percentile of the last answers this client saw (``EXPECTED_ANSWER_S`` before any)."""
+        with self._latencies_lock:
+            observed = sorted(self._latencies)
+        answer_s = observed[int(0.9 * (len(observed) - 1))] if observed else EXPECTED_ANSWER_S
+        return self.connect_timeout_s + answer_s
+
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def create_batch(self, inputs: Sequence[dict[str, Any]], token: str, time_left_s: float | None = None) -> Answer:
-        """One POST. Never raises for HTTP or network trouble: it is in the Answer."""
-        read = self.read_timeout_s if time_left_s is None else max(0.1, min(self.read_timeout_s, time_left_s))
+        """One POST, ended by ``time_left_s`` (connect, send and the whole answer; without it, by
+        connect plus read timeout). Never raises: HTTP or network trouble is in the Answer, and no
+        exception text from the HTTP layer (which can quote request headers, the token among them)
+        is logged, traced or returned."""
+        limit = self.connect_timeout_s + self.read_timeout_s if time_left_s is None else max(0.1, time_left_s)
         body = json.dumps({"inputs": list(inputs)}, separators=(",", ":")).encode()
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", "Accept": "application/json"}
+        timeout = urllib3.Timeout(connect=min(self.connect_timeout_s, limit),
+                                  read=min(self.read_timeout_s, limit))
         started = time.monotonic()
+        deadline = _Deadline(limit)
+        _exchange.deadline = deadline
+        response = None
         try:
-            response = self.pool.request(
-                "POST", self.url, body=body, headers=headers,
-                timeout=urllib3.Timeout(connect=min(self.connect_timeout_s, read), read=read),
-            )
-        except ReadTimeoutError:
-            return Answer(None, error="timeout", latency_ms=_since(started))
+            response = self.pool.request("POST", self.url, body=body, headers=headers, timeout=timeout,
+                                         preload_content=False)
+            data = response.read()
         except ConnectTimeoutError:  # includes NewConnectionError: the request never left
             return Answer(None, error="connect", latency_ms=_since(started))
-        except HTTPError:  # reset or truncated mid-reply: it may have been stored
-            return Answer(None, error="protocol", latency_ms=_since(started))
+        except ReadTimeoutError:
+            return Answer(None, error="timeout", latency_ms=_since(started))
+        except HTTPError:  # cut by the deadline, or reset or truncated mid-reply: it may have been stored
+            error = "timeout" if deadline.expired else "protocol"
+            return Answer(None, error=error, latency_ms=_since(started))
+        except Exception as error:  # noqa: BLE001 - e.g. http.client's header checks quote the header's value
+            logger.error("HubSpot request failed in the HTTP client",
+                         extra={"errorType": type(error).__name__})
+            return Answer(None, error="client", latency_ms=_since(started))
+        finally:
+            deadline.finish()
+            _exchange.deadline = None
+            if response is not None:
+                if deadline.expired:  # the timer shut its socket down: never hand that connection out again
+                    response.close()
+                response.release_conn()
+        latency_ms = _since(started)
+        with self._latencies_lock:
+            self._latencies.append(latency_ms / 1000)
         try:
-            parsed = json.loads(response.data) if response.data else None
+            parsed = json.loads(data) if data else None
         except ValueError:
             parsed = None
-        return Answer(response.status, parsed, dict(response.headers), latency_ms=_since(started))
+        answer = Answer(response.status, parsed, dict(response.headers), latency_ms=latency_ms)
+        if (shape := unexpected_shape(answer)) is not None:
+            logger.warning("HubSpot answer not as documented", extra={
+                "shape": shape, "httpStatus": answer.status,
+                "hubspotCorrelationId": answer.header("X-HubSpot-Correlation-Id")})
+        return answer
 
 
 def _since(started: float) -> float:
     return round((time.monotonic() - started) * 1000, 1)
+
+
+# -- the exchange deadline --------------------------------------------------------------------
+# Written by hand because urllib3 has no deadline for a whole exchange: its Timeout bounds the
+# connect and each socket read ("if a server streams one byte every fifteen seconds, a timeout of
+# 20 seconds will not trigger", urllib3.util.Timeout's docs), and HTTPResponse.shutdown() reaches
+# only the body, not a status line or headers that trickle. So a timer shuts the exchange's socket
+# down at the deadline; the blocked read or send then fails at once, and urllib3 discards the
+# connection. The connection classes below tell the timer which socket the exchange uses.
+
+_exchange = threading.local()  # .deadline: the _Deadline of the call running in this thread
+
+
+class _Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.lock = threading.Lock()
+        self.sock: socket.socket | None = None
+        self.expired = False
+        self.done = False
+        self.timer = threading.Timer(seconds, self._expire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def watch(self, sock: socket.socket | None) -> None:
+        with self.lock:
+            self.sock = sock
+            if self.expired:
+                _shutdown(sock)
+
+    def _expire(self) -> None:
+        with self.lock:  # never after finish(): by then the connection may be back in the pool
+            if not self.done:
+                self.expired = True
+                _shutdown(self.sock)
+
+    def finish(self) -> None:
+        with self.lock:
+            self.done = True
+        self.timer.cancel()
+
+
+def _shutdown(sock: socket.socket | None) -> None:
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed
+            pass
+
+
+def _watch(sock: socket.socket | None) -> None:
+    deadline = getattr(_exchange, "deadline", None)
+    if deadline is not None:
+        deadline.watch(sock)
+
+
+class _Watched:
+    """Mixin for urllib3's connection classes: a new or reused socket is given to the deadline."""
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        _watch(self.sock)  # type: ignore[attr-defined]
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self.sock)  # type: ignore[attr-defined] - None on a new connection: connect() follows
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}

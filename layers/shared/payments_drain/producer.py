@@ -8,7 +8,7 @@ or CSV (a ``paymentKey`` column, an optional ``associations`` column holding JSO
 column a property name; an empty cell leaves its property out). Each line is checked with
 ``messages.parse_record`` exactly as the drain will check it; an invalid line is reported by
 number and reason and never sent. Valid lines go out with SendMessageBatch (10 entries and at
-most 256 KiB per call). FIFO queues: the group id is a constant (``--group-id``) or a field of
+most 1 MiB per call). FIFO queues: the group id is a constant (``--group-id``) or a field of
 each payment (``--group-id-field``), the deduplication id is the paymentKey.
 
 Problems go to stderr, one line each; the summary is one JSON object on stdout. The exit code
@@ -35,9 +35,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from payments_drain.messages import parse_record
 from payments_drain.outcomes import Rejection
-from payments_drain.sqs_batches import MAX_BATCH_BYTES, batches, entry_size
+from payments_drain.sqs_batches import batches, entry_size
 
-MAX_MESSAGE_BYTES = MAX_BATCH_BYTES
+MAX_MESSAGE_BYTES = 256 * 1024  # the payments queue's own limit may still be the old default
 MAX_SQS_ID = 128                 # MessageGroupId and MessageDeduplicationId
 MAX_KEPT_PROBLEMS = 1000        # in the summary; stderr has every one
 SEND_ATTEMPTS = 3                # entries SQS failed on its side (SenderFault false) are resent

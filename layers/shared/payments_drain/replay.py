@@ -45,7 +45,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic.alias_generators import to_camel
 
 from payments_drain.producer import enqueue, sqs_client, sqs_id
-from payments_drain.sqs_batches import MAX_ENTRIES
+from payments_drain.sqs_batches import MAX_ENTRIES, sqs_json
 
 STEP_S = 5.0          # time one receive-send-delete round needs, beyond its long-poll wait
 MAX_ERRORS_SHOWN = 20
@@ -130,8 +130,8 @@ def read_report(body: str) -> dict[str, Any] | None:
         return None
     if not isinstance(report, dict) or not isinstance(report.get("messageId"), str):
         return None
-    if report.get("payment") is None:
-        return None
+    if report.get("payment") is None or report.get("paymentTruncated"):
+        return None  # nothing to send, or only the start of the body (README, failure report format)
     return report
 
 
@@ -143,7 +143,7 @@ def replay_body(report: dict[str, Any]) -> str:
         return payment
     if isinstance(payment, dict) and payment.get("paymentKey") is None:
         payment = {**payment, "paymentKey": report["messageId"]}
-    return json.dumps(payment, ensure_ascii=False, separators=(",", ":"))
+    return sqs_json(payment)  # a lone surrogate, as a report carries it, goes back escaped
 
 
 @dataclass

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+# SQS since January 2026 (botocore's SendMessageBatch documentation): a message and a whole
+# SendMessageBatch request each hold at most 1 MiB, bodies plus message attributes.
 MAX_ENTRIES = 10                 # SendMessageBatch: at most 10 entries ...
-MAX_BATCH_BYTES = 256 * 1024     # ... and this many bytes in total (bodies plus attributes)
+MAX_BATCH_BYTES = 1024 * 1024    # ... and this many bytes in total
+MAX_MESSAGE_BYTES = 1024 * 1024  # the most a queue's MaximumMessageSize can allow
+
+
+# What SQS accepts in a message: #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF.
+NOT_SQS_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def sqs_json(value: Any) -> str:
+    """``value`` as compact JSON that SQS accepts: UTF-8 text where SQS takes every character, else
+    with every non-ASCII character escaped (a lone surrogate then travels as its ``\\ud83d``
+    escape and reads back as the same string)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if NOT_SQS_TEXT.search(text):
+        text = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    return text
 
 
 def entry_size(entry: dict[str, Any]) -> int:
@@ -18,7 +37,7 @@ def entry_size(entry: dict[str, Any]) -> int:
 
 
 def batches(entries: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    """Groups of at most 10 entries and 256 KiB; an entry is never split (callers keep each below it)."""
+    """Groups of at most 10 entries and 1 MiB; an entry is never split (callers keep each below it)."""
     group: list[dict[str, Any]] = []
     size = 0
     for entry in entries:

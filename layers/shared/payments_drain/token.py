@@ -2,18 +2,24 @@
 
 Cached across invocations for ``max_age_s``; ``get(force=True)`` reads past the cache (after a
 401, the token may have been rotated). The secret holds the bare token or ``{"token": "..."}``.
-No message raised here ever contains the secret's value.
+A token is printable ASCII without whitespace (what an HTTP header can carry unchanged); anything
+else is a configuration error. Every message raised here names the secret, never its value.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 import boto3
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
+from payments_drain.aws_clients import client_config
 from payments_drain.observability import tracer
+
+TOKEN = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no whitespace
+
 
 class TokenUnavailable(Exception):
     pass
@@ -25,20 +31,24 @@ class SecretToken:
         self.max_age_s = max_age_s
         # A client from boto3's default session: Powertools' own would build a second session and
         # load botocore's models again at cold start.
-        self.provider = provider or SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+        self.provider = provider or SecretsProvider(
+            boto3_client=boto3.client("secretsmanager", config=client_config()))
 
-    @tracer.capture_method(capture_response=False)
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def get(self, force: bool = False) -> str:
         try:
             value = self.provider.get(self.secret_id, max_age=self.max_age_s, force_fetch=force)
         except Exception as error:  # noqa: BLE001 - boto3/Powertools errors carry ids, never the value
             cause = error.__context__ or error  # Powertools re-raises boto3's error as GetParameterError
-            code = getattr(cause, "response", {}).get("Error", {}).get("Code") or type(cause).__name__
-            raise TokenUnavailable(f"cannot read the HubSpot token secret ({code})") from None
-        return token_from_secret(value)
+            response = getattr(cause, "response", None) or {}  # None on a timeout
+            code = response.get("Error", {}).get("Code") or type(cause).__name__
+            raise TokenUnavailable(
+                f"cannot read the HubSpot token secret {self.secret_id} ({code})") from None
+        return token_from_secret(value, self.secret_id)
 
 
-def token_from_secret(value: str | bytes | None) -> str:
+def token_from_secret(value: str | bytes | None, secret_id: str) -> str:
+    """The token in a secret's value; a TokenUnavailable naming ``secret_id`` when there is none."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     text = (value or "").strip()
@@ -46,7 +56,11 @@ def token_from_secret(value: str | bytes | None) -> str:
         try:
             text = str(json.loads(text).get("token") or "").strip()
         except (ValueError, AttributeError):
-            raise TokenUnavailable("the token secret looks like JSON but cannot be parsed") from None
+            raise TokenUnavailable(
+                f"the token secret {secret_id} looks like JSON but cannot be parsed") from None
     if not text:
-        raise TokenUnavailable("the token secret is empty or has no 'token' field")
+        raise TokenUnavailable(f"the token secret {secret_id} is empty or has no 'token' field")
+    if not TOKEN.fullmatch(text):
+        raise TokenUnavailable(f"the token secret {secret_id} holds characters a token cannot have "
+                               "(only printable ASCII without spaces or line breaks)")
     return text

@@ -1,0 +1,57 @@
+"""The AWS adapters give up on an endpoint that never answers within their bounded time (real
+time, a loopback server that accepts and never answers, reached through AWS_ENDPOINT_URL)."""
+
+import time
+
+import pytest
+
+from payments_drain.aws_clients import CONNECT_TIMEOUT_S, MAX_ATTEMPTS, READ_TIMEOUT_S
+from payments_drain.ledger import DynamoLedger, LedgerUnavailable
+from payments_drain.reports import SqsReporter
+from payments_drain.token import SecretToken, TokenUnavailable
+from tests.slow_http import SlowServer
+
+SLACK_S = 1.5
+# Every attempt meets a timeout; botocore's standard mode waits at most 2**n s before retry n.
+WORST_CALL_S = (MAX_ATTEMPTS * (CONNECT_TIMEOUT_S + READ_TIMEOUT_S)
+                + sum(2**n for n in range(MAX_ATTEMPTS - 1)))
+
+
+@pytest.fixture
+def hanging_aws(aws_env, monkeypatch):
+    with SlowServer("hang", give_up_s=90) as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.base_url)
+        yield server
+
+
+def timed(call):
+    started = time.monotonic()
+    outcome = call()
+    return outcome, time.monotonic() - started
+
+
+def test_reports_to_an_sqs_that_never_answers_are_returned_unwritten_in_bounded_time(hanging_aws):
+    reporter = SqsReporter(hanging_aws.base_url + "/123456789012/reports")
+    report = {"messageId": "m1", "paymentKey": "k1", "payment": {},
+              "reason": {"category": "X", "message": "y"}}
+    failed, elapsed = timed(lambda: reporter.send([report]))
+    assert failed == {"m1"}
+    assert hanging_aws.requests >= 1 and elapsed < WORST_CALL_S + SLACK_S
+
+
+def test_a_secrets_manager_that_never_answers_makes_the_token_unavailable_in_bounded_time(hanging_aws):
+    def read():
+        with pytest.raises(TokenUnavailable):
+            SecretToken("arn:aws:secretsmanager:us-east-1:123456789012:secret:tok").get()
+
+    _, elapsed = timed(read)
+    assert hanging_aws.requests >= 1 and elapsed < WORST_CALL_S + SLACK_S
+
+
+def test_a_dynamodb_that_never_answers_makes_the_ledger_unavailable_in_bounded_time(hanging_aws):
+    def claim():
+        with pytest.raises(LedgerUnavailable):
+            DynamoLedger("ledger", parallelism=1).claim(["k1"], "req", int(time.time() * 1000) + 60_000)
+
+    _, elapsed = timed(claim)
+    assert hanging_aws.requests >= 1 and elapsed < WORST_CALL_S + SLACK_S

@@ -1,0 +1,74 @@
+"""A malformed token secret is a configuration error that names the secret and never shows its
+value: not in an error, a log line, or the batch response (moto Secrets Manager, the sandbox)."""
+
+import json
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+
+from local.hubspot_sandbox import SandboxConfig
+from local.stack.aws import create_resources
+from local.stack.template import Template
+from payments_drain.hubspot import HubSpotClient
+from payments_drain.token import SecretToken, TokenUnavailable
+from tests.twins import CANARY_TOKEN, LambdaContext, import_app, payment_body, sqs_record
+
+ROOT = Path(__file__).resolve().parents[2]
+WRITE = "crm.objects.commercepayments.write"
+LEAKY = "pat-na1-LEAKY\nSECRET-7f3a"  # a token pasted with a line break in the middle
+PARTS = ("LEAKY", "SECRET-7f3a")
+
+
+def secret(value):
+    client = boto3.client("secretsmanager")
+    return client.create_secret(Name=f"tok-{uuid.uuid4().hex[:8]}", SecretString=value)["ARN"]
+
+
+@pytest.mark.parametrize("value", [LEAKY, json.dumps({"token": LEAKY}), "pat-na1 LEAKY SECRET-7f3a",
+                                   "pat-na1-LEAKY\tSECRET-7f3a", "pat-na1-LEAKY-SECRET-7f3a\u00e9",
+                                   "LEAKY\x00SECRET-7f3a"])
+def test_a_token_not_printable_ascii_without_whitespace_names_the_secret_not_its_value(aws_env, value):
+    arn = secret(value)
+    with pytest.raises(TokenUnavailable) as error:
+        SecretToken(arn).get()
+    assert arn in str(error.value)
+    assert not any(part in str(error.value) for part in PARTS)
+
+
+def test_the_http_layer_never_puts_a_header_value_in_an_answer_or_a_log(hubspot_sandbox, log_lines, capsys):
+    """Even a token that slipped past the check: http.client refuses the header with its value in
+    the exception text; the client answers without that text and logs only the error's type."""
+    answer = HubSpotClient(hubspot_sandbox.base_url).create_batch([{"properties": {}}], LEAKY)
+    assert answer.status is None and answer.error == "client"
+    written = "\n".join(log_lines()) + capsys.readouterr().out + repr(answer)
+    assert "ValueError" in written
+    assert not any(part in written for part in PARTS)
+    assert hubspot_sandbox.control.stats()["requests_total"] == 0
+
+
+@pytest.fixture
+def handler_with_leaky_secret(aws_env, hubspot_sandbox_factory, monkeypatch):
+    sandbox = hubspot_sandbox_factory(SandboxConfig(tokens={CANARY_TOKEN: {"scopes": [WRITE]}}))
+    template = Template(ROOT / "template.yaml", {"HubSpotBaseUrl": sandbox.base_url},
+                        stack_name=f"t{uuid.uuid4().hex[:8]}")
+    resources = create_resources(template, aws_env, hubspot_token=LEAKY, secret_format="bare")
+    environment = template.function("DrainFunction", resources.physical).environment
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    return import_app(ROOT / "functions/drain/app.py").lambda_handler, environment, sandbox
+
+
+def test_a_line_break_in_the_secret_is_logged_as_a_configuration_error_naming_the_secret(
+        handler_with_leaky_secret, log_lines, capsys):
+    handler, environment, sandbox = handler_with_leaky_secret
+    event = {"Records": [sqs_record(payment_body(f"k{i}"), f"m{i}") for i in range(2)]}
+    response = handler(event, LambdaContext())
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m1"}]}
+    lines = log_lines()
+    written = "\n".join(lines) + capsys.readouterr().out + json.dumps(response)
+    assert not any(part in written for part in PARTS)
+    errors = [json.loads(line) for line in lines if '"ERROR"' in line]
+    assert any(environment["HUBSPOT_TOKEN_SECRET_ID"] in json.dumps(e) for e in errors)
+    assert sandbox.control.stats()["requests_total"] == 0  # nothing was sent with a broken header
