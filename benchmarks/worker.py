@@ -90,7 +90,7 @@ def task_baseline(args):
         item = {"properties": body["properties"], "objectWriteTraceId": record.message_id}
         if body.get("associations"):
             item["associations"] = body["associations"]
-        answer = client.create_batch([item], token.get())
+        answer = client.write_batch([item], token.get())
         if answer.status != 201:
             raise RuntimeError(f"HubSpot answered {answer.status or answer.error}")
 
@@ -342,7 +342,7 @@ def task_breakdown(args):
     size = args["size"]
     _invoke(app, event(f"{prefix}-warm", 0, 10), "warm")
     records = event(prefix, 0, size)["Records"]
-    token = drain.token.get()
+    token = drain.sender.token.get()
     steps = {}
 
     def step(name, fn, repeat=3):  # the least of three: the step's own cost, not the machine's noise
@@ -370,7 +370,7 @@ def task_breakdown(args):
     chunks = step("plan_chunks", lambda: batching.plan_chunks(payments))
     inputs = step("hubspot_input", lambda: [[p.hubspot_input() for p in chunk] for chunk in chunks])
     bodies = step("json.dumps request bodies", lambda: [json.dumps({"inputs": i}, separators=(",", ":")).encode() for i in inputs])
-    answers = step("HTTP round trips (create_batch, one thread)", lambda: [drain.hubspot.create_batch(i, token) for i in inputs], 1)
+    answers = step("HTTP round trips (write_batch, one thread)", lambda: [drain.sender.hubspot.write_batch(i, token) for i in inputs], 1)
     step("settle answers", lambda: [batching.settle(c, a) for c, a in zip(chunks, answers)])
     whole = []
     for rep in range(3):

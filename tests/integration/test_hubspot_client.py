@@ -22,7 +22,7 @@ def inputs(chunk):
 def test_201_creates_every_input_and_is_settled_by_trace_id(hubspot_sandbox):
     client = HubSpotClient(hubspot_sandbox.base_url)
     chunk = payments(5)
-    answer = client.create_batch(inputs(chunk), hubspot_sandbox.token)
+    answer = client.write_batch(inputs(chunk), hubspot_sandbox.token)
     assert answer.status == 201
     assert answer.header("X-HubSpot-RateLimit-Remaining") is not None
     verdict = settle(chunk, answer)
@@ -36,7 +36,7 @@ def test_207_errors_name_their_inputs(hubspot_sandbox):
     chunk = payments(3)
     bad = inputs(chunk)
     bad[1]["properties"] = {**bad[1]["properties"], "hs_latest_status": "paid"}  # only HubSpot knows
-    answer = client.create_batch(bad, hubspot_sandbox.token)
+    answer = client.write_batch(bad, hubspot_sandbox.token)
     assert answer.status == 207
     verdict = settle(chunk, answer)
     assert verdict.outcomes["m1"].state.value == "rejected"
@@ -48,15 +48,15 @@ def test_unknown_token_is_401_and_no_scope_is_403(hubspot_sandbox_factory):
     sandbox = hubspot_sandbox_factory(SandboxConfig(tokens={"ok": {"scopes": ["crm.objects.commercepayments.write"]},
                                                             "readonly": {"scopes": ["crm.objects.commercepayments.read"]}}))
     client = HubSpotClient(sandbox.base_url)
-    assert client.create_batch(inputs(payments(1)), "nope").status == 401
-    answer = client.create_batch(inputs(payments(1)), "readonly")
+    assert client.write_batch(inputs(payments(1)), "nope").status == 401
+    answer = client.write_batch(inputs(payments(1)), "readonly")
     assert answer.status == 403 and answer.body["category"] == "MISSING_SCOPES"
 
 
 def test_stored_then_timed_out_reply_is_an_ambiguous_timeout(hubspot_sandbox):
     hubspot_sandbox.control.set_faults(script=["stored_then_timeout"], stored_then_timeout_delay_s=3)
     client = HubSpotClient(hubspot_sandbox.base_url, read_timeout_s=0.5)
-    answer = client.create_batch(inputs(payments(2)), hubspot_sandbox.token)
+    answer = client.write_batch(inputs(payments(2)), hubspot_sandbox.token)
     assert answer.status is None and answer.error == "timeout"
     assert settle(payments(2), answer).ambiguous
     assert len(hubspot_sandbox.control.payments()) == 2  # it was stored all the same
@@ -65,13 +65,13 @@ def test_stored_then_timed_out_reply_is_an_ambiguous_timeout(hubspot_sandbox):
 @pytest.mark.parametrize("fault", ["reset", "reset_after_store"])
 def test_connection_reset_is_a_protocol_error(hubspot_sandbox, fault):
     hubspot_sandbox.control.set_faults(script=[fault])
-    answer = HubSpotClient(hubspot_sandbox.base_url).create_batch(inputs(payments(1)), hubspot_sandbox.token)
+    answer = HubSpotClient(hubspot_sandbox.base_url).write_batch(inputs(payments(1)), hubspot_sandbox.token)
     assert (answer.status, answer.error) == (None, "protocol")
 
 
 def test_truncated_body_does_not_pass_as_an_answer(hubspot_sandbox):
     hubspot_sandbox.control.set_faults(script=["truncated"], truncate_mode="close")
-    answer = HubSpotClient(hubspot_sandbox.base_url).create_batch(inputs(payments(2)), hubspot_sandbox.token)
+    answer = HubSpotClient(hubspot_sandbox.base_url).write_batch(inputs(payments(2)), hubspot_sandbox.token)
     assert answer.error == "protocol" or answer.body is None
 
 
@@ -79,7 +79,7 @@ def test_nothing_listening_is_a_connect_error_which_is_safe_to_resend():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    answer = HubSpotClient(f"http://127.0.0.1:{port}", connect_timeout_s=0.5).create_batch(inputs(payments(1)), "t")
+    answer = HubSpotClient(f"http://127.0.0.1:{port}", connect_timeout_s=0.5).write_batch(inputs(payments(1)), "t")
     assert (answer.status, answer.error) == (None, "connect")
     assert not settle(payments(1), answer).ambiguous
 
@@ -87,7 +87,7 @@ def test_nothing_listening_is_a_connect_error_which_is_safe_to_resend():
 def test_connections_are_reused_across_calls(hubspot_sandbox):
     client = HubSpotClient(hubspot_sandbox.base_url)
     for _ in range(3):
-        assert client.create_batch(inputs(payments(1)), hubspot_sandbox.token).status == 201
+        assert client.write_batch(inputs(payments(1)), hubspot_sandbox.token).status == 201
     pool = client.pool.connection_from_url(client.url)
     assert pool.num_connections == 1 and pool.num_requests == 3
 
@@ -109,7 +109,7 @@ def test_a_stored_answer_that_cannot_be_read_is_created_and_logged_with_its_corr
 
     hubspot_sandbox.control.set_faults(p_stored_then_unreadable=1.0)
     chunk = payments(2)
-    answer = HubSpotClient(hubspot_sandbox.base_url).create_batch(inputs(chunk), hubspot_sandbox.token)
+    answer = HubSpotClient(hubspot_sandbox.base_url).write_batch(inputs(chunk), hubspot_sandbox.token)
     assert answer.status == 201 and answer.body is None
     assert {o.state.value for o in settle(chunk, answer).outcomes.values()} == {"created"}
     (line,) = [json.loads(x) for x in log_lines() if "not as documented" in x]
@@ -123,7 +123,7 @@ def test_a_201_with_errors_from_the_2026_09_api_rejects_only_the_failed_input(hu
     bad = inputs(chunk)
     bad[1]["properties"] = {**bad[1]["properties"], "hs_latest_status": "paid"}
     client = HubSpotClient(hubspot_sandbox.base_url, api_version="2026-09")
-    answer = client.create_batch(bad, hubspot_sandbox.token)
+    answer = client.write_batch(bad, hubspot_sandbox.token)
     assert answer.status == 201 and answer.body["numErrors"] == 1
     verdict = settle(chunk, answer)
     states = {k: o.state.value for k, o in verdict.outcomes.items()}

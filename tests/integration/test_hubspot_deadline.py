@@ -25,7 +25,7 @@ def call(base_url, time_left_s, **client):
     payments = chunk()
     hubspot = HubSpotClient(base_url, **client)
     started = time.monotonic()
-    answer = hubspot.create_batch([p.hubspot_input() for p in payments], "t", time_left_s=time_left_s)
+    answer = hubspot.write_batch([p.hubspot_input() for p in payments], "t", time_left_s=time_left_s)
     return answer, time.monotonic() - started, payments
 
 
@@ -58,12 +58,12 @@ def test_a_connection_cut_by_the_deadline_is_not_reused(hubspot_sandbox):
     """The next call on the same client gets a fresh connection and a real answer."""
     with SlowServer("hang", give_up_s=10) as server:
         hubspot = HubSpotClient(server.base_url)
-        answer = hubspot.create_batch([p.hubspot_input() for p in chunk()], "t", time_left_s=0.5)
+        answer = hubspot.write_batch([p.hubspot_input() for p in chunk()], "t", time_left_s=0.5)
         assert answer.error == "timeout"
     good = HubSpotClient(hubspot_sandbox.base_url)
     for time_left_s in (0.5, 5):
         inputs = [p.hubspot_input() for p in chunk()]
-        assert good.create_batch(inputs, hubspot_sandbox.token, time_left_s=time_left_s).status == 201
+        assert good.write_batch(inputs, hubspot_sandbox.token, time_left_s=time_left_s).status == 201
 
 
 def test_min_call_s_is_connect_timeout_plus_a_realistic_answer(hubspot_sandbox):
@@ -71,7 +71,7 @@ def test_min_call_s_is_connect_timeout_plus_a_realistic_answer(hubspot_sandbox):
     assert hubspot.min_call_s() == pytest.approx(0.5 + 1.0)  # nothing observed yet: a 1 s answer
     hubspot_sandbox.control.set_faults(latency_ms=1500)
     for _ in range(3):
-        assert hubspot.create_batch([p.hubspot_input() for p in chunk()], hubspot_sandbox.token).status == 201
+        assert hubspot.write_batch([p.hubspot_input() for p in chunk()], hubspot_sandbox.token).status == 201
     assert 0.5 + 1.5 <= hubspot.min_call_s() < 0.5 + 1.5 + 3 * SLACK_S  # the answers observed were slower
 
 
@@ -79,7 +79,7 @@ def test_the_sandbox_trickling_a_stored_answer_is_cut_at_the_deadline_and_ambigu
     hubspot_sandbox.control.set_faults(p_trickle=1.0, trickle_interval_s=0.2, trickle_bytes=1)
     payments = chunk()
     started = time.monotonic()
-    answer = HubSpotClient(hubspot_sandbox.base_url).create_batch([p.hubspot_input() for p in payments],
+    answer = HubSpotClient(hubspot_sandbox.base_url).write_batch([p.hubspot_input() for p in payments],
                                                                   hubspot_sandbox.token, time_left_s=1.0)
     assert time.monotonic() - started < 1.0 + SLACK_S
     assert answer.error == "timeout" and settle(payments, answer).ambiguous
@@ -89,7 +89,7 @@ def test_the_sandbox_trickling_a_stored_answer_is_cut_at_the_deadline_and_ambigu
 def test_the_sandbox_hanging_is_cut_at_the_deadline(hubspot_sandbox):
     hubspot_sandbox.control.set_faults(p_hang=1.0)
     started = time.monotonic()
-    answer = HubSpotClient(hubspot_sandbox.base_url).create_batch([p.hubspot_input() for p in chunk()],
+    answer = HubSpotClient(hubspot_sandbox.base_url).write_batch([p.hubspot_input() for p in chunk()],
                                                                   hubspot_sandbox.token, time_left_s=1.0)
     assert time.monotonic() - started < 1.0 + SLACK_S
     assert answer.error == "timeout"

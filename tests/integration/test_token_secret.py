@@ -40,7 +40,7 @@ def test_a_token_not_printable_ascii_without_whitespace_names_the_secret_not_its
 def test_the_http_layer_never_puts_a_header_value_in_an_answer_or_a_log(hubspot_sandbox, log_lines, capsys):
     """Even a token that slipped past the check: http.client refuses the header with its value in
     the exception text; the client answers without that text and logs only the error's type."""
-    answer = HubSpotClient(hubspot_sandbox.base_url).create_batch([{"properties": {}}], LEAKY)
+    answer = HubSpotClient(hubspot_sandbox.base_url).write_batch([{"properties": {}}], LEAKY)
     assert answer.status is None and answer.error == "client"
     written = "\n".join(log_lines()) + capsys.readouterr().out + repr(answer)
     assert "ValueError" in written

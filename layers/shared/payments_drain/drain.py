@@ -29,7 +29,7 @@ from payments_drain.observability import logger
 from payments_drain.outcomes import Message, Outcome, Payment, Reason, Rejection, State, Wait
 from payments_drain.pacing import DailyLimit, RateGate
 from payments_drain.report_writer import ReportWriter
-from payments_drain.sender import MIN_CALL_S, ChunkSender, hold_s
+from payments_drain.sender import ChunkSender, hold_s
 
 __all__ = ["Budget", "Drain", "Result", "Stats"]
 
@@ -60,7 +60,7 @@ class Drain:
     def __init__(self, hubspot, token, ledger, reporter, *, visibility=None, unique_property: str | None = None,
                  upsert: bool = False, parallel_calls: int = 4, max_attempts: int = 3, gate: RateGate | None = None,
                  daily: DailyLimit | None = None, hold_base_s: dict[Wait, int] | None = None,
-                 min_call_s: float = MIN_CALL_S, sleep: Callable[[float], None] = time.sleep,
+                 sleep: Callable[[float], None] = time.sleep,
                  rng: random.Random | None = None) -> None:
         self.ledger = ledger
         self.visibility = visibility
@@ -69,7 +69,8 @@ class Drain:
         self.hold_base_s = {**HOLD_BASE_S, **(hold_base_s or {})}
         self.sender = ChunkSender(hubspot, token, gate or RateGate(190), daily or DailyLimit(),
                                   unique_property=unique_property, upsert=upsert, max_attempts=max_attempts, sleep=sleep,
-                                  rng=rng or random.Random(), min_call_s=min_call_s)
+                                  rng=rng or random.Random(),
+                                  min_call_s=hubspot.min_call_s)
         self.reports = ReportWriter(reporter)
         self.pool = ThreadPoolExecutor(max_workers=parallel_calls, thread_name_prefix="hubspot")
 

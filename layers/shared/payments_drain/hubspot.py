@@ -27,9 +27,11 @@ from urllib3.exceptions import ConnectTimeoutError, HTTPError, ReadTimeoutError
 from payments_drain.batching import Answer, unexpected_shape
 from payments_drain.observability import logger, tracer
 
-PATHS = {
-    "v3": "/crm/v3/objects/commerce_payments/batch/create",
-    "2026-09": "/crm/objects/2026-09/commerce_payments/batch/create",
+PATHS = {  # (api version, write mode): batch/create, or batch/upsert by a unique property
+    ("v3", "create"): "/crm/v3/objects/commerce_payments/batch/create",
+    ("2026-09", "create"): "/crm/objects/2026-09/commerce_payments/batch/create",
+    ("v3", "upsert"): "/crm/v3/objects/commerce_payments/batch/upsert",
+    ("2026-09", "upsert"): "/crm/objects/2026-09/commerce_payments/batch/upsert",
 }
 EXPECTED_ANSWER_S = 1.0  # a realistic batch/create answer before any was seen (docs/hubspot.md)
 LATENCY_WINDOW = 50  # answers remembered for min_call_s
@@ -64,8 +66,9 @@ class HubSpotClient:
         connect_timeout_s: float = 3.05,
         read_timeout_s: float = 15.0,
         max_connections: int = 8,
+        write_mode: str = "create",
     ) -> None:
-        self.url = check_base_url(base_url) + PATHS[api_version]
+        self.url = check_base_url(base_url) + PATHS[api_version, write_mode]
         self.read_timeout_s = read_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.pool = urllib3.PoolManager(
@@ -90,7 +93,7 @@ class HubSpotClient:
         return self.connect_timeout_s + answer_s
 
     @tracer.capture_method(capture_response=False, capture_error=False)
-    def create_batch(self, inputs: Sequence[dict[str, Any]], token: str, time_left_s: float | None = None) -> Answer:
+    def write_batch(self, inputs: Sequence[dict[str, Any]], token: str, time_left_s: float | None = None) -> Answer:
         """One POST, ended by ``time_left_s`` (connect, send and the whole answer; without it, by
         connect plus read timeout). Never raises: HTTP or network trouble is in the Answer, and no
         exception text from the HTTP layer (which can quote request headers, the token among them)

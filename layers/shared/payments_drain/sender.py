@@ -21,7 +21,6 @@ from payments_drain.outcomes import Outcome, Payment, Reason, State, Wait
 from payments_drain.pacing import DailyLimit, RateGate
 from payments_drain.token import TokenUnavailable
 
-MIN_CALL_S = 1.0  # never start a HubSpot call with less than this left in the budget
 MAX_HOLD_S = 43_200  # SQS's longest visibility timeout: 12 hours
 DAILY_LIMIT = Reason("RATE_LIMIT", "HubSpot's daily limit is spent", 429)
 OnSettled = Callable[[list[Payment], dict[str, Outcome], set[str]], None]
@@ -52,7 +51,7 @@ def retry_all(part: list[Payment], reason: Reason, wait: Wait | None = None) -> 
 class ChunkSender:
     def __init__(self, hubspot, token, gate: RateGate, daily: DailyLimit, *, unique_property: str | None = None,
                  upsert: bool = False, max_attempts: int = 3, sleep: Callable[[float], None], rng: random.Random,
-                 min_call_s: float = MIN_CALL_S) -> None:
+                 min_call_s: Callable[[], float]) -> None:
         self.hubspot = hubspot
         self.token = token
         self.gate = gate
@@ -62,7 +61,7 @@ class ChunkSender:
         self.max_attempts = max_attempts
         self.sleep = sleep
         self.rng = rng
-        self.min_call_s = min_call_s
+        self.min_call_s = min_call_s  # start a call only if connect plus a realistic answer fits
 
     def send(self, chunk: list[Payment], budget: Budget, stats: Stats, on_settled: OnSettled) -> None:
         parts = [chunk]
@@ -95,7 +94,7 @@ class ChunkSender:
                 stats.daily_limit = True
                 return retry_all(part, DAILY_LIMIT, Wait.DAILY_LIMIT)
             delay = self.gate.delay()
-            if budget.left() < delay + self.min_call_s:
+            if budget.left() < delay + self.min_call_s():
                 return retry_all(part, reason, wait)
             if delay:
                 self.sleep(delay)
@@ -107,7 +106,7 @@ class ChunkSender:
             before = maybe_stored & ids
             maybe_stored.update(ids)  # from here until its answer proves otherwise, it may be stored
             self.gate.started()
-            answer = self.hubspot.create_batch(inputs, token, time_left_s=budget.left())
+            answer = self.hubspot.write_batch(inputs, token, time_left_s=budget.left())
             verdict = settle(part, answer, self.unique_property)
             if not verdict.ambiguous:
                 maybe_stored.difference_update(ids - before)
@@ -137,7 +136,7 @@ class ChunkSender:
             if answer.status != 429:  # a 429 is waited out as long as the budget allows, not counted
                 attempt += 1  # TRANSIENT
             backoff = backoff_s(attempt, verdict.wait_s, self.rng.random())
-            if attempt >= self.max_attempts or budget.left() < backoff + self.min_call_s:
+            if attempt >= self.max_attempts or budget.left() < backoff + self.min_call_s():
                 logger.warning("HubSpot call failed, payments retried",
                                extra={**_reason_log(reason), "messageIds": [p.message_id for p in part]})
                 return retry_all(part, reason, wait)

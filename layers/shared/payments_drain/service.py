@@ -25,7 +25,7 @@ def build_drain(settings: Settings) -> Drain:
     parallel = settings.HUBSPOT_MAX_PARALLEL_CALLS
     hubspot = HubSpotClient(settings.HUBSPOT_BASE_URL, settings.HUBSPOT_API_VERSION,
                             settings.HUBSPOT_CONNECT_TIMEOUT_SECONDS, settings.HUBSPOT_READ_TIMEOUT_SECONDS,
-                            max_connections=parallel)
+                            max_connections=parallel, write_mode=settings.HUBSPOT_WRITE_MODE)
     ledger = DynamoLedger(settings.LEDGER_TABLE_NAME, settings.LEDGER_RETENTION_DAYS) if settings.ledger_enabled else None
     return Drain(
         hubspot,
