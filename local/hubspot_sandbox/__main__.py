@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         "--token",
         action="append",
         default=[],
-        help="a token with the commercepayments write and read scopes (repeatable); "
+        help="a token with the commercepayments write and read scopes, objects and schemas (repeatable); "
         "replaces the default 'sandbox-token' unless --config-json names tokens",
     )
     parser.add_argument("--config-json", default=None, help="SandboxConfig as JSON (see docs/sandbox.md)")
