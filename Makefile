@@ -36,6 +36,12 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed
 	$(PY) -m pytest $(ARGS)
 
+## Before the first deploy: the HubSpot account's unique property and the token's scopes (docs/deploy.md).
+## The token from HUBSPOT_TOKEN or the secret HUBSPOT_TOKEN_SECRET_ID names; ARGS="--property NAME" and so on.
+.PHONY: setup-hubspot
+setup-hubspot: $(VENV)/.installed
+	PYTHONPATH=layers/shared $(PY) -m payments_drain.setup_hubspot $(ARGS)
+
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit $(ARGS)
 

@@ -1,5 +1,11 @@
 """Write the sample SQS events in events/ exactly as Lambda delivers them from an SQS event source.
 
+Besides payments sent to the queue as they are, sns-batch.json and eventbridge-batch.json hold
+payments that reached the queue through the producers' other channels (README, "Message format"):
+an SNS topic the queue subscribes to without raw delivery (the body is SNS's notification JSON, the
+payment the text in ``Message``) and an EventBridge rule targeting the queue (the body is the whole
+event, the payment in ``detail``).
+
 Deterministic: the same script always writes the same bytes, so the committed JSON can be checked
 against it (tests/template/test_events.py does). Run from the repository root:
 
@@ -32,6 +38,9 @@ ACCOUNT = "123456789012"
 STANDARD_QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:payments-drain-payments"
 FIFO_QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:payments-drain-payments.fifo"
 SENDER_ID = "AROAXQ7EXAMPLE4PRODCR:checkout-service"  # an IAM role id and session name
+TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:payments"
+SNS_SENDER_ID = "AIDAIT2UOQQY3AUEKVGXU"  # SNS's own principal sends the notifications to the queue
+EVENTBRIDGE_SENDER_ID = "AIDAJXNJGGKNS7OSV23OI"  # and EventBridge's, the events
 NAMESPACE = uuid.UUID("6f1c1f0e-3d55-4a63-9b1e-6a0a5d2f9c11")
 BASE_SENT_MS = 1_795_773_600_000  # 2026-11-27T10:00:00Z, the day the sample payments were initiated
 
@@ -89,9 +98,44 @@ def dumps(body: Any) -> str:
     return body if isinstance(body, str) else json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
+def sns_notification(message: str, seed: str, subject: str | None = None) -> str:
+    """The body SNS puts on a subscribed queue without raw delivery: its notification JSON, laid
+    out as SNS lays it out, with the SQS spellings SigningCertURL and UnsubscribeURL."""
+    message_id = str(uuid.uuid5(NAMESPACE, f"sns/{seed}"))
+    notification: dict[str, Any] = {"Type": "Notification", "MessageId": message_id, "TopicArn": TOPIC_ARN}
+    if subject is not None:
+        notification["Subject"] = subject
+    notification.update({
+        "Message": message,
+        "Timestamp": "2026-11-27T10:00:00.000Z",
+        "SignatureVersion": "1",
+        "Signature": base64.b64encode(hashlib.sha512(message_id.encode()).digest() * 4).decode(),
+        "SigningCertURL": f"https://sns.{REGION}.amazonaws.com/SimpleNotificationService-"
+                          f"{hashlib.md5(b'cert').hexdigest()}.pem",
+        "UnsubscribeURL": f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={TOPIC_ARN}:"
+                          f"{uuid.uuid5(NAMESPACE, 'subscription')}",
+    })
+    return json.dumps(notification, indent=2, separators=(",", " : "), ensure_ascii=False)
+
+
+def eventbridge_event(detail: Any, seed: str, detail_type: str = "Payment") -> dict[str, Any]:
+    """The body an EventBridge rule puts on its target queue: the whole event."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid5(NAMESPACE, f"events/{seed}")),
+        "detail-type": detail_type,
+        "source": "com.example.checkout",
+        "account": ACCOUNT,
+        "time": "2026-11-27T10:00:00Z",
+        "region": REGION,
+        "resources": [],
+        "detail": detail,
+    }
+
+
 def record(name: str, index: int, body: Any, *, queue_arn: str = STANDARD_QUEUE_ARN, receive_count: int = 1,
            message_attributes: dict[str, dict[str, Any]] | None = None,
-           fifo: tuple[str, str] | None = None) -> dict[str, Any]:
+           fifo: tuple[str, str] | None = None, sender_id: str = SENDER_ID) -> dict[str, Any]:
     """One SQS record; ``fifo`` is (message group id, deduplication id)."""
     text = dumps(body)
     message_id = str(uuid.uuid5(NAMESPACE, f"{name}/{index}"))
@@ -99,7 +143,7 @@ def record(name: str, index: int, body: Any, *, queue_arn: str = STANDARD_QUEUE_
     attributes: dict[str, str] = {
         "ApproximateReceiveCount": str(receive_count),
         "SentTimestamp": str(sent),
-        "SenderId": SENDER_ID,
+        "SenderId": sender_id,
         "ApproximateFirstReceiveTimestamp": str(sent + 1_234),
     }
     if fifo:
@@ -177,10 +221,47 @@ def fifo_batch() -> dict[str, Any]:
     ]}
 
 
+def sns_batch() -> dict[str, Any]:
+    """Payments published to an SNS topic: valid ones (one with a JSON number as amount, one without
+    paymentKey: its key is SNS's MessageId), one the drain rejects, and one payment sent directly."""
+    keyless = payment("unused", "12.00", 31)
+    del keyless["paymentKey"]
+    numeric = payment("ch_3QxD4003", "0", 32)
+    numeric["properties"]["hs_initial_amount"] = 75.5
+    entries: list[tuple[Any, str]] = [
+        (sns_notification(dumps(payment("ch_3QxD4001", "49.90", 30, hs_payment_method_type="card")), "1"),
+         SNS_SENDER_ID),
+        (sns_notification(dumps(keyless), "2", subject="payment"), SNS_SENDER_ID),
+        (sns_notification(dumps(numeric), "3"), SNS_SENDER_ID),
+        (sns_notification(dumps(payment("ch_3QxD4004", "10.00", 33, currency="EURO")), "4"), SNS_SENDER_ID),
+        (payment("ch_3QxD4005", "5.00", 34), SENDER_ID),
+    ]
+    return {"Records": [record("sns", i, body, sender_id=sender) for i, (body, sender) in enumerate(entries)]}
+
+
+def eventbridge_batch() -> dict[str, Any]:
+    """Payments put on an EventBridge bus and routed to the queue by a rule: valid ones (one with a
+    JSON number as amount), one the drain rejects, one SNS-wrapped and one direct payment."""
+    numeric = payment("ch_3QxE5002", "0", 41)
+    numeric["properties"]["hs_initial_amount"] = 120
+    entries: list[tuple[Any, str]] = [
+        (eventbridge_event(payment("ch_3QxE5001", "19.99", 40, hs_latest_status="succeeded"), "1"),
+         EVENTBRIDGE_SENDER_ID),
+        (eventbridge_event(numeric, "2"), EVENTBRIDGE_SENDER_ID),
+        (eventbridge_event(payment("ch_3QxE5003", "1", 42, hs_payment_method_type="crypto"), "3"),
+         EVENTBRIDGE_SENDER_ID),
+        (sns_notification(dumps(payment("ch_3QxE5004", "8.00", 43)), "5"), SNS_SENDER_ID),
+        (payment("ch_3QxE5005", "3.00", 44), SENDER_ID),
+    ]
+    return {"Records": [record("eventbridge", i, body, sender_id=sender) for i, (body, sender) in enumerate(entries)]}
+
+
 EVENTS = {
     "valid-batch.json": valid_batch,
     "mixed-batch.json": mixed_batch,
     "fifo-batch.json": fifo_batch,
+    "sns-batch.json": sns_batch,
+    "eventbridge-batch.json": eventbridge_batch,
 }
 
 

@@ -8,7 +8,7 @@ import argparse
 import signal
 import sys
 
-from .config import READ_SCOPE, WRITE_SCOPE, SandboxConfig
+from .config import ALL_SCOPES, SandboxConfig
 from .server import SandboxServer
 
 
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         "--token",
         action="append",
         default=[],
-        help="a token with the commercepayments write and read scopes (repeatable); "
+        help="a token with the commercepayments write and read scopes, objects and schemas (repeatable); "
         "replaces the default 'sandbox-token' unless --config-json names tokens",
     )
     parser.add_argument("--config-json", default=None, help="SandboxConfig as JSON (see docs/sandbox.md)")
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         config = SandboxConfig()
         tokens = {} if args.token else dict(config.tokens)
     for token in args.token:
-        tokens[token] = {"scopes": [WRITE_SCOPE, READ_SCOPE], "expired": False}
+        tokens[token] = {"scopes": list(ALL_SCOPES), "expired": False}
     config.tokens = tokens
 
     server = SandboxServer(config, port=args.port, verbose=args.verbose)

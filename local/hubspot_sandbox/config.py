@@ -9,6 +9,10 @@ from typing import Any
 
 WRITE_SCOPE = "crm.objects.commercepayments.write"
 READ_SCOPE = "crm.objects.commercepayments.read"
+# The properties API on commerce_payments (docs/hubspot.md): reading and creating property definitions.
+SCHEMA_READ_SCOPE = "crm.schemas.commercepayments.read"
+SCHEMA_WRITE_SCOPE = "crm.schemas.commercepayments.write"
+ALL_SCOPES = (WRITE_SCOPE, READ_SCOPE, SCHEMA_READ_SCOPE, SCHEMA_WRITE_SCOPE)
 DEFAULT_TOKEN = "sandbox-token"
 
 #: Every fault option, with its default (no fault). Documented in docs/sandbox.md.
@@ -83,7 +87,7 @@ SCRIPT_OUTCOMES = frozenset(
 
 
 def default_tokens() -> dict[str, dict[str, Any]]:
-    return {DEFAULT_TOKEN: {"scopes": [WRITE_SCOPE, READ_SCOPE], "expired": False}}
+    return {DEFAULT_TOKEN: {"scopes": list(ALL_SCOPES), "expired": False}}
 
 
 def normalise_faults(faults: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -133,7 +137,9 @@ def normalise_tokens(tokens: dict[str, Any]) -> dict[str, dict[str, Any]]:
             continue
         if isinstance(spec, (list, tuple)):
             spec = {"scopes": list(spec)}
-        out[str(name)] = {"scopes": [str(s) for s in spec.get("scopes", [])], "expired": bool(spec.get("expired", False))}
+        out[str(name)] = {"scopes": [str(s) for s in spec.get("scopes", [])], "expired": bool(spec.get("expired", False)),
+                          # False: a token HubSpot's private-app token-info route does not know (an OAuth one)
+                          "private_app": bool(spec.get("private_app", True))}
     return out
 
 
@@ -142,16 +148,17 @@ class SandboxConfig:
     """Everything the sandbox can be started with. All fields can also be changed at run time
     through ``POST /_sandbox/config`` (``SandboxControl.set_config``)."""
 
-    #: token -> {"scopes": [...], "expired": bool}
+    #: token -> {"scopes": [...], "expired": bool, "private_app": bool (default true)}
     tokens: dict[str, dict[str, Any]] = field(default_factory=default_tokens)
     rate_limit_per_10s: int = 190
     #: length of the rolling window; HubSpot's is 10 000 ms. Shorten it only to test window roll-over.
     rate_limit_interval_ms: int = 10_000
     daily_limit: int = 1_000_000
     echo_trace_id: bool = True
-    #: name of a custom property with hasUniqueValue=true (e.g. "payment_key"), or None
+    #: name of a custom property with hasUniqueValue=true (e.g. "payment_key"), or None: the account starts
+    #: with it as if it had been created through the properties API (POST /crm/v3/properties/...)
     unique_property: str | None = None
-    #: further custom (writable, free-text) property names the account has
+    #: further custom (writable, free-text, not unique) property names the account starts with
     extra_properties: list[str] = field(default_factory=list)
     seed: int = 0
     #: see FAULT_DEFAULTS; unknown names are refused

@@ -7,6 +7,7 @@ dict ``{"code", "message", "in"}`` that the server turns into HubSpot-shaped err
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import datetime
 from typing import Any
@@ -121,6 +122,80 @@ def _valid_date(value: str) -> bool:
     return True
 
 
+def is_value(value: Any) -> bool:
+    """HubSpot takes strings and JSON numbers as property values (it stores numbers as strings);
+    booleans, objects, lists and null are refused."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (str, int)) or (isinstance(value, float) and math.isfinite(value))
+
+
+def stored_text(value: str | int | float) -> str:
+    """The string HubSpot stores for a value: a number's JSON text."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def stored_properties(properties: dict[str, Any]) -> dict[str, str]:
+    return {name: stored_text(value) for name, value in properties.items()}
+
+
+#: What GET /crm/v3/properties/commerce_payments/{name} answers for HubSpot's own properties: type only.
+def built_in_definition(name: str) -> dict[str, Any] | None:
+    if not (name in WRITABLE or name in WRITABLE_PREFIXED or is_read_only(name)):
+        return None
+    if name in NUMBER_PROPERTIES:
+        kind, field = "number", "number"
+    elif name in DATE_PROPERTIES:
+        kind, field = "datetime", "date"
+    elif name in ENUMERATIONS:
+        kind, field = "enumeration", "select"
+    else:
+        kind, field = "string", "text"
+    return {"name": name, "label": name, "type": kind, "fieldType": field, "groupName": "paymentinformation",
+            "description": "", "hasUniqueValue": False, "hidden": False, "formField": False, "displayOrder": -1,
+            "calculated": False, "externalOptions": False, "archived": False,
+            "options": [{"label": o, "value": o, "displayOrder": -1, "hidden": False}
+                        for o in sorted(ENUMERATIONS.get(name, ()))],
+            "modificationMetadata": {"archivable": False, "readOnlyDefinition": True,
+                                     "readOnlyValue": is_read_only(name)}}
+
+
+PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+PROPERTY_TYPES = {"string": {"text", "textarea", "html", "file"}, "number": {"number", "calculation_equation"},
+                  "date": {"date"}, "datetime": {"date"}, "enumeration": {"select", "radio", "checkbox", "booleancheckbox"},
+                  "bool": {"booleancheckbox"}, "phone_number": {"phonenumber"}}
+
+
+def validate_property_create(body: Any) -> list[dict[str, str]]:
+    """Problems with a POST /crm/v3/properties/{objectType} body (empty list: valid)."""
+    if not isinstance(body, dict):
+        return [problem("INVALID_INPUT", "the body must be a property definition object", "body")]
+    problems = []
+    name, label = body.get("name"), body.get("label")
+    if not isinstance(name, str) or not PROPERTY_NAME.match(name):
+        problems.append(problem("INVALID_PROPERTY_NAME", "name must be lower case letters, digits and underscores, "
+                                "starting with a letter, at most 100 characters", "name"))
+    elif name.startswith("hs_"):
+        problems.append(problem("INVALID_PROPERTY_NAME", "names starting with hs_ are reserved for HubSpot", "name"))
+    if not isinstance(label, str) or not label.strip():
+        problems.append(problem("INVALID_INPUT", "label is required", "label"))
+    kind, field = body.get("type"), body.get("fieldType")
+    if kind not in PROPERTY_TYPES:
+        problems.append(problem("INVALID_INPUT", f"type must be one of {sorted(PROPERTY_TYPES)}", "type"))
+    elif field not in PROPERTY_TYPES[kind]:
+        problems.append(problem("INVALID_INPUT", f"fieldType must be one of {sorted(PROPERTY_TYPES[kind])} for {kind}",
+                                "fieldType"))
+    if not isinstance(body.get("groupName"), str) or not body["groupName"]:
+        problems.append(problem("INVALID_INPUT", "groupName is required", "groupName"))
+    unique = body.get("hasUniqueValue", False)
+    if not isinstance(unique, bool):
+        problems.append(problem("INVALID_INPUT", "hasUniqueValue must be a boolean", "hasUniqueValue"))
+    elif unique and kind not in ("string", "number"):
+        problems.append(problem("INVALID_INPUT", "only string and number properties can have unique values",
+                                "hasUniqueValue"))
+    return problems
+
+
 def problem(code: str, message: str, where: str) -> dict[str, str]:
     return {"code": code, "message": message, "in": where}
 
@@ -136,15 +211,16 @@ def validate_properties(properties: Any, extra: frozenset[str], *, require: bool
         if not is_writable(name, extra):
             problems.append(problem("PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist', name))
             continue
-        if not isinstance(value, str):
+        if not is_value(value):
             problems.append(
                 problem(
                     "INVALID_PROPERTY_VALUE_TYPE",
-                    f'Property "{name}" must be a string, got {json.dumps(value)[:80]}',
+                    f'Property "{name}" must be a string or a number, got {json.dumps(value)[:80]}',
                     name,
                 )
             )
             continue
+        value = stored_text(value)
         if len(value) > MAX_STRING_LENGTH:
             problems.append(
                 problem("INVALID_STRING_LENGTH", f'Property "{name}" is longer than {MAX_STRING_LENGTH} characters', name)

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import schema
-from .config import READ_SCOPE, WRITE_SCOPE, SandboxConfig
+from .config import ALL_SCOPES, READ_SCOPE, SCHEMA_READ_SCOPE, SCHEMA_WRITE_SCOPE, WRITE_SCOPE, SandboxConfig
 from .state import SandboxState, iso_now
 
 _OBJ = r"/crm/(?:v3/objects|objects/2026-09)/(?:commerce_payments|0-101)"
@@ -25,6 +25,22 @@ CREATE_RE = re.compile(rf"^{_OBJ}/batch/create$")
 UPSERT_RE = re.compile(rf"^{_OBJ}/batch/upsert$")
 LIST_RE = re.compile(rf"^{_OBJ}/?$")
 GET_RE = re.compile(rf"^{_OBJ}/([^/]+)$")
+# A batch call to an object type HubSpot does not know: 400 "Unable to infer object type from: <type>".
+# HubSpot's other object types (by name or type id) exist there but are not served here: 404.
+ANY_BATCH_RE = re.compile(r"^/crm/(?:v3/objects|objects/2026-09)/([^/]+)/batch/(?:create|upsert|read|update|archive)$")
+OTHER_OBJECT_TYPES = frozenset({
+    "contacts", "companies", "deals", "tickets", "products", "line_items", "quotes", "calls", "emails", "meetings",
+    "notes", "tasks", "communications", "postal_mail", "invoices", "orders", "carts", "subscriptions", "discounts",
+    "fees", "taxes", "goal_targets", "leads", "users", "appointments", "courses", "listings", "services",
+})
+OBJECT_TYPE_ID = re.compile(r"^[0-9]+-[0-9]+$")
+# The properties API on commerce_payments (v3 and the date-versioned path).
+_PROPS = r"/crm/(?:v3/properties|properties/2026-03)/(?:commerce_payments|0-101)"
+PROPERTIES_RE = re.compile(rf"^{_PROPS}/?$")
+GROUPS_RE = re.compile(rf"^{_PROPS}/groups/?$")
+GROUP_RE = re.compile(rf"^{_PROPS}/groups/([^/]+)$")
+PROPERTY_RE = re.compile(rf"^{_PROPS}/([^/]+)$")
+TOKEN_INFO_PATH = "/oauth/v2/private-apps/get/access-token-info"
 
 DEFAULT_LIST_PROPERTIES = ("hs_object_id", "hs_createdate", "hs_lastmodifieddate")
 PROPERTY_CODES = frozenset(
@@ -333,10 +349,17 @@ class SandboxHandler(BaseHTTPRequestHandler):
             route = "create"
         elif UPSERT_RE.match(path):
             route = "upsert"
+        elif (match := ANY_BATCH_RE.match(path)) and not (match.group(1) in OTHER_OBJECT_TYPES
+                                                         or OBJECT_TYPE_ID.match(match.group(1))):
+            route = "unknown_object_type"
         elif LIST_RE.match(path):
             route = "list"
         elif GET_RE.match(path):
             route = "get"
+        elif PROPERTIES_RE.match(path) or GROUPS_RE.match(path) or GROUP_RE.match(path) or PROPERTY_RE.match(path):
+            route = "properties"
+        elif path == TOKEN_INFO_PATH:
+            route = "token_info"
         else:
             route = "other"
         state.note_request(route)
@@ -345,6 +368,14 @@ class SandboxHandler(BaseHTTPRequestHandler):
             time.sleep(latency)
         if route in ("create", "upsert") and method == "POST":
             self._write(body, route)
+        elif route == "unknown_object_type" and method == "POST":
+            if (token := self._authenticate(ALL_SCOPES)) and self._admit(token):
+                kind = ANY_BATCH_RE.match(path).group(1)  # type: ignore[union-attr]
+                self._send(400, _error(f"Unable to infer object type from: {kind}", "VALIDATION_ERROR", self.cid))
+        elif route == "properties":
+            self._properties(method, path, body)
+        elif route == "token_info" and method == "POST":
+            self._token_info(body)
         elif route == "list" and method == "GET":
             if (token := self._authenticate((READ_SCOPE, WRITE_SCOPE))) and self._admit(token):
                 self._list(query)
@@ -537,24 +568,24 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if not multi_status and any(problems):
             return self._invalid_request(problems)
 
-        valid = [(i, item) for i, item in enumerate(inputs) if not problems[i]]
+        valid = [(i, {**item, "properties": schema.stored_properties(item.get("properties") or {})})
+                 for i, item in enumerate(inputs) if not problems[i]]
         stored, conflicts = state.store(valid, all_or_nothing=not multi_status)
-        unique = state.unique_property
         if conflicts and not multi_status:
-            existing = [e for _, e in conflicts.values() if e]
-            idx, (value, first) = next(iter(sorted(conflicts.items())))
+            existing = [e for _, _, e in conflicts.values() if e]
+            idx, (unique, value, first) = next(iter(sorted(conflicts.items())))
             if first:
                 message = f'A payment with {unique} "{value}" already exists. Existing ID: {first}'
             else:
                 message = f'{unique} "{value}" appears more than once in this request; it must be unique'
             sub = [
                 {
-                    "message": f'{unique} "{v}" already exists' + (f". Existing ID: {e}" if e else " in this request"),
+                    "message": f'{n} "{v}" already exists' + (f". Existing ID: {e}" if e else " in this request"),
                     "code": "DUPLICATE_UNIQUE_VALUE",
-                    "in": unique,
-                    "context": {"propertyName": [unique], **({"existingId": [e]} if e else {})},
+                    "in": n,
+                    "context": {"propertyName": [n], **({"existingId": [e]} if e else {})},
                 }
-                for _, (v, e) in sorted(conflicts.items())
+                for _, (n, v, e) in sorted(conflicts.items())
             ]
             return 409, _error(
                 message,
@@ -568,7 +599,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         echo = state.echo_trace_id
         results = [self._result(record, record["objectWriteTraceId"], echo) for record in stored]
         errors = [self._error_item(ps, trace_ids[i]) for i, ps in enumerate(problems) if ps]
-        for i, (value, existing) in sorted(conflicts.items()):
+        for i, (unique, value, existing) in sorted(conflicts.items()):
             errors.append(
                 {
                     "status": "error",
@@ -588,10 +619,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def _upsert_batch(self, inputs: list[Any]) -> tuple[int, dict[str, Any]]:
         state = self.server.state
         started = iso_now()
-        unique = state.unique_property
         problems = [schema.validate_input(item, state.known_extra, upsert=True) for item in inputs]
         for i, item in enumerate(inputs):
-            if isinstance(item, dict) and (unique is None or item.get("idProperty") != unique):
+            if isinstance(item, dict) and item.get("idProperty") not in state.unique_names:
                 problems[i].append(
                     schema.problem(
                         "INVALID_ID_PROPERTY",
@@ -623,7 +653,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 i,
                 {
                     "id": item["id"],
-                    "properties": {k: v for k, v in (item.get("properties") or {}).items() if k != unique},
+                    "idProperty": item["idProperty"],
+                    "properties": {k: v for k, v in schema.stored_properties(item.get("properties") or {}).items()
+                                   if k != item["idProperty"]},
                     "objectWriteTraceId": item.get("objectWriteTraceId"),
                 },
             )
@@ -643,6 +675,92 @@ class SandboxHandler(BaseHTTPRequestHandler):
             results.append(result)
         errors = [self._error_item(ps, trace_ids[i]) for i, ps in enumerate(problems) if ps]
         return (207 if errors else 200), self._batch_body(started, results, errors)
+
+    # ------------------------------------------------------------------ properties API and token info
+    def _properties(self, method: str, path: str, body: bytes) -> None:
+        """Property definitions and groups of commerce_payments: read (GET) and create (POST)."""
+        state = self.server.state
+        write = method == "POST"
+        if method not in ("GET", "POST"):
+            self._send(405, _error(f"Method {method} not allowed on {path}", "METHOD_NOT_ALLOWED", self.cid))
+            return
+        scopes = (SCHEMA_WRITE_SCOPE,) if write else (SCHEMA_READ_SCOPE, SCHEMA_WRITE_SCOPE)
+        token = self._authenticate(scopes)
+        if token is None or not self._admit(token):
+            return
+        if (match := GROUP_RE.match(path)) and not write:
+            found = state.group(match.group(1))
+            if found is None:
+                self._send(404, _error(f"Unable to find property group {match.group(1)}", "OBJECT_NOT_FOUND", self.cid))
+            else:
+                self._send(200, found)
+        elif GROUPS_RE.match(path) and write:
+            self._create_group(body)
+        elif (match := PROPERTY_RE.match(path)) and not write and not GROUPS_RE.match(path):
+            found = state.property_named(match.group(1))
+            if found is None:
+                self._send(404, _error(f"Unable to find property {match.group(1)}", "OBJECT_NOT_FOUND", self.cid))
+            else:
+                self._send(200, found)
+        elif PROPERTIES_RE.match(path) and write:
+            self._create_property(body)
+        else:
+            self._send(405, _error(f"Method {method} not allowed on {path}", "METHOD_NOT_ALLOWED", self.cid))
+
+    def _json_body(self, body: bytes) -> Any:
+        try:
+            return json.loads(body)
+        except ValueError:
+            self._send(400, _error("Invalid input JSON", "VALIDATION_ERROR", self.cid))
+            return None
+
+    def _create_group(self, body: bytes) -> None:
+        data = self._json_body(body)
+        if data is None:
+            return
+        name, label = (data.get("name"), data.get("label")) if isinstance(data, dict) else (None, None)
+        if not isinstance(name, str) or not schema.PROPERTY_NAME.match(name) or not isinstance(label, str) or not label:
+            self._send(400, _error("name (lower case, digits, underscores) and label are required", "VALIDATION_ERROR",
+                                   self.cid))
+            return
+        order = data.get("displayOrder", -1)
+        created = self.server.state.create_group(name, label, order if isinstance(order, int) else -1)
+        if created is None:
+            self._send(409, _error(f"A property group named {name} already exists.", "CONFLICT", self.cid))
+        else:
+            self._send(201, created)
+
+    def _create_property(self, body: bytes) -> None:
+        data = self._json_body(body)
+        if data is None:
+            return
+        problems = schema.validate_property_create(data)
+        if problems:
+            self._send(400, _error(_summary(problems), "VALIDATION_ERROR", self.cid, errors=_sub_errors(problems)))
+            return
+        created, why = self.server.state.create_property(data)
+        name = data["name"]
+        if why == "exists":
+            self._send(409, _error(f"A property named {name} already exists.", "CONFLICT", self.cid))
+        elif why == "no group":
+            self._send(400, _error(f"Property group {data['groupName']} does not exist.", "VALIDATION_ERROR", self.cid))
+        elif why == "too many unique":
+            self._send(400, _error("commerce_payments already has the most unique value properties an object can have "
+                                   "(10)", "VALIDATION_ERROR", self.cid))
+        else:
+            self._send(201, created)
+
+    def _token_info(self, body: bytes) -> None:
+        """HubSpot's private-app token introspection: POST {"tokenKey": token} -> its scopes."""
+        data = self._json_body(body)
+        if data is None:
+            return
+        key = data.get("tokenKey") if isinstance(data, dict) else None
+        spec = self.server.state.token_spec(key) if isinstance(key, str) and key else None
+        if spec is None or not spec.get("private_app", True):
+            self._send(400, _error("The token is not a valid private app access token.", "VALIDATION_ERROR", self.cid))
+            return
+        self._send(200, {"userId": 1, "hubId": 1, "appId": 1, "scopes": sorted(spec["scopes"])})
 
     @staticmethod
     def _view(record: dict[str, Any], wanted: list[str] | None) -> dict[str, Any]:

@@ -12,8 +12,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .config import FAULT_DEFAULTS, SandboxConfig, normalise_faults, normalise_tokens
+from .schema import built_in_definition
 
 FIRST_ID = 10_000_000_001
+MAX_UNIQUE_PROPERTIES = 10  # per object type (docs/hubspot.md)
+#: The sandbox's stand-in for HubSpot's own payment property group (its real name is not documented).
+BUILT_IN_GROUP = "paymentinformation"
 
 # Order in which a single uniform draw is mapped onto fault outcomes (cumulative probabilities).
 FAULT_ORDER = (
@@ -60,14 +64,34 @@ class SandboxState:
         self.extra_properties: list[str] = list(config.extra_properties)
         self.seed = config.seed
         self.faults: dict[str, Any] = normalise_faults(config.faults)
-        self._refresh_known()
+        # The account's custom property definitions and property groups, as the properties API keeps
+        # them. The configured ones are made as if that API had created them.
+        self.groups: dict[str, dict[str, Any]] = {BUILT_IN_GROUP: group_definition(BUILT_IN_GROUP, "Payment information")}
+        self.properties: dict[str, dict[str, Any]] = {}
+        self._configured_properties()
         self._reseed()
 
-    def _refresh_known(self) -> None:
-        extra = set(self.extra_properties)
+    def _configured_properties(self) -> None:
+        """(Re)define the properties the configuration names; the API-created ones stay."""
+        self.properties = {n: d for n, d in self.properties.items() if d["origin"] == "api"}
+        for name in self.extra_properties:
+            self.properties.setdefault(name, property_definition(name, name, "string", "text", BUILT_IN_GROUP, False,
+                                                                 "config"))
         if self.unique_property:
-            extra.add(self.unique_property)
-        self.known_extra = frozenset(extra)
+            self.properties[self.unique_property] = property_definition(
+                self.unique_property, self.unique_property, "string", "text", BUILT_IN_GROUP, True, "config")
+        self._refresh_known()
+
+    def _refresh_known(self) -> None:
+        """Custom property names (writable) and the unique ones, with their values indexed."""
+        self.known_extra = frozenset(self.properties)
+        self.unique_names = tuple(n for n, d in self.properties.items() if d["hasUniqueValue"])
+        self.by_unique: dict[str, dict[str, str]] = {name: {} for name in self.unique_names}
+        for payment in getattr(self, "payments", []):
+            for name in self.unique_names:
+                value = payment["properties"].get(name)
+                if value:
+                    self.by_unique[name].setdefault(value, payment["id"])
 
     def _reseed(self) -> None:
         self.fault_rng = random.Random(f"faults:{self.seed}")
@@ -131,13 +155,8 @@ class SandboxState:
                 self.extra_properties = [str(p) for p in changes["extra_properties"] or []]
             if "unique_property" in changes:
                 self.unique_property = changes["unique_property"] or None
-                self.by_unique = {}
-                if self.unique_property:
-                    for payment in self.payments:
-                        value = payment["properties"].get(self.unique_property)
-                        if value:
-                            self.by_unique.setdefault(value, payment["id"])
-            self._refresh_known()
+            if "extra_properties" in changes or "unique_property" in changes:
+                self._configured_properties()
             if "seed" in changes:
                 self.seed = int(changes["seed"])
                 self._reseed()
@@ -161,7 +180,7 @@ class SandboxState:
     def _clear(self) -> None:
         self.payments: list[dict[str, Any]] = []
         self.by_id: dict[str, dict[str, Any]] = {}
-        self.by_unique: dict[str, str] = {}
+        self.by_unique = {name: {} for name in self.unique_names}
         self.by_trace: dict[str, list[str]] = {}
         self.traces_stored_more_than_once = 0
         self.updates = 0
@@ -308,23 +327,22 @@ class SandboxState:
     ) -> tuple[list[dict[str, Any]], dict[int, tuple[str, str | None]]]:
         """Store the valid inputs (index, input) atomically with the unique-value check.
 
-        Returns (stored payment records, conflicts: input index -> (value, existing id or None)).
-        With ``all_or_nothing`` any conflict stores nothing."""
+        Returns (stored payment records, conflicts: input index -> (property, value, existing id or None)).
+        With ``all_or_nothing`` any conflict stores nothing. Every unique-value property is checked."""
         with self.lock:
-            unique = self.unique_property
-            conflicts: dict[int, tuple[str, str | None]] = {}
-            first_in_batch: dict[str, int] = {}
-            if unique:
-                for idx, item in valid:
-                    value = item["properties"].get(unique)
-                    if not value:
-                        continue
-                    if value in self.by_unique:
-                        conflicts[idx] = (value, self.by_unique[value])
-                    elif value in first_in_batch:
-                        conflicts[idx] = (value, None)  # filled in below with the first one's id
-                    else:
-                        first_in_batch[value] = idx
+            conflicts: dict[int, tuple[str, str, str | None]] = {}
+            first_in_batch: dict[tuple[str, str], int] = {}
+            for idx, item in valid:
+                pairs = [(n, item["properties"][n]) for n in self.unique_names if item["properties"].get(n)]
+                for name, value in pairs:
+                    if value in self.by_unique[name]:
+                        conflicts[idx] = (name, value, self.by_unique[name][value])
+                        break
+                    if (name, value) in first_in_batch:
+                        conflicts[idx] = (name, value, None)  # filled in below with the first one's id
+                        break
+                else:
+                    first_in_batch.update({pair: idx for pair in pairs})
             if conflicts and all_or_nothing:
                 return [], conflicts
             stamp = iso_now()
@@ -337,9 +355,9 @@ class SandboxState:
                                          item.get("objectWriteTraceId"), stamp)
                 id_of_index[idx] = record["id"]
                 stored.append(record)
-            for idx, (value, existing) in list(conflicts.items()):
+            for idx, (name, value, existing) in list(conflicts.items()):
                 if existing is None:
-                    conflicts[idx] = (value, id_of_index.get(first_in_batch[value]))
+                    conflicts[idx] = (name, value, id_of_index.get(first_in_batch[(name, value)]))
             return stored, conflicts
 
     def upsert(
@@ -352,11 +370,10 @@ class SandboxState:
         from .schema import missing_required
 
         with self.lock:
-            unique = self.unique_property
             problems: dict[int, list[dict[str, str]]] = {}
             for idx, item in valid:
-                if item["id"] not in self.by_unique:
-                    missing = missing_required({**item["properties"], unique: item["id"]})
+                if item["id"] not in self.by_unique.get(item["idProperty"], {}):
+                    missing = missing_required({**item["properties"], item["idProperty"]: item["id"]})
                     if missing:
                         problems[idx] = missing
             if problems and all_or_nothing:
@@ -366,7 +383,7 @@ class SandboxState:
             for idx, item in valid:
                 if idx in problems:
                     continue
-                existing_id = self.by_unique.get(item["id"])
+                existing_id = self.by_unique.get(item["idProperty"], {}).get(item["id"])
                 tid = item.get("objectWriteTraceId")
                 if existing_id is not None:
                     record = self.by_id[existing_id]
@@ -375,7 +392,7 @@ class SandboxState:
                     self.updates += 1
                     out.append((idx, dict(record), False))
                     continue
-                record = self._store_new({**item["properties"], unique: item["id"]}, [], tid, stamp)
+                record = self._store_new({**item["properties"], item["idProperty"]: item["id"]}, [], tid, stamp)
                 out.append((idx, dict(record), True))
             return out, problems
 
@@ -388,8 +405,9 @@ class SandboxState:
                   "associations": associations, "objectWriteTraceId": tid}
         self.payments.append(record)
         self.by_id[pid] = record
-        if self.unique_property and props.get(self.unique_property):
-            self.by_unique[props[self.unique_property]] = pid
+        for name in self.unique_names:
+            if props.get(name):
+                self.by_unique[name][props[name]] = pid
         if isinstance(tid, str):
             ids = self.by_trace.setdefault(tid, [])
             ids.append(pid)
@@ -409,10 +427,44 @@ class SandboxState:
 
     def get_by_unique(self, prop: str, value: str) -> dict[str, Any] | None:
         with self.lock:
-            if prop != self.unique_property:
-                return None
-            pid = self.by_unique.get(value)
+            pid = self.by_unique.get(prop, {}).get(value)
             return self.by_id.get(pid) if pid else None
+
+    # ----------------------------------------------------------------- properties API
+    def property_named(self, name: str) -> dict[str, Any] | None:
+        """A custom property's definition, or a built-in one's, or None."""
+        with self.lock:
+            found = self.properties.get(name)
+            return public(found) if found else built_in_definition(name)
+
+    def create_property(self, definition: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        """Define a custom property (already validated). Returns (definition, None) or (None, why not)."""
+        with self.lock:
+            name = definition["name"]
+            if name in self.properties or built_in_definition(name) is not None:
+                return None, "exists"
+            if definition["groupName"] not in self.groups:
+                return None, "no group"
+            if definition["hasUniqueValue"] and len(self.unique_names) >= MAX_UNIQUE_PROPERTIES:
+                return None, "too many unique"
+            self.properties[name] = property_definition(
+                name, definition["label"], definition["type"], definition["fieldType"], definition["groupName"],
+                definition["hasUniqueValue"], "api", definition.get("description", ""))
+            self._refresh_known()
+            return public(self.properties[name]), None
+
+    def group(self, name: str) -> dict[str, Any] | None:
+        with self.lock:
+            found = self.groups.get(name)
+            return dict(found) if found else None
+
+    def create_group(self, name: str, label: str, display_order: int) -> dict[str, Any] | None:
+        """A new property group, or None when one of that name exists."""
+        with self.lock:
+            if name in self.groups:
+                return None
+            self.groups[name] = group_definition(name, label, display_order)
+            return dict(self.groups[name])
 
     def all_payments(self, trace_id: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -437,3 +489,23 @@ class SandboxState:
                 "faults_injected": dict(self.faults_injected),
                 "trace_ids_stored_more_than_once": self.traces_stored_more_than_once,
             }
+
+
+def property_definition(name: str, label: str, type_: str, field_type: str, group: str, unique: bool, origin: str,
+                        description: str = "") -> dict[str, Any]:
+    """A property as the properties API answers it (plus ``origin``: "config" or "api", not served)."""
+    stamp = iso_now()
+    return {"name": name, "label": label, "type": type_, "fieldType": field_type, "groupName": group,
+            "description": description, "hasUniqueValue": unique, "hidden": False, "formField": False,
+            "displayOrder": -1, "calculated": False, "externalOptions": False, "options": [], "createdAt": stamp,
+            "updatedAt": stamp, "archived": False,
+            "modificationMetadata": {"archivable": True, "readOnlyDefinition": False, "readOnlyValue": False},
+            "origin": origin}
+
+
+def public(definition: dict[str, Any]) -> dict[str, Any]:
+    return {k: copy.deepcopy(v) for k, v in definition.items() if k != "origin"}
+
+
+def group_definition(name: str, label: str, display_order: int = -1) -> dict[str, Any]:
+    return {"name": name, "label": label, "displayOrder": display_order, "archived": False}

@@ -95,6 +95,8 @@ class LocalStack:
             cfg = SandboxConfig()
         elif isinstance(cfg, dict):
             cfg = SandboxConfig.from_dict(cfg)
+        if cfg.unique_property is None:  # the account as `make setup-hubspot` leaves it (docs/deploy.md)
+            cfg.unique_property = probe.parameters.get("HubSpotUniqueProperty") or None
         limit = self.rate_limit
         if limit is None and "HubSpotRateLimitPer10s" in probe.parameters:
             limit = int(float(probe.parameters["HubSpotRateLimitPer10s"]))

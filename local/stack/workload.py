@@ -97,7 +97,7 @@ def _invalid(rng: random.Random, kind: str, key: str, when: datetime) -> tuple[s
     elif kind == "wrong_types":
         choice = rng.randrange(3)
         if choice == 0:
-            props["hs_initial_amount"] = 49.9  # a number, not a string
+            props["hs_initial_amount"] = True  # a boolean: neither a string nor a number
         elif choice == 1:
             body["properties"] = [["hs_initial_amount", "1.00"]]  # not an object
         else:

@@ -128,7 +128,8 @@ def test_invariant_holds_under_every_fault_with_the_unique_property():
 def test_the_ledger_alone_gives_exactly_once_when_no_reply_is_ambiguous():
     # Kills only where no HubSpot exchange is left unrecorded: a kill with a chunk in flight, or
     # between an answer and its record, is an ambiguous reply (the first run covers those).
-    state = run_chaos({}, SANDBOX_FAULTS, {"p_crash": 0.2, "p_kill_at_aws": 0.2, "p_report_fail": 0.2}, SEED + 1)
+    state = run_chaos({"HubSpotUniqueProperty": ""}, SANDBOX_FAULTS,
+                      {"p_crash": 0.2, "p_kill_at_aws": 0.2, "p_report_fail": 0.2}, SEED + 1)
     check_invariant(state)
     assert state["sigkilled"] > 0 and state["metrics"]["PaymentsDuplicate"]["sum"] > 0
 
@@ -136,7 +137,7 @@ def test_the_ledger_alone_gives_exactly_once_when_no_reply_is_ambiguous():
 def test_without_the_unique_property_ambiguous_replies_are_counted_and_nothing_is_lost():
     # No stalls here: an invocation killed mid-batch never prints its metrics, so the count would
     # be short by what it saw (its payments are counted again, once, when they are reclaimed).
-    state = run_chaos({}, {**SANDBOX_FAULTS, **AMBIGUOUS_FAULTS}, {"p_crash": 0.1}, SEED + 2)
+    state = run_chaos({"HubSpotUniqueProperty": ""}, {**SANDBOX_FAULTS, **AMBIGUOUS_FAULTS}, {"p_crash": 0.1}, SEED + 2)
     check_invariant(state, exactly_once=False)
     extra = sum(n - 1 for n in state["created"].values())
     ambiguous = state["metrics"].get("PaymentsAmbiguous", {}).get("sum", 0)

@@ -24,7 +24,9 @@ def load_handler():
 
 @pytest.fixture
 def sandbox(hubspot_sandbox_factory):
-    return hubspot_sandbox_factory(SandboxConfig(tokens={CANARY_TOKEN: {"scopes": WRITE}, "rotated": {"scopes": WRITE}}))
+    # The account as make setup-hubspot leaves it: the template's default unique property exists.
+    return hubspot_sandbox_factory(SandboxConfig(tokens={CANARY_TOKEN: {"scopes": WRITE}, "rotated": {"scopes": WRITE}},
+                                                 unique_property="payments_drain_key"))
 
 
 @pytest.fixture

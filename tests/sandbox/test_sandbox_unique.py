@@ -11,18 +11,35 @@ from sandbox_http import LIST, payment
 KEY = "payment_key"
 
 
+def create_unique_property(api, name=KEY):
+    """As setup_hubspot does it: through the properties API, with hasUniqueValue."""
+    reply = api.request("POST", "/crm/v3/properties/commerce_payments", {
+        "name": name, "label": name, "type": "string", "fieldType": "text", "groupName": "paymentinformation",
+        "hasUniqueValue": True})
+    assert reply.status == 201
+
+
 @pytest.fixture
-def unique(control):
-    control.set_config(unique_property=KEY)
+def unique(api, control):
+    create_unique_property(api)
     return control
 
 
-def test_the_unique_property_is_unknown_until_configured(api, control):
+def test_the_unique_property_is_unknown_until_created(api, control):
     reply = api.create([payment(**{KEY: "k"})])
     assert reply.status == 207
     assert reply.json["errors"][0]["errors"][0]["code"] == "PROPERTY_DOESNT_EXIST"
-    control.set_config(unique_property=KEY)
+    create_unique_property(api)
     assert api.create([payment(**{KEY: "k"})]).status == 201
+
+
+def test_the_configured_unique_property_is_the_api_created_one(api, control):
+    """SandboxConfig.unique_property starts the account with that property, as if created through the API."""
+    control.set_config(unique_property=KEY)
+    read = api.get(f"/crm/v3/properties/commerce_payments/{KEY}")
+    assert read.status == 200 and read.json["hasUniqueValue"] is True
+    api.create([payment(**{KEY: "k"})])
+    assert api.create([payment(**{KEY: "k"})]).json["errors"][0]["category"] == "CONFLICT"
 
 
 def test_a_stored_value_is_a_conflict_item_in_a_207(api, unique):

@@ -18,8 +18,11 @@ def _input(key, trace=True, **props):
 
 
 @pytest.fixture
-def unique(control):
-    control.set_config(unique_property=KEY)
+def unique(api, control):
+    reply = api.request("POST", "/crm/v3/properties/commerce_payments", {
+        "name": KEY, "label": KEY, "type": "string", "fieldType": "text", "groupName": "paymentinformation",
+        "hasUniqueValue": True})
+    assert reply.status == 201
     return control
 
 

@@ -31,8 +31,11 @@ def _props(properties):
 
 
 INVALID = {
-    "number_value": (_with(hs_initial_amount=49.9), "INVALID_PROPERTY_VALUE_TYPE"),
     "bool_value": (_with(hs_internal_comment=True), "INVALID_PROPERTY_VALUE_TYPE"),
+    "object_value": (_with(hs_initial_amount={"amount": "1"}), "INVALID_PROPERTY_VALUE_TYPE"),
+    "list_value": (_with(hs_internal_comment=["a"]), "INVALID_PROPERTY_VALUE_TYPE"),
+    "number_not_an_option": (_with(hs_latest_status=1), "INVALID_OPTION"),
+    "number_not_a_currency": (_with(hs_currency_code=978), "INVALID_OPTION"),
     "unknown_property": (_with(payment_key="k1"), "PROPERTY_DOESNT_EXIST"),
     "read_only_payment_method": (_with(hs_payment_method="card"), "READ_ONLY_VALUE"),
     "read_only_platform_fee": (_with(hs_platform_fee_amount="1.00"), "READ_ONLY_VALUE"),
@@ -137,6 +140,18 @@ def test_valid_variants_are_accepted(api, control, props):
     for name, value in props.items():
         assert stored["properties"][name] == value
     assert stored["associations"] == item["associations"]
+
+
+def test_numbers_are_valid_values_stored_as_strings(api, control):
+    """HubSpot accepts JSON numbers as property values and stores them as strings."""
+    item = payment(hs_initial_amount=49.9, hs_fees_amount=2, hs_initiated_date=1764237600000, hs_internal_comment=7)
+    reply = api.create([item])
+    assert reply.status == 201, reply.raw[:300]
+    [stored] = control.payments()
+    expected = {"hs_initial_amount": "49.9", "hs_fees_amount": "2", "hs_initiated_date": "1764237600000",
+                "hs_internal_comment": "7"}
+    assert {k: stored["properties"][k] for k in expected} == expected
+    assert {k: reply.json["results"][0]["properties"][k] for k in expected} == expected
 
 
 def test_extra_properties_are_known_and_writable(api, control):

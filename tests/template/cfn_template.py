@@ -54,7 +54,9 @@ class Evaluator:
         unknown = set(overrides) - set(self.parameters)
         assert not unknown, f"no such parameters: {unknown}"
         self.parameters.update(overrides)
-        self.conditions = {name: self.value(expr) for name, expr in template.get("Conditions", {}).items()}
+        self.conditions: dict[str, Any] = {}
+        for name, expr in template.get("Conditions", {}).items():  # a condition may name an earlier one
+            self.conditions[name] = self.value(expr)
 
     def condition(self, name: str) -> bool:
         return bool(self.conditions[name])

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.parser.models import SqsModel
 
 from cfn_template import EVENTS_DIR
 
-EVENT_FILES = ("valid-batch.json", "mixed-batch.json", "fifo-batch.json")
+EVENT_FILES = ("valid-batch.json", "mixed-batch.json", "fifo-batch.json", "sns-batch.json", "eventbridge-batch.json")
 REQUIRED_RECORD_KEYS = {"messageId", "receiptHandle", "body", "attributes", "messageAttributes", "md5OfBody",
                         "eventSource", "eventSourceARN", "awsRegion"}
 REQUIRED_ATTRIBUTES = {"ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp"}

@@ -354,7 +354,7 @@ def test_hubspot_parameters_have_the_documented_defaults(parameters):
     assert parameters["HubSpotBaseUrl"]["Default"] == "https://api.hubapi.com"
     assert parameters["HubSpotApiVersion"]["AllowedValues"] == ["v3", "2026-09"]
     assert parameters["HubSpotApiVersion"]["Default"] == "v3"
-    assert parameters["HubSpotUniqueProperty"]["Default"] == ""
+    assert parameters["HubSpotUniqueProperty"]["Default"] == "payments_drain_key"  # empty opts out
     assert parameters["ExistingTokenSecretArn"]["Default"] == ""
     assert default(parameters, "TokenCacheSeconds") == 300
     assert parameters["LogLevel"]["Default"] == "INFO"

@@ -118,6 +118,15 @@ def test_configuration_faults_retry_every_payment(status):
     assert verdict.reason.http_status == status
 
 
+@pytest.mark.parametrize("n", [1, 3])
+def test_an_unknown_object_type_400_is_a_configuration_fault_never_split_nor_rejected(n):
+    answer = error_answer(400, "VALIDATION_ERROR", message="Unable to infer object type from: commerce_payment")
+    verdict = settle(payments(n), answer)
+    assert verdict.action == batching.SETTLED
+    assert {o.state for o in verdict.outcomes.values()} == {State.RETRY} and len(verdict.outcomes) == n
+    assert verdict.reason.http_status == 400 and "commerce_payment" in verdict.reason.message
+
+
 def m(mid, group=None):
     return Message(mid, "{}", 1, group)
 

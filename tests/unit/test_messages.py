@@ -1,6 +1,8 @@
 """Parsing, rule by rule: every bad body is rejected with a specific reason, nothing raises."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -43,7 +45,16 @@ def test_unique_property_is_filled_from_the_payment_key():
         ("[1, 2]", "INVALID_BODY", "JSON object"),
         ('"just a string"', "INVALID_BODY", "JSON object"),
         ({"paymentKey": "k"}, "MISSING", "properties"),
-        ({"properties": {"hs_initial_amount": 49.9, "hs_initiated_date": "2026-11-27"}}, "STRING_TYPE", "properties.hs_initial_amount"),
+        ({"properties": {"hs_initial_amount": True, "hs_initiated_date": "2026-11-27"}}, "INVALID_PROPERTY_VALUE",
+         "properties.hs_initial_amount must be a string or a finite number"),
+        ({"properties": {"hs_initial_amount": {"eur": 1}, "hs_initiated_date": "2026-11-27"}}, "INVALID_PROPERTY_VALUE",
+         "properties.hs_initial_amount"),
+        ({"properties": {"hs_initial_amount": None, "hs_initiated_date": "2026-11-27"}}, "INVALID_PROPERTY_VALUE",
+         "properties.hs_initial_amount"),
+        ('{"properties": {"hs_initial_amount": 1e400, "hs_initiated_date": "2026-11-27"}}', "INVALID_PROPERTY_VALUE",
+         "properties.hs_initial_amount"),
+        ('{"properties": {"hs_initial_amount": NaN, "hs_initiated_date": "2026-11-27"}}', "INVALID_JSON", "not valid JSON"),
+        (payment_body("k", hs_latest_status=1), "INVALID_OPTION", "hs_latest_status"),
         ({"properties": [], "paymentKey": "k"}, "DICT_TYPE", "properties"),
         ({**payment_body("k"), "extra": 1}, "EXTRA_FORBIDDEN", "extra"),
         ({**payment_body("k"), "paymentKey": ""}, "STRING_TOO_SHORT", "paymentKey"),
@@ -114,3 +125,124 @@ def test_custom_properties_are_left_to_hubspot():
 @pytest.mark.parametrize("date", ["2026-11-27T10:00:00Z", "2026-11-27T10:00:00+01:00", "2026-11-27", "1764237600000"])
 def test_dates_iso_or_epoch_millis(date):
     assert isinstance(parse(payment_body("k", hs_payout_date=date)), Payment)
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (49.9, "49.9"), (100, "100"), (0.1, "0.1"), (-3.5, "-3.5"), (1e21, "1000000000000000000000"), (1e-7, "0.0000001"),
+    (123456789012345678901234567890, "123456789012345678901234567890"),
+])
+def test_numbers_are_valid_values_and_sent_as_the_strings_hubspot_stores(value, text):
+    payment = parse({"properties": {"hs_initial_amount": value, "hs_initiated_date": 1764237600000,
+                                    "hs_internal_comment": value}})
+    assert isinstance(payment, Payment)
+    assert payment.hubspot_input()["properties"] == {"hs_initial_amount": text, "hs_initiated_date": "1764237600000",
+                                                     "hs_internal_comment": text}
+
+
+def test_a_number_with_more_digits_than_python_converts_is_rejected_not_raised():
+    rejection = parse('{"properties": {"hs_initial_amount": 1' + "0" * 5000 + ', "hs_initiated_date": "2026-11-27"}}')
+    assert isinstance(rejection, Rejection) and rejection.reason.code == "INVALID_JSON"
+
+
+# -- the producers' channels: SNS (without raw delivery) and EventBridge wrap the payment ---------------------
+
+
+def events_generator():
+    spec = importlib.util.spec_from_file_location("events_generate", Path(__file__).parents[2] / "events" / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EVENTS = events_generator()
+
+
+def sns(payment, seed="1", **fields):
+    body = json.loads(EVENTS.sns_notification(payment if isinstance(payment, str) else json.dumps(payment), seed))
+    body.update(fields)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def eventbridge(detail, seed="1", **fields):
+    body = EVENTS.eventbridge_event(detail, seed)
+    body.update(fields)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def test_an_sns_wrapped_payment_is_the_payment_in_message():
+    body = sns(payment_body("ch_1", hs_latest_status="succeeded"))
+    payment = parse(body)
+    assert isinstance(payment, Payment)
+    assert payment.payment_key == "ch_1"
+    assert payment.properties["hs_latest_status"] == "succeeded"
+    assert json.loads(payment.message.body) == body  # the message keeps what SQS delivered
+
+
+def test_an_eventbridge_wrapped_payment_is_the_payment_in_detail():
+    payment = parse(eventbridge({**payment_body("ch_2", amount=120)}))
+    assert isinstance(payment, Payment)
+    assert payment.payment_key == "ch_2" and payment.properties["hs_initial_amount"] == "120"
+
+
+def test_without_payment_key_a_wrapped_payment_is_keyed_by_its_channel_message_id():
+    """SNS and EventBridge may deliver one message twice, each copy a new SQS message with its own
+    messageId: their own id is the same on every copy, so it protects against that too."""
+    by_sns = [parse(sns(payment_body(None), seed="a"), message_id=f"sqs-{i}") for i in range(2)]
+    assert by_sns[0].payment_key == by_sns[1].payment_key == json.loads(EVENTS.sns_notification("{}", "a"))["MessageId"]
+    by_events = [parse(eventbridge(payment_body(None), seed="b"), message_id=f"sqs-{i}") for i in range(2)]
+    assert by_events[0].payment_key == by_events[1].payment_key == EVENTS.eventbridge_event({}, "b")["id"]
+
+
+def test_the_unique_property_of_a_wrapped_payment_holds_its_key():
+    assert parse(sns(payment_body("ch_9")), unique_property="payments_drain_key").properties["payments_drain_key"] == "ch_9"
+
+
+@pytest.mark.parametrize(("body", "code", "fragment"), [
+    (sns(payment_body("ch_3", amount="forty")), "INVALID_DECIMAL", "Message.properties.hs_initial_amount"),
+    (sns({**payment_body("ch_3"), "extra": 1}), "EXTRA_FORBIDDEN", "Message.extra"),
+    (sns("{broken"), "INVALID_JSON", "SNS Message is not valid JSON"),
+    (sns("[1, 2]"), "INVALID_BODY", "the SNS Message must be a JSON object"),
+    (sns(payment_body("ch_3"), Message=None), "INVALID_SNS_NOTIFICATION", "Message"),
+    (sns(payment_body("ch_3"), Message={"paymentKey": "ch_3"}), "INVALID_SNS_NOTIFICATION", "Message"),
+    (sns(payment_body("ch_3"), UnsubscribeURL="not a url"), "INVALID_SNS_NOTIFICATION", "UnsubscribeUrl"),
+    (sns(payment_body("ch_3"), Type="SubscriptionConfirmation", SubscribeURL="https://sns.example/confirm"),
+     "SNS_SUBSCRIPTION_MESSAGE", "SubscribeURL"),
+    (eventbridge(payment_body("ch_4", hs_payment_method_type="crypto")), "INVALID_OPTION",
+     "detail.properties.hs_payment_method_type"),
+    (eventbridge("a string"), "INVALID_EVENTBRIDGE_EVENT", "detail"),
+    (eventbridge([payment_body("ch_4")]), "INVALID_EVENTBRIDGE_EVENT", "detail"),
+    (eventbridge(payment_body("ch_4"), time=None), "INVALID_EVENTBRIDGE_EVENT", "time"),
+    (eventbridge({"properties": {"hs_initial_amount": "1"}, "paymentKey": "ch_4"}), "REQUIRED_PROPERTY",
+     "detail.properties.hs_initiated_date"),
+])
+def test_a_bad_wrapped_payment_is_rejected_naming_its_key_and_carrying_the_original_body(body, code, fragment):
+    rejection = parse(body, message_id="m-w")
+    assert isinstance(rejection, Rejection)
+    assert rejection.reason.code == code and fragment in rejection.reason.message
+    assert rejection.payment == body  # the report carries what the producer's channel delivered
+    if code in ("INVALID_SNS_NOTIFICATION", "INVALID_EVENTBRIDGE_EVENT", "SNS_SUBSCRIPTION_MESSAGE"):
+        assert rejection.payment_key == "m-w"  # a wrapper it cannot read names no payment
+        return
+    inner = body.get("detail") if "detail" in body else body.get("Message")
+    if isinstance(inner, str):
+        try:
+            inner = json.loads(inner)
+        except ValueError:
+            inner = None
+    if isinstance(inner, dict) and isinstance(inner.get("paymentKey"), str):
+        assert rejection.payment_key == inner["paymentKey"]
+
+
+def test_the_sample_events_of_each_channel_parse_as_their_docstrings_say():
+    """events/sns-batch.json and events/eventbridge-batch.json: each record by its own shape."""
+    outcomes = {}
+    for name in ("sns-batch.json", "eventbridge-batch.json"):
+        event = json.loads((Path(__file__).parents[2] / "events" / name).read_text(encoding="utf-8"))
+        outcomes[name] = [parse_record(record) for record in event["Records"]]
+    sns_results, events_results = outcomes["sns-batch.json"], outcomes["eventbridge-batch.json"]
+    assert [type(r).__name__ for r in sns_results] == ["Payment", "Payment", "Payment", "Rejection", "Payment"]
+    assert sns_results[2].properties["hs_initial_amount"] == "75.5"
+    assert sns_results[3].payment_key == "ch_3QxD4004" and sns_results[3].reason.code == "INVALID_CURRENCY"
+    assert [type(r).__name__ for r in events_results] == ["Payment", "Payment", "Rejection", "Payment", "Payment"]
+    assert events_results[1].properties["hs_initial_amount"] == "120"
+    assert events_results[2].payment_key == "ch_3QxE5003" and events_results[2].reason.code == "INVALID_OPTION"

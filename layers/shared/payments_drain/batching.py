@@ -16,6 +16,7 @@ from payments_drain.outcomes import Message, Outcome, Payment, Reason, State
 
 MAX_INPUTS = 100
 EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)", re.IGNORECASE)
+UNKNOWN_OBJECT_TYPE = "Unable to infer object type from"  # HubSpot's 400 for a path with an unknown type
 
 
 def plan_chunks(payments: Sequence[Payment], size: int = MAX_INPUTS) -> list[list[Payment]]:
@@ -74,6 +75,10 @@ def settle(chunk: Sequence[Payment], answer: Answer, unique_property: str | None
             return _multi_status(chunk, answer, unique_property)
         return Verdict(SETTLED, _created(chunk, answer.body))
     reason = whole_request_reason(answer)
+    if status == 400 and reason.message.startswith(UNKNOWN_OBJECT_TYPE):
+        # The path names an object type HubSpot does not know: the configuration's fault, never the
+        # inputs'. Splitting would only resend them all; keep them on the queue for a person to fix.
+        return Verdict(SETTLED, {p.message_id: Outcome(State.RETRY, reason) for p in chunk}, reason)
     if status in (400, 409, 413) and len(chunk) > 1:
         return Verdict(SPLIT, reason=reason)
     if status == 400:

@@ -1,20 +1,29 @@
 """Pure core, step 1: an SQS record becomes a Payment or a Rejection with a specific reason.
 
-The body contract (DESIGN.md): ``{"paymentKey": "ch_123", "properties": {...}, "associations": [...]}``.
+The body contract (DESIGN.md): ``{"paymentKey": "ch_123", "properties": {...}, "associations": [...]}``,
+sent to the queue as is, or wrapped by the channel it came through, message by message (a batch may
+mix them): an SNS notification (a topic subscribed by the queue without raw delivery: the payment is
+the JSON text in ``Message``) or an EventBridge event (a rule targeting the queue: the payment is
+``detail``). Powertools Parser's models read the wrappers. The payment contract forbids unknown
+top-level fields, so a payment can never be mistaken for a wrapper, nor a wrapper for a payment.
 Pydantic checks the shape; the rules below it check what HubSpot would refuse that we can know
-locally (HUBSPOT.md), so no request is spent on a payment we know is invalid. Properties that do
-not start with ``hs_`` may be the account's own custom properties: HubSpot decides those.
+locally (docs/hubspot.md), so no request is spent on a payment we know is invalid. Properties that
+do not start with ``hs_`` may be the account's own custom properties: HubSpot decides those.
+Property values may be JSON numbers (HubSpot stores them as strings, and so do we, before sending).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SnsNotificationModel
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic_core import from_json
 
 from payments_drain.outcomes import Message, Payment, Reason, Rejection
 
@@ -75,12 +84,17 @@ class _Association(BaseModel):
     types: Annotated[list[_AssociationType], Field(min_length=1)]
 
 
+# A JSON number: an integer (exact, any size) or a finite float (an IEEE double, as most JSON
+# parsers read it: more than 15 significant digits are not kept; send such amounts as strings).
+Number = StrictInt | Annotated[StrictFloat, AllowInfNan(False)]
+
+
 class PaymentBody(BaseModel):
     """The message contract; unknown top-level fields are refused so typos do not pass silently."""
 
     model_config = ConfigDict(extra="forbid")
     paymentKey: Annotated[StrictStr, Field(min_length=1, max_length=MAX_KEY_CHARS, pattern=KEY_PATTERN)] | None = None
-    properties: dict[StrictStr, StrictStr]
+    properties: dict[StrictStr, StrictStr | Number]
     associations: list[_Association] = []
     version: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None = None  # grows with each change of the payment
 
@@ -111,26 +125,92 @@ def parse_record(record: dict[str, Any], unique_property: str | None = None, ups
     """One SQS record to a Payment, or a Rejection saying which field is wrong and how."""
     message = message_of(record)
     try:
-        body = PaymentBody.model_validate_json(message.body)
-    except ValidationError as error:
-        return _rejection(message, *_describe(error))
-    except (RecursionError, ValueError) as error:  # pathological nesting beyond the parser's guard
+        body = from_json(message.body, allow_inf_nan=False)
+    except (RecursionError, ValueError) as error:  # RecursionError: nesting beyond the parser's guard
         return _rejection(message, f"body is not valid JSON: {type(error).__name__}", "INVALID_JSON")
-    payment_key = body.paymentKey or message.message_id
-    if upsert and body.associations:
+    try:
+        channel, payment, channel_key = unwrap(body)
+    except InvalidPayment as error:
+        return _rejection(message, str(error), error.code)
+    try:
+        parsed = PaymentBody.model_validate(payment)
+    except ValidationError as error:
+        text, code = _describe(error, channel)
+        key = payment.get("paymentKey") if isinstance(payment, dict) else None
+        return _rejection(message, text, code, key if isinstance(key, str) else channel_key)
+    payment_key = parsed.paymentKey or channel_key or message.message_id
+    if upsert and parsed.associations:
         return _rejection(message, "associations cannot be written by batch/upsert (HUBSPOT_WRITE_MODE=upsert): "
                           "send them with create mode or HubSpot's associations API", "ASSOCIATIONS_IN_UPSERT", payment_key)
     try:
-        check_properties(body.properties, payment_key, unique_property)
+        properties = {name: as_text(value) for name, value in parsed.properties.items()}
+        check_properties(properties, payment_key, unique_property)
     except InvalidPayment as error:
-        return _rejection(message, str(error), error.code, payment_key)
-    properties = dict(body.properties)
+        return _rejection(message, f"{channel.where}{error}", error.code, payment_key)
     if unique_property:
         properties[unique_property] = payment_key
-    associations = [a.model_dump() for a in body.associations]
+    associations = [a.model_dump() for a in parsed.associations]
     for association in associations:
         association["to"]["id"] = str(association["to"]["id"])
-    return Payment(message, payment_key, properties, associations, body.version)
+    return Payment(message, payment_key, properties, associations, parsed.version)
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """How a payment reached the queue: ``where`` prefixes the field names in a rejection."""
+
+    label: str  # what holds the payment
+    where: str
+
+
+DIRECT = Channel("body", "")
+SNS = Channel("the SNS Message", "Message.")
+EVENTBRIDGE = Channel("the EventBridge detail", "detail.")
+SNS_OTHER_TYPES = frozenset({"SubscriptionConfirmation", "UnsubscribeConfirmation"})
+
+
+def unwrap(body: Any) -> tuple[Channel, Any, str | None]:
+    """The payment inside one body, by the body's own shape: (channel, payment, the channel's id
+    for the message). The channel's id (SNS MessageId, EventBridge event id) is the same on every
+    copy that channel delivers, so it is the key of a payment without ``paymentKey``."""
+    if not isinstance(body, dict):
+        return DIRECT, body, None
+    if "TopicArn" in body and body.get("Type") in SNS_OTHER_TYPES:
+        raise InvalidPayment(f"an SNS {body['Type']} message, not a payment: to confirm the subscription, open "
+                             "its SubscribeURL (in this report's payment)", "SNS_SUBSCRIPTION_MESSAGE")
+    if "TopicArn" in body and body.get("Type") == "Notification":
+        try:
+            notification = SnsNotificationModel.model_validate(body)
+        except ValidationError as error:
+            raise InvalidPayment(f"SNS notification: {_describe(error)[0]}", "INVALID_SNS_NOTIFICATION") from None
+        if not isinstance(notification.Message, str):
+            raise InvalidPayment("SNS notification: Message must be a string", "INVALID_SNS_NOTIFICATION")
+        try:
+            payment = from_json(notification.Message, allow_inf_nan=False)
+        except (RecursionError, ValueError) as error:
+            raise InvalidPayment(f"SNS Message is not valid JSON: {type(error).__name__}", "INVALID_JSON") from None
+        return SNS, payment, _key_or_none(notification.MessageId)
+    if "detail-type" in body and "detail" in body:
+        try:
+            event = EventBridgeModel.model_validate(body)
+        except ValidationError as error:
+            raise InvalidPayment(f"EventBridge event: {_describe(error)[0]}", "INVALID_EVENTBRIDGE_EVENT") from None
+        return EVENTBRIDGE, event.detail, _key_or_none(event.id)
+    return DIRECT, body, None
+
+
+def _key_or_none(value: str) -> str | None:
+    return value if 0 < len(value) <= MAX_KEY_CHARS and re.fullmatch(KEY_PATTERN, value) else None
+
+
+def as_text(value: str | int | float) -> str:
+    """A property value as HubSpot stores it: a string. Numbers in plain notation, ints exactly."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):  # the JSON parser refuses more digits than str() converts
+        return str(value)
+    # repr: the shortest text that reads back as the same double; Decimal: without an exponent.
+    return format(Decimal(repr(value)), "f")
 
 
 def check_properties(properties: dict[str, str], payment_key: str, unique_property: str | None) -> None:
@@ -180,14 +260,14 @@ def _is_date(value: str) -> bool:
     return True
 
 
-def _describe(error: ValidationError) -> tuple[str, str]:
+def _describe(error: ValidationError, channel: Channel = DIRECT) -> tuple[str, str]:
     """The first problem, as `where: what` without echoing the value (it may be customer data)."""
     first = error.errors(include_url=False, include_input=False)[0]
-    if first["type"] == "json_invalid":
-        return "body is not valid JSON", "INVALID_JSON"
     if first["type"] == "model_type":
-        return "body must be a JSON object", "INVALID_BODY"
-    where = ".".join(str(part) for part in first["loc"]) or "body"
+        return f"{channel.label} must be a JSON object", "INVALID_BODY"
+    if len(first["loc"]) == 3 and first["loc"][0] == "properties":  # a value that no member of the union took
+        return f"{channel.where}properties.{first['loc'][1]} must be a string or a finite number", "INVALID_PROPERTY_VALUE"
+    where = channel.where + ".".join(str(part) for part in first["loc"]) or channel.label
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
     return f"{where}: {first['msg']}{more}", first["type"].upper()
 

@@ -22,6 +22,11 @@ MAX_METRIC_VALUES = 100  # EMF: at most 100 values per metric in one document
 
 def build_drain(settings: Settings) -> Drain:
     """Once per container: the pool, the token cache and the rate gate live across invocations."""
+    if settings.unique_property is None:  # once per cold start: README, "Exactly once"
+        logger.warning("no unique property (HUBSPOT_UNIQUE_PROPERTY is empty): HubSpot cannot refuse a payment "
+                       "it already holds, so a payment whose reply was lost may be created twice"
+                       + ("" if settings.ledger_enabled else ", and the ledger is off too"),
+                       extra={"ledgerEnabled": settings.ledger_enabled})
     parallel = settings.HUBSPOT_MAX_PARALLEL_CALLS
     hubspot = HubSpotClient(settings.HUBSPOT_BASE_URL, settings.HUBSPOT_API_VERSION,
                             settings.HUBSPOT_CONNECT_TIMEOUT_SECONDS, settings.HUBSPOT_READ_TIMEOUT_SECONDS,
