@@ -10,8 +10,8 @@ from __future__ import annotations
 from botocore.config import Config
 
 CONNECT_TIMEOUT_S = 1.0
-READ_TIMEOUT_S = 3.0
-MAX_ATTEMPTS = 3  # botocore "standard" mode: the first try and two retries, with backoff
+READ_TIMEOUT_S = 2.0
+MAX_ATTEMPTS = 2  # botocore "standard" mode: the first try and one retry, with backoff
 
 
 def client_config(**overrides) -> Config:
