@@ -71,8 +71,8 @@ def test_the_property_it_creates_makes_hubspot_refuse_a_second_payment_with_the_
     assert run(capsys, "--property", "order_key", "--group", "drain")[0] == 0
     client = HubSpotClient(sandbox.base_url)
     first, second = (parse_record(sqs_record(payment_body("ch_1"), m), "order_key") for m in ("m-1", "m-2"))
-    assert client.create_batch([first.hubspot_input()], CANARY_TOKEN).status == 201
-    answer = client.create_batch([second.hubspot_input()], CANARY_TOKEN)
+    assert client.write_batch([first.hubspot_input()], CANARY_TOKEN).status == 201
+    answer = client.write_batch([second.hubspot_input()], CANARY_TOKEN)
     assert answer.status == 207 and answer.body["errors"][0]["category"] == "CONFLICT"
 
 
@@ -132,7 +132,7 @@ def test_the_token_is_read_from_the_secret_as_the_function_reads_it(sandbox, aws
     code, lines, _ = run(capsys, "--secret-id", secret["ARN"])
     assert code == 0 and lines[-1].startswith("ready:")
     code, _, err = run(capsys, "--secret-id", "no-such-secret")
-    assert code == 1 and err == ["setup_hubspot: cannot read the HubSpot token secret (ResourceNotFoundException)"]
+    assert code == 1 and err == ["setup_hubspot: cannot read the HubSpot token secret no-such-secret (ResourceNotFoundException)"]
 
 
 def test_the_documented_command_runs_as_a_process(sandbox):

@@ -222,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _token(from_env: str | None, secret_id: str | None) -> str | None:
     if from_env and from_env.strip():
-        return token_from_secret(from_env)
+        return token_from_secret(from_env, "HUBSPOT_TOKEN")
     if secret_id:
         return SecretToken(secret_id, max_age_s=0).get()
     return None
