@@ -47,8 +47,10 @@ class SecretToken:
         return token_from_secret(value, self.secret_id)
 
 
-def token_from_secret(value: str | bytes | None, secret_id: str) -> str:
-    """The token in a secret's value; a TokenUnavailable naming ``secret_id`` when there is none."""
+def token_from_secret(value: str | bytes | None, secret_id: str | None = None) -> str:
+    """The token in a secret's value (or in HUBSPOT_TOKEN for the setup command); a TokenUnavailable
+    naming ``secret_id`` when there is none, never the value."""
+    source = f"the token secret {secret_id}" if secret_id else "the token"
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     text = (value or "").strip()
@@ -56,11 +58,10 @@ def token_from_secret(value: str | bytes | None, secret_id: str) -> str:
         try:
             text = str(json.loads(text).get("token") or "").strip()
         except (ValueError, AttributeError):
-            raise TokenUnavailable(
-                f"the token secret {secret_id} looks like JSON but cannot be parsed") from None
+            raise TokenUnavailable(f"{source} looks like JSON but cannot be parsed") from None
     if not text:
-        raise TokenUnavailable(f"the token secret {secret_id} is empty or has no 'token' field")
+        raise TokenUnavailable(f"{source} is empty or has no 'token' field")
     if not TOKEN.fullmatch(text):
-        raise TokenUnavailable(f"the token secret {secret_id} holds characters a token cannot have "
+        raise TokenUnavailable(f"{source} holds characters a token cannot have "
                                "(only printable ASCII without spaces or line breaks)")
     return text
