@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -99,6 +100,16 @@ def test_a_token_the_info_route_does_not_know_is_checked_by_the_calls_themselves
     sandbox.control.set_config(tokens={CANARY_TOKEN: {"scopes": list(ALL_SCOPES), "private_app": False}})
     code, lines, _ = run(capsys)
     assert code == 0 and lines[-1].startswith("ready:")
+
+
+def test_no_answer_from_hubspot_is_a_report_line_and_exit_code_1_not_a_traceback(sandbox, capsys, monkeypatch):
+    with socket.socket() as unused:  # a loopback port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("HUBSPOT_BASE_URL", f"http://127.0.0.1:{port}")
+    code, lines, _ = run(capsys)
+    assert code == 1
+    assert lines[-1].startswith("stopped: POST /oauth/v2/private-apps/get/access-token-info: no answer from HubSpot")
 
 
 def test_an_existing_property_without_unique_values_is_not_taken(sandbox, capsys):
