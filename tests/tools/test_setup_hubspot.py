@@ -143,7 +143,8 @@ def test_the_token_is_read_from_the_secret_as_the_function_reads_it(sandbox, aws
     code, lines, _ = run(capsys, "--secret-id", secret["ARN"])
     assert code == 0 and lines[-1].startswith("ready:")
     code, _, err = run(capsys, "--secret-id", "no-such-secret")
-    assert code == 1 and err == ["setup_hubspot: cannot read the HubSpot token secret no-such-secret (ResourceNotFoundException)"]
+    assert code == 1
+    assert err == ["setup_hubspot: cannot read the HubSpot token secret no-such-secret (ResourceNotFoundException)"]
 
 
 def test_the_documented_command_runs_as_a_process(sandbox):
