@@ -324,7 +324,7 @@ class SandboxState:
     # ----------------------------------------------------------------- payments
     def store(
         self, valid: list[tuple[int, dict[str, Any]]], *, all_or_nothing: bool
-    ) -> tuple[list[dict[str, Any]], dict[int, tuple[str, str | None]]]:
+    ) -> tuple[list[dict[str, Any]], dict[int, tuple[str, str, str | None]]]:
         """Store the valid inputs (index, input) atomically with the unique-value check.
 
         Returns (stored payment records, conflicts: input index -> (property, value, existing id or None)).

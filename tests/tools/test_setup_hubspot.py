@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -101,6 +102,16 @@ def test_a_token_the_info_route_does_not_know_is_checked_by_the_calls_themselves
     assert code == 0 and lines[-1].startswith("ready:")
 
 
+def test_no_answer_from_hubspot_is_a_report_line_and_exit_code_1_not_a_traceback(sandbox, capsys, monkeypatch):
+    with socket.socket() as unused:  # a loopback port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("HUBSPOT_BASE_URL", f"http://127.0.0.1:{port}")
+    code, lines, _ = run(capsys)
+    assert code == 1
+    assert lines[-1].startswith("stopped: POST /oauth/v2/private-apps/get/access-token-info: no answer from HubSpot")
+
+
 def test_an_existing_property_without_unique_values_is_not_taken(sandbox, capsys):
     sandbox.control.set_config(extra_properties=["payments_drain_key"])
     code, lines, _ = run(capsys)
@@ -132,8 +143,8 @@ def test_the_token_is_read_from_the_secret_as_the_function_reads_it(sandbox, aws
     code, lines, _ = run(capsys, "--secret-id", secret["ARN"])
     assert code == 0 and lines[-1].startswith("ready:")
     code, _, err = run(capsys, "--secret-id", "no-such-secret")
-    assert code == 1 and err == [
-        "setup_hubspot: cannot read the HubSpot token secret no-such-secret (ResourceNotFoundException)"]
+    assert code == 1
+    assert err == ["setup_hubspot: cannot read the HubSpot token secret no-such-secret (ResourceNotFoundException)"]
 
 
 def test_the_documented_command_runs_as_a_process(sandbox):

@@ -449,3 +449,10 @@ def test_upsert_mode_does_not_count_a_resent_payment_as_a_possible_copy(clock):
     assert failures(first) == ["m1"] and first.stats.ambiguous == 0
     again = run(drain, [versioned("k", "m1", 1)], clock)
     assert failures(again) == [] and again.stats.ambiguous_ids == set()
+
+
+def test_an_unknown_object_type_is_logged_as_a_configuration_fault_and_retried_unsplit(clock, log_lines):
+    answer = error_answer(400, "VALIDATION_ERROR", message="Unable to infer object type from: commerce_payment")
+    drain, hubspot = make([answer], clock=clock)
+    assert failures(run(drain, records(3), clock)) == ["m0", "m1", "m2"] and len(hubspot.calls) == 1
+    assert any("configuration fault" in line and '"httpStatus":400' in line.replace(" ", "") for line in log_lines())

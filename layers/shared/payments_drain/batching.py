@@ -75,7 +75,7 @@ def settle(chunk: Sequence[Payment], answer: Answer, unique_property: str | None
             return _multi_status(chunk, answer, unique_property)
         return Verdict(SETTLED, _created(chunk, answer.body))
     reason = whole_request_reason(answer)
-    if status == 400 and reason.message.startswith(UNKNOWN_OBJECT_TYPE):
+    if is_unknown_object_type(status, reason):
         # The path names an object type HubSpot does not know: the configuration's fault, never the
         # inputs'. Splitting would only resend them all; keep them on the queue for a person to fix.
         return Verdict(SETTLED, {p.message_id: Outcome(State.RETRY, reason) for p in chunk}, reason)
@@ -101,6 +101,11 @@ def settle(chunk: Sequence[Payment], answer: Answer, unique_property: str | None
     # 403 (missing scope), 404 (wrong base URL or path) and anything unexpected: a configuration
     # fault, not the payments' fault. Keep them on the queue; the alarm tells a person.
     return Verdict(SETTLED, {p.message_id: Outcome(State.RETRY, reason) for p in chunk}, reason)
+
+
+def is_unknown_object_type(status: int | None, reason: Reason | None) -> bool:
+    """HubSpot's 400 for a path naming an object type it does not know: the configuration's fault."""
+    return status == 400 and reason is not None and reason.message.startswith(UNKNOWN_OBJECT_TYPE)
 
 
 def whole_request_reason(answer: Answer) -> Reason:

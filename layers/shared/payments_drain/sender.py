@@ -116,7 +116,7 @@ class ChunkSender:
             stats.record(answer, [p.message_id for p in part], verdict.ambiguous and not self.upsert)
             reason = verdict.reason or reason
             if verdict.action in (batching.SETTLED, batching.SPLIT):
-                if answer.status in (401, 403, 404):
+                if answer.status in (401, 403, 404) or batching.is_unknown_object_type(answer.status, reason):
                     logger.error("HubSpot refused the request: configuration fault", extra=_reason_log(reason))
                 elif verdict.ambiguous:
                     logger.warning("HubSpot answer could not be mapped to every input", extra=_reason_log(reason))

@@ -87,8 +87,8 @@ class Report:
 
 def setup(admin: Admin, property_name: str, group_name: str, report: Report) -> Report:
     report.say(f"HubSpot {admin.base_url}, object type {OBJECT_TYPE}")
-    check_scopes(admin, report)
     try:
+        check_scopes(admin, report)
         ensure_group(admin, group_name, report)
         ensure_property(admin, property_name, group_name, report)
     except SetupError as error:
