@@ -36,9 +36,29 @@ FAST = {  # short timeouts so that redeliveries happen within the run; the rest 
     "QueueVisibilityTimeoutSeconds": "12", "MaxReceiveCount": "20",
     "HubSpotUnavailableHoldSeconds": "2", "DailyLimitHoldSeconds": "3",
 }
+# Faults after which HubSpot surely did not store, or said it stored (a hang stores nothing; an
+# unreadable 2xx still means stored; a 2xx with errors[] names its failed inputs).
 SANDBOX_FAULTS = {"p_429": 0.08, "p_500": 0.05, "p_503": 0.05, "p_reset": 0.04, "latency_ms": 20,
-                  "latency_jitter_ms": 60, "retry_after_s": 1}
-AMBIGUOUS_FAULTS = {"p_stored_then_timeout": 0.08, "p_reset_after_store": 0.08, "stored_then_timeout_delay_s": 4}
+                  "latency_jitter_ms": 60, "retry_after_s": 1, "p_hang": 0.02, "hang_max_s": 30,
+                  "p_stored_then_unreadable": 0.03, "p_2xx_with_errors": 0.05,
+                  "p_daily_spell": 0.01, "daily_spell_s": 3}
+# Faults after which the drain cannot know whether HubSpot stored the payments.
+AMBIGUOUS_FAULTS = {"p_stored_then_timeout": 0.08, "p_reset_after_store": 0.08, "stored_then_timeout_delay_s": 4,
+                    "p_trickle": 0.03, "trickle_interval_s": 0.5}
+
+
+def hostile_bodies() -> list[workload.WorkItem]:
+    """What producers really send now and then: an emoji cut in half (a lone surrogate escape),
+    JSON nested far deeper than any parser's guard, a body near the queue's size limit whose
+    report, escaped, would be twice the limit. Each must end in exactly one report."""
+    def bad_amount(key: str, value: str) -> str:  # invalid for its amount, which holds the hostile text
+        return json.dumps({"paymentKey": key, "properties": {"hs_initial_amount": value,
+                                                             "hs_initiated_date": "2026-11-27T10:00:00Z"}})
+
+    deep = '{"paymentKey": "hostile-deep", "properties": ' + "[" * 20_000 + "]" * 20_000 + "}"
+    return [workload.WorkItem(bad_amount("hostile-surrogate", "caf\ud83d"), "lone_surrogate", "hostile-surrogate"),
+            workload.WorkItem(deep, "deeply_nested", "hostile-deep"),
+            workload.WorkItem(bad_amount("hostile-big", '"' * 520_000), "near_size_limit", "hostile-big")]
 
 
 def workload_with_resends(count: int, seed: int) -> list[workload.WorkItem]:
@@ -46,7 +66,7 @@ def workload_with_resends(count: int, seed: int) -> list[workload.WorkItem]:
     items = workload.generate(count, invalid_share=0.05, seed=seed)
     rng = random.Random(seed)
     valid = [it for it in items if it.valid]
-    items += rng.sample(valid, max(1, len(valid) // 20))
+    items += rng.sample(valid, max(1, len(valid) // 20)) + hostile_bodies()
     rng.shuffle(items)
     return items
 
@@ -59,6 +79,7 @@ def run_chaos(parameters: dict, sandbox_faults: dict, chaos: dict, seed: int) ->
             function, handler="chaos_app.lambda_handler", code_uri=FUNCTION_DIR,
             layer_dirs=(*function.layer_dirs, function.code_uri),
             environment={**function.environment, "HUBSPOT_READ_TIMEOUT_SECONDS": "2", "CHAOS_SEED": str(seed),
+                         "DAILY_LIMIT_PROBE_SECONDS": "2",
                          **{f"CHAOS_{k.upper()}": str(v) for k, v in chaos.items()}},
         )
         items = workload_with_resends(COUNT, seed)
