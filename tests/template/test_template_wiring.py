@@ -16,6 +16,7 @@ EXPECTED_ENVIRONMENT = {
     "HUBSPOT_BASE_URL": {"Ref": "HubSpotBaseUrl"},
     "HUBSPOT_API_VERSION": {"Ref": "HubSpotApiVersion"},
     "HUBSPOT_UNIQUE_PROPERTY": {"Ref": "HubSpotUniqueProperty"},
+    "HUBSPOT_WRITE_MODE": {"Ref": "HubSpotWriteMode"},
     "HUBSPOT_RATE_LIMIT_PER_10S": {"Ref": "HubSpotRateLimitPer10s"},
     "HUBSPOT_MAX_PARALLEL_CALLS": {"Fn::FindInMap": ["RateLimitProfile", {"Ref": "HubSpotRateLimitPer10s"},
                                                      "MaxParallelCalls"]},
@@ -422,3 +423,9 @@ def test_deployed_environment_passes_the_codes_settings_model(function, evaluate
 ])
 def test_base_url_parameter_accepts_only_https_or_loopback(parameters, url, accepted):
     assert bool(re.fullmatch(parameters["HubSpotBaseUrl"]["AllowedPattern"], url)) is accepted
+
+
+def test_upsert_mode_cannot_be_deployed_without_the_unique_property(template):
+    rule = template["Rules"]["UpsertNeedsTheUniqueProperty"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "HubSpotWriteMode"}, "upsert"]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "HubSpotUniqueProperty"}, ""]}]}
