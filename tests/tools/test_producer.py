@@ -187,3 +187,77 @@ def test_python_dash_m_producer(aws_env, tmp_path):
     assert "line 2: invalid INVALID_BODY: body must be a JSON object" in result.stderr
     assert json.loads(result.stdout)["sent"] == 1
     assert counts(url) == (1, 0)
+
+
+# --- every line ends sent or reported (issue 13) ---------------------------------------------------
+
+def accounted(summary: dict) -> bool:
+    return summary["sent"] + summary["sendFailed"] + summary["invalid"] == summary["lines"]
+
+
+def test_a_byte_that_is_not_utf8_is_reported_on_its_line_and_every_other_line_is_sent(aws_env, tmp_path, capsys):
+    url = new_queue("payments")
+    lines = [json.dumps(payment_body(f"k{i}")).encode() for i in range(1, 401)]
+    lines[300] = lines[300].replace(b'"49.90"', b'"49.90\xff"')  # line 301, after 250 were sent
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    code, summary, err = run(capsys, path, "--queue-url", url)
+    assert code == 1
+    assert (summary["lines"], summary["sent"], summary["invalid"]) == (400, 399, 1) and accounted(summary)
+    assert problems(summary) == {301: "INVALID_UTF8"}
+    assert any(line.startswith("line 301: invalid INVALID_UTF8: byte 0xff at character") for line in err)
+    assert len(take_all(url)) == 399
+
+
+def test_a_csv_cell_over_the_field_limit_is_reported_and_the_rows_after_it_are_sent(aws_env, tmp_path, capsys):
+    url = new_queue("payments")
+    path = tmp_path / "payments.csv"
+    rows = ["paymentKey,hs_initial_amount,hs_initiated_date,hs_internal_comment",
+            "ch_0,1.00,2026-11-27T10:00:00Z,ok",
+            "ch_big,1.00,2026-11-27T10:00:00Z," + "x" * 200_000,          # line 3: over csv's 131072
+            *[f"ch_{i},1.00,2026-11-27T10:00:00Z,ok" for i in range(1, 6)],  # lines 4-8
+            'ch_q,1.00,2026-11-27T10:00:00Z,"a quote that never ends',      # line 9, swallows line 10
+            "ch_last,1.00,2026-11-27T10:00:00Z,ok"]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    code, summary, err = run(capsys, path, "--queue-url", url)
+    assert code == 1
+    assert problems(summary) == {3: "INVALID_CSV", 9: "INVALID_CSV"}
+    assert [p.get("lastLine") for p in summary["problems"]] == [None, 10]
+    assert any(line.startswith("line 3: invalid INVALID_CSV: not readable as CSV: field larger than field limit")
+               for line in err)
+    assert any(line.startswith("lines 9-10: invalid INVALID_CSV") for line in err)
+    assert sorted(json.loads(m["Body"])["paymentKey"] for m in take_all(url)) == [f"ch_{i}" for i in range(6)]
+    assert summary["sent"] == 6 and accounted(summary)
+
+
+def test_a_character_sqs_refuses_is_reported_alone_and_its_batch_neighbours_are_sent(aws_env, tmp_path, capsys):
+    url = new_queue("payments")
+    # U+FFFF is valid JSON and UTF-8 but outside SQS's character set: SQS would refuse the whole call of 10.
+    lines = [json.dumps(payment_body(f"ch_{i}", hs_internal_comment="\uffff" if i == 5 else "ok"), ensure_ascii=False)
+             for i in range(1, 10)]
+    code, summary, err = run(capsys, jsonl(tmp_path / "p.jsonl", lines), "--queue-url", url)
+    assert code == 1 and problems(summary) == {5: "INVALID_CHARACTER"}
+    assert any(line.startswith("line 5: invalid INVALID_CHARACTER: character U+FFFF at ") for line in err)
+    assert summary["sent"] == 8 and summary["sendFailed"] == 0 and accounted(summary)
+    assert counts(url) == (8, 0)
+
+
+@pytest.mark.parametrize(("header", "known"), [("paymentkey", "paymentKey"), ("PaymentKey ", "paymentKey"),
+                                               ("HS_INITIAL_AMOUNT", "hs_initial_amount"),
+                                               ("Associations", "associations")])
+def test_a_csv_header_that_differs_from_a_known_column_only_by_case_is_an_error(aws_env, tmp_path, capsys, header,
+                                                                              known):
+    url = new_queue("payments")
+    path = tmp_path / "payments.csv"
+    path.write_text(f"hs_initiated_date,{header}\n2026-11-27T10:00:00Z,x\n", encoding="utf-8")
+    code, summary, err = run(capsys, path, "--queue-url", url)
+    assert code == 1 and summary["sent"] == 0
+    assert err == [f"{path}: line 1: column {header!r} differs from {known!r} only by case or spaces; "
+                   "rename it (nothing was sent)"]
+    assert counts(url) == (0, 0)
+
+
+def test_blank_lines_are_counted_and_the_summary_adds_up(aws_env, tmp_path, capsys):
+    url = new_queue("payments")
+    code, summary, _ = run(capsys, jsonl(tmp_path / "p.jsonl", JSONL_LINES), "--queue-url", url)
+    assert (summary["lines"], summary["blank"]) == (9, 1) and accounted(summary)

@@ -11,8 +11,15 @@ number and reason and never sent. Valid lines go out with SendMessageBatch (10 e
 most 1 MiB per call). FIFO queues: the group id is a constant (``--group-id``) or a field of
 each payment (``--group-id-field``), the deduplication id is the paymentKey.
 
-Problems go to stderr, one line each; the summary is one JSON object on stdout. The exit code
-is 0 when every line was valid and sent, 1 otherwise, 2 for a usage error.
+Every line ends either sent or reported, whatever it holds: bytes that are not UTF-8, characters
+SQS refuses, a CSV cell over the csv module's field limit or a broken quote (reported with the
+lines it spans; reading goes on after it). Blank lines are skipped and counted. A CSV header
+that differs from a known column only by case (``paymentkey``, ``HS_INITIAL_AMOUNT``) or names a
+column twice is an error of the whole file: nothing is sent.
+
+Problems go to stderr, one line each; the summary is one JSON object on stdout, and
+``sent + sendFailed + invalid`` (``valid + invalid`` in a dry run) is always ``lines``. The exit
+code is 0 when every line was valid and sent, 1 otherwise, 2 for a usage error.
 
 ``enqueue`` (the batching sender) is shared with ``payments_drain.replay``.
 """
@@ -24,6 +31,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +41,7 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from payments_drain.messages import parse_record
+from payments_drain.messages import READ_ONLY, WRITABLE, parse_record
 from payments_drain.outcomes import Rejection
 from payments_drain.sqs_batches import batches, entry_size
 
@@ -94,24 +102,85 @@ class Line:
     number: int
     body: str | None
     problem: tuple[str, str] | None = None  # (code, message) when the line cannot become a body
+    last: int | None = None                  # the last physical line of a problem spanning several
+
+
+class FileProblem(ValueError):
+    """The file as a whole cannot be read as payments (a bad CSV header): nothing is sent."""
+
+
+# Characters SQS accepts in a message body (its documented set); anything else fails the whole
+# SendMessageBatch call, so such a line is reported alone instead.
+_SQS_REFUSED = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_UNDECODED = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
+KNOWN_COLUMNS = frozenset({"paymentKey", "associations"}) | WRITABLE | READ_ONLY
+
+
+def _undecodable(text: str) -> tuple[str, str] | None:
+    match = _UNDECODED.search(text)
+    if match is None:
+        return None
+    byte = ord(match.group()) - 0xDC00
+    return "INVALID_UTF8", f"byte 0x{byte:02x} at character {match.start() + 1} is not UTF-8; nothing of the line was sent"
 
 
 def read_jsonl(stream: TextIO) -> Iterator[Line]:
     for number, text in enumerate(stream, start=1):
         text = text.strip()
-        if text:
+        if not text:
+            yield Line(number, None, ("BLANK", ""))
+        elif problem := _undecodable(text):
+            yield Line(number, None, problem)
+        else:
             yield Line(number, text)
 
 
 def read_csv(stream: TextIO) -> Iterator[Line]:
     reader = csv.DictReader(stream, strict=True)
-    start = 2  # the header is line 1
     try:
-        for row in reader:
-            number, start = start, reader.line_num + 1
-            yield _csv_line(number, row)
+        header = reader.fieldnames or []
     except csv.Error as error:
-        yield Line(start, None, ("INVALID_CSV", f"not readable as CSV: {error}"))
+        raise FileProblem(f"line 1: the header is not readable as CSV: {error}") from None
+    check_header(header)
+    raw = reader.reader  # its line_num moves on a refused row too (the DictReader's does not)
+    start = 2  # the header is line 1
+    while True:
+        # The loop goes on after a row the csv module refuses (a cell over its field limit, a
+        # broken quote): the rows after it are read, and the refused lines are reported.
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            last = max(start, raw.line_num)
+            yield Line(start, None, ("INVALID_CSV", f"not readable as CSV: {error}"), last)
+            if raw.line_num < start:  # nothing consumed: the end of the input
+                return
+            start = raw.line_num + 1
+            continue
+        number, start = start, raw.line_num + 1
+        if not any(value for value in row.values() if isinstance(value, str)) and None not in row:
+            yield Line(number, None, ("BLANK", ""))
+            continue
+        yield _csv_line(number, row)
+
+
+def check_header(header: Sequence[str]) -> None:
+    """Refuse a header that would turn a typo into a custom property, or lose a column."""
+    if not header:
+        raise FileProblem("line 1: no header (the first line names the columns)")
+    if problem := _undecodable(",".join(header)):
+        raise FileProblem(f"line 1: the header: {problem[1]}")
+    by_folded = {name.casefold(): name for name in KNOWN_COLUMNS}
+    seen: set[str] = set()
+    for column in header:
+        if column in seen:
+            raise FileProblem(f"line 1: column {column!r} appears twice")
+        seen.add(column)
+        known = by_folded.get(column.strip().casefold())
+        if known is not None and known != column:
+            raise FileProblem(f"line 1: column {column!r} differs from {known!r} only by case or spaces; "
+                              f"rename it (nothing was sent)")
 
 
 def _csv_line(number: int, row: dict[str | None, Any]) -> Line:
@@ -119,6 +188,8 @@ def _csv_line(number: int, row: dict[str | None, Any]) -> Line:
         return Line(number, None, ("INVALID_CSV", "more cells than header columns"))
     if any(value is None for value in row.values()):
         return Line(number, None, ("INVALID_CSV", "fewer cells than header columns"))
+    if problem := _undecodable("".join(row.values())):
+        return Line(number, None, problem)
     body: dict[str, Any] = {}
     properties: dict[str, str] = {}
     for column, value in row.items():
@@ -138,8 +209,9 @@ def _csv_line(number: int, row: dict[str | None, Any]) -> Line:
 
 
 def read_lines(path: Path, fmt: str | None = None) -> Iterator[Line]:
+    """The file's lines; bytes that are not UTF-8 are kept (as surrogates) and reported per line."""
     fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
-    with path.open(encoding="utf-8-sig", newline="" if fmt == "csv" else None) as stream:
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="" if fmt == "csv" else None) as stream:
         yield from (read_csv(stream) if fmt == "csv" else read_jsonl(stream))
 
 
@@ -164,6 +236,10 @@ class Target:
     def entry(self, line: Line, payment_key: str | None, body: dict[str, Any]) -> dict[str, Any]:
         """The SendMessageBatch entry, or raises ValueError saying why this line cannot go to the queue."""
         entry: dict[str, Any] = {"Id": str(line.number), "MessageBody": line.body}
+        refused = _SQS_REFUSED.search(line.body or "")
+        if refused is not None:
+            raise ValueError("INVALID_CHARACTER", f"character U+{ord(refused.group()):04X} at {refused.start() + 1}"
+                                                  " is not allowed in an SQS message")
         if self.fifo:
             if not payment_key:
                 raise ValueError("MISSING_PAYMENT_KEY", "a FIFO queue needs paymentKey (the deduplication id)")
@@ -190,21 +266,26 @@ def _field(body: dict[str, Any], name: str) -> str | None:
 
 @dataclass
 class Summary:
-    lines: int = 0
+    lines: int = 0           # payments read (a CSV row spanning lines counts once); blank ones not included
+    blank: int = 0
     valid: int = 0
     invalid: int = 0
     sent: int = 0
     send_failed: int = 0
     dry_run: bool = False
     problems: list[dict[str, Any]] = field(default_factory=list)
+    problem_count: int = 0
+    stopped: str = ""
 
     def as_dict(self, max_problems: int = 100) -> dict[str, Any]:
-        return {"dryRun": self.dry_run, "lines": self.lines, "valid": self.valid, "invalid": self.invalid,
-                "sent": self.sent, "sendFailed": self.send_failed, "problems": self.problems[:max_problems]}
+        return {"dryRun": self.dry_run, "lines": self.lines, "blank": self.blank, "valid": self.valid,
+                "invalid": self.invalid, "sent": self.sent, "sendFailed": self.send_failed,
+                "problems": self.problems[:max_problems], "problemsNotListed": max(0, self.problem_count - max_problems),
+                **({"stopped": self.stopped} if self.stopped else {})}
 
     @property
     def ok(self) -> bool:
-        return self.invalid == 0 and self.send_failed == 0
+        return self.invalid == 0 and self.send_failed == 0 and not self.stopped
 
 
 def produce(lines: Iterable[Line], target: Target, *, unique_property: str | None = None, dry_run: bool = False,
@@ -214,10 +295,13 @@ def produce(lines: Iterable[Line], target: Target, *, unique_property: str | Non
     keys: dict[str, int] = {}
     pending: list[dict[str, Any]] = []
 
-    def problem(number: int, kind: str, code: str, message: str) -> None:
+    def problem(number: int, kind: str, code: str, message: str, last: int | None = None) -> None:
+        summary.problem_count += 1
         if len(summary.problems) < MAX_KEPT_PROBLEMS:
-            summary.problems.append({"line": number, "kind": kind, "code": code, "message": message})
-        report(f"line {number}: {kind} {code}: {message}")
+            item = {"line": number, "kind": kind, "code": code, "message": message}
+            summary.problems.append(item if last in (None, number) else {**item, "lastLine": last})
+        where = f"line {number}" if last in (None, number) else f"lines {number}-{last}"
+        report(f"{where}: {kind} {code}: {message}")
 
     def flush() -> None:
         if not pending:
@@ -234,20 +318,27 @@ def produce(lines: Iterable[Line], target: Target, *, unique_property: str | Non
 
     if not dry_run and client is None:
         client = sqs_client()
-    for line in lines:
-        summary.lines += 1
-        try:
-            entry = _validate(line, target, unique_property, keys)
-        except ValueError as error:
-            summary.invalid += 1
-            code, message = error.args
-            problem(line.number, "invalid", code, message)
-            continue
-        summary.valid += 1
-        if not dry_run:
-            pending.append(entry)
-            if len(pending) >= 50:  # send as we read; batches() cuts this into SendMessageBatch calls
-                flush()
+    try:
+        for line in lines:
+            if line.problem is not None and line.problem[0] == "BLANK":
+                summary.blank += 1
+                continue
+            summary.lines += 1
+            try:
+                entry = _validate(line, target, unique_property, keys)
+            except ValueError as error:
+                summary.invalid += 1
+                code, message = error.args
+                problem(line.number, "invalid", code, message, line.last)
+                continue
+            summary.valid += 1
+            if not dry_run:
+                pending.append(entry)
+                if len(pending) >= 50:  # send as we read; batches() cuts this into SendMessageBatch calls
+                    flush()
+    except OSError as error:  # the file itself failed (a disk or network error): say where
+        summary.stopped = f"reading stopped after {summary.lines} lines: {error.strerror or error}"
+        report(summary.stopped)
     if not dry_run:
         flush()
     return summary
@@ -301,8 +392,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.quiet or text.startswith("line "):
             print(text, file=sys.stderr, flush=True)
 
-    summary = produce(read_lines(args.file, args.format), target, unique_property=args.unique_property or None,
-                      dry_run=args.dry_run, report=report)
+    try:
+        summary = produce(read_lines(args.file, args.format), target, unique_property=args.unique_property or None,
+                          dry_run=args.dry_run, report=report)
+    except FileProblem as error:
+        print(f"{args.file}: {error}", file=sys.stderr)
+        print(json.dumps({**Summary(dry_run=args.dry_run).as_dict(), "fileError": str(error)}))
+        return 1
     print(json.dumps(summary.as_dict()))
     return 0 if summary.ok else 1
 
