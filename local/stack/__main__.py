@@ -9,6 +9,8 @@ import signal
 import sys
 import time
 from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from .template import DEFAULT_TEMPLATE, TemplateError, parse_overrides
@@ -16,8 +18,65 @@ from .workload import from_file, generate
 
 EMF_METRICS = (
     "PaymentsReceived", "PaymentsCreated", "PaymentsDuplicate", "PaymentsRejected", "PaymentsRetried",
-    "HubSpotRequests", "HubSpotThrottled", "HubSpotErrors", "HubSpotLatency", "BatchDuration",
+    "PaymentsAmbiguous", "HubSpotRequests", "HubSpotThrottled", "HubSpotErrors", "HubSpotLatency", "BatchDuration",
 )
+REASONS_SHOWN = 8  # rejection reasons listed in the table; the rest are one "N more" row
+DEFAULT_REPORT_DIR = "local-runs"
+
+
+# --- argument types: a mistake is one line on stderr and exit code 2, as argparse does ---------------
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def _faults(text: str) -> dict[str, Any]:
+    """--sandbox-faults: a JSON object of the sandbox's fault options, checked by the sandbox's own rules."""
+    from local.hubspot_sandbox.config import normalise_faults
+
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not JSON ({error}); e.g. '{{\"p_503\": 0.1}}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"p_503\": 0.1}'")
+    try:
+        normalise_faults(value, base={})
+    except (TypeError, ValueError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
+
+
+def _existing_file(text: str) -> str:
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,15 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--template", default=str(DEFAULT_TEMPLATE), help="SAM template (default: template.yaml)")
     run.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE",
                      help="template parameter override, like sam's --parameter-overrides (repeatable)")
-    run.add_argument("--count", type=int, default=2000, help="payments to generate (default 2000)")
-    run.add_argument("--invalid-share", type=float, default=0.03, help="share of invalid payments (default 0.03)")
+    run.add_argument("--count", type=_positive_int, default=2000, help="payments to generate (default 2000)")
+    run.add_argument("--invalid-share", type=_share, default=0.03, help="share of invalid payments (default 0.03)")
     run.add_argument("--seed", type=int, default=1, help="workload and sandbox seed (default 1)")
-    run.add_argument("--file", help="send this JSON Lines file (one message body per line) instead of generating")
-    run.add_argument("--sandbox-faults", default=None, metavar="JSON",
+    run.add_argument("--file", type=_existing_file,
+                     help="send this JSON Lines file (one message body per line) instead of generating")
+    run.add_argument("--sandbox-faults", type=_faults, default=None, metavar="JSON",
                      help='sandbox fault options, e.g. \'{"p_503": 0.05, "latency_ms": 30}\' (docs/sandbox.md)')
-    run.add_argument("--rate-limit", type=int, default=None,
+    run.add_argument("--rate-limit", type=_positive_int, default=None,
                      help="the sandbox's requests per 10 s (default: the template's HubSpotRateLimitPer10s)")
-    run.add_argument("--timeout", type=float, default=600.0, help="give up draining after this many seconds")
+    run.add_argument("--timeout", type=_positive_float, default=600.0,
+                     help="give up draining after this many seconds")
+    run.add_argument("--expect-dead-letters", action="store_true",
+                     help="payments ending in the dead-letter queue are what this run is for: exit 0 anyway")
+    run.add_argument("--report-dir", default=DEFAULT_REPORT_DIR,
+                     help=f"where the HTML report and the JSON summary go (default {DEFAULT_REPORT_DIR}/)")
     run.add_argument("--no-moto-patch", action="store_true", help="run stock moto (slow; for comparisons)")
     run.add_argument("--keep-running", action="store_true", help="leave moto and the sandbox running at the end")
     run.add_argument("--logs", action="store_true", help="echo the function's log lines to stderr")
@@ -44,24 +109,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Progress:
-    def __init__(self, total: int) -> None:
+    """Live progress on stderr, from samples taken while payments settle (not only when an invocation ends).
+
+    On a terminal one line is rewritten in place; elsewhere (CI, a pipe) a line is printed when the
+    numbers changed, at most once a second."""
+
+    def __init__(self, total: int, recorder: Any) -> None:
         self.total = total
+        self.recorder = recorder
         self.tty = sys.stderr.isatty()
-        self.started = time.monotonic()
         self.last = 0.0
+        self.last_text = ""
 
     def __call__(self, counts: dict, stats: dict) -> None:
-        now = time.monotonic()
-        if not self.tty and now - self.last < 2.0:
+        sample = self.recorder.sample(counts, stats)
+        if sample is None:
             return
-        self.last = now
-        line = (f"[drain {now - self.started:5.1f}s] queue: {counts['visible']} waiting, {counts['in_flight']} in flight"
-                f" | invocations {stats['invocations']} ({stats['cold_starts']} cold), records done "
-                f"{stats['records_deleted']}/{self.total}, retried {stats['records_retried']}")
+        now = time.monotonic()
+        text = (f"created {sample.created}, rejected {sample.reports}, done {sample.deleted}/{self.total}, "
+                f"retried {sample.retried} | queue {sample.visible} waiting, {sample.in_flight} in flight, "
+                f"DLQ {sample.dead_letters} | invocations {sample.invocations}, HubSpot requests {sample.requests}")
         if self.tty:
-            sys.stderr.write("\r" + line.ljust(120)[:160])
+            sys.stderr.write("\r" + f"[drain {sample.t:5.1f}s] {text}".ljust(150)[:200])
+        elif text != self.last_text and now - self.last >= 1.0:
+            sys.stderr.write(f"[drain {sample.t:5.1f}s] {text}\n")
+            self.last = now
         else:
-            sys.stderr.write(line + "\n")
+            return
+        self.last_text = text
         sys.stderr.flush()
 
     def done(self) -> None:
@@ -74,23 +149,33 @@ def summarise(stack: Any, enq: Any, result: Any, elapsed_total: float) -> dict:
     stats = stack.sandbox.control.stats()
     reports = stack.failure_reports()
     dlq = stack.dead_letters()
-    reasons = Counter()
+    reasons: Counter = Counter()
     for r in reports:
         reason = r.get("reason") or {}
         reasons[f"{reason.get('category', '?')}/{reason.get('code') or '-'}"] += 1
+    # A payment is its key (paymentKey, else the messageId, as the ledger keys it); the sandbox
+    # stores each create under the messageId it came with, so copies of one payment share a key.
+    keys = set()
+    for record in payments:
+        item = enq.by_message_id.get(record.get("objectWriteTraceId"))
+        keys.add((item.payment_key if item is not None else None) or record.get("objectWriteTraceId"))
     by_status = stats.get("requests_by_status", {})
     metrics = stack.sink.metrics()
     invocations = max(1, result.stats["invocations"])
     valid = sum(1 for it in enq.by_message_id.values() if it.kind == "valid")
     invalid = sum(1 for it in enq.by_message_id.values() if it.kind not in ("valid", "file", "raw"))
     retried_receives = sum(max(0, n - 1) for n in _receive_counts(stack).values())
+    emf = {name: metrics[name] for name in EMF_METRICS if name in metrics}
     return {
         "sent": len(enq.message_ids),
         "sent_valid": valid,
         "sent_invalid": invalid,
-        "created": len(payments),
+        "created": len(keys),
+        "created_copies": len(payments),
+        "extra_copies": len(payments) - len(keys),
+        "ambiguous": int(emf.get("PaymentsAmbiguous", {}).get("sum", 0)),
         "rejected": len(reports),
-        "top_rejection_reasons": reasons.most_common(5),
+        "rejection_reasons": reasons.most_common(),
         "retried_receives": retried_receives,
         "dead_letter_queue": len(dlq),
         "left_in_queue": stack.queue_counts(),
@@ -109,8 +194,8 @@ def summarise(stack: Any, enq: Any, result: Any, elapsed_total: float) -> dict:
         "whole_batch_failures": result.stats["whole_batch_failures"],
         "timeouts": result.stats["timeouts"],
         "batch_sizes": result.stats["batch_sizes"],
-        "emf": {name: metrics[name] for name in EMF_METRICS if name in metrics},
-        "emf_per_invocation": {name: round(metrics[name]["sum"] / invocations, 1) for name in EMF_METRICS if name in metrics},
+        "emf": emf,
+        "emf_per_invocation": {name: round(m["sum"] / invocations, 1) for name, m in emf.items()},
     }
 
 
@@ -123,14 +208,20 @@ def _receive_counts(stack: Any) -> dict[str, int]:
     return counts
 
 
-def print_table(s: dict, out: Any = sys.stdout) -> None:
-    rows = [
+def table_rows(s: dict) -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = [
         ("payments sent", f"{s['sent']} ({s['sent_valid']} valid, {s['sent_invalid']} invalid)"),
-        ("created in HubSpot (sandbox)", s["created"]),
+        ("created in HubSpot (sandbox), distinct", s["created"]),
+        ("  extra copies of created payments", s["extra_copies"]),
+        ("  payments with an unknown outcome (PaymentsAmbiguous)", s["ambiguous"]),
         ("rejected (failure reports)", s["rejected"]),
     ]
-    for reason, n in s["top_rejection_reasons"]:
+    reasons = s["rejection_reasons"]
+    for reason, n in reasons[:REASONS_SHOWN]:
         rows.append(("  " + reason, n))
+    if len(reasons) > REASONS_SHOWN:
+        rest = reasons[REASONS_SHOWN:]
+        rows.append((f"  {len(rest)} more reason{'s' if len(rest) > 1 else ''}", sum(n for _, n in rest)))
     rows += [
         ("retried (receives beyond first)", s["retried_receives"]),
         ("in the dead-letter queue", s["dead_letter_queue"]),
@@ -148,16 +239,34 @@ def print_table(s: dict, out: Any = sys.stdout) -> None:
         for name, m in s["emf"].items():
             unit = " ms" if name in ("HubSpotLatency", "BatchDuration") else ""
             rows.append((f"  {name}", f"{m['sum']:.0f} / {m['avg']:.1f}{unit} / {m['max']:.0f}{unit}"))
+    return rows
+
+
+def print_table(s: dict, out: Any = sys.stdout) -> None:
+    rows = table_rows(s)
     width = max(len(r[0]) for r in rows) + 2
     out.write("\n" + "-" * (width + 40) + "\n")
     for label, value in rows:
         out.write(f"{label.ljust(width)}{value}\n")
     out.write("-" * (width + 40) + "\n")
+
+
+def verdict(s: dict, expect_dead_letters: bool) -> tuple[int, list[str]]:
+    """The exit code and what went wrong: the queue not drained, or payments in the dead-letter queue."""
+    problems = []
     if not s["drained"]:
-        out.write("WARNING: the queue was not empty when the drain timed out\n")
+        problems.append("the payments queue was not empty when the drain timed out (--timeout)")
+    if s["dead_letter_queue"] and not expect_dead_letters:
+        problems.append(
+            f"{s['dead_letter_queue']} payments ended in the dead-letter queue: they were received "
+            "MaxReceiveCount times without an outcome (with injected faults, keep QueueVisibilityTimeoutSeconds "
+            "at least 6 x FunctionTimeoutSeconds, see README \"Run it locally\"; --expect-dead-letters if this "
+            "is what the run is for)")
+    return (1 if problems else 0), problems
 
 
 def run(args: argparse.Namespace) -> int:
+    from .run_report import RunRecorder, write_report
     from .stack import LocalStack
 
     try:
@@ -165,8 +274,12 @@ def run(args: argparse.Namespace) -> int:
     except TemplateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    faults = json.loads(args.sandbox_faults) if args.sandbox_faults else None
-    items = from_file(args.file) if args.file else generate(args.count, args.invalid_share, args.seed)
+    faults = args.sandbox_faults
+    try:
+        items = from_file(args.file) if args.file else generate(args.count, args.invalid_share, args.seed)
+    except (OSError, UnicodeError) as exc:
+        print(f"error: --file {args.file}: {exc}", file=sys.stderr)
+        return 2
     started = time.monotonic()
     stack = LocalStack(
         args.template, overrides, sandbox_config={"seed": args.seed}, sandbox_faults=faults,
@@ -176,7 +289,11 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     detached = None
     try:
-        stack.start()
+        try:
+            stack.start()
+        except TemplateError as exc:  # a -p value the template refuses: checked before anything starts
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         f, src = stack.function, stack.source
         print(f"[stack] moto {stack.endpoint} (pid {stack.moto.pid}), sandbox {stack.sandbox.base_url} "
               f"(pid {stack.sandbox.pid})", file=sys.stderr)
@@ -186,17 +303,34 @@ def run(args: argparse.Namespace) -> int:
               f"{stack.queue_settings.max_receive_count}", file=sys.stderr)
         enq = stack.enqueue(items)
         print(f"[stack] enqueued {len(enq.message_ids)} messages in {enq.elapsed_s:.2f}s", file=sys.stderr)
-        progress = Progress(len(enq.message_ids))
+        recorder = RunRecorder(stack, rate_limit=int(stack.sandbox.control.config()["rate_limit_per_10s"]))
+        progress = Progress(len(enq.message_ids), recorder)
+        stack.esm(on_batch=recorder.on_batch)
         result = stack.drain(timeout=args.timeout, progress=progress)
+        recorder.sample(stack.queue_counts(), result.stats, force=True)
         progress.done()
         summary = summarise(stack, enq, result, time.monotonic() - started)
+        code, problems = verdict(summary, args.expect_dead_letters)
+        summary["problems"] = problems
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        out_dir = Path(args.report_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        summary_path = out_dir / f"run-{stamp}-summary.json"
+        summary_path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        report_path = write_report(
+            out_dir / f"run-{stamp}-report.html", recorder, stack.sink.emf_documents(), args.template,
+            table_rows(summary), float(f.timeout), f"Local run of the payments drain, {stamp} UTC")
+        summary["report"] = str(report_path)
         if args.json:
             print(json.dumps(summary, indent=2, default=str))
         else:
             print_table(summary)
+        for problem in problems:
+            print(f"ERROR: {problem}", file=sys.stderr)
+        print(f"[stack] report: {report_path} (summary: {summary_path})", file=sys.stderr)
         if args.keep_running:
             detached = stack.detach()
-        return 0 if result.empty else 1
+        return code
     except KeyboardInterrupt:
         print("\n[stack] interrupted", file=sys.stderr)
         return 130

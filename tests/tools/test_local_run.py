@@ -1,0 +1,245 @@
+"""``make run`` as a new user meets it: `python -m local.stack run` in a subprocess, its summary, its
+live progress, its CLI errors, and the HTML report it writes, opened in a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from local.stack.__main__ import verdict
+from local.stack.run_report import dashboard_titles
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+
+
+def local_run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return subprocess.run([sys.executable, "-m", "local.stack", "run", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+# --- CLI mistakes: one line, exit code 2, nothing started ----------------------------------------------
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--sandbox-faults", "p_503=0.5"], "argument --sandbox-faults: not JSON"),
+    (["--sandbox-faults", '{"p_5003": 0.5}'], "argument --sandbox-faults: unknown fault option 'p_5003'"),
+    (["--sandbox-faults", "[1]"], "argument --sandbox-faults: must be a JSON object"),
+    (["--file", "no-such-payments.jsonl"], "argument --file: no such file: no-such-payments.jsonl"),
+    (["--count", "-5"], "argument --count: -5 is not a positive number"),
+    (["--invalid-share", "3"], "argument --invalid-share: 3 is not between 0 and 1"),
+    (["-p", "QueueVisibilityTimeout=10"], "error: unknown parameter(s) ['QueueVisibilityTimeout']"),
+    (["-p", "MaximumConcurrency=1"], "error: parameter MaximumConcurrency='1' does not match"),
+    (["-p", "HubSpotRateLimitPer10s=120"], "error: parameter HubSpotRateLimitPer10s"),
+    (["-p", "BatchSize"], "error: parameter override 'BatchSize' is not NAME=VALUE"),
+])
+def test_a_cli_mistake_is_one_error_line_and_exit_code_2(args, message):
+    result = local_run(*args, timeout=120)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert "Traceback" not in result.stderr and "[stack] moto" not in result.stderr
+
+
+# --- a run with faults: summary, progress, report ----------------------------------------------------
+
+# Two invocations of 1,000 payments (tier 100: MaximumConcurrency 2, 3 calls at once), each HubSpot
+# call taking 1 s: an invocation settles its 10 chunks over 4 rounds, so payments are created
+# seconds before any invocation ends. 5 % of the calls answer 503 (retried, ambiguous).
+FAULTS = '{"latency_ms": 1000, "p_503": 0.05}'
+
+
+@pytest.fixture(scope="module")
+def faulty_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("local-run")
+    result = local_run("--count", "2000", "--invalid-share", "0.05", "--seed", "3",
+                       "-p", "HubSpotRateLimitPer10s=100", "--sandbox-faults", FAULTS,
+                       "--report-dir", str(out), "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    return summary, result.stderr, out
+
+
+def test_the_summary_separates_distinct_payments_from_copies_and_its_rows_add_up(faulty_run):
+    s, _, out = faulty_run
+    assert s["sent"] == 2000 and s["sent_valid"] == 1900 and s["sent_invalid"] == 100
+    assert s["created"] == s["sent_valid"]  # every valid payment, once
+    assert s["created_copies"] == s["created"] + s["extra_copies"]
+    assert s["ambiguous"] == s["emf"]["PaymentsAmbiguous"]["sum"] and s["ambiguous"] > 0  # 503s are ambiguous
+    assert sum(n for _, n in s["rejection_reasons"]) == s["rejected"] == 100
+    assert s["dead_letter_queue"] == 0 and s["problems"] == []
+    assert json.loads(Path(s["report"]).with_name(Path(s["report"]).name.replace("report.html", "summary.json"))
+                      .read_text())["created"] == s["created"]
+
+
+def test_live_progress_moves_as_payments_are_created_not_only_when_an_invocation_ends(faulty_run):
+    _, stderr, _ = faulty_run
+    progress = re.findall(r"created (\d+), rejected (\d+), done (\d+)/2000", stderr)
+    assert progress, stderr[-2000:]
+    assert any(int(created) > 0 and int(done) == 0 for created, _, done in progress), progress
+
+
+def test_the_table_lists_every_rejection_reason_or_how_many_more(faulty_run):
+    from local.stack.__main__ import REASONS_SHOWN, table_rows
+
+    s, _, _ = faulty_run
+    rows = dict(table_rows(s))
+    assert rows["created in HubSpot (sandbox), distinct"] == s["created"]
+    assert rows["  extra copies of created payments"] == s["extra_copies"]
+    assert rows["  payments with an unknown outcome (PaymentsAmbiguous)"] == s["ambiguous"]
+    shown = [(label, n) for label, n in table_rows(s) if label.startswith("  INVALID_MESSAGE/")]
+    more = [(label, n) for label, n in table_rows(s) if re.fullmatch(r"  \d+ more reasons?", label)]
+    assert len(shown) == min(REASONS_SHOWN, len(s["rejection_reasons"]))
+    assert sum(n for _, n in shown + more) == s["rejected"]
+
+
+def test_the_report_path_is_printed_and_the_report_is_self_contained(faulty_run):
+    s, stderr, out = faulty_run
+    report = Path(s["report"])
+    assert report.parent == out and report.is_file()
+    assert f"[stack] report: {report}" in stderr
+    text = report.read_text(encoding="utf-8")
+    assert "<script" not in text and " src=" not in text and " href=" not in text
+    assert set(re.findall(r"https?://[^\s\"'<>]+", text)) == {"http://www.w3.org/2000/svg"}
+
+
+# --- the report in a real browser -------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's chromium; installed here when missing (CI runs as root on a fresh machine)."""
+    if not Path(CHROMIUM).exists():
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`make chromium` as root)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, timeout=900)
+    return CHROMIUM
+
+
+def open_in_chromium(chromium: str, page: Path, tmp_path: Path) -> tuple[str, list[str]]:
+    """The page's DOM after loading, and the console messages Chromium logged for it."""
+    result = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--enable-logging=stderr", "--v=0", "--dump-dom", page.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    console = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Refused to" in line]
+    return result.stdout, console
+
+
+class Panels(HTMLParser):
+    """Each panel's title and its series: label -> number of points and largest value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.panels: dict[str, dict[str, tuple[int, float]]] = {}
+        self._title: str | None = None
+        self._in_h2 = False
+        self._series: str | None = None
+        self._points = 0
+        self._in_series_title = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "h2":
+            self._in_h2 = True
+        elif tag == "polyline" and "series" in (a.get("class") or ""):
+            self._series, self._points = a["data-label"], len(a["points"].split())
+        elif tag == "title" and self._series:
+            self._in_series_title = True
+
+    def handle_endtag(self, tag):
+        if tag == "h2":
+            self._in_h2 = False
+        elif tag == "title":
+            self._in_series_title = False
+        elif tag == "polyline":
+            self._series = None
+
+    def handle_data(self, data):
+        if self._in_h2:
+            self._title = data
+            self.panels[data] = {}
+        elif self._in_series_title and self._series and self._title:
+            self.panels[self._title][self._series] = (self._points, float(re.search(r"max ([\d.e+-]+)", data)[1]))
+
+
+def test_chromium_console_messages_are_caught(chromium, tmp_path):
+    """The check below could fail: a page that logs a console error is seen to."""
+    page = tmp_path / "canary.html"
+    page.write_text("<!DOCTYPE html><html><body><script>console.error('canary-error')</script></body></html>")
+    _, console = open_in_chromium(chromium, page, tmp_path)
+    assert any("canary-error" in line for line in console)
+
+
+def test_the_report_renders_every_dashboard_panel_with_data_and_no_console_errors(faulty_run, chromium, tmp_path):
+    s, _, _ = faulty_run
+    dom, console = open_in_chromium(chromium, Path(s["report"]), tmp_path)
+    assert console == []
+    parser = Panels()
+    parser.feed(dom)
+    panels = parser.panels
+    titles = dashboard_titles(ROOT / "template.yaml")
+    assert len(titles) == 8 and all(title in panels for title in titles)  # the deployed dashboard's widgets
+    for title in titles:
+        assert panels[title], f"{title}: no series"
+        assert any(n >= 2 or peak > 0 for n, peak in panels[title].values()), f"{title}: no data"
+
+    def peak(title_start: str, label: str) -> float:
+        title = next(t for t in panels if t.startswith(title_start))
+        return panels[title][label][1]
+
+    assert peak("Payments per outcome", "created") > 0 and peak("Payments per outcome", "rejected (reported)") > 0
+    assert peak("HubSpot requests", "requests per 10 s") > 0 and peak("HubSpot requests", "rate limit") == 100
+    assert peak("HubSpot requests", "Remaining") <= 100
+    assert peak("HubSpot latency", "HubSpot p50") >= 1000  # the sandbox's injected latency
+    assert peak("HubSpot latency", "HubSpot p95") >= peak("HubSpot latency", "HubSpot p50")
+    assert peak("Payments queue", "in flight") >= 1000 and peak("Dead-letter queue", "failure-report queue depth") == 100
+    assert peak("Function errors", "invocations") >= 1 and peak("Function concurrency", "concurrent executions") == 2
+    assert peak("Faults injected by the HubSpot sandbox", "503") == s["hubspot_faults"]["503"] > 0
+
+
+def test_every_dashboard_metric_widget_has_a_local_panel():
+    from local.stack.run_report import build_panels
+
+    with pytest.raises(ValueError, match="has no local panel"):
+        build_panels_for(["A widget the report does not know"], build_panels)
+    titles = dashboard_titles(ROOT / "template.yaml")
+    assert [p.title for p in build_panels_for(titles, build_panels)][: len(titles)] == titles
+
+
+def build_panels_for(titles, build_panels):
+    from local.stack.run_report import RunRecorder
+
+    return build_panels(RunRecorder(stack=None, rate_limit=190), [], titles, 60.0)
+
+
+# --- payments in the dead-letter queue are an error unless asked for ---------------------------------
+
+def test_a_run_that_ends_with_payments_in_the_dead_letter_queue_says_so_and_exits_1(tmp_path):
+    # HubSpot down for the whole run, every payment received once at most: all of them end in the DLQ.
+    result = local_run("--count", "20", "--invalid-share", "0", "-p", "MaxReceiveCount=1",
+                       "-p", "QueueVisibilityTimeoutSeconds=1", "-p", "BatchingWindowSeconds=0",
+                       "--sandbox-faults", '{"outage": true}', "--report-dir", str(tmp_path), "--json")
+    summary = json.loads(result.stdout)
+    assert summary["dead_letter_queue"] == 20 and summary["created"] == 0
+    assert result.returncode == 1
+    assert any(line.startswith("ERROR: 20 payments ended in the dead-letter queue") for line in result.stderr.splitlines())
+
+
+def test_expect_dead_letters_makes_them_the_expected_outcome():
+    s = {"drained": True, "dead_letter_queue": 3}
+    assert verdict(s, expect_dead_letters=True) == (0, [])
+    code, problems = verdict(s, expect_dead_letters=False)
+    assert code == 1 and problems[0].startswith("3 payments ended in the dead-letter queue")
+    assert verdict({"drained": False, "dead_letter_queue": 0}, expect_dead_letters=True)[0] == 1
