@@ -199,6 +199,21 @@ def test_cli_refuses_bad_options_and_touches_nothing(queues, capsys, flags, name
     assert counts(reports_url) == (1, 0) and counts(payments_url) == (0, 0)
 
 
+@pytest.mark.parametrize("flags", [["--category", "VALIDATON_ERROR"],
+                                   ["--category", "VALIDATION_ERROR", "--code", "INVALID_JSON"],
+                                   ["--payment-key", "k-none"]])
+def test_cli_says_when_no_report_has_the_category_or_code(queues, capsys, flags):
+    reports_url, payments_url = queues
+    seed(reports_url, mixed_reports())
+    code = main(["--failure-queue-url", reports_url, "--payments-queue-url", payments_url, "--quiet",
+                 "--wait-seconds", "0", *flags])
+    out = capsys.readouterr()
+    assert code == 2 and json.loads(out.out)["matched"] == 0
+    assert out.err.splitlines() == [f"replay: no failure report matches {' '.join(flags)} (5 reports read, "
+                                    "0 unreadable); nothing was replayed"]
+    assert counts(reports_url) == (5, 0) and counts(payments_url) == (0, 0)
+
+
 def test_python_dash_m_replay_with_queue_urls_from_the_environment(queues):
     reports_url, payments_url = queues
     seed(reports_url, mixed_reports())

@@ -386,6 +386,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"replay stopped: {error}", file=sys.stderr)
         return 2
     print(json.dumps(summary.as_dict(), ensure_ascii=False))
+    if summary.matched == 0 and (args.category or args.code or args.payment_key):
+        # Most often a misspelt filter: say so instead of a quiet "nothing to do".
+        given = " ".join([*(f"--category {c}" for c in args.category), *(f"--code {c}" for c in args.code),
+                          *(f"--payment-key {k}" for k in args.payment_key)])
+        print(f"replay: no failure report matches {given} ({summary.received} reports read, "
+              f"{summary.unreadable} unreadable); nothing was replayed", file=sys.stderr)
+        return 2
     return 0 if summary.send_failed == 0 and summary.delete_failed == 0 else 1
 
 
