@@ -6,7 +6,11 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 AUDIT_VENV := .venv-audit
 
-.PHONY: venv run test unit validate build security bench clean
+.PHONY: help venv run test unit validate build security bench chromium clean
+
+## help: every target, one line each (this list)
+help:
+	@sed -n 's/^## \([a-z-]*\): \(.*\)/\1\t\2/p' $(MAKEFILE_LIST) | expand -t 12
 
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,38 +30,48 @@ $(AUDIT_VENV)/.installed: requirements-audit.txt
 	$(AUDIT_VENV)/bin/python -m pip install -q -r requirements-audit.txt
 	touch $@
 
+## venv: create .venv (the tools and tests) if missing
 venv: $(VENV)/.installed
 
-## The README's first command: the whole pipeline on the local stack.
+## run: the whole pipeline on the local stack, a summary and an HTML report (ARGS="--count 5000 ...")
 run: $(VENV)/.installed
 	$(PY) -m local.stack run $(ARGS)
 
-## The README's second command: everything a change must pass.
-test: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed
+## test: every test, as CI runs it (ARGS are pytest's)
+test: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed chromium
 	$(PY) -m pytest $(ARGS)
 
-## Before the first deploy: the HubSpot account's unique property and the token's scopes (docs/deploy.md).
-## The token from HUBSPOT_TOKEN or the secret HUBSPOT_TOKEN_SECRET_ID names; ARGS="--property NAME" and so on.
+## setup-hubspot: before the first deploy, the account's unique property and the token's scopes (docs/deploy.md)
+# The token from HUBSPOT_TOKEN or the secret HUBSPOT_TOKEN_SECRET_ID names; ARGS="--property NAME" and so on.
 .PHONY: setup-hubspot
 setup-hubspot: $(VENV)/.installed
 	PYTHONPATH=layers/shared $(PY) -m payments_drain.setup_hubspot $(ARGS)
 
+## unit: the unit and property-based tests alone
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit $(ARGS)
 
+## validate: sam validate and sam validate --lint
 validate: $(SAM_VENV)/.installed
 	$(SAM) validate --region us-east-1
 	$(SAM) validate --lint --region us-east-1
 
+## build: sam build (needs python3.13 on PATH, see docs/deploy.md; ARGS go to sam build)
 build: $(SAM_VENV)/.installed
-	$(SAM) build
+	$(SAM) build $(ARGS)
 
-## checkov, bandit, pip-audit, cfn-lint, sam validate (also run by `make test`).
+## security: checkov, bandit, pip-audit, cfn-lint, sam validate (make test runs them too)
 security: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed
 	$(PY) tools/security_checks.py
 
+## bench: the benchmarks; prints figures and writes bench-results.json
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks $(ARGS)
 
+## chromium: Debian's chromium for the run report's browser test (apt-get as root where it is missing)
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+## clean: remove the virtual environments, .aws-sam and pytest's cache
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(AUDIT_VENV) .aws-sam .pytest_cache

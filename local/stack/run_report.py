@@ -225,7 +225,8 @@ def build_panels(recorder: RunRecorder, emf_documents: list[dict], titles: list[
             [Series("created", _per_second(samples, "created", end), PALETTE[2]),
              Series("rejected (reported)", _per_second(samples, "reports", end), PALETTE[1]),
              Series("retried (back to the queue)", _per_second(samples, "retried", end), PALETTE[3]),
-             Series("received", _per_second(samples, "received", end), PALETTE[0], dashed=True)],
+             Series("received (counted as invocations end)", _per_second(samples, "received", end), PALETTE[0],
+                    dashed=True)],
             "payments / s"),
         "hubspot requests": Panel(
             "", f"HubSpot requests in the rolling 10 s window against the rate limit ({recorder.rate_limit} per 10 s) "

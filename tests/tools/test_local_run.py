@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -243,3 +244,17 @@ def test_expect_dead_letters_makes_them_the_expected_outcome():
     code, problems = verdict(s, expect_dead_letters=False)
     assert code == 1 and problems[0].startswith("3 payments ended in the dead-letter queue")
     assert verdict({"drained": False, "dead_letter_queue": 0}, expect_dead_letters=True)[0] == 1
+
+
+def test_the_readme_fault_injection_command_keeps_every_payment_out_of_the_dead_letter_queue(tmp_path):
+    """README "Run it locally": the advice for faults with quick retries, run as written (fewer payments)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = re.search(r"^\.venv/bin/python -m local\.stack run (--sandbox-faults .*)$", readme, re.M)
+    assert command, "the README's fault-injection command"
+    args = shlex.split(command.group(1))
+    assert "FunctionTimeoutSeconds=10" in args and "QueueVisibilityTimeoutSeconds=70" in args
+    result = local_run(*args, "--count", "200", "--report-dir", str(tmp_path), "--json", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["dead_letter_queue"] == 0 and summary["hubspot_faults"].get("503", 0) > 0
+    assert summary["created"] == summary["sent_valid"] and summary["rejected"] == summary["sent_invalid"]

@@ -1,0 +1,175 @@
+"""The README and docs/ say what the code does: configuration defaults, deploy commands, make targets."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from payments_drain.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def configuration_table() -> dict[str, str]:
+    """The README's "Configuration" table: variable -> its default cell."""
+    section = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([A-Z0-9_]+)` \| (.*?) \| .* \|$", section, re.M)
+    assert rows, "no configuration table"
+    return dict(rows)
+
+
+def documented(cell: str) -> str | None:
+    """A default cell as a value: None for "(required...)", "" for "empty", else the first `code` span."""
+    if cell.startswith("(required"):
+        return None
+    if cell.startswith("empty"):
+        return ""
+    match = re.match(r"`([^`]*)`", cell)
+    assert match, f"default cell without a value: {cell!r}"
+    return match.group(1)
+
+
+def test_every_setting_of_the_code_is_in_the_table_with_the_code_default():
+    table = configuration_table()
+    for name, info in Settings.model_fields.items():
+        assert name in table, f"{name} is not documented"
+        cell = documented(table[name])
+        if info.is_required():
+            assert cell is None, f"{name}: the code requires it, the README says {table[name]!r}"
+        elif isinstance(info.default, float):
+            assert cell is not None and float(cell) == info.default, name
+        else:
+            assert cell == str(info.default), f"{name}: code {info.default!r}, README {table[name]!r}"
+
+
+def test_the_powertools_defaults_in_the_table_are_powertools_own(monkeypatch):
+    from aws_lambda_powertools import Logger, Metrics
+    from aws_lambda_powertools.metrics.exceptions import SchemaValidationError
+
+    for name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+    table = configuration_table()
+    logger = Logger(service=None)
+    assert documented(table["POWERTOOLS_SERVICE_NAME"]) == logger.service
+    assert documented(table["POWERTOOLS_LOG_LEVEL"]) == logging.getLevelName(logger.log_level)
+    assert documented(table["POWERTOOLS_METRICS_NAMESPACE"]) is None  # required: no default
+    metrics = Metrics()
+    metrics.add_metric(name="PaymentsCreated", unit="Count", value=1)
+    with pytest.raises(SchemaValidationError, match="namespace"):
+        metrics.serialize_metric_set()
+    metrics.clear_metrics()
+
+
+def test_the_table_documents_nothing_the_code_and_template_do_not_have():
+    template = (ROOT / "template.yaml").read_text(encoding="utf-8")
+    for name in configuration_table():
+        assert name in Settings.model_fields or re.search(rf"^\s+{name}:", template, re.M), name
+
+
+# --- deploy: samconfig, outputs, parameters ---------------------------------------------------------
+
+DEPLOY = (ROOT / "docs/deploy.md").read_text(encoding="utf-8")
+
+
+SAM = ROOT / ".venv-sam/bin/sam"  # the Makefile's test target creates it
+SAM_ENV = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+
+
+def sam_commands() -> list[list[str]]:
+    """Every `.venv-sam/bin/sam ...` command the README and docs/ show (inline or in a block)."""
+    commands = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = path.read_text(encoding="utf-8").replace("\\\n", " ")
+        for match in re.finditer(r"\.venv-sam/bin/sam ([^`\n]+)", text):
+            commands.append(shlex.split(match.group(1)))
+    return commands
+
+
+def test_the_no_prompt_deploy_overrides_the_samconfig_prompt():
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    assert config["default"]["deploy"]["parameters"]["confirm_changeset"] is True  # guided and plain deploy ask
+    no_prompt = [c for c in sam_commands() if c[0] == "deploy" and "--guided" not in c and len(c) > 1]
+    assert no_prompt and all("--no-confirm-changeset" in c for c in no_prompt)
+
+
+def test_every_sam_option_the_docs_use_is_one_the_pinned_sam_cli_has():
+    helps: dict[str, str] = {}
+    for command in sam_commands():
+        sub = " ".join(w for w in command[:2] if not w.startswith("-") and w in ("deploy", "build", "validate",
+                                                                                 "delete", "local", "invoke"))
+        if sub not in helps:
+            result = subprocess.run([str(SAM), *sub.split(), "--help"], capture_output=True, text=True, timeout=120,
+                                    env=SAM_ENV)
+            assert result.returncode == 0, result.stderr
+            helps[sub] = result.stdout
+        for option in (w.split("=")[0] for w in command if w.startswith("--")):
+            assert re.search(rf"(^|[\s/]){re.escape(option)}\b", helps[sub], re.M), f"sam {sub}: {option}"
+
+
+def test_make_build_with_python313_on_path_as_the_docs_say(tmp_path):
+    # docs/deploy.md, "2. Build": `PYENV_VERSION=3.11.7:3.12.1:3.13.0 make build` on this project's machines
+    env = {**SAM_ENV, "PYENV_VERSION": "3.11.7:3.12.1:3.13.0"}
+    result = subprocess.run(["make", "--no-print-directory", "build",
+                             f"ARGS=--build-dir {tmp_path / 'build'} --cache-dir {tmp_path / 'cache'}"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Build Succeeded" in result.stdout
+    assert (tmp_path / "build/SharedLayer/python/payments_drain/drain.py").is_file()
+    assert (tmp_path / "build/SharedLayer/python/pydantic").is_dir()  # the layer's requirements, installed
+
+
+def test_every_template_output_and_parameter_is_in_the_deploy_doc():
+    from local.stack.template import load_yaml
+
+    template = load_yaml((ROOT / "template.yaml").read_text(encoding="utf-8"))
+    for name in [*template["Outputs"], *template["Parameters"]]:
+        assert f"`{name}`" in DEPLOY, f"{name} is not in docs/deploy.md"
+    assert "## The replay function" in DEPLOY
+
+
+def readme_section(title: str) -> str:
+    return README.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_setup_docs_call_sam_from_its_virtual_environment():
+    """A bare `sam deploy` fails on a fresh clone: the SAM CLI is in .venv-sam."""
+    texts = {"docs/deploy.md": DEPLOY, **{f"README {t}": readme_section(t) for t in ("Quick start", "Deploy")}}
+    sam = r"\bsam (?:build|deploy|validate|delete|local)\b"
+    for name, text in texts.items():
+        blocks = re.findall(r"^```\w*\n(.*?)^```", text, re.S | re.M)
+        commands = [line.strip() for block in blocks for line in block.splitlines() if re.search(sam, line)]
+        prose = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+        commands += re.findall(rf"`([^`\n]*{sam}[^`\n]*)`", prose)
+        assert commands, name
+        for command in commands:
+            assert command.startswith((".venv-sam/bin/sam", "make ", "PYENV_VERSION")), f"{name}: `{command}`"
+
+
+# --- make ---------------------------------------------------------------------------------------------
+
+def make_targets() -> list[str]:
+    text = (ROOT / "Makefile").read_text(encoding="utf-8")
+    return re.findall(r"^([a-z][a-z-]*):", text, re.M)
+
+
+def test_make_help_lists_every_target_on_one_line():
+    result = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    listed = {line.split()[0] for line in lines if line.strip()}
+    assert listed == set(make_targets())
+    assert all(len(line.split(None, 1)) == 2 for line in lines)  # each: a target and what it does
+
+
+def test_every_make_target_the_readme_names_exists():
+    for target in re.findall(r"`make ([a-z-]+)", README + DEPLOY):
+        assert target in make_targets(), target
