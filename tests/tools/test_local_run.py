@@ -54,7 +54,8 @@ def test_a_cli_mistake_is_one_error_line_and_exit_code_2(args, message):
 
 # Two invocations of 1,000 payments (tier 100: MaximumConcurrency 2, 3 calls at once), each HubSpot
 # call taking 1 s: an invocation settles its 10 chunks over 4 rounds, so payments are created
-# seconds before any invocation ends. 5 % of the calls answer 503 (retried, ambiguous).
+# seconds before any invocation ends. 5 % of the calls answer 503 (retried, ambiguous; a payment
+# whose chunk got three in a row is held 1 s, not the template's 600).
 FAULTS = '{"latency_ms": 1000, "p_503": 0.05}'
 
 
@@ -62,7 +63,8 @@ FAULTS = '{"latency_ms": 1000, "p_503": 0.05}'
 def faulty_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("local-run")
     result = local_run("--count", "2000", "--invalid-share", "0.05", "--seed", "3",
-                       "-p", "HubSpotRateLimitPer10s=100", "--sandbox-faults", FAULTS,
+                       "-p", "HubSpotRateLimitPer10s=100", "-p", "HubSpotUnavailableHoldSeconds=1",
+                       "--sandbox-faults", FAULTS,
                        "--report-dir", str(out), "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
@@ -228,9 +230,11 @@ def build_panels_for(titles, build_panels):
 # --- payments in the dead-letter queue are an error unless asked for ---------------------------------
 
 def test_a_run_that_ends_with_payments_in_the_dead_letter_queue_says_so_and_exits_1(tmp_path):
-    # HubSpot down for the whole run, every payment received once at most: all of them end in the DLQ.
+    # HubSpot down for the whole run, every payment received once at most (no hold beyond the 1 s
+    # visibility timeout): all of them end in the DLQ.
     result = local_run("--count", "20", "--invalid-share", "0", "-p", "MaxReceiveCount=1",
                        "-p", "QueueVisibilityTimeoutSeconds=1", "-p", "BatchingWindowSeconds=0",
+                       "-p", "HubSpotUnavailableHoldSeconds=0",
                        "--sandbox-faults", '{"outage": true}', "--report-dir", str(tmp_path), "--json")
     summary = json.loads(result.stdout)
     assert summary["dead_letter_queue"] == 20 and summary["created"] == 0
