@@ -18,7 +18,8 @@ from .workload import from_file, generate
 
 EMF_METRICS = (
     "PaymentsReceived", "PaymentsCreated", "PaymentsDuplicate", "PaymentsRejected", "PaymentsRetried",
-    "PaymentsAmbiguous", "HubSpotRequests", "HubSpotThrottled", "HubSpotErrors", "HubSpotLatency", "BatchDuration",
+    "PaymentsAmbiguous", "HubSpotRequests", "HubSpotThrottled", "HubSpotErrors", "HubSpotLatency",
+    "BatchDuration",
 )
 REASONS_SHOWN = 8  # rejection reasons listed in the table; the rest are one "N more" row
 DEFAULT_REPORT_DIR = "local-runs"
@@ -87,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE",
                      help="template parameter override, like sam's --parameter-overrides (repeatable)")
     run.add_argument("--count", type=_positive_int, default=2000, help="payments to generate (default 2000)")
-    run.add_argument("--invalid-share", type=_share, default=0.03, help="share of invalid payments (default 0.03)")
+    run.add_argument("--invalid-share", type=_share, default=0.03,
+                     help="share of invalid payments (default 0.03)")
     run.add_argument("--seed", type=int, default=1, help="workload and sandbox seed (default 1)")
     run.add_argument("--file", type=_existing_file,
                      help="send this JSON Lines file (one message body per line) instead of generating")
@@ -128,7 +130,8 @@ class Progress:
         now = time.monotonic()
         text = (f"created {sample.created}, rejected {sample.reports}, done {sample.deleted}/{self.total}, "
                 f"retried {sample.retried} | queue {sample.visible} waiting, {sample.in_flight} in flight, "
-                f"DLQ {sample.dead_letters} | invocations {sample.invocations}, HubSpot requests {sample.requests}")
+                f"DLQ {sample.dead_letters} | invocations {sample.invocations}, "
+                f"HubSpot requests {sample.requests}")
         if self.tty:
             sys.stderr.write("\r" + f"[drain {sample.t:5.1f}s] {text}".ljust(150)[:200])
         elif text != self.last_text and now - self.last >= 1.0:
@@ -259,9 +262,9 @@ def verdict(s: dict, expect_dead_letters: bool) -> tuple[int, list[str]]:
     if s["dead_letter_queue"] and not expect_dead_letters:
         problems.append(
             f"{s['dead_letter_queue']} payments ended in the dead-letter queue: they were received "
-            "MaxReceiveCount times without an outcome (with injected faults, keep QueueVisibilityTimeoutSeconds "
-            "at least 6 x FunctionTimeoutSeconds, see README \"Run it locally\"; --expect-dead-letters if this "
-            "is what the run is for)")
+            "MaxReceiveCount times without an outcome (with injected faults, keep "
+            "QueueVisibilityTimeoutSeconds at least 6 x FunctionTimeoutSeconds, see README \"Run it "
+            "locally\"; --expect-dead-letters if this is what the run is for)")
     return (1 if problems else 0), problems
 
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 SAMPLE_EVERY_S = 0.5
 WINDOW_S = 10.0  # HubSpot's rolling rate-limit window
 
@@ -71,34 +73,45 @@ class RunRecorder:
         return time.monotonic() - self.started
 
     def sample(self, counts: dict[str, int], esm_stats: dict[str, Any], force: bool = False) -> Sample | None:
-        """Record one sample (at most every SAMPLE_EVERY_S unless ``force``); the latest one."""
+        """Record one sample (at most every SAMPLE_EVERY_S unless ``force``); the latest one, None before
+        the first. A sample that cannot be taken (the sandbox or moto gone) is skipped, never raised
+        into the drain."""
         t = self.now()
         if self.samples and not force and t - self.samples[-1].t < SAMPLE_EVERY_S:
             return self.samples[-1]
+        try:
+            sample = self._take(t, counts, esm_stats)
+        except (OSError, ValueError, RuntimeError, BotoCoreError, ClientError):
+            return self.samples[-1] if self.samples else None
+        with self._lock:
+            self.samples.append(sample)
+        return sample
+
+    def _take(self, t: float, counts: dict[str, int], esm_stats: dict[str, Any]) -> Sample:
         stack = self.stack
         stats = stack.sandbox.control.stats()
         by_status = stats.get("requests_by_status", {})
         errors = sum(int(n) for status, n in by_status.items() if not str(status).startswith("2"))
-        sample = Sample(
+        return Sample(
             t=t, visible=counts.get("visible", 0), in_flight=counts.get("in_flight", 0),
             dead_letters=stack.queue_counts(stack.dlq_url)["visible"],
             reports=stack.queue_counts(stack.failure_queue_url)["visible"],
             created=int(stats.get("payments_stored", 0)), requests=int(stats.get("requests_total", 0)),
             throttled=int(by_status.get("429", 0)), errors=errors,
             faults={k: int(v) for k, v in (stats.get("faults_injected") or {}).items()},
-            invocations=int(esm_stats.get("invocations", 0)), received=int(esm_stats.get("records_invoked", 0)),
-            retried=int(esm_stats.get("records_retried", 0)), deleted=int(esm_stats.get("records_deleted", 0)),
+            invocations=int(esm_stats.get("invocations", 0)),
+            received=int(esm_stats.get("records_invoked", 0)),
+            retried=int(esm_stats.get("records_retried", 0)),
+            deleted=int(esm_stats.get("records_deleted", 0)),
         )
-        with self._lock:
-            self.samples.append(sample)
-        return sample
 
     def on_batch(self, batch: dict[str, Any]) -> None:
         """The ESM's ``on_batch`` callback: one finished invocation."""
         end = self.now()
         with self._lock:
             self.invocations.append(Invocation(
-                start=max(0.0, end - float(batch.get("elapsedS") or 0.0)), end=end, size=int(batch.get("size", 0)),
+                start=max(0.0, end - float(batch.get("elapsedS") or 0.0)), end=end,
+                size=int(batch.get("size", 0)),
                 duration_ms=float(batch.get("durationMs") or 0.0), failed=bool(batch.get("wholeBatchFailed")),
                 timed_out=bool(batch.get("timedOut"))))
 
@@ -184,8 +197,10 @@ def _concurrency(invocations: list[Invocation], end: float) -> list[Point]:
     return points
 
 
-def build_panels(recorder: RunRecorder, emf_documents: list[dict], titles: list[str], timeout_s: float) -> list[Panel]:
-    """The report's panels: one per dashboard metric widget title (in the dashboard's order), then local ones."""
+def build_panels(recorder: RunRecorder, emf_documents: list[dict], titles: list[str],
+                 timeout_s: float) -> list[Panel]:
+    """The report's panels: one per dashboard metric widget title (in the dashboard's order), then
+    the local ones."""
     samples = list(recorder.samples)
     end = max([s.t for s in samples] + [i.end for i in recorder.invocations] + [1.0])
     lat_p50: list[Point] = []
@@ -225,13 +240,13 @@ def build_panels(recorder: RunRecorder, emf_documents: list[dict], titles: list[
             [Series("created", _per_second(samples, "created", end), PALETTE[2]),
              Series("rejected (reported)", _per_second(samples, "reports", end), PALETTE[1]),
              Series("retried (back to the queue)", _per_second(samples, "retried", end), PALETTE[3]),
-             Series("received (counted as invocations end)", _per_second(samples, "received", end), PALETTE[0],
-                    dashed=True)],
+             Series("received (counted as invocations end)", _per_second(samples, "received", end),
+                    PALETTE[0], dashed=True)],
             "payments / s"),
         "hubspot requests": Panel(
-            "", f"HubSpot requests in the rolling 10 s window against the rate limit ({recorder.rate_limit} per 10 s) "
-            "and what is left of it (Remaining); 429s, errors and payments with an unknown outcome (EMF "
-            "PaymentsAmbiguous, per invocation)",
+            "", "HubSpot requests in the rolling 10 s window against the rate limit "
+            f"({recorder.rate_limit} per 10 s) and what is left of it (Remaining); 429s, errors and "
+            "payments with an unknown outcome (EMF PaymentsAmbiguous, per invocation)",
             [Series("requests per 10 s", in_window, PALETTE[0]),
              Series("rate limit", [(0.0, limit), (end, limit)], PALETTE[1], dashed=True),
              Series("Remaining", [(t, max(0.0, limit - v)) for t, v in in_window], PALETTE[2], dashed=True),
@@ -247,7 +262,8 @@ def build_panels(recorder: RunRecorder, emf_documents: list[dict], titles: list[
              Series("batch duration", batch_ms, PALETTE[4], right=True, markers=True)],
             "ms", "batch ms"),
         "payments queue": Panel(
-            "", "the payments queue, sampled every 0.5 s (the age of the oldest payment is not sampled locally)",
+            "", "the payments queue, sampled every 0.5 s (the age of the oldest payment is not sampled "
+            "locally)",
             [Series("waiting", ts("visible"), PALETTE[0]), Series("in flight", ts("in_flight"), PALETTE[3])],
             "messages"),
         "dead-letter queue": Panel(
@@ -275,7 +291,8 @@ def build_panels(recorder: RunRecorder, emf_documents: list[dict], titles: list[
     for title in titles:
         key = next((k for k in local if title.lower().startswith(k)), None)
         if key is None:
-            raise ValueError(f"the dashboard widget {title!r} has no local panel in local/stack/run_report.py")
+            raise ValueError(f"the dashboard widget {title!r} has no local panel in "
+                             "local/stack/run_report.py")
         panel = local[key]
         panel.title = title
         panels.append(panel)
@@ -347,7 +364,8 @@ def _svg(panel: Panel, end: float) -> str:
             parts.append(f'<text x="{LEFT + pw + 4}" y="{yy + 4:.1f}" class="tick">{rv:g}</text>')
     for k in range(6):
         t = x_max * k / 5  # x_max is 1, 2, 2.5 or 5 times a power of ten: fifths are round
-        parts.append(f'<text x="{x(t):.1f}" y="{TOP + ph + 14}" text-anchor="middle" class="tick">{t:g}</text>')
+        parts.append(f'<text x="{x(t):.1f}" y="{TOP + ph + 14}" text-anchor="middle" '
+                     f'class="tick">{t:g}</text>')
     parts.append(f'<text x="{LEFT + pw / 2}" y="{H - 4}" text-anchor="middle" class="tick">seconds since the '
                  f'drain started</text>')
     if panel.y_label:
@@ -363,8 +381,9 @@ def _svg(panel: Panel, end: float) -> str:
         coords = " ".join(f"{x(t):.1f},{y(v, s.right):.1f}" for t, v in s.points)
         dash = ' stroke-dasharray="5 3"' if s.dashed else ""
         peak = max(v for _, v in s.points)
-        parts.append(f'<polyline class="series" data-label="{html.escape(s.label)}" data-points="{len(s.points)}" '
-                     f'points="{coords}" fill="none" stroke="{s.color}" stroke-width="1.6"{dash}>'
+        parts.append(f'<polyline class="series" data-label="{html.escape(s.label)}" '
+                     f'data-points="{len(s.points)}" points="{coords}" fill="none" stroke="{s.color}" '
+                     f'stroke-width="1.6"{dash}>'
                      f'<title>{html.escape(s.label)} (max {peak:g})</title></polyline>')
         if s.markers:  # sparse series (one point per invocation): each point shows
             parts.extend(f'<circle cx="{x(t):.1f}" cy="{y(v, s.right):.1f}" r="3" fill="{s.color}"/>'
@@ -383,17 +402,22 @@ def _legend(panel: Panel) -> str:
     return '<ul class="legend">' + "".join(items) + "</ul>"
 
 
+# Nothing may load from anywhere: a stray external reference is a console error in the browser test.
+CSP = "default-src 'none'; style-src 'unsafe-inline'"
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; background: #fafafa; }
 h1 { font-size: 20px; margin: 0 0 4px; } .sub { color: #555; margin: 0 0 16px; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(580px, 1fr)); gap: 16px; }
 section.panel { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 10px 12px; }
-section.panel h2 { font-size: 15px; margin: 0 0 2px; } .note { color: #666; font-size: 12px; margin: 0 0 6px; }
+section.panel h2 { font-size: 15px; margin: 0 0 2px; }
+.note { color: #666; font-size: 12px; margin: 0 0 6px; }
 .local { border-style: dashed; } .tick { font-size: 10px; fill: #666; }
-.legend { list-style: none; padding: 0; margin: 4px 0 0; display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: 12px; }
+.legend { list-style: none; padding: 0; margin: 4px 0 0; display: flex; flex-wrap: wrap; gap: 4px 14px;
+          font-size: 12px; }
 .swatch { display: inline-block; width: 18px; margin-right: 5px; vertical-align: middle; }
 table.summary { border-collapse: collapse; margin: 0; font-size: 13px; background: #fff; }
-table.summary td { border: 1px solid #ddd; padding: 2px 8px; } table.summary td:last-child { text-align: right; }
+table.summary td { border: 1px solid #ddd; padding: 2px 8px; }
+table.summary td:last-child { text-align: right; }
 """
 
 
@@ -402,16 +426,18 @@ def render_html(panels: list[Panel], summary_rows: list[tuple[str, Any]], headin
     for n, panel in enumerate(panels):
         cls = "panel local" if panel.local_only else "panel"
         sections.append(f'<section class="{cls}" id="panel-{n}"><h2>{html.escape(panel.title)}</h2>'
-                        f'<p class="note">{html.escape(panel.note)}</p>{_svg(panel, end)}{_legend(panel)}</section>')
+                        f'<p class="note">{html.escape(panel.note)}</p>{_svg(panel, end)}{_legend(panel)}'
+                        "</section>")
     rows = "".join(f"<tr><td>{html.escape(str(label))}</td><td>{html.escape(str(value))}</td></tr>"
                    for label, value in summary_rows)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">'
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             f"<title>{html.escape(heading)}</title><style>{CSS}</style></head><body>"
             f"<h1>{html.escape(heading)}</h1><p class=\"sub\">The panels carry the titles of the deployed "
-            f"CloudWatch dashboard's widgets (docs/operations.md, \"The dashboard\"); each shows what this local "
-            f"run measured of the same thing.</p>"
-            f'<div class="grid">{"".join(sections)}</div><h2>Summary</h2><table class="summary">{rows}</table>'
+            f"CloudWatch dashboard's widgets (docs/operations.md, \"The dashboard\"); each shows what "
+            f"this local run measured of the same thing.</p>"
+            f'<div class="grid">{"".join(sections)}</div>'
+            f'<h2>Summary</h2><table class="summary">{rows}</table>'
             "</body></html>\n")
 
 

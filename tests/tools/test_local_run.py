@@ -262,3 +262,20 @@ def test_the_readme_fault_injection_command_keeps_every_payment_out_of_the_dead_
     summary = json.loads(result.stdout)
     assert summary["dead_letter_queue"] == 0 and summary["hubspot_faults"].get("503", 0) > 0
     assert summary["created"] == summary["sent_valid"] and summary["rejected"] == summary["sent_invalid"]
+
+
+def test_a_sample_that_cannot_be_taken_is_skipped_not_raised_into_the_drain():
+    """The sandbox gone (a refused connection): progress keeps the last sample, the drain goes on."""
+    import socket
+    from types import SimpleNamespace
+
+    from local.hubspot_sandbox.control import SandboxControl
+    from local.stack.run_report import RunRecorder
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    stack = SimpleNamespace(sandbox=SimpleNamespace(control=SandboxControl(f"http://127.0.0.1:{port}", timeout=2)))
+    recorder = RunRecorder(stack, rate_limit=190)
+    assert recorder.sample({"visible": 1, "in_flight": 0}, {}, force=True) is None
+    assert recorder.samples == []

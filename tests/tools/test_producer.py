@@ -257,6 +257,14 @@ def test_a_csv_header_that_differs_from_a_known_column_only_by_case_is_an_error(
     assert counts(url) == (0, 0)
 
 
+def test_a_csv_column_named_twice_is_an_error(aws_env, tmp_path, capsys):
+    path = tmp_path / "payments.csv"
+    path.write_text("paymentKey,hs_initial_amount,hs_initial_amount\nch_1,1.00,2.00\n", encoding="utf-8")
+    code, summary, err = run(capsys, path, "--queue-url", new_queue("payments"))
+    assert code == 1 and summary["sent"] == 0
+    assert err == [f"{path}: line 1: column 'hs_initial_amount' appears twice"]
+
+
 def test_blank_lines_are_counted_and_the_summary_adds_up(aws_env, tmp_path, capsys):
     url = new_queue("payments")
     code, summary, _ = run(capsys, jsonl(tmp_path / "p.jsonl", JSONL_LINES), "--queue-url", url)

@@ -121,7 +121,8 @@ def _undecodable(text: str) -> tuple[str, str] | None:
     if match is None:
         return None
     byte = ord(match.group()) - 0xDC00
-    return "INVALID_UTF8", f"byte 0x{byte:02x} at character {match.start() + 1} is not UTF-8; nothing of the line was sent"
+    return "INVALID_UTF8", (f"byte 0x{byte:02x} at character {match.start() + 1} is not UTF-8; "
+                            "nothing of the line was sent")
 
 
 def read_jsonl(stream: TextIO) -> Iterator[Line]:
@@ -211,7 +212,8 @@ def _csv_line(number: int, row: dict[str | None, Any]) -> Line:
 def read_lines(path: Path, fmt: str | None = None) -> Iterator[Line]:
     """The file's lines; bytes that are not UTF-8 are kept (as surrogates) and reported per line."""
     fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
-    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="" if fmt == "csv" else None) as stream:
+    newline = "" if fmt == "csv" else None
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline=newline) as stream:
         yield from (read_csv(stream) if fmt == "csv" else read_jsonl(stream))
 
 
@@ -238,8 +240,8 @@ class Target:
         entry: dict[str, Any] = {"Id": str(line.number), "MessageBody": line.body}
         refused = _SQS_REFUSED.search(line.body or "")
         if refused is not None:
-            raise ValueError("INVALID_CHARACTER", f"character U+{ord(refused.group()):04X} at {refused.start() + 1}"
-                                                  " is not allowed in an SQS message")
+            raise ValueError("INVALID_CHARACTER", f"character U+{ord(refused.group()):04X} at "
+                                                  f"{refused.start() + 1} is not allowed in an SQS message")
         if self.fifo:
             if not payment_key:
                 raise ValueError("MISSING_PAYMENT_KEY", "a FIFO queue needs paymentKey (the deduplication id)")
@@ -280,7 +282,8 @@ class Summary:
     def as_dict(self, max_problems: int = 100) -> dict[str, Any]:
         return {"dryRun": self.dry_run, "lines": self.lines, "blank": self.blank, "valid": self.valid,
                 "invalid": self.invalid, "sent": self.sent, "sendFailed": self.send_failed,
-                "problems": self.problems[:max_problems], "problemsNotListed": max(0, self.problem_count - max_problems),
+                "problems": self.problems[:max_problems],
+                "problemsNotListed": max(0, self.problem_count - max_problems),
                 **({"stopped": self.stopped} if self.stopped else {})}
 
     @property
@@ -393,8 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(text, file=sys.stderr, flush=True)
 
     try:
-        summary = produce(read_lines(args.file, args.format), target, unique_property=args.unique_property or None,
-                          dry_run=args.dry_run, report=report)
+        summary = produce(read_lines(args.file, args.format), target,
+                          unique_property=args.unique_property or None, dry_run=args.dry_run, report=report)
     except FileProblem as error:
         print(f"{args.file}: {error}", file=sys.stderr)
         print(json.dumps({**Summary(dry_run=args.dry_run).as_dict(), "fileError": str(error)}))
