@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from .dynamodb_local import MissingPrerequisite
 from .template import DEFAULT_TEMPLATE, TemplateError, parse_overrides
 from .workload import from_file, generate
 
@@ -176,10 +177,14 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     detached = None
     try:
-        stack.start()
+        try:
+            stack.start()
+        except MissingPrerequisite as missing:
+            print(f"error: {missing}", file=sys.stderr)
+            return 2
         f, src = stack.function, stack.source
-        print(f"[stack] moto {stack.endpoint} (pid {stack.moto.pid}), sandbox {stack.sandbox.base_url} "
-              f"(pid {stack.sandbox.pid})", file=sys.stderr)
+        print(f"[stack] moto {stack.endpoint} (pid {stack.moto.pid}), DynamoDB Local {stack.dynamodb_endpoint} "
+              f"(pid {stack.dynamodb.pid}), sandbox {stack.sandbox.base_url} (pid {stack.sandbox.pid})", file=sys.stderr)
         print(f"[stack] from {args.template}: BatchSize {src.batch_size}, window {src.batching_window_s}s, "
               f"MaximumConcurrency {src.maximum_concurrency}, Timeout {f.timeout}s, MemorySize {f.memory_size} MB, "
               f"VisibilityTimeout {stack.queue_settings.visibility_timeout}s, maxReceiveCount "
@@ -205,7 +210,8 @@ def run(args: argparse.Namespace) -> int:
         if detached:
             print("[stack] still running (--keep-running):", file=sys.stderr)
             print(json.dumps(detached, indent=2), file=sys.stderr)
-            print(f"[stack] stop them with: kill {detached['moto_pid']} {detached['sandbox_pid']}", file=sys.stderr)
+            print(f"[stack] stop them with: kill {detached['moto_pid']} "
+                  f"{detached['dynamodb_local_pid']} {detached['sandbox_pid']}", file=sys.stderr)
             print(f"[stack] e.g. AWS_ENDPOINT_URL={detached['aws_endpoint']} AWS_ACCESS_KEY_ID=testing "
                   f"AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 aws sqs list-queues", file=sys.stderr)
 

@@ -32,14 +32,13 @@ DUMMY_CREDENTIALS = {
 }
 
 
-def aws_client_env(endpoint: str, region: str) -> dict[str, str]:
-    """The environment a process needs so that boto3 talks to the local moto server only."""
-    return {
-        **DUMMY_CREDENTIALS,
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-    }
+def aws_client_env(endpoint: str, region: str, dynamodb_endpoint: str | None = None) -> dict[str, str]:
+    """The environment a process needs so that boto3 talks to the local servers only: moto for
+    every service, DynamoDB Local for DynamoDB (boto3's service-specific endpoint variable wins)."""
+    env = {**DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+    if dynamodb_endpoint:
+        env["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_endpoint
+    return env
 
 
 def boto3_client(service: str, endpoint: str, region: str, **config: Any):
@@ -107,7 +106,7 @@ class MotoServer:
             cmd += ["--profile", str(self.profile)]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        for key in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
             env.pop(key, None)
         if self.log_path:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -260,11 +259,13 @@ def create_resources(
     template: Template,
     endpoint: str,
     *,
+    dynamodb_endpoint: str | None = None,
     hubspot_token: str = "sandbox-token",
     secret_format: str = "json",
     secret_values: dict[str, str] | None = None,
 ) -> Resources:
-    """Create the template's enabled SQS queues, secrets and tables in the moto at ``endpoint``.
+    """Create the template's enabled SQS queues and secrets in the moto at ``endpoint``, and its
+    tables in DynamoDB Local at ``dynamodb_endpoint`` (moto's DynamoDB when None).
 
     Secrets hold the HubSpot token: ``secret_format="json"`` stores ``{"token": TOKEN}``,
     ``"bare"`` stores the token itself. ``secret_values`` may set a specific secret's string by
@@ -273,7 +274,7 @@ def create_resources(
     region = template.region
     sqs = boto3_client("sqs", endpoint, region)
     secrets = boto3_client("secretsmanager", endpoint, region)
-    ddb = boto3_client("dynamodb", endpoint, region)
+    ddb = boto3_client("dynamodb", dynamodb_endpoint or endpoint, region)
     physical: dict[str, PhysicalResource] = {}
     result = Resources(physical=physical)
 

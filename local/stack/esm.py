@@ -150,13 +150,15 @@ class FunctionSpec:
     account_id: str = "123456789012"
     runtime: str = "python3.13"
     aws_endpoint: str | None = None
+    dynamodb_endpoint: str | None = None
 
     @property
     def arn(self) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.name}"
 
     @classmethod
-    def from_settings(cls, settings: Any, *, name: str, region: str, account_id: str, aws_endpoint: str | None) -> "FunctionSpec":
+    def from_settings(cls, settings: Any, *, name: str, region: str, account_id: str, aws_endpoint: str | None,
+                      dynamodb_endpoint: str | None = None) -> "FunctionSpec":
         return cls(
             name=name,
             handler=settings.handler,
@@ -169,6 +171,7 @@ class FunctionSpec:
             account_id=account_id,
             runtime=settings.runtime or "python3.13",
             aws_endpoint=aws_endpoint,
+            dynamodb_endpoint=dynamodb_endpoint,
         )
 
     def process_environment(self, log_stream: str) -> dict[str, str]:
@@ -197,7 +200,7 @@ class FunctionSpec:
             "AWS_DEFAULT_REGION": self.region,
         }
         if self.aws_endpoint:
-            env.update(aws_client_env(self.aws_endpoint, self.region))
+            env.update(aws_client_env(self.aws_endpoint, self.region, self.dynamodb_endpoint))
         env.update(self.environment)  # the template's Environment.Variables win, as in Lambda
         return env
 
