@@ -259,13 +259,13 @@ def create_resources(
     template: Template,
     endpoint: str,
     *,
-    dynamodb_endpoint: str | None = None,
+    dynamodb_endpoint: str,
     hubspot_token: str = "sandbox-token",
     secret_format: str = "json",
     secret_values: dict[str, str] | None = None,
 ) -> Resources:
     """Create the template's enabled SQS queues and secrets in the moto at ``endpoint``, and its
-    tables in DynamoDB Local at ``dynamodb_endpoint`` (moto's DynamoDB when None).
+    tables in the DynamoDB Local at ``dynamodb_endpoint``.
 
     Secrets hold the HubSpot token: ``secret_format="json"`` stores ``{"token": TOKEN}``,
     ``"bare"`` stores the token itself. ``secret_values`` may set a specific secret's string by
@@ -274,7 +274,7 @@ def create_resources(
     region = template.region
     sqs = boto3_client("sqs", endpoint, region)
     secrets = boto3_client("secretsmanager", endpoint, region)
-    ddb = boto3_client("dynamodb", dynamodb_endpoint or endpoint, region)
+    ddb = boto3_client("dynamodb", dynamodb_endpoint, region)
     physical: dict[str, PhysicalResource] = {}
     result = Resources(physical=physical)
 
