@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .template import REPO_ROOT, PhysicalResource, Template, TemplateError
+from .template import REPO_ROOT, PhysicalResource, Template, TemplateError, Unresolved
 
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -201,8 +201,7 @@ class MotoServer:
 SUPPORTED_TYPES = {
     "AWS::SQS::Queue",
     "AWS::SecretsManager::Secret",
-    "AWS::DynamoDB::Table",
-    "AWS::Serverless::SimpleTable",
+    "AWS::DynamoDB::Table",  # SAM's SimpleTable too: the translator makes it one
 }
 
 
@@ -278,12 +277,39 @@ def create_resources(
     physical: dict[str, PhysicalResource] = {}
     result = Resources(physical=physical)
 
-    for logical_id in template.creation_order():
-        rtype = template.resources[logical_id].get("Type", "")
-        result.types[logical_id] = rtype
-        if rtype not in SUPPORTED_TYPES:
+    # Everything else (the function itself, alarms, dashboards, layers...) is not emulated: give
+    # it CloudFormation-like identifiers so Refs to it still resolve.
+    for logical_id, res in template.resources.items():
+        if res["Type"] in SUPPORTED_TYPES or not template.resource_enabled(logical_id):
             continue
-        props = template.properties(logical_id, physical)
+        rtype = res.get("Type", "")
+        result.types[logical_id] = rtype
+        name = _physical_name(template, logical_id)
+        service = rtype.split("::")[1].lower() if rtype.count("::") >= 2 else "local"
+        arn = f"arn:aws:{service}:{template.region}:{template.account_id}:{name}"
+        if rtype == "AWS::Lambda::Function":
+            arn = f"arn:aws:lambda:{template.region}:{template.account_id}:function:{name}"
+            physical[logical_id] = PhysicalResource(ref=name, attributes={"Arn": arn})
+        elif rtype == "AWS::SNS::Topic":
+            arn = f"arn:aws:sns:{template.region}:{template.account_id}:{name}"
+            physical[logical_id] = PhysicalResource(ref=arn, attributes={"TopicArn": arn, "TopicName": name})
+        else:
+            physical[logical_id] = PhysicalResource(ref=name, attributes={"Arn": arn})
+
+    # A resource is created once every resource it refers to has been (CloudFormation's order).
+    pending = [lid for lid, res in template.resources.items()
+               if res["Type"] in SUPPORTED_TYPES and template.resource_enabled(lid)]
+    while pending:
+        for logical_id in pending:
+            try:
+                props = template.properties(logical_id, physical)
+                break
+            except Unresolved:
+                continue
+        else:
+            template.properties(pending[0], physical)  # raises: what it waits for is never created
+        pending.remove(logical_id)
+        rtype = result.types[logical_id] = template.resources[logical_id]["Type"]
         if rtype == "AWS::SQS::Queue":
             fifo = str(props.get("FifoQueue", "")).lower() == "true"
             name = props.get("QueueName") or _physical_name(template, logical_id, ".fifo" if fifo else "")
@@ -302,18 +328,11 @@ def create_resources(
                 raise ValueError(f"secret_format must be 'json' or 'bare', not {secret_format!r}")
             arn = secrets.create_secret(Name=name, SecretString=value)["ARN"]
             physical[logical_id] = PhysicalResource(ref=arn, attributes={"Id": arn, "Name": name})
-        else:  # DynamoDB
+        else:  # DynamoDB, in DynamoDB Local
             name = props.get("TableName") or _physical_name(template, logical_id)
-            if rtype == "AWS::Serverless::SimpleTable":
-                pk = props.get("PrimaryKey") or {"Name": "id", "Type": "String"}
-                ddb_type = {"String": "S", "Number": "N", "Binary": "B"}[pk.get("Type", "String")]
-                key_schema = [{"AttributeName": pk["Name"], "KeyType": "HASH"}]
-                attr_defs = [{"AttributeName": pk["Name"], "AttributeType": ddb_type}]
-                extra: dict[str, Any] = {}
-            else:
-                key_schema = props["KeySchema"]
-                attr_defs = props["AttributeDefinitions"]
-                extra = {k: props[k] for k in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes") if props.get(k)}
+            key_schema, attr_defs = props["KeySchema"], props["AttributeDefinitions"]
+            extra: dict[str, Any] = {k: props[k] for k in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes")
+                                     if props.get(k)}
             billing = props.get("BillingMode", "PROVISIONED" if props.get("ProvisionedThroughput") else "PAY_PER_REQUEST")
             if billing == "PROVISIONED":
                 pt = props.get("ProvisionedThroughput") or {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
@@ -332,24 +351,6 @@ def create_resources(
             )
         result.created.append(logical_id)
 
-    # Everything else (the function itself, alarms, dashboards, layers...) is not emulated: give
-    # it CloudFormation-like identifiers so Refs to it still resolve.
-    for logical_id, res in template.resources.items():
-        if logical_id in physical or not template.resource_enabled(logical_id):
-            continue
-        rtype = res.get("Type", "")
-        result.types[logical_id] = rtype
-        name = _physical_name(template, logical_id)
-        service = rtype.split("::")[1].lower() if rtype.count("::") >= 2 else "local"
-        arn = f"arn:aws:{service}:{template.region}:{template.account_id}:{name}"
-        if rtype in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
-            arn = f"arn:aws:lambda:{template.region}:{template.account_id}:function:{name}"
-            physical[logical_id] = PhysicalResource(ref=name, attributes={"Arn": arn})
-        elif rtype in ("AWS::SNS::Topic",):
-            arn = f"arn:aws:sns:{template.region}:{template.account_id}:{name}"
-            physical[logical_id] = PhysicalResource(ref=arn, attributes={"TopicArn": arn, "TopicName": name})
-        else:
-            physical[logical_id] = PhysicalResource(ref=name, attributes={"Arn": arn})
     return result
 
 

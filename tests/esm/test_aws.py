@@ -18,6 +18,7 @@ def test_resources_and_physical_mapping(moto_server, dynamodb_endpoint):
     res = create_resources(t, moto_server.endpoint, dynamodb_endpoint=dynamodb_endpoint, hubspot_token="tok-1")
     sqs = boto3_client("sqs", moto_server.endpoint, "us-east-1")
     phys = res.physical
+    assert res.created.index("PaymentsDeadLetterQueue") < res.created.index("PaymentsQueue")  # its redrive target first
     assert phys["PaymentsQueue"].ref.startswith(moto_server.endpoint)
     attrs = sqs.get_queue_attributes(QueueUrl=phys["PaymentsQueue"].ref, AttributeNames=["All"])["Attributes"]
     assert attrs["VisibilityTimeout"] == "9"
