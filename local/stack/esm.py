@@ -1,4 +1,4 @@
-"""An SQS event-source-mapping emulator: Lambda's SQS poller, locally.
+"""Stands in for Lambda's SQS event source mapping: the poller that batches messages and invokes the function.
 
 What it does, as Lambda does it:
 
@@ -70,10 +70,6 @@ class LogSink:
         self.echo = echo
         self.keep = keep
         self._emf: list[dict] = []
-        self._listeners: list[Callable[[LogLine], None]] = []
-
-    def add_listener(self, fn: Callable[[LogLine], None]) -> None:
-        self._listeners.append(fn)
 
     def write(self, container: str, request_id: str | None, stream: str, text: str) -> None:
         line = LogLine(time.time(), container, request_id, stream, text.rstrip("\n"))
@@ -92,8 +88,6 @@ class LogSink:
                 self._emf.append(emf)
             if self.echo is not None:
                 self.echo.write(f"[{container}] {line.text}\n")
-        for fn in self._listeners:
-            fn(line)
 
     def text_lines(self, stream: str | None = "stdout") -> list[str]:
         with self._lock:

@@ -1,4 +1,4 @@
-"""The whole pipeline on one machine: moto + DynamoDB Local + the HubSpot sandbox + the ESM emulator + the handler.
+"""Stands in for the deployed stack: moto, DynamoDB Local, the HubSpot sandbox, the ESM emulator, the handler.
 
     with LocalStack(parameters={"QueueVisibilityTimeoutSeconds": "5"}) as stack:
         stack.enqueue(workload.generate(300))

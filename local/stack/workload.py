@@ -1,4 +1,4 @@
-"""Generated payment workloads for the local stack: realistic valid payments plus invalid ones.
+"""Stands in for the producers: generated payment messages, realistic valid ones plus invalid ones.
 
 Every message is one payment (DESIGN.md's body contract). A share of them is invalid, in varied
 ways the drain must reject (and report) rather than retry:
