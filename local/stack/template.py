@@ -135,7 +135,6 @@ class Template:
         self._conditions: dict[str, bool] = {}
         self.conditions = {name: self.condition(name) for name in self._condition_defs}
 
-    # ---------------------------------------------------------------- conditions and intrinsics
     def condition(self, name: str) -> bool:
         if name not in self._conditions:
             if name not in self._condition_defs:
@@ -205,20 +204,11 @@ class Template:
 
     def _fn(self, key: str, arg: Any, physical: Physical) -> Any:
         r = lambda v: self._resolve(v, physical)  # noqa: E731
-        if key == "Fn::GetAtt":
-            logical_id, attr = arg.split(".", 1) if isinstance(arg, str) else (r(arg[0]), r(arg[1]))
-            return self._getatt(logical_id, attr, physical)
-        if key == "Fn::Sub":
-            return self._sub(arg, physical)
-        if key == "Fn::If":
-            return r(arg[1]) if self.condition(arg[0]) else r(arg[2])
-        if key == "Fn::FindInMap":
-            name, top, second = (_scalar_str(r(a)) for a in arg[:3])
-            try:
-                return copy.deepcopy(self.mappings[name][top][second])
-            except KeyError:
-                raise TemplateError(f"FindInMap {name}/{top}/{second}: no such entry") from None
-        simple = {
+        functions = {
+            "Fn::GetAtt": lambda a: self._getatt(*(a.split(".", 1) if isinstance(a, str) else map(r, a)), physical),
+            "Fn::Sub": lambda a: self._sub(a, physical),
+            "Fn::If": lambda a: r(a[1]) if self.condition(a[0]) else r(a[2]),
+            "Fn::FindInMap": lambda a: self._find_in_map(*(_scalar_str(r(x)) for x in a[:3])),
             "Fn::Equals": lambda a: _scalar_str(r(a[0])) == _scalar_str(r(a[1])),
             "Fn::Not": lambda a: not _as_bool(r(a[0] if isinstance(a, list) else a)),
             "Fn::And": lambda a: all(_as_bool(r(c)) for c in a),
@@ -227,14 +217,19 @@ class Template:
             "Fn::Join": lambda a: r(a[0]).join(_scalar_str(i) for i in r(a[1])),
             "Fn::Split": lambda a: r(a[1]).split(r(a[0])),
         }
-        if key not in simple:
+        if key not in functions:
             raise TemplateError(f"{key} is not supported by the local template reader")
-        return simple[key](arg)
+        return functions[key](arg)
+
+    def _find_in_map(self, name: str, top: str, second: str) -> Any:
+        try:
+            return copy.deepcopy(self.mappings[name][top][second])
+        except KeyError:
+            raise TemplateError(f"FindInMap {name}/{top}/{second}: no such entry") from None
 
     def properties(self, logical_id: str, physical: Physical | None = None) -> dict:
         return self.resolve(self.resources[logical_id].get("Properties") or {}, physical or {})
 
-    # ---------------------------------------------------------------- the function and its queue
     def function(self, logical_id: str = "DrainFunction", physical: Physical | None = None) -> FunctionSettings:
         """The function's settings; its environment needs ``physical`` for Refs to resources."""
         resource = self.resources.get(logical_id) or {}
@@ -314,41 +309,31 @@ class _Echo(dict):
         return f"{self.lid}.{attr}"
 
 
-# ---------------------------------------------------------------- parameters
-def _check_parameter(name: str, spec: dict, value: str) -> str:
-    allowed = spec.get("AllowedValues")
-    if allowed is not None and value not in [str(v) for v in allowed]:
-        raise TemplateError(f"parameter {name}={value!r} is not one of {allowed}")
-    if spec.get("Type", "String") == "Number":
-        try:
-            number = float(value)
-        except ValueError:
-            raise TemplateError(f"parameter {name}={value!r} is not a number") from None
-        if "MinValue" in spec and number < float(spec["MinValue"]):
-            raise TemplateError(f"parameter {name}={value} is below MinValue {spec['MinValue']}")
-        if "MaxValue" in spec and number > float(spec["MaxValue"]):
-            raise TemplateError(f"parameter {name}={value} is above MaxValue {spec['MaxValue']}")
-    pattern = spec.get("AllowedPattern")
-    if pattern and spec.get("Type", "String") == "String" and not re.fullmatch(pattern, value):
-        raise TemplateError(f"parameter {name}={value!r} does not match {pattern}")
-    return value
-
-
 def _resolve_parameters(specs: dict, overrides: dict) -> dict[str, Any]:
-    """Defaults plus overrides, checked; unknown names and missing values are errors."""
+    """Defaults plus overrides, checked as CloudFormation checks them."""
     unknown = sorted(set(overrides) - set(specs))
     if unknown:
         raise TemplateError(f"unknown parameter(s) {unknown}; the template has {sorted(specs)}")
     values: dict[str, Any] = {}
     for name, spec in specs.items():
-        spec = spec or {}
         if name not in overrides and "Default" not in spec:
             raise TemplateError(f"parameter {name} has no Default and no override")
-        value = overrides.get(name, spec.get("Default"))
-        if spec.get("Type", "String").startswith("List<") or spec.get("Type") == "CommaDelimitedList":
-            values[name] = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value or [])
-        else:
-            values[name] = _check_parameter(name, spec, _scalar_str(value))
+        value, kind = overrides.get(name, spec.get("Default")), spec.get("Type", "String")
+        if kind == "CommaDelimitedList" or kind.startswith("List<"):
+            values[name] = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+            continue
+        value = values[name] = _scalar_str(value)
+        if "AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]]:
+            raise TemplateError(f"parameter {name}={value!r} is not one of {spec['AllowedValues']}")
+        if kind == "String" and "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], value):
+            raise TemplateError(f"parameter {name}={value!r} does not match {spec['AllowedPattern']}")
+        if kind == "Number":
+            if not re.fullmatch(r"-?\d+(\.\d+)?", value):
+                raise TemplateError(f"parameter {name}={value!r} is not a number")
+            if float(value) < float(spec.get("MinValue", "-inf")):
+                raise TemplateError(f"parameter {name}={value} is below MinValue {spec['MinValue']}")
+            if float(value) > float(spec.get("MaxValue", "inf")):
+                raise TemplateError(f"parameter {name}={value} is above MaxValue {spec['MaxValue']}")
     return values
 
 
@@ -364,7 +349,6 @@ def parse_overrides(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-# ---------------------------------------------------------------- helpers
 def _referenced_resource(expr: Any) -> str | None:
     if isinstance(expr, dict) and len(expr) == 1:
         ((key, arg),) = expr.items()

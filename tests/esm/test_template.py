@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from local.stack.template import PhysicalResource, Template, TemplateError, load_yaml, parse_overrides
+from local.stack.template import PhysicalResource, Template, TemplateError, _LogicalEcho, load_yaml, parse_overrides
 
 HERE = Path(__file__).resolve().parent
 TOY = HERE / "template.yaml"
@@ -133,6 +133,15 @@ Resources: {R: {Type: AWS::SNS::Topic, Properties: {
     props = t.properties("R")
     assert props == {"A": "b", "B": "x", "C": "a,b,c-us-east-1-${Literal}", "E": [1, 3], "F": True}
     assert t.conditions["Both"] is False
+
+
+def test_settings_without_resources_name_them_by_logical_id():
+    """What benchmarks read before anything exists: Refs are logical ids, GetAtts "Id.Attr"."""
+    t = Template(TOY)
+    f = t.function("DrainFunction", _LogicalEcho(t))
+    assert f.environment["FAILURE_QUEUE_URL"] == "FailureReportQueue"
+    assert f.environment["QUEUE_INFO"] == "PaymentsQueue.QueueName@us-east-1"
+    assert f.sqs_event.queue_logical_id == "PaymentsQueue" and f.sqs_event.batch_size == 10
 
 
 def test_unresolvable_refs_are_errors():
