@@ -92,7 +92,7 @@ def event_of_size(prefix: str, count: int, total_bytes: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- the stack
 @dataclass
 class Stack:
-    """One moto server and one DynamoDB Local for the whole run; sandboxes and template resources per figure."""
+    """One moto server and one DynamoDB Local for the whole run; sandboxes and resources per figure."""
 
     moto_endpoint: str
     dynamodb_endpoint: str

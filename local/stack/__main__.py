@@ -183,8 +183,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {missing}", file=sys.stderr)
             return 2
         f, src = stack.function, stack.source
-        print(f"[stack] moto {stack.endpoint} (pid {stack.moto.pid}), DynamoDB Local {stack.dynamodb_endpoint} "
-              f"(pid {stack.dynamodb.pid}), sandbox {stack.sandbox.base_url} (pid {stack.sandbox.pid})", file=sys.stderr)
+        print(f"[stack] moto {stack.endpoint} (pid {stack.moto.pid}), "
+              f"DynamoDB Local {stack.dynamodb_endpoint} (pid {stack.dynamodb.pid}), "
+              f"sandbox {stack.sandbox.base_url} (pid {stack.sandbox.pid})",
+              file=sys.stderr)
         print(f"[stack] from {args.template}: BatchSize {src.batch_size}, window {src.batching_window_s}s, "
               f"MaximumConcurrency {src.maximum_concurrency}, Timeout {f.timeout}s, MemorySize {f.memory_size} MB, "
               f"VisibilityTimeout {stack.queue_settings.visibility_timeout}s, maxReceiveCount "

@@ -34,7 +34,8 @@ DUMMY_CREDENTIALS = {
 def aws_client_env(endpoint: str, region: str, dynamodb_endpoint: str | None = None) -> dict[str, str]:
     """The environment a process needs so that boto3 talks to the local servers only: moto for
     every service, DynamoDB Local for DynamoDB (boto3's service-specific endpoint variable wins)."""
-    env = {**DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+    env = {**DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": region,
+           "AWS_DEFAULT_REGION": region}
     if dynamodb_endpoint:
         env["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_endpoint
     return env

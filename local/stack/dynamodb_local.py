@@ -121,8 +121,9 @@ class DynamoDBLocal:
         # function's containers all see the same tables, as in one AWS account).
         cmd = ["java", "-XX:+UseSerialGC", f"-Djava.library.path={home / 'DynamoDBLocal_lib'}",
                "-jar", str(home / "DynamoDBLocal.jar"), "-inMemory", "-sharedDb", "-port", str(port)]
-        self.proc = subprocess.Popen(cmd, cwd=home, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # noqa: S603
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(  # noqa: S603
+            cmd, cwd=home, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
         self.endpoint = f"http://127.0.0.1:{port}"
         try:
             self._wait_ready()

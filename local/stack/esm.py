@@ -151,8 +151,8 @@ class FunctionSpec:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.name}"
 
     @classmethod
-    def from_settings(cls, settings: Any, *, name: str, region: str, account_id: str, aws_endpoint: str | None,
-                      dynamodb_endpoint: str | None = None) -> "FunctionSpec":
+    def from_settings(cls, settings: Any, *, name: str, region: str, account_id: str,
+                      aws_endpoint: str | None, dynamodb_endpoint: str | None = None) -> "FunctionSpec":
         return cls(
             name=name,
             handler=settings.handler,

@@ -122,8 +122,9 @@ class LocalStack:
 
         self.template = Template(self.template_path, self._overrides(self.sandbox.base_url), region=self.region,
                                  stack_name=self.stack_name)
-        self.resources = create_resources(self.template, self.moto.endpoint, dynamodb_endpoint=self.dynamodb_endpoint,
-                                          hubspot_token=token, secret_format=self.secret_format)
+        self.resources = create_resources(self.template, self.moto.endpoint,
+                                          dynamodb_endpoint=self.dynamodb_endpoint, hubspot_token=token,
+                                          secret_format=self.secret_format)
         settings = self.template.function(self.function_id, self.resources.physical)
         ev = settings.sqs_event
         if ev is None:
@@ -280,7 +281,7 @@ class LocalStack:
         }
 
     def detach(self) -> dict[str, Any]:
-        """Leave moto, DynamoDB Local and the sandbox running (``--keep-running``): forget them without stopping."""
+        """Leave moto, DynamoDB Local and the sandbox running (``--keep-running``): forget them."""
         info = self.endpoints()
         self._stack.pop_all()
         return info

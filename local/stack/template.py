@@ -104,12 +104,6 @@ def translate(sam: dict, parameters: Mapping[str, Any], region: str) -> dict:
         translator.metrics.publish()  # to its offline publisher, which drops them
 
 
-def _local_folder(base_dir: Path, location: Any) -> Path:
-    if not (isinstance(location, dict) and location.get("S3Bucket") == LOCAL_BUCKET):
-        raise TemplateError(f"only a local CodeUri/ContentUri is supported, not {location!r}")
-    return (base_dir / location["S3Key"]).resolve()
-
-
 class Template:
     def __init__(
         self,
@@ -147,9 +141,9 @@ class Template:
         return True if cond is None else self.condition(cond)
 
     def _ref(self, name: str, physical: Physical) -> Any:
-        pseudo = {"AWS::Region": self.region, "AWS::AccountId": self.account_id, "AWS::StackName": self.stack_name,
-                  "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": _NO_VALUE,
-                  "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/{self.stack_name}/local"}
+        pseudo = {"AWS::Region": self.region, "AWS::AccountId": self.account_id,
+                  "AWS::StackName": self.stack_name, "AWS::Partition": "aws",
+                  "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": _NO_VALUE}
         for known in (pseudo, self.parameters):
             if name in known:
                 return known[name]
@@ -205,7 +199,8 @@ class Template:
     def _fn(self, key: str, arg: Any, physical: Physical) -> Any:
         r = lambda v: self._resolve(v, physical)  # noqa: E731
         functions = {
-            "Fn::GetAtt": lambda a: self._getatt(*(a.split(".", 1) if isinstance(a, str) else map(r, a)), physical),
+            "Fn::GetAtt": lambda a: self._getatt(*(a.split(".", 1) if isinstance(a, str) else map(r, a)),
+                                                 physical),
             "Fn::Sub": lambda a: self._sub(a, physical),
             "Fn::If": lambda a: r(a[1]) if self.condition(a[0]) else r(a[2]),
             "Fn::FindInMap": lambda a: self._find_in_map(*(_scalar_str(r(x)) for x in a[:3])),
@@ -227,6 +222,13 @@ class Template:
         except KeyError:
             raise TemplateError(f"FindInMap {name}/{top}/{second}: no such entry") from None
 
+    def _folder(self, location: Any) -> Path:
+        """The local folder of a function's Code or a layer's Content (as :func:`translate` left it)."""
+        location = self.resolve(location)
+        if not (isinstance(location, dict) and location.get("S3Bucket") == LOCAL_BUCKET):
+            raise TemplateError(f"only a local CodeUri/ContentUri is supported, not {location!r}")
+        return (self.base_dir / location["S3Key"]).resolve()
+
     def properties(self, logical_id: str, physical: Physical | None = None) -> dict:
         return self.resolve(self.resources[logical_id].get("Properties") or {}, physical or {})
 
@@ -243,13 +245,13 @@ class Template:
         return FunctionSettings(
             logical_id=logical_id,
             handler=value("Handler"),
-            code_uri=_local_folder(self.base_dir, value("Code")),
+            code_uri=self._folder(value("Code")),
             timeout=int(value("Timeout", 3)),
             memory_size=int(value("MemorySize", 128)),
             runtime=value("Runtime"),
             # Layers given as ARNs (e.g. the public Powertools layer) are satisfied by the venv.
-            layer_dirs=tuple(_local_folder(self.base_dir, self.resolve(self.resources[layer]["Properties"]["Content"]))
-                             for layer in layers if layer in self.resources),
+            layer_dirs=tuple(self._folder(self.resources[lid]["Properties"]["Content"])
+                             for lid in layers if lid in self.resources),
             environment={k: _scalar_str(v) for k, v in variables.items()},
             sqs_event=self._sqs_event(logical_id, physical),
         )
@@ -263,9 +265,11 @@ class Template:
             queue = _referenced_resource(raw.get("EventSourceArn"))
             if _referenced_resource(raw.get("FunctionName")) != function_id or queue not in self.resources:
                 continue
-            if self.resources[queue].get("Type") != "AWS::SQS::Queue" or not _as_bool(self.resolve(raw.get("Enabled", True))):
+            enabled = _as_bool(self.resolve(raw.get("Enabled", True)))
+            if self.resources[queue].get("Type") != "AWS::SQS::Queue" or not enabled:
                 continue
-            props = self.resolve({k: v for k, v in raw.items() if k not in ("EventSourceArn", "FunctionName")}, physical)
+            settings = {k: v for k, v in raw.items() if k not in ("EventSourceArn", "FunctionName")}
+            props = self.resolve(settings, physical)
             concurrency = (props.get("ScalingConfig") or {}).get("MaximumConcurrency")
             return SqsEventSource(
                 name=lid,

@@ -1,4 +1,4 @@
-"""moto lifecycle and the template's resources in moto and DynamoDB Local (Ref semantics, redrive, secret, TTL)."""
+"""moto lifecycle; the template's resources in moto and DynamoDB Local (Refs, redrive, secret, TTL)."""
 from __future__ import annotations
 
 import json
@@ -15,10 +15,11 @@ TOY = Path(__file__).resolve().parent / "template.yaml"
 
 def test_resources_and_physical_mapping(moto_server, dynamodb_endpoint):
     t = Template(TOY, {"MaxReceiveCount": "3", "QueueVisibilityTimeoutSeconds": "9"}, stack_name="awstest1")
-    res = create_resources(t, moto_server.endpoint, dynamodb_endpoint=dynamodb_endpoint, hubspot_token="tok-1")
+    res = create_resources(t, moto_server.endpoint, dynamodb_endpoint=dynamodb_endpoint,
+                           hubspot_token="tok-1")
     sqs = boto3_client("sqs", moto_server.endpoint, "us-east-1")
     phys = res.physical
-    assert res.created.index("PaymentsDeadLetterQueue") < res.created.index("PaymentsQueue")  # its redrive target first
+    assert res.created.index("PaymentsDeadLetterQueue") < res.created.index("PaymentsQueue")  # redrive target
     assert phys["PaymentsQueue"].ref.startswith(moto_server.endpoint)
     attrs = sqs.get_queue_attributes(QueueUrl=phys["PaymentsQueue"].ref, AttributeNames=["All"])["Attributes"]
     assert attrs["VisibilityTimeout"] == "9"
@@ -40,8 +41,8 @@ def test_resources_and_physical_mapping(moto_server, dynamodb_endpoint):
 
 def test_bare_secret_and_conditional_resources(moto_server, dynamodb_endpoint):
     t = Template(TOY, {"EnableLedger": "false"}, stack_name="awstest2")
-    res = create_resources(t, moto_server.endpoint, dynamodb_endpoint=dynamodb_endpoint, hubspot_token="tok-2",
-                           secret_format="bare")
+    res = create_resources(t, moto_server.endpoint, dynamodb_endpoint=dynamodb_endpoint,
+                           hubspot_token="tok-2", secret_format="bare")
     assert "LedgerTable" not in res.physical
     secrets = boto3_client("secretsmanager", moto_server.endpoint, "us-east-1")
     assert secrets.get_secret_value(SecretId=res.physical["HubSpotTokenSecret"].ref)["SecretString"] == "tok-2"

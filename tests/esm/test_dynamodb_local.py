@@ -138,7 +138,8 @@ def test_partiql_delete_with_a_condition(dynamodb):
         dynamodb.put_item(TableName="ddbl-delete", Item={"pk": {"S": key}, "owner": {"S": owner}})
     delete = 'DELETE FROM "ddbl-delete" WHERE "pk" = ? AND "owner" = ?'
     answer = dynamodb.batch_execute_statement(Statements=[
-        {"Statement": delete, "Parameters": [{"S": key}, {"S": "me"}]} for key in ("mine", "theirs", "missing")
+        {"Statement": delete, "Parameters": [{"S": key}, {"S": "me"}]}
+        for key in ("mine", "theirs", "missing")
     ])["Responses"]
     assert [r.get("Error", {}).get("Code") for r in answer] == [None, "ConditionalCheckFailed", None]
     assert [i["pk"]["S"] for i in dynamodb.scan(TableName="ddbl-delete")["Items"]] == ["theirs"]

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from local.stack.template import PhysicalResource, Template, TemplateError, _LogicalEcho, load_yaml, parse_overrides
+from local.stack.template import (PhysicalResource, Template, TemplateError, _LogicalEcho, load_yaml,
+                                  parse_overrides)
 
 HERE = Path(__file__).resolve().parent
 TOY = HERE / "template.yaml"
@@ -68,10 +69,11 @@ def test_sam_rules_come_from_the_translator():
     (the translator's bundled map, offline), the SQS one because of the event."""
     t = Template(TOY, {"HubSpotRateLimitPer10s": "190"})
     [esm] = [lid for lid, r in t.resources.items() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
-    assert esm == "DrainFunctionPaymentsQueueEvent" == t.function("DrainFunction", physical_for(t)).sqs_event.name
+    assert esm == "DrainFunctionPaymentsQueueEvent"
+    assert t.function("DrainFunction", physical_for(t)).sqs_event.name == esm
     role = t.resources["DrainFunctionRole"]["Properties"]
-    assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
-                                         "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"]
+    assert role["ManagedPolicyArns"] == [f"arn:aws:iam::aws:policy/service-role/{name}" for name in
+                                         ("AWSLambdaBasicExecutionRole", "AWSLambdaSQSQueueExecutionRole")]
 
 
 EXPLICIT_MAPPING = """
@@ -94,8 +96,8 @@ def test_an_explicit_event_source_mapping_is_found_as_well():
     text = text.replace("Resources:\n", "Resources:\n" + EXPLICIT_MAPPING.lstrip("\n") + "\n", 1)
     t = Template(TOY, text=text)
     ev = t.function("DrainFunction", physical_for(t)).sqs_event
-    assert (ev.name, ev.queue_logical_id, ev.batch_size, ev.maximum_batching_window_seconds, ev.maximum_concurrency) == (
-        "PaymentsQueueMapping", "PaymentsQueue", 25, 3, 7)
+    assert (ev.name, ev.queue_logical_id, ev.batch_size) == ("PaymentsQueueMapping", "PaymentsQueue", 25)
+    assert (ev.maximum_batching_window_seconds, ev.maximum_concurrency) == (3, 7)
     assert ev.function_response_types == ("ReportBatchItemFailures",)
 
 

@@ -99,7 +99,8 @@ def test_a_key_given_twice_is_claimed_and_released_once(ledger_table):
     """DynamoDB refuses a whole BatchExecuteStatement that names one key twice: each key goes once."""
     ledger = DynamoLedger(ledger_table)
     later = int((time.time() + 60) * 1000)
-    assert {k: e.state for k, e in ledger.claim(["a", "b", "a"], "req", later).items()} == {"a": CLAIMED, "b": CLAIMED}
+    entries = ledger.claim(["a", "b", "a"], "req", later)
+    assert {k: e.state for k, e in entries.items()} == {"a": CLAIMED, "b": CLAIMED}
     ledger.release(["a", "a"], "req")
     assert ledger.claim(["a"], "req-2", later)["a"] == Entry(CLAIMED)
 
