@@ -259,29 +259,26 @@ def create_resources(
     for logical_id, res in template.resources.items():
         if res["Type"] in SUPPORTED_TYPES or not template.resource_enabled(logical_id):
             continue
-        rtype = res.get("Type", "")
-        result.types[logical_id] = rtype
+        rtype = result.types[logical_id] = res["Type"]
         name = _physical_name(template, logical_id)
         service = rtype.split("::")[1].lower() if rtype.count("::") >= 2 else "local"
-        arn = f"arn:aws:{service}:{template.region}:{template.account_id}:{name}"
-        if rtype == "AWS::Lambda::Function":
-            arn = f"arn:aws:lambda:{template.region}:{template.account_id}:function:{name}"
-            physical[logical_id] = PhysicalResource(ref=name, attributes={"Arn": arn})
-        else:
-            physical[logical_id] = PhysicalResource(ref=name, attributes={"Arn": arn})
+        kind = "function:" if rtype == "AWS::Lambda::Function" else ""
+        arn = f"arn:aws:{service}:{template.region}:{template.account_id}:{kind}{name}"
+        physical[logical_id] = PhysicalResource(ref=name, attributes={"Arn": arn})
 
     # A resource is created once every resource it refers to has been (CloudFormation's order).
     pending = [lid for lid, res in template.resources.items()
                if res["Type"] in SUPPORTED_TYPES and template.resource_enabled(lid)]
     while pending:
+        waiting: list[Unresolved] = []
         for logical_id in pending:
             try:
                 props = template.properties(logical_id, physical)
                 break
-            except Unresolved:
-                continue
+            except Unresolved as error:
+                waiting.append(error)
         else:
-            template.properties(pending[0], physical)  # raises: what it waits for is never created
+            raise waiting[0]  # what it waits for is never created
         pending.remove(logical_id)
         rtype = result.types[logical_id] = template.resources[logical_id]["Type"]
         if rtype == "AWS::SQS::Queue":

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from local.stack.aws import MotoServer, boto3_client, create_resources
-from local.stack.template import Template
+from local.stack.template import Template, TemplateError
 
 TOY = Path(__file__).resolve().parent / "template.yaml"
 
@@ -47,6 +47,14 @@ def test_bare_secret_and_conditional_resources(moto_server, dynamodb_endpoint):
     secrets = boto3_client("secretsmanager", moto_server.endpoint, "us-east-1")
     assert secrets.get_secret_value(SecretId=res.physical["HubSpotTokenSecret"].ref)["SecretString"] == "tok-2"
     assert t.function("DrainFunction", res.physical).environment["LEDGER_TABLE_NAME"] == ""
+
+
+def test_a_resource_waiting_for_one_never_created_is_an_error(moto_server, dynamodb_endpoint):
+    dlq = "  PaymentsDeadLetterQueue:\n    Type: AWS::SQS::Queue\n"
+    text = TOY.read_text().replace(dlq, dlq + "    Condition: LedgerEnabled\n")
+    t = Template(TOY, {"EnableLedger": "false"}, text=text, stack_name="awstest3")
+    with pytest.raises(TemplateError, match="GetAtt PaymentsDeadLetterQueue.Arn: resource has no physical value"):
+        create_resources(t, moto_server.endpoint, dynamodb_endpoint=dynamodb_endpoint)
 
 
 def test_moto_server_starts_on_a_free_port_and_stops_by_pid():
