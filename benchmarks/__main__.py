@@ -139,14 +139,14 @@ def figure_memory(st, quick: bool) -> dict[str, Any]:
 
 
 def figure_ledger(st, quick: bool) -> dict[str, Any]:
-    """(f) DynamoDB requests and units per payment (against moto: real conditional semantics),
+    """(f) DynamoDB requests and units per payment (against DynamoDB Local: AWS's own semantics),
     and the time and CPU the ledger adds per chunk of 100 (also against a stub answering in 5 ms)."""
     sandbox = st.sandbox(rate_limit_per_10s=UNLIMITED)
     env = st.function_env(sandbox.base_url)  # ledger on (the template's default)
     batches = 3 if quick else 10
     args = {"chunk": 100, "batches": batches}
-    log(f"f: ledger on, {batches} batches of 100 against moto")
-    out = {"moto": run_worker("ledger", {**args, "prefix": f"f{uuid.uuid4().hex[:6]}"}, env)}
+    log(f"f: ledger on, {batches} batches of 100 against DynamoDB Local")
+    out = {"dynamodb_local": run_worker("ledger", {**args, "prefix": f"f{uuid.uuid4().hex[:6]}"}, env)}
     log(f"f: ledger on, {batches} batches of 100 against a DynamoDB stub answering in {DYNAMO_MS} ms")
     stub_env = {**env, "AWS_ENDPOINT_URL_DYNAMODB": st.dynamo_stub(DYNAMO_MS)}
     out["stub_5ms"] = run_worker("ledger", {**args, "prefix": f"g{uuid.uuid4().hex[:6]}"}, stub_env)
@@ -209,7 +209,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         row(f"e. peak RSS, 10,000 messages ({e['event_bytes'] / 1e6:.1f} MB)", f"{e['maxrss_mb']:.0f} MB", "192 MB",
             f"{e['maxrss_mb'] / 192:.2f}", "<= 192 MB", e["maxrss_mb"] <= 192)
     if "f" in results:
-        f0, f5 = results["f"]["moto"], results["f"]["stub_5ms"]
+        f0, f5 = results["f"]["dynamodb_local"], results["f"]["stub_5ms"]
         row("f. ledger write units per payment", f"{f0['wcu_per_payment']:.2f}", "2", f"{f0['wcu_per_payment'] / 2:.2f}",
             "<= 2 WCU", f0["wcu_per_payment"] <= 2)
         row("f. ledger read units per payment", f"{f0['rcu_per_payment']:.2f}", "1", f"{f0['rcu_per_payment']:.2f}",
@@ -218,7 +218,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         dup = f0["redelivered_duplicates"]
         row("f. units per redelivered duplicate (WCU + RCU)", f"{dup['wcu_per_payment']:.2f} + {dup['rcu_per_payment']:.2f}",
             "-", "-", "(info)", None)
-        row("f. ledger time per chunk of 100, moto", f"{f0['ledger_ms_per_chunk_median']:.0f} ms",
+        row("f. ledger time per chunk of 100, DynamoDB Local", f"{f0['ledger_ms_per_chunk_median']:.0f} ms",
             f"{f0['handler_ms_per_chunk_median']:.0f} ms handler", "-", "(info)", None)
         added = f5["ledger_ms_per_chunk_median"]
         row(f"f. ledger time per chunk of 100, DynamoDB at {DYNAMO_MS} ms", f"{added:.0f} ms",

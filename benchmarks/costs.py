@@ -44,7 +44,8 @@ def estimate(results: dict[str, Any], batch_size: int, memory_mb: int, concurren
                            "cpu_share_vcpu": round(cpu_share, 3), "hubspot_wait_s_per_batch": round(hubspot_wait_s, 3),
                            "prices_usd": PRICES, "scenarios": {}}
     for name, ledger_us, rru, wru in (
-        ("ledger on (template default)", ledger_cpu_us, f["moto"]["rcu_per_payment"], f["moto"]["wcu_per_payment"]),
+        ("ledger on (template default)", ledger_cpu_us, f["dynamodb_local"]["rcu_per_payment"],
+         f["dynamodb_local"]["wcu_per_payment"]),
         ("ledger off", 0.0, 0.0, 0.0),
     ):
         cpu_s = (handler_cpu_us + ledger_us) * batch_size / 1e6

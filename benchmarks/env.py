@@ -1,5 +1,5 @@
 """What every benchmark shares: paths, events, the Lambda context, and the local stack
-(moto server, HubSpot sandbox, template.yaml's resources and function environment)."""
+(moto server, DynamoDB Local, HubSpot sandbox, template.yaml's resources and function environment)."""
 
 from __future__ import annotations
 
@@ -92,9 +92,10 @@ def event_of_size(prefix: str, count: int, total_bytes: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- the stack
 @dataclass
 class Stack:
-    """One moto server for the whole run; sandboxes and template resources per figure."""
+    """One moto server and one DynamoDB Local for the whole run; sandboxes and resources per figure."""
 
     moto_endpoint: str
+    dynamodb_endpoint: str
     exits: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def sandbox(self, **config: Any):
@@ -125,8 +126,8 @@ class Stack:
         return url
 
     def function_env(self, base_url: str, **parameters: str) -> dict[str, str]:
-        """template.yaml's environment for DrainFunction, resources created in moto, plus what
-        boto3 needs to talk to moto. ``parameters`` are template parameter overrides."""
+        """template.yaml's environment for DrainFunction, resources created in moto and DynamoDB
+        Local, plus what boto3 needs to talk to them. ``parameters`` are template parameter overrides."""
         from local.stack.aws import aws_client_env, create_resources
         from local.stack.template import Template
 
@@ -134,9 +135,10 @@ class Stack:
         # template's default, payments_drain_key, needs the sandbox to have that property).
         template = Template(TEMPLATE, {"HubSpotBaseUrl": base_url, "HubSpotUniqueProperty": "", **parameters},
                             stack_name=f"b{uuid.uuid4().hex[:8]}")
-        resources = create_resources(template, self.moto_endpoint, hubspot_token=TOKEN)
+        resources = create_resources(template, self.moto_endpoint, dynamodb_endpoint=self.dynamodb_endpoint,
+                                     hubspot_token=TOKEN)
         env = dict(template.function("DrainFunction", resources.physical).environment)
-        env.update(aws_client_env(self.moto_endpoint, template.region))
+        env.update(aws_client_env(self.moto_endpoint, template.region, self.dynamodb_endpoint))
         env.update(POWERTOOLS_ENV)
         return env
 
@@ -144,9 +146,10 @@ class Stack:
 @contextlib.contextmanager
 def stack() -> Iterator[Stack]:
     from local.stack.aws import MotoServer
+    from local.stack.dynamodb_local import DynamoDBLocal
 
-    with MotoServer() as moto, contextlib.ExitStack() as exits:
-        yield Stack(moto.endpoint, exits)
+    with MotoServer() as moto, DynamoDBLocal() as dynamodb, contextlib.ExitStack() as exits:
+        yield Stack(moto.endpoint, dynamodb.endpoint, exits)
 
 
 def template_settings(**parameters: str):

@@ -1,7 +1,7 @@
 """One fresh process = one Lambda container: ``python -m benchmarks.worker TASK ARGS_JSON RESULT_PATH``.
 
 Started by ``benchmarks.env.run_worker`` with the function's environment (template.yaml's, pointed
-at moto and the sandbox). Writes its figures as JSON to RESULT_PATH. Imports as little as
+at moto, DynamoDB Local and the sandbox). Writes its figures as JSON to RESULT_PATH. Imports as little as
 possible before a task starts, so cold-start timings are not polluted.
 """
 

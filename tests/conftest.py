@@ -34,12 +34,22 @@ def moto_endpoint():
         yield server.endpoint
 
 
+@pytest.fixture(scope="session")
+def dynamodb_endpoint():
+    """One DynamoDB Local process for the session (fetched on first use, stopped by process id)."""
+    from local.stack.dynamodb_local import DynamoDBLocal
+
+    with DynamoDBLocal() as server:
+        yield server.endpoint
+
+
 @pytest.fixture
-def aws_env(moto_endpoint, monkeypatch):
-    """boto3 in this process talks to the moto server through AWS_ENDPOINT_URL, as in Lambda."""
+def aws_env(moto_endpoint, dynamodb_endpoint, monkeypatch):
+    """boto3 in this process talks to the moto server through AWS_ENDPOINT_URL and to DynamoDB
+    Local through AWS_ENDPOINT_URL_DYNAMODB, as the function does in the local stack."""
     from local.stack.aws import aws_client_env
 
-    for key, value in aws_client_env(moto_endpoint, "us-east-1").items():
+    for key, value in aws_client_env(moto_endpoint, "us-east-1", dynamodb_endpoint).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     return moto_endpoint

@@ -1,14 +1,17 @@
-"""The local stack: the payments drain end to end on one machine, no Docker, no network.
+"""The local stack: the payments drain end to end on one machine, no Docker, no AWS account.
 
-- :mod:`local.stack.aws`: moto server lifecycle and the template's resources in it;
-- :mod:`local.stack.moto_launcher` / :mod:`local.stack.moto_patch`: moto's server with a pinned speed-up;
-- :mod:`local.stack.template`: template.yaml as CloudFormation/SAM reads it;
-- :mod:`local.stack.esm`: Lambda's SQS event-source mapping, with subprocess containers;
-- :mod:`local.stack.stack`: :class:`LocalStack`, all of it together (``python -m local.stack run``).
-
-See docs/local.md.
+Each module stands in for one real system (its first line says which); see docs/local.md.
+``LocalStack`` (:mod:`local.stack.stack`) puts them together: ``python -m local.stack run``.
 """
 
-from .stack import LocalStack
+
+def __getattr__(name: str):
+    # Imported on first use, so that ``python -m local.stack.<module>`` runs one module alone.
+    if name == "LocalStack":
+        from .stack import LocalStack
+
+        return LocalStack
+    raise AttributeError(name)
+
 
 __all__ = ["LocalStack"]

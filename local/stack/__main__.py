@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .dynamodb_local import MissingPrerequisite
 from .template import DEFAULT_TEMPLATE, TemplateError, parse_overrides
 from .workload import from_file, generate
 
@@ -294,12 +295,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             stack.start()
-        except TemplateError as exc:  # a -p value the template refuses: checked before anything starts
-            print(f"error: {exc}", file=sys.stderr)
+        except (TemplateError, MissingPrerequisite) as exc:  # a -p value the template refuses, or no Java/npm:
+            print(f"error: {exc}", file=sys.stderr)  # said before anything starts
             return 2
         f, src = stack.function, stack.source
-        print(f"[stack] moto {stack.endpoint} (pid {stack.moto.pid}), sandbox {stack.sandbox.base_url} "
-              f"(pid {stack.sandbox.pid})", file=sys.stderr)
+        print(f"[stack] moto {stack.endpoint} (pid {stack.moto.pid}), "
+              f"DynamoDB Local {stack.dynamodb_endpoint} (pid {stack.dynamodb.pid}), "
+              f"sandbox {stack.sandbox.base_url} (pid {stack.sandbox.pid})",
+              file=sys.stderr)
         print(f"[stack] from {args.template}: BatchSize {src.batch_size}, window {src.batching_window_s}s, "
               f"MaximumConcurrency {src.maximum_concurrency}, Timeout {f.timeout}s, MemorySize {f.memory_size} MB, "
               f"VisibilityTimeout {stack.queue_settings.visibility_timeout}s, maxReceiveCount "
@@ -342,7 +345,8 @@ def run(args: argparse.Namespace) -> int:
         if detached:
             print("[stack] still running (--keep-running):", file=sys.stderr)
             print(json.dumps(detached, indent=2), file=sys.stderr)
-            print(f"[stack] stop them with: kill {detached['moto_pid']} {detached['sandbox_pid']}", file=sys.stderr)
+            print(f"[stack] stop them with: kill {detached['moto_pid']} "
+                  f"{detached['dynamodb_local_pid']} {detached['sandbox_pid']}", file=sys.stderr)
             print(f"[stack] e.g. AWS_ENDPOINT_URL={detached['aws_endpoint']} AWS_ACCESS_KEY_ID=testing "
                   f"AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 aws sqs list-queues", file=sys.stderr)
 

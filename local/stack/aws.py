@@ -1,4 +1,4 @@
-"""The AWS side of the local stack: a moto server process and the template's resources in it.
+"""Stands in for CloudFormation creating the template's resources, in moto and DynamoDB Local.
 
 - :class:`MotoServer` starts ``python -m local.stack.moto_launcher`` (moto's own server, with the
   version-pinned speed-up of :mod:`local.stack.moto_patch`) on a free 127.0.0.1 port, waits for
@@ -20,10 +20,9 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from .template import REPO_ROOT, PhysicalResource, Template, TemplateError
+from .template import REPO_ROOT, PhysicalResource, Template, TemplateError, Unresolved
 
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -32,14 +31,14 @@ DUMMY_CREDENTIALS = {
 }
 
 
-def aws_client_env(endpoint: str, region: str) -> dict[str, str]:
-    """The environment a process needs so that boto3 talks to the local moto server only."""
-    return {
-        **DUMMY_CREDENTIALS,
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-    }
+def aws_client_env(endpoint: str, region: str, dynamodb_endpoint: str | None = None) -> dict[str, str]:
+    """The environment a process needs so that boto3 talks to the local servers only: moto for
+    every service, DynamoDB Local for DynamoDB (boto3's service-specific endpoint variable wins)."""
+    env = {**DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": region,
+           "AWS_DEFAULT_REGION": region}
+    if dynamodb_endpoint:
+        env["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_endpoint
+    return env
 
 
 def boto3_client(service: str, endpoint: str, region: str, **config: Any):
@@ -82,18 +81,13 @@ class MotoServer:
         *,
         patched: bool = True,
         port: int = 0,
-        profile: str | None = None,
-        log_path: str | Path | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
         self.patched = patched
         self.port = port
-        self.profile = profile
-        self.log_path = Path(log_path) if log_path else None
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen | None = None
         self.endpoint: str | None = None
-        self._log = None
 
     @property
     def pid(self) -> int | None:
@@ -103,25 +97,17 @@ class MotoServer:
         cmd = [sys.executable, "-m", "local.stack.moto_launcher", "--host", "127.0.0.1", "--port", str(self.port)]
         if not self.patched:
             cmd.append("--no-patch")
-        if self.profile:
-            cmd += ["--profile", str(self.profile)]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        for key in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
             env.pop(key, None)
-        if self.log_path:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.log_path, "ab")  # noqa: SIM115
-            stderr = self._log
-        else:
-            stderr = subprocess.DEVNULL
         self.proc = subprocess.Popen(  # noqa: S603
             cmd,
             cwd=str(REPO_ROOT),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=stderr,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C in the terminal is handled by us, not by moto
         )
         try:
@@ -179,17 +165,7 @@ class MotoServer:
                 pass
         if self.proc.stdout:
             self.proc.stdout.close()
-        if self._log:
-            self._log.close()
-            self._log = None
         self.proc = None
-
-    def reset(self) -> None:
-        """Forget every resource (moto's own reset API)."""
-        req = urllib.request.Request(self.endpoint + "/moto-api/reset", method="POST")
-        # loopback http to the moto server we started
-        with urllib.request.urlopen(req, timeout=10) as resp:  # nosec B310
-            resp.read()
 
     def __enter__(self) -> "MotoServer":
         return self.start()
@@ -202,8 +178,7 @@ class MotoServer:
 SUPPORTED_TYPES = {
     "AWS::SQS::Queue",
     "AWS::SecretsManager::Secret",
-    "AWS::DynamoDB::Table",
-    "AWS::Serverless::SimpleTable",
+    "AWS::DynamoDB::Table",  # SAM's SimpleTable too: the translator makes it one
 }
 
 
@@ -260,11 +235,13 @@ def create_resources(
     template: Template,
     endpoint: str,
     *,
+    dynamodb_endpoint: str,
     hubspot_token: str = "sandbox-token",
     secret_format: str = "json",
     secret_values: dict[str, str] | None = None,
 ) -> Resources:
-    """Create the template's enabled SQS queues, secrets and tables in the moto at ``endpoint``.
+    """Create the template's enabled SQS queues and secrets in the moto at ``endpoint``, and its
+    tables in the DynamoDB Local at ``dynamodb_endpoint``.
 
     Secrets hold the HubSpot token: ``secret_format="json"`` stores ``{"token": TOKEN}``,
     ``"bare"`` stores the token itself. ``secret_values`` may set a specific secret's string by
@@ -273,16 +250,37 @@ def create_resources(
     region = template.region
     sqs = boto3_client("sqs", endpoint, region)
     secrets = boto3_client("secretsmanager", endpoint, region)
-    ddb = boto3_client("dynamodb", endpoint, region)
+    ddb = boto3_client("dynamodb", dynamodb_endpoint, region)
     physical: dict[str, PhysicalResource] = {}
     result = Resources(physical=physical)
 
-    for logical_id in template.creation_order():
-        rtype = template.resources[logical_id].get("Type", "")
-        result.types[logical_id] = rtype
-        if rtype not in SUPPORTED_TYPES:
+    # Everything else (the function itself, alarms, dashboards, layers...) is not emulated: give
+    # it CloudFormation-like identifiers so Refs to it still resolve.
+    for logical_id, res in template.resources.items():
+        if res["Type"] in SUPPORTED_TYPES or not template.resource_enabled(logical_id):
             continue
-        props = template.properties(logical_id, physical)
+        rtype = result.types[logical_id] = res["Type"]
+        name = _physical_name(template, logical_id)
+        service = rtype.split("::")[1].lower() if rtype.count("::") >= 2 else "local"
+        kind = "function:" if rtype == "AWS::Lambda::Function" else ""
+        arn = f"arn:aws:{service}:{template.region}:{template.account_id}:{kind}{name}"
+        physical[logical_id] = PhysicalResource(ref=name, attributes={"Arn": arn})
+
+    # A resource is created once every resource it refers to has been (CloudFormation's order).
+    pending = [lid for lid, res in template.resources.items()
+               if res["Type"] in SUPPORTED_TYPES and template.resource_enabled(lid)]
+    while pending:
+        waiting: list[Unresolved] = []
+        for logical_id in pending:
+            try:
+                props = template.properties(logical_id, physical)
+                break
+            except Unresolved as error:
+                waiting.append(error)
+        else:
+            raise waiting[0]  # what it waits for is never created
+        pending.remove(logical_id)
+        rtype = result.types[logical_id] = template.resources[logical_id]["Type"]
         if rtype == "AWS::SQS::Queue":
             fifo = str(props.get("FifoQueue", "")).lower() == "true"
             name = props.get("QueueName") or _physical_name(template, logical_id, ".fifo" if fifo else "")
@@ -301,18 +299,11 @@ def create_resources(
                 raise ValueError(f"secret_format must be 'json' or 'bare', not {secret_format!r}")
             arn = secrets.create_secret(Name=name, SecretString=value)["ARN"]
             physical[logical_id] = PhysicalResource(ref=arn, attributes={"Id": arn, "Name": name})
-        else:  # DynamoDB
+        else:  # DynamoDB, in DynamoDB Local
             name = props.get("TableName") or _physical_name(template, logical_id)
-            if rtype == "AWS::Serverless::SimpleTable":
-                pk = props.get("PrimaryKey") or {"Name": "id", "Type": "String"}
-                ddb_type = {"String": "S", "Number": "N", "Binary": "B"}[pk.get("Type", "String")]
-                key_schema = [{"AttributeName": pk["Name"], "KeyType": "HASH"}]
-                attr_defs = [{"AttributeName": pk["Name"], "AttributeType": ddb_type}]
-                extra: dict[str, Any] = {}
-            else:
-                key_schema = props["KeySchema"]
-                attr_defs = props["AttributeDefinitions"]
-                extra = {k: props[k] for k in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes") if props.get(k)}
+            key_schema, attr_defs = props["KeySchema"], props["AttributeDefinitions"]
+            extra: dict[str, Any] = {k: props[k] for k in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes")
+                                     if props.get(k)}
             billing = props.get("BillingMode", "PROVISIONED" if props.get("ProvisionedThroughput") else "PAY_PER_REQUEST")
             if billing == "PROVISIONED":
                 pt = props.get("ProvisionedThroughput") or {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
@@ -331,24 +322,6 @@ def create_resources(
             )
         result.created.append(logical_id)
 
-    # Everything else (the function itself, alarms, dashboards, layers...) is not emulated: give
-    # it CloudFormation-like identifiers so Refs to it still resolve.
-    for logical_id, res in template.resources.items():
-        if logical_id in physical or not template.resource_enabled(logical_id):
-            continue
-        rtype = res.get("Type", "")
-        result.types[logical_id] = rtype
-        name = _physical_name(template, logical_id)
-        service = rtype.split("::")[1].lower() if rtype.count("::") >= 2 else "local"
-        arn = f"arn:aws:{service}:{template.region}:{template.account_id}:{name}"
-        if rtype in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
-            arn = f"arn:aws:lambda:{template.region}:{template.account_id}:function:{name}"
-            physical[logical_id] = PhysicalResource(ref=name, attributes={"Arn": arn})
-        elif rtype in ("AWS::SNS::Topic",):
-            arn = f"arn:aws:sns:{template.region}:{template.account_id}:{name}"
-            physical[logical_id] = PhysicalResource(ref=arn, attributes={"TopicArn": arn, "TopicName": name})
-        else:
-            physical[logical_id] = PhysicalResource(ref=name, attributes={"Arn": arn})
     return result
 
 

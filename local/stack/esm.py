@@ -1,4 +1,4 @@
-"""An SQS event-source-mapping emulator: Lambda's SQS poller, locally.
+"""Stands in for Lambda's SQS event source mapping: the poller that batches messages and invokes the function.
 
 What it does, as Lambda does it:
 
@@ -70,10 +70,6 @@ class LogSink:
         self.echo = echo
         self.keep = keep
         self._emf: list[dict] = []
-        self._listeners: list[Callable[[LogLine], None]] = []
-
-    def add_listener(self, fn: Callable[[LogLine], None]) -> None:
-        self._listeners.append(fn)
 
     def write(self, container: str, request_id: str | None, stream: str, text: str) -> None:
         line = LogLine(time.time(), container, request_id, stream, text.rstrip("\n"))
@@ -92,8 +88,6 @@ class LogSink:
                 self._emf.append(emf)
             if self.echo is not None:
                 self.echo.write(f"[{container}] {line.text}\n")
-        for fn in self._listeners:
-            fn(line)
 
     def text_lines(self, stream: str | None = "stdout") -> list[str]:
         with self._lock:
@@ -150,13 +144,15 @@ class FunctionSpec:
     account_id: str = "123456789012"
     runtime: str = "python3.13"
     aws_endpoint: str | None = None
+    dynamodb_endpoint: str | None = None
 
     @property
     def arn(self) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.name}"
 
     @classmethod
-    def from_settings(cls, settings: Any, *, name: str, region: str, account_id: str, aws_endpoint: str | None) -> "FunctionSpec":
+    def from_settings(cls, settings: Any, *, name: str, region: str, account_id: str,
+                      aws_endpoint: str | None, dynamodb_endpoint: str | None = None) -> "FunctionSpec":
         return cls(
             name=name,
             handler=settings.handler,
@@ -169,6 +165,7 @@ class FunctionSpec:
             account_id=account_id,
             runtime=settings.runtime or "python3.13",
             aws_endpoint=aws_endpoint,
+            dynamodb_endpoint=dynamodb_endpoint,
         )
 
     def process_environment(self, log_stream: str) -> dict[str, str]:
@@ -197,7 +194,7 @@ class FunctionSpec:
             "AWS_DEFAULT_REGION": self.region,
         }
         if self.aws_endpoint:
-            env.update(aws_client_env(self.aws_endpoint, self.region))
+            env.update(aws_client_env(self.aws_endpoint, self.region, self.dynamodb_endpoint))
         env.update(self.environment)  # the template's Environment.Variables win, as in Lambda
         return env
 

@@ -1,4 +1,4 @@
-"""One emulated Lambda execution environment ("container"), run as its own process.
+"""Stands in for one Lambda execution environment ("container") and its runtime: a process of its own.
 
     python local/stack/lambda_runtime.py --control-in FD --control-out FD
 

@@ -1,60 +1,20 @@
-"""Run moto's server with the local stack's speed-up applied.
+"""Stands in for Amazon SQS and Secrets Manager: moto's own server, with the local stack's SQS speed-up.
 
-    python -m local.stack.moto_launcher [--host 127.0.0.1] [--port 0] [--no-patch] [--profile FILE]
+    python -m local.stack.moto_launcher [--host 127.0.0.1] [--port 0] [--no-patch]
 
 It is moto's own WSGI application (``DomainDispatcherApplication(create_backend_app)``) served by
 werkzeug's threaded server, exactly as ``moto_server`` does; the only differences are that
 :mod:`local.stack.moto_patch` is applied first, that ``--port 0`` picks a free port, and that
 the bound address is printed as one line ``READY http://127.0.0.1:PORT`` on stdout once the
 socket accepts connections (the parent waits for that line instead of polling).
-
-``--profile FILE`` profiles every request handled (each in its own thread) and writes the merged
-cProfile statistics to FILE when the server stops (SIGTERM/SIGINT). It is how the hot spots
-described in docs/local.md were found.
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
 import signal
 import sys
-import threading
-
-
-def _install_profiler(path: str, app) -> object:
-    import cProfile
-    import pstats
-
-    lock = threading.Lock()
-    collected: list[cProfile.Profile] = []
-    inner = app.__call__
-
-    class Profiled:
-        def __call__(self, environ, start_response):
-            prof = cProfile.Profile()
-            prof.enable()
-            try:
-                # Materialise the body inside the profile: the view runs during the call.
-                body = list(inner(environ, start_response))
-            finally:
-                prof.disable()
-                with lock:
-                    collected.append(prof)
-            return body
-
-    def dump() -> None:
-        with lock:
-            if not collected:
-                return
-            stats = pstats.Stats(collected[0])
-            for prof in collected[1:]:
-                stats.add(prof)
-            stats.dump_stats(path)
-
-    atexit.register(dump)
-    return Profiled()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,7 +22,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=0)
     parser.add_argument("--no-patch", action="store_true", help="run stock moto (for comparisons)")
-    parser.add_argument("--profile", metavar="FILE", help="write merged cProfile stats here on exit")
     args = parser.parse_args(argv)
 
     if not args.no_patch:
@@ -76,9 +35,7 @@ def main(argv: list[str] | None = None) -> None:
 
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # type: ignore[attr-defined]  # as moto.server.main does
-    wsgi_app = _install_profiler(args.profile, app) if args.profile else app
-
-    server = make_server(args.host, args.port, wsgi_app, threaded=True)
+    server = make_server(args.host, args.port, app, threaded=True)
     server.daemon_threads = True  # a long poll in progress must not delay the stop
     server.block_on_close = False
     port = server.socket.getsockname()[1]

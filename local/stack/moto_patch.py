@@ -1,4 +1,6 @@
-"""A narrow, version-pinned speed-up of moto's SQS, applied by :mod:`local.stack.moto_launcher`.
+"""Stands in for Amazon SQS's speed and atomicity: a narrow, version-pinned fix of moto's SQS.
+
+Applied by :mod:`local.stack.moto_launcher`.
 
 The hot spot (found by profiling moto's server under a 2,000-message enqueue + drain, see
 docs/local.md): ``moto.sqs.models.Queue.attributes``. Every access builds the full attribute
@@ -28,23 +30,8 @@ poll waits *outside* the lock (it re-runs moto's own receive with ``wait_seconds
 under the lock, and waits on moto's own queue condition in between), so a waiting poller
 never blocks the others.
 
-A third part is about DynamoDB correctness, not speed. The ledger claims keys with PartiQL
-``INSERT`` statements in ``BatchExecuteStatement`` (``payments_drain.ledger``). moto 5.2.1
-cannot serve them: its PartiQL engine rejects ``?`` parameters (TypeError, HTTP 500) and, with
-literals, overwrites an existing item where DynamoDB answers that statement with the error
-``DuplicateItem`` (AWS: "PartiQL insert statements for DynamoDB"), and it copies the whole table
-for every statement. So ``DynamoDBBackend.batch_execute_statement`` is replaced by one that
-serves exactly two shapes, ``INSERT INTO "table" VALUE {'name': ?, ...}`` with moto's own
-conditional ``put_item`` (condition ``attribute_not_exists`` on the hash key; a failed
-condition becomes the statement's ``DuplicateItem`` error) and ``DELETE FROM "table" WHERE
-"key" = ? AND "name" = ? ...`` (the ledger's release) with moto's own conditional
-``delete_item`` (no item: success; an item the rest of the WHERE does not match:
-``ConditionalCheckFailed``, as DynamoDB documents), and hands every other statement to moto's own
-implementation, one at a time. moto's conditional writes check and store without a
-lock while its server runs each request in its own thread, so two racing writers can both pass
-the same condition; DynamoDB's conditional writes are atomic. The patch serialises the
-DynamoDB backend's writes (:data:`DYNAMODB_LOCK`), so the emulator's conditions hold as
-DynamoDB's do.
+DynamoDB is not served by moto in the local stack: AWS's own DynamoDB Local is
+(:mod:`local.stack.dynamodb_local`), so nothing of moto's DynamoDB is patched.
 
 It is pinned: :func:`apply` patches only if the installed moto is :data:`MOTO_VERSION` and the
 source of every function whose behaviour the patch reproduces still hashes to what it was
@@ -57,7 +44,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import re
 import sys
 import textwrap
 import threading
@@ -141,26 +127,10 @@ PINNED_SOURCES.update(
     }
 )
 
-# DynamoDB: the writes serialised, batch_execute_statement replaced for the ledger's INSERT and DELETE.
-DYNAMODB_WRITES = ("put_item", "delete_item", "update_item", "transact_write_items")
-PINNED_SOURCES.update(
-    {
-        "moto.dynamodb.models.DynamoDBBackend.batch_execute_statement": "2ddeb4a85981683f3ecff8c625240b4e98dc8aba430100f9a378786d5dc88c54",
-        "moto.dynamodb.models.DynamoDBBackend.put_item": "b043f1999f49f8202012fce52002391fbb5c969795b5d8e6405929c947abc0b9",
-        "moto.dynamodb.models.DynamoDBBackend.get_item": "ffddb28c9fe9941bc3639e39b80f6349be2e1788af54208fe90132e32573df00",
-        "moto.dynamodb.models.DynamoDBBackend.delete_item": "a03a3f819a3f4344ad11f1768a6e7bc332424cc0226084eb7a79bcb654f26b94",
-        "moto.dynamodb.models.DynamoDBBackend.update_item": "f1d5d4acae8ed91cb2012b73803e52383e69c74e97967505419c9fbf06b07210",
-        "moto.dynamodb.models.DynamoDBBackend.transact_write_items": "0b5c3b73cdccf3268b7266a17c96e2f7e675bd20fe3f28326a1e95ffa38cf8fe",
-        "moto.dynamodb.models.table.Table.put_item": "48ae94c63fda4002bc49470840a04288a223da170e7c741fc46b372b8d384a5c",
-    }
-)
-
 SQS_LOCK = threading.RLock()
-DYNAMODB_LOCK = threading.RLock()
 
 _ORIGINAL_ATTRIBUTES: Any = None
 _ORIGINAL_BACKEND: dict[str, Callable] = {}
-_ORIGINAL_DYNAMODB: dict[str, Callable] = {}
 _APPLIED = False
 
 
@@ -171,14 +141,6 @@ def installed_moto_version() -> str:
 
 
 def _target(dotted: str) -> Callable:
-    if dotted.startswith("moto.dynamodb."):
-        from moto.dynamodb.models import DynamoDBBackend
-        from moto.dynamodb.models.table import Table
-
-        cls_name, attr = dotted.rsplit(".", 2)[1:]
-        if cls_name == "DynamoDBBackend" and attr in _ORIGINAL_DYNAMODB:
-            return _ORIGINAL_DYNAMODB[attr]
-        return {"DynamoDBBackend": DynamoDBBackend, "Table": Table}[cls_name].__dict__[attr]
     from moto.sqs import models
 
     parts = dotted.split(".")
@@ -315,9 +277,9 @@ def _cached_module_list(original: Callable) -> Callable:
     return list_of_moto_modules
 
 
-def _serialised(original: Callable, lock: threading.RLock = SQS_LOCK) -> Callable:
+def _serialised(original: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with lock:
+        with SQS_LOCK:
             return original(*args, **kwargs)
 
     wrapper.__wrapped__ = original  # type: ignore[attr-defined]
@@ -357,94 +319,6 @@ def _make_receive(original: Callable) -> Callable:
     return receive_message
 
 
-_INSERT = re.compile(r'\s*INSERT\s+INTO\s+"([A-Za-z0-9_.-]+)"\s+VALUE\s+\{(.*)\}\s*', re.IGNORECASE | re.DOTALL)
-_FIELDS = re.compile(r"\s*'[^']+'\s*:\s*\?\s*(,\s*'[^']+'\s*:\s*\?\s*)*")
-_FIELD = re.compile(r"'([^']+)'\s*:\s*\?")
-
-
-def _parameterised_insert(statement: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """(table, item) for ``INSERT INTO "table" VALUE {'a': ?, ...}`` with one parameter per name."""
-    match = _INSERT.fullmatch(statement.get("Statement", ""))
-    if not match or not _FIELDS.fullmatch(match.group(2)):
-        return None
-    names = _FIELD.findall(match.group(2))
-    parameters = statement.get("Parameters") or []
-    if len(names) != len(parameters) or len(set(names)) != len(names):
-        return None
-    return match.group(1), dict(zip(names, parameters))
-
-
-_DELETE = re.compile(r'\s*DELETE\s+FROM\s+"([A-Za-z0-9_.-]+)"\s+WHERE\s+(.*?)\s*', re.IGNORECASE | re.DOTALL)
-_EQUALS = re.compile(r'\s*"([^"]+)"\s*=\s*\?\s*')
-
-
-def _parameterised_delete(statement: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """(table, {name: value}) for ``DELETE FROM "table" WHERE "a" = ? AND "b" = ? ...``."""
-    match = _DELETE.fullmatch(statement.get("Statement", ""))
-    if not match:
-        return None
-    terms = [_EQUALS.fullmatch(term) for term in re.split(r"\bAND\b", match.group(2), flags=re.IGNORECASE)]
-    parameters = statement.get("Parameters") or []
-    if not all(terms) or len(terms) != len(parameters):
-        return None
-    names = [term.group(1) for term in terms]  # type: ignore[union-attr]
-    return (match.group(1), dict(zip(names, parameters))) if len(set(names)) == len(names) else None
-
-
-def _insert(backend: Any, table_name: str, item: dict[str, Any]) -> dict[str, Any]:
-    from moto.dynamodb.exceptions import ConditionalCheckFailed
-
-    key = backend.get_table(table_name).hash_key_attr
-    try:
-        backend.put_item(table_name, item, condition_expression="attribute_not_exists(#k)",
-                         expression_attribute_names={"#k": key})
-    except ConditionalCheckFailed:
-        return {"Code": "DuplicateItem", "Message": "Duplicate primary key exists in table"}
-    return {}
-
-
-def _delete(backend: Any, table_name: str, where: dict[str, Any]) -> dict[str, Any]:
-    """DynamoDB: no item with that key is a success (0 deleted); an item the rest of the WHERE
-    does not match is ConditionalCheckFailed."""
-    from moto.dynamodb.exceptions import ConditionalCheckFailed
-
-    table = backend.get_table(table_name)
-    key_names = [n for n in (table.hash_key_attr, table.range_key_attr) if n]
-    if set(key_names) - set(where):
-        return {"Code": "ValidationError", "Message": "Where clause does not contain a mandatory equality on all key attributes"}
-    key = {n: where[n] for n in key_names}
-    if backend.get_item(table_name, key) is None:
-        return {}
-    rest = [n for n in where if n not in key_names]
-    try:
-        backend.delete_item(table_name, key,
-                            expression_attribute_names={f"#n{i}": n for i, n in enumerate(rest)} or None,
-                            expression_attribute_values={f":v{i}": where[n] for i, n in enumerate(rest)} or None,
-                            condition_expression=" AND ".join(f"#n{i} = :v{i}" for i in range(len(rest))) or None)
-    except ConditionalCheckFailed:
-        return {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"}
-    return {}
-
-
-def _batch_execute_statement(self: Any, statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from moto.dynamodb.exceptions import ResourceNotFoundException
-
-    responses: list[dict[str, Any]] = []
-    for statement in statements:
-        insert, delete = _parameterised_insert(statement), _parameterised_delete(statement)
-        if insert is None and delete is None:
-            responses.extend(_ORIGINAL_DYNAMODB["batch_execute_statement"](self, [statement]))
-            continue
-        table_name, values = insert or delete  # type: ignore[misc]
-        try:
-            error = _insert(self, table_name, values) if insert else _delete(self, table_name, values)
-        except ResourceNotFoundException:
-            responses.append({"Error": {"Code": "ResourceNotFound", "Message": "Requested resource not found"}})
-            continue
-        responses.append({"TableName": table_name, **({"Error": error} if error else {})})
-    return responses
-
-
 def apply(*, force: bool = False) -> bool:
     """Apply the patch if the pins hold (or ``force``). Returns whether it is applied."""
     global _ORIGINAL_ATTRIBUTES, _ORIGINAL_MESSAGES, _ORIGINAL_MODULE_LIST, _APPLIED
@@ -453,7 +327,7 @@ def apply(*, force: bool = False) -> bool:
     reasons = stale_reasons()
     if reasons and not force:
         print(
-            "local.stack.moto_patch: NOT applied, moto stays unpatched (SQS slow, PartiQL INSERT unserved): "
+            "local.stack.moto_patch: NOT applied, moto stays unpatched (SQS slow): "
             + "; ".join(reasons),
             file=sys.stderr,
             flush=True,
@@ -474,13 +348,6 @@ def apply(*, force: bool = False) -> bool:
     for name in SERIALISED:
         setattr(SQSBackend, name, _serialised(_ORIGINAL_BACKEND[name]))
     SQSBackend.receive_message = _make_receive(_ORIGINAL_BACKEND["receive_message"])  # type: ignore[method-assign]
-    from moto.dynamodb.models import DynamoDBBackend
-
-    for name in DYNAMODB_WRITES + ("batch_execute_statement",):
-        _ORIGINAL_DYNAMODB[name] = DynamoDBBackend.__dict__[name]
-    for name in DYNAMODB_WRITES:
-        setattr(DynamoDBBackend, name, _serialised(_ORIGINAL_DYNAMODB[name], DYNAMODB_LOCK))
-    DynamoDBBackend.batch_execute_statement = _serialised(_batch_execute_statement, DYNAMODB_LOCK)  # type: ignore[method-assign]
     _APPLIED = True
     return True
 
@@ -499,11 +366,6 @@ def revert() -> None:
     for name, original in _ORIGINAL_BACKEND.items():
         setattr(SQSBackend, name, original)
     _ORIGINAL_BACKEND.clear()
-    from moto.dynamodb.models import DynamoDBBackend
-
-    for name, original in _ORIGINAL_DYNAMODB.items():
-        setattr(DynamoDBBackend, name, original)
-    _ORIGINAL_DYNAMODB.clear()
     _APPLIED = False
 
 

@@ -1,4 +1,4 @@
-"""The whole pipeline on one machine: moto + the HubSpot sandbox + the ESM emulator + the handler.
+"""Stands in for the deployed stack: moto, DynamoDB Local, the HubSpot sandbox, the ESM emulator, the handler.
 
     with LocalStack(parameters={"QueueVisibilityTimeoutSeconds": "5"}) as stack:
         stack.enqueue(workload.generate(300))
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .aws import MotoServer, Resources, boto3_client, create_resources, queue_counts
+from .dynamodb_local import DynamoDBLocal
 from .esm import DrainResult, EventSourceMapping, FunctionSpec, LogSink, SourceSpec
 from .template import DEFAULT_TEMPLATE, DEFAULT_STACK_NAME, Template
 from .workload import WorkItem
@@ -51,6 +52,7 @@ class LocalStack:
         region: str = "us-east-1",
         log_echo: Any = None,
         default_concurrency: int | None = None,
+        dynamodb_endpoint: str | None = None,
     ) -> None:
         self.template_path = Path(template_path)
         self.parameters = {k: str(v) for k, v in (parameters or {}).items()}
@@ -67,6 +69,8 @@ class LocalStack:
         self.default_concurrency = default_concurrency
         self._stack = contextlib.ExitStack()
         self.moto: MotoServer | None = None
+        self.dynamodb: DynamoDBLocal | None = None
+        self.dynamodb_endpoint = dynamodb_endpoint  # a running DynamoDB Local to use, else one is started
         self.sandbox: Any = None
         self.template: Template | None = None
         self.resources: Resources | None = None
@@ -110,12 +114,16 @@ class LocalStack:
         self.token = token
 
         self.moto = self._stack.enter_context(MotoServer(patched=self.patched_moto))
+        if self.dynamodb_endpoint is None:
+            self.dynamodb = self._stack.enter_context(DynamoDBLocal())
+            self.dynamodb_endpoint = self.dynamodb.endpoint
         self.sandbox = start_sandbox(cfg, new_session=True)  # --keep-running may leave it up
         self._stack.callback(stop_process, self.sandbox.process)
 
         self.template = Template(self.template_path, self._overrides(self.sandbox.base_url), region=self.region,
                                  stack_name=self.stack_name)
-        self.resources = create_resources(self.template, self.moto.endpoint, hubspot_token=token,
+        self.resources = create_resources(self.template, self.moto.endpoint,
+                                          dynamodb_endpoint=self.dynamodb_endpoint, hubspot_token=token,
                                           secret_format=self.secret_format)
         settings = self.template.function(self.function_id, self.resources.physical)
         ev = settings.sqs_event
@@ -124,6 +132,7 @@ class LocalStack:
         self.function = FunctionSpec.from_settings(
             settings, name=self.resources.physical[self.function_id].ref, region=self.region,
             account_id=self.template.account_id, aws_endpoint=self.moto.endpoint,
+            dynamodb_endpoint=self.dynamodb_endpoint,
         )
         self.source = SourceSpec.from_event(ev, self.resources, self.region)
         self.queue_settings = self.template.queue(ev.queue_logical_id)
@@ -263,6 +272,8 @@ class LocalStack:
         return {
             "aws_endpoint": self.endpoint,
             "moto_pid": self.moto.pid,
+            "dynamodb_endpoint": self.dynamodb_endpoint,
+            "dynamodb_local_pid": self.dynamodb.pid if self.dynamodb else None,
             "hubspot_sandbox": self.sandbox.base_url,
             "sandbox_pid": self.sandbox.pid,
             "queues": {lid: p.ref for lid, p in self.resources.physical.items() if self.resources.types.get(lid) == "AWS::SQS::Queue"},
@@ -270,7 +281,7 @@ class LocalStack:
         }
 
     def detach(self) -> dict[str, Any]:
-        """Leave moto and the sandbox running (``--keep-running``): forget them without stopping."""
+        """Leave moto, DynamoDB Local and the sandbox running (``--keep-running``): forget them."""
         info = self.endpoints()
         self._stack.pop_all()
         return info

@@ -1,4 +1,5 @@
-"""Fixtures for the local stack's own tests: one moto server (patched launcher) per session."""
+"""Fixtures for the local stack's own tests: one moto server (patched launcher) per session, and
+the session's DynamoDB Local (tests/conftest.py)."""
 from __future__ import annotations
 
 import itertools
@@ -29,17 +30,17 @@ def sqs(moto_server):
 class ToyStack:
     """The toy template's resources in moto plus an ESM wired from the template alone."""
 
-    def __init__(self, endpoint: str, **params: object) -> None:
+    def __init__(self, endpoint: str, dynamodb_endpoint: str, **params: object) -> None:
         self.endpoint = endpoint
         self.template = Template(
             TOY_TEMPLATE, {k: str(v) for k, v in params.items()}, stack_name=f"toy{next(_counter)}"
         )
-        self.resources = create_resources(self.template, endpoint)
+        self.resources = create_resources(self.template, endpoint, dynamodb_endpoint=dynamodb_endpoint)
         self.settings = self.template.function("DrainFunction", self.resources.physical)
         ev = self.settings.sqs_event
         self.function = FunctionSpec.from_settings(
             self.settings, name=f"{self.template.stack_name}-DrainFunction", region="us-east-1",
-            account_id=self.template.account_id, aws_endpoint=endpoint,
+            account_id=self.template.account_id, aws_endpoint=endpoint, dynamodb_endpoint=dynamodb_endpoint,
         )
         self.source = SourceSpec.from_event(ev, self.resources)
         self.sqs = boto3_client("sqs", endpoint, "us-east-1")
@@ -77,8 +78,8 @@ class ToyStack:
 
 
 @pytest.fixture
-def toy_stack(moto_server):
+def toy_stack(moto_server, dynamodb_endpoint):
     def make(**params) -> ToyStack:
-        return ToyStack(moto_server.endpoint, **params)
+        return ToyStack(moto_server.endpoint, dynamodb_endpoint, **params)
 
     return make

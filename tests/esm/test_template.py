@@ -1,11 +1,12 @@
-"""The template reader: parameters, conditions, intrinsics, Globals, the function's settings."""
+"""The template reader: SAM's translation, parameters, conditions, intrinsics, the function's settings."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from local.stack.template import PhysicalResource, Template, TemplateError, load_yaml, parse_overrides
+from local.stack.template import (PhysicalResource, Template, TemplateError, _LogicalEcho, load_yaml,
+                                  parse_overrides)
 
 HERE = Path(__file__).resolve().parent
 TOY = HERE / "template.yaml"
@@ -56,7 +57,6 @@ def test_overrides_and_conditions():
                        "ExistingTokenSecretArn": "arn:existing", "QueueVisibilityTimeoutSeconds": "7"})
     assert t.conditions == {"LedgerEnabled": False, "CreateTokenSecret": False, "UseExistingSecret": True}
     assert not t.resource_enabled("LedgerTable") and not t.resource_enabled("HubSpotTokenSecret")
-    assert "LedgerTable" not in t.creation_order()
     f = t.function("DrainFunction", physical_for(t))
     assert f.environment["LEDGER_TABLE_NAME"] == ""
     assert f.environment["HUBSPOT_TOKEN_SECRET_ID"] == "arn:existing"
@@ -64,9 +64,47 @@ def test_overrides_and_conditions():
     assert t.queue("PaymentsQueue").visibility_timeout == 7
 
 
-def test_creation_order_puts_the_dlq_before_its_source():
-    order = Template(TOY).creation_order({"AWS::SQS::Queue"})
-    assert order.index("PaymentsDeadLetterQueue") < order.index("PaymentsQueue")
+def test_sam_rules_come_from_the_translator():
+    """SAM's event becomes an AWS::Lambda::EventSourceMapping; the role gets SAM's managed policies
+    (the translator's bundled map, offline), the SQS one because of the event."""
+    t = Template(TOY, {"HubSpotRateLimitPer10s": "190"})
+    [esm] = [lid for lid, r in t.resources.items() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert esm == "DrainFunctionPaymentsQueueEvent"
+    assert t.function("DrainFunction", physical_for(t)).sqs_event.name == esm
+    role = t.resources["DrainFunctionRole"]["Properties"]
+    assert role["ManagedPolicyArns"] == [f"arn:aws:iam::aws:policy/service-role/{name}" for name in
+                                         ("AWSLambdaBasicExecutionRole", "AWSLambdaSQSQueueExecutionRole")]
+
+
+EXPLICIT_MAPPING = """
+  PaymentsQueueMapping:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      FunctionName: !Ref DrainFunction
+      EventSourceArn: !GetAtt PaymentsQueue.Arn
+      BatchSize: 25
+      MaximumBatchingWindowInSeconds: 3
+      FunctionResponseTypes: [ReportBatchItemFailures]
+      ScalingConfig: {MaximumConcurrency: 7}
+"""
+
+
+def test_an_explicit_event_source_mapping_is_found_as_well():
+    text = TOY.read_text()
+    events = text.index("      Events:")
+    text = text[:events] + text[text.index("  SharedLayer:"):]  # no SAM event on the function
+    text = text.replace("Resources:\n", "Resources:\n" + EXPLICIT_MAPPING.lstrip("\n") + "\n", 1)
+    t = Template(TOY, text=text)
+    ev = t.function("DrainFunction", physical_for(t)).sqs_event
+    assert (ev.name, ev.queue_logical_id, ev.batch_size) == ("PaymentsQueueMapping", "PaymentsQueue", 25)
+    assert (ev.maximum_batching_window_seconds, ev.maximum_concurrency) == (3, 7)
+    assert ev.function_response_types == ("ReportBatchItemFailures",)
+
+
+def test_what_sam_refuses_is_a_template_error():
+    text = TOY.read_text().replace("            Queue: !GetAtt PaymentsQueue.Arn\n", "")
+    with pytest.raises(TemplateError, match="DrainFunction.*Queue"):
+        Template(TOY, text=text)
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -97,6 +135,15 @@ Resources: {R: {Type: AWS::SNS::Topic, Properties: {
     props = t.properties("R")
     assert props == {"A": "b", "B": "x", "C": "a,b,c-us-east-1-${Literal}", "E": [1, 3], "F": True}
     assert t.conditions["Both"] is False
+
+
+def test_settings_without_resources_name_them_by_logical_id():
+    """What benchmarks read before anything exists: Refs are logical ids, GetAtts "Id.Attr"."""
+    t = Template(TOY)
+    f = t.function("DrainFunction", _LogicalEcho(t))
+    assert f.environment["FAILURE_QUEUE_URL"] == "FailureReportQueue"
+    assert f.environment["QUEUE_INFO"] == "PaymentsQueue.QueueName@us-east-1"
+    assert f.sqs_event.queue_logical_id == "PaymentsQueue" and f.sqs_event.batch_size == 10
 
 
 def test_unresolvable_refs_are_errors():

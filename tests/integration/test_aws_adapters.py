@@ -95,6 +95,16 @@ def test_ledger_claims_once_records_created_and_lets_expired_claims_go(ledger_ta
     assert expired.claim(["gone"], "req-c", later)["gone"].state == CLAIMED
 
 
+def test_a_key_given_twice_is_claimed_and_released_once(ledger_table):
+    """DynamoDB refuses a whole BatchExecuteStatement that names one key twice: each key goes once."""
+    ledger = DynamoLedger(ledger_table)
+    later = int((time.time() + 60) * 1000)
+    entries = ledger.claim(["a", "b", "a"], "req", later)
+    assert {k: e.state for k, e in entries.items()} == {"a": CLAIMED, "b": CLAIMED}
+    ledger.release(["a", "a"], "req")
+    assert ledger.claim(["a"], "req-2", later)["a"] == Entry(CLAIMED)
+
+
 def test_ledger_writes_ttl_on_every_item(ledger_table):
     ledger = DynamoLedger(ledger_table, retention_days=90)
     ledger.claim(["a"], "req", int((time.time() + 60) * 1000))

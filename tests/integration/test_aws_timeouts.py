@@ -21,6 +21,7 @@ WORST_CALL_S = (MAX_ATTEMPTS * (CONNECT_TIMEOUT_S + READ_TIMEOUT_S)
 def hanging_aws(aws_env, monkeypatch):
     with SlowServer("hang", give_up_s=90) as server:
         monkeypatch.setenv("AWS_ENDPOINT_URL", server.base_url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", server.base_url)  # aws_env points it at DynamoDB Local
         yield server
 
 

@@ -1,5 +1,6 @@
 """The handler end to end: real SQS events, the HubSpot sandbox over HTTP, moto over
-AWS_ENDPOINT_URL, resources and environment taken from template.yaml."""
+AWS_ENDPOINT_URL, DynamoDB Local over AWS_ENDPOINT_URL_DYNAMODB, resources and environment taken
+from template.yaml."""
 
 import json
 import uuid
@@ -30,10 +31,11 @@ def sandbox(hubspot_sandbox_factory):
 
 
 @pytest.fixture
-def stack(aws_env, sandbox, monkeypatch):
+def stack(aws_env, dynamodb_endpoint, sandbox, monkeypatch):
     template = Template(ROOT / "template.yaml", {"HubSpotBaseUrl": sandbox.base_url},
                         stack_name=f"t{uuid.uuid4().hex[:8]}")
-    resources = create_resources(template, aws_env, hubspot_token=CANARY_TOKEN)
+    resources = create_resources(template, aws_env, dynamodb_endpoint=dynamodb_endpoint,
+                                 hubspot_token=CANARY_TOKEN)
     environment = template.function("DrainFunction", resources.physical).environment
     for key, value in environment.items():
         monkeypatch.setenv(key, value)

@@ -103,12 +103,13 @@ def test_the_report_queue_holds_messages_of_1_mib():
 
 
 @pytest.fixture
-def handler(aws_env, hubspot_sandbox_factory, monkeypatch):
+def handler(aws_env, dynamodb_endpoint, hubspot_sandbox_factory, monkeypatch):
     sandbox = hubspot_sandbox_factory(SandboxConfig(tokens={CANARY_TOKEN: {"scopes": [WRITE]}},
                                                    unique_property="payments_drain_key"))  # the template's default
     template = Template(ROOT / "template.yaml", {"HubSpotBaseUrl": sandbox.base_url},
                         stack_name=f"t{uuid.uuid4().hex[:8]}")
-    resources = create_resources(template, aws_env, hubspot_token=CANARY_TOKEN)
+    resources = create_resources(template, aws_env, dynamodb_endpoint=dynamodb_endpoint,
+                                 hubspot_token=CANARY_TOKEN)
     environment = template.function("DrainFunction", resources.physical).environment
     for key, value in environment.items():
         monkeypatch.setenv(key, value)

@@ -22,10 +22,11 @@ def trickling_hubspot():
 
 
 @pytest.fixture
-def handler(aws_env, trickling_hubspot, monkeypatch):
+def handler(aws_env, dynamodb_endpoint, trickling_hubspot, monkeypatch):
     template = Template(ROOT / "template.yaml", {"HubSpotBaseUrl": trickling_hubspot.base_url},
                         stack_name=f"t{uuid.uuid4().hex[:8]}")
-    resources = create_resources(template, aws_env, hubspot_token=CANARY_TOKEN)
+    resources = create_resources(template, aws_env, dynamodb_endpoint=dynamodb_endpoint,
+                                 hubspot_token=CANARY_TOKEN)
     for key, value in template.function("DrainFunction", resources.physical).environment.items():
         monkeypatch.setenv(key, value)
     # A short connect timeout, so that a call still fits the 6 s invocation and is started.

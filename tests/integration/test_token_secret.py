@@ -49,12 +49,13 @@ def test_the_http_layer_never_puts_a_header_value_in_an_answer_or_a_log(hubspot_
 
 
 @pytest.fixture
-def handler_with_leaky_secret(aws_env, hubspot_sandbox_factory, monkeypatch):
+def handler_with_leaky_secret(aws_env, dynamodb_endpoint, hubspot_sandbox_factory, monkeypatch):
     sandbox = hubspot_sandbox_factory(SandboxConfig(tokens={CANARY_TOKEN: {"scopes": [WRITE]}},
                                                     unique_property="payments_drain_key"))  # the default
     template = Template(ROOT / "template.yaml", {"HubSpotBaseUrl": sandbox.base_url},
                         stack_name=f"t{uuid.uuid4().hex[:8]}")
-    resources = create_resources(template, aws_env, hubspot_token=LEAKY, secret_format="bare")
+    resources = create_resources(template, aws_env, dynamodb_endpoint=dynamodb_endpoint, hubspot_token=LEAKY,
+                                 secret_format="bare")
     environment = template.function("DrainFunction", resources.physical).environment
     for key, value in environment.items():
         monkeypatch.setenv(key, value)
