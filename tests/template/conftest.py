@@ -30,8 +30,8 @@ def function(resources: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def queue_event(function: dict[str, Any]) -> dict[str, Any]:
-    return function["Events"]["PaymentsQueueEvent"]
+def queue_event(resources: dict[str, Any]) -> dict[str, Any]:
+    return resources["PaymentsQueueEventSource"]
 
 
 @pytest.fixture()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 
@@ -139,9 +140,9 @@ def test_ledger_switch_blanks_the_table_name_and_removes_access(function, evalua
 # --- event source ---------------------------------------------------------------------------------
 
 def test_partial_batch_responses_are_on(queue_event):
-    assert queue_event["Type"] == "SQS"
+    assert queue_event["Type"] == "AWS::Lambda::EventSourceMapping"
     properties = queue_event["Properties"]
-    assert properties["Queue"] == {"Fn::GetAtt": ["PaymentsQueue", "Arn"]}
+    assert properties["EventSourceArn"] == {"Fn::GetAtt": ["PaymentsQueue", "Arn"]}
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
@@ -288,8 +289,20 @@ def test_failure_reports_may_be_sent_to_the_report_queue_only_and_retries_held_o
     statements = [s for s in _statements(evaluate(function["Policies"])) if any(a.startswith("sqs:") for a in s["Action"])]
     assert statements == [{"Sid": "SendFailureReports", "Effect": "Allow", "Action": ["sqs:SendMessage"],
                            "Resource": {"Fn::GetAtt": ["FailureReportQueue", "Arn"]}},
-                          {"Sid": "HoldRetries", "Effect": "Allow", "Action": ["sqs:ChangeMessageVisibility"],
+                          {"Sid": "DrainPaymentsQueue", "Effect": "Allow",
+                           "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                                      "sqs:ChangeMessageVisibility"],
                            "Resource": {"Fn::GetAtt": ["PaymentsQueue", "Arn"]}}]
+
+
+def test_the_poller_may_receive_and_delete_on_the_payments_queue_only(resources, function):
+    # SAM's SQS event would attach AWSLambdaSQSQueueExecutionRole: receive and delete on any queue.
+    assert "Events" not in function
+    assert "AWSLambdaSQSQueueExecutionRole" not in json.dumps(resources)
+    mapping = resources["PaymentsQueueEventSource"]
+    assert mapping["Type"] == "AWS::Lambda::EventSourceMapping"
+    assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["PaymentsQueue", "Arn"]}
+    assert mapping["Properties"]["FunctionName"] == {"Ref": "DrainFunction"}
 
 
 def test_ledger_statement_allows_exactly_what_the_ledger_does_on_the_table(function, evaluate):
