@@ -126,8 +126,10 @@ class DynamoDBLocal:
             port = _free_port()
             # -sharedDb: one database whatever the credentials and region (the test process and
             # the function's containers all see the same tables, as in one AWS account).
+            # -disableTelemetry: DynamoDB Local otherwise reports usage to AWS over the network.
             cmd = ["java", "-XX:+UseSerialGC", f"-Djava.library.path={home / 'DynamoDBLocal_lib'}",
-                   "-jar", str(home / "DynamoDBLocal.jar"), "-inMemory", "-sharedDb", "-port", str(port)]
+                   "-jar", str(home / "DynamoDBLocal.jar"), "-inMemory", "-sharedDb", "-disableTelemetry",
+                   "-port", str(port)]
             self._output = tempfile.TemporaryFile()  # noqa: SIM115  (closed by stop)
             self.proc = subprocess.Popen(  # noqa: S603
                 cmd, cwd=home, stdin=subprocess.DEVNULL, stdout=self._output, stderr=subprocess.STDOUT,
