@@ -126,8 +126,10 @@ class DynamoDBLocal:
             port = _free_port()
             # -sharedDb: one database whatever the credentials and region (the test process and
             # the function's containers all see the same tables, as in one AWS account).
+            # -disableTelemetry: DynamoDB Local otherwise reports usage to AWS over the network.
             cmd = ["java", "-XX:+UseSerialGC", f"-Djava.library.path={home / 'DynamoDBLocal_lib'}",
-                   "-jar", str(home / "DynamoDBLocal.jar"), "-inMemory", "-sharedDb", "-port", str(port)]
+                   "-jar", str(home / "DynamoDBLocal.jar"), "-inMemory", "-sharedDb", "-disableTelemetry",
+                   "-port", str(port)]
             self._output = tempfile.TemporaryFile()  # noqa: SIM115  (closed by stop)
             self.proc = subprocess.Popen(  # noqa: S603
                 cmd, cwd=home, stdin=subprocess.DEVNULL, stdout=self._output, stderr=subprocess.STDOUT,
@@ -135,6 +137,7 @@ class DynamoDBLocal:
             self.endpoint = f"http://127.0.0.1:{port}"
             try:
                 self._wait_ready()
+                self._warm_up()
                 return self
             except _PortTaken:
                 self.stop()
@@ -168,6 +171,40 @@ class DynamoDBLocal:
         said = errors[0] if errors else (lines[-1] if lines else "no output")
         raise RuntimeError(
             f"DynamoDB Local exited with {self.proc.returncode} before it was ready: {said.strip()}")
+
+    def _warm_up(self, rounds: int = 2) -> None:
+        """Serve each request shape the ledger sends a few times on a scratch table, so that the
+        JVM has compiled them: cold, the first ones take 100-500 ms each (DynamoDB answers in
+        milliseconds), which would put a cold server's start-up into the first invocation's time."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        import boto3
+
+        client = boto3.client("dynamodb", endpoint_url=self.endpoint, region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")  # nosec B106
+        table = "local-stack-warm-up"
+        client.create_table(TableName=table, KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                            BillingMode="PAY_PER_REQUEST")
+        insert = f"INSERT INTO \"{table}\" VALUE {{'k': ?, 'v': ?}}"
+        delete = f'DELETE FROM "{table}" WHERE "k" = ? AND "v" = ?'  # nosec B608
+
+        def one_round(group: int) -> None:
+            keys = [f"{group}-{i}" for i in range(25)]
+            for statement in (insert, insert, delete):  # new keys, taken keys, releases
+                client.batch_execute_statement(Statements=[
+                    {"Statement": statement, "Parameters": [{"S": k}, {"S": "x"}]} for k in keys])
+            client.batch_get_item(RequestItems={table: {"Keys": [{"k": {"S": k}} for k in keys],
+                                                        "ConsistentRead": True}})
+            client.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": {"k": {"S": k}}}}
+                                                          for k in keys]})
+            client.put_item(TableName=table, Item={"k": {"S": keys[0]}},
+                            ConditionExpression="attribute_exists(k)")
+
+        with ThreadPoolExecutor(4) as pool:
+            for r in range(rounds):
+                list(pool.map(one_round, range(4 * r, 4 * r + 4)))
+        client.delete_table(TableName=table)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc is None:

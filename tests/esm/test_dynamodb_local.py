@@ -48,6 +48,16 @@ def test_started_and_stopped_by_process_id():
     assert not _alive(pid)
 
 
+def test_it_runs_with_telemetry_off():
+    """With telemetry on, DynamoDB Local writes an installation id (telemetryEnabled: true) into
+    its working directory and reports usage to AWS; the local stack must reach no network."""
+    metadata = dynamodb_local.INSTALL_DIR / "dynamodb-local-metadata.json"
+    metadata.unlink(missing_ok=True)
+    with DynamoDBLocal() as server:
+        assert boto3_client("dynamodb", server.endpoint, "us-east-1").list_tables()["TableNames"] == []
+    assert not metadata.exists()
+
+
 def test_a_port_taken_before_java_binds_it_is_tried_again(monkeypatch):
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
