@@ -1,4 +1,4 @@
-"""The commerce_payments property schema and per-input validation, as HubSpot does it (HUBSPOT.md).
+"""The commerce_payments property schema and per-input validation, as HubSpot does it (docs/hubspot.md).
 
 Pure functions; no I/O, no state. ``validate_input`` returns a list of problems for one input, each a
 dict ``{"code", "message", "in"}`` that the server turns into HubSpot-shaped error bodies.
@@ -30,7 +30,7 @@ ENUMERATIONS: dict[str, frozenset[str]] = {
             "partially_refunded",
             "refunded",
             "processing_refund",
-            # HUBSPOT.md lists "disputed_*"; these are the values we accept for it.
+            # HubSpot lists "disputed_*" (docs/hubspot.md); these are the values we accept for it.
             "disputed_needs_response",
             "disputed_under_review",
             "disputed_won",

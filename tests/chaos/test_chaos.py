@@ -1,4 +1,4 @@
-"""Chaos: the local stack with faults everywhere, and the invariant of DESIGN.md checked after the
+"""Chaos: the local stack with faults everywhere, and the invariant (README, "How it works") checked after the
 drain. Small in CI; scale it locally, and replay a failing run by its seed:
 
     CHAOS_COUNT=10000 CHAOS_SEED=42 .venv/bin/python -m pytest tests/chaos -s

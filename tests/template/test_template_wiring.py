@@ -10,7 +10,7 @@ import pytest
 
 from cfn_template import REPO_ROOT, load_template
 
-# The environment the code reads (DESIGN.md "Configuration" and the lead's layout): name -> wiring.
+# The environment the code reads (README, "Configuration"): name -> wiring.
 EXPECTED_ENVIRONMENT = {
     "HUBSPOT_TOKEN_SECRET_ID": {"Fn::If": ["CreateTokenSecret", {"Ref": "HubSpotTokenSecret"},
                                            {"Ref": "ExistingTokenSecretArn"}]},

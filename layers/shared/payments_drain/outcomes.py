@@ -8,7 +8,7 @@ from typing import Any
 
 
 class State(str, Enum):
-    """Every message leaves an invocation in exactly one of these (DESIGN.md, the invariant)."""
+    """Every message leaves an invocation in exactly one of these (the invariant: README, "How it works")."""
 
     CREATED = "created"
     DUPLICATE = "duplicate"

@@ -123,7 +123,7 @@ def _timestamp(value: Any) -> datetime | None:
 
 
 def read_report(body: str) -> dict[str, Any] | None:
-    """A failure report (DESIGN.md's contract), or None when the message is not a replayable one."""
+    """A failure report (the README's failure report format), or None when the message is not a replayable one."""
     try:
         report = json.loads(body)
     except (ValueError, RecursionError):
