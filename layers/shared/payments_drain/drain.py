@@ -90,11 +90,12 @@ class Drain:
         sendable = session.claim(firsts, outcomes)
         self._send_all(sendable, budget, stats, outcomes, session)
         for twin, first in twins:
-            outcomes[twin.message_id] = _twin_outcome(outcomes[first.message_id], twin, first)
+            if first.message_id in outcomes:  # else both are retried (failed_message_ids)
+                outcomes[twin.message_id] = _twin_outcome(outcomes[first.message_id], twin, first)
 
         for payment in (*sendable, *(twin for twin, _ in twins)):  # HubSpot refused these for good: report them
-            outcome = outcomes[payment.message_id]
-            if outcome.state is State.REJECTED and payment.message_id not in rejections:
+            outcome = outcomes.get(payment.message_id)
+            if outcome and outcome.state is State.REJECTED and payment.message_id not in rejections:
                 rejections[payment.message_id] = Rejection(payment.message, outcome.reason, payment.payment_key,
                                                            _body_of(payment.message))
                 _log_problem("payment rejected by HubSpot", payment.message, outcome.reason, payment.payment_key)
