@@ -3,15 +3,12 @@ AWS_ENDPOINT_URL, DynamoDB Local over AWS_ENDPOINT_URL_DYNAMODB, resources and e
 from template.yaml."""
 
 import json
-import uuid
 from pathlib import Path
 
 import boto3
 import pytest
 
 from local.hubspot_sandbox import SandboxConfig
-from local.stack.aws import create_resources
-from local.stack.template import Template
 from payments_drain.config import ConfigurationError
 from tests.twins import CANARY_TOKEN, LambdaContext, import_app, payment_body, sqs_record
 
@@ -31,15 +28,8 @@ def sandbox(hubspot_sandbox_factory):
 
 
 @pytest.fixture
-def stack(aws_env, dynamodb_endpoint, sandbox, monkeypatch):
-    template = Template(ROOT / "template.yaml", {"HubSpotBaseUrl": sandbox.base_url},
-                        stack_name=f"t{uuid.uuid4().hex[:8]}")
-    resources = create_resources(template, aws_env, dynamodb_endpoint=dynamodb_endpoint,
-                                 hubspot_token=CANARY_TOKEN)
-    environment = template.function("DrainFunction", resources.physical).environment
-    for key, value in environment.items():
-        monkeypatch.setenv(key, value)
-    return resources, environment
+def stack(deploy, sandbox):
+    return deploy(sandbox.base_url)
 
 
 def reports(environment):

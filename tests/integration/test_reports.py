@@ -10,8 +10,7 @@ import boto3
 import pytest
 
 from local.hubspot_sandbox import SandboxConfig
-from local.stack.aws import create_resources
-from local.stack.template import Template, load_yaml
+from local.stack.template import load_yaml
 from payments_drain.messages import parse_record
 from payments_drain.replay import read_report, replay_body
 from payments_drain.reports import REPORT_MAX_BYTES, SqsReporter, encode_report, report_of
@@ -103,16 +102,10 @@ def test_the_report_queue_holds_messages_of_1_mib():
 
 
 @pytest.fixture
-def handler(aws_env, dynamodb_endpoint, hubspot_sandbox_factory, monkeypatch):
+def handler(deploy, hubspot_sandbox_factory):
     sandbox = hubspot_sandbox_factory(SandboxConfig(tokens={CANARY_TOKEN: {"scopes": [WRITE]}},
                                                    unique_property="payments_drain_key"))  # the template's default
-    template = Template(ROOT / "template.yaml", {"HubSpotBaseUrl": sandbox.base_url},
-                        stack_name=f"t{uuid.uuid4().hex[:8]}")
-    resources = create_resources(template, aws_env, dynamodb_endpoint=dynamodb_endpoint,
-                                 hubspot_token=CANARY_TOKEN)
-    environment = template.function("DrainFunction", resources.physical).environment
-    for key, value in environment.items():
-        monkeypatch.setenv(key, value)
+    _, environment = deploy(sandbox.base_url)
     return import_app(ROOT / "functions/drain/app.py").lambda_handler, environment
 
 

@@ -2,15 +2,12 @@
 template's resources in moto, a loopback server that sends a byte every 0.2 s, real time."""
 
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from local.stack.aws import create_resources
-from local.stack.template import Template
 from tests.slow_http import SlowServer
-from tests.twins import CANARY_TOKEN, LambdaContext, import_app, payment_body, sqs_record
+from tests.twins import LambdaContext, import_app, payment_body, sqs_record
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,13 +19,8 @@ def trickling_hubspot():
 
 
 @pytest.fixture
-def handler(aws_env, dynamodb_endpoint, trickling_hubspot, monkeypatch):
-    template = Template(ROOT / "template.yaml", {"HubSpotBaseUrl": trickling_hubspot.base_url},
-                        stack_name=f"t{uuid.uuid4().hex[:8]}")
-    resources = create_resources(template, aws_env, dynamodb_endpoint=dynamodb_endpoint,
-                                 hubspot_token=CANARY_TOKEN)
-    for key, value in template.function("DrainFunction", resources.physical).environment.items():
-        monkeypatch.setenv(key, value)
+def handler(deploy, trickling_hubspot, monkeypatch):
+    deploy(trickling_hubspot.base_url)
     # A short connect timeout, so that a call still fits the 6 s invocation and is started.
     monkeypatch.setenv("HUBSPOT_CONNECT_TIMEOUT_SECONDS", "0.5")
     return import_app(ROOT / "functions/drain/app.py").lambda_handler

@@ -9,8 +9,6 @@ import boto3
 import pytest
 
 from local.hubspot_sandbox import SandboxConfig
-from local.stack.aws import create_resources
-from local.stack.template import Template
 from payments_drain.hubspot import HubSpotClient
 from payments_drain.token import SecretToken, TokenUnavailable
 from tests.twins import CANARY_TOKEN, LambdaContext, import_app, payment_body, sqs_record
@@ -49,16 +47,10 @@ def test_the_http_layer_never_puts_a_header_value_in_an_answer_or_a_log(hubspot_
 
 
 @pytest.fixture
-def handler_with_leaky_secret(aws_env, dynamodb_endpoint, hubspot_sandbox_factory, monkeypatch):
+def handler_with_leaky_secret(deploy, hubspot_sandbox_factory):
     sandbox = hubspot_sandbox_factory(SandboxConfig(tokens={CANARY_TOKEN: {"scopes": [WRITE]}},
                                                     unique_property="payments_drain_key"))  # the default
-    template = Template(ROOT / "template.yaml", {"HubSpotBaseUrl": sandbox.base_url},
-                        stack_name=f"t{uuid.uuid4().hex[:8]}")
-    resources = create_resources(template, aws_env, dynamodb_endpoint=dynamodb_endpoint, hubspot_token=LEAKY,
-                                 secret_format="bare")
-    environment = template.function("DrainFunction", resources.physical).environment
-    for key, value in environment.items():
-        monkeypatch.setenv(key, value)
+    _, environment = deploy(sandbox.base_url, hubspot_token=LEAKY, secret_format="bare")
     return import_app(ROOT / "functions/drain/app.py").lambda_handler, environment, sandbox
 
 
