@@ -137,7 +137,7 @@ def check_invariant(state: dict, *, exactly_once: bool = True) -> None:
 
 def test_invariant_holds_under_every_fault_with_the_unique_property():
     state = run_chaos({"HubSpotUniqueProperty": UNIQUE}, {**SANDBOX_FAULTS, **AMBIGUOUS_FAULTS},
-                      {"p_crash": 0.1, "p_kill": 0.15, "p_kill_after_answer": 0.1, "p_stall": 0.05,
+                      {"p_crash": 0.1, "p_kill": 0.2, "p_kill_after_answer": 0.2, "p_stall": 0.05,
                        "p_report_fail": 0.2}, SEED)
     check_invariant(state)
     faults = state["sandbox"]["faults_injected"]
@@ -150,7 +150,7 @@ def test_the_ledger_alone_gives_exactly_once_when_no_reply_is_ambiguous():
     # Kills only where no HubSpot exchange is left unrecorded: a kill with a chunk in flight, or
     # between an answer and its record, is an ambiguous reply (the first run covers those).
     state = run_chaos({"HubSpotUniqueProperty": ""}, SANDBOX_FAULTS,
-                      {"p_crash": 0.2, "p_kill_at_aws": 0.2, "p_report_fail": 0.2}, SEED + 1)
+                      {"p_crash": 0.2, "p_kill_at_aws": 0.3, "p_report_fail": 0.2}, SEED + 1)
     check_invariant(state)
     assert state["sigkilled"] > 0 and state["metrics"]["PaymentsDuplicate"]["sum"] > 0
 
