@@ -193,6 +193,7 @@ def test_holds_outlast_a_one_hour_outage_and_a_whole_spent_day_within_the_defaul
     held = lambda base: sum(hold_s(base, n) for n in range(1, max_receive_count))  # noqa: E731
     assert held(600) >= 3600 and held(7200) >= 24 * 3600
     assert hold_s(7200, 10) == 43_200  # never past SQS's 12 hours
+    assert hold_s(3, 12) == 48  # redelivered often for other reasons: not hidden for hours at its first wait
 
 
 def test_each_chunk_is_recorded_in_the_ledger_as_soon_as_it_settles(clock):

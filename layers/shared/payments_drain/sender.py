@@ -22,6 +22,7 @@ from payments_drain.pacing import DailyLimit, RateGate
 from payments_drain.token import TokenUnavailable
 
 MAX_HOLD_S = 43_200  # SQS's longest visibility timeout: 12 hours
+MAX_DOUBLINGS = 4
 DAILY_LIMIT = Reason("RATE_LIMIT", "HubSpot's daily limit is spent", 429)
 OnSettled = Callable[[list[Payment], dict[str, Outcome], set[str]], None]
 
@@ -34,9 +35,11 @@ def backoff_s(attempt: int, told_s: float, jitter: float) -> float:
 
 def hold_s(base_s: int, receive_count: int) -> int:
     """How long a retry that only waits for HubSpot stays hidden on the queue: ``base_s`` doubled
-    at each delivery, at most 12 hours. With base 600 s and the default MaxReceiveCount of 5,
-    the four holds before the last delivery add up to 2.5 hours; with base 7,200 s, to 26 hours."""
-    return int(min(MAX_HOLD_S, base_s * 2 ** max(receive_count - 1, 0)))
+    at each delivery up to 16 times it (a message redelivered often for other reasons must not be
+    hidden for hours at its first wait), at most 12 hours. With base 600 s and the default
+    MaxReceiveCount of 5, the four holds before the last delivery add up to 2.5 hours; with base
+    7,200 s, to 26 hours."""
+    return int(min(MAX_HOLD_S, base_s * 2 ** min(max(receive_count - 1, 0), MAX_DOUBLINGS)))
 
 
 def wait_of(verdict: batching.Verdict) -> Wait | None:
