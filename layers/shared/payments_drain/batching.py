@@ -248,7 +248,8 @@ def failed_message_ids(messages: Sequence[Message], outcomes: Mapping[str, Outco
     FIFO: once a message of a group must retry, every later message of that group is listed."""
     retried = {m.message_id for m in messages
                if (o := outcomes.get(m.message_id)) is None or o.state is State.RETRY}
-    return [m.message_id for m in messages if m.message_id in fifo_blocked(messages, retried)]
+    blocked = fifo_blocked(messages, retried)
+    return [m.message_id for m in messages if m.message_id in blocked]
 
 
 def fifo_blocked(messages: Sequence[Message], failed: set[str]) -> set[str]:
