@@ -153,6 +153,41 @@ def figure_ledger(st, quick: bool) -> dict[str, Any]:
     return out
 
 
+# (name, template parameters, unique property in the sandbox, what can still go wrong: the README's
+# "Exactly once, and its limits"); the unique property is the template's default name.
+UNIQUE = "payments_drain_key"
+MODES = [
+    ("create + ledger", {"HubSpotWriteMode": "create", "EnableLedger": "true"}, None,
+     "an ambiguous answer (timeout, reset, 5xx after sending, a crash before the ledger write) is sent "
+     "again and can create the payment twice (counted in PaymentsAmbiguous); later news of a payment is dropped"),
+    ("create + unique property", {"HubSpotWriteMode": "create", "EnableLedger": "false", "HubSpotUniqueProperty": UNIQUE},
+     UNIQUE, "none known for duplicates (HubSpot refuses the second create); each redelivery costs a request, "
+     "and later news of a payment is dropped"),
+    ("upsert", {"HubSpotWriteMode": "upsert", "EnableLedger": "false", "HubSpotUniqueProperty": UNIQUE}, UNIQUE,
+     "last write wins: an older update delivered late overwrites a newer one (unless a FIFO queue groups by "
+     "paymentKey); each redelivery is written again"),
+    ("upsert + ledger", {"HubSpotWriteMode": "upsert", "EnableLedger": "true", "HubSpotUniqueProperty": UNIQUE}, UNIQUE,
+     "none known: updates apply in version order, an older or repeated version is refused (STALE_VERSION) "
+     "without a request; a message without version falls back to last write wins"),
+]
+GOAL_USD = 0.60  # issue 12: an exactly-once mode at <= $0.60 per million payments
+
+
+def figure_modes(st, quick: bool) -> dict[str, Any]:
+    """(g) each write mode with the real handler against the sandbox and DynamoDB Local: DynamoDB
+    units and HubSpot requests per new, redelivered and (upsert) updated payment."""
+    batches = 2 if quick else 5
+    out: dict[str, Any] = {"chunk": 100, "batches": batches, "goal_usd_per_million": GOAL_USD, "modes": {}}
+    for name, parameters, unique, risks in MODES:
+        log(f"g: {name}, {batches} batches of 100 new payments, one redelivered, one updated (upsert)")
+        sandbox = st.sandbox(rate_limit_per_10s=UNLIMITED, unique_property=unique)
+        env = st.function_env(sandbox.base_url, **parameters)
+        result = run_worker("write_mode", {"mode": name, "control_url": sandbox.base_url, "chunk": 100,
+                                           "batches": batches, "prefix": f"w{uuid.uuid4().hex[:6]}"}, env)
+        out["modes"][name] = {**result, "what_can_go_wrong": risks}
+    return out
+
+
 def proposals(st, quick: bool) -> dict[str, Any]:
     """Client CPU per payment of each DynamoDB request shape the ledger could use (docs/performance.md)."""
     out: dict[str, Any] = {}
@@ -163,7 +198,8 @@ def proposals(st, quick: bool) -> dict[str, Any]:
     return out
 
 
-FIGURES = {"a": figure_cpu, "c": figure_throughput, "d": figure_cold_start, "e": figure_memory, "f": figure_ledger}
+FIGURES = {"a": figure_cpu, "c": figure_throughput, "d": figure_cold_start, "e": figure_memory, "f": figure_ledger,
+           "g": figure_modes}
 
 
 # ----------------------------------------------------------------------------- the table
