@@ -172,6 +172,7 @@ MODES = [
      ("none known: updates apply in version order, an older or repeated version is refused (STALE_VERSION) "
       "without a request; a message without a version falls back to last write wins")),
 ]
+MORE = {"redelivered": "redelivered payments", "update": "updates"}
 GOAL_USD = 0.60  # issue 12: an exactly-once mode at <= $0.60 per million payments
 
 
@@ -274,6 +275,10 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             again = g["redelivered"]
             row(f"g. {name}: HubSpot requests per redelivered {again['payments']}",
                 f"{again['hubspot_requests']}", f"{base} ({base_name})", "-", "(info)", None)
+            if "update" in g:  # an update takes the created key's record over, one conditional write per key
+                per_new, per_update = (g[step]["dynamodb_requests_per_payment"] for step in ("new", "update"))
+                row(f"g. {name}: DynamoDB requests per update", f"{per_update:.2f}", f"{per_new:.2f} per new payment",
+                    "-", "(info)", None)
             if "older_after_newer" in g:
                 older = g["older_after_newer"]
                 row(f"g. {name}: older version delivered after newer",
@@ -360,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
               f"us-east-1 list prices; see benchmarks/costs.py):")
         for name, scenario in costs["scenarios"].items():
             parts = ", ".join(f"{k} ${v:.2f}" for k, v in scenario["usd"].items())
-            more = "".join(f"; DynamoDB +${usd:.2f} per million {step}"
+            more = "".join(f"; DynamoDB +${usd:.2f} per million {MORE[step]}"
                            for step, usd in scenario.get("dynamodb_usd_per_million_more", {}).items())
             print(f"  {name}: ${scenario['usd_total']:.2f} ({parts}); "
                   f"{scenario['lambda_duration_s_per_batch']:.2f} s per batch on Lambda{more}")
