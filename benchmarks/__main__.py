@@ -156,19 +156,19 @@ def figure_ledger(st, quick: bool) -> dict[str, Any]:
 # (name, template parameters, unique property in the sandbox, what can still go wrong: the README's
 # "Exactly once, and its limits"); the unique property is the template's default name.
 UNIQUE = "payments_drain_key"
+UNIQUE_ON = {"HubSpotUniqueProperty": UNIQUE}
 MODES = [
     ("create + ledger", {"HubSpotWriteMode": "create", "EnableLedger": "true"}, None,
      ("an ambiguous answer (timeout, reset, 5xx after sending, a crash before the ledger write) is sent "
       "again and can create the payment twice (counted in PaymentsAmbiguous); later news of a payment "
       "is dropped")),
-    ("create + unique property", {"HubSpotWriteMode": "create", "EnableLedger": "false",
-                                  "HubSpotUniqueProperty": UNIQUE}, UNIQUE,
+    ("create + unique property", {"HubSpotWriteMode": "create", "EnableLedger": "false", **UNIQUE_ON}, UNIQUE,
      ("none known for duplicates (HubSpot refuses the second create); each redelivery costs a request, "
       "and later news of a payment is dropped")),
-    ("upsert", {"HubSpotWriteMode": "upsert", "EnableLedger": "false", "HubSpotUniqueProperty": UNIQUE}, UNIQUE,
+    ("upsert", {"HubSpotWriteMode": "upsert", "EnableLedger": "false", **UNIQUE_ON}, UNIQUE,
      ("last write wins: an older update delivered late overwrites a newer one (unless a FIFO queue groups "
       "by paymentKey); each redelivery is written again")),
-    ("upsert + ledger", {"HubSpotWriteMode": "upsert", "EnableLedger": "true", "HubSpotUniqueProperty": UNIQUE}, UNIQUE,
+    ("upsert + ledger", {"HubSpotWriteMode": "upsert", "EnableLedger": "true", **UNIQUE_ON}, UNIQUE,
      ("none known: updates apply in version order, an older or repeated version is refused (STALE_VERSION) "
       "without a request; a message without a version falls back to last write wins")),
 ]
@@ -201,8 +201,8 @@ def proposals(st, quick: bool) -> dict[str, Any]:
     return out
 
 
-FIGURES = {"a": figure_cpu, "c": figure_throughput, "d": figure_cold_start, "e": figure_memory, "f": figure_ledger,
-           "g": figure_modes}
+FIGURES = {"a": figure_cpu, "c": figure_throughput, "d": figure_cold_start, "e": figure_memory,
+           "f": figure_ledger, "g": figure_modes}
 
 
 # ----------------------------------------------------------------------------- the table
@@ -277,8 +277,8 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{again['hubspot_requests']}", f"{base} ({base_name})", "-", "(info)", None)
             if "update" in g:  # an update takes the created key's record over, one conditional write per key
                 per_new, per_update = (g[step]["dynamodb_requests_per_payment"] for step in ("new", "update"))
-                row(f"g. {name}: DynamoDB requests per update", f"{per_update:.2f}", f"{per_new:.2f} per new payment",
-                    "-", "(info)", None)
+                row(f"g. {name}: DynamoDB requests per update", f"{per_update:.2f}",
+                    f"{per_new:.2f} per new payment", "-", "(info)", None)
             if "older_after_newer" in g:
                 older = g["older_after_newer"]
                 row(f"g. {name}: older version delivered after newer",

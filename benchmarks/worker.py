@@ -360,9 +360,11 @@ def task_write_mode(args):
     ledger = app.DRAIN.ledger
     meter = DynamoMeter(ledger.client) if ledger is not None else None
 
+    def counts():  # read units, write units, requests so far
+        return (meter.rcu, meter.wcu, sum(meter.requests.values())) if meter else (0.0, 0.0, 0)
+
     def step(name, events, expect_stored, expect_updated=None):
-        before = control.stats()
-        units = (meter.rcu, meter.wcu, sum(meter.requests.values())) if meter else (0.0, 0.0, 0)
+        before, units = control.stats(), counts()
         cpu = 0.0
         for n, evt in enumerate(events):
             c0 = time.process_time()
@@ -379,7 +381,7 @@ def task_write_mode(args):
                                f"expected {expect_stored} and {expect_updated}")
         writes = sum(after["requests_by_route"].get(r, 0) - before["requests_by_route"].get(r, 0)
                      for r in ("create", "upsert"))
-        now = (meter.rcu, meter.wcu, sum(meter.requests.values())) if meter else (0.0, 0.0, 0)
+        now = counts()
         return {"payments": payments, "rcu_per_payment": round((now[0] - units[0]) / payments, 4),
                 "wcu_per_payment": round((now[1] - units[1]) / payments, 4),
                 "dynamodb_requests_per_payment": round((now[2] - units[2]) / payments, 4),
