@@ -289,7 +289,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def cost_rows(costs: dict[str, Any]) -> list[dict[str, Any]]:
     """(g) each write mode's cost per million payments, against the issue's goal (the ratio) and
-    the template's default, create + ledger, in the same run."""
+    create + ledger (the ledger as figure f measures it) in the same run."""
     scenarios = {name.removeprefix("g. "): scenario for name, scenario in costs["scenarios"].items()
                  if name.startswith("g. ")}
     if not scenarios:
