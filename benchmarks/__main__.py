@@ -1,4 +1,4 @@
-"""``make bench`` / ``python -m benchmarks [--quick] [--only a,b,c,d,e,f] [--output FILE]``.
+"""``make bench`` / ``python -m benchmarks [--quick] [--only a,b,c,d,e,f,g] [--output FILE]``.
 
 Prints the table (figure, value, baseline or bound, ratio, target, met) and writes the same
 figures as JSON. Targets are goals to report against, never assertions: the exit code is 0
@@ -153,6 +153,44 @@ def figure_ledger(st, quick: bool) -> dict[str, Any]:
     return out
 
 
+# (name, template parameters, unique property in the sandbox, what can still go wrong: the README's
+# "Exactly once, and its limits"); the unique property is the template's default name.
+UNIQUE = "payments_drain_key"
+UNIQUE_ON = {"HubSpotUniqueProperty": UNIQUE}
+MODES = [
+    ("create + ledger", {"HubSpotWriteMode": "create", "EnableLedger": "true"}, None,
+     ("an ambiguous answer (timeout, reset, 5xx after sending, a crash before the ledger write) is sent "
+      "again and can create the payment twice (counted in PaymentsAmbiguous); later news of a payment "
+      "is dropped")),
+    ("create + unique property", {"HubSpotWriteMode": "create", "EnableLedger": "false", **UNIQUE_ON}, UNIQUE,
+     ("none known for duplicates (HubSpot refuses the second create); each redelivery costs a request, "
+      "and later news of a payment is dropped")),
+    ("upsert", {"HubSpotWriteMode": "upsert", "EnableLedger": "false", **UNIQUE_ON}, UNIQUE,
+     ("last write wins: an older update delivered late overwrites a newer one (unless a FIFO queue groups "
+      "by paymentKey); each redelivery is written again")),
+    ("upsert + ledger", {"HubSpotWriteMode": "upsert", "EnableLedger": "true", **UNIQUE_ON}, UNIQUE,
+     ("none known: updates apply in version order, an older or repeated version is refused (STALE_VERSION) "
+      "without a request; a message without a version falls back to last write wins")),
+]
+MORE = {"redelivered": "redelivered payments", "update": "updates"}
+GOAL_USD = 0.60  # issue 12: an exactly-once mode at <= $0.60 per million payments
+
+
+def figure_modes(st, quick: bool) -> dict[str, Any]:
+    """(g) each write mode with the real handler against the sandbox and DynamoDB Local: DynamoDB
+    units and HubSpot requests per new, redelivered and (upsert) updated payment."""
+    batches = 2 if quick else 5
+    out: dict[str, Any] = {"chunk": 100, "batches": batches, "goal_usd_per_million": GOAL_USD, "modes": {}}
+    for name, parameters, unique, risks in MODES:
+        log(f"g: {name}, {batches} batches of 100 new payments, one redelivered, one updated (upsert)")
+        sandbox = st.sandbox(rate_limit_per_10s=UNLIMITED, unique_property=unique)
+        env = st.function_env(sandbox.base_url, **parameters)
+        result = run_worker("write_mode", {"mode": name, "control_url": sandbox.base_url, "chunk": 100,
+                                           "batches": batches, "prefix": f"w{uuid.uuid4().hex[:6]}"}, env)
+        out["modes"][name] = {**result, "what_can_go_wrong": risks}
+    return out
+
+
 def proposals(st, quick: bool) -> dict[str, Any]:
     """Client CPU per payment of each DynamoDB request shape the ledger could use (docs/performance.md)."""
     out: dict[str, Any] = {}
@@ -163,7 +201,8 @@ def proposals(st, quick: bool) -> dict[str, Any]:
     return out
 
 
-FIGURES = {"a": figure_cpu, "c": figure_throughput, "d": figure_cold_start, "e": figure_memory, "f": figure_ledger}
+FIGURES = {"a": figure_cpu, "c": figure_throughput, "d": figure_cold_start, "e": figure_memory,
+           "f": figure_ledger, "g": figure_modes}
 
 
 # ----------------------------------------------------------------------------- the table
@@ -226,6 +265,44 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             added <= 50)
         row("f. ledger CPU per payment (client side)", f"{f5['ledger_cpu_us_per_payment']:.0f} us",
             f"{f5['handler_cpu_us_per_message_median']:.0f} us handler", "-", "(info)", None)
+    if "g" in results:
+        base_name = MODES[0][0]
+        base = results["g"]["modes"][base_name]["redelivered"]["hubspot_requests"]
+        for name, g in results["g"]["modes"].items():
+            units = [f"{step} {g[step]['rcu_per_payment']:.2f} + {g[step]['wcu_per_payment']:.2f}"
+                     for step in ("new", "redelivered", "update") if step in g]
+            row(f"g. {name}: DynamoDB RCU + WCU per payment", ", ".join(units), "-", "-", "(info)", None)
+            again = g["redelivered"]
+            row(f"g. {name}: HubSpot requests per redelivered {again['payments']}",
+                f"{again['hubspot_requests']}", f"{base} ({base_name})", "-", "(info)", None)
+            if "update" in g:  # an update takes the created key's record over, one conditional write per key
+                per_new, per_update = (g[step]["dynamodb_requests_per_payment"] for step in ("new", "update"))
+                row(f"g. {name}: DynamoDB requests per update", f"{per_update:.2f}",
+                    f"{per_new:.2f} per new payment", "-", "(info)", None)
+            if "older_after_newer" in g:
+                older = g["older_after_newer"]
+                row(f"g. {name}: older version delivered after newer",
+                    f"{older['overwritten_by_older_version']} of {older['payments']} overwrote it", "-", "-",
+                    "(info)", None)
+    return out
+
+
+def cost_rows(costs: dict[str, Any]) -> list[dict[str, Any]]:
+    """(g) each write mode's cost per million payments, against the issue's goal (the ratio) and
+    create + ledger (the ledger as figure f measures it) in the same run."""
+    scenarios = {name.removeprefix("g. "): scenario for name, scenario in costs["scenarios"].items()
+                 if name.startswith("g. ")}
+    if not scenarios:
+        return []
+    base_name = MODES[0][0]
+    base = scenarios[base_name]["usd_total"]
+    out = []
+    for name, scenario in scenarios.items():
+        total = scenario["usd_total"]
+        out.append({"figure": f"g. {name}: cost per million payments", "value": f"${total:.2f}",
+                    "bound": f"${GOAL_USD:.2f} goal; {base_name} ${base:.2f} ({total / base:.2f}x)",
+                    "ratio": f"{total / GOAL_USD:.2f}", "target": f"<= ${GOAL_USD:.2f}",
+                    "met": total <= GOAL_USD, "unit": "USD"})
     return out
 
 
@@ -244,7 +321,8 @@ def render(table: list[dict[str, Any]], info: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and a smaller hard variant (~1 min)")
-    parser.add_argument("--only", default="a,c,d,e,f", help="comma-separated figures (b comes with a)")
+    parser.add_argument("--only", default="a,c,d,e,f,g",
+                        help="comma-separated figures (b comes with a; g's costs need a, c and f)")
     parser.add_argument("--output", default=str(ROOT / "bench-results.json"))
     parser.add_argument("--proposals", action="store_true",
                         help="also measure the ledger request-shape measurements, ~2 min more")
@@ -252,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [f.strip() for f in args.only.replace("b", "a").split(",") if f.strip()]
     unknown = set(wanted) - set(FIGURES)
     if unknown:
-        parser.error(f"unknown figures {sorted(unknown)}; known: a (with b), c, d, e, f")
+        parser.error(f"unknown figures {sorted(unknown)}; known: a (with b), c, d, e, f, g")
     info = machine()
     started = time.perf_counter()
     results: dict[str, Any] = {}
@@ -271,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         costs = estimate(results, function.sqs_event.batch_size, function.memory_size,
                          function.sqs_event.maximum_concurrency, int(function.environment["TOKEN_CACHE_SECONDS"]))
         results["costs_per_million_payments"] = costs
+        table += cost_rows(costs)
+    elif "g" in results:
+        log("g: the cost per million payments of each mode needs figures a, c and f in the same run")
     if "proposals" in results:
         for name, value in results["proposals"]["ledger_shapes"]["cpu_us_per_payment"].items():
             table.append({"figure": f"ledger shape: {name}", "value": f"{value:.0f} us CPU/payment", "bound": "-",
@@ -284,8 +365,14 @@ def main(argv: list[str] | None = None) -> int:
               f"us-east-1 list prices; see benchmarks/costs.py):")
         for name, scenario in costs["scenarios"].items():
             parts = ", ".join(f"{k} ${v:.2f}" for k, v in scenario["usd"].items())
+            more = "".join(f"; DynamoDB +${usd:.2f} per million {MORE[step]}"
+                           for step, usd in scenario.get("dynamodb_usd_per_million_more", {}).items())
             print(f"  {name}: ${scenario['usd_total']:.2f} ({parts}); "
-                  f"{scenario['lambda_duration_s_per_batch']:.2f} s per batch on Lambda")
+                  f"{scenario['lambda_duration_s_per_batch']:.2f} s per batch on Lambda{more}")
+    if "g" in results:
+        print("\nWrite modes (figure g), what can still go wrong:")
+        for name, g in results["g"]["modes"].items():
+            print(f"  {name}: {g['what_can_go_wrong']}")
     print(f"\n{len(table)} figures in {document['duration_s']} s; JSON: {args.output}")
     return 0
 

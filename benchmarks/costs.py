@@ -10,7 +10,9 @@ them there. The model, first order:
   in parallel) less its CPU. CPU time here is assumed to equal CPU time on Lambda's arm64 core.
 - SQS: producers' sends (one payment per message; per SendMessage, or per 10 with
   SendMessageBatch), the event source's receives (up to 10 messages each) and deletes (batches of 10).
-- DynamoDB: read and write units per payment from figure f, on-demand.
+- DynamoDB: read and write units per payment from figure f, on-demand; with figure g, one scenario
+  per write mode with that mode's units per new payment (and, beside the total, what DynamoDB
+  adds per million redelivered payments and per million updates).
 - Secrets Manager: one GetSecretValue per container per TOKEN_CACHE_SECONDS while it is warm.
 """
 
@@ -43,11 +45,14 @@ def estimate(results: dict[str, Any], batch_size: int, memory_mb: int, concurren
     out: dict[str, Any] = {"payments": payments, "batch_size": batch_size, "memory_mb": memory_mb,
                            "cpu_share_vcpu": round(cpu_share, 3), "hubspot_wait_s_per_batch": round(hubspot_wait_s, 3),
                            "prices_usd": PRICES, "scenarios": {}}
-    for name, ledger_us, rru, wru in (
-        ("ledger on (template default)", ledger_cpu_us, f["dynamodb_local"]["rcu_per_payment"],
-         f["dynamodb_local"]["wcu_per_payment"]),
-        ("ledger off", 0.0, 0.0, 0.0),
-    ):
+    scenarios = [("ledger on (template default)", ledger_cpu_us, f["dynamodb_local"]["rcu_per_payment"],
+                  f["dynamodb_local"]["wcu_per_payment"], None),
+                 ("ledger off", 0.0, 0.0, 0.0, None)]
+    for mode, g in (results.get("g") or {}).get("modes", {}).items():
+        # the handler's CPU is figure a's in every mode; a mode with the ledger adds figure f's ledger CPU
+        scenarios.append((f"g. {mode}", ledger_cpu_us if g["ledger"] else 0.0, g["new"]["rcu_per_payment"],
+                          g["new"]["wcu_per_payment"], g))
+    for name, ledger_us, rru, wru, g in scenarios:
         cpu_s = (handler_cpu_us + ledger_us) * batch_size / 1e6
         duration_s = hubspot_wait_s + cpu_s / cpu_share
         gb_s = duration_s * memory_mb / 1024 * batches
@@ -65,6 +70,11 @@ def estimate(results: dict[str, Any], batch_size: int, memory_mb: int, concurren
             "dynamodb_rru": payments * rru, "dynamodb_wru": payments * wru,
             "usd": {k: round(v, 4) for k, v in costs.items()}, "usd_total": round(sum(costs.values()), 4),
         }
+        if g is not None:
+            extra = {step: round(1e6 * (g[step]["rcu_per_payment"] * PRICES["dynamodb_rru"]
+                                             + g[step]["wcu_per_payment"] * PRICES["dynamodb_wru"]), 4)
+                     for step in ("redelivered", "update") if step in g}
+            out["scenarios"][name]["dynamodb_usd_per_million_more"] = extra
     calls_per_month = concurrency * (30 * 86_400 / max(token_cache_s, 1))
     out["secrets_manager"] = {"calls_per_month_all_containers_warm": round(calls_per_month),
                               "usd_per_month": round(calls_per_month * PRICES["secrets_api_call"], 4),

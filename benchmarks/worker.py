@@ -328,6 +328,84 @@ def task_ledger(args):
     }
 
 
+# ----------------------------------------------------------------------------- (g)
+def _version_event(prefix: str, count: int, version: int, status: str) -> dict:
+    """``count`` payments at ``version`` (no associations: batch/upsert takes none). The message ids
+    depend on the key and the version: a redelivery repeats them, an update is a new message."""
+    import uuid
+
+    from benchmarks.env import sqs_record
+
+    records = []
+    for i in range(count):
+        key = f"{prefix}-{i}"
+        body = {"paymentKey": key, "version": version,
+                "properties": {"hs_initial_amount": "49.90", "hs_initiated_date": "2026-11-27T10:00:00Z",
+                               "hs_currency_code": "EUR", "hs_latest_status": status,
+                               "hs_reference_number": f"INV-{key}"}}
+        records.append(sqs_record(body, str(uuid.uuid5(uuid.NAMESPACE_OID, f"{key}-v{version}"))))
+    return {"Records": records}
+
+
+def task_write_mode(args):
+    """One write mode (the environment says which): DynamoDB units and HubSpot requests per new
+    payment, per redelivered payment (the first batch again, same messages) and per update (the
+    first batch at a newer version), each step checked against what the sandbox stored."""
+    import app
+    from local.hubspot_sandbox import SandboxControl
+
+    control = SandboxControl(args["control_url"])
+    prefix, chunk, batches = args["prefix"], args["chunk"], args["batches"]
+    _invoke(app, _version_event(f"{prefix}-warm", 10, 1, "succeeded"), "warm")  # token, connections
+    ledger = app.DRAIN.ledger
+    meter = DynamoMeter(ledger.client) if ledger is not None else None
+
+    def counts():  # read units, write units, requests so far
+        return (meter.rcu, meter.wcu, sum(meter.requests.values())) if meter else (0.0, 0.0, 0)
+
+    def step(name, events, expect_stored, expect_updated=None):
+        before, units = control.stats(), counts()
+        cpu = 0.0
+        for n, evt in enumerate(events):
+            c0 = time.process_time()
+            response = _invoke(app, evt, f"{name}-{n}")
+            cpu += time.process_time() - c0
+            if response != {"batchItemFailures": []}:
+                raise RuntimeError(f"{name}: {len(response['batchItemFailures'])} messages retried")
+        after = control.stats()
+        payments = chunk * len(events)
+        stored = after["payments_stored"] - before["payments_stored"]
+        updated = after["payments_updated"] - before["payments_updated"]
+        if stored != expect_stored or (expect_updated is not None and updated != expect_updated):
+            raise RuntimeError(f"{name}: the sandbox stored {stored} and updated {updated} payments, "
+                               f"expected {expect_stored} and {expect_updated}")
+        writes = sum(after["requests_by_route"].get(r, 0) - before["requests_by_route"].get(r, 0)
+                     for r in ("create", "upsert"))
+        now = counts()
+        return {"payments": payments, "rcu_per_payment": round((now[0] - units[0]) / payments, 4),
+                "wcu_per_payment": round((now[1] - units[1]) / payments, 4),
+                "dynamodb_requests_per_payment": round((now[2] - units[2]) / payments, 4),
+                "hubspot_requests": writes, "hubspot_requests_per_payment": round(writes / payments, 4),
+                "payments_stored": stored, "payments_updated": updated,
+                "cpu_us_per_payment": round(cpu / payments * 1e6, 1)}
+
+    new = [_version_event(f"{prefix}-{b}", chunk, 1, "processing") for b in range(batches)]
+    out = {"mode": args["mode"], "ledger": ledger is not None, "upsert": app.DRAIN.upsert,
+           "unique_property": app.DRAIN.unique_property, "chunk": chunk}
+    out["new"] = step("new", new, chunk * batches)
+    out["redelivered"] = step("redelivered", new[:1], 0)  # the first batch again: nothing new is stored
+    if app.DRAIN.upsert:
+        out["update"] = step("update", [_version_event(f"{prefix}-0", chunk, 2, "succeeded")], 0, chunk)
+        # the first version again, after the second: with the ledger refused as stale, without it written
+        out["older_after_newer"] = older = step("older", new[:1], 0)
+        statuses = [p["properties"].get("hs_latest_status") for p in control.payments()
+                    if p["properties"].get("hs_reference_number", "").startswith(f"INV-{prefix}-0-")]
+        if len(statuses) != chunk:
+            raise RuntimeError(f"older: {len(statuses)} payments of the first batch found, expected {chunk}")
+        older["overwritten_by_older_version"] = statuses.count("processing")
+    return out
+
+
 def task_breakdown(args):
     """Process CPU time of each step of the drain for one batch, step by step in this thread
     (cProfile sees only the main thread, and the HubSpot calls run in the pool's threads)."""

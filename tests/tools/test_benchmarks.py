@@ -1,0 +1,122 @@
+"""``make bench``'s figure g as a reader meets it: ``python -m benchmarks --only g --quick`` in a
+subprocess against the sandbox and DynamoDB Local, the shape of its JSON, table and text, and the
+cost scenario each write mode becomes. Never a timing: only counts (units, requests, payments)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.__main__ import GOAL_USD, MODES, cost_rows
+from benchmarks.costs import PRICES, estimate
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMES = [name for name, *_ in MODES]
+
+
+@pytest.fixture(scope="module")
+def figure_g(tmp_path_factory):
+    output = tmp_path_factory.mktemp("bench") / "bench.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HUBSPOT_"))}
+    command = [sys.executable, "-m", "benchmarks", "--only", "g", "--quick", "--output", str(output)]
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+                          stdin=subprocess.DEVNULL, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(output.read_text()), proc
+
+
+@pytest.mark.slow
+def test_figure_g_measures_each_write_mode_new_redelivered_and_updated(figure_g):
+    document, _ = figure_g
+    modes = document["results"]["g"]["modes"]
+    assert list(modes) == NAMES
+    for name, mode in modes.items():
+        steps = ["new", "redelivered"] + (["update", "older_after_newer"] if mode["upsert"] else [])
+        assert [k for k in ("new", "redelivered", "update", "older_after_newer") if k in mode] == steps, name
+        for step in steps:
+            assert set(mode[step]) >= {"payments", "rcu_per_payment", "wcu_per_payment", "hubspot_requests",
+                                       "hubspot_requests_per_payment", "payments_stored", "payments_updated"}
+        assert mode["new"]["payments_stored"] == mode["new"]["payments"] > 0, name
+        assert mode["redelivered"]["payments_stored"] == 0, name  # a redelivery never makes a copy
+        assert mode["what_can_go_wrong"], name
+        if not mode["ledger"]:  # no ledger, no DynamoDB
+            assert all(mode[s]["rcu_per_payment"] == mode[s]["wcu_per_payment"] == 0 for s in steps), name
+
+    ledger, unique, upsert, upsert_ledger = (modes[n] for n in NAMES)
+    assert (ledger["new"]["rcu_per_payment"], ledger["new"]["wcu_per_payment"]) == (0, 2)
+    # the redelivered batch of 100: the ledger settles it without a request, else it is sent once more
+    redelivered = [m["redelivered"]["hubspot_requests"] for m in (ledger, unique, upsert, upsert_ledger)]
+    assert redelivered == [0, 1, 1, 0]
+    assert (ledger["redelivered"]["rcu_per_payment"], ledger["redelivered"]["wcu_per_payment"]) == (1, 1)
+    assert upsert["update"]["payments_updated"] == upsert_ledger["update"]["payments_updated"] == 100
+    # last write wins without the ledger; with it, the older version is refused
+    assert upsert["older_after_newer"]["overwritten_by_older_version"] == 100
+    assert upsert_ledger["older_after_newer"]["overwritten_by_older_version"] == 0
+    assert upsert_ledger["older_after_newer"]["hubspot_requests"] == 0
+
+
+@pytest.mark.slow
+def test_figure_g_prints_its_rows_and_what_can_still_go_wrong(figure_g):
+    document, proc = figure_g
+    figures = [row["figure"] for row in document["table"]]
+    for name in NAMES:
+        assert f"g. {name}: DynamoDB RCU + WCU per payment" in figures
+        assert f"g. {name}: HubSpot requests per redelivered 100" in figures
+        assert f"| g. {name}: DynamoDB RCU + WCU per payment" in proc.stdout
+    older = [f for f in figures if "older version" in f]
+    assert older == [f"g. {n}: older version delivered after newer" for n in ("upsert", "upsert + ledger")]
+    assert "what can still go wrong" in proc.stdout
+    for name, mode in document["results"]["g"]["modes"].items():
+        assert f"  {name}: {mode['what_can_go_wrong']}" in proc.stdout
+    # without a, c and f in the same run there is no cost, and the run says why
+    assert "costs_per_million_payments" not in document["results"]
+    assert "needs figures a, c and f" in proc.stderr
+
+
+@pytest.mark.slow
+def test_each_write_mode_is_a_cost_scenario_from_its_own_units(figure_g):
+    document, _ = figure_g
+    g = document["results"]["g"]
+    measured = g["modes"]["create + ledger"]["new"]
+    results = {  # a, c and f as their figures report them (the arithmetic, not the machine, is under test)
+        "a": {"drain": {"1000": {"cpu_us_per_message": 60.0}}},
+        "c": {"variants": [{"handler_cpu_s": 0.6, "invocations": 10, "invocation_s_median": 0.7}]},
+        "f": {"stub_5ms": {"ledger_cpu_us_per_payment": 300.0},
+              "dynamodb_local": {"rcu_per_payment": measured["rcu_per_payment"],
+                                 "wcu_per_payment": measured["wcu_per_payment"]}},
+        "g": g,
+    }
+    costs = estimate(results, batch_size=1000, memory_mb=512, concurrency=3, token_cache_s=300)
+    scenarios = costs["scenarios"]
+    assert [n for n in scenarios if n.startswith("g. ")] == [f"g. {n}" for n in NAMES]
+    for name, mode in g["modes"].items():
+        scenario = scenarios[f"g. {name}"]
+        new = mode["new"]
+        units = (new["rcu_per_payment"] * PRICES["dynamodb_rru"]
+                 + new["wcu_per_payment"] * PRICES["dynamodb_wru"])
+        assert scenario["usd"]["dynamodb"] == pytest.approx(1e6 * units, abs=1e-4)
+        steps = {"redelivered", "update"} if mode["upsert"] else {"redelivered"}
+        assert set(scenario["dynamodb_usd_per_million_more"]) == steps
+        # the CPU of a mode is figure a's, plus figure f's ledger CPU when the mode has the ledger
+        twin = scenarios["ledger on (template default)" if mode["ledger"] else "ledger off"]
+        assert scenario["lambda_duration_s_per_batch"] == twin["lambda_duration_s_per_batch"]
+    default = scenarios["ledger on (template default)"]
+    assert scenarios["g. create + ledger"]["usd_total"] == default["usd_total"]
+    assert scenarios["g. upsert"]["usd_total"] == scenarios["ledger off"]["usd_total"]
+    # with the ledger, an update costs more DynamoDB than a redelivery (it takes the claim over, then records)
+    more = scenarios["g. upsert + ledger"]["dynamodb_usd_per_million_more"]
+    assert more["update"] > more["redelivered"] > 0
+
+    rows = cost_rows(costs)
+    assert [r["figure"] for r in rows] == [f"g. {n}: cost per million payments" for n in NAMES]
+    for row, name in zip(rows, NAMES):
+        total = scenarios[f"g. {name}"]["usd_total"]
+        assert row["value"] == f"${total:.2f}"
+        assert row["ratio"] == f"{total / GOAL_USD:.2f}"
+        assert row["met"] is (total <= GOAL_USD)
+    assert rows[0]["bound"].endswith("(1.00x)")  # create + ledger is the baseline
