@@ -7,7 +7,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 AUDIT_VENV := .venv-audit
 
-.PHONY: help venv dynamodb-local run test unit validate build security bench chromium clean
+.PHONY: help venv dynamodb-local run test lint format unit validate build security bench chromium clean
 
 ## help: every target, one line each (this list)
 help:
@@ -45,7 +45,7 @@ run: $(VENV)/.installed dynamodb-local
 	$(PY) -m local.stack run $(ARGS)
 
 ## test: every test, as CI runs it (ARGS are pytest's)
-test: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed chromium dynamodb-local
+test: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed chromium dynamodb-local lint
 	$(PY) -m pytest $(ARGS)
 
 ## setup-hubspot: before the first deploy, the account's unique property and the token's scopes (docs/deploy.md)
@@ -53,6 +53,16 @@ test: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed chromiu
 .PHONY: setup-hubspot
 setup-hubspot: $(VENV)/.installed
 	PYTHONPATH=layers/shared $(PY) -m payments_drain.setup_hubspot $(ARGS)
+
+## lint: ruff check and ruff format --check (pinned in requirements-dev.txt; make test runs it)
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+## format: ruff format and the fixes ruff check can make
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 ## unit: the unit and property-based tests alone
 unit: $(VENV)/.installed

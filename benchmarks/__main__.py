@@ -35,8 +35,13 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
-            "implementation": platform.python_implementation(), "system": f"{platform.system()} {platform.release()}"}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "system": f"{platform.system()} {platform.release()}",
+    }
 
 
 def median(values):
@@ -52,18 +57,26 @@ def figure_cpu(st, quick: bool) -> dict[str, Any]:
     """(a) handler CPU per message by batch size, and the BatchProcessor baseline; (b) requests."""
     sandbox = st.sandbox(rate_limit_per_10s=UNLIMITED)
     env = st.function_env(sandbox.base_url, EnableLedger="false")
-    sizes = [[10, 5], [100, 3], [1000, 2], [10000, 1]] if quick else [[10, 20], [100, 10], [1000, 5], [10000, 3]]
+    sizes = (
+        [[10, 5], [100, 3], [1000, 2], [10000, 1]] if quick else [[10, 20], [100, 10], [1000, 5], [10000, 3]]
+    )
     base_sizes = [[10, 3], [100, 1], [1000, 1]] if quick else [[10, 10], [100, 5], [1000, 2], [10000, 1]]
     log("a: drain handler, batches of " + ", ".join(str(s) for s, _ in sizes))
-    drain = run_worker("cpu", {"control_url": sandbox.base_url, "prefix": f"a{uuid.uuid4().hex[:6]}", "sizes": sizes}, env)
+    drain = run_worker(
+        "cpu", {"control_url": sandbox.base_url, "prefix": f"a{uuid.uuid4().hex[:6]}", "sizes": sizes}, env
+    )
     log("a: baseline, Powertools BatchProcessor, one create per record")
     baseline = run_worker("baseline", {"prefix": f"b{uuid.uuid4().hex[:6]}", "sizes": base_sizes}, env)
     breakdown = None
     if not quick:
         log("a: breakdown of one 10,000-message batch, step by step")
         breakdown = run_worker("breakdown", {"prefix": f"k{uuid.uuid4().hex[:6]}", "size": 10000}, env)
-    return {"drain": drain, "baseline": baseline, "breakdown": breakdown,
-            "requests_per_1000": drain["1000"]["requests_per_batch"]}
+    return {
+        "drain": drain,
+        "baseline": baseline,
+        "breakdown": breakdown,
+        "requests_per_1000": drain["1000"]["requests_per_batch"],
+    }
 
 
 def figure_throughput(st, quick: bool) -> dict[str, Any]:
@@ -75,11 +88,12 @@ def figure_throughput(st, quick: bool) -> dict[str, Any]:
     batch_size = function.sqs_event.batch_size
     parallel = int(function.environment["HUBSPOT_MAX_PARALLEL_CALLS"])
     real_limit = int(function.environment["HUBSPOT_RATE_LIMIT_PER_10S"])
-    variants = [("template limit", real_limit, 10_000),
-                ("several windows", 20, 4_000 if quick else 10_000)]
+    variants = [("template limit", real_limit, 10_000), ("several windows", 20, 4_000 if quick else 10_000)]
     out = {"concurrency": concurrency, "parallel_calls": parallel, "batch_size": batch_size, "variants": []}
     for name, limit, payments in variants:
-        log(f"c: {payments} payments, {concurrency} containers x {parallel} calls, limit {limit}/10 s, latency 150+-50 ms")
+        log(
+            f"c: {payments} payments, {concurrency} containers x {parallel} calls, limit {limit}/10 s, latency 150+-50 ms"
+        )
         sandbox = st.sandbox(rate_limit_per_10s=limit, faults=LATENCY)
         env = st.function_env(sandbox.base_url, EnableLedger="false")
         env["HUBSPOT_RATE_LIMIT_PER_10S"] = str(limit)  # the template allows 100/110/190/250 only
@@ -91,16 +105,24 @@ def figure_throughput(st, quick: bool) -> dict[str, Any]:
         floor_requests = math.ceil(payments / 100)
         rate_bound = throughput.rate_limit_bound(floor_requests, limit, 10.0, 0.150)
         slot_bound = throughput.slots_bound(floor_requests, concurrency * parallel, 0.150)
-        out["variants"].append({
-            "name": name, "payments": payments, "rate_limit_per_10s": limit, **run,
-            "requests_total": requests, "requests_by_status": by_status, "requests_not_429": answered,
-            "share_429": by_status.get("429", 0) / requests if requests else 0.0,
-            "max_requests_in_window": stats.get("max_requests_in_window"),
-            "max_admitted_in_window": stats.get("max_admitted_in_window"),
-            "payments_stored": stats.get("payments_stored"),
-            "rate_limit_bound_s": rate_bound, "slots_bound_s": slot_bound,
-            "bound_s": throughput.bound(floor_requests, limit, 10.0, concurrency * parallel, 0.150),
-        })
+        out["variants"].append(
+            {
+                "name": name,
+                "payments": payments,
+                "rate_limit_per_10s": limit,
+                **run,
+                "requests_total": requests,
+                "requests_by_status": by_status,
+                "requests_not_429": answered,
+                "share_429": by_status.get("429", 0) / requests if requests else 0.0,
+                "max_requests_in_window": stats.get("max_requests_in_window"),
+                "max_admitted_in_window": stats.get("max_admitted_in_window"),
+                "payments_stored": stats.get("payments_stored"),
+                "rate_limit_bound_s": rate_bound,
+                "slots_bound_s": slot_bound,
+                "bound_s": throughput.bound(floor_requests, limit, 10.0, concurrency * parallel, 0.150),
+            }
+        )
     return out
 
 
@@ -113,19 +135,25 @@ def figure_cold_start(st, quick: bool) -> dict[str, Any]:
     reps = 3 if quick else 7
     log(f"d: cold start x{reps} and import floor x{reps} ({len(modules)} third-party modules)")
     colds, floors = [], []
-    for rep in range(reps):  # interleaved, so drift in the machine's load hits both alike
+    for _rep in range(reps):  # interleaved, so drift in the machine's load hits both alike
         colds.append(run_worker("cold_start", {"prefix": f"d{uuid.uuid4().hex[:6]}", "size": 10}, env))
         floors.append(run_worker("import_floor", {"modules": modules}, env))
-    breakdown = run_worker("cold_start_breakdown", {"modules": modules, "prefix": f"z{uuid.uuid4().hex[:6]}", "size": 10},
-                           env)["steps_ms"]
-    return {"repetitions": reps, "third_party_modules": len(modules), "breakdown": breakdown,
-            "top_level_packages": sorted({m.split(".")[0] for m in modules}),
-            "cold": colds, "floor": floors,
-            "cold_median_s": median([c["total_s"] for c in colds]),
-            "import_median_s": median([c["import_s"] for c in colds]),
-            "first_invocation_median_s": median([c["first_invocation_s"] for c in colds]),
-            "floor_median_s": median([f["total_s"] for f in floors]),
-            "floor_failed_imports": floors[0]["failed_imports"]}
+    breakdown = run_worker(
+        "cold_start_breakdown", {"modules": modules, "prefix": f"z{uuid.uuid4().hex[:6]}", "size": 10}, env
+    )["steps_ms"]
+    return {
+        "repetitions": reps,
+        "third_party_modules": len(modules),
+        "breakdown": breakdown,
+        "top_level_packages": sorted({m.split(".")[0] for m in modules}),
+        "cold": colds,
+        "floor": floors,
+        "cold_median_s": median([c["total_s"] for c in colds]),
+        "import_median_s": median([c["import_s"] for c in colds]),
+        "first_invocation_median_s": median([c["first_invocation_s"] for c in colds]),
+        "floor_median_s": median([f["total_s"] for f in floors]),
+        "floor_failed_imports": floors[0]["failed_imports"],
+    }
 
 
 def figure_memory(st, quick: bool) -> dict[str, Any]:
@@ -133,7 +161,9 @@ def figure_memory(st, quick: bool) -> dict[str, Any]:
     sandbox = st.sandbox(rate_limit_per_10s=UNLIMITED)
     env = st.function_env(sandbox.base_url, EnableLedger="false")
     log("e: peak RSS, one batch of 10,000 messages, 6 MB, ledger off")
-    result = run_worker("memory", {"prefix": f"e{uuid.uuid4().hex[:6]}", "size": 10_000, "event_bytes": 6_000_000}, env)
+    result = run_worker(
+        "memory", {"prefix": f"e{uuid.uuid4().hex[:6]}", "size": 10_000, "event_bytes": 6_000_000}, env
+    )
     result["ledger"] = "off"
     return result
 
@@ -158,19 +188,43 @@ def figure_ledger(st, quick: bool) -> dict[str, Any]:
 UNIQUE = "payments_drain_key"
 UNIQUE_ON = {"HubSpotUniqueProperty": UNIQUE}
 MODES = [
-    ("create + ledger", {"HubSpotWriteMode": "create", "EnableLedger": "true"}, None,
-     ("an ambiguous answer (timeout, reset, 5xx after sending, a crash before the ledger write) is sent "
-      "again and can create the payment twice (counted in PaymentsAmbiguous); later news of a payment "
-      "is dropped")),
-    ("create + unique property", {"HubSpotWriteMode": "create", "EnableLedger": "false", **UNIQUE_ON}, UNIQUE,
-     ("none known for duplicates (HubSpot refuses the second create); each redelivery costs a request, "
-      "and later news of a payment is dropped")),
-    ("upsert", {"HubSpotWriteMode": "upsert", "EnableLedger": "false", **UNIQUE_ON}, UNIQUE,
-     ("last write wins: an older update delivered late overwrites a newer one (unless a FIFO queue groups "
-      "by paymentKey); each redelivery is written again")),
-    ("upsert + ledger", {"HubSpotWriteMode": "upsert", "EnableLedger": "true", **UNIQUE_ON}, UNIQUE,
-     ("none known: updates apply in version order, an older or repeated version is refused (STALE_VERSION) "
-      "without a request; a message without a version falls back to last write wins")),
+    (
+        "create + ledger",
+        {"HubSpotWriteMode": "create", "EnableLedger": "true"},
+        None,
+        (
+            "an ambiguous answer (timeout, reset, 5xx after sending, a crash before the ledger write) is sent "
+            "again and can create the payment twice (counted in PaymentsAmbiguous); later news of a payment "
+            "is dropped"
+        ),
+    ),
+    (
+        "create + unique property",
+        {"HubSpotWriteMode": "create", "EnableLedger": "false", **UNIQUE_ON},
+        UNIQUE,
+        (
+            "none known for duplicates (HubSpot refuses the second create); each redelivery costs a request, "
+            "and later news of a payment is dropped"
+        ),
+    ),
+    (
+        "upsert",
+        {"HubSpotWriteMode": "upsert", "EnableLedger": "false", **UNIQUE_ON},
+        UNIQUE,
+        (
+            "last write wins: an older update delivered late overwrites a newer one (unless a FIFO queue groups "
+            "by paymentKey); each redelivery is written again"
+        ),
+    ),
+    (
+        "upsert + ledger",
+        {"HubSpotWriteMode": "upsert", "EnableLedger": "true", **UNIQUE_ON},
+        UNIQUE,
+        (
+            "none known: updates apply in version order, an older or repeated version is refused (STALE_VERSION) "
+            "without a request; a message without a version falls back to last write wins"
+        ),
+    ),
 ]
 MORE = {"redelivered": "redelivered payments", "update": "updates"}
 GOAL_USD = 0.60  # issue 12: an exactly-once mode at <= $0.60 per million payments
@@ -185,8 +239,17 @@ def figure_modes(st, quick: bool) -> dict[str, Any]:
         log(f"g: {name}, {batches} batches of 100 new payments, one redelivered, one updated (upsert)")
         sandbox = st.sandbox(rate_limit_per_10s=UNLIMITED, unique_property=unique)
         env = st.function_env(sandbox.base_url, **parameters)
-        result = run_worker("write_mode", {"mode": name, "control_url": sandbox.base_url, "chunk": 100,
-                                           "batches": batches, "prefix": f"w{uuid.uuid4().hex[:6]}"}, env)
+        result = run_worker(
+            "write_mode",
+            {
+                "mode": name,
+                "control_url": sandbox.base_url,
+                "chunk": 100,
+                "batches": batches,
+                "prefix": f"w{uuid.uuid4().hex[:6]}",
+            },
+            env,
+        )
         out["modes"][name] = {**result, "what_can_go_wrong": risks}
     return out
 
@@ -195,14 +258,25 @@ def proposals(st, quick: bool) -> dict[str, Any]:
     """Client CPU per payment of each DynamoDB request shape the ledger could use (docs/performance.md)."""
     out: dict[str, Any] = {}
     log("proposal ledger: client CPU per payment of each DynamoDB request shape (stub, 0 ms)")
-    env = {"AWS_ENDPOINT_URL_DYNAMODB": st.dynamo_stub(0), "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+    env = {
+        "AWS_ENDPOINT_URL_DYNAMODB": st.dynamo_stub(0),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
     out["ledger_shapes"] = run_worker("ledger_shapes", {"payments": 300 if quick else 1000}, env)
     return out
 
 
-FIGURES = {"a": figure_cpu, "c": figure_throughput, "d": figure_cold_start, "e": figure_memory,
-           "f": figure_ledger, "g": figure_modes}
+FIGURES = {
+    "a": figure_cpu,
+    "c": figure_throughput,
+    "d": figure_cold_start,
+    "e": figure_memory,
+    "f": figure_ledger,
+    "g": figure_modes,
+}
 
 
 # ----------------------------------------------------------------------------- the table
@@ -210,8 +284,17 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
 
     def row(figure, value, bound, ratio, target, met, unit=""):
-        out.append({"figure": figure, "value": value, "bound": bound, "ratio": ratio, "target": target, "met": met,
-                    "unit": unit})
+        out.append(
+            {
+                "figure": figure,
+                "value": value,
+                "bound": bound,
+                "ratio": ratio,
+                "target": target,
+                "met": met,
+                "unit": unit,
+            }
+        )
 
     if "a" in results:
         a = results["a"]
@@ -219,79 +302,170 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             value = a["drain"][size]["cpu_us_per_message"]
             base_size = size if size in a["baseline"] else max(a["baseline"], key=int)
             base = a["baseline"][base_size]["cpu_us_per_message"]
-            label = f"a. CPU per message, batch {int(size):,}" + ("" if base_size == size else f" (baseline at {int(base_size):,})")
+            label = f"a. CPU per message, batch {int(size):,}" + (
+                "" if base_size == size else f" (baseline at {int(base_size):,})"
+            )
             cheaper = base / value
             if size == "10000":
-                row(label, f"{value:.1f} us", f"{base:.1f} us", f"{cheaper:.1f}x cheaper", "<= 25 us, >= 10x cheaper",
-                    value <= 25 and cheaper >= 10)
+                row(
+                    label,
+                    f"{value:.1f} us",
+                    f"{base:.1f} us",
+                    f"{cheaper:.1f}x cheaper",
+                    "<= 25 us, >= 10x cheaper",
+                    value <= 25 and cheaper >= 10,
+                )
             else:
                 row(label, f"{value:.1f} us", f"{base:.1f} us", f"{cheaper:.1f}x cheaper", "(info)", None)
         requests = a["requests_per_1000"]
-        row("b. HubSpot requests per 1,000 payments", f"{max(requests)}", "10 (ceil(n/100))", f"{max(requests) / 10:.2f}",
-            "= floor", all(r == 10 for r in requests))
+        row(
+            "b. HubSpot requests per 1,000 payments",
+            f"{max(requests)}",
+            "10 (ceil(n/100))",
+            f"{max(requests) / 10:.2f}",
+            "= floor",
+            all(r == 10 for r in requests),
+        )
     if "c" in results:
         c = results["c"]
         for v in c["variants"]:
             ratio = v["elapsed_s"] / v["bound_s"]
-            label = (f"c. {v['payments']:,} payments, limit {v['rate_limit_per_10s']}/10 s, "
-                     f"{c['concurrency']}x{c['parallel_calls']} slots")
-            row(label, f"{v['elapsed_s']:.2f} s, {v['share_429']:.1%} 429, {v['redelivered_messages']:,} redelivered",
-                f"{v['bound_s']:.2f} s", f"{ratio:.2f}",
-                "<= 1.15x, < 1% 429", ratio <= 1.15 and v["share_429"] < 0.01)
+            label = (
+                f"c. {v['payments']:,} payments, limit {v['rate_limit_per_10s']}/10 s, "
+                f"{c['concurrency']}x{c['parallel_calls']} slots"
+            )
+            row(
+                label,
+                f"{v['elapsed_s']:.2f} s, {v['share_429']:.1%} 429, {v['redelivered_messages']:,} redelivered",
+                f"{v['bound_s']:.2f} s",
+                f"{ratio:.2f}",
+                "<= 1.15x, < 1% 429",
+                ratio <= 1.15 and v["share_429"] < 0.01,
+            )
     if "d" in results:
         d = results["d"]
         ratio = d["cold_median_s"] / d["floor_median_s"]
-        row("d. cold start (import + first invocation)", f"{d['cold_median_s'] * 1000:.0f} ms",
-            f"{d['floor_median_s'] * 1000:.0f} ms", f"{ratio:.2f}", "<= 1.3x floor", ratio <= 1.3)
+        row(
+            "d. cold start (import + first invocation)",
+            f"{d['cold_median_s'] * 1000:.0f} ms",
+            f"{d['floor_median_s'] * 1000:.0f} ms",
+            f"{ratio:.2f}",
+            "<= 1.3x floor",
+            ratio <= 1.3,
+        )
     if "e" in results:
         e = results["e"]
-        row(f"e. peak RSS, 10,000 messages ({e['event_bytes'] / 1e6:.1f} MB)", f"{e['maxrss_mb']:.0f} MB", "192 MB",
-            f"{e['maxrss_mb'] / 192:.2f}", "<= 192 MB", e["maxrss_mb"] <= 192)
+        row(
+            f"e. peak RSS, 10,000 messages ({e['event_bytes'] / 1e6:.1f} MB)",
+            f"{e['maxrss_mb']:.0f} MB",
+            "192 MB",
+            f"{e['maxrss_mb'] / 192:.2f}",
+            "<= 192 MB",
+            e["maxrss_mb"] <= 192,
+        )
     if "f" in results:
         f0, f5 = results["f"]["dynamodb_local"], results["f"]["stub_5ms"]
-        row("f. ledger write units per payment", f"{f0['wcu_per_payment']:.2f}", "2", f"{f0['wcu_per_payment'] / 2:.2f}",
-            "<= 2 WCU", f0["wcu_per_payment"] <= 2)
-        row("f. ledger read units per payment", f"{f0['rcu_per_payment']:.2f}", "1", f"{f0['rcu_per_payment']:.2f}",
-            "<= 1 RCU", f0["rcu_per_payment"] <= 1)
+        row(
+            "f. ledger write units per payment",
+            f"{f0['wcu_per_payment']:.2f}",
+            "2",
+            f"{f0['wcu_per_payment'] / 2:.2f}",
+            "<= 2 WCU",
+            f0["wcu_per_payment"] <= 2,
+        )
+        row(
+            "f. ledger read units per payment",
+            f"{f0['rcu_per_payment']:.2f}",
+            "1",
+            f"{f0['rcu_per_payment']:.2f}",
+            "<= 1 RCU",
+            f0["rcu_per_payment"] <= 1,
+        )
         row("f. DynamoDB requests per payment", f"{f0['requests_per_payment']:.3f}", "-", "-", "(info)", None)
         dup = f0["redelivered_duplicates"]
-        row("f. units per redelivered duplicate (WCU + RCU)", f"{dup['wcu_per_payment']:.2f} + {dup['rcu_per_payment']:.2f}",
-            "-", "-", "(info)", None)
-        row("f. ledger time per chunk of 100, DynamoDB Local", f"{f0['ledger_ms_per_chunk_median']:.0f} ms",
-            f"{f0['handler_ms_per_chunk_median']:.0f} ms handler", "-", "(info)", None)
+        row(
+            "f. units per redelivered duplicate (WCU + RCU)",
+            f"{dup['wcu_per_payment']:.2f} + {dup['rcu_per_payment']:.2f}",
+            "-",
+            "-",
+            "(info)",
+            None,
+        )
+        row(
+            "f. ledger time per chunk of 100, DynamoDB Local",
+            f"{f0['ledger_ms_per_chunk_median']:.0f} ms",
+            f"{f0['handler_ms_per_chunk_median']:.0f} ms handler",
+            "-",
+            "(info)",
+            None,
+        )
         added = f5["ledger_ms_per_chunk_median"]
-        row(f"f. ledger time per chunk of 100, DynamoDB at {DYNAMO_MS} ms", f"{added:.0f} ms",
-            f"50 ms ({f5['handler_ms_per_chunk_median']:.0f} ms handler)", f"{added / 50:.2f}", "<= 50 ms added",
-            added <= 50)
-        row("f. ledger CPU per payment (client side)", f"{f5['ledger_cpu_us_per_payment']:.0f} us",
-            f"{f5['handler_cpu_us_per_message_median']:.0f} us handler", "-", "(info)", None)
+        row(
+            f"f. ledger time per chunk of 100, DynamoDB at {DYNAMO_MS} ms",
+            f"{added:.0f} ms",
+            f"50 ms ({f5['handler_ms_per_chunk_median']:.0f} ms handler)",
+            f"{added / 50:.2f}",
+            "<= 50 ms added",
+            added <= 50,
+        )
+        row(
+            "f. ledger CPU per payment (client side)",
+            f"{f5['ledger_cpu_us_per_payment']:.0f} us",
+            f"{f5['handler_cpu_us_per_message_median']:.0f} us handler",
+            "-",
+            "(info)",
+            None,
+        )
     if "g" in results:
         base_name = MODES[0][0]
         base = results["g"]["modes"][base_name]["redelivered"]["hubspot_requests"]
         for name, g in results["g"]["modes"].items():
-            units = [f"{step} {g[step]['rcu_per_payment']:.2f} + {g[step]['wcu_per_payment']:.2f}"
-                     for step in ("new", "redelivered", "update") if step in g]
+            units = [
+                f"{step} {g[step]['rcu_per_payment']:.2f} + {g[step]['wcu_per_payment']:.2f}"
+                for step in ("new", "redelivered", "update")
+                if step in g
+            ]
             row(f"g. {name}: DynamoDB RCU + WCU per payment", ", ".join(units), "-", "-", "(info)", None)
             again = g["redelivered"]
-            row(f"g. {name}: HubSpot requests per redelivered {again['payments']}",
-                f"{again['hubspot_requests']}", f"{base} ({base_name})", "-", "(info)", None)
+            row(
+                f"g. {name}: HubSpot requests per redelivered {again['payments']}",
+                f"{again['hubspot_requests']}",
+                f"{base} ({base_name})",
+                "-",
+                "(info)",
+                None,
+            )
             if "update" in g:  # an update takes the created key's record over, one conditional write per key
                 per_new, per_update = (g[step]["dynamodb_requests_per_payment"] for step in ("new", "update"))
-                row(f"g. {name}: DynamoDB requests per update", f"{per_update:.2f}",
-                    f"{per_new:.2f} per new payment", "-", "(info)", None)
+                row(
+                    f"g. {name}: DynamoDB requests per update",
+                    f"{per_update:.2f}",
+                    f"{per_new:.2f} per new payment",
+                    "-",
+                    "(info)",
+                    None,
+                )
             if "older_after_newer" in g:
                 older = g["older_after_newer"]
-                row(f"g. {name}: older version delivered after newer",
-                    f"{older['overwritten_by_older_version']} of {older['payments']} overwrote it", "-", "-",
-                    "(info)", None)
+                row(
+                    f"g. {name}: older version delivered after newer",
+                    f"{older['overwritten_by_older_version']} of {older['payments']} overwrote it",
+                    "-",
+                    "-",
+                    "(info)",
+                    None,
+                )
     return out
 
 
 def cost_rows(costs: dict[str, Any]) -> list[dict[str, Any]]:
     """(g) each write mode's cost per million payments, against the issue's goal (the ratio) and
     create + ledger (the ledger as figure f measures it) in the same run."""
-    scenarios = {name.removeprefix("g. "): scenario for name, scenario in costs["scenarios"].items()
-                 if name.startswith("g. ")}
+    scenarios = {
+        name.removeprefix("g. "): scenario
+        for name, scenario in costs["scenarios"].items()
+        if name.startswith("g. ")
+    }
     if not scenarios:
         return []
     base_name = MODES[0][0]
@@ -299,33 +473,61 @@ def cost_rows(costs: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for name, scenario in scenarios.items():
         total = scenario["usd_total"]
-        out.append({"figure": f"g. {name}: cost per million payments", "value": f"${total:.2f}",
-                    "bound": f"${GOAL_USD:.2f} goal; {base_name} ${base:.2f} ({total / base:.2f}x)",
-                    "ratio": f"{total / GOAL_USD:.2f}", "target": f"<= ${GOAL_USD:.2f}",
-                    "met": total <= GOAL_USD, "unit": "USD"})
+        out.append(
+            {
+                "figure": f"g. {name}: cost per million payments",
+                "value": f"${total:.2f}",
+                "bound": f"${GOAL_USD:.2f} goal; {base_name} ${base:.2f} ({total / base:.2f}x)",
+                "ratio": f"{total / GOAL_USD:.2f}",
+                "target": f"<= ${GOAL_USD:.2f}",
+                "met": total <= GOAL_USD,
+                "unit": "USD",
+            }
+        )
     return out
 
 
 def render(table: list[dict[str, Any]], info: dict[str, Any]) -> str:
     headers = ["figure", "value", "baseline/bound", "ratio", "target", "met"]
-    lines = [[r["figure"], r["value"], r["bound"], r["ratio"], r["target"],
-              "-" if r["met"] is None else ("yes" if r["met"] else "NO")] for r in table]
+    lines = [
+        [
+            r["figure"],
+            r["value"],
+            r["bound"],
+            r["ratio"],
+            r["target"],
+            "-" if r["met"] is None else ("yes" if r["met"] else "NO"),
+        ]
+        for r in table
+    ]
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *lines)]
     fmt = " | ".join("{:<%d}" % w for w in widths)
-    text = [f"Machine: {info['cpu']}, {info['cores']} cores, {info['implementation']} {info['python']}, {info['system']}",
-            "", "| " + fmt.format(*headers) + " |", "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    text = [
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['implementation']} {info['python']}, {info['system']}",
+        "",
+        "| " + fmt.format(*headers) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
     text += ["| " + fmt.format(*map(str, line)) + " |" for line in lines]
     return "\n".join(text)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions and a smaller hard variant (~1 min)")
-    parser.add_argument("--only", default="a,c,d,e,f,g",
-                        help="comma-separated figures (b comes with a; g's costs need a, c and f)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repetitions and a smaller hard variant (~1 min)"
+    )
+    parser.add_argument(
+        "--only",
+        default="a,c,d,e,f,g",
+        help="comma-separated figures (b comes with a; g's costs need a, c and f)",
+    )
     parser.add_argument("--output", default=str(ROOT / "bench-results.json"))
-    parser.add_argument("--proposals", action="store_true",
-                        help="also measure the ledger request-shape measurements, ~2 min more")
+    parser.add_argument(
+        "--proposals",
+        action="store_true",
+        help="also measure the ledger request-shape measurements, ~2 min more",
+    )
     args = parser.parse_args(argv)
     wanted = [f.strip() for f in args.only.replace("b", "a").split(",") if f.strip()]
     unknown = set(wanted) - set(FIGURES)
@@ -346,29 +548,55 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.costs import estimate
 
         _, function = template_settings()
-        costs = estimate(results, function.sqs_event.batch_size, function.memory_size,
-                         function.sqs_event.maximum_concurrency, int(function.environment["TOKEN_CACHE_SECONDS"]))
+        costs = estimate(
+            results,
+            function.sqs_event.batch_size,
+            function.memory_size,
+            function.sqs_event.maximum_concurrency,
+            int(function.environment["TOKEN_CACHE_SECONDS"]),
+        )
         results["costs_per_million_payments"] = costs
         table += cost_rows(costs)
     elif "g" in results:
         log("g: the cost per million payments of each mode needs figures a, c and f in the same run")
     if "proposals" in results:
         for name, value in results["proposals"]["ledger_shapes"]["cpu_us_per_payment"].items():
-            table.append({"figure": f"ledger shape: {name}", "value": f"{value:.0f} us CPU/payment", "bound": "-",
-                          "ratio": "-", "target": "(info)", "met": None, "unit": ""})
-    document = {"machine": info, "quick": args.quick, "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "duration_s": round(time.perf_counter() - started, 1), "table": table, "results": results}
+            table.append(
+                {
+                    "figure": f"ledger shape: {name}",
+                    "value": f"{value:.0f} us CPU/payment",
+                    "bound": "-",
+                    "ratio": "-",
+                    "target": "(info)",
+                    "met": None,
+                    "unit": "",
+                }
+            )
+    document = {
+        "machine": info,
+        "quick": args.quick,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "duration_s": round(time.perf_counter() - started, 1),
+        "table": table,
+        "results": results,
+    }
     Path(args.output).write_text(json.dumps(document, indent=2, default=str) + "\n")
     print(render(table, info))
     if costs:
-        print(f"\nCost per million payments (BatchSize {costs['batch_size']}, {costs['memory_mb']} MB arm64, "
-              f"us-east-1 list prices; see benchmarks/costs.py):")
+        print(
+            f"\nCost per million payments (BatchSize {costs['batch_size']}, {costs['memory_mb']} MB arm64, "
+            f"us-east-1 list prices; see benchmarks/costs.py):"
+        )
         for name, scenario in costs["scenarios"].items():
             parts = ", ".join(f"{k} ${v:.2f}" for k, v in scenario["usd"].items())
-            more = "".join(f"; DynamoDB +${usd:.2f} per million {MORE[step]}"
-                           for step, usd in scenario.get("dynamodb_usd_per_million_more", {}).items())
-            print(f"  {name}: ${scenario['usd_total']:.2f} ({parts}); "
-                  f"{scenario['lambda_duration_s_per_batch']:.2f} s per batch on Lambda{more}")
+            more = "".join(
+                f"; DynamoDB +${usd:.2f} per million {MORE[step]}"
+                for step, usd in scenario.get("dynamodb_usd_per_million_more", {}).items()
+            )
+            print(
+                f"  {name}: ${scenario['usd_total']:.2f} ({parts}); "
+                f"{scenario['lambda_duration_s_per_batch']:.2f} s per batch on Lambda{more}"
+            )
     if "g" in results:
         print("\nWrite modes (figure g), what can still go wrong:")
         for name, g in results["g"]["modes"].items():

@@ -31,8 +31,14 @@ PRICES = {
 MB_PER_VCPU = 1769
 
 
-def estimate(results: dict[str, Any], batch_size: int, memory_mb: int, concurrency: int, token_cache_s: int,
-             payments: int = 1_000_000) -> dict[str, Any]:
+def estimate(
+    results: dict[str, Any],
+    batch_size: int,
+    memory_mb: int,
+    concurrency: int,
+    token_cache_s: int,
+    payments: int = 1_000_000,
+) -> dict[str, Any]:
     a, c, f = results["a"], results["c"], results["f"]
     size = str(batch_size) if str(batch_size) in a["drain"] else "1000"
     handler_cpu_us = a["drain"][size]["cpu_us_per_message"]
@@ -42,22 +48,45 @@ def estimate(results: dict[str, Any], batch_size: int, memory_mb: int, concurren
     hubspot_wait_s = max(default["invocation_s_median"] - per_invocation_cpu, 0.0) * batch_size / 1000
     cpu_share = min(memory_mb / MB_PER_VCPU, 1.0)
     batches = payments / batch_size
-    out: dict[str, Any] = {"payments": payments, "batch_size": batch_size, "memory_mb": memory_mb,
-                           "cpu_share_vcpu": round(cpu_share, 3), "hubspot_wait_s_per_batch": round(hubspot_wait_s, 3),
-                           "prices_usd": PRICES, "scenarios": {}}
-    scenarios = [("ledger on (template default)", ledger_cpu_us, f["dynamodb_local"]["rcu_per_payment"],
-                  f["dynamodb_local"]["wcu_per_payment"], None),
-                 ("ledger off", 0.0, 0.0, 0.0, None)]
+    out: dict[str, Any] = {
+        "payments": payments,
+        "batch_size": batch_size,
+        "memory_mb": memory_mb,
+        "cpu_share_vcpu": round(cpu_share, 3),
+        "hubspot_wait_s_per_batch": round(hubspot_wait_s, 3),
+        "prices_usd": PRICES,
+        "scenarios": {},
+    }
+    scenarios = [
+        (
+            "ledger on (template default)",
+            ledger_cpu_us,
+            f["dynamodb_local"]["rcu_per_payment"],
+            f["dynamodb_local"]["wcu_per_payment"],
+            None,
+        ),
+        ("ledger off", 0.0, 0.0, 0.0, None),
+    ]
     for mode, g in (results.get("g") or {}).get("modes", {}).items():
         # the handler's CPU is figure a's in every mode; a mode with the ledger adds figure f's ledger CPU
-        scenarios.append((f"g. {mode}", ledger_cpu_us if g["ledger"] else 0.0, g["new"]["rcu_per_payment"],
-                          g["new"]["wcu_per_payment"], g))
+        scenarios.append(
+            (
+                f"g. {mode}",
+                ledger_cpu_us if g["ledger"] else 0.0,
+                g["new"]["rcu_per_payment"],
+                g["new"]["wcu_per_payment"],
+                g,
+            )
+        )
     for name, ledger_us, rru, wru, g in scenarios:
         cpu_s = (handler_cpu_us + ledger_us) * batch_size / 1e6
         duration_s = hubspot_wait_s + cpu_s / cpu_share
         gb_s = duration_s * memory_mb / 1024 * batches
-        sqs_requests = {"send (SendMessage, 1 per payment)": payments, "receive (10 per request)": payments / 10,
-                        "delete (DeleteMessageBatch of 10)": payments / 10}
+        sqs_requests = {
+            "send (SendMessage, 1 per payment)": payments,
+            "receive (10 per request)": payments / 10,
+            "delete (DeleteMessageBatch of 10)": payments / 10,
+        }
         costs = {
             "lambda_duration": gb_s * PRICES["lambda_gb_s_arm64"],
             "lambda_requests": batches * PRICES["lambda_request"],
@@ -65,18 +94,34 @@ def estimate(results: dict[str, Any], batch_size: int, memory_mb: int, concurren
             "dynamodb": payments * (rru * PRICES["dynamodb_rru"] + wru * PRICES["dynamodb_wru"]),
         }
         out["scenarios"][name] = {
-            "cpu_s_per_batch": round(cpu_s, 3), "lambda_duration_s_per_batch": round(duration_s, 3),
-            "lambda_gb_s": round(gb_s, 1), "lambda_invocations": batches, "sqs_requests": sqs_requests,
-            "dynamodb_rru": payments * rru, "dynamodb_wru": payments * wru,
-            "usd": {k: round(v, 4) for k, v in costs.items()}, "usd_total": round(sum(costs.values()), 4),
+            "cpu_s_per_batch": round(cpu_s, 3),
+            "lambda_duration_s_per_batch": round(duration_s, 3),
+            "lambda_gb_s": round(gb_s, 1),
+            "lambda_invocations": batches,
+            "sqs_requests": sqs_requests,
+            "dynamodb_rru": payments * rru,
+            "dynamodb_wru": payments * wru,
+            "usd": {k: round(v, 4) for k, v in costs.items()},
+            "usd_total": round(sum(costs.values()), 4),
         }
         if g is not None:
-            extra = {step: round(1e6 * (g[step]["rcu_per_payment"] * PRICES["dynamodb_rru"]
-                                             + g[step]["wcu_per_payment"] * PRICES["dynamodb_wru"]), 4)
-                     for step in ("redelivered", "update") if step in g}
+            extra = {
+                step: round(
+                    1e6
+                    * (
+                        g[step]["rcu_per_payment"] * PRICES["dynamodb_rru"]
+                        + g[step]["wcu_per_payment"] * PRICES["dynamodb_wru"]
+                    ),
+                    4,
+                )
+                for step in ("redelivered", "update")
+                if step in g
+            }
             out["scenarios"][name]["dynamodb_usd_per_million_more"] = extra
     calls_per_month = concurrency * (30 * 86_400 / max(token_cache_s, 1))
-    out["secrets_manager"] = {"calls_per_month_all_containers_warm": round(calls_per_month),
-                              "usd_per_month": round(calls_per_month * PRICES["secrets_api_call"], 4),
-                              "note": "per container and cache age, not per payment; plus USD 0.40 per secret per month"}
+    out["secrets_manager"] = {
+        "calls_per_month_all_containers_warm": round(calls_per_month),
+        "usd_per_month": round(calls_per_month * PRICES["secrets_api_call"], 4),
+        "note": "per container and cache age, not per payment; plus USD 0.40 per secret per month",
+    }
     return out

@@ -28,7 +28,10 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         operation = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
         if operation == "BatchGetItem":
-            answer = {"Responses": {table: [] for table in body.get("RequestItems", {})}, "UnprocessedKeys": {}}
+            answer = {
+                "Responses": {table: [] for table in body.get("RequestItems", {})},
+                "UnprocessedKeys": {},
+            }
         elif operation == "BatchWriteItem":
             answer = {"UnprocessedItems": {}}
         elif operation == "BatchExecuteStatement":

@@ -54,33 +54,69 @@ def payment_body(key: str, comment_chars: int | None = None) -> dict[str, Any]:
     and one association. With ``comment_chars`` a lean one instead, the three usual properties
     plus a comment of that length (to size a batch to a given number of bytes)."""
     if comment_chars is not None:
-        properties = {"hs_initial_amount": "49.90", "hs_initiated_date": "2026-11-27T10:00:00Z",
-                      "hs_currency_code": "EUR",
-                      "hs_internal_comment": ("imported by the drain benchmark " * (comment_chars // 32 + 1))[:comment_chars]}
+        properties = {
+            "hs_initial_amount": "49.90",
+            "hs_initiated_date": "2026-11-27T10:00:00Z",
+            "hs_currency_code": "EUR",
+            "hs_internal_comment": ("imported by the drain benchmark " * (comment_chars // 32 + 1))[
+                :comment_chars
+            ],
+        }
         return {"paymentKey": key, "properties": properties}
-    properties = {"hs_initial_amount": "49.90", "hs_initiated_date": "2026-11-27T10:00:00Z",
-                  "hs_currency_code": "EUR", "hs_latest_status": "succeeded", "hs_payment_method_type": "card",
-                  "hs_reference_number": f"INV-{key}"}
-    return {"paymentKey": key, "properties": properties,
-            "associations": [{"to": {"id": "1234"},
-                              "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}]}]}
+    properties = {
+        "hs_initial_amount": "49.90",
+        "hs_initiated_date": "2026-11-27T10:00:00Z",
+        "hs_currency_code": "EUR",
+        "hs_latest_status": "succeeded",
+        "hs_payment_method_type": "card",
+        "hs_reference_number": f"INV-{key}",
+    }
+    return {
+        "paymentKey": key,
+        "properties": properties,
+        "associations": [
+            {
+                "to": {"id": "1234"},
+                "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}],
+            }
+        ],
+    }
 
 
-def sqs_record(body: dict[str, Any], message_id: str,
-               queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:payments") -> dict[str, Any]:
+def sqs_record(
+    body: dict[str, Any], message_id: str, queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:payments"
+) -> dict[str, Any]:
     """A record in exactly Lambda's shape (as tests/twins.py builds it)."""
     text = json.dumps(body)
-    return {"messageId": message_id, "receiptHandle": f"rh-{message_id}", "body": text,
-            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764237600000",
-                           "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1764237600100"},
-            "messageAttributes": {}, "md5OfBody": hashlib.md5(text.encode()).hexdigest(),
-            "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "us-east-1"}
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"rh-{message_id}",
+        "body": text,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1764237600000",
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": "1764237600100",
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(text.encode()).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": "us-east-1",
+    }
 
 
 def event(prefix: str, start: int, count: int, comment_chars: int | None = None) -> dict[str, Any]:
     """``count`` valid payments with keys ``{prefix}-{start}`` ...; message ids are UUIDs, as in SQS."""
-    return {"Records": [sqs_record(payment_body(f"{prefix}-{i}", comment_chars), str(uuid.uuid5(uuid.NAMESPACE_OID, f"{prefix}-{i}")))
-                        for i in range(start, start + count)]}
+    return {
+        "Records": [
+            sqs_record(
+                payment_body(f"{prefix}-{i}", comment_chars),
+                str(uuid.uuid5(uuid.NAMESPACE_OID, f"{prefix}-{i}")),
+            )
+            for i in range(start, start + count)
+        ]
+    }
 
 
 def event_of_size(prefix: str, count: int, total_bytes: int) -> dict[str, Any]:
@@ -106,9 +142,14 @@ class Stack:
 
     def dynamo_stub(self, delay_ms: float) -> str:
         """Start benchmarks.dynamo_stub (a separate process, so its CPU is not the handler's)."""
-        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.dynamo_stub", "--delay-ms", str(delay_ms)],
-                                cwd=ROOT, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                                env={**os.environ, "PYTHONPATH": python_path()})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.dynamo_stub", "--delay-ms", str(delay_ms)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "PYTHONPATH": python_path()},
+        )
 
         def stop() -> None:
             proc.terminate()
@@ -133,10 +174,14 @@ class Stack:
 
         # Without the unique property unless a figure sets it (the figures were measured so; the
         # template's default, payments_drain_key, needs the sandbox to have that property).
-        template = Template(TEMPLATE, {"HubSpotBaseUrl": base_url, "HubSpotUniqueProperty": "", **parameters},
-                            stack_name=f"b{uuid.uuid4().hex[:8]}")
-        resources = create_resources(template, self.moto_endpoint, dynamodb_endpoint=self.dynamodb_endpoint,
-                                     hubspot_token=TOKEN)
+        template = Template(
+            TEMPLATE,
+            {"HubSpotBaseUrl": base_url, "HubSpotUniqueProperty": "", **parameters},
+            stack_name=f"b{uuid.uuid4().hex[:8]}",
+        )
+        resources = create_resources(
+            template, self.moto_endpoint, dynamodb_endpoint=self.dynamodb_endpoint, hubspot_token=TOKEN
+        )
         env = dict(template.function("DrainFunction", resources.physical).environment)
         env.update(aws_client_env(self.moto_endpoint, template.region, self.dynamodb_endpoint))
         env.update(POWERTOOLS_ENV)
@@ -166,17 +211,28 @@ class WorkerError(RuntimeError):
     pass
 
 
-def run_worker(task: str, args: dict[str, Any], env: dict[str, str] | None = None, timeout: float = 600) -> dict[str, Any]:
+def run_worker(
+    task: str, args: dict[str, Any], env: dict[str, str] | None = None, timeout: float = 600
+) -> dict[str, Any]:
     """``python -m benchmarks.worker TASK`` in a fresh process (a fresh "container"); stdout,
     where Powertools writes its log and EMF lines, goes to /dev/null. Returns its JSON result."""
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         result_path = Path(tmp) / "result.json"
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "HUBSPOT_"))}
+        full_env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "HUBSPOT_"))
+        }
         full_env.update(env or {})
         full_env["PYTHONPATH"] = python_path()
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.worker", task, json.dumps(args), str(result_path)],
-                              cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.worker", task, json.dumps(args), str(result_path)],
+            cwd=ROOT,
+            env=full_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if proc.returncode != 0 or not result_path.exists():
             raise WorkerError(f"worker {task} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
         return json.loads(result_path.read_text())

@@ -42,19 +42,25 @@ def container(env: dict[str, str], tasks, results, ready, start) -> None:
         invocation += 1
         c0, w0 = time.process_time(), time.perf_counter()
         try:
-            response = app.lambda_handler(evt, LambdaContext(aws_request_id=f"{os.getpid()}-{invocation}", remaining_ms=60_000))
+            response = app.lambda_handler(
+                evt, LambdaContext(aws_request_id=f"{os.getpid()}-{invocation}", remaining_ms=60_000)
+            )
             failed = [by_id[f["itemIdentifier"]] for f in response["batchItemFailures"]]
         except Exception:  # noqa: BLE001 - a crashed invocation: SQS redelivers the whole batch
             failed = list(indices)
         results.put((len(indices), failed, time.process_time() - c0, time.perf_counter() - w0))
 
 
-def run(env: dict[str, str], payments: int, batch_size: int, concurrency: int, prefix: str,
-        timeout_s: float = 600) -> dict[str, Any]:
+def run(
+    env: dict[str, str], payments: int, batch_size: int, concurrency: int, prefix: str, timeout_s: float = 600
+) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     tasks, results, ready = ctx.Queue(), ctx.Queue(), ctx.Queue()
     start = ctx.Event()
-    procs = [ctx.Process(target=container, args=(env, tasks, results, ready, start), daemon=True) for _ in range(concurrency)]
+    procs = [
+        ctx.Process(target=container, args=(env, tasks, results, ready, start), daemon=True)
+        for _ in range(concurrency)
+    ]
     for proc in procs:
         proc.start()
     try:
@@ -87,8 +93,14 @@ def run(env: dict[str, str], payments: int, batch_size: int, concurrency: int, p
             if proc.is_alive():
                 proc.terminate()
                 proc.join(timeout=5)
-    return {"elapsed_s": elapsed, "invocations": invocations, "redelivered_messages": redelivered,
-            "handler_cpu_s": cpu, "invocation_s_max": max(durations), "invocation_s_median": sorted(durations)[len(durations) // 2]}
+    return {
+        "elapsed_s": elapsed,
+        "invocations": invocations,
+        "redelivered_messages": redelivered,
+        "handler_cpu_s": cpu,
+        "invocation_s_max": max(durations),
+        "invocation_s_median": sorted(durations)[len(durations) // 2],
+    }
 
 
 def rate_limit_bound(requests: int, limit: int, window_s: float, latency_s: float) -> float:

@@ -41,6 +41,7 @@ def _stats(control):
 def task_cpu(args):
     """Handler CPU time per message, by batch size; HubSpot requests per batch (sandbox stats)."""
     import app
+
     from benchmarks.env import event
     from local.hubspot_sandbox import SandboxControl
 
@@ -62,8 +63,13 @@ def task_cpu(args):
             cpu.append((c1 - c0) / size * 1e6)
             wall.append((w1 - w0) / size * 1e6)
             requests.append(after - before)
-        out[str(size)] = {"cpu_us_per_message": round(_median(cpu), 2), "cpu_us_samples": [round(v, 2) for v in cpu],
-                          "wall_us_per_message": round(_median(wall), 2), "requests_per_batch": requests, "reps": reps}
+        out[str(size)] = {
+            "cpu_us_per_message": round(_median(cpu), 2),
+            "cpu_us_samples": [round(v, 2) for v in cpu],
+            "wall_us_per_message": round(_median(wall), 2),
+            "requests_per_batch": requests,
+            "reps": reps,
+        }
     _, stats = _stats(control)
     out["sandbox_payments_stored"] = stats.get("payments_stored")
     return out
@@ -73,15 +79,19 @@ def task_baseline(args):
     """Powertools' per-record pattern: BatchProcessor + process_partial_response, one 1-input
     batch/create per record through the same urllib3 HubSpotClient."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-
-    from benchmarks.env import LambdaContext, event
     from payments_drain.config import load_settings
     from payments_drain.hubspot import HubSpotClient
     from payments_drain.token import SecretToken
 
+    from benchmarks.env import LambdaContext, event
+
     settings = load_settings(os.environ)
-    client = HubSpotClient(settings.HUBSPOT_BASE_URL, settings.HUBSPOT_API_VERSION,
-                           settings.HUBSPOT_CONNECT_TIMEOUT_SECONDS, settings.HUBSPOT_READ_TIMEOUT_SECONDS)
+    client = HubSpotClient(
+        settings.HUBSPOT_BASE_URL,
+        settings.HUBSPOT_API_VERSION,
+        settings.HUBSPOT_CONNECT_TIMEOUT_SECONDS,
+        settings.HUBSPOT_READ_TIMEOUT_SECONDS,
+    )
     token = SecretToken(settings.HUBSPOT_TOKEN_SECRET_ID, settings.TOKEN_CACHE_SECONDS)
     processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -95,7 +105,9 @@ def task_baseline(args):
             raise RuntimeError(f"HubSpot answered {answer.status or answer.error}")
 
     def handler(evt, context):
-        return process_partial_response(event=evt, record_handler=record_handler, processor=processor, context=context)
+        return process_partial_response(
+            event=evt, record_handler=record_handler, processor=processor, context=context
+        )
 
     prefix = args["prefix"]
     assert handler(event(f"{prefix}-warm", 0, 10), LambdaContext()) == {"batchItemFailures": []}
@@ -111,8 +123,11 @@ def task_baseline(args):
                 raise RuntimeError(f"baseline batch of {size}: {len(response['batchItemFailures'])} failed")
             cpu.append((c1 - c0) / size * 1e6)
             wall.append((w1 - w0) / size * 1e6)
-        out[str(size)] = {"cpu_us_per_message": round(_median(cpu), 2), "wall_us_per_message": round(_median(wall), 2),
-                          "reps": reps}
+        out[str(size)] = {
+            "cpu_us_per_message": round(_median(cpu), 2),
+            "wall_us_per_message": round(_median(wall), 2),
+            "reps": reps,
+        }
     return out
 
 
@@ -123,6 +138,7 @@ def task_profile(args):
     import pstats
 
     import app
+
     from benchmarks.env import event
 
     prefix = args["prefix"]
@@ -162,6 +178,7 @@ def task_cold_start(args):
     t0 = time.perf_counter()
     c0 = time.process_time()
     import app
+
     from benchmarks.env import event  # the event is built outside the timed span below
 
     t1 = time.perf_counter()
@@ -172,8 +189,14 @@ def task_cold_start(args):
     c3 = time.process_time()
     if response != {"batchItemFailures": []}:
         raise RuntimeError(f"cold start invocation retried {len(response['batchItemFailures'])} messages")
-    return {"import_s": t1 - t0, "first_invocation_s": t3 - t2, "total_s": (t1 - t0) + (t3 - t2),
-            "cpu_s": (c3 - c0), "since_interpreter_start_s": t3 - STARTED, "maxrss_mb": _maxrss_mb()}
+    return {
+        "import_s": t1 - t0,
+        "first_invocation_s": t3 - t2,
+        "total_s": (t1 - t0) + (t3 - t2),
+        "cpu_s": (c3 - c0),
+        "since_interpreter_start_s": t3 - STARTED,
+        "maxrss_mb": _maxrss_mb(),
+    }
 
 
 def task_import_floor(args):
@@ -193,6 +216,7 @@ def task_import_floor(args):
 # ----------------------------------------------------------------------------- (e)
 def task_memory(args):
     import app
+
     from benchmarks.env import event_of_size
 
     after_import = _maxrss_mb()
@@ -203,8 +227,13 @@ def task_memory(args):
     response = _invoke(app, evt, "mem")
     if response != {"batchItemFailures": []}:
         raise RuntimeError(f"memory batch retried {len(response['batchItemFailures'])} messages")
-    return {"event_bytes": size_bytes, "maxrss_after_import_mb": after_import, "maxrss_after_event_mb": after_event,
-            "maxrss_mb": _maxrss_mb(), "messages": args["size"]}
+    return {
+        "event_bytes": size_bytes,
+        "maxrss_after_import_mb": after_import,
+        "maxrss_after_event_mb": after_event,
+        "maxrss_mb": _maxrss_mb(),
+        "messages": args["size"],
+    }
 
 
 # ----------------------------------------------------------------------------- (f)
@@ -214,7 +243,7 @@ ITEM_OVERHEAD = 100  # DynamoDB counts ~100 bytes of overhead per item, plus nam
 def _item_bytes(item) -> int:
     size = ITEM_OVERHEAD
     for name, value in item.items():
-        (kind, raw), = value.items()
+        ((kind, raw),) = value.items()
         size += len(name.encode()) + (len(str(raw).encode()) if kind in ("S", "N") else 8)
     return size
 
@@ -239,7 +268,9 @@ class DynamoMeter:
             size = _item_bytes(params["Item"])
             wcu = -(-size // 1024)
             self.max_item_bytes = max(self.max_item_bytes, size)
-        elif name == "BatchGetItem":  # charged per key asked, found or not: 1 unit per 4 KB consistent, half eventual
+        elif (
+            name == "BatchGetItem"
+        ):  # charged per key asked, found or not: 1 unit per 4 KB consistent, half eventual
             with self.lock:
                 for spec in params["RequestItems"].values():
                     self.rcu += (1.0 if spec.get("ConsistentRead") else 0.5) * len(spec["Keys"])
@@ -263,11 +294,11 @@ class DynamoMeter:
             self.wcu += wcu
 
 
-
 def task_ledger(args):
     """Ledger on: DynamoDB requests and units per payment (from the request shapes), and the
     time and CPU that claim + record_created take per batch of ``chunk`` payments."""
     import app
+
     from benchmarks.env import event
 
     ledger = app.DRAIN.ledger
@@ -287,6 +318,7 @@ def task_ledger(args):
             finally:
                 timings[name].append(time.perf_counter() - t0)
                 cpu_in_ledger.append(time.process_time() - c0)
+
         return wrapper
 
     ledger.claim = timed("claim", ledger.claim)
@@ -307,9 +339,11 @@ def task_ledger(args):
     response = _invoke(app, event(f"{prefix}-0", 0, chunk), "redelivered")  # the first batch again
     if response != {"batchItemFailures": []}:
         raise RuntimeError("a redelivered batch was not settled as duplicates")
-    duplicate = {"requests": {k: v - happy[0].get(k, 0) for k, v in meter.requests.items() if v != happy[0].get(k, 0)},
-                 "rcu_per_payment": round((meter.rcu - happy[1]) / chunk, 4),
-                 "wcu_per_payment": round((meter.wcu - happy[2]) / chunk, 4)}
+    duplicate = {
+        "requests": {k: v - happy[0].get(k, 0) for k, v in meter.requests.items() if v != happy[0].get(k, 0)},
+        "rcu_per_payment": round((meter.rcu - happy[1]) / chunk, 4),
+        "wcu_per_payment": round((meter.wcu - happy[2]) / chunk, 4),
+    }
     meter.requests, meter.rcu, meter.wcu = happy
     return {
         "redelivered_duplicates": duplicate,
@@ -339,10 +373,17 @@ def _version_event(prefix: str, count: int, version: int, status: str) -> dict:
     records = []
     for i in range(count):
         key = f"{prefix}-{i}"
-        body = {"paymentKey": key, "version": version,
-                "properties": {"hs_initial_amount": "49.90", "hs_initiated_date": "2026-11-27T10:00:00Z",
-                               "hs_currency_code": "EUR", "hs_latest_status": status,
-                               "hs_reference_number": f"INV-{key}"}}
+        body = {
+            "paymentKey": key,
+            "version": version,
+            "properties": {
+                "hs_initial_amount": "49.90",
+                "hs_initiated_date": "2026-11-27T10:00:00Z",
+                "hs_currency_code": "EUR",
+                "hs_latest_status": status,
+                "hs_reference_number": f"INV-{key}",
+            },
+        }
         records.append(sqs_record(body, str(uuid.uuid5(uuid.NAMESPACE_OID, f"{key}-v{version}"))))
     return {"Records": records}
 
@@ -352,6 +393,7 @@ def task_write_mode(args):
     payment, per redelivered payment (the first batch again, same messages) and per update (the
     first batch at a newer version), each step checked against what the sandbox stored."""
     import app
+
     from local.hubspot_sandbox import SandboxControl
 
     control = SandboxControl(args["control_url"])
@@ -377,29 +419,46 @@ def task_write_mode(args):
         stored = after["payments_stored"] - before["payments_stored"]
         updated = after["payments_updated"] - before["payments_updated"]
         if stored != expect_stored or (expect_updated is not None and updated != expect_updated):
-            raise RuntimeError(f"{name}: the sandbox stored {stored} and updated {updated} payments, "
-                               f"expected {expect_stored} and {expect_updated}")
-        writes = sum(after["requests_by_route"].get(r, 0) - before["requests_by_route"].get(r, 0)
-                     for r in ("create", "upsert"))
+            raise RuntimeError(
+                f"{name}: the sandbox stored {stored} and updated {updated} payments, "
+                f"expected {expect_stored} and {expect_updated}"
+            )
+        writes = sum(
+            after["requests_by_route"].get(r, 0) - before["requests_by_route"].get(r, 0)
+            for r in ("create", "upsert")
+        )
         now = counts()
-        return {"payments": payments, "rcu_per_payment": round((now[0] - units[0]) / payments, 4),
-                "wcu_per_payment": round((now[1] - units[1]) / payments, 4),
-                "dynamodb_requests_per_payment": round((now[2] - units[2]) / payments, 4),
-                "hubspot_requests": writes, "hubspot_requests_per_payment": round(writes / payments, 4),
-                "payments_stored": stored, "payments_updated": updated,
-                "cpu_us_per_payment": round(cpu / payments * 1e6, 1)}
+        return {
+            "payments": payments,
+            "rcu_per_payment": round((now[0] - units[0]) / payments, 4),
+            "wcu_per_payment": round((now[1] - units[1]) / payments, 4),
+            "dynamodb_requests_per_payment": round((now[2] - units[2]) / payments, 4),
+            "hubspot_requests": writes,
+            "hubspot_requests_per_payment": round(writes / payments, 4),
+            "payments_stored": stored,
+            "payments_updated": updated,
+            "cpu_us_per_payment": round(cpu / payments * 1e6, 1),
+        }
 
     new = [_version_event(f"{prefix}-{b}", chunk, 1, "processing") for b in range(batches)]
-    out = {"mode": args["mode"], "ledger": ledger is not None, "upsert": app.DRAIN.upsert,
-           "unique_property": app.DRAIN.unique_property, "chunk": chunk}
+    out = {
+        "mode": args["mode"],
+        "ledger": ledger is not None,
+        "upsert": app.DRAIN.upsert,
+        "unique_property": app.DRAIN.unique_property,
+        "chunk": chunk,
+    }
     out["new"] = step("new", new, chunk * batches)
     out["redelivered"] = step("redelivered", new[:1], 0)  # the first batch again: nothing new is stored
     if app.DRAIN.upsert:
         out["update"] = step("update", [_version_event(f"{prefix}-0", chunk, 2, "succeeded")], 0, chunk)
         # the first version again, after the second: with the ledger refused as stale, without it written
         out["older_after_newer"] = older = step("older", new[:1], 0)
-        statuses = [p["properties"].get("hs_latest_status") for p in control.payments()
-                    if p["properties"].get("hs_reference_number", "").startswith(f"INV-{prefix}-0-")]
+        statuses = [
+            p["properties"].get("hs_latest_status")
+            for p in control.payments()
+            if p["properties"].get("hs_reference_number", "").startswith(f"INV-{prefix}-0-")
+        ]
         if len(statuses) != chunk:
             raise RuntimeError(f"older: {len(statuses)} payments of the first batch found, expected {chunk}")
         older["overwritten_by_older_version"] = statuses.count("processing")
@@ -410,10 +469,11 @@ def task_breakdown(args):
     """Process CPU time of each step of the drain for one batch, step by step in this thread
     (cProfile sees only the main thread, and the HubSpot calls run in the pool's threads)."""
     import app
-    from benchmarks.env import event
     from payments_drain import batching
     from payments_drain.messages import parse_record
     from payments_drain.outcomes import Payment
+
+    from benchmarks.env import event
 
     drain = app.DRAIN
     prefix = args["prefix"]
@@ -439,16 +499,29 @@ def task_breakdown(args):
     from payments_drain import messages
 
     msgs = step("  message_of (record to Message)", lambda: [messages.message_of(r) for r in records])
-    bodies = step("  PaymentBody.model_validate_json", lambda: [messages.PaymentBody.model_validate_json(m.body) for m in msgs])
-    step("  check_properties (Python, per property)", lambda: [messages.check_properties(b.properties, b.paymentKey, None) for b in bodies])
+    bodies = step(
+        "  PaymentBody.model_validate_json",
+        lambda: [messages.PaymentBody.model_validate_json(m.body) for m in msgs],
+    )
+    step(
+        "  check_properties (Python, per property)",
+        lambda: [messages.check_properties(b.properties, b.paymentKey, None) for b in bodies],
+    )
     step("  associations model_dump", lambda: [[a.model_dump() for a in b.associations] for b in bodies])
     step("  (for comparison: json.loads of the body)", lambda: [json.loads(m.body) for m in msgs])
     parsed = step("parse_record (all of the above)", lambda: [parse_record(r) for r in records])
     payments = [p for p in parsed if isinstance(p, Payment)]
     chunks = step("plan_chunks", lambda: batching.plan_chunks(payments))
     inputs = step("hubspot_input", lambda: [[p.hubspot_input() for p in chunk] for chunk in chunks])
-    bodies = step("json.dumps request bodies", lambda: [json.dumps({"inputs": i}, separators=(",", ":")).encode() for i in inputs])
-    answers = step("HTTP round trips (write_batch, one thread)", lambda: [drain.sender.hubspot.write_batch(i, token) for i in inputs], 1)
+    bodies = step(
+        "json.dumps request bodies",
+        lambda: [json.dumps({"inputs": i}, separators=(",", ":")).encode() for i in inputs],
+    )
+    answers = step(
+        "HTTP round trips (write_batch, one thread)",
+        lambda: [drain.sender.hubspot.write_batch(i, token) for i in inputs],
+        1,
+    )
     step("settle answers", lambda: [batching.settle(c, a) for c, a in zip(chunks, answers)])
     whole = []
     for rep in range(3):
@@ -457,9 +530,11 @@ def task_breakdown(args):
         _invoke(app, evt, f"whole-{rep}")
         whole.append(time.process_time() - c0)
     steps["whole handler (least of 3)"] = round(min(whole) / size * 1e6, 2)
-    return {"size": size, "cpu_us_per_message": steps, "response_bytes_per_call": len(json.dumps(answers[0].body))}
-
-
+    return {
+        "size": size,
+        "cpu_us_per_message": steps,
+        "response_bytes_per_call": len(json.dumps(answers[0].body)),
+    }
 
 
 def task_cold_start_breakdown(args):
@@ -509,7 +584,6 @@ def task_cold_start_breakdown(args):
     return {"steps_ms": steps, "client_kept": bool(client)}
 
 
-
 def task_ledger_shapes(args):
     """Client-side CPU per payment of the DynamoDB request shapes a ledger can use, against the
     stub (``AWS_ENDPOINT_URL_DYNAMODB``), all through one boto3 client with botocore's defaults
@@ -522,31 +596,62 @@ def task_ledger_shapes(args):
     n = args["payments"]
 
     def item(key):
-        return {"paymentKey": {"S": key}, "status": {"S": "claimed"}, "claimant": {"S": "0f8e7c1a-request-id"},
-                "claimExpiresAt": {"N": "1764237600000"}, "expiresAt": {"N": "1764324000"}}
+        return {
+            "paymentKey": {"S": key},
+            "status": {"S": "claimed"},
+            "claimant": {"S": "0f8e7c1a-request-id"},
+            "claimExpiresAt": {"N": "1764237600000"},
+            "expiresAt": {"N": "1764324000"},
+        }
 
-    cond = {"ConditionExpression": "attribute_not_exists(paymentKey) OR (#s = :claimed AND claimExpiresAt < :now)",
-            "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": {":claimed": {"S": "claimed"}, ":now": {"N": "1764237600000"}}}
+    cond = {
+        "ConditionExpression": "attribute_not_exists(paymentKey) OR (#s = :claimed AND claimExpiresAt < :now)",
+        "ExpressionAttributeNames": {"#s": "status"},
+        "ExpressionAttributeValues": {":claimed": {"S": "claimed"}, ":now": {"N": "1764237600000"}},
+    }
     insert = "INSERT INTO \"t\" VALUE {'paymentKey': ?, 'status': ?, 'claimant': ?, 'claimExpiresAt': ?, 'expiresAt': ?}"
     shapes = {
-        "BatchExecuteStatement, 25 INSERTs per request (the claim today)":
-            lambda: [client.batch_execute_statement(Statements=[
-                {"Statement": insert, "Parameters": list(item(f"k{i}").values())} for i in range(g, g + 25)])
-                for g in range(0, n, 25)],
-        "PutItem, conditional, 1 per payment (the claim before)":
-            lambda: [client.put_item(TableName="t", Item=item(f"k{i}"), **cond) for i in range(n)],
-        "TransactWriteItems, 100 conditional Puts per request (2 WCU per item)":
-            lambda: [client.transact_write_items(TransactItems=[{"Put": {"TableName": "t", "Item": item(f"k{i}"), **cond}}
-                                                                for i in range(g, g + 100)]) for g in range(0, n, 100)],
-        "BatchWriteItem, 25 Puts per request (record_created today)":
-            lambda: [client.batch_write_item(RequestItems={"t": [{"PutRequest": {"Item": item(f"k{i}")}} for i in range(g, g + 25)]})
-                     for g in range(0, n, 25)],
-        "BatchGetItem, 100 keys per request (the read of refused claims)":
-            lambda: [client.batch_get_item(RequestItems={"t": {"Keys": [{"paymentKey": {"S": f"k{i}"}} for i in range(g, g + 100)],
-                                                               "ConsistentRead": True}}) for g in range(0, n, 100)],
+        "BatchExecuteStatement, 25 INSERTs per request (the claim today)": lambda: [
+            client.batch_execute_statement(
+                Statements=[
+                    {"Statement": insert, "Parameters": list(item(f"k{i}").values())}
+                    for i in range(g, g + 25)
+                ]
+            )
+            for g in range(0, n, 25)
+        ],
+        "PutItem, conditional, 1 per payment (the claim before)": lambda: [
+            client.put_item(TableName="t", Item=item(f"k{i}"), **cond) for i in range(n)
+        ],
+        "TransactWriteItems, 100 conditional Puts per request (2 WCU per item)": lambda: [
+            client.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": "t", "Item": item(f"k{i}"), **cond}} for i in range(g, g + 100)
+                ]
+            )
+            for g in range(0, n, 100)
+        ],
+        "BatchWriteItem, 25 Puts per request (record_created today)": lambda: [
+            client.batch_write_item(
+                RequestItems={"t": [{"PutRequest": {"Item": item(f"k{i}")}} for i in range(g, g + 25)]}
+            )
+            for g in range(0, n, 25)
+        ],
+        "BatchGetItem, 100 keys per request (the read of refused claims)": lambda: [
+            client.batch_get_item(
+                RequestItems={
+                    "t": {
+                        "Keys": [{"paymentKey": {"S": f"k{i}"}} for i in range(g, g + 100)],
+                        "ConsistentRead": True,
+                    }
+                }
+            )
+            for g in range(0, n, 100)
+        ],
     }
-    shapes["Powertools Idempotency, idempotent_function per payment (PutItem + UpdateItem)"] = _powertools_idempotency(client, n)
+    shapes["Powertools Idempotency, idempotent_function per payment (PutItem + UpdateItem)"] = (
+        _powertools_idempotency(client, n)
+    )
     out = {}
     for name, fn in shapes.items():
         c0 = time.process_time()
@@ -561,8 +666,11 @@ def _powertools_idempotency(client, n):
     UpdateItem to complete, per key)."""
     import warnings
 
-    from aws_lambda_powertools.utilities.idempotency import (DynamoDBPersistenceLayer, IdempotencyConfig,
-                                                             idempotent_function)
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
 
     layer = DynamoDBPersistenceLayer(table_name="t", key_attr="paymentKey", boto3_client=client)
     config = IdempotencyConfig(event_key_jmespath="paymentKey", use_local_cache=False)

@@ -90,8 +90,12 @@ def payment(key: str, amount: str, minute: int, currency: str = "EUR", **extra: 
 
 
 def contact(contact_id: str) -> list[dict[str, Any]]:
-    return [{"to": {"id": contact_id},
-             "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}]}]
+    return [
+        {
+            "to": {"id": contact_id},
+            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}],
+        }
+    ]
 
 
 def dumps(body: Any) -> str:
@@ -105,16 +109,18 @@ def sns_notification(message: str, seed: str, subject: str | None = None) -> str
     notification: dict[str, Any] = {"Type": "Notification", "MessageId": message_id, "TopicArn": TOPIC_ARN}
     if subject is not None:
         notification["Subject"] = subject
-    notification.update({
-        "Message": message,
-        "Timestamp": "2026-11-27T10:00:00.000Z",
-        "SignatureVersion": "1",
-        "Signature": base64.b64encode(hashlib.sha512(message_id.encode()).digest() * 4).decode(),
-        "SigningCertURL": f"https://sns.{REGION}.amazonaws.com/SimpleNotificationService-"
-                          f"{hashlib.md5(b'cert').hexdigest()}.pem",
-        "UnsubscribeURL": f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={TOPIC_ARN}:"
-                          f"{uuid.uuid5(NAMESPACE, 'subscription')}",
-    })
+    notification.update(
+        {
+            "Message": message,
+            "Timestamp": "2026-11-27T10:00:00.000Z",
+            "SignatureVersion": "1",
+            "Signature": base64.b64encode(hashlib.sha512(message_id.encode()).digest() * 4).decode(),
+            "SigningCertURL": f"https://sns.{REGION}.amazonaws.com/SimpleNotificationService-"
+            f"{hashlib.md5(b'cert').hexdigest()}.pem",
+            "UnsubscribeURL": f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={TOPIC_ARN}:"
+            f"{uuid.uuid5(NAMESPACE, 'subscription')}",
+        }
+    )
     return json.dumps(notification, indent=2, separators=(",", " : "), ensure_ascii=False)
 
 
@@ -133,9 +139,17 @@ def eventbridge_event(detail: Any, seed: str, detail_type: str = "Payment") -> d
     }
 
 
-def record(name: str, index: int, body: Any, *, queue_arn: str = STANDARD_QUEUE_ARN, receive_count: int = 1,
-           message_attributes: dict[str, dict[str, Any]] | None = None,
-           fifo: tuple[str, str] | None = None, sender_id: str = SENDER_ID) -> dict[str, Any]:
+def record(
+    name: str,
+    index: int,
+    body: Any,
+    *,
+    queue_arn: str = STANDARD_QUEUE_ARN,
+    receive_count: int = 1,
+    message_attributes: dict[str, dict[str, Any]] | None = None,
+    fifo: tuple[str, str] | None = None,
+    sender_id: str = SENDER_ID,
+) -> dict[str, Any]:
     """One SQS record; ``fifo`` is (message group id, deduplication id)."""
     text = dumps(body)
     message_id = str(uuid.uuid5(NAMESPACE, f"{name}/{index}"))
@@ -169,22 +183,63 @@ def record(name: str, index: int, body: Any, *, queue_arn: str = STANDARD_QUEUE_
 def valid_batch() -> dict[str, Any]:
     producer = {"producer": string_attribute("checkout-service")}
     bodies = [
-        {**payment("ch_3QxA1001", "49.90", 0, hs_payment_method_type="card", hs_latest_status="succeeded",
-                   hs_payment_method_last_4="4242", hs_customer_email="ada@example.com"),
-         "associations": contact("1234")},
-        payment("ch_3QxA1002", "120.00", 1, hs_payment_method_type="sepa", hs_reference_number="INV-2026-0042"),
-        {**payment("ch_3QxA1003", "15", 2, currency="USD", hs_processor_type="none",
-                   hs_internal_comment="Paid at the counter"),
-         "associations": [{"to": {"id": "5678"}, "types": [
-             {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}]},
-             {"to": {"id": "9012"}, "types": [
-                 {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 391}]}]},
-        payment("ch_3QxA1004", "1999.99", 3, currency="GBP", hs_payment_method_type="bacs",
-                hs_fees_amount="12.50", hs_payout_date="2026-11-30T00:00:00Z"),
-        payment("ch_3QxA1005", "0.99", 4, hs_payment_method_type="wire_transfer", hs_latest_status="processing",
-                hs_billing_address_city="Berlin", hs_billing_address_country="DE"),
+        {
+            **payment(
+                "ch_3QxA1001",
+                "49.90",
+                0,
+                hs_payment_method_type="card",
+                hs_latest_status="succeeded",
+                hs_payment_method_last_4="4242",
+                hs_customer_email="ada@example.com",
+            ),
+            "associations": contact("1234"),
+        },
+        payment(
+            "ch_3QxA1002", "120.00", 1, hs_payment_method_type="sepa", hs_reference_number="INV-2026-0042"
+        ),
+        {
+            **payment(
+                "ch_3QxA1003",
+                "15",
+                2,
+                currency="USD",
+                hs_processor_type="none",
+                hs_internal_comment="Paid at the counter",
+            ),
+            "associations": [
+                {
+                    "to": {"id": "5678"},
+                    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}],
+                },
+                {
+                    "to": {"id": "9012"},
+                    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 391}],
+                },
+            ],
+        },
+        payment(
+            "ch_3QxA1004",
+            "1999.99",
+            3,
+            currency="GBP",
+            hs_payment_method_type="bacs",
+            hs_fees_amount="12.50",
+            hs_payout_date="2026-11-30T00:00:00Z",
+        ),
+        payment(
+            "ch_3QxA1005",
+            "0.99",
+            4,
+            hs_payment_method_type="wire_transfer",
+            hs_latest_status="processing",
+            hs_billing_address_city="Berlin",
+            hs_billing_address_country="DE",
+        ),
     ]
-    return {"Records": [record("valid", i, body, message_attributes=producer) for i, body in enumerate(bodies)]}
+    return {
+        "Records": [record("valid", i, body, message_attributes=producer) for i, body in enumerate(bodies)]
+    }
 
 
 def mixed_batch() -> dict[str, Any]:
@@ -195,15 +250,17 @@ def mixed_batch() -> dict[str, Any]:
     entries: list[tuple[Any, int]] = [
         (good("ch_3QxB2001", "25.00", 10), 1),
         ('{"paymentKey": "ch_3QxB2099", "properties": {"hs_initial_amount": "10.00",', 1),  # malformed JSON
-        (missing_amount, 1),                                                               # missing hs_initial_amount
-        (payment("ch_3QxB2003", "forty-two", 12), 1),                                      # non-numeric amount
+        (missing_amount, 1),  # missing hs_initial_amount
+        (payment("ch_3QxB2003", "forty-two", 12), 1),  # non-numeric amount
         ({**good("ch_3QxB2004", "80.00", 13), "associations": contact("2468")}, 2),
-        (payment("ch_3QxB2005", "33.00", 14, hs_payment_colour="blue"), 1),                # unknown property
-        (payment("ch_3QxB2006", "64.00", 15, currency="EURO"), 1),                         # bad currency
-        (payment("ch_3QxB2007", "70.00", 16, hs_payment_method_type="crypto"), 1),         # bad enum option
+        (payment("ch_3QxB2005", "33.00", 14, hs_payment_colour="blue"), 1),  # unknown property
+        (payment("ch_3QxB2006", "64.00", 15, currency="EURO"), 1),  # bad currency
+        (payment("ch_3QxB2007", "70.00", 16, hs_payment_method_type="crypto"), 1),  # bad enum option
         (good("ch_3QxB2008", "5.55", 17), 4),
     ]
-    return {"Records": [record("mixed", i, body, receive_count=count) for i, (body, count) in enumerate(entries)]}
+    return {
+        "Records": [record("mixed", i, body, receive_count=count) for i, (body, count) in enumerate(entries)]
+    }
 
 
 def fifo_batch() -> dict[str, Any]:
@@ -213,12 +270,17 @@ def fifo_batch() -> dict[str, Any]:
         ("customer-1234", payment("ch_3QxC3002", "10.00", 21, hs_latest_status="succeeded")),
         ("customer-5678", payment("ch_3QxC3003", "250.00", 22, currency="USD", hs_payment_method_type="ach")),
         ("customer-1234", payment("ch_3QxC3004", "7.25", 23, hs_payment_method_type="card")),
-        ("customer-5678", payment("ch_3QxC3005", "99.00", 24, currency="USD", hs_payment_method_type="check")),
+        (
+            "customer-5678",
+            payment("ch_3QxC3005", "99.00", 24, currency="USD", hs_payment_method_type="check"),
+        ),
     ]
-    return {"Records": [
-        record("fifo", i, body, queue_arn=FIFO_QUEUE_ARN, fifo=(group, body["paymentKey"]))
-        for i, (group, body) in enumerate(entries)
-    ]}
+    return {
+        "Records": [
+            record("fifo", i, body, queue_arn=FIFO_QUEUE_ARN, fifo=(group, body["paymentKey"]))
+            for i, (group, body) in enumerate(entries)
+        ]
+    }
 
 
 def sns_batch() -> dict[str, Any]:
@@ -229,8 +291,10 @@ def sns_batch() -> dict[str, Any]:
     numeric = payment("ch_3QxD4003", "0", 32)
     numeric["properties"]["hs_initial_amount"] = 75.5
     entries: list[tuple[Any, str]] = [
-        (sns_notification(dumps(payment("ch_3QxD4001", "49.90", 30, hs_payment_method_type="card")), "1"),
-         SNS_SENDER_ID),
+        (
+            sns_notification(dumps(payment("ch_3QxD4001", "49.90", 30, hs_payment_method_type="card")), "1"),
+            SNS_SENDER_ID,
+        ),
         (sns_notification(dumps(keyless), "2", subject="payment"), SNS_SENDER_ID),
         (sns_notification(dumps(numeric), "3"), SNS_SENDER_ID),
         (sns_notification(dumps(payment("ch_3QxD4004", "10.00", 33, currency="EURO")), "4"), SNS_SENDER_ID),
@@ -245,15 +309,23 @@ def eventbridge_batch() -> dict[str, Any]:
     numeric = payment("ch_3QxE5002", "0", 41)
     numeric["properties"]["hs_initial_amount"] = 120
     entries: list[tuple[Any, str]] = [
-        (eventbridge_event(payment("ch_3QxE5001", "19.99", 40, hs_latest_status="succeeded"), "1"),
-         EVENTBRIDGE_SENDER_ID),
+        (
+            eventbridge_event(payment("ch_3QxE5001", "19.99", 40, hs_latest_status="succeeded"), "1"),
+            EVENTBRIDGE_SENDER_ID,
+        ),
         (eventbridge_event(numeric, "2"), EVENTBRIDGE_SENDER_ID),
-        (eventbridge_event(payment("ch_3QxE5003", "1", 42, hs_payment_method_type="crypto"), "3"),
-         EVENTBRIDGE_SENDER_ID),
+        (
+            eventbridge_event(payment("ch_3QxE5003", "1", 42, hs_payment_method_type="crypto"), "3"),
+            EVENTBRIDGE_SENDER_ID,
+        ),
         (sns_notification(dumps(payment("ch_3QxE5004", "8.00", 43)), "5"), SNS_SENDER_ID),
         (payment("ch_3QxE5005", "3.00", 44), SENDER_ID),
     ]
-    return {"Records": [record("eventbridge", i, body, sender_id=sender) for i, (body, sender) in enumerate(entries)]}
+    return {
+        "Records": [
+            record("eventbridge", i, body, sender_id=sender) for i, (body, sender) in enumerate(entries)
+        ]
+    }
 
 
 EVENTS = {

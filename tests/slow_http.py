@@ -19,8 +19,9 @@ ANSWER = b'{"status":"COMPLETE","results":[]}' + b" " * 100_000
 
 
 class SlowServer:
-    def __init__(self, mode: str, interval_s: float = 0.2, give_up_s: float = 10.0,
-                 headers_first: bool = False) -> None:
+    def __init__(
+        self, mode: str, interval_s: float = 0.2, give_up_s: float = 10.0, headers_first: bool = False
+    ) -> None:
         self.mode = mode
         self.interval_s = interval_s
         self.give_up_s = give_up_s
@@ -80,8 +81,9 @@ class SlowServer:
             while not self.stopping.is_set() and time.monotonic() < until:
                 self.stopping.wait(0.1)
             return
-        head = (b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\n\r\n" % len(ANSWER))
+        head = b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(
+            ANSWER
+        )
         answer = head + ANSWER
         position = 0
         try:
@@ -89,7 +91,7 @@ class SlowServer:
                 connection.sendall(head)
                 position = len(head)
             while position < len(answer) and not self.stopping.is_set() and time.monotonic() < until:
-                connection.sendall(answer[position:position + 1])
+                connection.sendall(answer[position : position + 1])
                 position += 1
                 self.stopping.wait(self.interval_s)
         except OSError:  # the client gave up and closed: what a deadline does
@@ -110,8 +112,14 @@ class SlowServer:
                 return False
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
-        length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"content-length:")), 0)
+        length = next(
+            (
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ),
+            0,
+        )
         while len(body) < length:
             try:
                 chunk = connection.recv(65536)

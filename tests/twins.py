@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import uuid
 import threading
 import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from payments_drain.batching import Answer
@@ -65,10 +65,16 @@ class ScriptedHubSpot:
 def created(inputs: list[dict], status: int = 201, errors: Sequence[dict] = ()) -> Answer:
     failed = {e["context"]["objectWriteTraceId"][0] for e in errors}
     results = [
-        {"id": str(int(hashlib.sha1(i["objectWriteTraceId"].encode()).hexdigest()[:8], 16)),
-         "properties": i["properties"], "objectWriteTraceId": i["objectWriteTraceId"],
-         "createdAt": "2026-11-27T10:00:00Z", "updatedAt": "2026-11-27T10:00:00Z", "archived": False}
-        for i in reversed(inputs) if i["objectWriteTraceId"] not in failed
+        {
+            "id": str(int(hashlib.sha1(i["objectWriteTraceId"].encode()).hexdigest()[:8], 16)),
+            "properties": i["properties"],
+            "objectWriteTraceId": i["objectWriteTraceId"],
+            "createdAt": "2026-11-27T10:00:00Z",
+            "updatedAt": "2026-11-27T10:00:00Z",
+            "archived": False,
+        }
+        for i in reversed(inputs)
+        if i["objectWriteTraceId"] not in failed
     ]
     body: dict[str, Any] = {"status": "COMPLETE", "results": results}
     if errors:
@@ -77,12 +83,25 @@ def created(inputs: list[dict], status: int = 201, errors: Sequence[dict] = ()) 
 
 
 def validation_error(trace_id: str, code: str = "INVALID_OPTION") -> dict:
-    return {"status": "error", "category": "VALIDATION_ERROR", "message": "Property values were not valid",
-            "errors": [{"message": "bad", "code": code}], "context": {"objectWriteTraceId": [trace_id]}}
+    return {
+        "status": "error",
+        "category": "VALIDATION_ERROR",
+        "message": "Property values were not valid",
+        "errors": [{"message": "bad", "code": code}],
+        "context": {"objectWriteTraceId": [trace_id]},
+    }
 
 
-def error_answer(status: int, category: str = "", headers: Mapping[str, str] | None = None, **extra) -> Answer:
-    body = {"status": "error", "message": f"HTTP {status}", "correlationId": "corr-1", "category": category, **extra}
+def error_answer(
+    status: int, category: str = "", headers: Mapping[str, str] | None = None, **extra
+) -> Answer:
+    body = {
+        "status": "error",
+        "message": f"HTTP {status}",
+        "correlationId": "corr-1",
+        "category": category,
+        **extra,
+    }
     return Answer(status, body, dict(headers or {}))
 
 
@@ -94,8 +113,13 @@ class InMemoryLedger:
         self.lock = threading.Lock()
         self.fail = fail
 
-    def claim(self, keys: Iterable[str], claimant: str, until_ms: int,
-              versions: Mapping[str, int | None] | None = None) -> dict[str, Entry]:
+    def claim(
+        self,
+        keys: Iterable[str],
+        claimant: str,
+        until_ms: int,
+        versions: Mapping[str, int | None] | None = None,
+    ) -> dict[str, Entry]:
         from payments_drain.ledger import LedgerUnavailable
 
         if self.fail:
@@ -104,14 +128,21 @@ class InMemoryLedger:
         out: dict[str, Entry] = {}
         with self.lock:
             for key in keys:
-                out[key] = entry_or_claim(self.items.get(key), claimant, now, (versions or {}).get(key),
-                                          versions is not None)
+                out[key] = entry_or_claim(
+                    self.items.get(key), claimant, now, (versions or {}).get(key), versions is not None
+                )
                 if out[key].state == CLAIMED:
-                    self.items[key] = {**self._kept(out[key]), "status": CLAIMED, "claimant": claimant,
-                                       "claimExpiresAt": until_ms}
+                    self.items[key] = {
+                        **self._kept(out[key]),
+                        "status": CLAIMED,
+                        "claimant": claimant,
+                        "claimExpiresAt": until_ms,
+                    }
         return out
 
-    def record_created(self, created: Mapping[str, str | None], versions: Mapping[str, int | None] | None = None) -> None:
+    def record_created(
+        self, created: Mapping[str, str | None], versions: Mapping[str, int | None] | None = None
+    ) -> None:
         with self.lock:
             for key, hubspot_id in created.items():
                 self.items[key] = {"status": CREATED, "hubspotId": hubspot_id}
@@ -168,23 +199,46 @@ class InMemoryVisibility:
         return 0
 
 
-def sqs_record(body: Any, message_id: str, receive_count: int = 1, group_id: str | None = None,
-               queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:payments") -> dict[str, Any]:
+def sqs_record(
+    body: Any,
+    message_id: str,
+    receive_count: int = 1,
+    group_id: str | None = None,
+    queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:payments",
+) -> dict[str, Any]:
     """A record in exactly Lambda's shape (what Powertools' SqsRecordModel requires)."""
     text = body if isinstance(body, str) else json.dumps(body)
-    attributes = {"ApproximateReceiveCount": str(receive_count), "SentTimestamp": "1764237600000",
-                  "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1764237600100"}
+    attributes = {
+        "ApproximateReceiveCount": str(receive_count),
+        "SentTimestamp": "1764237600000",
+        "SenderId": "AIDAEXAMPLE",
+        "ApproximateFirstReceiveTimestamp": "1764237600100",
+    }
     if group_id is not None:
         attributes.update(MessageGroupId=group_id, SequenceNumber="1", MessageDeduplicationId=message_id)
         queue_arn += ".fifo"
-    return {"messageId": message_id, "receiptHandle": f"rh-{message_id}", "body": text, "attributes": attributes,
-            "messageAttributes": {}, "md5OfBody": hashlib.md5(text.encode()).hexdigest(),
-            "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "us-east-1"}
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"rh-{message_id}",
+        "body": text,
+        "attributes": attributes,
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(text.encode()).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": "us-east-1",
+    }
 
 
 def payment_body(key: str | None = None, amount: str = "49.90", **properties: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"properties": {"hs_initial_amount": amount, "hs_initiated_date": "2026-11-27T10:00:00Z",
-                                           "hs_currency_code": "EUR", **properties}}
+    body: dict[str, Any] = {
+        "properties": {
+            "hs_initial_amount": amount,
+            "hs_initiated_date": "2026-11-27T10:00:00Z",
+            "hs_currency_code": "EUR",
+            **properties,
+        }
+    }
     if key is not None:
         body["paymentKey"] = key
     return body

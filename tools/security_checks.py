@@ -63,20 +63,30 @@ def tool(name: str) -> Path:
     return AUDIT_VENV / "bin" / name
 
 
-def _run(command: list[str], timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _run(
+    command: list[str], timeout: int = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(  # fixed argument list, no shell  # nosec B603
-        [str(c) for c in command], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, **(env or {})})
+        [str(c) for c in command],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _missing(*paths: Path) -> Outcome | None:
     absent = [str(p.relative_to(REPO_ROOT)) for p in paths if not p.exists()]
     if absent:
-        return Outcome("setup", FAIL, f"missing {', '.join(absent)}: run make test (it creates the audit venv)")
+        return Outcome(
+            "setup", FAIL, f"missing {', '.join(absent)}: run make test (it creates the audit venv)"
+        )
     return None
 
 
 # --- checkov ------------------------------------------------------------------------------------
+
 
 def sam_transform(template: Path, out: Path) -> None:
     """Write the template after the SAM transform (run this with .venv-sam's Python).
@@ -110,26 +120,47 @@ def _reason_of(check: dict) -> str:
 
 
 def _checkov(path: str, label: str, list_skips: bool = True) -> Outcome:
-    result = _run([tool("checkov"), "--file", path, "--framework", "cloudformation", "--output", "json",
-                   "--skip-download"])
+    result = _run(
+        [
+            tool("checkov"),
+            "--file",
+            path,
+            "--framework",
+            "cloudformation",
+            "--output",
+            "json",
+            "--skip-download",
+        ]
+    )
     try:
         report = json.loads(result.stdout)
     except json.JSONDecodeError:
-        return Outcome(label, FAIL, f"checkov gave no JSON report (exit {result.returncode})",
-                       (result.stdout + result.stderr).strip().splitlines()[-20:])
+        return Outcome(
+            label,
+            FAIL,
+            f"checkov gave no JSON report (exit {result.returncode})",
+            (result.stdout + result.stderr).strip().splitlines()[-20:],
+        )
     if isinstance(report, list):  # one report per framework
         report = next((r for r in report if r.get("check_type") == "cloudformation"), report[0])
     if not report.get("results"):  # checkov's empty report when there was nothing to scan
         return Outcome(label, FAIL, "checkov found nothing to scan", [json.dumps(report)[:500]])
     summary = report["summary"]
     results = report["results"]
-    details = [f"FAILED {c['check_id']} {c['check_name']} on {c['resource']}" for c in results["failed_checks"]]
+    details = [
+        f"FAILED {c['check_id']} {c['check_name']} on {c['resource']}" for c in results["failed_checks"]
+    ]
     unexplained = [c for c in results["skipped_checks"] if _reason_of(c) in UNEXPLAINED]
     details += [f"SKIPPED WITHOUT A REASON {c['check_id']} on {c['resource']}" for c in unexplained]
-    details += [f"skipped {c['check_id']} on {c['resource']}: {c['check_result'].get('suppress_comment', '')[:90]}..."
-                for c in results["skipped_checks"] if list_skips and c not in unexplained]
-    text = (f"passed {summary['passed']}, failed {summary['failed']}, skipped {summary['skipped']}, "
-            f"parsing errors {summary['parsing_errors']}")
+    details += [
+        f"skipped {c['check_id']} on {c['resource']}: {c['check_result'].get('suppress_comment', '')[:90]}..."
+        for c in results["skipped_checks"]
+        if list_skips and c not in unexplained
+    ]
+    text = (
+        f"passed {summary['passed']}, failed {summary['failed']}, skipped {summary['skipped']}, "
+        f"parsing errors {summary['parsing_errors']}"
+    )
     ok = summary["failed"] == 0 and summary["parsing_errors"] == 0 and not unexplained
     return Outcome(label, PASS if ok else FAIL, text, details)
 
@@ -141,17 +172,27 @@ def check_checkov(template: str = TEMPLATE) -> list[Outcome]:
     outcomes = [_checkov(template, f"checkov {template}")]
     with tempfile.TemporaryDirectory() as tmp:
         transformed = Path(tmp) / "template.transformed.json"
-        result = _run([SAM_VENV / "bin" / "python", Path(__file__).resolve(), "--sam-transform", template, transformed],
-                      timeout=120, env={"AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"})
+        result = _run(
+            [SAM_VENV / "bin" / "python", Path(__file__).resolve(), "--sam-transform", template, transformed],
+            timeout=120,
+            env={"AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"},
+        )
         if result.returncode != 0:
-            outcomes.append(Outcome("checkov after SAM transform", FAIL, "the SAM transform failed",
-                                    result.stderr.strip().splitlines()[-10:]))
+            outcomes.append(
+                Outcome(
+                    "checkov after SAM transform",
+                    FAIL,
+                    "the SAM transform failed",
+                    result.stderr.strip().splitlines()[-10:],
+                )
+            )
         else:
             outcomes.append(_checkov(str(transformed), "checkov after SAM transform", list_skips=False))
     return outcomes
 
 
 # --- bandit -------------------------------------------------------------------------------------
+
 
 def check_bandit(paths: tuple[str, ...] = BANDIT_PATHS) -> list[Outcome]:
     missing = _missing(tool("bandit"))
@@ -162,21 +203,32 @@ def check_bandit(paths: tuple[str, ...] = BANDIT_PATHS) -> list[Outcome]:
     try:
         report = json.loads(result.stdout)
     except json.JSONDecodeError:
-        return [Outcome("bandit", FAIL, f"bandit gave no JSON report (exit {result.returncode})",
-                        result.stderr.strip().splitlines()[-10:])]
+        return [
+            Outcome(
+                "bandit",
+                FAIL,
+                f"bandit gave no JSON report (exit {result.returncode})",
+                result.stderr.strip().splitlines()[-10:],
+            )
+        ]
     findings = report.get("results", [])
     failing = [f for f in findings if f["issue_severity"] in BANDIT_FAILING_SEVERITIES]
     totals = report.get("metrics", {}).get("_totals", {})
-    text = (f"{len(failing)} medium/high, {len(findings) - len(failing)} low findings in {', '.join(paths)} "
-            f"({totals.get('loc', '?')} lines, {totals.get('skipped_tests', 0)} suppressed by # nosec)")
-    details = [f"{f['issue_severity']} {f['test_id']} {f['filename']}:{f['line_number']} {f['issue_text']}"
-               for f in failing]
+    text = (
+        f"{len(failing)} medium/high, {len(findings) - len(failing)} low findings in {', '.join(paths)} "
+        f"({totals.get('loc', '?')} lines, {totals.get('skipped_tests', 0)} suppressed by # nosec)"
+    )
+    details = [
+        f"{f['issue_severity']} {f['test_id']} {f['filename']}:{f['line_number']} {f['issue_text']}"
+        for f in failing
+    ]
     details += [f"bandit error: {e['filename']}: {e['reason']}" for e in report.get("errors", [])]
     ok = not failing and not report.get("errors")
     return [Outcome("bandit", PASS if ok else FAIL, text, details)]
 
 
 # --- pip-audit ----------------------------------------------------------------------------------
+
 
 def _service_reachability(name: str, version: str) -> list[str]:
     """Plain words on why the vulnerability services did not answer, from this machine."""
@@ -186,8 +238,10 @@ def _service_reachability(name: str, version: str) -> list[str]:
         with urllib.request.urlopen(url, timeout=10) as response:  # fixed https URL  # nosec B310
             notes.append(f"GET {url} answered HTTP {response.status}")
     except urllib.error.HTTPError as error:
-        notes.append(f"GET {url} answered HTTP {error.code} (PyPI's per-release JSON API, which pip-audit's "
-                     "default service reads, is not served to this machine)")
+        notes.append(
+            f"GET {url} answered HTTP {error.code} (PyPI's per-release JSON API, which pip-audit's "
+            "default service reads, is not served to this machine)"
+        )
     except OSError as error:
         notes.append(f"GET {url} failed: {error}")
     try:
@@ -205,14 +259,25 @@ def judge_pip_audit(report: dict) -> Outcome:
     audited = [d for d in dependencies if not d.get("skip_reason")]
     vulnerable = [d for d in audited if d.get("vulns")]
     if dependencies and not audited:
-        return Outcome("pip-audit", UNAVAILABLE, "NOT AUDITED: no vulnerability service answered for any package",
-                       [f"pip-audit resolved {len(dependencies)} packages from {LAYER_REQUIREMENTS} and audited none "
-                        f"(first: {unaudited[0]['skip_reason']})"])
-    details = [f"{d['name']} {d['version']}: {v['id']} (fixed in {', '.join(v.get('fix_versions') or ['?'])})"
-               for d in vulnerable for v in d["vulns"]]
+        return Outcome(
+            "pip-audit",
+            UNAVAILABLE,
+            "NOT AUDITED: no vulnerability service answered for any package",
+            [
+                f"pip-audit resolved {len(dependencies)} packages from {LAYER_REQUIREMENTS} and audited none "
+                f"(first: {unaudited[0]['skip_reason']})"
+            ],
+        )
+    details = [
+        f"{d['name']} {d['version']}: {v['id']} (fixed in {', '.join(v.get('fix_versions') or ['?'])})"
+        for d in vulnerable
+        for v in d["vulns"]
+    ]
     details += [f"not audited: {d['skip_reason']}" for d in unaudited]
-    text = (f"{len(audited)} packages audited, {sum(len(d['vulns']) for d in vulnerable)} known vulnerabilities, "
-            f"{len(unaudited)} not audited")
+    text = (
+        f"{len(audited)} packages audited, {sum(len(d['vulns']) for d in vulnerable)} known vulnerabilities, "
+        f"{len(unaudited)} not audited"
+    )
     ok = bool(audited) and not vulnerable and not unaudited
     return Outcome("pip-audit", PASS if ok else FAIL, text, details)
 
@@ -221,13 +286,29 @@ def check_pip_audit() -> list[Outcome]:
     missing = _missing(tool("pip-audit"))
     if missing:
         return [missing]
-    result = _run([tool("pip-audit"), "--requirement", LAYER_REQUIREMENTS, "--format", "json",
-                   "--progress-spinner", "off"], timeout=900)
+    result = _run(
+        [
+            tool("pip-audit"),
+            "--requirement",
+            LAYER_REQUIREMENTS,
+            "--format",
+            "json",
+            "--progress-spinner",
+            "off",
+        ],
+        timeout=900,
+    )
     try:
         report = json.loads(result.stdout)
     except json.JSONDecodeError:
-        return [Outcome("pip-audit", FAIL, f"pip-audit gave no JSON report (exit {result.returncode})",
-                        result.stderr.strip().splitlines()[-10:])]
+        return [
+            Outcome(
+                "pip-audit",
+                FAIL,
+                f"pip-audit gave no JSON report (exit {result.returncode})",
+                result.stderr.strip().splitlines()[-10:],
+            )
+        ]
     outcome = judge_pip_audit(report)
     if outcome.status == UNAVAILABLE:
         first = next(d for d in report["dependencies"] if d.get("skip_reason"))

@@ -13,10 +13,10 @@ from payments_drain.drain import Budget
 from payments_drain.observability import logger
 from payments_drain.replay import ReplayRequest, replay
 
-FAILURE_QUEUE_URL = os.environ["FAILURE_QUEUE_URL"]    # a missing variable fails the cold start, naming it
+FAILURE_QUEUE_URL = os.environ["FAILURE_QUEUE_URL"]  # a missing variable fails the cold start, naming it
 PAYMENTS_QUEUE_URL = os.environ["PAYMENTS_QUEUE_URL"]
-MARGIN_MS = 20_000         # left for releasing held reports after the last round
-MAX_HOLD_S = 43_200        # SQS's longest visibility timeout
+MARGIN_MS = 20_000  # left for releasing held reports after the last round
+MAX_HOLD_S = 43_200  # SQS's longest visibility timeout
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -27,7 +27,8 @@ def lambda_handler(event, context):
     # Hold reports for the whole invocation unless the event says otherwise: one pass sees each once.
     hold = min(MAX_HOLD_S, int(context.get_remaining_time_in_millis() / 1000) + 60)
     request = ReplayRequest.model_validate({"visibilityTimeout": hold, **event})
-    summary = replay(request, FAILURE_QUEUE_URL, PAYMENTS_QUEUE_URL,
-                     progress=logger.debug, time_left=budget.left).as_dict()
+    summary = replay(
+        request, FAILURE_QUEUE_URL, PAYMENTS_QUEUE_URL, progress=logger.debug, time_left=budget.left
+    ).as_dict()
     logger.info("replay summary", extra={"summary": summary})
     return summary

@@ -13,7 +13,9 @@ from .server import SandboxServer
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local.hubspot_sandbox", description="Local HubSpot sandbox")
+    parser = argparse.ArgumentParser(
+        prog="python -m local.hubspot_sandbox", description="Local HubSpot sandbox"
+    )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
     parser.add_argument(
         "--token",

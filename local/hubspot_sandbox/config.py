@@ -102,8 +102,14 @@ def normalise_faults(faults: dict[str, Any], base: dict[str, Any] | None = None)
             value = float(value)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
-        elif name in ("latency_ms", "latency_jitter_ms", "stored_then_timeout_delay_s", "trickle_interval_s",
-                      "hang_max_s", "daily_spell_s"):
+        elif name in (
+            "latency_ms",
+            "latency_jitter_ms",
+            "stored_then_timeout_delay_s",
+            "trickle_interval_s",
+            "hang_max_s",
+            "daily_spell_s",
+        ):
             value = float(value)
             if value < 0:
                 raise ValueError(f"{name} must be >= 0")
@@ -137,9 +143,12 @@ def normalise_tokens(tokens: dict[str, Any]) -> dict[str, dict[str, Any]]:
             continue
         if isinstance(spec, (list, tuple)):
             spec = {"scopes": list(spec)}
-        out[str(name)] = {"scopes": [str(s) for s in spec.get("scopes", [])], "expired": bool(spec.get("expired", False)),
-                          # False: a token HubSpot's private-app token-info route does not know (an OAuth one)
-                          "private_app": bool(spec.get("private_app", True))}
+        out[str(name)] = {
+            "scopes": [str(s) for s in spec.get("scopes", [])],
+            "expired": bool(spec.get("expired", False)),
+            # False: a token HubSpot's private-app token-info route does not know (an OAuth one)
+            "private_app": bool(spec.get("private_app", True)),
+        }
     return out
 
 

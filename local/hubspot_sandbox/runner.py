@@ -48,7 +48,10 @@ def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
 
 
 def start_sandbox(
-    config: SandboxConfig | None = None, *, startup_timeout: float = 15.0, verbose: bool = False,
+    config: SandboxConfig | None = None,
+    *,
+    startup_timeout: float = 15.0,
+    verbose: bool = False,
     new_session: bool = False,
 ) -> RunningSandbox:
     """Start ``python -m local.hubspot_sandbox`` on a free port; the caller stops it (``stop_process``).
@@ -60,8 +63,15 @@ def start_sandbox(
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, text=True,  # noqa: S603
-                            cwd=str(PROJECT_ROOT), start_new_session=new_session)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        text=True,  # noqa: S603
+        cwd=str(PROJECT_ROOT),
+        start_new_session=new_session,
+    )
     line: list[str] = []
     reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
     reader.start()
@@ -70,7 +80,9 @@ def start_sandbox(
     if not url.startswith("http://127.0.0.1:"):
         stop_process(proc)
         raise RuntimeError(f"the HubSpot sandbox did not start (exit code {proc.poll()}, first line {url!r})")
-    return RunningSandbox(base_url=url, pid=proc.pid, control=SandboxControl(url), config=config, process=proc)
+    return RunningSandbox(
+        base_url=url, pid=proc.pid, control=SandboxControl(url), config=config, process=proc
+    )
 
 
 @contextlib.contextmanager

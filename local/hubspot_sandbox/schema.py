@@ -77,7 +77,9 @@ WRITABLE = frozenset(
 )
 ADDRESS_SUFFIXES = ("line_1", "line_2", "city", "state", "zip", "postal_code", "country", "name")
 WRITABLE_PREFIXED = frozenset(
-    f"{prefix}{suffix}" for prefix in ("hs_billing_address_", "hs_shipping_address_") for suffix in ADDRESS_SUFFIXES
+    f"{prefix}{suffix}"
+    for prefix in ("hs_billing_address_", "hs_shipping_address_")
+    for suffix in ADDRESS_SUFFIXES
 )
 
 READ_ONLY = frozenset(
@@ -151,19 +153,42 @@ def built_in_definition(name: str) -> dict[str, Any] | None:
         kind, field = "enumeration", "select"
     else:
         kind, field = "string", "text"
-    return {"name": name, "label": name, "type": kind, "fieldType": field, "groupName": "paymentinformation",
-            "description": "", "hasUniqueValue": False, "hidden": False, "formField": False, "displayOrder": -1,
-            "calculated": False, "externalOptions": False, "archived": False,
-            "options": [{"label": o, "value": o, "displayOrder": -1, "hidden": False}
-                        for o in sorted(ENUMERATIONS.get(name, ()))],
-            "modificationMetadata": {"archivable": False, "readOnlyDefinition": True,
-                                     "readOnlyValue": is_read_only(name)}}
+    return {
+        "name": name,
+        "label": name,
+        "type": kind,
+        "fieldType": field,
+        "groupName": "paymentinformation",
+        "description": "",
+        "hasUniqueValue": False,
+        "hidden": False,
+        "formField": False,
+        "displayOrder": -1,
+        "calculated": False,
+        "externalOptions": False,
+        "archived": False,
+        "options": [
+            {"label": o, "value": o, "displayOrder": -1, "hidden": False}
+            for o in sorted(ENUMERATIONS.get(name, ()))
+        ],
+        "modificationMetadata": {
+            "archivable": False,
+            "readOnlyDefinition": True,
+            "readOnlyValue": is_read_only(name),
+        },
+    }
 
 
 PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
-PROPERTY_TYPES = {"string": {"text", "textarea", "html", "file"}, "number": {"number", "calculation_equation"},
-                  "date": {"date"}, "datetime": {"date"}, "enumeration": {"select", "radio", "checkbox", "booleancheckbox"},
-                  "bool": {"booleancheckbox"}, "phone_number": {"phonenumber"}}
+PROPERTY_TYPES = {
+    "string": {"text", "textarea", "html", "file"},
+    "number": {"number", "calculation_equation"},
+    "date": {"date"},
+    "datetime": {"date"},
+    "enumeration": {"select", "radio", "checkbox", "booleancheckbox"},
+    "bool": {"booleancheckbox"},
+    "phone_number": {"phonenumber"},
+}
 
 
 def validate_property_create(body: Any) -> list[dict[str, str]]:
@@ -173,26 +198,42 @@ def validate_property_create(body: Any) -> list[dict[str, str]]:
     problems = []
     name, label = body.get("name"), body.get("label")
     if not isinstance(name, str) or not PROPERTY_NAME.match(name):
-        problems.append(problem("INVALID_PROPERTY_NAME", "name must be lower case letters, digits and underscores, "
-                                "starting with a letter, at most 100 characters", "name"))
+        problems.append(
+            problem(
+                "INVALID_PROPERTY_NAME",
+                "name must be lower case letters, digits and underscores, "
+                "starting with a letter, at most 100 characters",
+                "name",
+            )
+        )
     elif name.startswith("hs_"):
-        problems.append(problem("INVALID_PROPERTY_NAME", "names starting with hs_ are reserved for HubSpot", "name"))
+        problems.append(
+            problem("INVALID_PROPERTY_NAME", "names starting with hs_ are reserved for HubSpot", "name")
+        )
     if not isinstance(label, str) or not label.strip():
         problems.append(problem("INVALID_INPUT", "label is required", "label"))
     kind, field = body.get("type"), body.get("fieldType")
     if kind not in PROPERTY_TYPES:
         problems.append(problem("INVALID_INPUT", f"type must be one of {sorted(PROPERTY_TYPES)}", "type"))
     elif field not in PROPERTY_TYPES[kind]:
-        problems.append(problem("INVALID_INPUT", f"fieldType must be one of {sorted(PROPERTY_TYPES[kind])} for {kind}",
-                                "fieldType"))
+        problems.append(
+            problem(
+                "INVALID_INPUT",
+                f"fieldType must be one of {sorted(PROPERTY_TYPES[kind])} for {kind}",
+                "fieldType",
+            )
+        )
     if not isinstance(body.get("groupName"), str) or not body["groupName"]:
         problems.append(problem("INVALID_INPUT", "groupName is required", "groupName"))
     unique = body.get("hasUniqueValue", False)
     if not isinstance(unique, bool):
         problems.append(problem("INVALID_INPUT", "hasUniqueValue must be a boolean", "hasUniqueValue"))
     elif unique and kind not in ("string", "number"):
-        problems.append(problem("INVALID_INPUT", "only string and number properties can have unique values",
-                                "hasUniqueValue"))
+        problems.append(
+            problem(
+                "INVALID_INPUT", "only string and number properties can have unique values", "hasUniqueValue"
+            )
+        )
     return problems
 
 
@@ -200,9 +241,15 @@ def problem(code: str, message: str, where: str) -> dict[str, str]:
     return {"code": code, "message": message, "in": where}
 
 
-def validate_properties(properties: Any, extra: frozenset[str], *, require: bool = True) -> list[dict[str, str]]:
+def validate_properties(
+    properties: Any, extra: frozenset[str], *, require: bool = True
+) -> list[dict[str, str]]:
     if not isinstance(properties, dict):
-        return [problem("INVALID_INPUT", "properties must be an object of property name to string value", "properties")]
+        return [
+            problem(
+                "INVALID_INPUT", "properties must be an object of property name to string value", "properties"
+            )
+        ]
     problems: list[dict[str, str]] = []
     for name, value in properties.items():
         if is_read_only(name):
@@ -223,25 +270,41 @@ def validate_properties(properties: Any, extra: frozenset[str], *, require: bool
         value = stored_text(value)
         if len(value) > MAX_STRING_LENGTH:
             problems.append(
-                problem("INVALID_STRING_LENGTH", f'Property "{name}" is longer than {MAX_STRING_LENGTH} characters', name)
+                problem(
+                    "INVALID_STRING_LENGTH",
+                    f'Property "{name}" is longer than {MAX_STRING_LENGTH} characters',
+                    name,
+                )
             )
             continue
         if value == "" and name not in REQUIRED:
             continue  # an empty string clears an optional property
         if name in NUMBER_PROPERTIES and not _NUMBER.match(value):
-            problems.append(problem("INVALID_DECIMAL", f'"{value[:80]}" is not a valid number for "{name}"', name))
+            problems.append(
+                problem("INVALID_DECIMAL", f'"{value[:80]}" is not a valid number for "{name}"', name)
+            )
         elif name in DATE_PROPERTIES and not _valid_date(value):
             problems.append(
-                problem("INVALID_DATE", f'"{value[:80]}" is not a valid date (ISO 8601 or epoch millis) for "{name}"', name)
+                problem(
+                    "INVALID_DATE",
+                    f'"{value[:80]}" is not a valid date (ISO 8601 or epoch millis) for "{name}"',
+                    name,
+                )
             )
         elif name in ENUMERATIONS and value not in ENUMERATIONS[name]:
             allowed = ", ".join(sorted(ENUMERATIONS[name]))
             problems.append(
-                problem("INVALID_OPTION", f'{value[:80]} was not one of the allowed options: [{allowed}]', name)
+                problem(
+                    "INVALID_OPTION", f"{value[:80]} was not one of the allowed options: [{allowed}]", name
+                )
             )
         elif name == "hs_currency_code" and value not in ISO_4217:
             problems.append(
-                problem("INVALID_OPTION", f"{value[:80]} was not one of the allowed options: ISO 4217 currency codes", name)
+                problem(
+                    "INVALID_OPTION",
+                    f"{value[:80]} was not one of the allowed options: ISO 4217 currency codes",
+                    name,
+                )
             )
     if require:
         problems += missing_required(properties)
@@ -254,7 +317,9 @@ def missing_required(properties: dict[str, Any]) -> list[dict[str, str]]:
         if name not in properties:
             problems.append(problem("MISSING_REQUIRED_PROPERTY", f'Property "{name}" is required', name))
         elif properties[name] == "":
-            problems.append(problem("MISSING_REQUIRED_PROPERTY", f'Property "{name}" is required and was empty', name))
+            problems.append(
+                problem("MISSING_REQUIRED_PROPERTY", f'Property "{name}" is required and was empty', name)
+            )
     return problems
 
 
@@ -274,7 +339,9 @@ def validate_associations(associations: Any) -> list[dict[str, str]]:
         if isinstance(to_id, bool) or not (
             (isinstance(to_id, int) and to_id >= 0) or (isinstance(to_id, str) and _NUMERIC_ID.match(to_id))
         ):
-            problems.append(problem("INVALID_ASSOCIATION", f"{where}.to.id must be a numeric object id", where))
+            problems.append(
+                problem("INVALID_ASSOCIATION", f"{where}.to.id must be a numeric object id", where)
+            )
         types = assoc.get("types")
         if not isinstance(types, list) or not types:
             problems.append(problem("INVALID_ASSOCIATION", f"{where}.types must be a non-empty list", where))
@@ -295,7 +362,11 @@ def validate_associations(associations: Any) -> list[dict[str, str]]:
                     )
                 )
             type_id = spec.get("associationTypeId")
-            if isinstance(type_id, bool) or not isinstance(type_id, int) or not INT32_MIN <= type_id <= INT32_MAX:
+            if (
+                isinstance(type_id, bool)
+                or not isinstance(type_id, int)
+                or not INT32_MIN <= type_id <= INT32_MAX
+            ):
                 problems.append(
                     problem(
                         "INVALID_ASSOCIATION_TYPE_ID",
@@ -318,7 +389,9 @@ def validate_input(item: Any, extra: frozenset[str], *, upsert: bool = False) ->
         if not isinstance(item.get("id"), str) or not item["id"]:
             problems.append(problem("INVALID_INPUT", "id must be a non-empty string", "id"))
         if "associations" in item:
-            problems.append(problem("INVALID_INPUT", "batch upsert does not take associations", "associations"))
+            problems.append(
+                problem("INVALID_INPUT", "batch upsert does not take associations", "associations")
+            )
     else:
         problems += validate_associations(item.get("associations"))
     tid = item.get("objectWriteTraceId")

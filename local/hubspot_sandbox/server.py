@@ -27,12 +27,41 @@ LIST_RE = re.compile(rf"^{_OBJ}/?$")
 GET_RE = re.compile(rf"^{_OBJ}/([^/]+)$")
 # A batch call to an object type HubSpot does not know: 400 "Unable to infer object type from: <type>".
 # HubSpot's other object types (by name or type id) exist there but are not served here: 404.
-ANY_BATCH_RE = re.compile(r"^/crm/(?:v3/objects|objects/2026-09)/([^/]+)/batch/(?:create|upsert|read|update|archive)$")
-OTHER_OBJECT_TYPES = frozenset({
-    "contacts", "companies", "deals", "tickets", "products", "line_items", "quotes", "calls", "emails", "meetings",
-    "notes", "tasks", "communications", "postal_mail", "invoices", "orders", "carts", "subscriptions", "discounts",
-    "fees", "taxes", "goal_targets", "leads", "users", "appointments", "courses", "listings", "services",
-})
+ANY_BATCH_RE = re.compile(
+    r"^/crm/(?:v3/objects|objects/2026-09)/([^/]+)/batch/(?:create|upsert|read|update|archive)$"
+)
+OTHER_OBJECT_TYPES = frozenset(
+    {
+        "contacts",
+        "companies",
+        "deals",
+        "tickets",
+        "products",
+        "line_items",
+        "quotes",
+        "calls",
+        "emails",
+        "meetings",
+        "notes",
+        "tasks",
+        "communications",
+        "postal_mail",
+        "invoices",
+        "orders",
+        "carts",
+        "subscriptions",
+        "discounts",
+        "fees",
+        "taxes",
+        "goal_targets",
+        "leads",
+        "users",
+        "appointments",
+        "courses",
+        "listings",
+        "services",
+    }
+)
 OBJECT_TYPE_ID = re.compile(r"^[0-9]+-[0-9]+$")
 # The properties API on commerce_payments (v3 and the date-versioned path).
 _PROPS = r"/crm/(?:v3/properties|properties/2026-03)/(?:commerce_payments|0-101)"
@@ -223,7 +252,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
             headers["Connection"] = "keep-alive"
         headers["Content-Length"] = str(length)
         headers["Date"] = self.date_time_string()
-        head = f"HTTP/1.1 {status} {_phrase(status)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        head = (
+            f"HTTP/1.1 {status} {_phrase(status)}\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            + "\r\n"
+        )
         if self.public:
             self.server.state.note_status(str(status), self.generation)
         self.log_request(status, len(sent))
@@ -349,14 +382,20 @@ class SandboxHandler(BaseHTTPRequestHandler):
             route = "create"
         elif UPSERT_RE.match(path):
             route = "upsert"
-        elif (match := ANY_BATCH_RE.match(path)) and not (match.group(1) in OTHER_OBJECT_TYPES
-                                                         or OBJECT_TYPE_ID.match(match.group(1))):
+        elif (match := ANY_BATCH_RE.match(path)) and not (
+            match.group(1) in OTHER_OBJECT_TYPES or OBJECT_TYPE_ID.match(match.group(1))
+        ):
             route = "unknown_object_type"
         elif LIST_RE.match(path):
             route = "list"
         elif GET_RE.match(path):
             route = "get"
-        elif PROPERTIES_RE.match(path) or GROUPS_RE.match(path) or GROUP_RE.match(path) or PROPERTY_RE.match(path):
+        elif (
+            PROPERTIES_RE.match(path)
+            or GROUPS_RE.match(path)
+            or GROUP_RE.match(path)
+            or PROPERTY_RE.match(path)
+        ):
             route = "properties"
         elif path == TOKEN_INFO_PATH:
             route = "token_info"
@@ -371,7 +410,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
         elif route == "unknown_object_type" and method == "POST":
             if (token := self._authenticate(ALL_SCOPES)) and self._admit(token):
                 kind = ANY_BATCH_RE.match(path).group(1)  # type: ignore[union-attr]
-                self._send(400, _error(f"Unable to infer object type from: {kind}", "VALIDATION_ERROR", self.cid))
+                self._send(
+                    400, _error(f"Unable to infer object type from: {kind}", "VALIDATION_ERROR", self.cid)
+                )
         elif route == "properties":
             self._properties(method, path, body)
         elif route == "token_info" and method == "POST":
@@ -385,7 +426,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
         elif route != "other":
             self._send(405, _error(f"Method {method} not allowed on {path}", "METHOD_NOT_ALLOWED", self.cid))
         else:
-            self._send(404, _error(f"Unable to route {method} request to {path}", "OBJECT_NOT_FOUND", self.cid))
+            self._send(
+                404, _error(f"Unable to route {method} request to {path}", "OBJECT_NOT_FOUND", self.cid)
+            )
 
     def _write(self, body: bytes, route: str) -> None:
         state = self.server.state
@@ -423,11 +466,19 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return
         if not isinstance(inputs, list):
             self._send(
-                400, _error("Invalid input JSON: the body must be an object with an inputs list", "VALIDATION_ERROR", self.cid)
+                400,
+                _error(
+                    "Invalid input JSON: the body must be an object with an inputs list",
+                    "VALIDATION_ERROR",
+                    self.cid,
+                ),
             )
             return
         if not inputs:
-            self._send(400, _error("Invalid input: inputs must contain at least one input", "VALIDATION_ERROR", self.cid))
+            self._send(
+                400,
+                _error("Invalid input: inputs must contain at least one input", "VALIDATION_ERROR", self.cid),
+            )
             return
         if len(inputs) > schema.MAX_INPUTS:
             self._send(
@@ -436,7 +487,14 @@ class SandboxHandler(BaseHTTPRequestHandler):
                     f"Batch input limit exceeded: {len(inputs)} inputs received, at most {schema.MAX_INPUTS} allowed",
                     "VALIDATION_ERROR",
                     self.cid,
-                    errors=[{"message": "Too many inputs", "code": "TOO_MANY_INPUTS", "in": "inputs", "context": {}}],
+                    errors=[
+                        {
+                            "message": "Too many inputs",
+                            "code": "TOO_MANY_INPUTS",
+                            "in": "inputs",
+                            "context": {},
+                        }
+                    ],
                 ),
             )
             return
@@ -466,7 +524,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
         elif outcome == "477":
             self._send(
                 477,
-                _error("Migration in progress: this account is being migrated.", "MIGRATION_IN_PROGRESS", self.cid),
+                _error(
+                    "Migration in progress: this account is being migrated.",
+                    "MIGRATION_IN_PROGRESS",
+                    self.cid,
+                ),
                 {"Retry-After": str(faults["retry_after_s"])},
             )
         elif outcome in ("500", "502", "503", "504"):
@@ -475,13 +537,20 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 page = f"<html><head><title>{code} {_phrase(code)}</title></head><body><h1>{_phrase(code)}</h1></body></html>"
                 self._send(code, page.encode(), {"Content-Type": "text/html; charset=UTF-8"})
             else:
-                category = {500: "INTERNAL_ERROR", 502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE", 504: "GATEWAY_TIMEOUT"}
+                category = {
+                    500: "INTERNAL_ERROR",
+                    502: "BAD_GATEWAY",
+                    503: "SERVICE_UNAVAILABLE",
+                    504: "GATEWAY_TIMEOUT",
+                }
                 self._send(code, _error(_phrase(code), category[code], self.cid))
         else:
             return False
         return True
 
-    def _post_store_reply(self, status: int, payload: dict[str, Any], outcome: str, faults: dict[str, Any]) -> None:
+    def _post_store_reply(
+        self, status: int, payload: dict[str, Any], outcome: str, faults: dict[str, Any]
+    ) -> None:
         stored = status in (200, 201, 207)
         if stored and outcome == "reset_after_store":
             self._reset_connection()
@@ -523,7 +592,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _invalid_request(self, problems: list[list[dict[str, str]]]) -> tuple[int, dict[str, Any]]:
         flat = [p for ps in problems for p in ps]
-        return 400, _error(_summary(flat), "VALIDATION_ERROR", self.cid, errors=_sub_errors(flat), context={}, links={})
+        return 400, _error(
+            _summary(flat), "VALIDATION_ERROR", self.cid, errors=_sub_errors(flat), context={}, links={}
+        )
 
     @staticmethod
     def _error_item(problems: list[dict[str, str]], trace_id: str) -> dict[str, Any]:
@@ -549,7 +620,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
             result["objectWriteTraceId"] = trace_id
         return result
 
-    def _batch_body(self, started: str, results: list[dict[str, Any]], errors: list[dict[str, Any]]) -> dict[str, Any]:
+    def _batch_body(
+        self, started: str, results: list[dict[str, Any]], errors: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         state = self.server.state
         body: dict[str, Any] = {"status": "COMPLETE", "results": state.shuffled(results)}
         if errors:
@@ -568,8 +641,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if not multi_status and any(problems):
             return self._invalid_request(problems)
 
-        valid = [(i, {**item, "properties": schema.stored_properties(item.get("properties") or {})})
-                 for i, item in enumerate(inputs) if not problems[i]]
+        valid = [
+            (i, {**item, "properties": schema.stored_properties(item.get("properties") or {})})
+            for i, item in enumerate(inputs)
+            if not problems[i]
+        ]
         stored, conflicts = state.store(valid, all_or_nothing=not multi_status)
         if conflicts and not multi_status:
             existing = [e for _, _, e in conflicts.values() if e]
@@ -580,7 +656,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 message = f'{unique} "{value}" appears more than once in this request; it must be unique'
             sub = [
                 {
-                    "message": f'{n} "{v}" already exists' + (f". Existing ID: {e}" if e else " in this request"),
+                    "message": f'{n} "{v}" already exists'
+                    + (f". Existing ID: {e}" if e else " in this request"),
                     "code": "DUPLICATE_UNIQUE_VALUE",
                     "in": n,
                     "context": {"propertyName": [n], **({"existingId": [e]} if e else {})},
@@ -630,7 +707,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
                         "idProperty",
                     )
                 )
-        ids = [item.get("id") for item in inputs if isinstance(item, dict) and isinstance(item.get("id"), str)]
+        ids = [
+            item.get("id") for item in inputs if isinstance(item, dict) and isinstance(item.get("id"), str)
+        ]
         counts: dict[str, int] = {}
         for value in ids:
             counts[value] = counts.get(value, 0) + 1
@@ -640,8 +719,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 f"Duplicate IDs found in batch input: {dups}. IDs must be unique",
                 "VALIDATION_ERROR",
                 self.cid,
-                errors=[{"message": f"Duplicate id {v}", "code": "DUPLICATE_ID", "in": "id", "context": {"id": [v]}}
-                        for v in dups],
+                errors=[
+                    {
+                        "message": f"Duplicate id {v}",
+                        "code": "DUPLICATE_ID",
+                        "in": "id",
+                        "context": {"id": [v]},
+                    }
+                    for v in dups
+                ],
                 context={},
                 links={},
             )
@@ -654,8 +740,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 {
                     "id": item["id"],
                     "idProperty": item["idProperty"],
-                    "properties": {k: v for k, v in schema.stored_properties(item.get("properties") or {}).items()
-                                   if k != item["idProperty"]},
+                    "properties": {
+                        k: v
+                        for k, v in schema.stored_properties(item.get("properties") or {}).items()
+                        if k != item["idProperty"]
+                    },
                     "objectWriteTraceId": item.get("objectWriteTraceId"),
                 },
             )
@@ -691,7 +780,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if (match := GROUP_RE.match(path)) and not write:
             found = state.group(match.group(1))
             if found is None:
-                self._send(404, _error(f"Unable to find property group {match.group(1)}", "OBJECT_NOT_FOUND", self.cid))
+                self._send(
+                    404,
+                    _error(f"Unable to find property group {match.group(1)}", "OBJECT_NOT_FOUND", self.cid),
+                )
             else:
                 self._send(200, found)
         elif GROUPS_RE.match(path) and write:
@@ -699,7 +791,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
         elif (match := PROPERTY_RE.match(path)) and not write and not GROUPS_RE.match(path):
             found = state.property_named(match.group(1))
             if found is None:
-                self._send(404, _error(f"Unable to find property {match.group(1)}", "OBJECT_NOT_FOUND", self.cid))
+                self._send(
+                    404, _error(f"Unable to find property {match.group(1)}", "OBJECT_NOT_FOUND", self.cid)
+                )
             else:
                 self._send(200, found)
         elif PROPERTIES_RE.match(path) and write:
@@ -719,9 +813,20 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if data is None:
             return
         name, label = (data.get("name"), data.get("label")) if isinstance(data, dict) else (None, None)
-        if not isinstance(name, str) or not schema.PROPERTY_NAME.match(name) or not isinstance(label, str) or not label:
-            self._send(400, _error("name (lower case, digits, underscores) and label are required", "VALIDATION_ERROR",
-                                   self.cid))
+        if (
+            not isinstance(name, str)
+            or not schema.PROPERTY_NAME.match(name)
+            or not isinstance(label, str)
+            or not label
+        ):
+            self._send(
+                400,
+                _error(
+                    "name (lower case, digits, underscores) and label are required",
+                    "VALIDATION_ERROR",
+                    self.cid,
+                ),
+            )
             return
         order = data.get("displayOrder", -1)
         created = self.server.state.create_group(name, label, order if isinstance(order, int) else -1)
@@ -736,17 +841,28 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return
         problems = schema.validate_property_create(data)
         if problems:
-            self._send(400, _error(_summary(problems), "VALIDATION_ERROR", self.cid, errors=_sub_errors(problems)))
+            self._send(
+                400, _error(_summary(problems), "VALIDATION_ERROR", self.cid, errors=_sub_errors(problems))
+            )
             return
         created, why = self.server.state.create_property(data)
         name = data["name"]
         if why == "exists":
             self._send(409, _error(f"A property named {name} already exists.", "CONFLICT", self.cid))
         elif why == "no group":
-            self._send(400, _error(f"Property group {data['groupName']} does not exist.", "VALIDATION_ERROR", self.cid))
+            self._send(
+                400,
+                _error(f"Property group {data['groupName']} does not exist.", "VALIDATION_ERROR", self.cid),
+            )
         elif why == "too many unique":
-            self._send(400, _error("commerce_payments already has the most unique value properties an object can have "
-                                   "(10)", "VALIDATION_ERROR", self.cid))
+            self._send(
+                400,
+                _error(
+                    "commerce_payments already has the most unique value properties an object can have (10)",
+                    "VALIDATION_ERROR",
+                    self.cid,
+                ),
+            )
         else:
             self._send(201, created)
 
@@ -758,7 +874,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
         key = data.get("tokenKey") if isinstance(data, dict) else None
         spec = self.server.state.token_spec(key) if isinstance(key, str) and key else None
         if spec is None or not spec.get("private_app", True):
-            self._send(400, _error("The token is not a valid private app access token.", "VALIDATION_ERROR", self.cid))
+            self._send(
+                400,
+                _error("The token is not a valid private app access token.", "VALIDATION_ERROR", self.cid),
+            )
             return
         self._send(200, {"userId": 1, "hubId": 1, "appId": 1, "scopes": sorted(spec["scopes"])})
 
@@ -788,7 +907,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
             if limit < 1 or after < 0:
                 raise ValueError
         except ValueError:
-            self._send(400, _error("limit must be a positive integer and after a valid cursor", "VALIDATION_ERROR", self.cid))
+            self._send(
+                400,
+                _error(
+                    "limit must be a positive integer and after a valid cursor", "VALIDATION_ERROR", self.cid
+                ),
+            )
             return
         limit = min(limit, 100)
         chunk, nxt = self.server.state.page(after, limit)
@@ -801,7 +925,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def _get(self, pid: str, query: dict[str, list[str]]) -> None:
         state = self.server.state
         id_property = query.get("idProperty", [None])[0]
-        record = state.get_by_unique(id_property, pid) if id_property and id_property != "hs_object_id" else state.get(pid)
+        record = (
+            state.get_by_unique(id_property, pid)
+            if id_property and id_property != "hs_object_id"
+            else state.get(pid)
+        )
         if record is None:
             self._send(404, _error("resource not found", "OBJECT_NOT_FOUND", self.cid))
             return

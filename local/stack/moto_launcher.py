@@ -29,9 +29,8 @@ def main(argv: list[str] | None = None) -> None:
 
         moto_patch.apply()
 
-    from werkzeug.serving import make_server
-
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
 
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # type: ignore[attr-defined]  # as moto.server.main does

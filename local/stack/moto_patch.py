@@ -54,9 +54,7 @@ MOTO_VERSION = "5.2.1"
 
 # sha256 of inspect.getsource(...) (dedented) of what the patch replaces or reproduces.
 PINNED_SOURCES: dict[str, str] = {
-    "moto.sqs.models.Queue.attributes": (
-        "ddf03540564891aa86180cfebb4a8b4eca6fbb0ba4a8f09c5ffdada0038ff8a0"
-    ),
+    "moto.sqs.models.Queue.attributes": ("ddf03540564891aa86180cfebb4a8b4eca6fbb0ba4a8f09c5ffdada0038ff8a0"),
     "moto.sqs.models.Queue.approximate_number_of_messages": (
         "58ad3ae419355f73f13c716a8329bede6a4fe9f7aebb03f07b8e108ce140121b"
     ),
@@ -66,15 +64,9 @@ PINNED_SOURCES: dict[str, str] = {
     "moto.sqs.models.Queue.approximate_number_of_messages_not_visible": (
         "e411bdffb39107eed0fe09295315434e1e621201ebe44636d694423734f4d57b"
     ),
-    "moto.sqs.models.Queue.messages": (
-        "67cdc0178b71ab4cd5a2187379cdac934c0439d55d90c59882c36aebd40b14aa"
-    ),
-    "moto.sqs.models.Message.visible": (
-        "1abcc7861b9a4c5b0c3be942fe350954284299399d4b2f6db6161b685cfc74d9"
-    ),
-    "moto.sqs.models.Message.delayed": (
-        "815515980283b0b02234403fceaaa7381e8ddbb3cfa7f2b29a7c8ac3c53ff2eb"
-    ),
+    "moto.sqs.models.Queue.messages": ("67cdc0178b71ab4cd5a2187379cdac934c0439d55d90c59882c36aebd40b14aa"),
+    "moto.sqs.models.Message.visible": ("1abcc7861b9a4c5b0c3be942fe350954284299399d4b2f6db6161b685cfc74d9"),
+    "moto.sqs.models.Message.delayed": ("815515980283b0b02234403fceaaa7381e8ddbb3cfa7f2b29a7c8ac3c53ff2eb"),
 }
 
 # The SQSBackend operations run under SQS_LOCK. receive_message's long-poll loop and the queue
@@ -327,15 +319,13 @@ def apply(*, force: bool = False) -> bool:
     reasons = stale_reasons()
     if reasons and not force:
         print(
-            "local.stack.moto_patch: NOT applied, moto stays unpatched (SQS slow): "
-            + "; ".join(reasons),
+            "local.stack.moto_patch: NOT applied, moto stays unpatched (SQS slow): " + "; ".join(reasons),
             file=sys.stderr,
             flush=True,
         )
         return False
-    from moto.sqs.models import Queue, SQSBackend
-
     import moto.backends
+    from moto.sqs.models import Queue, SQSBackend
 
     _ORIGINAL_ATTRIBUTES = Queue.__dict__["attributes"]
     Queue.attributes = _PATCHED_PROPERTY  # type: ignore[method-assign, assignment]

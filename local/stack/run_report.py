@@ -35,16 +35,16 @@ class Sample:
     visible: int
     in_flight: int
     dead_letters: int
-    reports: int            # failure reports written (the report queue is not read during the run)
-    created: int            # payments the sandbox stored
-    requests: int           # HubSpot requests the sandbox received
-    throttled: int          # of them answered 429
-    errors: int             # of them answered 4xx/5xx (429 included) or cut off by a fault
+    reports: int  # failure reports written (the report queue is not read during the run)
+    created: int  # payments the sandbox stored
+    requests: int  # HubSpot requests the sandbox received
+    throttled: int  # of them answered 429
+    errors: int  # of them answered 4xx/5xx (429 included) or cut off by a fault
     faults: dict[str, int]  # faults injected so far, by kind
     invocations: int
-    received: int           # records handed to the function
-    retried: int            # records left for redelivery
-    deleted: int            # records settled and deleted
+    received: int  # records handed to the function
+    retried: int  # records left for redelivery
+    deleted: int  # records settled and deleted
 
 
 @dataclass
@@ -93,11 +93,15 @@ class RunRecorder:
         by_status = stats.get("requests_by_status", {})
         errors = sum(int(n) for status, n in by_status.items() if not str(status).startswith("2"))
         return Sample(
-            t=t, visible=counts.get("visible", 0), in_flight=counts.get("in_flight", 0),
+            t=t,
+            visible=counts.get("visible", 0),
+            in_flight=counts.get("in_flight", 0),
             dead_letters=stack.queue_counts(stack.dlq_url)["visible"],
             reports=stack.queue_counts(stack.failure_queue_url)["visible"],
-            created=int(stats.get("payments_stored", 0)), requests=int(stats.get("requests_total", 0)),
-            throttled=int(by_status.get("429", 0)), errors=errors,
+            created=int(stats.get("payments_stored", 0)),
+            requests=int(stats.get("requests_total", 0)),
+            throttled=int(by_status.get("429", 0)),
+            errors=errors,
             faults={k: int(v) for k, v in (stats.get("faults_injected") or {}).items()},
             invocations=int(esm_stats.get("invocations", 0)),
             received=int(esm_stats.get("records_invoked", 0)),
@@ -109,11 +113,16 @@ class RunRecorder:
         """The ESM's ``on_batch`` callback: one finished invocation."""
         end = self.now()
         with self._lock:
-            self.invocations.append(Invocation(
-                start=max(0.0, end - float(batch.get("elapsedS") or 0.0)), end=end,
-                size=int(batch.get("size", 0)),
-                duration_ms=float(batch.get("durationMs") or 0.0), failed=bool(batch.get("wholeBatchFailed")),
-                timed_out=bool(batch.get("timedOut"))))
+            self.invocations.append(
+                Invocation(
+                    start=max(0.0, end - float(batch.get("elapsedS") or 0.0)),
+                    end=end,
+                    size=int(batch.get("size", 0)),
+                    duration_ms=float(batch.get("durationMs") or 0.0),
+                    failed=bool(batch.get("wholeBatchFailed")),
+                    timed_out=bool(batch.get("timedOut")),
+                )
+            )
 
 
 # --------------------------------------------------------------------------- series
@@ -197,8 +206,9 @@ def _concurrency(invocations: list[Invocation], end: float) -> list[Point]:
     return points
 
 
-def build_panels(recorder: RunRecorder, emf_documents: list[dict], titles: list[str],
-                 timeout_s: float) -> list[Panel]:
+def build_panels(
+    recorder: RunRecorder, emf_documents: list[dict], titles: list[str], timeout_s: float
+) -> list[Panel]:
     """The report's panels: one per dashboard metric widget title (in the dashboard's order), then
     the local ones."""
     samples = list(recorder.samples)
@@ -235,73 +245,124 @@ def build_panels(recorder: RunRecorder, emf_documents: list[dict], titles: list[
 
     local: dict[str, Panel] = {
         "payments per outcome": Panel(
-            "", "per second of the run: created = stored by the sandbox, rejected = failure reports written, "
+            "",
+            "per second of the run: created = stored by the sandbox, rejected = failure reports written, "
             "retried = records the function sent back, received = records handed to the function",
-            [Series("created", _per_second(samples, "created", end), PALETTE[2]),
-             Series("rejected (reported)", _per_second(samples, "reports", end), PALETTE[1]),
-             Series("retried (back to the queue)", _per_second(samples, "retried", end), PALETTE[3]),
-             Series("received (counted as invocations end)", _per_second(samples, "received", end),
-                    PALETTE[0], dashed=True)],
-            "payments / s"),
+            [
+                Series("created", _per_second(samples, "created", end), PALETTE[2]),
+                Series("rejected (reported)", _per_second(samples, "reports", end), PALETTE[1]),
+                Series("retried (back to the queue)", _per_second(samples, "retried", end), PALETTE[3]),
+                Series(
+                    "received (counted as invocations end)",
+                    _per_second(samples, "received", end),
+                    PALETTE[0],
+                    dashed=True,
+                ),
+            ],
+            "payments / s",
+        ),
         "hubspot requests": Panel(
-            "", "HubSpot requests in the rolling 10 s window against the rate limit "
+            "",
+            "HubSpot requests in the rolling 10 s window against the rate limit "
             f"({recorder.rate_limit} per 10 s) and what is left of it (Remaining); 429s, errors and "
             "payments with an unknown outcome (EMF PaymentsAmbiguous, per invocation)",
-            [Series("requests per 10 s", in_window, PALETTE[0]),
-             Series("rate limit", [(0.0, limit), (end, limit)], PALETTE[1], dashed=True),
-             Series("Remaining", [(t, max(0.0, limit - v)) for t, v in in_window], PALETTE[2], dashed=True),
-             Series("429 throttled per 10 s", _in_window(samples, "throttled"), PALETTE[3]),
-             Series("errors per 10 s (429 included)", _in_window(samples, "errors"), PALETTE[4]),
-             Series("payments with an unknown outcome", ambiguous, PALETTE[5], markers=True)],
-            "requests"),
+            [
+                Series("requests per 10 s", in_window, PALETTE[0]),
+                Series("rate limit", [(0.0, limit), (end, limit)], PALETTE[1], dashed=True),
+                Series(
+                    "Remaining", [(t, max(0.0, limit - v)) for t, v in in_window], PALETTE[2], dashed=True
+                ),
+                Series("429 throttled per 10 s", _in_window(samples, "throttled"), PALETTE[3]),
+                Series("errors per 10 s (429 included)", _in_window(samples, "errors"), PALETTE[4]),
+                Series("payments with an unknown outcome", ambiguous, PALETTE[5], markers=True),
+            ],
+            "requests",
+        ),
         "hubspot latency": Panel(
-            "", "HubSpot latency p50 and p95 of each invocation's requests (EMF HubSpotLatency), and each "
+            "",
+            "HubSpot latency p50 and p95 of each invocation's requests (EMF HubSpotLatency), and each "
             "invocation's duration (EMF BatchDuration, right axis), at the end of the invocation",
-            [Series("HubSpot p50", lat_p50, PALETTE[0], markers=True),
-             Series("HubSpot p95", lat_p95, PALETTE[1], markers=True),
-             Series("batch duration", batch_ms, PALETTE[4], right=True, markers=True)],
-            "ms", "batch ms"),
+            [
+                Series("HubSpot p50", lat_p50, PALETTE[0], markers=True),
+                Series("HubSpot p95", lat_p95, PALETTE[1], markers=True),
+                Series("batch duration", batch_ms, PALETTE[4], right=True, markers=True),
+            ],
+            "ms",
+            "batch ms",
+        ),
         "payments queue": Panel(
-            "", "the payments queue, sampled every 0.5 s (the age of the oldest payment is not sampled "
-            "locally)",
+            "",
+            "the payments queue, sampled every 0.5 s (the age of the oldest payment is not sampled locally)",
             [Series("waiting", ts("visible"), PALETTE[0]), Series("in flight", ts("in_flight"), PALETTE[3])],
-            "messages"),
+            "messages",
+        ),
         "dead-letter queue": Panel(
-            "", "the dead-letter queue and the failure-report queue, sampled every 0.5 s",
-            [Series("dead-letter queue depth", ts("dead_letters"), PALETTE[1]),
-             Series("failure-report queue depth", ts("reports"), PALETTE[3])],
-            "messages"),
+            "",
+            "the dead-letter queue and the failure-report queue, sampled every 0.5 s",
+            [
+                Series("dead-letter queue depth", ts("dead_letters"), PALETTE[1]),
+                Series("failure-report queue depth", ts("reports"), PALETTE[3]),
+            ],
+            "messages",
+        ),
         "function errors": Panel(
-            "", "invocations ending in each second, and those that failed as a whole (error or timeout); "
+            "",
+            "invocations ending in each second, and those that failed as a whole (error or timeout); "
             "the emulator never throttles",
-            [Series("invocations", [(float(i), v) for i, v in enumerate(per_second_invocations)], PALETTE[0]),
-             Series("errors", [(float(i), v) for i, v in enumerate(per_second_errors)], PALETTE[1])],
-            "invocations / s"),
+            [
+                Series(
+                    "invocations", [(float(i), v) for i, v in enumerate(per_second_invocations)], PALETTE[0]
+                ),
+                Series("errors", [(float(i), v) for i, v in enumerate(per_second_errors)], PALETTE[1]),
+            ],
+            "invocations / s",
+        ),
         "function duration": Panel(
-            "", f"each invocation's duration, at its end, against the function's timeout ({timeout_s:g} s)",
-            [Series("duration", [(i.end, i.duration_ms) for i in invocation_ends], PALETTE[0], markers=True),
-             Series("timeout", [(0.0, timeout_s * 1000), (end, timeout_s * 1000)], PALETTE[1], dashed=True)],
-            "ms"),
+            "",
+            f"each invocation's duration, at its end, against the function's timeout ({timeout_s:g} s)",
+            [
+                Series(
+                    "duration", [(i.end, i.duration_ms) for i in invocation_ends], PALETTE[0], markers=True
+                ),
+                Series(
+                    "timeout", [(0.0, timeout_s * 1000), (end, timeout_s * 1000)], PALETTE[1], dashed=True
+                ),
+            ],
+            "ms",
+        ),
         "function concurrency": Panel(
-            "", "invocations running at once",
+            "",
+            "invocations running at once",
             [Series("concurrent executions", _concurrency(recorder.invocations, end), PALETTE[0])],
-            "invocations"),
+            "invocations",
+        ),
     }
     panels = []
     for title in titles:
         key = next((k for k in local if title.lower().startswith(k)), None)
         if key is None:
-            raise ValueError(f"the dashboard widget {title!r} has no local panel in "
-                             "local/stack/run_report.py")
+            raise ValueError(
+                f"the dashboard widget {title!r} has no local panel in local/stack/run_report.py"
+            )
         panel = local[key]
         panel.title = title
         panels.append(panel)
     kinds = sorted({k for s in samples for k in s.faults})
-    panels.append(Panel(
-        "Faults injected by the HubSpot sandbox (local only)", "cumulative, by kind (--sandbox-faults)",
-        [Series(kind, [(s.t, float(s.faults.get(kind, 0))) for s in samples], PALETTE[n % len(PALETTE)])
-         for n, kind in enumerate(kinds)] or [Series("none injected", [(0.0, 0.0), (end, 0.0)], PALETTE[7])],
-        "faults", local_only=True))
+    panels.append(
+        Panel(
+            "Faults injected by the HubSpot sandbox (local only)",
+            "cumulative, by kind (--sandbox-faults)",
+            [
+                Series(
+                    kind, [(s.t, float(s.faults.get(kind, 0))) for s in samples], PALETTE[n % len(PALETTE)]
+                )
+                for n, kind in enumerate(kinds)
+            ]
+            or [Series("none injected", [(0.0, 0.0), (end, 0.0)], PALETTE[7])],
+            "faults",
+            local_only=True,
+        )
+    )
     return panels
 
 
@@ -351,9 +412,11 @@ def _svg(panel: Panel, end: float) -> str:
     def y(v: float, right: bool) -> float:
         return TOP + ph - ph * v / (right_max if right else left_max)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
-             f'role="img" aria-label="{html.escape(panel.title)}">',
-             f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="#fff" stroke="#ccc"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
+        f'role="img" aria-label="{html.escape(panel.title)}">',
+        f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="#fff" stroke="#ccc"/>',
+    ]
     for k in range(5):
         value = left_max * k / 4
         yy = y(value, False)
@@ -364,30 +427,41 @@ def _svg(panel: Panel, end: float) -> str:
             parts.append(f'<text x="{LEFT + pw + 4}" y="{yy + 4:.1f}" class="tick">{rv:g}</text>')
     for k in range(6):
         t = x_max * k / 5  # x_max is 1, 2, 2.5 or 5 times a power of ten: fifths are round
-        parts.append(f'<text x="{x(t):.1f}" y="{TOP + ph + 14}" text-anchor="middle" '
-                     f'class="tick">{t:g}</text>')
-    parts.append(f'<text x="{LEFT + pw / 2}" y="{H - 4}" text-anchor="middle" class="tick">seconds since the '
-                 f'drain started</text>')
+        parts.append(
+            f'<text x="{x(t):.1f}" y="{TOP + ph + 14}" text-anchor="middle" class="tick">{t:g}</text>'
+        )
+    parts.append(
+        f'<text x="{LEFT + pw / 2}" y="{H - 4}" text-anchor="middle" class="tick">seconds since the '
+        f"drain started</text>"
+    )
     if panel.y_label:
-        parts.append(f'<text x="12" y="{TOP + ph / 2}" transform="rotate(-90 12 {TOP + ph / 2})" '
-                     f'text-anchor="middle" class="tick">{html.escape(panel.y_label)}</text>')
+        parts.append(
+            f'<text x="12" y="{TOP + ph / 2}" transform="rotate(-90 12 {TOP + ph / 2})" '
+            f'text-anchor="middle" class="tick">{html.escape(panel.y_label)}</text>'
+        )
     if panel.right_label:
         xr = W - 10
-        parts.append(f'<text x="{xr}" y="{TOP + ph / 2}" transform="rotate(90 {xr} {TOP + ph / 2})" '
-                     f'text-anchor="middle" class="tick">{html.escape(panel.right_label)}</text>')
+        parts.append(
+            f'<text x="{xr}" y="{TOP + ph / 2}" transform="rotate(90 {xr} {TOP + ph / 2})" '
+            f'text-anchor="middle" class="tick">{html.escape(panel.right_label)}</text>'
+        )
     for s in panel.series:
         if not s.points:
             continue
         coords = " ".join(f"{x(t):.1f},{y(v, s.right):.1f}" for t, v in s.points)
         dash = ' stroke-dasharray="5 3"' if s.dashed else ""
         peak = max(v for _, v in s.points)
-        parts.append(f'<polyline class="series" data-label="{html.escape(s.label)}" '
-                     f'data-points="{len(s.points)}" points="{coords}" fill="none" stroke="{s.color}" '
-                     f'stroke-width="1.6"{dash}>'
-                     f'<title>{html.escape(s.label)} (max {peak:g})</title></polyline>')
+        parts.append(
+            f'<polyline class="series" data-label="{html.escape(s.label)}" '
+            f'data-points="{len(s.points)}" points="{coords}" fill="none" stroke="{s.color}" '
+            f'stroke-width="1.6"{dash}>'
+            f"<title>{html.escape(s.label)} (max {peak:g})</title></polyline>"
+        )
         if s.markers:  # sparse series (one point per invocation): each point shows
-            parts.extend(f'<circle cx="{x(t):.1f}" cy="{y(v, s.right):.1f}" r="3" fill="{s.color}"/>'
-                         for t, v in s.points)
+            parts.extend(
+                f'<circle cx="{x(t):.1f}" cy="{y(v, s.right):.1f}" r="3" fill="{s.color}"/>'
+                for t, v in s.points
+            )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -397,8 +471,10 @@ def _legend(panel: Panel) -> str:
     for s in panel.series:
         style = "dashed" if s.dashed else "solid"
         side = " (right axis)" if s.right else ""
-        items.append(f'<li><span class="swatch" style="border-top: 3px {style} {s.color}"></span>'
-                     f'{html.escape(s.label)}{side}</li>')
+        items.append(
+            f'<li><span class="swatch" style="border-top: 3px {style} {s.color}"></span>'
+            f"{html.escape(s.label)}{side}</li>"
+        )
     return '<ul class="legend">' + "".join(items) + "</ul>"
 
 
@@ -425,24 +501,37 @@ def render_html(panels: list[Panel], summary_rows: list[tuple[str, Any]], headin
     sections = []
     for n, panel in enumerate(panels):
         cls = "panel local" if panel.local_only else "panel"
-        sections.append(f'<section class="{cls}" id="panel-{n}"><h2>{html.escape(panel.title)}</h2>'
-                        f'<p class="note">{html.escape(panel.note)}</p>{_svg(panel, end)}{_legend(panel)}'
-                        "</section>")
-    rows = "".join(f"<tr><td>{html.escape(str(label))}</td><td>{html.escape(str(value))}</td></tr>"
-                   for label, value in summary_rows)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-            f"<title>{html.escape(heading)}</title><style>{CSS}</style></head><body>"
-            f"<h1>{html.escape(heading)}</h1><p class=\"sub\">The panels carry the titles of the deployed "
-            f"CloudWatch dashboard's widgets (docs/operations.md, \"The dashboard\"); each shows what "
-            f"this local run measured of the same thing.</p>"
-            f'<div class="grid">{"".join(sections)}</div>'
-            f'<h2>Summary</h2><table class="summary">{rows}</table>'
-            "</body></html>\n")
+        sections.append(
+            f'<section class="{cls}" id="panel-{n}"><h2>{html.escape(panel.title)}</h2>'
+            f'<p class="note">{html.escape(panel.note)}</p>{_svg(panel, end)}{_legend(panel)}'
+            "</section>"
+        )
+    rows = "".join(
+        f"<tr><td>{html.escape(str(label))}</td><td>{html.escape(str(value))}</td></tr>"
+        for label, value in summary_rows
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        f"<title>{html.escape(heading)}</title><style>{CSS}</style></head><body>"
+        f'<h1>{html.escape(heading)}</h1><p class="sub">The panels carry the titles of the deployed '
+        f'CloudWatch dashboard\'s widgets (docs/operations.md, "The dashboard"); each shows what '
+        f"this local run measured of the same thing.</p>"
+        f'<div class="grid">{"".join(sections)}</div>'
+        f'<h2>Summary</h2><table class="summary">{rows}</table>'
+        "</body></html>\n"
+    )
 
 
-def write_report(path: Path, recorder: RunRecorder, emf_documents: list[dict], template_path: str | Path,
-                 summary_rows: list[tuple[str, Any]], timeout_s: float, heading: str) -> Path:
+def write_report(
+    path: Path,
+    recorder: RunRecorder,
+    emf_documents: list[dict],
+    template_path: str | Path,
+    summary_rows: list[tuple[str, Any]],
+    timeout_s: float,
+    heading: str,
+) -> Path:
     panels = build_panels(recorder, emf_documents, dashboard_titles(template_path), timeout_s)
     end = max([s.t for s in recorder.samples] + [i.end for i in recorder.invocations] + [1.0])
     path.parent.mkdir(parents=True, exist_ok=True)

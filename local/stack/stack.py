@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from local.hubspot_sandbox.runner import start_sandbox, stop_process
+
 from .aws import MotoServer, Resources, boto3_client, create_resources, queue_counts
 from .dynamodb_local import DynamoDBLocal
 from .esm import DrainResult, EventSourceMapping, FunctionSpec, LogSink, SourceSpec
-from .template import DEFAULT_TEMPLATE, DEFAULT_STACK_NAME, Template
+from .template import DEFAULT_STACK_NAME, DEFAULT_TEMPLATE, Template
 from .workload import WorkItem
-from local.hubspot_sandbox.runner import start_sandbox, stop_process
 
 
 @dataclass
@@ -92,8 +93,12 @@ class LocalStack:
         from local.hubspot_sandbox import SandboxConfig
 
         # The template first (without physical resources) for the sandbox's rate limit.
-        probe = Template(self.template_path, self._overrides("http://127.0.0.1:1"), region=self.region,
-                         stack_name=self.stack_name)
+        probe = Template(
+            self.template_path,
+            self._overrides("http://127.0.0.1:1"),
+            region=self.region,
+            stack_name=self.stack_name,
+        )
         cfg = self.sandbox_config
         if cfg is None:
             cfg = SandboxConfig()
@@ -120,18 +125,29 @@ class LocalStack:
         self.sandbox = start_sandbox(cfg, new_session=True)  # --keep-running may leave it up
         self._stack.callback(stop_process, self.sandbox.process)
 
-        self.template = Template(self.template_path, self._overrides(self.sandbox.base_url), region=self.region,
-                                 stack_name=self.stack_name)
-        self.resources = create_resources(self.template, self.moto.endpoint,
-                                          dynamodb_endpoint=self.dynamodb_endpoint, hubspot_token=token,
-                                          secret_format=self.secret_format)
+        self.template = Template(
+            self.template_path,
+            self._overrides(self.sandbox.base_url),
+            region=self.region,
+            stack_name=self.stack_name,
+        )
+        self.resources = create_resources(
+            self.template,
+            self.moto.endpoint,
+            dynamodb_endpoint=self.dynamodb_endpoint,
+            hubspot_token=token,
+            secret_format=self.secret_format,
+        )
         settings = self.template.function(self.function_id, self.resources.physical)
         ev = settings.sqs_event
         if ev is None:
             raise ValueError(f"{self.function_id} has no SQS event in {self.template_path}")
         self.function = FunctionSpec.from_settings(
-            settings, name=self.resources.physical[self.function_id].ref, region=self.region,
-            account_id=self.template.account_id, aws_endpoint=self.moto.endpoint,
+            settings,
+            name=self.resources.physical[self.function_id].ref,
+            region=self.region,
+            account_id=self.template.account_id,
+            aws_endpoint=self.moto.endpoint,
             dynamodb_endpoint=self.dynamodb_endpoint,
         )
         self.source = SourceSpec.from_event(ev, self.resources, self.region)
@@ -215,9 +231,14 @@ class LocalStack:
         seen: dict[str, dict] = {}
         handles: list[str] = []
         while True:
-            msgs = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                             VisibilityTimeout=60, MessageSystemAttributeNames=["All"],
-                                             MessageAttributeNames=["All"]).get("Messages", [])
+            msgs = self._sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0,
+                VisibilityTimeout=60,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
             if not msgs:
                 break
             for m in msgs:
@@ -229,7 +250,8 @@ class LocalStack:
                 self._sqs.delete_message_batch(QueueUrl=url, Entries=entries)
             else:
                 self._sqs.change_message_visibility_batch(
-                    QueueUrl=url, Entries=[{**e, "VisibilityTimeout": 0} for e in entries])
+                    QueueUrl=url, Entries=[{**e, "VisibilityTimeout": 0} for e in entries]
+                )
         return list(seen.values())
 
     def failure_reports(self, *, delete: bool = False) -> list[dict]:
@@ -255,12 +277,19 @@ class LocalStack:
                 on_batch(batch)
 
         self.esm_instance = EventSourceMapping(
-            self.function, self.source, aws_endpoint=self.endpoint, sink=self.sink, on_batch=record,
-            default_concurrency=self.default_concurrency, **kwargs,
+            self.function,
+            self.source,
+            aws_endpoint=self.endpoint,
+            sink=self.sink,
+            on_batch=record,
+            default_concurrency=self.default_concurrency,
+            **kwargs,
         )
         return self.esm_instance
 
-    def drain(self, timeout: float = 120.0, progress: Callable[[dict, dict], None] | None = None) -> DrainResult:
+    def drain(
+        self, timeout: float = 120.0, progress: Callable[[dict, dict], None] | None = None
+    ) -> DrainResult:
         esm = self.esm_instance or self.esm()
         try:
             return esm.drain_until_empty(timeout=timeout, progress=progress)
@@ -276,8 +305,14 @@ class LocalStack:
             "dynamodb_local_pid": self.dynamodb.pid if self.dynamodb else None,
             "hubspot_sandbox": self.sandbox.base_url,
             "sandbox_pid": self.sandbox.pid,
-            "queues": {lid: p.ref for lid, p in self.resources.physical.items() if self.resources.types.get(lid) == "AWS::SQS::Queue"},
-            "token_secret": self.function.environment.get("HUBSPOT_TOKEN_SECRET_ID") if self.function else None,
+            "queues": {
+                lid: p.ref
+                for lid, p in self.resources.physical.items()
+                if self.resources.types.get(lid) == "AWS::SQS::Queue"
+            },
+            "token_secret": self.function.environment.get("HUBSPOT_TOKEN_SECRET_ID")
+            if self.function
+            else None,
         }
 
     def detach(self) -> dict[str, Any]:

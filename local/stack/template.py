@@ -94,8 +94,11 @@ def translate(sam: dict, parameters: Mapping[str, Any], region: str) -> dict:
         for key in ("CodeUri", "ContentUri"):
             if isinstance(props.get(key), str):
                 props[key] = f"s3://{LOCAL_BUCKET}/{props[key]}"
-    translator = Translator(managed_policy_map=get_bundled_managed_policy_map("aws"), sam_parser=Parser(),
-                            boto_session=boto3.session.Session(region_name=region))
+    translator = Translator(
+        managed_policy_map=get_bundled_managed_policy_map("aws"),
+        sam_parser=Parser(),
+        boto_session=boto3.session.Session(region_name=region),
+    )
     try:
         return translator.translate(sam, parameter_values=dict(parameters))
     except InvalidDocumentException as error:
@@ -141,9 +144,14 @@ class Template:
         return True if cond is None else self.condition(cond)
 
     def _ref(self, name: str, physical: Physical) -> Any:
-        pseudo = {"AWS::Region": self.region, "AWS::AccountId": self.account_id,
-                  "AWS::StackName": self.stack_name, "AWS::Partition": "aws",
-                  "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": _NO_VALUE}
+        pseudo = {
+            "AWS::Region": self.region,
+            "AWS::AccountId": self.account_id,
+            "AWS::StackName": self.stack_name,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": _NO_VALUE,
+        }
         for known in (pseudo, self.parameters):
             if name in known:
                 return known[name]
@@ -199,8 +207,9 @@ class Template:
     def _fn(self, key: str, arg: Any, physical: Physical) -> Any:
         r = lambda v: self._resolve(v, physical)  # noqa: E731
         functions = {
-            "Fn::GetAtt": lambda a: self._getatt(*(a.split(".", 1) if isinstance(a, str) else map(r, a)),
-                                                 physical),
+            "Fn::GetAtt": lambda a: self._getatt(
+                *(a.split(".", 1) if isinstance(a, str) else map(r, a)), physical
+            ),
             "Fn::Sub": lambda a: self._sub(a, physical),
             "Fn::If": lambda a: r(a[1]) if self.condition(a[0]) else r(a[2]),
             "Fn::FindInMap": lambda a: self._find_in_map(*(_scalar_str(r(x)) for x in a[:3])),
@@ -232,7 +241,9 @@ class Template:
     def properties(self, logical_id: str, physical: Physical | None = None) -> dict:
         return self.resolve(self.resources[logical_id].get("Properties") or {}, physical or {})
 
-    def function(self, logical_id: str = "DrainFunction", physical: Physical | None = None) -> FunctionSettings:
+    def function(
+        self, logical_id: str = "DrainFunction", physical: Physical | None = None
+    ) -> FunctionSettings:
         """The function's settings; its environment needs ``physical`` for Refs to resources."""
         resource = self.resources.get(logical_id) or {}
         if resource.get("Type") != "AWS::Lambda::Function":
@@ -250,8 +261,11 @@ class Template:
             memory_size=int(value("MemorySize", 128)),
             runtime=value("Runtime"),
             # Layers given as ARNs (e.g. the public Powertools layer) are satisfied by the venv.
-            layer_dirs=tuple(self._folder(self.resources[lid]["Properties"]["Content"])
-                             for lid in layers if lid in self.resources),
+            layer_dirs=tuple(
+                self._folder(self.resources[lid]["Properties"]["Content"])
+                for lid in layers
+                if lid in self.resources
+            ),
             environment={k: _scalar_str(v) for k, v in variables.items()},
             sqs_event=self._sqs_event(logical_id, physical),
         )

@@ -52,7 +52,9 @@ def _valid_payment(rng: random.Random, key: str, when: datetime) -> dict:
     amount = rng.randint(100, 500_000) / 100 if currency != "JPY" else rng.randint(100, 50_000)
     props = {
         "hs_initial_amount": f"{amount:.2f}" if currency != "JPY" else str(int(amount)),
-        "hs_initiated_date": (when - timedelta(seconds=rng.randint(0, 86_400 * 30))).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "hs_initiated_date": (when - timedelta(seconds=rng.randint(0, 86_400 * 30))).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        ),
         "hs_currency_code": currency,
         "hs_latest_status": rng.choice(_STATUSES),
         "hs_payment_method_type": rng.choice(_METHODS),
@@ -69,10 +71,12 @@ def _valid_payment(rng: random.Random, key: str, when: datetime) -> dict:
         props["hs_internal_comment"] = "imported from the billing system"
     body: dict = {"paymentKey": key, "properties": props}
     if rng.random() < 0.25:
-        body["associations"] = [{
-            "to": {"id": str(rng.randint(1000, 999_999))},
-            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}],
-        }]
+        body["associations"] = [
+            {
+                "to": {"id": str(rng.randint(1000, 999_999))},
+                "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}],
+            }
+        ]
     return body
 
 
@@ -81,7 +85,9 @@ def _invalid(rng: random.Random, kind: str, key: str, when: datetime) -> tuple[s
     props = body["properties"]
     if kind == "malformed_json":
         text = json.dumps(body)
-        return rng.choice([text[: len(text) // 2], text.replace('"', "'"), "not json at all", text + "}"]), None
+        return rng.choice(
+            [text[: len(text) // 2], text.replace('"', "'"), "not json at all", text + "}"]
+        ), None
     if kind == "missing_amount":
         del props["hs_initial_amount"]
     elif kind == "non_numeric_amount":
@@ -91,8 +97,13 @@ def _invalid(rng: random.Random, kind: str, key: str, when: datetime) -> tuple[s
     elif kind == "bad_currency":
         props["hs_currency_code"] = rng.choice(["EURO", "XYZ", "usd", "€"])
     elif kind == "bad_enum_option":
-        field, value = rng.choice([("hs_payment_method_type", "bitcoin"), ("hs_latest_status", "paid"),
-                                   ("hs_payment_method_type", "Card")])
+        field, value = rng.choice(
+            [
+                ("hs_payment_method_type", "bitcoin"),
+                ("hs_latest_status", "paid"),
+                ("hs_payment_method_type", "Card"),
+            ]
+        )
         props[field] = value
     elif kind == "wrong_types":
         choice = rng.randrange(3)

@@ -32,33 +32,62 @@ SEED = int(os.environ.get("CHAOS_SEED", "20261127"))
 FUNCTION_DIR = Path(__file__).parent / "function"
 UNIQUE = "payment_key"
 FAST = {  # short timeouts so that redeliveries happen within the run; the rest is template.yaml's
-    "BatchSize": "20", "BatchingWindowSeconds": "1", "FunctionTimeoutSeconds": "10",
-    "QueueVisibilityTimeoutSeconds": "12", "MaxReceiveCount": "20",
-    "HubSpotUnavailableHoldSeconds": "2", "DailyLimitHoldSeconds": "3",
+    "BatchSize": "20",
+    "BatchingWindowSeconds": "1",
+    "FunctionTimeoutSeconds": "10",
+    "QueueVisibilityTimeoutSeconds": "12",
+    "MaxReceiveCount": "20",
+    "HubSpotUnavailableHoldSeconds": "2",
+    "DailyLimitHoldSeconds": "3",
 }
 # Faults after which HubSpot surely did not store, or said it stored (a hang stores nothing; an
 # unreadable 2xx still means stored; a 2xx with errors[] names its failed inputs).
-SANDBOX_FAULTS = {"p_429": 0.08, "p_500": 0.05, "p_503": 0.05, "p_reset": 0.04, "latency_ms": 20,
-                  "latency_jitter_ms": 60, "retry_after_s": 1, "p_hang": 0.02, "hang_max_s": 30,
-                  "p_stored_then_unreadable": 0.03, "p_2xx_with_errors": 0.05,
-                  "p_daily_spell": 0.01, "daily_spell_s": 3}
+SANDBOX_FAULTS = {
+    "p_429": 0.08,
+    "p_500": 0.05,
+    "p_503": 0.05,
+    "p_reset": 0.04,
+    "latency_ms": 20,
+    "latency_jitter_ms": 60,
+    "retry_after_s": 1,
+    "p_hang": 0.02,
+    "hang_max_s": 30,
+    "p_stored_then_unreadable": 0.03,
+    "p_2xx_with_errors": 0.05,
+    "p_daily_spell": 0.01,
+    "daily_spell_s": 3,
+}
 # Faults after which the drain cannot know whether HubSpot stored the payments.
-AMBIGUOUS_FAULTS = {"p_stored_then_timeout": 0.08, "p_reset_after_store": 0.08, "stored_then_timeout_delay_s": 4,
-                    "p_trickle": 0.03, "trickle_interval_s": 0.5}
+AMBIGUOUS_FAULTS = {
+    "p_stored_then_timeout": 0.08,
+    "p_reset_after_store": 0.08,
+    "stored_then_timeout_delay_s": 4,
+    "p_trickle": 0.03,
+    "trickle_interval_s": 0.5,
+}
 
 
 def hostile_bodies() -> list[workload.WorkItem]:
     """What producers really send now and then: an emoji cut in half (a lone surrogate escape),
     JSON nested far deeper than any parser's guard, a body near the queue's size limit whose
     report, escaped, would be twice the limit. Each must end in exactly one report."""
+
     def bad_amount(key: str, value: str) -> str:  # invalid for its amount, which holds the hostile text
-        return json.dumps({"paymentKey": key, "properties": {"hs_initial_amount": value,
-                                                             "hs_initiated_date": "2026-11-27T10:00:00Z"}})
+        return json.dumps(
+            {
+                "paymentKey": key,
+                "properties": {"hs_initial_amount": value, "hs_initiated_date": "2026-11-27T10:00:00Z"},
+            }
+        )
 
     deep = '{"paymentKey": "hostile-deep", "properties": ' + "[" * 20_000 + "]" * 20_000 + "}"
-    return [workload.WorkItem(bad_amount("hostile-surrogate", "caf\ud83d"), "lone_surrogate", "hostile-surrogate"),
-            workload.WorkItem(deep, "deeply_nested", "hostile-deep"),
-            workload.WorkItem(bad_amount("hostile-big", '"' * 520_000), "near_size_limit", "hostile-big")]
+    return [
+        workload.WorkItem(
+            bad_amount("hostile-surrogate", "caf\ud83d"), "lone_surrogate", "hostile-surrogate"
+        ),
+        workload.WorkItem(deep, "deeply_nested", "hostile-deep"),
+        workload.WorkItem(bad_amount("hostile-big", '"' * 520_000), "near_size_limit", "hostile-big"),
+    ]
 
 
 def workload_with_resends(count: int, seed: int) -> list[workload.WorkItem]:
@@ -72,15 +101,25 @@ def workload_with_resends(count: int, seed: int) -> list[workload.WorkItem]:
 
 
 def run_chaos(parameters: dict, sandbox_faults: dict, chaos: dict, seed: int) -> dict:
-    config = SandboxConfig(seed=seed, unique_property=UNIQUE if parameters.get("HubSpotUniqueProperty") else None)
-    with LocalStack(parameters={**FAST, **parameters}, sandbox_config=config, sandbox_faults=sandbox_faults) as stack:
+    config = SandboxConfig(
+        seed=seed, unique_property=UNIQUE if parameters.get("HubSpotUniqueProperty") else None
+    )
+    with LocalStack(
+        parameters={**FAST, **parameters}, sandbox_config=config, sandbox_faults=sandbox_faults
+    ) as stack:
         function = stack.function
         stack.function = dataclasses.replace(
-            function, handler="chaos_app.lambda_handler", code_uri=FUNCTION_DIR,
+            function,
+            handler="chaos_app.lambda_handler",
+            code_uri=FUNCTION_DIR,
             layer_dirs=(*function.layer_dirs, function.code_uri),
-            environment={**function.environment, "HUBSPOT_READ_TIMEOUT_SECONDS": "2", "CHAOS_SEED": str(seed),
-                         "DAILY_LIMIT_PROBE_SECONDS": "2",
-                         **{f"CHAOS_{k.upper()}": str(v) for k, v in chaos.items()}},
+            environment={
+                **function.environment,
+                "HUBSPOT_READ_TIMEOUT_SECONDS": "2",
+                "CHAOS_SEED": str(seed),
+                "DAILY_LIMIT_PROBE_SECONDS": "2",
+                **{f"CHAOS_{k.upper()}": str(v) for k, v in chaos.items()},
+            },
         )
         items = workload_with_resends(COUNT, seed)
         enq = stack.enqueue(items)
@@ -92,12 +131,21 @@ def run_chaos(parameters: dict, sandbox_faults: dict, chaos: dict, seed: int) ->
             created[item.payment_key if item else f"unknown:{payment.get('id')}"] += 1
         reports = Counter(r["messageId"] for r in stack.failure_reports())
         state = {
-            "drained": result.empty, "elapsed_s": round(result.elapsed_s, 1), "items": items, "enq": enq,
-            "created": created, "reports": reports, "queue": stack.queue_counts(),
-            "dlq": stack.queue_counts(stack.dlq_url), "metrics": stack.sink.metrics(),
-            "sandbox": stack.sandbox.control.stats(), "invocations": len(stack.batches),
+            "drained": result.empty,
+            "elapsed_s": round(result.elapsed_s, 1),
+            "items": items,
+            "enq": enq,
+            "created": created,
+            "reports": reports,
+            "queue": stack.queue_counts(),
+            "dlq": stack.queue_counts(stack.dlq_url),
+            "metrics": stack.sink.metrics(),
+            "sandbox": stack.sandbox.control.stats(),
+            "invocations": len(stack.batches),
             "failed_invocations": sum(1 for b in stack.batches if b.get("error")),
-            "sigkilled": sum(1 for b in stack.batches if "(-9)" in str((b.get("error") or {}).get("errorMessage"))),
+            "sigkilled": sum(
+                1 for b in stack.batches if "(-9)" in str((b.get("error") or {}).get("errorMessage"))
+            ),
         }
     print_summary(state, seed)
     return state
@@ -105,16 +153,29 @@ def run_chaos(parameters: dict, sandbox_faults: dict, chaos: dict, seed: int) ->
 
 def print_summary(state: dict, seed: int) -> None:
     metric = lambda name: int(state["metrics"].get(name, {}).get("sum", 0))  # noqa: E731
-    print(json.dumps({
-        "seed": seed, "messages": len(state["items"]), "drained": state["drained"], "elapsed_s": state["elapsed_s"],
-        "created_keys": len(state["created"]), "created_more_than_once": sum(1 for n in state["created"].values() if n > 1),
-        "reported_messages": len(state["reports"]), "queue": state["queue"], "dlq": state["dlq"],
-        "invocations": state["invocations"], "failed_invocations": state["failed_invocations"],
-        "sigkilled": state["sigkilled"],
-        "hubspot_requests_by_status": state["sandbox"]["requests_by_status"],
-        "faults_injected": state["sandbox"]["faults_injected"],
-        "duplicates_settled": metric("PaymentsDuplicate"), "ambiguous": metric("PaymentsAmbiguous"),
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "seed": seed,
+                "messages": len(state["items"]),
+                "drained": state["drained"],
+                "elapsed_s": state["elapsed_s"],
+                "created_keys": len(state["created"]),
+                "created_more_than_once": sum(1 for n in state["created"].values() if n > 1),
+                "reported_messages": len(state["reports"]),
+                "queue": state["queue"],
+                "dlq": state["dlq"],
+                "invocations": state["invocations"],
+                "failed_invocations": state["failed_invocations"],
+                "sigkilled": state["sigkilled"],
+                "hubspot_requests_by_status": state["sandbox"]["requests_by_status"],
+                "faults_injected": state["sandbox"]["faults_injected"],
+                "duplicates_settled": metric("PaymentsDuplicate"),
+                "ambiguous": metric("PaymentsAmbiguous"),
+            },
+            indent=1,
+        )
+    )
 
 
 def check_invariant(state: dict, *, exactly_once: bool = True) -> None:
@@ -136,9 +197,12 @@ def check_invariant(state: dict, *, exactly_once: bool = True) -> None:
 
 
 def test_invariant_holds_under_every_fault_with_the_unique_property():
-    state = run_chaos({"HubSpotUniqueProperty": UNIQUE}, {**SANDBOX_FAULTS, **AMBIGUOUS_FAULTS},
-                      {"p_crash": 0.1, "p_kill": 0.2, "p_kill_after_answer": 0.2, "p_stall": 0.05,
-                       "p_report_fail": 0.2}, SEED)
+    state = run_chaos(
+        {"HubSpotUniqueProperty": UNIQUE},
+        {**SANDBOX_FAULTS, **AMBIGUOUS_FAULTS},
+        {"p_crash": 0.1, "p_kill": 0.2, "p_kill_after_answer": 0.2, "p_stall": 0.05, "p_report_fail": 0.2},
+        SEED,
+    )
     check_invariant(state)
     faults = state["sandbox"]["faults_injected"]
     assert faults.get("stored_then_timeout", 0) + faults.get("reset_after_store", 0) > 0  # ambiguity was real
@@ -149,8 +213,12 @@ def test_invariant_holds_under_every_fault_with_the_unique_property():
 def test_the_ledger_alone_gives_exactly_once_when_no_reply_is_ambiguous():
     # Kills only where no HubSpot exchange is left unrecorded: a kill with a chunk in flight, or
     # between an answer and its record, is an ambiguous reply (the first run covers those).
-    state = run_chaos({"HubSpotUniqueProperty": ""}, SANDBOX_FAULTS,
-                      {"p_crash": 0.2, "p_kill_at_aws": 0.3, "p_report_fail": 0.2}, SEED + 1)
+    state = run_chaos(
+        {"HubSpotUniqueProperty": ""},
+        SANDBOX_FAULTS,
+        {"p_crash": 0.2, "p_kill_at_aws": 0.3, "p_report_fail": 0.2},
+        SEED + 1,
+    )
     check_invariant(state)
     assert state["sigkilled"] > 0 and state["metrics"]["PaymentsDuplicate"]["sum"] > 0
 
@@ -158,7 +226,9 @@ def test_the_ledger_alone_gives_exactly_once_when_no_reply_is_ambiguous():
 def test_without_the_unique_property_ambiguous_replies_are_counted_and_nothing_is_lost():
     # No stalls here: an invocation killed mid-batch never prints its metrics, so the count would
     # be short by what it saw (its payments are counted again, once, when they are reclaimed).
-    state = run_chaos({"HubSpotUniqueProperty": ""}, {**SANDBOX_FAULTS, **AMBIGUOUS_FAULTS}, {"p_crash": 0.1}, SEED + 2)
+    state = run_chaos(
+        {"HubSpotUniqueProperty": ""}, {**SANDBOX_FAULTS, **AMBIGUOUS_FAULTS}, {"p_crash": 0.1}, SEED + 2
+    )
     check_invariant(state, exactly_once=False)
     extra = sum(n - 1 for n in state["created"].values())
     ambiguous = state["metrics"].get("PaymentsAmbiguous", {}).get("sum", 0)

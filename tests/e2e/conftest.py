@@ -1,4 +1,5 @@
 """End-to-end fixtures: the whole local stack (moto, sandbox, ESM emulator, the real handler)."""
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict

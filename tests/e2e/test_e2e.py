@@ -1,4 +1,5 @@
 """The invariant (README, "How it works"), end to end on the local stack, with the real handler."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """Containers killed with SIGKILL mid-batch, on the local stack with the real handler and ledger."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,7 +22,8 @@ def test_a_container_killed_with_a_chunk_in_flight_never_resends_the_chunks_alre
     # One call at a time, each answered after 2 s: a batch of 300 is chunk 1, chunk 2, chunk 3.
     stack = local_stack({"BatchSize": "300", "MaximumConcurrency": "2"}, sandbox_faults={"latency_ms": 2000})
     stack.function = dataclasses.replace(
-        stack.function, environment={**stack.function.environment, "HUBSPOT_MAX_PARALLEL_CALLS": "1"})
+        stack.function, environment={**stack.function.environment, "HUBSPOT_MAX_PARALLEL_CALLS": "1"}
+    )
     items = workload.generate(600, invalid_share=0.0, seed=5)
     enq = stack.enqueue(items)
     control = stack.sandbox.control
@@ -49,7 +51,9 @@ def test_a_container_killed_with_a_chunk_in_flight_never_resends_the_chunks_alre
     assert set(state["created"]) == {it.payment_key for it in items}  # nothing lost
     answered_first = {enq.by_message_id[m].payment_key for m in stored_before_kill}
     assert len(answered_first) >= 100
-    assert {k: state["created"][k] for k in answered_first if state["created"][k] > 1} == {}  # none of them twice
+    assert {
+        k: state["created"][k] for k in answered_first if state["created"][k] > 1
+    } == {}  # none of them twice
     # What was in flight may have been stored twice (no unique property here): each copy is counted.
     extra = sum(n - 1 for n in state["created"].values())
     assert extra <= stack.sink.metrics().get("PaymentsAmbiguous", {}).get("sum", 0)

@@ -1,4 +1,5 @@
 """Upsert mode end to end: payments change, updates are applied, an older version is refused."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,17 @@ KEY = "payments_drain_key"  # the template's default unique property, made in th
 
 
 def update(key: str, version: int, status: str, refunds: str = "0") -> workload.WorkItem:
-    body = {"paymentKey": key, "version": version, "properties": {
-        "hs_initial_amount": "49.90", "hs_initiated_date": "2026-11-27T10:00:00Z", "hs_currency_code": "EUR",
-        "hs_latest_status": status, "hs_refunds_amount": refunds}}
+    body = {
+        "paymentKey": key,
+        "version": version,
+        "properties": {
+            "hs_initial_amount": "49.90",
+            "hs_initiated_date": "2026-11-27T10:00:00Z",
+            "hs_currency_code": "EUR",
+            "hs_latest_status": status,
+            "hs_refunds_amount": refunds,
+        },
+    }
     return workload.WorkItem(json.dumps(body), "valid", key)
 
 

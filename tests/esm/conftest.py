@@ -1,5 +1,6 @@
 """Fixtures for the local stack's own tests: one moto server (patched launcher) per session, and
 the session's DynamoDB Local (tests/conftest.py)."""
+
 from __future__ import annotations
 
 import itertools
@@ -39,8 +40,12 @@ class ToyStack:
         self.settings = self.template.function("DrainFunction", self.resources.physical)
         ev = self.settings.sqs_event
         self.function = FunctionSpec.from_settings(
-            self.settings, name=f"{self.template.stack_name}-DrainFunction", region="us-east-1",
-            account_id=self.template.account_id, aws_endpoint=endpoint, dynamodb_endpoint=dynamodb_endpoint,
+            self.settings,
+            name=f"{self.template.stack_name}-DrainFunction",
+            region="us-east-1",
+            account_id=self.template.account_id,
+            aws_endpoint=endpoint,
+            dynamodb_endpoint=dynamodb_endpoint,
         )
         self.source = SourceSpec.from_event(ev, self.resources)
         self.sqs = boto3_client("sqs", endpoint, "us-east-1")
@@ -56,14 +61,20 @@ class ToyStack:
         return self.resources.queue_url("PaymentsDeadLetterQueue")
 
     def esm(self, **kwargs) -> EventSourceMapping:
-        return EventSourceMapping(self.function, self.source, aws_endpoint=self.endpoint, sink=self.sink,
-                                  on_batch=self.batches.append, **kwargs)
+        return EventSourceMapping(
+            self.function,
+            self.source,
+            aws_endpoint=self.endpoint,
+            sink=self.sink,
+            on_batch=self.batches.append,
+            **kwargs,
+        )
 
     def send(self, bodies, **extra) -> list[str]:
         ids = []
         bodies = list(bodies)
         for i in range(0, len(bodies), 10):
-            entries = [{"Id": str(j), "MessageBody": b, **extra} for j, b in enumerate(bodies[i:i + 10])]
+            entries = [{"Id": str(j), "MessageBody": b, **extra} for j, b in enumerate(bodies[i : i + 10])]
             resp = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
             assert not resp.get("Failed"), resp
             by_id = {int(s["Id"]): s["MessageId"] for s in resp["Successful"]}

@@ -1,5 +1,6 @@
 """DynamoDB Local (local/stack/dynamodb_local.py): fetched once, started and stopped by process id,
 clear about what is missing, and answering the ledger's requests with DynamoDB's own semantics."""
+
 from __future__ import annotations
 
 import os
@@ -24,9 +25,12 @@ def dynamodb(dynamodb_endpoint):
 
 
 def _table(dynamodb, name):
-    dynamodb.create_table(TableName=name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                          BillingMode="PAY_PER_REQUEST")
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -72,9 +76,11 @@ def test_a_port_taken_before_java_binds_it_is_tried_again(monkeypatch):
 
 def test_a_server_that_cannot_start_says_why(monkeypatch, tmp_path):
     fake = tmp_path / "java"  # answers -version as Java 17 does, then fails to start
-    fake.write_text('#!/bin/sh\n'
-                    'if [ "$1" = -version ]; then echo \'openjdk version "17.0.9"\' >&2; exit 0; fi\n'
-                    'echo "Exception in thread main: no room for the heap"; exit 1\n')
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = -version ]; then echo \'openjdk version "17.0.9"\' >&2; exit 0; fi\n'
+        'echo "Exception in thread main: no room for the heap"; exit 1\n'
+    )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     with pytest.raises(RuntimeError, match=r"exited with 1 before it was ready: Exception .*no room for"):
@@ -92,8 +98,14 @@ def test_the_fetch_is_pinned_and_done_once(monkeypatch, tmp_path):
 
 
 def _make(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "local.stack.dynamodb_local"], cwd=REPO, capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": str(REPO), **env}, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "local.stack.dynamodb_local"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        check=False,
+    )
 
 
 def test_without_java_the_check_says_so_in_one_line(tmp_path):
@@ -105,7 +117,7 @@ def test_without_java_the_check_says_so_in_one_line(tmp_path):
 
 def test_an_old_java_is_named(tmp_path):
     fake = tmp_path / "java"
-    fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.22" 2024-01-16\' >&2\n')
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.22\" 2024-01-16' >&2\n")
     fake.chmod(0o755)
     done = _make(tmp_path, {"PATH": f"{tmp_path}:/usr/bin:/bin"})
     assert done.returncode == 2
@@ -127,11 +139,13 @@ def test_partiql_insert_refuses_an_existing_key_alone(dynamodb):
     _table(dynamodb, "ddbl-insert")
     dynamodb.put_item(TableName="ddbl-insert", Item={"pk": {"S": "old"}, "v": {"S": "kept"}})
     insert = "INSERT INTO \"ddbl-insert\" VALUE {'pk': ?, 'v': ?}"
-    answer = dynamodb.batch_execute_statement(Statements=[
-        {"Statement": insert, "Parameters": [{"S": "old"}, {"S": "overwritten?"}]},
-        {"Statement": insert, "Parameters": [{"S": "new"}, {"S": "inserted"}]},
-        {"Statement": "INSERT INTO \"no-such-table\" VALUE {'pk': ?}", "Parameters": [{"S": "x"}]},
-    ])["Responses"]
+    answer = dynamodb.batch_execute_statement(
+        Statements=[
+            {"Statement": insert, "Parameters": [{"S": "old"}, {"S": "overwritten?"}]},
+            {"Statement": insert, "Parameters": [{"S": "new"}, {"S": "inserted"}]},
+            {"Statement": "INSERT INTO \"no-such-table\" VALUE {'pk': ?}", "Parameters": [{"S": "x"}]},
+        ]
+    )["Responses"]
     assert [r.get("Error", {}).get("Code") for r in answer] == ["DuplicateItem", None, "ResourceNotFound"]
     items = {i["pk"]["S"]: i["v"]["S"] for i in dynamodb.scan(TableName="ddbl-insert")["Items"]}
     assert items == {"old": "kept", "new": "inserted"}
@@ -153,8 +167,11 @@ def test_conditional_writes_racing_for_a_key_have_one_winner(dynamodb):
     def put(args):
         key, writer = args
         try:
-            dynamodb.put_item(TableName="ddbl-race", Item={"pk": {"S": key}, "w": {"S": writer}},
-                              ConditionExpression="attribute_not_exists(pk)")
+            dynamodb.put_item(
+                TableName="ddbl-race",
+                Item={"pk": {"S": key}, "w": {"S": writer}},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
             return key, writer
         except dynamodb.exceptions.ConditionalCheckFailedException:
             return None
@@ -171,9 +188,11 @@ def test_partiql_delete_with_a_condition(dynamodb):
     for key, owner in (("mine", "me"), ("theirs", "them")):
         dynamodb.put_item(TableName="ddbl-delete", Item={"pk": {"S": key}, "owner": {"S": owner}})
     delete = 'DELETE FROM "ddbl-delete" WHERE "pk" = ? AND "owner" = ?'
-    answer = dynamodb.batch_execute_statement(Statements=[
-        {"Statement": delete, "Parameters": [{"S": key}, {"S": "me"}]}
-        for key in ("mine", "theirs", "missing")
-    ])["Responses"]
+    answer = dynamodb.batch_execute_statement(
+        Statements=[
+            {"Statement": delete, "Parameters": [{"S": key}, {"S": "me"}]}
+            for key in ("mine", "theirs", "missing")
+        ]
+    )["Responses"]
     assert [r.get("Error", {}).get("Code") for r in answer] == [None, "ConditionalCheckFailed", None]
     assert [i["pk"]["S"] for i in dynamodb.scan(TableName="ddbl-delete")["Items"]] == ["theirs"]

@@ -1,4 +1,5 @@
 """The event-source-mapping emulator's own rules, with toy handlers (tests/esm/toy/app.py)."""
+
 from __future__ import annotations
 
 import json
@@ -28,20 +29,38 @@ def test_event_has_every_attribute_and_parses_as_sqs_model(toy_stack):
     SqsModel.model_validate(event)  # Powertools' own model of Lambda's SQS event
     [record] = event["Records"]
     assert set(record) == {
-        "messageId", "receiptHandle", "body", "attributes", "messageAttributes", "md5OfBody",
-        "md5OfMessageAttributes", "eventSource", "eventSourceARN", "awsRegion",
+        "messageId",
+        "receiptHandle",
+        "body",
+        "attributes",
+        "messageAttributes",
+        "md5OfBody",
+        "md5OfMessageAttributes",
+        "eventSource",
+        "eventSourceARN",
+        "awsRegion",
     }
     assert record["eventSource"] == "aws:sqs"
     assert record["eventSourceARN"] == stack.source.queue_arn
     assert record["awsRegion"] == "us-east-1"
     assert record["body"] == '{"paymentKey": "p1"}'
-    assert set(record["attributes"]) >= {"ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp"}
+    assert set(record["attributes"]) >= {
+        "ApproximateReceiveCount",
+        "SentTimestamp",
+        "SenderId",
+        "ApproximateFirstReceiveTimestamp",
+    }
     assert record["attributes"]["ApproximateReceiveCount"] == "1"
     assert record["messageAttributes"]["source"] == {
-        "stringValue": "upstream", "stringListValues": [], "binaryListValues": [], "dataType": "String"}
+        "stringValue": "upstream",
+        "stringListValues": [],
+        "binaryListValues": [],
+        "dataType": "String",
+    }
     assert record["messageAttributes"]["n"]["dataType"] == "Number"
     assert record["messageAttributes"]["blob"]["binaryValue"] == "AAE="
     import hashlib
+
     assert record["md5OfBody"] == hashlib.md5(record["body"].encode()).hexdigest()  # noqa: S324
 
 
@@ -50,7 +69,9 @@ def test_fifo_records_carry_sequence_group_and_dedup_ids(toy_stack, sqs):
 
     url = sqs.create_queue(QueueName="esm-fifo.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="x", MessageGroupId="g1", MessageDeduplicationId="d1")
-    [msg] = sqs.receive_message(QueueUrl=url, MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"])["Messages"]
+    [msg] = sqs.receive_message(
+        QueueUrl=url, MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"]
+    )["Messages"]
     record = build_record(msg, "arn:aws:sqs:us-east-1:123456789012:esm-fifo.fifo", "us-east-1")
     assert record["attributes"]["MessageGroupId"] == "g1"
     assert record["attributes"]["MessageDeduplicationId"] == "d1"
@@ -145,10 +166,15 @@ def test_deletes_exactly_the_records_not_reported_as_failed(toy_stack):
     finally:
         esm.stop()
     stack_after = stack.counts()
-    assert stack_after == {"visible": 0, "in_flight": 2, "delayed": 0}  # the two failures wait out their visibility
+    assert stack_after == {
+        "visible": 0,
+        "in_flight": 2,
+        "delayed": 0,
+    }  # the two failures wait out their visibility
     failed = [i for i, b in zip(ids, ["ok-1", "fail-1", "ok-2", "fail-2", "ok-3"]) if b.startswith("fail")]
-    assert stack.batches[0]["retried"] == 2 and sorted(stack.batches[0]["response"]["batchItemFailures"], key=str) == sorted(
-        [{"itemIdentifier": i} for i in failed], key=str)
+    assert stack.batches[0]["retried"] == 2 and sorted(
+        stack.batches[0]["response"]["batchItemFailures"], key=str
+    ) == sorted([{"itemIdentifier": i} for i in failed], key=str)
 
 
 @pytest.mark.parametrize("handler", ["app.raise_error", "app.unknown_id", "app.empty_id", "app.malformed"])
@@ -210,12 +236,16 @@ def test_response_rules(response, expect_failed_all, expect_delete):
 
 
 def test_without_report_batch_item_failures_success_deletes_all():
-    outcome = interpret_response(InvokeResult(ok=True, response={"batchItemFailures": [{"itemIdentifier": "a"}]}), ["a", "b"], False)
+    outcome = interpret_response(
+        InvokeResult(ok=True, response={"batchItemFailures": [{"itemIdentifier": "a"}]}), ["a", "b"], False
+    )
     assert outcome.delete == ["a", "b"]
 
 
 def test_timeout_kills_the_container_and_fails_the_batch(toy_stack):
-    stack = toy_stack(ToyHandler="app.slow", FunctionTimeoutSeconds=2, QueueVisibilityTimeoutSeconds=30, BatchSize=1)
+    stack = toy_stack(
+        ToyHandler="app.slow", FunctionTimeoutSeconds=2, QueueVisibilityTimeoutSeconds=30, BatchSize=1
+    )
     stack.send(["sleep"])
     esm = stack.esm()
     esm.start()
@@ -233,6 +263,7 @@ def test_timeout_kills_the_container_and_fails_the_batch(toy_stack):
     assert 1.9 <= timed_out["elapsedS"] < 5
     assert after["coldStart"] and after["pid"] != timed_out["pid"]  # a fresh container
     import os
+
     with pytest.raises(ProcessLookupError):
         os.kill(timed_out["pid"], 0)
     assert any("Task timed out after 2.00 seconds" in t for t in stack.sink.text_lines("platform"))
@@ -259,11 +290,15 @@ def test_containers_are_reused_and_cold_start_once(toy_stack):
     for line in stack.toy_lines():
         per_pid.setdefault(line["pid"], []).append(line["invocation"])
     for invocations in per_pid.values():
-        assert invocations == list(range(1, len(invocations) + 1))  # module state survives between invocations
+        assert invocations == list(
+            range(1, len(invocations) + 1)
+        )  # module state survives between invocations
 
 
 def test_concurrency_never_exceeds_maximum_concurrency(toy_stack):
-    stack = toy_stack(ToyHandler="app.busy", HubSpotRateLimitPer10s="190", BatchSize=2)  # MaximumConcurrency 3
+    stack = toy_stack(
+        ToyHandler="app.busy", HubSpotRateLimitPer10s="190", BatchSize=2
+    )  # MaximumConcurrency 3
     assert stack.source.maximum_concurrency == 3
     stack.send([f"m{i}" for i in range(40)])
     esm = stack.esm()
@@ -278,7 +313,9 @@ def test_dead_letter_queue_after_max_receive_count(toy_stack):
     esm = stack.esm()
     result = esm.drain_until_empty(timeout=30)
     assert result.empty
-    [dead] = stack.sqs.receive_message(QueueUrl=stack.dlq_url, MessageSystemAttributeNames=["All"])["Messages"]
+    [dead] = stack.sqs.receive_message(QueueUrl=stack.dlq_url, MessageSystemAttributeNames=["All"])[
+        "Messages"
+    ]
     assert dead["Body"] == "fail-me"
     assert dead["Attributes"]["ApproximateReceiveCount"] in ("2", "3")
     attempts = sum(line["bodies"].count("fail-me") for line in stack.toy_lines())
@@ -291,10 +328,25 @@ def test_stdout_goes_to_the_sink_and_emf_is_aggregated(toy_stack):
     stack.send(["a"])
     assert stack.esm().drain_until_empty(timeout=30).empty
     from local.stack.esm import LogSink
+
     sink = LogSink()
-    doc = {"_aws": {"Timestamp": 0, "CloudWatchMetrics": [{"Namespace": "PaymentsDrain", "Dimensions": [["service"]],
-           "Metrics": [{"Name": "PaymentsCreated", "Unit": "Count"}]}]}, "service": "x", "PaymentsCreated": [3, 4]}
+    doc = {
+        "_aws": {
+            "Timestamp": 0,
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": "PaymentsDrain",
+                    "Dimensions": [["service"]],
+                    "Metrics": [{"Name": "PaymentsCreated", "Unit": "Count"}],
+                }
+            ],
+        },
+        "service": "x",
+        "PaymentsCreated": [3, 4],
+    }
     sink.write("c0", "r", "stdout", json.dumps(doc))
     sink.write("c0", "r", "stdout", json.dumps({**doc, "PaymentsCreated": 5}))
     assert sink.metrics()["PaymentsCreated"] == {"count": 3, "sum": 12.0, "min": 3.0, "max": 5.0, "avg": 4.0}
-    assert stack.toy_lines() and any(t.startswith("REPORT RequestId:") for t in stack.sink.text_lines("platform"))
+    assert stack.toy_lines() and any(
+        t.startswith("REPORT RequestId:") for t in stack.sink.text_lines("platform")
+    )

@@ -4,6 +4,7 @@ If a moto upgrade makes the first test fail: read the new moto source of each fu
 check the patch still reproduces it (or adapt it), then re-pin with
 ``python -m local.stack.moto_patch`` (prints the new hashes) and MOTO_VERSION.
 """
+
 from __future__ import annotations
 
 import threading
@@ -62,8 +63,11 @@ def test_patched_attributes_equal_moto_own(patched):
     fast = q.attributes
     original = moto_patch.original_attributes(q)
     assert fast == original
-    assert (fast["ApproximateNumberOfMessages"], fast["ApproximateNumberOfMessagesNotVisible"],
-            fast["ApproximateNumberOfMessagesDelayed"]) == (10, 20, 20)
+    assert (
+        fast["ApproximateNumberOfMessages"],
+        fast["ApproximateNumberOfMessagesNotVisible"],
+        fast["ApproximateNumberOfMessagesDelayed"],
+    ) == (10, 20, 20)
     assert [m.id for m in q.messages] == [m.id for m in moto_patch._ORIGINAL_MESSAGES.fget(q)]
     assert Queue.__dict__["messages"].fget is moto_patch._fast_messages
     moto_patch.revert()
@@ -77,9 +81,16 @@ def test_patched_attributes_equal_moto_own_for_fifo_and_policies(patched):
 
     from moto.sqs.models import Queue
 
-    q = Queue("p.fifo", "us-east-1", "123456789012", FifoQueue="true", ContentBasedDeduplication="true",
-              RedrivePolicy=None, KmsMasterKeyId="alias/x",
-              Policy=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow"}]}))
+    q = Queue(
+        "p.fifo",
+        "us-east-1",
+        "123456789012",
+        FifoQueue="true",
+        ContentBasedDeduplication="true",
+        RedrivePolicy=None,
+        KmsMasterKeyId="alias/x",
+        Policy=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow"}]}),
+    )
     assert q.attributes == moto_patch.original_attributes(q)
 
 
@@ -107,18 +118,28 @@ def test_concurrent_consumers_get_each_message_once(moto_server):
     sqs = boto3_client("sqs", moto_server.endpoint, "us-east-1", max_pool_connections=20)
     url = sqs.create_queue(QueueName="patch-race", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda i: sqs.send_message_batch(
-            QueueUrl=url, Entries=[{"Id": str(j), "MessageBody": f"{i}-{j}"} for j in range(10)]), range(60)))
+        list(
+            pool.map(
+                lambda i: sqs.send_message_batch(
+                    QueueUrl=url, Entries=[{"Id": str(j), "MessageBody": f"{i}-{j}"} for j in range(10)]
+                ),
+                range(60),
+            )
+        )
     seen: list[str] = []
     lock = threading.Lock()
 
     def consume():
         while True:
-            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+                "Messages", []
+            )
             if not msgs:
                 return
-            sqs.delete_message_batch(QueueUrl=url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)])
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)],
+            )
             with lock:
                 seen.extend(m["Body"] for m in msgs)
 

@@ -1,12 +1,19 @@
 """The template reader: SAM's translation, parameters, conditions, intrinsics, the function's settings."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from local.stack.template import (PhysicalResource, Template, TemplateError, _LogicalEcho, load_yaml,
-                                  parse_overrides)
+from local.stack.template import (
+    PhysicalResource,
+    Template,
+    TemplateError,
+    _LogicalEcho,
+    load_yaml,
+    parse_overrides,
+)
 
 HERE = Path(__file__).resolve().parent
 TOY = HERE / "template.yaml"
@@ -17,16 +24,25 @@ def physical_for(t: Template) -> dict[str, PhysicalResource]:
     out = {}
     for lid, res in t.resources.items():
         if res["Type"] == "AWS::SQS::Queue":
-            out[lid] = PhysicalResource(f"http://q/{lid}", {"Arn": f"arn:aws:sqs:us-east-1:123456789012:{lid}", "QueueName": lid})
+            out[lid] = PhysicalResource(
+                f"http://q/{lid}", {"Arn": f"arn:aws:sqs:us-east-1:123456789012:{lid}", "QueueName": lid}
+            )
         else:
             out[lid] = PhysicalResource(f"phys-{lid}", {"Arn": f"arn:{lid}"})
     return out
 
 
 def test_short_form_tags_become_long_form():
-    doc = load_yaml("a: !Ref X\nb: !GetAtt Q.Arn\nc: !Sub '${A}-x'\nd: !If [C, 1, 2]\ne: !Join ['', [a, b]]\n")
-    assert doc == {"a": {"Ref": "X"}, "b": {"Fn::GetAtt": ["Q", "Arn"]}, "c": {"Fn::Sub": "${A}-x"},
-                   "d": {"Fn::If": ["C", 1, 2]}, "e": {"Fn::Join": ["", ["a", "b"]]}}
+    doc = load_yaml(
+        "a: !Ref X\nb: !GetAtt Q.Arn\nc: !Sub '${A}-x'\nd: !If [C, 1, 2]\ne: !Join ['', [a, b]]\n"
+    )
+    assert doc == {
+        "a": {"Ref": "X"},
+        "b": {"Fn::GetAtt": ["Q", "Arn"]},
+        "c": {"Fn::Sub": "${A}-x"},
+        "d": {"Fn::If": ["C", 1, 2]},
+        "e": {"Fn::Join": ["", ["a", "b"]]},
+    }
 
 
 def test_defaults_and_function_settings_from_the_toy_template():
@@ -37,8 +53,12 @@ def test_defaults_and_function_settings_from_the_toy_template():
     assert f.layer_dirs == ((HERE / "toy_layer").resolve(),)
     assert f.timeout == 10 and f.memory_size == 256 and f.runtime == "python3.13"  # Globals
     ev = f.sqs_event
-    assert (ev.queue_logical_id, ev.batch_size, ev.maximum_batching_window_seconds, ev.maximum_concurrency) == (
-        "PaymentsQueue", 10, 0, 2)
+    assert (
+        ev.queue_logical_id,
+        ev.batch_size,
+        ev.maximum_batching_window_seconds,
+        ev.maximum_concurrency,
+    ) == ("PaymentsQueue", 10, 0, 2)
     assert ev.function_response_types == ("ReportBatchItemFailures",)
     env = f.environment
     assert env["POWERTOOLS_SERVICE_NAME"] == "toy-drain"  # merged from Globals
@@ -49,12 +69,24 @@ def test_defaults_and_function_settings_from_the_toy_template():
     assert env["QUEUE_INFO"] == "PaymentsQueue@us-east-1"
     assert env["JOINED"] == "a-123456789012"
     q = t.queue("PaymentsQueue")
-    assert (q.visibility_timeout, q.max_receive_count, q.dead_letter_logical_id) == (30, 5, "PaymentsDeadLetterQueue")
+    assert (q.visibility_timeout, q.max_receive_count, q.dead_letter_logical_id) == (
+        30,
+        5,
+        "PaymentsDeadLetterQueue",
+    )
 
 
 def test_overrides_and_conditions():
-    t = Template(TOY, {"EnableLedger": "false", "HubSpotRateLimitPer10s": "250", "BatchSize": "500",
-                       "ExistingTokenSecretArn": "arn:existing", "QueueVisibilityTimeoutSeconds": "7"})
+    t = Template(
+        TOY,
+        {
+            "EnableLedger": "false",
+            "HubSpotRateLimitPer10s": "250",
+            "BatchSize": "500",
+            "ExistingTokenSecretArn": "arn:existing",
+            "QueueVisibilityTimeoutSeconds": "7",
+        },
+    )
     assert t.conditions == {"LedgerEnabled": False, "CreateTokenSecret": False, "UseExistingSecret": True}
     assert not t.resource_enabled("LedgerTable") and not t.resource_enabled("HubSpotTokenSecret")
     f = t.function("DrainFunction", physical_for(t))
@@ -72,8 +104,10 @@ def test_sam_rules_come_from_the_translator():
     assert esm == "DrainFunctionPaymentsQueueEvent"
     assert t.function("DrainFunction", physical_for(t)).sqs_event.name == esm
     role = t.resources["DrainFunctionRole"]["Properties"]
-    assert role["ManagedPolicyArns"] == [f"arn:aws:iam::aws:policy/service-role/{name}" for name in
-                                         ("AWSLambdaBasicExecutionRole", "AWSLambdaSQSQueueExecutionRole")]
+    assert role["ManagedPolicyArns"] == [
+        f"arn:aws:iam::aws:policy/service-role/{name}"
+        for name in ("AWSLambdaBasicExecutionRole", "AWSLambdaSQSQueueExecutionRole")
+    ]
 
 
 EXPLICIT_MAPPING = """
@@ -92,7 +126,7 @@ EXPLICIT_MAPPING = """
 def test_an_explicit_event_source_mapping_is_found_as_well():
     text = TOY.read_text()
     events = text.index("      Events:")
-    text = text[:events] + text[text.index("  SharedLayer:"):]  # no SAM event on the function
+    text = text[:events] + text[text.index("  SharedLayer:") :]  # no SAM event on the function
     text = text.replace("Resources:\n", "Resources:\n" + EXPLICIT_MAPPING.lstrip("\n") + "\n", 1)
     t = Template(TOY, text=text)
     ev = t.function("DrainFunction", physical_for(t)).sqs_event
@@ -107,12 +141,15 @@ def test_what_sam_refuses_is_a_template_error():
         Template(TOY, text=text)
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"NoSuchParameter": "1"}, "unknown parameter"),
-    ({"HubSpotRateLimitPer10s": "999"}, "not one of"),
-    ({"BatchSize": "0"}, "below MinValue"),
-    ({"BatchSize": "lots"}, "not a number"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"NoSuchParameter": "1"}, "unknown parameter"),
+        ({"HubSpotRateLimitPer10s": "999"}, "not one of"),
+        ({"BatchSize": "0"}, "below MinValue"),
+        ({"BatchSize": "lots"}, "not a number"),
+    ],
+)
 def test_bad_overrides_are_refused(overrides, message):
     with pytest.raises(TemplateError, match=message):
         Template(TOY, overrides)
@@ -125,13 +162,16 @@ def test_parse_overrides():
 
 
 def test_intrinsics():
-    t = Template(TOY, text="""
+    t = Template(
+        TOY,
+        text="""
 Parameters: {P: {Type: String, Default: "a,b,c"}, L: {Type: CommaDelimitedList, Default: "x,y"}}
 Conditions: {IsOne: !Equals [1, "1"], NotOne: !Not [!Condition IsOne], Both: !And [!Condition IsOne, !Condition NotOne], Any: !Or [!Condition IsOne, !Condition NotOne]}
 Resources: {R: {Type: AWS::SNS::Topic, Properties: {
   A: !Select [1, !Split [",", !Ref P]], B: !Select [0, !Ref L], C: !Sub ["${X}-${AWS::Region}-${!Literal}", {X: !Ref P}],
   D: !If [NotOne, 1, !Ref "AWS::NoValue"], E: [1, !If [NotOne, 2, !Ref "AWS::NoValue"], 3], F: !Condition Any}}}
-""")
+""",
+    )
     props = t.properties("R")
     assert props == {"A": "b", "B": "x", "C": "a,b,c-us-east-1-${Literal}", "E": [1, 3], "F": True}
     assert t.conditions["Both"] is False
@@ -152,7 +192,9 @@ def test_unresolvable_refs_are_errors():
         t.function("DrainFunction", {})
 
 
-@pytest.mark.skipif(not (REPO / "template.yaml").exists(), reason="the project's template.yaml is not there yet")
+@pytest.mark.skipif(
+    not (REPO / "template.yaml").exists(), reason="the project's template.yaml is not there yet"
+)
 def test_the_project_template_resolves():
     t = Template(REPO / "template.yaml", {"HubSpotBaseUrl": "http://127.0.0.1:9"})
     f = t.function("DrainFunction", physical_for(t))

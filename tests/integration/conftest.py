@@ -20,9 +20,12 @@ def deploy(aws_env, dynamodb_endpoint, monkeypatch):
     DynamoDB Local, and the drain function's environment set in this process; (resources, environment)."""
 
     def _deploy(base_url: str, hubspot_token: str = CANARY_TOKEN, **options):
-        template = Template(ROOT / "template.yaml", {"HubSpotBaseUrl": base_url}, stack_name=f"t{uuid.uuid4().hex[:8]}")
-        resources = create_resources(template, aws_env, dynamodb_endpoint=dynamodb_endpoint,
-                                     hubspot_token=hubspot_token, **options)
+        template = Template(
+            ROOT / "template.yaml", {"HubSpotBaseUrl": base_url}, stack_name=f"t{uuid.uuid4().hex[:8]}"
+        )
+        resources = create_resources(
+            template, aws_env, dynamodb_endpoint=dynamodb_endpoint, hubspot_token=hubspot_token, **options
+        )
         environment = template.function("DrainFunction", resources.physical).environment
         for key, value in environment.items():
             monkeypatch.setenv(key, value)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-
 from payments_drain.ledger import BUSY, CLAIMED, CREATED, STALE, DynamoLedger, Entry, LedgerUnavailable
 from payments_drain.reports import SqsReporter
 from payments_drain.token import SecretToken, TokenUnavailable
+
 from tests.twins import CANARY_TOKEN
 
 
@@ -53,8 +53,15 @@ def test_missing_secret_is_unavailable(aws_env):
 def test_reports_arrive_on_the_queue_one_message_each(aws_env):
     sqs = boto3.client("sqs")
     url = sqs.create_queue(QueueName=name("reports"))["QueueUrl"]
-    reports = [{"messageId": f"m{i}", "paymentKey": f"k{i}", "payment": "x" * 60_000,
-                "reason": {"category": "INVALID_MESSAGE", "message": "m", "code": "INVALID_JSON"}} for i in range(12)]
+    reports = [
+        {
+            "messageId": f"m{i}",
+            "paymentKey": f"k{i}",
+            "payment": "x" * 60_000,
+            "reason": {"category": "INVALID_MESSAGE", "message": "m", "code": "INVALID_JSON"},
+        }
+        for i in range(12)
+    ]
     assert SqsReporter(url).send(reports) == set()
     got = []
     while len(got) < 12:
@@ -66,16 +73,21 @@ def test_reports_arrive_on_the_queue_one_message_each(aws_env):
 
 def test_reports_that_sqs_refuses_are_returned(aws_env):
     missing = aws_env + "/123456789012/no-such-queue"
-    assert SqsReporter(missing).send([{"messageId": "m1", "reason": {"category": "X", "message": "y"}}]) == {"m1"}
+    assert SqsReporter(missing).send([{"messageId": "m1", "reason": {"category": "X", "message": "y"}}]) == {
+        "m1"
+    }
 
 
 @pytest.fixture
 def ledger_table(aws_env):
     table = name("ledger")
     client = boto3.client("dynamodb")
-    client.create_table(TableName=table, KeySchema=[{"AttributeName": "paymentKey", "KeyType": "HASH"}],
-                        AttributeDefinitions=[{"AttributeName": "paymentKey", "AttributeType": "S"}],
-                        BillingMode="PAY_PER_REQUEST")
+    client.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "paymentKey", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "paymentKey", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     return table
 
 
@@ -150,8 +162,9 @@ def test_an_expired_claim_is_taken_over_by_one_invocation_only(ledger_table):
     later = int((time.time() + 60) * 1000)
     ours, theirs = DynamoLedger(ledger_table), DynamoLedger(ledger_table)
     ours.claim(["k1", "k2"], "req-crashed", int(time.time() * 1000) - 1)
-    ours.client.meta.events.register("after-call.dynamodb.BatchGetItem",
-                                     lambda **_: theirs.claim(["k1"], "req-theirs", later))
+    ours.client.meta.events.register(
+        "after-call.dynamodb.BatchGetItem", lambda **_: theirs.claim(["k1"], "req-theirs", later)
+    )
     entries = ours.claim(["k1", "k2", "k3"], "req-ours", later)
     assert {k: e.state for k, e in entries.items()} == {"k1": BUSY, "k2": CLAIMED, "k3": CLAIMED}
     assert entries["k2"].reclaimed and not entries["k3"].reclaimed
@@ -242,7 +255,9 @@ def scripted_dynamo(aws_env):
 
 def test_throttled_claims_go_again_alone_and_refused_ones_are_read(scripted_dynamo):
     _ScriptedDynamo.script = [["ThrottlingError", None, "DuplicateItem"], [None]]
-    entries = DynamoLedger("t", client=scripted_dynamo).claim(["a", "b", "c"], "req", int(time.time() * 1000) + 60_000)
+    entries = DynamoLedger("t", client=scripted_dynamo).claim(
+        ["a", "b", "c"], "req", int(time.time() * 1000) + 60_000
+    )
     assert {k: e.state for k, e in entries.items()} == {"a": CLAIMED, "b": CLAIMED, "c": CREATED}
     assert entries["c"].hubspot_id == "77"
     assert _ScriptedDynamo.seen == [["a", "b", "c"], ["a"]]
@@ -277,7 +292,9 @@ def test_a_claim_that_fails_part_way_releases_the_claims_it_made(scripted_dynamo
     _ScriptedDynamo.script = [[None] * 25, [None] * 25, ["AccessDenied"] * 10, [None] * 25, [None] * 25]
     keys = [f"k{i}" for i in range(60)]
     with pytest.raises(LedgerUnavailable, match="AccessDenied"):
-        DynamoLedger("t", client=scripted_dynamo, parallelism=1).claim(keys, "req", int(time.time() * 1000) + 60_000)
+        DynamoLedger("t", client=scripted_dynamo, parallelism=1).claim(
+            keys, "req", int(time.time() * 1000) + 60_000
+        )
     released = [statement for statement in _ScriptedDynamo.statements[3:]]
     assert all(s.startswith("DELETE") for s in released) and len(released) == 2
     assert sorted(sum(_ScriptedDynamo.seen[3:], [])) == sorted(keys[:50])  # exactly the claims it made
@@ -289,7 +306,10 @@ def test_an_ambiguous_payment_is_taken_over_at_once_by_its_next_delivery(ledger_
     ledger.claim(["amb", "live"], "req-a", later)
     ledger.mark_ambiguous({"amb": Entry(CLAIMED)})  # req-a finished not knowing whether HubSpot stored it
     entries = ledger.claim(["amb", "live"], "req-b", later)
-    assert (entries["amb"].state, entries["amb"].reclaimed) == (CLAIMED, True)  # not busy until req-a's expiry
+    assert (entries["amb"].state, entries["amb"].reclaimed) == (
+        CLAIMED,
+        True,
+    )  # not busy until req-a's expiry
     assert entries["live"].state == BUSY
     assert ledger.claim(["amb"], "req-c", later)["amb"].state == BUSY  # req-b holds it now
 

@@ -4,24 +4,27 @@ time, a loopback server that accepts and never answers, reached through AWS_ENDP
 import time
 
 import pytest
-
 from payments_drain.aws_clients import CONNECT_TIMEOUT_S, MAX_ATTEMPTS, READ_TIMEOUT_S
 from payments_drain.ledger import DynamoLedger, LedgerUnavailable
 from payments_drain.reports import SqsReporter
 from payments_drain.token import SecretToken, TokenUnavailable
+
 from tests.slow_http import SlowServer
 
 SLACK_S = 3.0  # a loaded 2-core machine; botocore's defaults would take minutes
 # Every attempt meets a timeout; botocore's standard mode waits at most 2**n s before retry n.
-WORST_CALL_S = (MAX_ATTEMPTS * (CONNECT_TIMEOUT_S + READ_TIMEOUT_S)
-                + sum(2**n for n in range(MAX_ATTEMPTS - 1)))
+WORST_CALL_S = MAX_ATTEMPTS * (CONNECT_TIMEOUT_S + READ_TIMEOUT_S) + sum(
+    2**n for n in range(MAX_ATTEMPTS - 1)
+)
 
 
 @pytest.fixture
 def hanging_aws(aws_env, monkeypatch):
     with SlowServer("hang", give_up_s=90) as server:
         monkeypatch.setenv("AWS_ENDPOINT_URL", server.base_url)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", server.base_url)  # aws_env points it at DynamoDB Local
+        monkeypatch.setenv(
+            "AWS_ENDPOINT_URL_DYNAMODB", server.base_url
+        )  # aws_env points it at DynamoDB Local
         yield server
 
 
@@ -33,8 +36,12 @@ def timed(call):
 
 def test_reports_to_an_sqs_that_never_answers_are_returned_unwritten_in_bounded_time(hanging_aws):
     reporter = SqsReporter(hanging_aws.base_url + "/123456789012/reports")
-    report = {"messageId": "m1", "paymentKey": "k1", "payment": {},
-              "reason": {"category": "X", "message": "y"}}
+    report = {
+        "messageId": "m1",
+        "paymentKey": "k1",
+        "payment": {},
+        "reason": {"category": "X", "message": "y"},
+    }
     failed, elapsed = timed(lambda: reporter.send([report]))
     assert failed == {"m1"}
     assert hanging_aws.requests == MAX_ATTEMPTS and elapsed < WORST_CALL_S + SLACK_S

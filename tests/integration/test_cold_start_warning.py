@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from payments_drain.config import load_settings
 from payments_drain.service import build_drain
 
@@ -19,15 +18,32 @@ def warnings(log_lines):
     return [json.loads(line) for line in log_lines() if '"no unique property' in line]
 
 
-@pytest.mark.parametrize(("unique", "ledger", "expected"), [
-    ("", "ledger", ["no unique property (HUBSPOT_UNIQUE_PROPERTY is empty): HubSpot cannot refuse a payment it "
-                    "already holds, so a payment whose reply was lost may be created twice"]),
-    ("", "", ["no unique property (HUBSPOT_UNIQUE_PROPERTY is empty): HubSpot cannot refuse a payment it "
-              "already holds, so a payment whose reply was lost may be created twice, and the ledger is off too"]),
-    ("payments_drain_key", "ledger", []),
-])
+@pytest.mark.parametrize(
+    ("unique", "ledger", "expected"),
+    [
+        (
+            "",
+            "ledger",
+            [
+                "no unique property (HUBSPOT_UNIQUE_PROPERTY is empty): HubSpot cannot refuse a payment it "
+                "already holds, so a payment whose reply was lost may be created twice"
+            ],
+        ),
+        (
+            "",
+            "",
+            [
+                "no unique property (HUBSPOT_UNIQUE_PROPERTY is empty): HubSpot cannot refuse a payment it "
+                "already holds, so a payment whose reply was lost may be created twice, and the ledger is off too"
+            ],
+        ),
+        ("payments_drain_key", "ledger", []),
+    ],
+)
 def test_a_cold_start_without_a_unique_property_warns_once(aws_env, log_lines, unique, ledger, expected):
-    build_drain(load_settings({**ENVIRONMENT, "HUBSPOT_UNIQUE_PROPERTY": unique, "LEDGER_TABLE_NAME": ledger}))
+    build_drain(
+        load_settings({**ENVIRONMENT, "HUBSPOT_UNIQUE_PROPERTY": unique, "LEDGER_TABLE_NAME": ledger})
+    )
     found = warnings(log_lines)
     assert [w["message"] for w in found] == expected
     assert all(w["level"] == "WARNING" for w in found)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import boto3
 import pytest
+from payments_drain.config import ConfigurationError
 
 from local.hubspot_sandbox import SandboxConfig
-from payments_drain.config import ConfigurationError
 from tests.twins import CANARY_TOKEN, LambdaContext, import_app, payment_body, sqs_record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,8 +23,12 @@ def load_handler():
 @pytest.fixture
 def sandbox(hubspot_sandbox_factory):
     # The account as make setup-hubspot leaves it: the template's default unique property exists.
-    return hubspot_sandbox_factory(SandboxConfig(tokens={CANARY_TOKEN: {"scopes": WRITE}, "rotated": {"scopes": WRITE}},
-                                                 unique_property="payments_drain_key"))
+    return hubspot_sandbox_factory(
+        SandboxConfig(
+            tokens={CANARY_TOKEN: {"scopes": WRITE}, "rotated": {"scopes": WRITE}},
+            unique_property="payments_drain_key",
+        )
+    )
 
 
 @pytest.fixture
@@ -36,8 +40,9 @@ def reports(environment):
     sqs = boto3.client("sqs")
     got = []
     while True:
-        answer = sqs.receive_message(QueueUrl=environment["FAILURE_QUEUE_URL"], MaxNumberOfMessages=10,
-                                     VisibilityTimeout=60)
+        answer = sqs.receive_message(
+            QueueUrl=environment["FAILURE_QUEUE_URL"], MaxNumberOfMessages=10, VisibilityTimeout=60
+        )
         if not answer.get("Messages"):
             return got
         got.extend(json.loads(m["Body"]) for m in answer["Messages"])
@@ -45,10 +50,15 @@ def reports(environment):
 
 def batch_metrics(output):
     """The batch's EMF document (the cold-start metric has one of its own)."""
-    documents = [json.loads(line) for line in output.splitlines() if line.startswith("{") and '"_aws"' in line]
+    documents = [
+        json.loads(line) for line in output.splitlines() if line.startswith("{") and '"_aws"' in line
+    ]
     # Powertools writes every metric's values as a list; a single value is read as itself here.
-    return [{k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in d.items()}
-            for d in documents if "PaymentsReceived" in d]
+    return [
+        {k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in d.items()}
+        for d in documents
+        if "PaymentsReceived" in d
+    ]
 
 
 def test_mixed_event_creates_valid_reports_invalid_and_emits_metrics(stack, sandbox, capsys, log_lines):
@@ -97,10 +107,15 @@ def test_redelivered_batch_is_settled_from_the_ledger_without_creating_again(sta
 def test_rotated_token_is_read_again_after_a_401(stack, sandbox):
     _, environment = stack
     handler = load_handler()
-    assert handler.lambda_handler({"Records": [sqs_record(payment_body("a"), "m1")]}, LambdaContext()) == {"batchItemFailures": []}
-    boto3.client("secretsmanager").put_secret_value(SecretId=environment["HUBSPOT_TOKEN_SECRET_ID"],
-                                                    SecretString=json.dumps({"token": "rotated"}))
-    sandbox.control.set_config(tokens={CANARY_TOKEN: {"scopes": WRITE, "expired": True}, "rotated": {"scopes": WRITE}})
+    assert handler.lambda_handler({"Records": [sqs_record(payment_body("a"), "m1")]}, LambdaContext()) == {
+        "batchItemFailures": []
+    }
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=environment["HUBSPOT_TOKEN_SECRET_ID"], SecretString=json.dumps({"token": "rotated"})
+    )
+    sandbox.control.set_config(
+        tokens={CANARY_TOKEN: {"scopes": WRITE, "expired": True}, "rotated": {"scopes": WRITE}}
+    )
     response = handler.lambda_handler({"Records": [sqs_record(payment_body("b"), "m2")]}, LambdaContext())
     assert response == {"batchItemFailures": []}
     assert sandbox.control.stats()["requests_by_status"].get("401") == 1
@@ -109,7 +124,9 @@ def test_rotated_token_is_read_again_after_a_401(stack, sandbox):
 
 def test_missing_scope_keeps_every_message_for_retry(stack, sandbox, capsys):
     sandbox.control.set_config(tokens={CANARY_TOKEN: {"scopes": ["crm.objects.commercepayments.read"]}})
-    event = {"Records": [sqs_record(payment_body(f"k{i}"), f"m{i}") for i in range(3)] + [sqs_record("{", "bad")]}
+    event = {
+        "Records": [sqs_record(payment_body(f"k{i}"), f"m{i}") for i in range(3)] + [sqs_record("{", "bad")]
+    }
     response = load_handler().lambda_handler(event, LambdaContext())
     assert response == {"batchItemFailures": [{"itemIdentifier": f"m{i}"} for i in range(3)]}
     (emf,) = batch_metrics(capsys.readouterr().out)
@@ -122,13 +139,18 @@ def test_fifo_event(stack, sandbox):
     assert len(sandbox.control.payments()) == len(event["Records"])
 
 
-@pytest.mark.parametrize(("variable", "value", "named"), [
-    ("FAILURE_QUEUE_URL", None, "FAILURE_QUEUE_URL is required"),
-    ("HUBSPOT_BASE_URL", "http://api.hubapi.com", "HUBSPOT_BASE_URL"),
-    ("HUBSPOT_API_VERSION", "v4", "HUBSPOT_API_VERSION"),
-    ("HUBSPOT_MAX_PARALLEL_CALLS", "many", "HUBSPOT_MAX_PARALLEL_CALLS"),
-])
-def test_bad_configuration_fails_the_cold_start_naming_the_variable(stack, monkeypatch, variable, value, named):
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("FAILURE_QUEUE_URL", None, "FAILURE_QUEUE_URL is required"),
+        ("HUBSPOT_BASE_URL", "http://api.hubapi.com", "HUBSPOT_BASE_URL"),
+        ("HUBSPOT_API_VERSION", "v4", "HUBSPOT_API_VERSION"),
+        ("HUBSPOT_MAX_PARALLEL_CALLS", "many", "HUBSPOT_MAX_PARALLEL_CALLS"),
+    ],
+)
+def test_bad_configuration_fails_the_cold_start_naming_the_variable(
+    stack, monkeypatch, variable, value, named
+):
     if value is None:
         monkeypatch.delenv(variable)
     else:

@@ -3,11 +3,11 @@
 import socket
 
 import pytest
-
-from local.hubspot_sandbox import SandboxConfig
 from payments_drain.batching import settle
 from payments_drain.hubspot import HubSpotClient, check_base_url
 from payments_drain.messages import parse_record
+
+from local.hubspot_sandbox import SandboxConfig
 from tests.twins import payment_body, sqs_record
 
 
@@ -28,7 +28,9 @@ def test_201_creates_every_input_and_is_settled_by_trace_id(hubspot_sandbox):
     verdict = settle(chunk, answer)
     stored = {p["properties"]["hs_initial_amount"]: p["id"] for p in hubspot_sandbox.control.payments()}
     assert {verdict.outcomes[p.message_id].hubspot_id for p in chunk} == set(stored.values())
-    assert all(verdict.outcomes[p.message_id].hubspot_id == stored[p.properties["hs_initial_amount"]] for p in chunk)
+    assert all(
+        verdict.outcomes[p.message_id].hubspot_id == stored[p.properties["hs_initial_amount"]] for p in chunk
+    )
 
 
 def test_207_errors_name_their_inputs(hubspot_sandbox):
@@ -45,8 +47,14 @@ def test_207_errors_name_their_inputs(hubspot_sandbox):
 
 
 def test_unknown_token_is_401_and_no_scope_is_403(hubspot_sandbox_factory):
-    sandbox = hubspot_sandbox_factory(SandboxConfig(tokens={"ok": {"scopes": ["crm.objects.commercepayments.write"]},
-                                                            "readonly": {"scopes": ["crm.objects.commercepayments.read"]}}))
+    sandbox = hubspot_sandbox_factory(
+        SandboxConfig(
+            tokens={
+                "ok": {"scopes": ["crm.objects.commercepayments.write"]},
+                "readonly": {"scopes": ["crm.objects.commercepayments.read"]},
+            }
+        )
+    )
     client = HubSpotClient(sandbox.base_url)
     assert client.write_batch(inputs(payments(1)), "nope").status == 401
     answer = client.write_batch(inputs(payments(1)), "readonly")
@@ -79,7 +87,9 @@ def test_nothing_listening_is_a_connect_error_which_is_safe_to_resend():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    answer = HubSpotClient(f"http://127.0.0.1:{port}", connect_timeout_s=0.5).write_batch(inputs(payments(1)), "t")
+    answer = HubSpotClient(f"http://127.0.0.1:{port}", connect_timeout_s=0.5).write_batch(
+        inputs(payments(1)), "t"
+    )
     assert (answer.status, answer.error) == (None, "connect")
     assert not settle(payments(1), answer).ambiguous
 
@@ -92,19 +102,24 @@ def test_connections_are_reused_across_calls(hubspot_sandbox):
     assert pool.num_connections == 1 and pool.num_requests == 3
 
 
-@pytest.mark.parametrize("url", ["http://api.hubapi.com", "ftp://127.0.0.1", "https://x.example/?q=1", "nohost"])
+@pytest.mark.parametrize(
+    "url", ["http://api.hubapi.com", "ftp://127.0.0.1", "https://x.example/?q=1", "nohost"]
+)
 def test_https_is_required_except_to_loopback(url):
     with pytest.raises(ValueError):
         check_base_url(url)
 
 
-@pytest.mark.parametrize("url", ["https://api.hubapi.com/", "http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:5"])
+@pytest.mark.parametrize(
+    "url", ["https://api.hubapi.com/", "http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:5"]
+)
 def test_allowed_base_urls(url):
     assert not check_base_url(url).endswith("/")
 
 
 def test_a_stored_answer_that_cannot_be_read_is_created_and_logged_with_its_correlation_id(
-        hubspot_sandbox, log_lines):
+    hubspot_sandbox, log_lines
+):
     import json
 
     hubspot_sandbox.control.set_faults(p_stored_then_unreadable=1.0)

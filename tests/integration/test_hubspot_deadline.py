@@ -7,10 +7,10 @@ trips it; a fake clock that stands still during a call could not show that.
 import time
 
 import pytest
-
 from payments_drain.batching import settle
 from payments_drain.hubspot import HubSpotClient
 from payments_drain.messages import parse_record
+
 from tests.slow_http import SlowServer
 from tests.twins import payment_body, sqs_record
 
@@ -79,8 +79,9 @@ def test_the_sandbox_trickling_a_stored_answer_is_cut_at_the_deadline_and_ambigu
     hubspot_sandbox.control.set_faults(p_trickle=1.0, trickle_interval_s=0.2, trickle_bytes=1)
     payments = chunk()
     started = time.monotonic()
-    answer = HubSpotClient(hubspot_sandbox.base_url).write_batch([p.hubspot_input() for p in payments],
-                                                                  hubspot_sandbox.token, time_left_s=1.0)
+    answer = HubSpotClient(hubspot_sandbox.base_url).write_batch(
+        [p.hubspot_input() for p in payments], hubspot_sandbox.token, time_left_s=1.0
+    )
     assert time.monotonic() - started < 1.0 + SLACK_S
     assert answer.error == "timeout" and settle(payments, answer).ambiguous
     assert len(hubspot_sandbox.control.payments()) == 2  # stored all the same
@@ -89,8 +90,9 @@ def test_the_sandbox_trickling_a_stored_answer_is_cut_at_the_deadline_and_ambigu
 def test_the_sandbox_hanging_is_cut_at_the_deadline(hubspot_sandbox):
     hubspot_sandbox.control.set_faults(p_hang=1.0)
     started = time.monotonic()
-    answer = HubSpotClient(hubspot_sandbox.base_url).write_batch([p.hubspot_input() for p in chunk()],
-                                                                  hubspot_sandbox.token, time_left_s=1.0)
+    answer = HubSpotClient(hubspot_sandbox.base_url).write_batch(
+        [p.hubspot_input() for p in chunk()], hubspot_sandbox.token, time_left_s=1.0
+    )
     assert time.monotonic() - started < 1.0 + SLACK_S
     assert answer.error == "timeout"
     assert hubspot_sandbox.control.payments() == []

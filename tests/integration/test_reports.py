@@ -8,13 +8,13 @@ from pathlib import Path
 
 import boto3
 import pytest
-
-from local.hubspot_sandbox import SandboxConfig
-from local.stack.template import load_yaml
 from payments_drain.messages import parse_record
 from payments_drain.replay import read_report, replay_body
 from payments_drain.reports import REPORT_MAX_BYTES, SqsReporter, encode_report, report_of
 from payments_drain.sqs_batches import NOT_SQS_TEXT, entry_size
+
+from local.hubspot_sandbox import SandboxConfig
+from local.stack.template import load_yaml
 from tests.twins import CANARY_TOKEN, LambdaContext, import_app, payment_body, sqs_record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,8 +37,10 @@ def received(url, n):
 
 
 def sqs_size(message):
-    attributes = {k: {"DataType": v["DataType"], "StringValue": v["StringValue"]}
-                  for k, v in message.get("MessageAttributes", {}).items()}
+    attributes = {
+        k: {"DataType": v["DataType"], "StringValue": v["StringValue"]}
+        for k, v in message.get("MessageAttributes", {}).items()
+    }
     return entry_size({"MessageBody": message["Body"], "MessageAttributes": attributes})
 
 
@@ -64,8 +66,11 @@ def test_every_report_is_written_whatever_its_neighbours_hold(aws_env):
             continue
         again = replay_body(report)
         assert not NOT_SQS_TEXT.search(again)
-        assert again == report["payment"] if isinstance(report["payment"], str) else (
-            json.loads(again) == {"paymentKey": report["paymentKey"], **report["payment"]})
+        assert (
+            again == report["payment"]
+            if isinstance(report["payment"], str)
+            else (json.loads(again) == {"paymentKey": report["paymentKey"], **report["payment"]})
+        )
 
 
 def test_a_report_that_would_not_fit_carries_a_truncated_payment_that_can_be_found_again(aws_env):
@@ -89,9 +94,15 @@ def test_a_report_that_would_not_fit_carries_a_truncated_payment_that_can_be_fou
 def test_truncation_fits_any_limit_even_when_every_character_is_escaped(limit):
     body = json.dumps({"properties": {"x": "\u0001\ud83d" * 30_000}})  # escapes of 6 and 12 bytes
     report = report_of(parse_record(sqs_record(body, "m1")), max_bytes=limit)
-    size = entry_size({"MessageBody": encode_report(report), "MessageAttributes": {
-        "reasonCategory": {"DataType": "String", "StringValue": report["reason"]["category"]},
-        "reasonCode": {"DataType": "String", "StringValue": report["reason"]["code"]}}})
+    size = entry_size(
+        {
+            "MessageBody": encode_report(report),
+            "MessageAttributes": {
+                "reasonCategory": {"DataType": "String", "StringValue": report["reason"]["category"]},
+                "reasonCode": {"DataType": "String", "StringValue": report["reason"]["code"]},
+            },
+        }
+    )
     assert report["paymentTruncated"] is True and limit - 200 < size <= limit
 
 
@@ -103,8 +114,9 @@ def test_the_report_queue_holds_messages_of_1_mib():
 
 @pytest.fixture
 def handler(deploy, hubspot_sandbox_factory):
-    sandbox = hubspot_sandbox_factory(SandboxConfig(tokens={CANARY_TOKEN: {"scopes": [WRITE]}},
-                                                   unique_property="payments_drain_key"))  # the template's default
+    sandbox = hubspot_sandbox_factory(
+        SandboxConfig(tokens={CANARY_TOKEN: {"scopes": [WRITE]}}, unique_property="payments_drain_key")
+    )  # the template's default
     _, environment = deploy(sandbox.base_url)
     return import_app(ROOT / "functions/drain/app.py").lambda_handler, environment
 
@@ -112,11 +124,14 @@ def handler(deploy, hubspot_sandbox_factory):
 def test_an_unencodable_body_does_not_keep_its_neighbours_reports_from_being_written(handler):
     lambda_handler, environment = handler
     bodies = {"m-sur": SURROGATE, "m-deep": DEEP, "m-bad": INVALID, "m-big": QUOTES}
-    event = {"Records": [sqs_record(body, mid) for mid, body in bodies.items()]
-             + [sqs_record(payment_body("k-ok"), "m-ok")]}
+    event = {
+        "Records": [sqs_record(body, mid) for mid, body in bodies.items()]
+        + [sqs_record(payment_body("k-ok"), "m-ok")]
+    }
     assert lambda_handler(event, LambdaContext()) == {"batchItemFailures": []}
-    attributes = boto3.client("sqs").get_queue_attributes(QueueUrl=environment["FAILURE_QUEUE_URL"],
-                                                           AttributeNames=["MaximumMessageSize"])
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=environment["FAILURE_QUEUE_URL"], AttributeNames=["MaximumMessageSize"]
+    )
     assert attributes["Attributes"]["MaximumMessageSize"] == str(REPORT_MAX_BYTES)  # the local stack too
     got = received(environment["FAILURE_QUEUE_URL"], len(bodies))
     assert sorted(json.loads(m["Body"])["messageId"] for m in got) == sorted(bodies)

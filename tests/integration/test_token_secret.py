@@ -7,10 +7,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-
-from local.hubspot_sandbox import SandboxConfig
 from payments_drain.hubspot import HubSpotClient
 from payments_drain.token import SecretToken, TokenUnavailable
+
+from local.hubspot_sandbox import SandboxConfig
 from tests.twins import CANARY_TOKEN, LambdaContext, import_app, payment_body, sqs_record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,9 +24,17 @@ def secret(value):
     return client.create_secret(Name=f"tok-{uuid.uuid4().hex[:8]}", SecretString=value)["ARN"]
 
 
-@pytest.mark.parametrize("value", [LEAKY, json.dumps({"token": LEAKY}), "pat-na1 LEAKY SECRET-7f3a",
-                                   "pat-na1-LEAKY\tSECRET-7f3a", "pat-na1-LEAKY-SECRET-7f3a\u00e9",
-                                   "LEAKY\x00SECRET-7f3a"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        LEAKY,
+        json.dumps({"token": LEAKY}),
+        "pat-na1 LEAKY SECRET-7f3a",
+        "pat-na1-LEAKY\tSECRET-7f3a",
+        "pat-na1-LEAKY-SECRET-7f3a\u00e9",
+        "LEAKY\x00SECRET-7f3a",
+    ],
+)
 def test_a_token_not_printable_ascii_without_whitespace_names_the_secret_not_its_value(aws_env, value):
     arn = secret(value)
     with pytest.raises(TokenUnavailable) as error:
@@ -48,14 +56,16 @@ def test_the_http_layer_never_puts_a_header_value_in_an_answer_or_a_log(hubspot_
 
 @pytest.fixture
 def handler_with_leaky_secret(deploy, hubspot_sandbox_factory):
-    sandbox = hubspot_sandbox_factory(SandboxConfig(tokens={CANARY_TOKEN: {"scopes": [WRITE]}},
-                                                    unique_property="payments_drain_key"))  # the default
+    sandbox = hubspot_sandbox_factory(
+        SandboxConfig(tokens={CANARY_TOKEN: {"scopes": [WRITE]}}, unique_property="payments_drain_key")
+    )  # the default
     _, environment = deploy(sandbox.base_url, hubspot_token=LEAKY, secret_format="bare")
     return import_app(ROOT / "functions/drain/app.py").lambda_handler, environment, sandbox
 
 
 def test_a_line_break_in_the_secret_is_logged_as_a_configuration_error_naming_the_secret(
-        handler_with_leaky_secret, log_lines, capsys):
+    handler_with_leaky_secret, log_lines, capsys
+):
     handler, environment, sandbox = handler_with_leaky_secret
     event = {"Records": [sqs_record(payment_body(f"k{i}"), f"m{i}") for i in range(2)]}
     response = handler(event, LambdaContext())

@@ -8,7 +8,6 @@ The fixtures (``hubspot_sandbox``, ``hubspot_sandbox_process``, ``hubspot_sandbo
 from __future__ import annotations
 
 import pytest
-
 from sandbox_http import Api
 
 PLUGIN = "local.hubspot_sandbox.pytest_plugin"

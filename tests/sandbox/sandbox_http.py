@@ -84,7 +84,11 @@ def payment(trace: bool = True, **props: Any) -> dict:
     """A valid input (unique trace id unless trace=False); keyword args override properties
     (a value of None removes the property)."""
     n = next(_counter)
-    properties = {"hs_initial_amount": f"{n}.50", "hs_initiated_date": "2026-11-27T10:00:00Z", "hs_currency_code": "EUR"}
+    properties = {
+        "hs_initial_amount": f"{n}.50",
+        "hs_initiated_date": "2026-11-27T10:00:00Z",
+        "hs_currency_code": "EUR",
+    }
     properties.update(props)
     properties = {k: v for k, v in properties.items() if v is not None}
     item: dict[str, Any] = {"properties": properties}

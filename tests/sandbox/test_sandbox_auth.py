@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from local.hubspot_sandbox import READ_SCOPE, WRITE_SCOPE
 from sandbox_http import LIST, batch
+
+from local.hubspot_sandbox import READ_SCOPE, WRITE_SCOPE
 
 
 def _assert_error_body(reply, category):

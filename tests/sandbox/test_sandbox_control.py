@@ -5,9 +5,9 @@ from __future__ import annotations
 import http.client
 
 import pytest
+from sandbox_http import LIST, batch
 
 from local.hubspot_sandbox import SandboxControlError
-from sandbox_http import LIST, batch
 
 
 def test_stats_count_requests_inputs_payments_and_windows(api, control):
@@ -33,7 +33,9 @@ def test_reset_clears_payments_counters_and_windows(api, control):
     assert [api.create(batch(1)).status for _ in range(3)] == [201, 201, 429]
     control.reset()
     stats = control.stats()
-    assert stats["payments_stored"] == 0 and stats["requests_total"] == 0 and stats["requests_by_status"] == {}
+    assert (
+        stats["payments_stored"] == 0 and stats["requests_total"] == 0 and stats["requests_by_status"] == {}
+    )
     assert stats["max_requests_in_window"] == 0 and stats["daily_used"] == 0
     assert control.payments() == []
     assert api.create(batch(1)).status == 201  # the window was cleared, the config kept

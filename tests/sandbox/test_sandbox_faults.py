@@ -8,9 +8,9 @@ import socket
 import time
 
 import pytest
+from sandbox_http import LIST, Api, batch
 
 from local.hubspot_sandbox import SandboxConfig, SandboxControlError
-from sandbox_http import LIST, Api, batch
 
 STATUS_FAULTS = ["429", "423", "477", "500", "502", "503", "504"]
 
@@ -189,8 +189,12 @@ def test_bad_fault_options_are_refused(control):
 def test_a_stalled_reply_does_not_block_other_clients(api, control):
     control.set_faults(script=["stored_then_timeout"], stored_then_timeout_delay_s=2.0)
     conn = api.connection(timeout=5)
-    conn.request("POST", "/crm/v3/objects/commerce_payments/batch/create",
-                 body=json.dumps({"inputs": batch(1)}), headers=api.headers())
+    conn.request(
+        "POST",
+        "/crm/v3/objects/commerce_payments/batch/create",
+        body=json.dumps({"inputs": batch(1)}),
+        headers=api.headers(),
+    )
     started = time.monotonic()
     assert api.create(batch(1)).status == 201
     assert time.monotonic() - started < 1.5

@@ -7,9 +7,9 @@ import json
 import time
 
 import pytest
+from sandbox_http import LIST, batch, payment
 
 from local.hubspot_sandbox import SandboxControlError
-from sandbox_http import LIST, batch, payment
 
 UPSERT = "/crm/v3/objects/commerce_payments/batch/upsert"
 
@@ -41,8 +41,12 @@ def test_hang_ends_after_hang_max_s(api, control):
     control.set_faults(p_hang=1.0, hang_max_s=0.3)
     connection = api.connection(timeout=5)
     try:
-        connection.request("POST", "/crm/v3/objects/commerce_payments/batch/create",
-                           body=json.dumps({"inputs": batch(1)}), headers=api.headers())
+        connection.request(
+            "POST",
+            "/crm/v3/objects/commerce_payments/batch/create",
+            body=json.dumps({"inputs": batch(1)}),
+            headers=api.headers(),
+        )
         started = time.monotonic()
         with pytest.raises(ConnectionError):  # closed without an answer
             connection.getresponse()
@@ -66,8 +70,12 @@ def test_2xx_with_errors_answers_a_multi_status_create_as_201_with_its_errors(ap
 def test_2xx_with_errors_answers_a_multi_status_upsert_as_200(api, control):
     control.set_config(unique_property="payment_key")
     control.set_faults(p_2xx_with_errors=1.0)
-    good = {"id": "k1", "idProperty": "payment_key", "objectWriteTraceId": "t-a",
-            "properties": {"hs_initial_amount": "1.00", "hs_initiated_date": "2026-11-27T10:00:00Z"}}
+    good = {
+        "id": "k1",
+        "idProperty": "payment_key",
+        "objectWriteTraceId": "t-a",
+        "properties": {"hs_initial_amount": "1.00", "hs_initiated_date": "2026-11-27T10:00:00Z"},
+    }
     bad = {"id": "k2", "idProperty": "payment_key", "objectWriteTraceId": "t-b", "properties": {}}
     reply = api.request("POST", UPSERT, {"inputs": [good, bad]})
     assert reply.status == 200 and reply.json["numErrors"] == 1
@@ -107,8 +115,17 @@ def test_a_reset_ends_a_daily_spell(api, control):
     assert api.create(batch(1)).status == 201
 
 
-@pytest.mark.parametrize("option", [{"trickle_bytes": 0}, {"trickle_interval_s": -1}, {"hang_max_s": -1},
-                                    {"daily_spell_s": -1}, {"p_hang": 2}, {"script": ["trickle", "slow"]}])
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"trickle_bytes": 0},
+        {"trickle_interval_s": -1},
+        {"hang_max_s": -1},
+        {"daily_spell_s": -1},
+        {"p_hang": 2},
+        {"script": ["trickle", "slow"]},
+    ],
+)
 def test_bad_timing_fault_options_are_refused(control, option):
     with pytest.raises(SandboxControlError, match="400"):
         control.set_faults(**option)

@@ -6,9 +6,8 @@ import json
 
 import pytest
 import urllib3
-from urllib3.exceptions import ProtocolError, ReadTimeoutError
-
 from sandbox_http import CREATE, TOKEN, batch
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 
 @pytest.fixture
@@ -63,7 +62,9 @@ def test_keep_alive_pool_reuses_one_connection(post, hubspot_sandbox):
     pool = urllib3.PoolManager(retries=False)
     host_pool = pool.connection_from_url(hubspot_sandbox.base_url)
     for _ in range(5):
-        r = host_pool.request("GET", "/crm/v3/objects/commerce_payments", headers={"Authorization": f"Bearer {TOKEN}"})
+        r = host_pool.request(
+            "GET", "/crm/v3/objects/commerce_payments", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
         assert r.status == 200
     assert host_pool.num_connections == 1
     assert host_pool.num_requests == 5

@@ -7,7 +7,6 @@ from datetime import datetime
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from sandbox_http import Api, batch, payment
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -79,7 +78,9 @@ def test_response_body_has_every_required_field_with_the_right_types(api):
         assert isinstance(result["id"], str) and result["id"].isdigit()
         ids.add(result["id"])
         props = result["properties"]
-        assert isinstance(props, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in props.items())
+        assert isinstance(props, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in props.items()
+        )
         for name, value in sent[result["objectWriteTraceId"]].items():
             assert props[name] == value
         assert props["hs_object_id"] == result["id"]
@@ -104,7 +105,11 @@ def test_trace_id_echo_can_be_switched_off(api, control):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.sampled_from(["ok", "bad_amount", "unknown", "bad_status", "missing"]), min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.sampled_from(["ok", "bad_amount", "unknown", "bad_status", "missing"]), min_size=1, max_size=30
+    )
+)
 def test_every_input_is_either_created_or_an_error_exactly_once(hubspot_sandbox_process, kinds):
     hubspot_sandbox_process.control.reset(restore_config=True)
     api = Api(hubspot_sandbox_process.base_url)

@@ -4,9 +4,9 @@ and the unknown object type: uniqueness is enforced only for a property created 
 from __future__ import annotations
 
 import pytest
+from sandbox_http import payment
 
 from local.hubspot_sandbox import SCHEMA_READ_SCOPE, SCHEMA_WRITE_SCOPE, WRITE_SCOPE
-from sandbox_http import payment
 
 PROPERTIES = "/crm/v3/properties/commerce_payments"
 GROUPS = f"{PROPERTIES}/groups"
@@ -14,8 +14,15 @@ TOKEN_INFO = "/oauth/v2/private-apps/get/access-token-info"
 
 
 def definition(name="payments_drain_key", unique=True, group="paymentinformation", **extra):
-    return {"name": name, "label": "Payments drain key", "type": "string", "fieldType": "text", "groupName": group,
-            "hasUniqueValue": unique, **extra}
+    return {
+        "name": name,
+        "label": "Payments drain key",
+        "type": "string",
+        "fieldType": "text",
+        "groupName": group,
+        "hasUniqueValue": unique,
+        **extra,
+    }
 
 
 def test_a_property_is_created_then_read_and_a_second_create_is_a_conflict(api):
@@ -23,8 +30,12 @@ def test_a_property_is_created_then_read_and_a_second_create_is_a_conflict(api):
     created = api.request("POST", PROPERTIES, definition())
     assert created.status == 201
     assert {k: created.json[k] for k in ("name", "type", "fieldType", "groupName", "hasUniqueValue")} == {
-        "name": "payments_drain_key", "type": "string", "fieldType": "text", "groupName": "paymentinformation",
-        "hasUniqueValue": True}
+        "name": "payments_drain_key",
+        "type": "string",
+        "fieldType": "text",
+        "groupName": "paymentinformation",
+        "hasUniqueValue": True,
+    }
     read = api.get(f"{PROPERTIES}/payments_drain_key")
     assert read.status == 200 and read.json == created.json
     assert api.get("/crm/properties/2026-03/commerce_payments/payments_drain_key").json == created.json
@@ -38,13 +49,16 @@ def test_hubspots_own_properties_are_read_as_not_unique_and_cannot_be_created(ap
     assert api.request("POST", PROPERTIES, definition("hs_reference_number")).status == 400
 
 
-@pytest.mark.parametrize(("body", "where"), [
-    (definition(name="Bad Name"), "name"),
-    (definition(label=""), "label"),
-    (definition(type="bool", fieldType="booleancheckbox"), "hasUniqueValue"),
-    (definition(fieldType="select"), "fieldType"),
-    (definition(hasUniqueValue="yes"), "hasUniqueValue"),
-])
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (definition(name="Bad Name"), "name"),
+        (definition(label=""), "label"),
+        (definition(type="bool", fieldType="booleancheckbox"), "hasUniqueValue"),
+        (definition(fieldType="select"), "fieldType"),
+        (definition(hasUniqueValue="yes"), "hasUniqueValue"),
+    ],
+)
 def test_a_bad_definition_is_a_400_naming_the_field(api, body, where):
     reply = api.request("POST", PROPERTIES, body)
     assert reply.status == 400 and where in [e["in"] for e in reply.json["errors"]]
@@ -89,7 +103,9 @@ def test_at_most_ten_unique_properties(api):
 
 
 def test_the_properties_api_needs_the_schema_scopes(api, control):
-    control.set_config(tokens={"writer": {"scopes": [WRITE_SCOPE]}, "reader": {"scopes": [SCHEMA_READ_SCOPE]}})
+    control.set_config(
+        tokens={"writer": {"scopes": [WRITE_SCOPE]}, "reader": {"scopes": [SCHEMA_READ_SCOPE]}}
+    )
     denied = api.request("POST", PROPERTIES, definition(), token="writer")
     assert denied.status == 403 and denied.json["category"] == "MISSING_SCOPES"
     assert denied.json["errors"][0]["context"]["requiredGranularScopes"] == [SCHEMA_WRITE_SCOPE]
@@ -99,7 +115,9 @@ def test_the_properties_api_needs_the_schema_scopes(api, control):
 
 
 def test_token_info_tells_a_private_app_token_its_scopes(api, control):
-    control.set_config(tokens={"pat": {"scopes": [WRITE_SCOPE]}, "oauth": {"scopes": [WRITE_SCOPE], "private_app": False}})
+    control.set_config(
+        tokens={"pat": {"scopes": [WRITE_SCOPE]}, "oauth": {"scopes": [WRITE_SCOPE], "private_app": False}}
+    )
     reply = api.request("POST", TOKEN_INFO, {"tokenKey": "pat"}, token="pat")
     assert reply.status == 200 and reply.json["scopes"] == [WRITE_SCOPE]
     assert api.request("POST", TOKEN_INFO, {"tokenKey": "oauth"}, token="oauth").status == 400

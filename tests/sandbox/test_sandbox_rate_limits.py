@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-from local.hubspot_sandbox import WRITE_SCOPE
 from sandbox_http import LIST, RATE_HEADERS, batch
+
+from local.hubspot_sandbox import WRITE_SCOPE
 
 
 def _assert_rate_headers(reply, max_=190, daily=1_000_000):

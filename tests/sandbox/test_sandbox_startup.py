@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from sandbox_http import CREATE, LIST, Api, batch
 
 from local.hubspot_sandbox import SandboxConfig, SandboxControl, SandboxServer, run_sandbox
-from sandbox_http import CREATE, LIST, Api, batch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,7 +72,9 @@ def test_command_binds_the_given_port_on_loopback_and_stops_on_sigint():
 
 
 def test_command_takes_a_config_json():
-    cfg = SandboxConfig(tokens={"a": {"scopes": ["crm.objects.commercepayments.write"]}}, rate_limit_per_10s=7)
+    cfg = SandboxConfig(
+        tokens={"a": {"scopes": ["crm.objects.commercepayments.write"]}}, rate_limit_per_10s=7
+    )
     proc = _spawn("--config-json", cfg.to_json())
     try:
         url = proc.stdout.readline().strip()
@@ -138,7 +140,9 @@ def test_keep_alive_serves_several_requests_on_one_connection(api, hubspot_sandb
         for i in range(4):
             path = CREATE if i % 2 == 0 else LIST
             method = "POST" if i % 2 == 0 else "GET"
-            body = b'{"inputs":[{"properties":{"hs_initial_amount":"1","hs_initiated_date":"1764237600000"}}]}'
+            body = (
+                b'{"inputs":[{"properties":{"hs_initial_amount":"1","hs_initiated_date":"1764237600000"}}]}'
+            )
             conn.request(method, path, body=body if method == "POST" else None, headers=api.headers())
             resp = conn.getresponse()
             assert resp.status in (200, 201)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from sandbox_http import LIST, payment
 
 KEY = "payment_key"
@@ -13,9 +12,18 @@ KEY = "payment_key"
 
 def create_unique_property(api, name=KEY):
     """As setup_hubspot does it: through the properties API, with hasUniqueValue."""
-    reply = api.request("POST", "/crm/v3/properties/commerce_payments", {
-        "name": name, "label": name, "type": "string", "fieldType": "text", "groupName": "paymentinformation",
-        "hasUniqueValue": True})
+    reply = api.request(
+        "POST",
+        "/crm/v3/properties/commerce_payments",
+        {
+            "name": name,
+            "label": name,
+            "type": "string",
+            "fieldType": "text",
+            "groupName": "paymentinformation",
+            "hasUniqueValue": True,
+        },
+    )
     assert reply.status == 201
 
 

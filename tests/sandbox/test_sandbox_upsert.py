@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from sandbox_http import payment
 
 KEY = "payment_key"
@@ -19,9 +18,18 @@ def _input(key, trace=True, **props):
 
 @pytest.fixture
 def unique(api, control):
-    reply = api.request("POST", "/crm/v3/properties/commerce_payments", {
-        "name": KEY, "label": KEY, "type": "string", "fieldType": "text", "groupName": "paymentinformation",
-        "hasUniqueValue": True})
+    reply = api.request(
+        "POST",
+        "/crm/v3/properties/commerce_payments",
+        {
+            "name": KEY,
+            "label": KEY,
+            "type": "string",
+            "fieldType": "text",
+            "groupName": "paymentinformation",
+            "hasUniqueValue": True,
+        },
+    )
     assert reply.status == 201
     return control
 
@@ -43,8 +51,18 @@ def test_upsert_creates_then_updates_and_says_which(api, unique):
 
 def test_upsert_update_needs_no_required_properties_but_a_create_does(api, unique):
     api.create([_input("k1")], path=UPSERT)
-    update = {"id": "k1", "idProperty": KEY, "properties": {"hs_internal_comment": "x"}, "objectWriteTraceId": "u1"}
-    create = {"id": "k9", "idProperty": KEY, "properties": {"hs_internal_comment": "x"}, "objectWriteTraceId": "u2"}
+    update = {
+        "id": "k1",
+        "idProperty": KEY,
+        "properties": {"hs_internal_comment": "x"},
+        "objectWriteTraceId": "u1",
+    }
+    create = {
+        "id": "k9",
+        "idProperty": KEY,
+        "properties": {"hs_internal_comment": "x"},
+        "objectWriteTraceId": "u2",
+    }
     reply = api.create([update, create], path=UPSERT)
     assert reply.status == 207
     [error] = reply.json["errors"]

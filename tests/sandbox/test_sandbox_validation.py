@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from sandbox_http import batch, payment
 
-ASSOC = {"to": {"id": "1234"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}]}
+ASSOC = {
+    "to": {"id": "1234"},
+    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}],
+}
 
 
 def _with(assoc=None, **props):
@@ -59,19 +61,47 @@ INVALID = {
         "INVALID_ASSOCIATION_CATEGORY",
     ),
     "association_string_type_id": (
-        _with([{"to": {"id": "1"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": "387"}]}]),
+        _with(
+            [
+                {
+                    "to": {"id": "1"},
+                    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": "387"}],
+                }
+            ]
+        ),
         "INVALID_ASSOCIATION_TYPE_ID",
     ),
     "association_float_type_id": (
-        _with([{"to": {"id": "1"}, "types": [{"associationCategory": "USER_DEFINED", "associationTypeId": 3.5}]}]),
+        _with(
+            [
+                {
+                    "to": {"id": "1"},
+                    "types": [{"associationCategory": "USER_DEFINED", "associationTypeId": 3.5}],
+                }
+            ]
+        ),
         "INVALID_ASSOCIATION_TYPE_ID",
     ),
     "association_type_id_beyond_int32": (
-        _with([{"to": {"id": "1"}, "types": [{"associationCategory": "USER_DEFINED", "associationTypeId": 2**31}]}]),
+        _with(
+            [
+                {
+                    "to": {"id": "1"},
+                    "types": [{"associationCategory": "USER_DEFINED", "associationTypeId": 2**31}],
+                }
+            ]
+        ),
         "INVALID_ASSOCIATION_TYPE_ID",
     ),
     "association_bad_target": (
-        _with([{"to": {"id": "abc"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}]}]),
+        _with(
+            [
+                {
+                    "to": {"id": "abc"},
+                    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}],
+                }
+            ]
+        ),
         "INVALID_ASSOCIATION",
     ),
     "association_no_types": (_with([{"to": {"id": "1"}, "types": []}]), "INVALID_ASSOCIATION"),
@@ -124,16 +154,36 @@ def test_property_errors_name_the_property(api):
         {"hs_initiated_date": "1764237600000"},
         {"hs_initiated_date": "2026-11-27"},
         {"hs_initiated_date": "2026-11-27T10:00:00.123+01:00"},
-        {"hs_latest_status": "disputed_won", "hs_payment_method_type": "wire_transfer", "hs_processor_type": "none"},
-        {"hs_currency_code": "JPY", "hs_fees_amount": "0.3", "hs_refunds_amount": "-1", "hs_initial_amount": "1e3"},
+        {
+            "hs_latest_status": "disputed_won",
+            "hs_payment_method_type": "wire_transfer",
+            "hs_processor_type": "none",
+        },
+        {
+            "hs_currency_code": "JPY",
+            "hs_fees_amount": "0.3",
+            "hs_refunds_amount": "-1",
+            "hs_initial_amount": "1e3",
+        },
         {"hs_internal_comment": "", "hs_latest_status": ""},
-        {"hs_billing_address_city": "Lyon", "hs_shipping_address_zip": "69001", "hs_shipping_ship_to_name": "A"},
-        {"hs_customer_email": "a@example.com", "hs_payment_method_last_4": "4242", "hs_reference_number": "r"},
+        {
+            "hs_billing_address_city": "Lyon",
+            "hs_shipping_address_zip": "69001",
+            "hs_shipping_ship_to_name": "A",
+        },
+        {
+            "hs_customer_email": "a@example.com",
+            "hs_payment_method_last_4": "4242",
+            "hs_reference_number": "r",
+        },
     ],
 )
 def test_valid_variants_are_accepted(api, control, props):
     item = payment(**props)
-    item["associations"] = [ASSOC, {"to": {"id": 99}, "types": [{"associationCategory": "WORK", "associationTypeId": 1}]}]
+    item["associations"] = [
+        ASSOC,
+        {"to": {"id": 99}, "types": [{"associationCategory": "WORK", "associationTypeId": 1}]},
+    ]
     reply = api.create([item])
     assert reply.status == 201, reply.raw[:300]
     [stored] = control.payments()
@@ -144,12 +194,18 @@ def test_valid_variants_are_accepted(api, control, props):
 
 def test_numbers_are_valid_values_stored_as_strings(api, control):
     """HubSpot accepts JSON numbers as property values and stores them as strings."""
-    item = payment(hs_initial_amount=49.9, hs_fees_amount=2, hs_initiated_date=1764237600000, hs_internal_comment=7)
+    item = payment(
+        hs_initial_amount=49.9, hs_fees_amount=2, hs_initiated_date=1764237600000, hs_internal_comment=7
+    )
     reply = api.create([item])
     assert reply.status == 201, reply.raw[:300]
     [stored] = control.payments()
-    expected = {"hs_initial_amount": "49.9", "hs_fees_amount": "2", "hs_initiated_date": "1764237600000",
-                "hs_internal_comment": "7"}
+    expected = {
+        "hs_initial_amount": "49.9",
+        "hs_fees_amount": "2",
+        "hs_initiated_date": "1764237600000",
+        "hs_internal_comment": "7",
+    }
     assert {k: stored["properties"][k] for k in expected} == expected
     assert {k: reply.json["results"][0]["properties"][k] for k in expected} == expected
 
@@ -190,7 +246,9 @@ def test_malformed_bodies_are_a_400(api, control, raw, fragment):
 
 def test_non_json_content_type_is_415(api, control):
     raw = json.dumps({"inputs": batch(1)}).encode()
-    reply = api.request("POST", "/crm/v3/objects/commerce_payments/batch/create", raw=raw, content_type="text/plain")
+    reply = api.request(
+        "POST", "/crm/v3/objects/commerce_payments/batch/create", raw=raw, content_type="text/plain"
+    )
     assert reply.status == 415
     assert control.payments() == []
 

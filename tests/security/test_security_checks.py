@@ -36,10 +36,17 @@ PASS, FAIL, UNAVAILABLE = security_checks.PASS, security_checks.FAIL, security_c
 
 # The checkov skips the template carries, each with its reason (a new one must be argued here too).
 EXPECTED_SKIPS = {
-    ("CKV_AWS_116", "DrainFunction"), ("CKV_AWS_117", "DrainFunction"), ("CKV_AWS_115", "DrainFunction"),
-    ("CKV_AWS_173", "DrainFunction"), ("CKV_AWS_158", "DrainFunctionLogGroup"), ("CKV_AWS_119", "LedgerTable"),
-    ("CKV_AWS_116", "ReplayFunction"), ("CKV_AWS_117", "ReplayFunction"), ("CKV_AWS_115", "ReplayFunction"),
-    ("CKV_AWS_173", "ReplayFunction"), ("CKV_AWS_158", "ReplayFunctionLogGroup"),
+    ("CKV_AWS_116", "DrainFunction"),
+    ("CKV_AWS_117", "DrainFunction"),
+    ("CKV_AWS_115", "DrainFunction"),
+    ("CKV_AWS_173", "DrainFunction"),
+    ("CKV_AWS_158", "DrainFunctionLogGroup"),
+    ("CKV_AWS_119", "LedgerTable"),
+    ("CKV_AWS_116", "ReplayFunction"),
+    ("CKV_AWS_117", "ReplayFunction"),
+    ("CKV_AWS_115", "ReplayFunction"),
+    ("CKV_AWS_173", "ReplayFunction"),
+    ("CKV_AWS_158", "ReplayFunctionLogGroup"),
 }
 
 
@@ -71,8 +78,11 @@ def test_checkov_check_fails_on_a_finding_and_on_a_skip_without_reason(tmp_path)
     text = (REPO_ROOT / "template.yaml").read_text(encoding="utf-8")
     # The VPC skip removed: a real finding. The DLQ skip's reason removed: a skip nobody argued.
     broken = re.sub(r"          - id: CKV_AWS_117\n(?:            .*\n|              .*\n)*", "", text)
-    broken = broken.replace("          - id: CKV_AWS_116\n            comment: >-\n",
-                            "          - id: CKV_AWS_116\n            unexplained: >-\n", 1)
+    broken = broken.replace(
+        "          - id: CKV_AWS_116\n            comment: >-\n",
+        "          - id: CKV_AWS_116\n            unexplained: >-\n",
+        1,
+    )
     assert broken.count("CKV_AWS_117") == 0 and "unexplained" in broken
     path = tmp_path / "template.yaml"
     path.write_text(broken, encoding="utf-8")
@@ -92,12 +102,15 @@ def test_bandit_check_fails_on_a_medium_finding():
     scratch = REPO_ROOT / ".pytest_cache" / "bandit-scratch"
     scratch.mkdir(parents=True, exist_ok=True)
     try:
-        (scratch / "bad.py").write_text(textwrap.dedent("""\
+        (scratch / "bad.py").write_text(
+            textwrap.dedent("""\
             import yaml
 
             def load(text):
                 return yaml.load(text, Loader=yaml.Loader)
-        """), encoding="utf-8")
+        """),
+            encoding="utf-8",
+        )
         [outcome] = security_checks.check_bandit((str(scratch.relative_to(REPO_ROOT)),))
     finally:
         shutil.rmtree(scratch)
@@ -114,18 +127,49 @@ def test_pip_audit_finds_no_known_vulnerability_in_the_layer(capsys):
     [outcome] = outcomes
     assert outcome.status in (PASS, UNAVAILABLE), outcome.render()
     if outcome.status == UNAVAILABLE:
-        print("pip-audit UNAVAILABLE for " + security_checks.LAYER_REQUIREMENTS + ": " + "; ".join(outcome.details))
+        print(
+            "pip-audit UNAVAILABLE for "
+            + security_checks.LAYER_REQUIREMENTS
+            + ": "
+            + "; ".join(outcome.details)
+        )
 
 
-@pytest.mark.parametrize(("report", "status"), [
-    ({"dependencies": [{"name": "urllib3", "version": "2.7.0", "vulns": []}]}, PASS),
-    ({"dependencies": [{"name": "urllib3", "version": "2.0.0", "vulns": [{"id": "GHSA-x", "fix_versions": ["2.0.7"]}]}]},
-     FAIL),
-    ({"dependencies": [{"name": "urllib3", "version": "2.7.0", "vulns": []},
-                       {"name": "private-lib", "skip_reason": "Dependency not found on PyPI: private-lib (1.0)"}]}, FAIL),
-    ({"dependencies": [{"name": "urllib3", "skip_reason": "Dependency not found on PyPI: urllib3 (2.7.0)"}]},
-     UNAVAILABLE),
-    ({"dependencies": []}, FAIL),
-])
+@pytest.mark.parametrize(
+    ("report", "status"),
+    [
+        ({"dependencies": [{"name": "urllib3", "version": "2.7.0", "vulns": []}]}, PASS),
+        (
+            {
+                "dependencies": [
+                    {
+                        "name": "urllib3",
+                        "version": "2.0.0",
+                        "vulns": [{"id": "GHSA-x", "fix_versions": ["2.0.7"]}],
+                    }
+                ]
+            },
+            FAIL,
+        ),
+        (
+            {
+                "dependencies": [
+                    {"name": "urllib3", "version": "2.7.0", "vulns": []},
+                    {"name": "private-lib", "skip_reason": "Dependency not found on PyPI: private-lib (1.0)"},
+                ]
+            },
+            FAIL,
+        ),
+        (
+            {
+                "dependencies": [
+                    {"name": "urllib3", "skip_reason": "Dependency not found on PyPI: urllib3 (2.7.0)"}
+                ]
+            },
+            UNAVAILABLE,
+        ),
+        ({"dependencies": []}, FAIL),
+    ],
+)
 def test_pip_audit_report_passes_only_when_everything_was_audited_and_clean(report, status):
     assert security_checks.judge_pip_audit(report).status == status

@@ -67,7 +67,7 @@ class Evaluator:
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            (key, arg), = node.items()
+            ((key, arg),) = node.items()
             if key == "Ref":
                 if arg == "AWS::NoValue":
                     return NO_VALUE

@@ -9,13 +9,32 @@ from decimal import Decimal, InvalidOperation
 
 import pytest
 from aws_lambda_powertools.utilities.parser.models import SqsModel
-
 from cfn_template import EVENTS_DIR
 
-EVENT_FILES = ("valid-batch.json", "mixed-batch.json", "fifo-batch.json", "sns-batch.json", "eventbridge-batch.json")
-REQUIRED_RECORD_KEYS = {"messageId", "receiptHandle", "body", "attributes", "messageAttributes", "md5OfBody",
-                        "eventSource", "eventSourceARN", "awsRegion"}
-REQUIRED_ATTRIBUTES = {"ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp"}
+EVENT_FILES = (
+    "valid-batch.json",
+    "mixed-batch.json",
+    "fifo-batch.json",
+    "sns-batch.json",
+    "eventbridge-batch.json",
+)
+REQUIRED_RECORD_KEYS = {
+    "messageId",
+    "receiptHandle",
+    "body",
+    "attributes",
+    "messageAttributes",
+    "md5OfBody",
+    "eventSource",
+    "eventSourceARN",
+    "awsRegion",
+}
+REQUIRED_ATTRIBUTES = {
+    "ApproximateReceiveCount",
+    "SentTimestamp",
+    "SenderId",
+    "ApproximateFirstReceiveTimestamp",
+}
 FIFO_ATTRIBUTES = {"SequenceNumber", "MessageGroupId", "MessageDeduplicationId"}
 
 
@@ -123,7 +142,9 @@ def test_mixed_batch_has_every_kind_of_bad_message_among_valid_ones():
     parsed = bodies("mixed-batch.json")
     props = [body["properties"] if isinstance(body, dict) else {} for body in parsed]
     assert None in parsed, "malformed JSON"
-    assert any(isinstance(b, dict) and "hs_initial_amount" not in p for b, p in zip(parsed, props)), "missing amount"
+    assert any(isinstance(b, dict) and "hs_initial_amount" not in p for b, p in zip(parsed, props)), (
+        "missing amount"
+    )
 
     def not_numeric(value):
         try:
@@ -137,7 +158,9 @@ def test_mixed_batch_has_every_kind_of_bad_message_among_valid_ones():
     assert any(len(p.get("hs_currency_code", "EUR")) != 3 for p in props), "bad currency"
     assert any(p.get("hs_payment_method_type") == "crypto" for p in props), "bad enum option"
     assert sum(_is_valid_payment(b) for b in parsed) >= 3
-    assert any(int(r["attributes"]["ApproximateReceiveCount"]) > 1 for r in load("mixed-batch.json")["Records"])
+    assert any(
+        int(r["attributes"]["ApproximateReceiveCount"]) > 1 for r in load("mixed-batch.json")["Records"]
+    )
 
 
 def test_fifo_batch_has_two_message_groups_in_sequence():

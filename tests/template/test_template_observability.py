@@ -7,7 +7,6 @@ import json
 import re
 
 import pytest
-
 from cfn_template import REPO_ROOT
 
 SERVICE_PY = (REPO_ROOT / "layers/shared/payments_drain/service.py").read_text(encoding="utf-8")
@@ -27,8 +26,15 @@ def alarms(resources):
 
 
 def test_the_metric_names_are_read_from_the_code():
-    assert {"PaymentsCreated", "HubSpotThrottled", "HubSpotAuthFailures", "HubSpotLatency", "BatchDuration",
-            "LedgerWriteFailures", "HubSpotDailyLimitReached"} <= EMITTED
+    assert {
+        "PaymentsCreated",
+        "HubSpotThrottled",
+        "HubSpotAuthFailures",
+        "HubSpotLatency",
+        "BatchDuration",
+        "LedgerWriteFailures",
+        "HubSpotDailyLimitReached",
+    } <= EMITTED
 
 
 def test_the_alarms_the_runbook_promises_exist(alarms):
@@ -67,13 +73,19 @@ def test_drain_metric_alarms_use_the_functions_namespace_and_service_dimension(a
         if properties["Namespace"] != "PaymentsDrain":
             continue
         assert properties["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]
-        assert properties["Dimensions"] == [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}], name
+        assert properties["Dimensions"] == [
+            {"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}
+        ], name
         assert properties["MetricName"] in EMITTED, name
 
 
 def test_throttling_alarm_needs_sustained_429s(alarms, parameters):
     properties = alarms["HubSpotThrottlingAlarm"]["Properties"]
-    assert properties["EvaluationPeriods"] == properties["DatapointsToAlarm"] == {"Ref": "ThrottlingAlarmPeriods"}
+    assert (
+        properties["EvaluationPeriods"]
+        == properties["DatapointsToAlarm"]
+        == {"Ref": "ThrottlingAlarmPeriods"}
+    )
     assert properties["Threshold"] == {"Ref": "ThrottlingAlarmThreshold"}
     assert int(parameters["ThrottlingAlarmPeriods"]["Default"]) >= 2
     auth = alarms["HubSpotAuthFailuresAlarm"]["Properties"]
@@ -88,15 +100,24 @@ def test_queue_alarms_watch_the_right_queues(alarms):
     assert queue("FailureReportsAlarm") == "FailureReportQueue"
     assert queue("OldestPaymentAgeAlarm") == "PaymentsQueue"
     assert alarms["FailureReportsAlarm"]["Properties"]["Threshold"] == {"Ref": "FailureReportsAlarmThreshold"}
-    assert alarms["OldestPaymentAgeAlarm"]["Properties"]["Threshold"] == {"Ref": "OldestMessageAgeAlarmSeconds"}
+    assert alarms["OldestPaymentAgeAlarm"]["Properties"]["Threshold"] == {
+        "Ref": "OldestMessageAgeAlarmSeconds"
+    }
 
 
 # --- topic and key --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("overrides", "key"), [
-    ({}, {"Fn::GetAtt": ["AlarmTopicKey", "Arn"]}),
-    ({"AlarmTopicKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/abc"}, "arn:aws:kms:us-east-1:123456789012:key/abc"),
-])
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({}, {"Fn::GetAtt": ["AlarmTopicKey", "Arn"]}),
+        (
+            {"AlarmTopicKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/abc"},
+            "arn:aws:kms:us-east-1:123456789012:key/abc",
+        ),
+    ],
+)
 def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(resources, evaluator, overrides, key):
     ev = evaluator(**overrides)
     assert ev.value(resources["AlarmTopic"]["Properties"])["KmsMasterKeyId"] == key
@@ -113,7 +134,8 @@ def test_alarm_key_lets_cloudwatch_encrypt_and_nothing_else(resources):
     assert statements["CloudWatchAlarmsPublish"]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
     # KMS's default statement (the account's IAM policies administer the key) is the one wildcard action.
     assert statements["AccountAdministersKey"]["Principal"] == {
-        "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+        "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+    }
 
 
 def test_only_this_stacks_alarms_may_publish_to_the_topic(resources):
@@ -122,11 +144,15 @@ def test_only_this_stacks_alarms_may_publish_to_the_topic(resources):
     assert statement["Action"] == "sns:Publish"
     assert statement["Resource"] == {"Ref": "AlarmTopic"}
     assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
-    assert statement["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"].endswith(":alarm:${AWS::StackName}-*")
+    assert statement["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"].endswith(
+        ":alarm:${AWS::StackName}-*"
+    )
 
 
 @pytest.mark.parametrize(("email", "subscribed"), [("", False), ("ops@example.com", True)])
-def test_email_subscription_only_when_an_address_is_given(resources, parameters, evaluator, email, subscribed):
+def test_email_subscription_only_when_an_address_is_given(
+    resources, parameters, evaluator, email, subscribed
+):
     subscription = resources["AlarmEmailSubscription"]
     assert evaluator(AlarmEmail=email).condition(subscription["Condition"]) is subscribed
     assert subscription["Properties"]["Protocol"] == "email"
@@ -136,6 +162,7 @@ def test_email_subscription_only_when_an_address_is_given(resources, parameters,
 
 
 # --- dashboard ------------------------------------------------------------------------------------
+
 
 def dashboard_body(resources, template):
     """The dashboard JSON with every ${...} replaced as CloudFormation would (placeholders for values)."""
@@ -150,18 +177,35 @@ def dashboard_body(resources, template):
 
 def test_dashboard_body_is_json_and_shows_what_the_runbook_describes(resources, template):
     body, variables = dashboard_body(resources, template)
-    metrics = [tuple(m[:4]) + (m[4] if len(m) > 4 and isinstance(m[4], dict) else {},)
-               for w in body["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]]
+    metrics = [
+        tuple(m[:4]) + (m[4] if len(m) > 4 and isinstance(m[4], dict) else {},)
+        for w in body["widgets"]
+        if w["type"] == "metric"
+        for m in w["properties"]["metrics"]
+    ]
     drain = {m[1] for m in metrics if m[0] == "PaymentsDrain"}
-    assert {"PaymentsCreated", "PaymentsRejected", "PaymentsRetried", "PaymentsDuplicate", "HubSpotRequests",
-            "HubSpotThrottled", "HubSpotLatency"} <= drain <= EMITTED
+    assert (
+        {
+            "PaymentsCreated",
+            "PaymentsRejected",
+            "PaymentsRetried",
+            "PaymentsDuplicate",
+            "HubSpotRequests",
+            "HubSpotThrottled",
+            "HubSpotLatency",
+        }
+        <= drain
+        <= EMITTED
+    )
     assert all(m[2:4] == ("service", "payments-drain") for m in metrics if m[0] == "PaymentsDrain")
     assert {m[4].get("stat") for m in metrics if m[1] == "HubSpotLatency"} == {"p50", "p99"}
     sqs = {(m[1], m[3]) for m in metrics if m[0] == "AWS/SQS"}
-    assert {("ApproximateNumberOfMessagesVisible", "<PaymentsQueueName>"),
-            ("ApproximateAgeOfOldestMessage", "<PaymentsQueueName>"),
-            ("ApproximateNumberOfMessagesVisible", "<DeadLetterQueueName>"),
-            ("ApproximateNumberOfMessagesVisible", "<FailureReportQueueName>")} <= sqs
+    assert {
+        ("ApproximateNumberOfMessagesVisible", "<PaymentsQueueName>"),
+        ("ApproximateAgeOfOldestMessage", "<PaymentsQueueName>"),
+        ("ApproximateNumberOfMessagesVisible", "<DeadLetterQueueName>"),
+        ("ApproximateNumberOfMessagesVisible", "<FailureReportQueueName>"),
+    } <= sqs
     lambda_metrics = {m[1] for m in metrics if m[0] == "AWS/Lambda"}
     assert {"Errors", "Throttles", "Duration", "ConcurrentExecutions"} <= lambda_metrics
     assert all(m[2:4] == ("FunctionName", "<FunctionName>") for m in metrics if m[0] == "AWS/Lambda")
@@ -173,11 +217,17 @@ def test_dashboard_body_is_json_and_shows_what_the_runbook_describes(resources, 
 
 # --- saved queries --------------------------------------------------------------------------------
 
+
 def test_saved_queries_run_on_the_functions_log_group_and_match_its_log_lines(resources):
-    queries = {r["Properties"]["Name"]["Fn::Sub"]: r["Properties"]
-               for r in of_type(resources, "AWS::Logs::QueryDefinition").values()}
-    assert set(queries) >= {"${AWS::StackName}/follow-one-payment", "${AWS::StackName}/batch-summaries",
-                            "${AWS::StackName}/top-rejection-reasons"}
+    queries = {
+        r["Properties"]["Name"]["Fn::Sub"]: r["Properties"]
+        for r in of_type(resources, "AWS::Logs::QueryDefinition").values()
+    }
+    assert set(queries) >= {
+        "${AWS::StackName}/follow-one-payment",
+        "${AWS::StackName}/batch-summaries",
+        "${AWS::StackName}/top-rejection-reasons",
+    }
     for query in queries.values():
         assert query["LogGroupNames"] == [{"Ref": "DrainFunctionLogGroup"}]
     follow = queries["${AWS::StackName}/follow-one-payment"]["QueryString"]

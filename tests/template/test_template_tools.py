@@ -6,7 +6,6 @@ import os
 import subprocess
 
 import pytest
-
 from cfn_template import REPO_ROOT
 
 SAM = REPO_ROOT / ".venv-sam/bin/sam"  # the Makefile's test target guarantees it
@@ -15,8 +14,9 @@ CFN_LINT = REPO_ROOT / ".venv/bin/cfn-lint"
 
 def run(*command):
     env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
-    return subprocess.run([str(c) for c in command], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [str(c) for c in command], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.parametrize("extra", [[], ["--lint"]], ids=["sam-validate", "sam-validate-lint"])
@@ -32,8 +32,11 @@ def test_cfn_lint_passes():
 
 
 def test_cfn_lint_would_catch_a_broken_template(tmp_path):
-    broken = (REPO_ROOT / "template.yaml").read_text(encoding="utf-8").replace(
-        "Runtime: python3.13", "Runtime: python3.99", 1)
+    broken = (
+        (REPO_ROOT / "template.yaml")
+        .read_text(encoding="utf-8")
+        .replace("Runtime: python3.13", "Runtime: python3.99", 1)
+    )
     path = tmp_path / "template.yaml"
     path.write_text(broken, encoding="utf-8")
     result = run(CFN_LINT, path)

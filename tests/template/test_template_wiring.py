@@ -7,22 +7,28 @@ import re
 import tomllib
 
 import pytest
-
 from cfn_template import REPO_ROOT, load_template
 
 # The environment the code reads (README, "Configuration"): name -> wiring.
 EXPECTED_ENVIRONMENT = {
-    "HUBSPOT_TOKEN_SECRET_ID": {"Fn::If": ["CreateTokenSecret", {"Ref": "HubSpotTokenSecret"},
-                                           {"Ref": "ExistingTokenSecretArn"}]},
+    "HUBSPOT_TOKEN_SECRET_ID": {
+        "Fn::If": ["CreateTokenSecret", {"Ref": "HubSpotTokenSecret"}, {"Ref": "ExistingTokenSecretArn"}]
+    },
     "HUBSPOT_BASE_URL": {"Ref": "HubSpotBaseUrl"},
     "HUBSPOT_API_VERSION": {"Ref": "HubSpotApiVersion"},
     "HUBSPOT_UNIQUE_PROPERTY": {"Ref": "HubSpotUniqueProperty"},
     "HUBSPOT_WRITE_MODE": {"Ref": "HubSpotWriteMode"},
     "HUBSPOT_RATE_LIMIT_PER_10S": {"Ref": "HubSpotRateLimitPer10s"},
-    "HUBSPOT_MAX_PARALLEL_CALLS": {"Fn::FindInMap": ["RateLimitProfile", {"Ref": "HubSpotRateLimitPer10s"},
-                                                     "MaxParallelCalls"]},
-    "EVENT_SOURCE_MAX_CONCURRENCY": {"Fn::If": ["UseMappedConcurrency", {"Fn::FindInMap": [
-        "RateLimitProfile", {"Ref": "HubSpotRateLimitPer10s"}, "MaximumConcurrency"]}, {"Ref": "MaximumConcurrency"}]},
+    "HUBSPOT_MAX_PARALLEL_CALLS": {
+        "Fn::FindInMap": ["RateLimitProfile", {"Ref": "HubSpotRateLimitPer10s"}, "MaxParallelCalls"]
+    },
+    "EVENT_SOURCE_MAX_CONCURRENCY": {
+        "Fn::If": [
+            "UseMappedConcurrency",
+            {"Fn::FindInMap": ["RateLimitProfile", {"Ref": "HubSpotRateLimitPer10s"}, "MaximumConcurrency"]},
+            {"Ref": "MaximumConcurrency"},
+        ]
+    },
     "FAILURE_QUEUE_URL": {"Ref": "FailureReportQueue"},
     "LEDGER_TABLE_NAME": {"Fn::If": ["LedgerEnabled", {"Ref": "LedgerTable"}, ""]},
     "TOKEN_CACHE_SECONDS": {"Ref": "TokenCacheSeconds"},
@@ -41,6 +47,7 @@ def default(parameters, name):
 
 
 # --- loader ---------------------------------------------------------------------------------------
+
 
 def test_loader_turns_short_form_tags_into_long_form(tmp_path):
     path = tmp_path / "t.yaml"
@@ -81,6 +88,7 @@ def test_every_ref_names_a_parameter_resource_or_pseudo_parameter(template):
 
 # --- function and layer ---------------------------------------------------------------------------
 
+
 def test_function_runs_python313_on_arm64_with_the_shared_layer(function, resources, parameters):
     assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["arm64"]
@@ -88,7 +96,10 @@ def test_function_runs_python313_on_arm64_with_the_shared_layer(function, resour
     assert function["CodeUri"].rstrip("/") == "functions/drain"
     assert function["Tracing"] == "Active"
     assert function["Layers"] == [{"Ref": "SharedLayer"}]
-    assert function["MemorySize"] == {"Ref": "FunctionMemoryMB"} and default(parameters, "FunctionMemoryMB") == 512
+    assert (
+        function["MemorySize"] == {"Ref": "FunctionMemoryMB"}
+        and default(parameters, "FunctionMemoryMB") == 512
+    )
     assert function["Timeout"] == {"Ref": "FunctionTimeoutSeconds"}
     assert default(parameters, "FunctionTimeoutSeconds") == 60
 
@@ -115,12 +126,19 @@ def test_every_environment_variable_the_code_reads_is_set(function):
     assert function["Environment"]["Variables"] == EXPECTED_ENVIRONMENT
 
 
-@pytest.mark.parametrize(("overrides", "secret"), [
-    ({}, {"Ref": "HubSpotTokenSecret"}),
-    ({"ExistingTokenSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:hubspot-AbCdEf"},
-     "arn:aws:secretsmanager:us-east-1:123456789012:secret:hubspot-AbCdEf"),
-])
-def test_token_secret_is_the_stacks_own_or_the_existing_one(function, resources, evaluator, overrides, secret):
+@pytest.mark.parametrize(
+    ("overrides", "secret"),
+    [
+        ({}, {"Ref": "HubSpotTokenSecret"}),
+        (
+            {"ExistingTokenSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:hubspot-AbCdEf"},
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:hubspot-AbCdEf",
+        ),
+    ],
+)
+def test_token_secret_is_the_stacks_own_or_the_existing_one(
+    function, resources, evaluator, overrides, secret
+):
     ev = evaluator(**overrides)
     assert ev.value(function["Environment"]["Variables"]["HUBSPOT_TOKEN_SECRET_ID"]) == secret
     assert ev.condition(resources["HubSpotTokenSecret"]["Condition"]) is (not overrides)
@@ -138,6 +156,7 @@ def test_ledger_switch_blanks_the_table_name_and_removes_access(function, evalua
 
 
 # --- event source ---------------------------------------------------------------------------------
+
 
 def test_partial_batch_responses_are_on(queue_event):
     assert queue_event["Type"] == "AWS::Lambda::EventSourceMapping"
@@ -157,11 +176,18 @@ def test_batching_parameters_are_wired_with_their_defaults(queue_event, paramete
     assert int(parameters["BatchSize"]["MaxValue"]) <= 10000
 
 
-@pytest.mark.parametrize(("limit", "concurrency", "parallel"), [
-    (100, 2, "3"), (110, 2, "3"), (190, 3, "4"), (250, 4, "4"),
-])
-def test_rate_limit_picks_concurrency_and_parallel_calls(queue_event, function, evaluator, limit, concurrency,
-                                                         parallel):
+@pytest.mark.parametrize(
+    ("limit", "concurrency", "parallel"),
+    [
+        (100, 2, "3"),
+        (110, 2, "3"),
+        (190, 3, "4"),
+        (250, 4, "4"),
+    ],
+)
+def test_rate_limit_picks_concurrency_and_parallel_calls(
+    queue_event, function, evaluator, limit, concurrency, parallel
+):
     ev = evaluator(HubSpotRateLimitPer10s=limit)
     assert ev.value(queue_event["Properties"]["ScalingConfig"]["MaximumConcurrency"]) == concurrency
     variables = ev.value(function["Environment"]["Variables"])
@@ -189,15 +215,27 @@ def test_explicit_maximum_concurrency_overrides_the_mapping(queue_event, evaluat
     assert ev.value(queue_event["Properties"]["ScalingConfig"]["MaximumConcurrency"]) == "7"
 
 
-@pytest.mark.parametrize(("value", "accepted"), [
-    ("0", True), ("2", True), ("10", True), ("999", True), ("1000", True),
-    ("1", False), ("1001", False), ("01", False), ("-3", False), ("", False),
-])
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("0", True),
+        ("2", True),
+        ("10", True),
+        ("999", True),
+        ("1000", True),
+        ("1", False),
+        ("1001", False),
+        ("01", False),
+        ("-3", False),
+        ("", False),
+    ],
+)
 def test_maximum_concurrency_accepts_only_zero_or_what_lambda_accepts(parameters, value, accepted):
     assert bool(re.fullmatch(parameters["MaximumConcurrency"]["AllowedPattern"], value)) is accepted
 
 
 # --- queues ---------------------------------------------------------------------------------------
+
 
 def test_visibility_timeout_covers_six_function_timeouts_plus_the_window(resources, parameters):
     queue = resources["PaymentsQueue"]["Properties"]
@@ -224,11 +262,14 @@ def test_dead_letter_queue_is_wired_after_at_least_five_receives(resources, para
     assert allow["redrivePermission"] == "byQueue"
     assert queue["QueueName"] == {"Fn::Sub": "${AWS::StackName}-payments"}
     assert allow["sourceQueueArns"] == [
-        {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${AWS::StackName}-payments"}]
+        {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${AWS::StackName}-payments"}
+    ]
     assert resources["FailureReportQueue"]["Properties"]["MessageRetentionPeriod"] == FOURTEEN_DAYS
 
 
-@pytest.mark.parametrize("kms_key", ["", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"])
+@pytest.mark.parametrize(
+    "kms_key", ["", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"]
+)
 @pytest.mark.parametrize("queue", QUEUES)
 def test_queues_are_encrypted_with_or_without_a_customer_key(resources, evaluate, queue, kms_key):
     properties = evaluate(resources[queue]["Properties"], QueueKmsKeyArn=kms_key)
@@ -241,6 +282,7 @@ def test_queues_are_encrypted_with_or_without_a_customer_key(resources, evaluate
 
 
 # --- secret and ledger ----------------------------------------------------------------------------
+
 
 def test_token_secret_is_generated_not_literal(resources, evaluate):
     secret = resources["HubSpotTokenSecret"]
@@ -270,6 +312,7 @@ def test_ledger_table_has_ttl_sse_pitr_and_on_demand_billing(resources):
 
 # --- policies -------------------------------------------------------------------------------------
 
+
 def _statements(policies):
     for policy in policies:
         if isinstance(policy, dict) and "Statement" in policy:
@@ -277,22 +320,48 @@ def _statements(policies):
 
 
 def test_policy_templates_name_one_resource_each(function):
-    templates = {name: args for p in function["Policies"] if isinstance(p, dict) for name, args in p.items()
-                 if name.endswith("Policy")}
+    templates = {
+        name: args
+        for p in function["Policies"]
+        if isinstance(p, dict)
+        for name, args in p.items()
+        if name.endswith("Policy")
+    }
     assert templates == {
-        "AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": EXPECTED_ENVIRONMENT["HUBSPOT_TOKEN_SECRET_ID"]},
+        "AWSSecretsManagerGetSecretValuePolicy": {
+            "SecretArn": EXPECTED_ENVIRONMENT["HUBSPOT_TOKEN_SECRET_ID"]
+        },
     }
 
 
-def test_failure_reports_may_be_sent_to_the_report_queue_only_and_retries_held_on_the_payments_queue(function, evaluate):
+def test_failure_reports_may_be_sent_to_the_report_queue_only_and_retries_held_on_the_payments_queue(
+    function, evaluate
+):
     # Not SAM's SQSSendMessagePolicy, whose action is the wildcard sqs:SendMessage*.
-    statements = [s for s in _statements(evaluate(function["Policies"])) if any(a.startswith("sqs:") for a in s["Action"])]
-    assert statements == [{"Sid": "SendFailureReports", "Effect": "Allow", "Action": ["sqs:SendMessage"],
-                           "Resource": {"Fn::GetAtt": ["FailureReportQueue", "Arn"]}},
-                          {"Sid": "DrainPaymentsQueue", "Effect": "Allow",
-                           "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                                      "sqs:ChangeMessageVisibility"],
-                           "Resource": {"Fn::GetAtt": ["PaymentsQueue", "Arn"]}}]
+    statements = [
+        s
+        for s in _statements(evaluate(function["Policies"]))
+        if any(a.startswith("sqs:") for a in s["Action"])
+    ]
+    assert statements == [
+        {
+            "Sid": "SendFailureReports",
+            "Effect": "Allow",
+            "Action": ["sqs:SendMessage"],
+            "Resource": {"Fn::GetAtt": ["FailureReportQueue", "Arn"]},
+        },
+        {
+            "Sid": "DrainPaymentsQueue",
+            "Effect": "Allow",
+            "Action": [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ChangeMessageVisibility",
+            ],
+            "Resource": {"Fn::GetAtt": ["PaymentsQueue", "Arn"]},
+        },
+    ]
 
 
 def test_the_poller_may_receive_and_delete_on_the_payments_queue_only(resources, function):
@@ -309,8 +378,13 @@ def test_ledger_statement_allows_exactly_what_the_ledger_does_on_the_table(funct
     statements = list(_statements(evaluate(function["Policies"])))
     ledger = [s for s in statements if any(a.startswith("dynamodb:") for a in s["Action"])]
     assert len(ledger) == 1
-    assert sorted(ledger[0]["Action"]) == ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:PartiQLDelete",
-                                       "dynamodb:PartiQLInsert", "dynamodb:PutItem"]
+    assert sorted(ledger[0]["Action"]) == [
+        "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PartiQLDelete",
+        "dynamodb:PartiQLInsert",
+        "dynamodb:PutItem",
+    ]
     assert ledger[0]["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}
     assert ledger[0]["Effect"] == "Allow"
 
@@ -320,8 +394,11 @@ def test_kms_statements_exist_only_for_the_keys_that_are_set(function, evaluate)
     queue_key = "arn:aws:kms:us-east-1:123456789012:key/bbbbbbbb-1111-2222-3333-444444444444"
 
     def kms(**overrides):
-        return [s for s in _statements(evaluate(function["Policies"], **overrides))
-                if any(a.startswith("kms:") for a in s["Action"])]
+        return [
+            s
+            for s in _statements(evaluate(function["Policies"], **overrides))
+            if any(a.startswith("kms:") for a in s["Action"])
+        ]
 
     assert kms() == []
     [only_secret] = kms(SecretKmsKeyArn=secret_key)
@@ -333,8 +410,10 @@ def test_kms_statements_exist_only_for_the_keys_that_are_set(function, evaluate)
 
 
 def test_inline_statements_have_no_wildcards(function, evaluate):
-    overrides = {"SecretKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/k1",
-                 "QueueKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/k2"}
+    overrides = {
+        "SecretKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/k1",
+        "QueueKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/k2",
+    }
     statements = list(_statements(evaluate(function["Policies"], **overrides)))
     assert len(statements) == 5
     for statement in statements:
@@ -344,6 +423,7 @@ def test_inline_statements_have_no_wildcards(function, evaluate):
 
 
 # --- outputs and parameters -----------------------------------------------------------------------
+
 
 def test_outputs_give_operators_every_url_and_arn(template):
     outputs = template["Outputs"]
@@ -383,12 +463,15 @@ def test_hubspot_parameters_have_the_documented_defaults(parameters):
 
 def test_every_parameter_is_documented_in_deploy_guide_or_runbook(parameters):
     # The alarm parameters are explained where the alarms are: the operations runbook.
-    docs = "".join((REPO_ROOT / path).read_text(encoding="utf-8") for path in ("docs/deploy.md", "docs/operations.md"))
+    docs = "".join(
+        (REPO_ROOT / path).read_text(encoding="utf-8") for path in ("docs/deploy.md", "docs/operations.md")
+    )
     missing = [name for name in parameters if f"`{name}`" not in docs]
     assert not missing
 
 
 # --- samconfig ------------------------------------------------------------------------------------
+
 
 def test_samconfig_deploys_builds_and_validates_as_agreed():
     config = tomllib.loads((REPO_ROOT / "samconfig.toml").read_text(encoding="utf-8"))
@@ -412,14 +495,26 @@ DEPLOYED = {  # what CloudFormation gives the symbolic references at deploy time
 }
 
 
-@pytest.mark.parametrize("overrides", [{}, {"EnableLedger": "false", "HubSpotRateLimitPer10s": 100,
-                                             "HubSpotApiVersion": "2026-09", "HubSpotUniqueProperty": "payment_key"}])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {
+            "EnableLedger": "false",
+            "HubSpotRateLimitPer10s": 100,
+            "HubSpotApiVersion": "2026-09",
+            "HubSpotUniqueProperty": "payment_key",
+        },
+    ],
+)
 def test_deployed_environment_passes_the_codes_settings_model(function, evaluate, overrides):
     from payments_drain.config import Settings, load_settings
 
     variables = evaluate(function["Environment"]["Variables"], **overrides)
-    environ = {name: DEPLOYED[value["Ref"]] if isinstance(value, dict) else str(value)
-               for name, value in variables.items()}
+    environ = {
+        name: DEPLOYED[value["Ref"]] if isinstance(value, dict) else str(value)
+        for name, value in variables.items()
+    }
     settings = load_settings(environ)
     assert settings.ledger_enabled is (overrides.get("EnableLedger", "true") == "true")
     required = {name for name, field in Settings.model_fields.items() if field.is_required()}
@@ -428,12 +523,20 @@ def test_deployed_environment_passes_the_codes_settings_model(function, evaluate
     assert not unknown, f"the template sets variables the code does not read: {unknown}"
 
 
-@pytest.mark.parametrize(("url", "accepted"), [
-    ("https://api.hubapi.com", True), ("https://proxy.example.com/hubspot", True),
-    ("http://api.hubapi.com", False), ("https://api.hubapi.com?x=1", False), ("", False),
-    ("http://127.0.0.1:8080", True), ("http://localhost:1/x", True), ("http://127.0.0.1.evil.example", False),
-    ("http://10.0.0.1:80", False),
-])
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://api.hubapi.com", True),
+        ("https://proxy.example.com/hubspot", True),
+        ("http://api.hubapi.com", False),
+        ("https://api.hubapi.com?x=1", False),
+        ("", False),
+        ("http://127.0.0.1:8080", True),
+        ("http://localhost:1/x", True),
+        ("http://127.0.0.1.evil.example", False),
+        ("http://10.0.0.1:80", False),
+    ],
+)
 def test_base_url_parameter_accepts_only_https_or_loopback(parameters, url, accepted):
     assert bool(re.fullmatch(parameters["HubSpotBaseUrl"]["AllowedPattern"], url)) is accepted
 
@@ -441,4 +544,6 @@ def test_base_url_parameter_accepts_only_https_or_loopback(parameters, url, acce
 def test_upsert_mode_cannot_be_deployed_without_the_unique_property(template):
     rule = template["Rules"]["UpsertNeedsTheUniqueProperty"]
     assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "HubSpotWriteMode"}, "upsert"]}
-    assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "HubSpotUniqueProperty"}, ""]}]}
+    assert rule["Assertions"][0]["Assert"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "HubSpotUniqueProperty"}, ""]}]
+    }

@@ -18,7 +18,8 @@ def new_queue(prefix: str, fifo: bool = False) -> str:
 def counts(url: str) -> tuple[int, int]:
     """(visible, in flight) messages of the queue."""
     attributes = boto3.client("sqs").get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )
     values = attributes["Attributes"]
     return int(values["ApproximateNumberOfMessages"]), int(values["ApproximateNumberOfMessagesNotVisible"])
 
@@ -28,8 +29,13 @@ def take_all(url: str) -> list[dict[str, Any]]:
     sqs = boto3.client("sqs")
     got: list[dict[str, Any]] = []
     while True:
-        answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600,
-                                     MessageAttributeNames=["All"], AttributeNames=["All"])
+        answer = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=600,
+            MessageAttributeNames=["All"],
+            AttributeNames=["All"],
+        )
         if not answer.get("Messages"):
             return got
         got.extend(answer["Messages"])

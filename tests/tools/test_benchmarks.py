@@ -24,8 +24,16 @@ def figure_g(tmp_path_factory):
     output = tmp_path_factory.mktemp("bench") / "bench.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HUBSPOT_"))}
     command = [sys.executable, "-m", "benchmarks", "--only", "g", "--quick", "--output", str(output)]
-    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-                          stdin=subprocess.DEVNULL, check=False)
+    proc = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(output.read_text()), proc
 
@@ -39,8 +47,15 @@ def test_figure_g_measures_each_write_mode_new_redelivered_and_updated(figure_g)
         steps = ["new", "redelivered"] + (["update", "older_after_newer"] if mode["upsert"] else [])
         assert [k for k in ("new", "redelivered", "update", "older_after_newer") if k in mode] == steps, name
         for step in steps:
-            assert set(mode[step]) >= {"payments", "rcu_per_payment", "wcu_per_payment", "hubspot_requests",
-                                       "hubspot_requests_per_payment", "payments_stored", "payments_updated"}
+            assert set(mode[step]) >= {
+                "payments",
+                "rcu_per_payment",
+                "wcu_per_payment",
+                "hubspot_requests",
+                "hubspot_requests_per_payment",
+                "payments_stored",
+                "payments_updated",
+            }
         assert mode["new"]["payments_stored"] == mode["new"]["payments"] > 0, name
         assert mode["redelivered"]["payments_stored"] == 0, name  # a redelivery never makes a copy
         assert mode["what_can_go_wrong"], name
@@ -86,9 +101,13 @@ def test_each_write_mode_is_a_cost_scenario_from_its_own_units(figure_g):
     results = {  # a, c and f as their figures report them (the arithmetic, not the machine, is under test)
         "a": {"drain": {"1000": {"cpu_us_per_message": 60.0}}},
         "c": {"variants": [{"handler_cpu_s": 0.6, "invocations": 10, "invocation_s_median": 0.7}]},
-        "f": {"stub_5ms": {"ledger_cpu_us_per_payment": 300.0},
-              "dynamodb_local": {"rcu_per_payment": measured["rcu_per_payment"],
-                                 "wcu_per_payment": measured["wcu_per_payment"]}},
+        "f": {
+            "stub_5ms": {"ledger_cpu_us_per_payment": 300.0},
+            "dynamodb_local": {
+                "rcu_per_payment": measured["rcu_per_payment"],
+                "wcu_per_payment": measured["wcu_per_payment"],
+            },
+        },
         "g": g,
     }
     costs = estimate(results, batch_size=1000, memory_mb=512, concurrency=3, token_cache_s=300)
@@ -97,8 +116,9 @@ def test_each_write_mode_is_a_cost_scenario_from_its_own_units(figure_g):
     for name, mode in g["modes"].items():
         scenario = scenarios[f"g. {name}"]
         new = mode["new"]
-        units = (new["rcu_per_payment"] * PRICES["dynamodb_rru"]
-                 + new["wcu_per_payment"] * PRICES["dynamodb_wru"])
+        units = (
+            new["rcu_per_payment"] * PRICES["dynamodb_rru"] + new["wcu_per_payment"] * PRICES["dynamodb_wru"]
+        )
         assert scenario["usd"]["dynamodb"] == pytest.approx(1e6 * units, abs=1e-4)
         steps = {"redelivered", "update"} if mode["upsert"] else {"redelivered"}
         assert set(scenario["dynamodb_usd_per_million_more"]) == steps

@@ -11,7 +11,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
 from payments_drain.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,7 +94,9 @@ def sam_commands() -> list[list[str]]:
 
 def test_the_no_prompt_deploy_overrides_the_samconfig_prompt():
     config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
-    assert config["default"]["deploy"]["parameters"]["confirm_changeset"] is True  # guided and plain deploy ask
+    assert (
+        config["default"]["deploy"]["parameters"]["confirm_changeset"] is True
+    )  # guided and plain deploy ask
     no_prompt = [c for c in sam_commands() if c[0] == "deploy" and "--guided" not in c and len(c) > 1]
     assert no_prompt and all("--no-confirm-changeset" in c for c in no_prompt)
 
@@ -103,11 +104,15 @@ def test_the_no_prompt_deploy_overrides_the_samconfig_prompt():
 def test_every_sam_option_the_docs_use_is_one_the_pinned_sam_cli_has():
     helps: dict[str, str] = {}
     for command in sam_commands():
-        sub = " ".join(w for w in command[:2] if not w.startswith("-") and w in ("deploy", "build", "validate",
-                                                                                 "delete", "local", "invoke"))
+        sub = " ".join(
+            w
+            for w in command[:2]
+            if not w.startswith("-") and w in ("deploy", "build", "validate", "delete", "local", "invoke")
+        )
         if sub not in helps:
-            result = subprocess.run([str(SAM), *sub.split(), "--help"], capture_output=True, text=True, timeout=120,
-                                    env=SAM_ENV)
+            result = subprocess.run(
+                [str(SAM), *sub.split(), "--help"], capture_output=True, text=True, timeout=120, env=SAM_ENV
+            )
             assert result.returncode == 0, result.stderr
             helps[sub] = result.stdout
         for option in (w.split("=")[0] for w in command if w.startswith("--")):
@@ -117,9 +122,19 @@ def test_every_sam_option_the_docs_use_is_one_the_pinned_sam_cli_has():
 def test_make_build_with_python313_on_path_as_the_docs_say(tmp_path):
     # docs/deploy.md, "2. Build": `PYENV_VERSION=3.11.7:3.12.1:3.13.0 make build` on this project's machines
     env = {**SAM_ENV, "PYENV_VERSION": "3.11.7:3.12.1:3.13.0"}
-    result = subprocess.run(["make", "--no-print-directory", "build",
-                             f"ARGS=--build-dir {tmp_path / 'build'} --cache-dir {tmp_path / 'cache'}"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "build",
+            f"ARGS=--build-dir {tmp_path / 'build'} --cache-dir {tmp_path / 'cache'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Build Succeeded" in result.stdout
     assert (tmp_path / "build/SharedLayer/python/payments_drain/drain.py").is_file()
@@ -141,7 +156,10 @@ def readme_section(title: str) -> str:
 
 def test_the_setup_docs_call_sam_from_its_virtual_environment():
     """A bare `sam deploy` fails on a fresh clone: the SAM CLI is in .venv-sam."""
-    texts = {"docs/deploy.md": DEPLOY, **{f"README {t}": readme_section(t) for t in ("Quick start", "Deploy")}}
+    texts = {
+        "docs/deploy.md": DEPLOY,
+        **{f"README {t}": readme_section(t) for t in ("Quick start", "Deploy")},
+    }
     sam = r"\bsam (?:build|deploy|validate|delete|local)\b"
     for name, text in texts.items():
         blocks = re.findall(r"^```\w*\n(.*?)^```", text, re.S | re.M)
@@ -155,14 +173,16 @@ def test_the_setup_docs_call_sam_from_its_virtual_environment():
 
 # --- make ---------------------------------------------------------------------------------------------
 
+
 def make_targets() -> list[str]:
     text = (ROOT / "Makefile").read_text(encoding="utf-8")
     return re.findall(r"^([a-z][a-z-]*):", text, re.M)
 
 
 def test_make_help_lists_every_target_on_one_line():
-    result = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     listed = {line.split()[0] for line in lines if line.strip()}

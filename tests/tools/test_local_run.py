@@ -24,24 +24,35 @@ CHROMIUM = "/usr/bin/chromium"
 
 def local_run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    return subprocess.run([sys.executable, "-m", "local.stack", "run", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "local.stack", "run", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 # --- CLI mistakes: one line, exit code 2, nothing started ----------------------------------------------
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--sandbox-faults", "p_503=0.5"], "argument --sandbox-faults: not JSON"),
-    (["--sandbox-faults", '{"p_5003": 0.5}'], "argument --sandbox-faults: unknown fault option 'p_5003'"),
-    (["--sandbox-faults", "[1]"], "argument --sandbox-faults: must be a JSON object"),
-    (["--file", "no-such-payments.jsonl"], "argument --file: no such file: no-such-payments.jsonl"),
-    (["--count", "-5"], "argument --count: -5 is not a positive number"),
-    (["--invalid-share", "3"], "argument --invalid-share: 3 is not between 0 and 1"),
-    (["-p", "QueueVisibilityTimeout=10"], "error: unknown parameter(s) ['QueueVisibilityTimeout']"),
-    (["-p", "MaximumConcurrency=1"], "error: parameter MaximumConcurrency='1' does not match"),
-    (["-p", "HubSpotRateLimitPer10s=120"], "error: parameter HubSpotRateLimitPer10s"),
-    (["-p", "BatchSize"], "error: parameter override 'BatchSize' is not NAME=VALUE"),
-])
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sandbox-faults", "p_503=0.5"], "argument --sandbox-faults: not JSON"),
+        (["--sandbox-faults", '{"p_5003": 0.5}'], "argument --sandbox-faults: unknown fault option 'p_5003'"),
+        (["--sandbox-faults", "[1]"], "argument --sandbox-faults: must be a JSON object"),
+        (["--file", "no-such-payments.jsonl"], "argument --file: no such file: no-such-payments.jsonl"),
+        (["--count", "-5"], "argument --count: -5 is not a positive number"),
+        (["--invalid-share", "3"], "argument --invalid-share: 3 is not between 0 and 1"),
+        (["-p", "QueueVisibilityTimeout=10"], "error: unknown parameter(s) ['QueueVisibilityTimeout']"),
+        (["-p", "MaximumConcurrency=1"], "error: parameter MaximumConcurrency='1' does not match"),
+        (["-p", "HubSpotRateLimitPer10s=120"], "error: parameter HubSpotRateLimitPer10s"),
+        (["-p", "BatchSize"], "error: parameter override 'BatchSize' is not NAME=VALUE"),
+    ],
+)
 def test_a_cli_mistake_is_one_error_line_and_exit_code_2(args, message):
     result = local_run(*args, timeout=120)
     assert result.returncode == 2, result.stderr
@@ -62,10 +73,23 @@ FAULTS = '{"latency_ms": 1000, "p_503": 0.05}'
 @pytest.fixture(scope="module")
 def faulty_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("local-run")
-    result = local_run("--count", "2000", "--invalid-share", "0.05", "--seed", "3",
-                       "-p", "HubSpotRateLimitPer10s=100", "-p", "HubSpotUnavailableHoldSeconds=1",
-                       "--sandbox-faults", FAULTS,
-                       "--report-dir", str(out), "--json")
+    result = local_run(
+        "--count",
+        "2000",
+        "--invalid-share",
+        "0.05",
+        "--seed",
+        "3",
+        "-p",
+        "HubSpotRateLimitPer10s=100",
+        "-p",
+        "HubSpotUnavailableHoldSeconds=1",
+        "--sandbox-faults",
+        FAULTS,
+        "--report-dir",
+        str(out),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     return summary, result.stderr, out
@@ -79,8 +103,14 @@ def test_the_summary_separates_distinct_payments_from_copies_and_its_rows_add_up
     assert s["ambiguous"] == s["emf"]["PaymentsAmbiguous"]["sum"] and s["ambiguous"] > 0  # 503s are ambiguous
     assert sum(n for _, n in s["rejection_reasons"]) == s["rejected"] == 100
     assert s["dead_letter_queue"] == 0 and s["problems"] == []
-    assert json.loads(Path(s["report"]).with_name(Path(s["report"]).name.replace("report.html", "summary.json"))
-                      .read_text())["created"] == s["created"]
+    assert (
+        json.loads(
+            Path(s["report"])
+            .with_name(Path(s["report"]).name.replace("report.html", "summary.json"))
+            .read_text()
+        )["created"]
+        == s["created"]
+    )
 
 
 def test_live_progress_moves_as_payments_are_created_not_only_when_an_invocation_ends(faulty_run):
@@ -116,6 +146,7 @@ def test_the_report_path_is_printed_and_the_report_is_self_contained(faulty_run)
 
 # --- the report in a real browser -------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def chromium():
     """Debian's chromium; installed here when missing (CI runs as root on a fresh machine)."""
@@ -131,10 +162,26 @@ def chromium():
 def open_in_chromium(chromium: str, page: Path, tmp_path: Path) -> tuple[str, list[str]]:
     """The page's DOM after loading, and the console messages Chromium logged for it."""
     result = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         "--enable-logging=stderr", "--v=0", "--dump-dom", page.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            page.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     console = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Refused to" in line]
     return result.stdout, console
@@ -174,7 +221,10 @@ class Panels(HTMLParser):
             self._title = data
             self.panels[data] = {}
         elif self._in_series_title and self._series and self._title:
-            self.panels[self._title][self._series] = (self._points, float(re.search(r"max ([\d.e+-]+)", data)[1]))
+            self.panels[self._title][self._series] = (
+                self._points,
+                float(re.search(r"max ([\d.e+-]+)", data)[1]),
+            )
 
 
 def test_chromium_console_messages_are_caught(chromium, tmp_path):
@@ -185,7 +235,9 @@ def test_chromium_console_messages_are_caught(chromium, tmp_path):
     assert any("canary-error" in line for line in console)
 
 
-def test_the_report_renders_every_dashboard_panel_with_data_and_no_console_errors(faulty_run, chromium, tmp_path):
+def test_the_report_renders_every_dashboard_panel_with_data_and_no_console_errors(
+    faulty_run, chromium, tmp_path
+):
     s, _, _ = faulty_run
     dom, console = open_in_chromium(chromium, Path(s["report"]), tmp_path)
     assert console == []
@@ -202,13 +254,22 @@ def test_the_report_renders_every_dashboard_panel_with_data_and_no_console_error
         title = next(t for t in panels if t.startswith(title_start))
         return panels[title][label][1]
 
-    assert peak("Payments per outcome", "created") > 0 and peak("Payments per outcome", "rejected (reported)") > 0
+    assert (
+        peak("Payments per outcome", "created") > 0
+        and peak("Payments per outcome", "rejected (reported)") > 0
+    )
     assert peak("HubSpot requests", "requests per 10 s") > 0 and peak("HubSpot requests", "rate limit") == 100
     assert peak("HubSpot requests", "Remaining") <= 100
     assert peak("HubSpot latency", "HubSpot p50") >= 1000  # the sandbox's injected latency
     assert peak("HubSpot latency", "HubSpot p95") >= peak("HubSpot latency", "HubSpot p50")
-    assert peak("Payments queue", "in flight") >= 1000 and peak("Dead-letter queue", "failure-report queue depth") == 100
-    assert peak("Function errors", "invocations") >= 1 and peak("Function concurrency", "concurrent executions") == 2
+    assert (
+        peak("Payments queue", "in flight") >= 1000
+        and peak("Dead-letter queue", "failure-report queue depth") == 100
+    )
+    assert (
+        peak("Function errors", "invocations") >= 1
+        and peak("Function concurrency", "concurrent executions") == 2
+    )
     assert peak("Faults injected by the HubSpot sandbox", "503") == s["hubspot_faults"]["503"] > 0
 
 
@@ -229,17 +290,36 @@ def build_panels_for(titles, build_panels):
 
 # --- payments in the dead-letter queue are an error unless asked for ---------------------------------
 
+
 def test_a_run_that_ends_with_payments_in_the_dead_letter_queue_says_so_and_exits_1(tmp_path):
     # HubSpot down for the whole run, every payment received once at most (no hold beyond the 1 s
     # visibility timeout): all of them end in the DLQ.
-    result = local_run("--count", "20", "--invalid-share", "0", "-p", "MaxReceiveCount=1",
-                       "-p", "QueueVisibilityTimeoutSeconds=1", "-p", "BatchingWindowSeconds=0",
-                       "-p", "HubSpotUnavailableHoldSeconds=0",
-                       "--sandbox-faults", '{"outage": true}', "--report-dir", str(tmp_path), "--json")
+    result = local_run(
+        "--count",
+        "20",
+        "--invalid-share",
+        "0",
+        "-p",
+        "MaxReceiveCount=1",
+        "-p",
+        "QueueVisibilityTimeoutSeconds=1",
+        "-p",
+        "BatchingWindowSeconds=0",
+        "-p",
+        "HubSpotUnavailableHoldSeconds=0",
+        "--sandbox-faults",
+        '{"outage": true}',
+        "--report-dir",
+        str(tmp_path),
+        "--json",
+    )
     summary = json.loads(result.stdout)
     assert summary["dead_letter_queue"] == 20 and summary["created"] == 0
     assert result.returncode == 1
-    assert any(line.startswith("ERROR: 20 payments ended in the dead-letter queue") for line in result.stderr.splitlines())
+    assert any(
+        line.startswith("ERROR: 20 payments ended in the dead-letter queue")
+        for line in result.stderr.splitlines()
+    )
 
 
 def test_expect_dead_letters_makes_them_the_expected_outcome():
@@ -275,7 +355,9 @@ def test_a_sample_that_cannot_be_taken_is_skipped_not_raised_into_the_drain():
     with socket.socket() as probe:  # a loopback port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    stack = SimpleNamespace(sandbox=SimpleNamespace(control=SandboxControl(f"http://127.0.0.1:{port}", timeout=2)))
+    stack = SimpleNamespace(
+        sandbox=SimpleNamespace(control=SandboxControl(f"http://127.0.0.1:{port}", timeout=2))
+    )
     recorder = RunRecorder(stack, rate_limit=190)
     assert recorder.sample({"visible": 1, "in_flight": 0}, {}, force=True) is None
     assert recorder.samples == []

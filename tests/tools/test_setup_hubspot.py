@@ -13,11 +13,17 @@ from pathlib import Path
 
 import boto3
 import pytest
-
-from local.hubspot_sandbox import ALL_SCOPES, SCHEMA_READ_SCOPE, SCHEMA_WRITE_SCOPE, WRITE_SCOPE, SandboxControl
 from payments_drain.hubspot import HubSpotClient
 from payments_drain.messages import parse_record
 from payments_drain.setup_hubspot import main
+
+from local.hubspot_sandbox import (
+    ALL_SCOPES,
+    SCHEMA_READ_SCOPE,
+    SCHEMA_WRITE_SCOPE,
+    WRITE_SCOPE,
+    SandboxControl,
+)
 from tests.twins import CANARY_TOKEN, payment_body, sqs_record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,8 +47,10 @@ def run(capsys, *argv):
 
 
 def read_property(sandbox, name="payments_drain_key"):
-    request = urllib.request.Request(f"{sandbox.base_url}/crm/v3/properties/commerce_payments/{name}",
-                                     headers={"Authorization": f"Bearer {CANARY_TOKEN}"})
+    request = urllib.request.Request(
+        f"{sandbox.base_url}/crm/v3/properties/commerce_payments/{name}",
+        headers={"Authorization": f"Bearer {CANARY_TOKEN}"},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback sandbox
         return json.loads(response.read())
 
@@ -58,7 +66,11 @@ def test_first_run_creates_the_group_and_the_unique_property_and_the_second_find
         "ready: deploy with HubSpotUniqueProperty=payments_drain_key (HUBSPOT_UNIQUE_PROPERTY)",
     ]
     created = read_property(sandbox)
-    assert created["hasUniqueValue"] is True and created["type"] == "string" and created["groupName"] == "payments_drain"
+    assert (
+        created["hasUniqueValue"] is True
+        and created["type"] == "string"
+        and created["groupName"] == "payments_drain"
+    )
 
     code, lines, _ = run(capsys)
     assert code == 0
@@ -87,13 +99,16 @@ def test_a_token_without_the_drains_scope_is_told_which_scope_is_missing(sandbox
 
 
 def test_a_token_that_cannot_create_properties_stops_naming_the_scope_hubspot_wants(sandbox, capsys):
-    sandbox.control.set_config(tokens={CANARY_TOKEN: {"scopes": [WRITE_SCOPE, SCHEMA_READ_SCOPE],
-                                                      "private_app": False}})
+    sandbox.control.set_config(
+        tokens={CANARY_TOKEN: {"scopes": [WRITE_SCOPE, SCHEMA_READ_SCOPE], "private_app": False}}
+    )
     code, lines, _ = run(capsys)
     assert code == 1
     assert lines[1].startswith("scopes: not checked (the private-app token-info route answered 400")
-    assert lines[-1] == ("stopped: creating the property group: HubSpot answered 403, missing scope "
-                         "crm.schemas.commercepayments.write")
+    assert lines[-1] == (
+        "stopped: creating the property group: HubSpot answered 403, missing scope "
+        "crm.schemas.commercepayments.write"
+    )
 
 
 def test_a_token_the_info_route_does_not_know_is_checked_by_the_calls_themselves(sandbox, capsys):
@@ -102,14 +117,18 @@ def test_a_token_the_info_route_does_not_know_is_checked_by_the_calls_themselves
     assert code == 0 and lines[-1].startswith("ready:")
 
 
-def test_no_answer_from_hubspot_is_a_report_line_and_exit_code_1_not_a_traceback(sandbox, capsys, monkeypatch):
+def test_no_answer_from_hubspot_is_a_report_line_and_exit_code_1_not_a_traceback(
+    sandbox, capsys, monkeypatch
+):
     with socket.socket() as unused:  # a loopback port nobody listens on
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     monkeypatch.setenv("HUBSPOT_BASE_URL", f"http://127.0.0.1:{port}")
     code, lines, _ = run(capsys)
     assert code == 1
-    assert lines[-1].startswith("stopped: POST /oauth/v2/private-apps/get/access-token-info: no answer from HubSpot")
+    assert lines[-1].startswith(
+        "stopped: POST /oauth/v2/private-apps/get/access-token-info: no answer from HubSpot"
+    )
 
 
 def test_an_existing_property_without_unique_values_is_not_taken(sandbox, capsys):
@@ -119,14 +138,19 @@ def test_an_existing_property_without_unique_values_is_not_taken(sandbox, capsys
     assert lines[-1].startswith("stopped: property payments_drain_key exists without unique values")
 
 
-@pytest.mark.parametrize(("argv", "env", "fragment"), [
-    (["--property", "Payment Key"], {}, "--property must be"),
-    (["--group", "9"], {}, "--group must be"),
-    (["--base-url", "http://api.example.com"], {}, "--base-url must use https"),
-    (["--unknown"], {}, "unrecognized arguments"),
-    ([], {"HUBSPOT_TOKEN": ""}, "set HUBSPOT_TOKEN"),
-])
-def test_a_command_line_mistake_is_one_line_and_exit_code_2(sandbox, capsys, monkeypatch, argv, env, fragment):
+@pytest.mark.parametrize(
+    ("argv", "env", "fragment"),
+    [
+        (["--property", "Payment Key"], {}, "--property must be"),
+        (["--group", "9"], {}, "--group must be"),
+        (["--base-url", "http://api.example.com"], {}, "--base-url must use https"),
+        (["--unknown"], {}, "unrecognized arguments"),
+        ([], {"HUBSPOT_TOKEN": ""}, "set HUBSPOT_TOKEN"),
+    ],
+)
+def test_a_command_line_mistake_is_one_line_and_exit_code_2(
+    sandbox, capsys, monkeypatch, argv, env, fragment
+):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(SystemExit) as exit_:
@@ -137,24 +161,41 @@ def test_a_command_line_mistake_is_one_line_and_exit_code_2(sandbox, capsys, mon
 
 
 def test_the_token_is_read_from_the_secret_as_the_function_reads_it(sandbox, aws_env, capsys, monkeypatch):
-    secret = boto3.client("secretsmanager").create_secret(Name="setup-test-token",
-                                                          SecretString='{"token": "%s"}' % CANARY_TOKEN)
+    secret = boto3.client("secretsmanager").create_secret(
+        Name="setup-test-token", SecretString='{"token": "%s"}' % CANARY_TOKEN
+    )
     monkeypatch.delenv("HUBSPOT_TOKEN")
     code, lines, _ = run(capsys, "--secret-id", secret["ARN"])
     assert code == 0 and lines[-1].startswith("ready:")
     code, _, err = run(capsys, "--secret-id", "no-such-secret")
     assert code == 1
-    assert err == ["setup_hubspot: cannot read the HubSpot token secret no-such-secret (ResourceNotFoundException)"]
+    assert err == [
+        "setup_hubspot: cannot read the HubSpot token secret no-such-secret (ResourceNotFoundException)"
+    ]
 
 
 def test_the_documented_command_runs_as_a_process(sandbox):
     """docs/deploy.md and the README show this command line (make setup-hubspot runs the same)."""
-    env = {**os.environ, "PYTHONPATH": "layers/shared", "HUBSPOT_TOKEN": CANARY_TOKEN,
-           "HUBSPOT_BASE_URL": sandbox.base_url}
-    done = subprocess.run([sys.executable, "-m", "payments_drain.setup_hubspot"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "PYTHONPATH": "layers/shared",
+        "HUBSPOT_TOKEN": CANARY_TOKEN,
+        "HUBSPOT_BASE_URL": sandbox.base_url,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "payments_drain.setup_hubspot"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "ready: deploy with HubSpotUniqueProperty=payments_drain_key " \
-                                           "(HUBSPOT_UNIQUE_PROPERTY)"
+    assert (
+        done.stdout.splitlines()[-1] == "ready: deploy with HubSpotUniqueProperty=payments_drain_key "
+        "(HUBSPOT_UNIQUE_PROPERTY)"
+    )
     assert CANARY_TOKEN not in done.stdout + done.stderr
-    assert SandboxControl(sandbox.base_url).stats()["requests_by_route"]["properties"] == 4  # 2 reads, 2 creates
+    assert (
+        SandboxControl(sandbox.base_url).stats()["requests_by_route"]["properties"] == 4
+    )  # 2 reads, 2 creates

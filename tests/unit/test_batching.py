@@ -1,11 +1,11 @@
 """The pure core's settle, plan and response rules, with plain values."""
 
 import pytest
-
 from payments_drain import batching
 from payments_drain.batching import Answer, failed_message_ids, plan_chunks, settle
 from payments_drain.messages import parse_record
 from payments_drain.outcomes import Message, Outcome, State
+
 from tests.twins import created, error_answer, payment_body, sqs_record, validation_error
 
 
@@ -39,13 +39,22 @@ def test_201_without_trace_id_echo_matches_results_by_properties():
     ids = {r["properties"]["hs_initial_amount"]: r["id"] for r in answer.body["results"]}
     verdict = settle(chunk, answer)
     assert {verdict.outcomes[p.message_id].hubspot_id for p in chunk} == set(ids.values())
-    assert all(verdict.outcomes[p.message_id].hubspot_id == ids[p.properties["hs_initial_amount"]] for p in chunk)
+    assert all(
+        verdict.outcomes[p.message_id].hubspot_id == ids[p.properties["hs_initial_amount"]] for p in chunk
+    )
 
 
 def test_207_maps_each_error_by_trace_id():
     chunk = payments(4)
-    errors = [validation_error("m2"), {"status": "error", "category": "INTERNAL", "message": "boom",
-                                       "context": {"objectWriteTraceId": ["m0"]}}]
+    errors = [
+        validation_error("m2"),
+        {
+            "status": "error",
+            "category": "INTERNAL",
+            "message": "boom",
+            "context": {"objectWriteTraceId": ["m0"]},
+        },
+    ]
     verdict = settle(chunk, created([p.hubspot_input() for p in chunk], 207, errors))
     states = {k: v.state for k, v in verdict.outcomes.items()}
     assert states == {"m0": State.RETRY, "m1": State.CREATED, "m2": State.REJECTED, "m3": State.CREATED}
@@ -56,7 +65,9 @@ def test_207_maps_each_error_by_trace_id():
 def test_207_with_an_unmappable_error_trusts_only_proven_results():
     chunk = payments(3)
     answer = created([p.hubspot_input() for p in chunk], 207, [validation_error("m1")])
-    answer.body["errors"].append({"status": "error", "category": "VALIDATION_ERROR", "message": "?", "context": {}})
+    answer.body["errors"].append(
+        {"status": "error", "category": "VALIDATION_ERROR", "message": "?", "context": {}}
+    )
     answer.body["results"] = [r for r in answer.body["results"] if r["objectWriteTraceId"] != "m2"]
     verdict = settle(chunk, answer)
     assert verdict.outcomes["m0"].state is State.CREATED
@@ -67,9 +78,15 @@ def test_207_with_an_unmappable_error_trusts_only_proven_results():
 
 def test_207_conflict_on_our_unique_property_is_a_duplicate_with_the_existing_id():
     chunk = payments(2)
-    conflict = {"status": "error", "category": "CONFLICT", "message": "payment_key already exists. Existing ID: 777",
-                "context": {"objectWriteTraceId": ["m1"]}}
-    verdict = settle(chunk, created([p.hubspot_input() for p in chunk], 207, [conflict]), unique_property="payment_key")
+    conflict = {
+        "status": "error",
+        "category": "CONFLICT",
+        "message": "payment_key already exists. Existing ID: 777",
+        "context": {"objectWriteTraceId": ["m1"]},
+    }
+    verdict = settle(
+        chunk, created([p.hubspot_input() for p in chunk], 207, [conflict]), unique_property="payment_key"
+    )
     assert verdict.outcomes["m1"] == Outcome(State.DUPLICATE, verdict.outcomes["m1"].reason, "777")
     without = settle(chunk, created([p.hubspot_input() for p in chunk], 207, [conflict]))
     assert without.outcomes["m1"].state is State.REJECTED
@@ -94,7 +111,12 @@ def test_whole_400_splits_a_chunk_and_rejects_a_single_input():
     [
         (error_answer(401, "INVALID_AUTHENTICATION"), batching.REFRESH, 0, False),
         (error_answer(429, policyName="TEN_SECONDLY_ROLLING"), batching.TRANSIENT, 1.0, False),
-        (error_answer(429, headers={"Retry-After": "3"}, policyName="TEN_SECONDLY_ROLLING"), batching.TRANSIENT, 3.0, False),
+        (
+            error_answer(429, headers={"Retry-After": "3"}, policyName="TEN_SECONDLY_ROLLING"),
+            batching.TRANSIENT,
+            3.0,
+            False,
+        ),
         (error_answer(429, policyName="DAILY"), batching.STOP, 0, False),
         (error_answer(423), batching.TRANSIENT, 2.0, False),
         (error_answer(477, headers={"Retry-After": "7"}), batching.TRANSIENT, 7.0, False),
@@ -120,7 +142,9 @@ def test_configuration_faults_retry_every_payment(status):
 
 @pytest.mark.parametrize("n", [1, 3])
 def test_an_unknown_object_type_400_is_a_configuration_fault_never_split_nor_rejected(n):
-    answer = error_answer(400, "VALIDATION_ERROR", message="Unable to infer object type from: commerce_payment")
+    answer = error_answer(
+        400, "VALIDATION_ERROR", message="Unable to infer object type from: commerce_payment"
+    )
     verdict = settle(payments(n), answer)
     assert verdict.action == batching.SETTLED
     assert {o.state for o in verdict.outcomes.values()} == {State.RETRY} and len(verdict.outcomes) == n
@@ -159,7 +183,10 @@ def test_a_201_with_errors_is_settled_like_a_207():
     verdict = settle(chunk, answer)
     assert verdict.action == batching.SETTLED
     assert {k: v.state for k, v in verdict.outcomes.items()} == {
-        "m0": State.CREATED, "m1": State.REJECTED, "m2": State.CREATED}
+        "m0": State.CREATED,
+        "m1": State.REJECTED,
+        "m2": State.CREATED,
+    }
     assert verdict.outcomes["m1"].reason.http_status == 201
     assert batching.unexpected_shape(answer) is None
 

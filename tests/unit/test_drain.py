@@ -3,14 +3,25 @@
 import json
 
 import pytest
-
 from payments_drain.batching import Answer
 from payments_drain.drain import Budget, Drain
 from payments_drain.outcomes import State, Wait
 from payments_drain.pacing import DailyLimit, RateGate
 from payments_drain.sender import hold_s
-from tests.twins import (CANARY_TOKEN, InMemoryLedger, InMemoryReporter, InMemoryVisibility, ScriptedHubSpot,
-                         StaticToken, created, error_answer, payment_body, sqs_record, validation_error)
+
+from tests.twins import (
+    CANARY_TOKEN,
+    InMemoryLedger,
+    InMemoryReporter,
+    InMemoryVisibility,
+    ScriptedHubSpot,
+    StaticToken,
+    created,
+    error_answer,
+    payment_body,
+    sqs_record,
+    validation_error,
+)
 
 
 class FakeClock:
@@ -31,12 +42,23 @@ def clock():
     return FakeClock()
 
 
-def make(script=(), *, ledger=None, reporter=None, token=None, unique=None, clock=None, parallel_calls=2, **kw):
+def make(
+    script=(), *, ledger=None, reporter=None, token=None, unique=None, clock=None, parallel_calls=2, **kw
+):
     clock = clock or FakeClock()
     hubspot = ScriptedHubSpot(script)
-    drain = Drain(hubspot, token or StaticToken(), ledger, reporter or InMemoryReporter(), unique_property=unique,
-                  parallel_calls=parallel_calls, gate=RateGate(190, clock=clock),
-                  daily=kw.pop("daily", DailyLimit(300, clock=clock)), sleep=clock.sleep, **kw)
+    drain = Drain(
+        hubspot,
+        token or StaticToken(),
+        ledger,
+        reporter or InMemoryReporter(),
+        unique_property=unique,
+        parallel_calls=parallel_calls,
+        gate=RateGate(190, clock=clock),
+        daily=kw.pop("daily", DailyLimit(300, clock=clock)),
+        sleep=clock.sleep,
+        **kw,
+    )
     return drain, hubspot
 
 
@@ -46,7 +68,10 @@ def run(drain, records, clock=None, seconds=60.0):
 
 
 def records(n, prefix="m", start=0):
-    return [sqs_record(payment_body(f"key-{prefix}{i}", amount=str(i + 1)), f"{prefix}{i}") for i in range(start, start + n)]
+    return [
+        sqs_record(payment_body(f"key-{prefix}{i}", amount=str(i + 1)), f"{prefix}{i}")
+        for i in range(start, start + n)
+    ]
 
 
 def failures(result):
@@ -65,7 +90,10 @@ def test_all_valid_are_created_in_one_call_per_100(clock):
 def test_mixed_batch_rejects_and_reports_bad_messages_without_spending_a_request(clock):
     reporter = InMemoryReporter()
     drain, hubspot = make(reporter=reporter, clock=clock)
-    batch = records(3) + [sqs_record("{oops", "bad-1"), sqs_record(payment_body("k", amount="x"), "bad-2", receive_count=2)]
+    batch = records(3) + [
+        sqs_record("{oops", "bad-1"),
+        sqs_record(payment_body("k", amount="x"), "bad-2", receive_count=2),
+    ]
     result = run(drain, batch, clock)
     assert failures(result) == []
     assert len(hubspot.calls) == 1 and len(hubspot.calls[0][0]) == 3
@@ -79,9 +107,17 @@ def test_mixed_batch_rejects_and_reports_bad_messages_without_spending_a_request
 
 def test_207_validation_errors_are_reported_others_retried(clock):
     reporter = InMemoryReporter()
-    internal = {"status": "error", "category": "INTERNAL_ERROR", "message": "x", "context": {"objectWriteTraceId": ["m2"]}}
-    drain, _ = make([lambda inputs: created(inputs, 207, [validation_error("m1", "PROPERTY_DOESNT_EXIST"), internal])],
-                    reporter=reporter, clock=clock)
+    internal = {
+        "status": "error",
+        "category": "INTERNAL_ERROR",
+        "message": "x",
+        "context": {"objectWriteTraceId": ["m2"]},
+    }
+    drain, _ = make(
+        [lambda inputs: created(inputs, 207, [validation_error("m1", "PROPERTY_DOESNT_EXIST"), internal])],
+        reporter=reporter,
+        clock=clock,
+    )
     result = run(drain, records(4), clock)
     assert failures(result) == ["m2"]
     assert [r["messageId"] for r in reporter.sent] == ["m1"]
@@ -129,7 +165,9 @@ def test_403_missing_scope_retries_without_resending(clock):
 
 
 def test_429_waits_as_told_then_succeeds(clock):
-    drain, hubspot = make([error_answer(429, headers={"Retry-After": "2"}, policyName="TEN_SECONDLY_ROLLING")], clock=clock)
+    drain, hubspot = make(
+        [error_answer(429, headers={"Retry-After": "2"}, policyName="TEN_SECONDLY_ROLLING")], clock=clock
+    )
     result = run(drain, records(2), clock)
     assert failures(result) == [] and len(hubspot.calls) == 2
     assert max(clock.slept) >= 2.0
@@ -137,7 +175,9 @@ def test_429_waits_as_told_then_succeeds(clock):
 
 
 def test_429_that_cannot_be_waited_for_in_the_budget_is_retried(clock):
-    drain, hubspot = make([error_answer(429, headers={"Retry-After": "30"}, policyName="TEN_SECONDLY_ROLLING")], clock=clock)
+    drain, hubspot = make(
+        [error_answer(429, headers={"Retry-After": "30"}, policyName="TEN_SECONDLY_ROLLING")], clock=clock
+    )
     result = run(drain, records(2), clock, seconds=10)
     assert failures(result) == ["m0", "m1"] and len(hubspot.calls) == 1
 
@@ -152,8 +192,12 @@ def test_daily_limit_stops_all_sending_for_the_invocation(clock):
 
 def test_the_container_remembers_a_spent_daily_limit_and_probes_once_in_a_while(clock):
     visibility = InMemoryVisibility()
-    drain, hubspot = make([error_answer(429, policyName="DAILY")] * 2 + [created] * 3, clock=clock,
-                          parallel_calls=1, visibility=visibility)
+    drain, hubspot = make(
+        [error_answer(429, policyName="DAILY")] * 2 + [created] * 3,
+        clock=clock,
+        parallel_calls=1,
+        visibility=visibility,
+    )
     assert failures(run(drain, records(2), clock)) == ["m0", "m1"] and len(hubspot.calls) == 1
     clock.now += 60  # the next invocations, a minute later: no call, no 429 spent on asking again
     later = run(drain, records(3, prefix="n"), clock)
@@ -166,7 +210,9 @@ def test_the_container_remembers_a_spent_daily_limit_and_probes_once_in_a_while(
 
 
 def test_a_call_that_leaves_no_daily_request_stops_sending_before_the_429(clock):
-    last = lambda inputs: created(inputs).__class__(201, created(inputs).body, {"X-HubSpot-RateLimit-Daily-Remaining": "0"})  # noqa: E731
+    def last(inputs):  # the day's last request: 201, and no request left
+        return Answer(201, created(inputs).body, {"X-HubSpot-RateLimit-Daily-Remaining": "0"})
+
     drain, hubspot = make([last], clock=clock, parallel_calls=1)
     result = run(drain, records(150), clock)
     assert result.counts()["created"] == 100 and len(hubspot.calls) == 1
@@ -175,8 +221,12 @@ def test_a_call_that_leaves_no_daily_request_stops_sending_before_the_429(clock)
 
 def test_retries_that_only_wait_for_hubspot_are_held_on_the_queue_until_it_can_take_them(clock):
     visibility = InMemoryVisibility()
-    drain, _ = make([error_answer(503)] * 3 + [error_answer(429, policyName="DAILY")] + [error_answer(403)],
-                    clock=clock, parallel_calls=1, visibility=visibility)
+    drain, _ = make(
+        [error_answer(503)] * 3 + [error_answer(429, policyName="DAILY")] + [error_answer(403)],
+        clock=clock,
+        parallel_calls=1,
+        visibility=visibility,
+    )
     batch = [sqs_record(payment_body("k0"), "m0", receive_count=3)]
     assert failures(run(drain, batch, clock)) == ["m0"]
     assert visibility.held == {"rh-m0": 600 * 4}  # HubSpot down: 10 min, doubled at each delivery
@@ -206,7 +256,9 @@ def test_each_chunk_is_recorded_in_the_ledger_as_soon_as_it_settles(clock):
 
     drain, _ = make([created, second], ledger=ledger, clock=clock, parallel_calls=1)
     run(drain, records(150), clock)
-    assert [seen_by_second_call[f"key-m{i}"] for i in range(100)] == ["created"] * 100  # a kill now loses none
+    assert [seen_by_second_call[f"key-m{i}"] for i in range(100)] == [
+        "created"
+    ] * 100  # a kill now loses none
     assert {seen_by_second_call[f"key-m{i}"] for i in range(100, 150)} == {"claimed"}
 
 
@@ -232,9 +284,20 @@ def test_a_finished_invocation_leaves_no_live_claim_so_a_redelivery_is_handled_a
     assert failures(again) == [] and again.outcomes["m0"].state is State.CREATED  # not CLAIMED_ELSEWHERE
 
 
-@pytest.mark.parametrize("failure", [error_answer(500), error_answer(502), error_answer(503), error_answer(504),
-                                     error_answer(423), error_answer(477, headers={"Retry-After": "1"}),
-                                     Answer(None, error="timeout"), Answer(None, error="connect"), Answer(None, error="protocol")])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        error_answer(500),
+        error_answer(502),
+        error_answer(503),
+        error_answer(504),
+        error_answer(423),
+        error_answer(477, headers={"Retry-After": "1"}),
+        Answer(None, error="timeout"),
+        Answer(None, error="connect"),
+        Answer(None, error="protocol"),
+    ],
+)
 def test_transient_failures_are_retried_with_backoff_then_succeed(clock, failure):
     drain, hubspot = make([failure, failure], clock=clock)
     result = run(drain, records(2), clock)
@@ -298,17 +361,33 @@ def test_report_not_written_turns_into_a_retry(clock):
 
 def test_a_repeated_payment_key_is_sent_once_and_its_twins_take_its_outcome_at_once(clock):
     reporter = InMemoryReporter()
-    script = [lambda inputs: created(inputs, 207, [validation_error(i["objectWriteTraceId"]) for i in inputs
-                                                   if i["properties"]["hs_initial_amount"] == "9.99"])]
+    script = [
+        lambda inputs: created(
+            inputs,
+            207,
+            [
+                validation_error(i["objectWriteTraceId"])
+                for i in inputs
+                if i["properties"]["hs_initial_amount"] == "9.99"
+            ],
+        )
+    ]
     drain, hubspot = make(script, reporter=reporter, clock=clock, parallel_calls=1)
-    batch = [sqs_record(payment_body("same"), "m0"), sqs_record(payment_body("same"), "m1"),
-             sqs_record(payment_body("bad", amount="9.99"), "m2"), sqs_record(payment_body("bad", amount="9.99"), "m3")]
+    batch = [
+        sqs_record(payment_body("same"), "m0"),
+        sqs_record(payment_body("same"), "m1"),
+        sqs_record(payment_body("bad", amount="9.99"), "m2"),
+        sqs_record(payment_body("bad", amount="9.99"), "m3"),
+    ]
     result = run(drain, batch, clock)
     assert failures(result) == [] and [len(c[0]) for c in hubspot.calls] == [2]
     assert result.outcomes["m1"].state is State.DUPLICATE
     assert result.outcomes["m1"].hubspot_id == result.outcomes["m0"].hubspot_id is not None
     assert result.outcomes["m3"] == result.outcomes["m2"] and result.outcomes["m3"].state is State.REJECTED
-    assert sorted(r["messageId"] for r in reporter.sent) == ["m2", "m3"]  # each rejected message has its report
+    assert sorted(r["messageId"] for r in reporter.sent) == [
+        "m2",
+        "m3",
+    ]  # each rejected message has its report
 
 
 def test_twins_of_a_retried_payment_are_retried_with_it(clock):
@@ -319,11 +398,30 @@ def test_twins_of_a_retried_payment_are_retried_with_it(clock):
 
 def test_fifo_rejection_after_a_retry_in_its_group_is_not_reported_yet(clock):
     reporter = InMemoryReporter()
-    drain, _ = make([lambda inputs: created(inputs, 207, [{"status": "error", "category": "INTERNAL", "message": "x",
-                                                           "context": {"objectWriteTraceId": ["f0"]}}])],
-                    reporter=reporter, clock=clock)
-    batch = [sqs_record(payment_body("a"), "f0", group_id="g1"), sqs_record("{", "f1", group_id="g1"),
-             sqs_record(payment_body("b"), "f2", group_id="g2"), sqs_record(payment_body("c"), "f3", group_id="g1")]
+    drain, _ = make(
+        [
+            lambda inputs: created(
+                inputs,
+                207,
+                [
+                    {
+                        "status": "error",
+                        "category": "INTERNAL",
+                        "message": "x",
+                        "context": {"objectWriteTraceId": ["f0"]},
+                    }
+                ],
+            )
+        ],
+        reporter=reporter,
+        clock=clock,
+    )
+    batch = [
+        sqs_record(payment_body("a"), "f0", group_id="g1"),
+        sqs_record("{", "f1", group_id="g1"),
+        sqs_record(payment_body("b"), "f2", group_id="g2"),
+        sqs_record(payment_body("c"), "f3", group_id="g1"),
+    ]
     result = run(drain, batch, clock)
     assert failures(result) == ["f0", "f1", "f3"]
     assert reporter.sent == []
@@ -352,13 +450,18 @@ def test_a_redelivered_rejection_is_not_reported_twice(clock):
 
 def test_claims_of_payments_surely_not_stored_are_released_and_others_kept(clock):
     ledger = InMemoryLedger()
-    script = [error_answer(429, headers={"Retry-After": "30"}, policyName="TEN_SECONDLY_ROLLING"), error_answer(503)]
+    script = [
+        error_answer(429, headers={"Retry-After": "30"}, policyName="TEN_SECONDLY_ROLLING"),
+        error_answer(503),
+    ]
     drain, _ = make(script, ledger=ledger, clock=clock)
     run(drain, records(1, prefix="a"), clock, seconds=10)  # throttled, never stored: claim released
     assert "key-a0" not in ledger.items
     drain2, _ = make([error_answer(503)] * 3, ledger=ledger, clock=clock)
     result = run(drain2, records(1, prefix="b"), clock)  # 5xx: maybe stored, claim marked ambiguous
-    assert result.stats.ambiguous == 3 and ledger.items["key-b0"]["status"] == "ambiguous"  # three 5xx answers
+    assert (
+        result.stats.ambiguous == 3 and ledger.items["key-b0"]["status"] == "ambiguous"
+    )  # three 5xx answers
 
 
 def test_a_payment_whose_claim_expired_unreleased_counts_as_ambiguous(clock):
@@ -379,14 +482,17 @@ def test_429s_are_waited_out_within_the_budget_not_counted_as_attempts(clock):
 
 # --- upsert mode ----------------------------------------------------------------------------------
 
+
 def upserted(existing: set[str]):
     """batch/upsert's 200: each result says whether the id was new (HubSpot's `new`)."""
+
     def answer(inputs):
         body = created(inputs, 200).body
         for result, item in zip(body["results"], reversed(inputs)):
             result["new"] = item["id"] not in existing
             existing.add(item["id"])
         return Answer(200, body, {})
+
     return answer
 
 
@@ -403,16 +509,25 @@ def test_upsert_mode_writes_by_the_unique_property_and_counts_updates(clock):
     result = run(drain, [versioned("k1", "m1", None, "refunded"), versioned("k2", "m2", None)], clock)
     assert failures(result) == [] and result.counts()["created"] == 2 and result.updated() == 1
     sent = {i["id"]: i for i in hubspot.calls[0][0]}
-    assert sent["k1"] == {"id": "k1", "idProperty": "payments_drain_key", "objectWriteTraceId": "m1",
-                          "properties": {**payment_body("k1", hs_latest_status="refunded")["properties"]}}
+    assert sent["k1"] == {
+        "id": "k1",
+        "idProperty": "payments_drain_key",
+        "objectWriteTraceId": "m1",
+        "properties": {**payment_body("k1", hs_latest_status="refunded")["properties"]},
+    }
 
 
 def test_upsert_mode_with_the_ledger_applies_newer_versions_and_refuses_older_ones_unsent(clock):
     ledger = InMemoryLedger()
-    drain, hubspot = make([upserted(set())] * 3, ledger=ledger, unique="payments_drain_key", upsert=True, clock=clock)
+    drain, hubspot = make(
+        [upserted(set())] * 3, ledger=ledger, unique="payments_drain_key", upsert=True, clock=clock
+    )
     assert failures(run(drain, [versioned("k", "m5", 5)], clock)) == [] and ledger.items["k"]["version"] == 5
     late = run(drain, [versioned("k", "m4", 4, "processing")], clock)  # an older update delivered late
-    assert late.outcomes["m4"].state is State.DUPLICATE and late.outcomes["m4"].reason.category == "STALE_VERSION"
+    assert (
+        late.outcomes["m4"].state is State.DUPLICATE
+        and late.outcomes["m4"].reason.category == "STALE_VERSION"
+    )
     assert late.stale() == 1 and len(hubspot.calls) == 1  # no request spent on it
     newer = run(drain, [versioned("k", "m7", 7, "refunded")], clock)
     assert newer.updated() == 1 and ledger.items["k"]["version"] == 7 and len(hubspot.calls) == 2
@@ -420,9 +535,14 @@ def test_upsert_mode_with_the_ledger_applies_newer_versions_and_refuses_older_on
 
 def test_upsert_mode_sends_the_newest_of_a_key_twice_in_a_batch(clock):
     drain, hubspot = make([upserted(set())], unique="payments_drain_key", upsert=True, clock=clock)
-    result = run(drain, [versioned("k", "m1", 1), versioned("k", "m3", 3, "refunded"), versioned("k", "m2", 2)], clock)
+    result = run(
+        drain, [versioned("k", "m1", 1), versioned("k", "m3", 3, "refunded"), versioned("k", "m2", 2)], clock
+    )
     assert failures(result) == [] and [i["objectWriteTraceId"] for i in hubspot.calls[0][0]] == ["m3"]
-    assert {m: result.outcomes[m].reason.category for m in ("m1", "m2")} == {"m1": "STALE_VERSION", "m2": "STALE_VERSION"}
+    assert {m: result.outcomes[m].reason.category for m in ("m1", "m2")} == {
+        "m1": "STALE_VERSION",
+        "m2": "STALE_VERSION",
+    }
 
 
 def test_upsert_mode_without_the_ledger_lets_the_last_write_win(clock):
@@ -436,7 +556,9 @@ def test_upsert_mode_refuses_associations_with_a_report(clock):
     reporter = InMemoryReporter()
     drain, hubspot = make(unique="payments_drain_key", upsert=True, reporter=reporter, clock=clock)
     body = payment_body("k")
-    body["associations"] = [{"to": {"id": "1"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}]}]
+    body["associations"] = [
+        {"to": {"id": "1"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}]}
+    ]
     result = run(drain, [sqs_record(body, "m0")], clock)
     assert result.outcomes["m0"].state is State.REJECTED and hubspot.calls == []
     assert reporter.sent[0]["reason"]["code"] == "ASSOCIATIONS_IN_UPSERT"
@@ -444,8 +566,13 @@ def test_upsert_mode_refuses_associations_with_a_report(clock):
 
 def test_upsert_mode_does_not_count_a_resent_payment_as_a_possible_copy(clock):
     ledger = InMemoryLedger()
-    drain, _ = make([Answer(None, error="timeout")] * 3 + [upserted(set())], ledger=ledger,
-                    unique="payments_drain_key", upsert=True, clock=clock)
+    drain, _ = make(
+        [Answer(None, error="timeout")] * 3 + [upserted(set())],
+        ledger=ledger,
+        unique="payments_drain_key",
+        upsert=True,
+        clock=clock,
+    )
     first = run(drain, [versioned("k", "m1", 1)], clock)
     assert failures(first) == ["m1"] and first.stats.ambiguous == 0
     again = run(drain, [versioned("k", "m1", 1)], clock)
@@ -453,7 +580,11 @@ def test_upsert_mode_does_not_count_a_resent_payment_as_a_possible_copy(clock):
 
 
 def test_an_unknown_object_type_is_logged_as_a_configuration_fault_and_retried_unsplit(clock, log_lines):
-    answer = error_answer(400, "VALIDATION_ERROR", message="Unable to infer object type from: commerce_payment")
+    answer = error_answer(
+        400, "VALIDATION_ERROR", message="Unable to infer object type from: commerce_payment"
+    )
     drain, hubspot = make([answer], clock=clock)
     assert failures(run(drain, records(3), clock)) == ["m0", "m1", "m2"] and len(hubspot.calls) == 1
-    assert any("configuration fault" in line and '"httpStatus":400' in line.replace(" ", "") for line in log_lines())
+    assert any(
+        "configuration fault" in line and '"httpStatus":400' in line.replace(" ", "") for line in log_lines()
+    )

@@ -15,5 +15,9 @@ MAX_ATTEMPTS = 2  # botocore "standard" mode: the first try and one retry, with 
 
 
 def client_config(**overrides) -> Config:
-    return Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
-                  retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}, **overrides)
+    return Config(
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+        **overrides,
+    )

@@ -44,11 +44,11 @@ class Answer:
 
 
 # What the orchestration does next with a chunk.
-SETTLED = "settled"      # outcomes are final for this invocation
-SPLIT = "split"          # whole-request 400: halve the chunk and send each half
-REFRESH = "refresh"      # 401: read the token again, past the cache, and resend once
+SETTLED = "settled"  # outcomes are final for this invocation
+SPLIT = "split"  # whole-request 400: halve the chunk and send each half
+REFRESH = "refresh"  # 401: read the token again, past the cache, and resend once
 TRANSIENT = "transient"  # may succeed if resent after ``wait_s``
-STOP = "stop"            # the daily limit is spent: send nothing more in this invocation
+STOP = "stop"  # the daily limit is spent: send nothing more in this invocation
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,9 @@ def settle(chunk: Sequence[Payment], answer: Answer, unique_property: str | None
     if status == 400:
         return Verdict(SETTLED, {p.message_id: Outcome(State.REJECTED, reason) for p in chunk}, reason)
     if status == 409:
-        return Verdict(SETTLED, {p.message_id: _conflict(reason, answer.body, unique_property) for p in chunk}, reason)
+        return Verdict(
+            SETTLED, {p.message_id: _conflict(reason, answer.body, unique_property) for p in chunk}, reason
+        )
     if status == 401:
         return Verdict(REFRESH, reason=reason)
     if status == 429:
@@ -113,7 +115,9 @@ def whole_request_reason(answer: Answer) -> Reason:
     errors = body.get("errors") if isinstance(body.get("errors"), list) else []
     code = next((e.get("code") for e in errors if isinstance(e, dict) and e.get("code")), None)
     category = body.get("category") or body.get("errorType") or f"HTTP_{answer.status}"
-    message = body.get("message") if isinstance(body.get("message"), str) else f"HubSpot answered {answer.status}"
+    message = (
+        body.get("message") if isinstance(body.get("message"), str) else f"HubSpot answered {answer.status}"
+    )
     correlation = body.get("correlationId") or answer.header("X-HubSpot-Correlation-Id")
     return Reason(str(category), message[:1000], answer.status, code, correlation)
 
@@ -180,8 +184,9 @@ def _trace_id_of(error: Any) -> str | None:
     return None
 
 
-def _input_error(error: dict[str, Any], status: int | None, correlation: str | None,
-                 unique_property: str | None) -> Outcome:
+def _input_error(
+    error: dict[str, Any], status: int | None, correlation: str | None, unique_property: str | None
+) -> Outcome:
     details = error.get("errors") if isinstance(error.get("errors"), list) else []
     code = next((d.get("code") for d in details if isinstance(d, dict) and d.get("code")), None)
     category = str(error.get("category") or "UNKNOWN")
@@ -212,7 +217,9 @@ def _created(payments: Iterable[Payment], body: Any, proven_only: bool = False) 
     """Created outcomes with HubSpot ids, by trace id if echoed, else by the properties sent."""
     payments = list(payments)
     results = body.get("results") if isinstance(body, dict) and isinstance(body.get("results"), list) else []
-    by_trace = {r.get("objectWriteTraceId"): r for r in results if isinstance(r, dict) and r.get("objectWriteTraceId")}
+    by_trace = {
+        r.get("objectWriteTraceId"): r for r in results if isinstance(r, dict) and r.get("objectWriteTraceId")
+    }
     unclaimed = [r for r in results if isinstance(r, dict) and not r.get("objectWriteTraceId")]
     outcomes: dict[str, Outcome] = {}
     for payment in payments:
@@ -246,8 +253,9 @@ def _retry_after(answer: Answer, default: float) -> float:
 def failed_message_ids(messages: Sequence[Message], outcomes: Mapping[str, Outcome]) -> list[str]:
     """The retries, in batch order. A message without an outcome is retried (nothing is lost).
     FIFO: once a message of a group must retry, every later message of that group is listed."""
-    retried = {m.message_id for m in messages
-               if (o := outcomes.get(m.message_id)) is None or o.state is State.RETRY}
+    retried = {
+        m.message_id for m in messages if (o := outcomes.get(m.message_id)) is None or o.state is State.RETRY
+    }
     blocked = fifo_blocked(messages, retried)
     return [m.message_id for m in messages if m.message_id in blocked]
 

@@ -50,7 +50,9 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _upsert_needs_the_unique_property(self) -> Settings:
         if self.HUBSPOT_WRITE_MODE == "upsert" and not self.HUBSPOT_UNIQUE_PROPERTY:
-            raise ValueError("HUBSPOT_WRITE_MODE upsert needs HUBSPOT_UNIQUE_PROPERTY (the property upsert finds payments by)")
+            raise ValueError(
+                "HUBSPOT_WRITE_MODE upsert needs HUBSPOT_UNIQUE_PROPERTY (the property upsert finds payments by)"
+            )
         return self
 
     @property

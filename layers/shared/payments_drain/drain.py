@@ -53,29 +53,59 @@ class Result:
 
     def stale(self) -> int:
         """Of the duplicates: messages older than the version already applied, refused unsent."""
-        return sum(1 for o in self.outcomes.values() if o.reason is not None and o.reason.category == "STALE_VERSION")
+        return sum(
+            1 for o in self.outcomes.values() if o.reason is not None and o.reason.category == "STALE_VERSION"
+        )
 
 
 class Drain:
-    def __init__(self, hubspot, token, ledger, reporter, *, visibility=None, unique_property: str | None = None,
-                 upsert: bool = False, parallel_calls: int = 4, max_attempts: int = 3, gate: RateGate | None = None,
-                 daily: DailyLimit | None = None, hold_base_s: dict[Wait, int] | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        hubspot,
+        token,
+        ledger,
+        reporter,
+        *,
+        visibility=None,
+        unique_property: str | None = None,
+        upsert: bool = False,
+        parallel_calls: int = 4,
+        max_attempts: int = 3,
+        gate: RateGate | None = None,
+        daily: DailyLimit | None = None,
+        hold_base_s: dict[Wait, int] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
         self.ledger = ledger
         self.visibility = visibility
         self.unique_property = unique_property
-        self.upsert = upsert  # HubSpot's batch/upsert by the unique property: updates applied, in version order
+        self.upsert = (
+            upsert  # HubSpot's batch/upsert by the unique property: updates applied, in version order
+        )
         self.hold_base_s = {**HOLD_BASE_S, **(hold_base_s or {})}
-        self.sender = ChunkSender(hubspot, token, gate or RateGate(190), daily or DailyLimit(),
-                                  unique_property=unique_property, upsert=upsert, max_attempts=max_attempts, sleep=sleep,
-                                  rng=rng or random.Random(),
-                                  min_call_s=hubspot.min_call_s)
+        self.sender = ChunkSender(
+            hubspot,
+            token,
+            gate or RateGate(190),
+            daily or DailyLimit(),
+            unique_property=unique_property,
+            upsert=upsert,
+            max_attempts=max_attempts,
+            sleep=sleep,
+            rng=rng or random.Random(),
+            min_call_s=hubspot.min_call_s,
+        )
         self.reports = ReportWriter(reporter)
         self.pool = ThreadPoolExecutor(max_workers=parallel_calls, thread_name_prefix="hubspot")
 
-    def run(self, records: Sequence[dict[str, Any]], budget: Budget, request_id: str = "",
-            source_arn: str | None = None) -> Result:
+    def run(
+        self,
+        records: Sequence[dict[str, Any]],
+        budget: Budget,
+        request_id: str = "",
+        source_arn: str | None = None,
+    ) -> Result:
         stats = Stats()
         outcomes: dict[str, Outcome] = {}
         parsed = [parse_record(record, self.unique_property, self.upsert) for record in records]
@@ -86,36 +116,60 @@ class Drain:
             _log_problem("payment rejected", rejection.message, rejection.reason, rejection.payment_key)
 
         firsts, twins = _first_of_each_key([p for p in parsed if isinstance(p, Payment)], self.upsert)
-        session = LedgerSession(self.ledger, request_id, budget.function_deadline_ms() + 1000, stats, self.upsert)
+        session = LedgerSession(
+            self.ledger, request_id, budget.function_deadline_ms() + 1000, stats, self.upsert
+        )
         sendable = session.claim(firsts, outcomes)
         self._send_all(sendable, budget, stats, outcomes, session)
         for twin, first in twins:
             if first.message_id in outcomes:  # else both are retried (failed_message_ids)
                 outcomes[twin.message_id] = _twin_outcome(outcomes[first.message_id], twin, first)
 
-        for payment in (*sendable, *(twin for twin, _ in twins)):  # HubSpot refused these for good: report them
+        for payment in (
+            *sendable,
+            *(twin for twin, _ in twins),
+        ):  # HubSpot refused these for good: report them
             outcome = outcomes.get(payment.message_id)
             if outcome and outcome.state is State.REJECTED and payment.message_id not in rejections:
-                rejections[payment.message_id] = Rejection(payment.message, outcome.reason, payment.payment_key,
-                                                           _body_of(payment.message))
-                _log_problem("payment rejected by HubSpot", payment.message, outcome.reason, payment.payment_key)
+                rejections[payment.message_id] = Rejection(
+                    payment.message, outcome.reason, payment.payment_key, _body_of(payment.message)
+                )
+                _log_problem(
+                    "payment rejected by HubSpot", payment.message, outcome.reason, payment.payment_key
+                )
         blocked = set(batching.failed_message_ids(messages, outcomes))
-        to_report = [rejections[m.message_id] for m in messages if m.message_id in rejections and m.message_id not in blocked]
+        to_report = [
+            rejections[m.message_id]
+            for m in messages
+            if m.message_id in rejections and m.message_id not in blocked
+        ]
         to_report = session.unreported(to_report, outcomes)
         not_written = self.reports.write(to_report, request_id, source_arn)
         for message_id in not_written:
-            outcomes[message_id] = Outcome(State.RETRY, Reason("REPORT_NOT_WRITTEN", "failure report could not be written"))
-        session.reports_done([r for r in to_report if r.message.message_id not in not_written],
-                             [r for r in to_report if r.message.message_id in not_written])
+            outcomes[message_id] = Outcome(
+                State.RETRY, Reason("REPORT_NOT_WRITTEN", "failure report could not be written")
+            )
+        session.reports_done(
+            [r for r in to_report if r.message.message_id not in not_written],
+            [r for r in to_report if r.message.message_id in not_written],
+        )
         failed = batching.failed_message_ids(messages, outcomes)
         for message_id in failed:  # FIFO: later messages of a blocked group go back too
             if outcomes.get(message_id, Outcome(State.CREATED)).state is not State.RETRY:
-                outcomes[message_id] = Outcome(State.RETRY, Reason("FIFO_GROUP_BLOCKED", "an earlier message of its group must retry"))
+                outcomes[message_id] = Outcome(
+                    State.RETRY, Reason("FIFO_GROUP_BLOCKED", "an earlier message of its group must retry")
+                )
         self._hold(messages, outcomes, source_arn, stats)
         return Result(batching.batch_response(failed), outcomes, stats, session.write_failed)
 
-    def _send_all(self, payments: list[Payment], budget: Budget, stats: Stats, outcomes: dict[str, Outcome],
-                  session: LedgerSession) -> None:
+    def _send_all(
+        self,
+        payments: list[Payment],
+        budget: Budget,
+        stats: Stats,
+        outcomes: dict[str, Outcome],
+        session: LedgerSession,
+    ) -> None:
         lock = threading.Lock()
 
         def settled(part: list[Payment], part_outcomes: dict[str, Outcome], maybe_stored: set[str]) -> None:
@@ -123,18 +177,31 @@ class Drain:
                 outcomes.update(part_outcomes)
             session.settled(part, part_outcomes, maybe_stored)  # at once: a kill later loses none of it
 
-        futures = [self.pool.submit(self.sender.send, chunk, budget, stats, settled) for chunk in plan_chunks(payments)]
+        futures = [
+            self.pool.submit(self.sender.send, chunk, budget, stats, settled)
+            for chunk in plan_chunks(payments)
+        ]
         for future in futures:
             try:
                 future.result()
             except Exception as error:  # noqa: BLE001 - a payment left without an outcome is retried
-                logger.error("unexpected error while settling a chunk", extra={"errorType": type(error).__name__})
+                logger.error(
+                    "unexpected error while settling a chunk", extra={"errorType": type(error).__name__}
+                )
 
-    def _hold(self, messages: list[Message], outcomes: dict[str, Outcome], source_arn: str | None, stats: Stats) -> None:
+    def _hold(
+        self, messages: list[Message], outcomes: dict[str, Outcome], source_arn: str | None, stats: Stats
+    ) -> None:
         """Retries that only wait for HubSpot stay hidden until it can take them (``sender.hold_s``)."""
-        holds = {m.receipt_handle: hold_s(self.hold_base_s[o.wait], m.receive_count)
-                 for m in messages if (o := outcomes.get(m.message_id)) and o.state is State.RETRY
-                 and o.wait is not None and self.hold_base_s[o.wait] > 0 and m.receipt_handle}
+        holds = {
+            m.receipt_handle: hold_s(self.hold_base_s[o.wait], m.receive_count)
+            for m in messages
+            if (o := outcomes.get(m.message_id))
+            and o.state is State.RETRY
+            and o.wait is not None
+            and self.hold_base_s[o.wait] > 0
+            and m.receipt_handle
+        }
         if not holds or self.visibility is None or not source_arn:
             return
         failed = self.visibility.hold(source_arn, holds)
@@ -143,7 +210,9 @@ class Drain:
             logger.warning("some retries could not be held on the queue", extra={"failed": failed})
 
 
-def _first_of_each_key(payments: list[Payment], upsert: bool) -> tuple[list[Payment], list[tuple[Payment, Payment]]]:
+def _first_of_each_key(
+    payments: list[Payment], upsert: bool
+) -> tuple[list[Payment], list[tuple[Payment, Payment]]]:
     """A paymentKey twice in one batch: one copy is sent (the first; in upsert mode the newest
     version), the others (twins) take its outcome in the same invocation (``_twin_outcome``), with
     no request of their own."""
@@ -164,7 +233,9 @@ def _newer(payment: Payment, than: Payment) -> bool:
 def _twin_outcome(first: Outcome, twin: Payment, sent: Payment) -> Outcome:
     if first.state in (State.CREATED, State.DUPLICATE):
         if twin.version is not None and sent.version is not None and twin.version < sent.version:
-            reason = Reason("STALE_VERSION", f"version {twin.version} is older than {sent.version} in the same batch")
+            reason = Reason(
+                "STALE_VERSION", f"version {twin.version} is older than {sent.version} in the same batch"
+            )
         else:
             reason = Reason("DUPLICATE_KEY_IN_BATCH", "the same paymentKey earlier in this batch")
         return Outcome(State.DUPLICATE, reason, first.hubspot_id)
@@ -179,5 +250,11 @@ def _body_of(message: Message) -> Any:
 
 
 def _log_problem(text: str, message: Message, reason: Reason | None, payment_key: str | None) -> None:
-    logger.warning(text, extra={"messageId": message.message_id, "paymentKey": payment_key,
-                                "reason": reason.as_dict() if reason else None})
+    logger.warning(
+        text,
+        extra={
+            "messageId": message.message_id,
+            "paymentKey": payment_key,
+            "reason": reason.as_dict() if reason else None,
+        },
+    )

@@ -93,23 +93,31 @@ class HubSpotClient:
         return self.connect_timeout_s + answer_s
 
     @tracer.capture_method(capture_response=False, capture_error=False)
-    def write_batch(self, inputs: Sequence[dict[str, Any]], token: str, time_left_s: float | None = None) -> Answer:
+    def write_batch(
+        self, inputs: Sequence[dict[str, Any]], token: str, time_left_s: float | None = None
+    ) -> Answer:
         """One POST, ended by ``time_left_s`` (connect, send and the whole answer; without it, by
         connect plus read timeout). Never raises: HTTP or network trouble is in the Answer, and no
         exception text from the HTTP layer (which can quote request headers, the token among them)
         is logged, traced or returned."""
         limit = self.connect_timeout_s + self.read_timeout_s if time_left_s is None else max(0.1, time_left_s)
         body = json.dumps({"inputs": list(inputs)}, separators=(",", ":")).encode()
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", "Accept": "application/json"}
-        timeout = urllib3.Timeout(connect=min(self.connect_timeout_s, limit),
-                                  read=min(self.read_timeout_s, limit))
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        timeout = urllib3.Timeout(
+            connect=min(self.connect_timeout_s, limit), read=min(self.read_timeout_s, limit)
+        )
         started = time.monotonic()
         deadline = _Deadline(limit)
         _exchange.deadline = deadline
         response = None
         try:
-            response = self.pool.request("POST", self.url, body=body, headers=headers, timeout=timeout,
-                                         preload_content=False)
+            response = self.pool.request(
+                "POST", self.url, body=body, headers=headers, timeout=timeout, preload_content=False
+            )
             data = response.read()
         except ConnectTimeoutError:  # includes NewConnectionError: the request never left
             return Answer(None, error="connect", latency_ms=_since(started))
@@ -119,8 +127,9 @@ class HubSpotClient:
             error = "timeout" if deadline.expired else "protocol"
             return Answer(None, error=error, latency_ms=_since(started))
         except Exception as error:  # noqa: BLE001 - e.g. http.client's header checks quote the header's value
-            logger.error("HubSpot request failed in the HTTP client",
-                         extra={"errorType": type(error).__name__})
+            logger.error(
+                "HubSpot request failed in the HTTP client", extra={"errorType": type(error).__name__}
+            )
             return Answer(None, error="client", latency_ms=_since(started))
         finally:
             deadline.finish()
@@ -138,9 +147,14 @@ class HubSpotClient:
             parsed = None
         answer = Answer(response.status, parsed, dict(response.headers), latency_ms=latency_ms)
         if (shape := unexpected_shape(answer)) is not None:
-            logger.warning("HubSpot answer not as documented", extra={
-                "shape": shape, "httpStatus": answer.status,
-                "hubspotCorrelationId": answer.header("X-HubSpot-Correlation-Id")})
+            logger.warning(
+                "HubSpot answer not as documented",
+                extra={
+                    "shape": shape,
+                    "httpStatus": answer.status,
+                    "hubspotCorrelationId": answer.header("X-HubSpot-Correlation-Id"),
+                },
+            )
         return answer
 
 

@@ -43,6 +43,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from payments_drain.aws_clients import client_config
 from payments_drain.observability import tracer
+
 CLAIMED = "claimed"
 CREATED = "created"
 AMBIGUOUS = "ambiguous"  # its last invocation ended not knowing whether HubSpot stored it
@@ -53,8 +54,15 @@ STATEMENTS_PER_BATCH = 25  # BatchExecuteStatement's limit
 TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 # INSERT of a key that exists; DELETE whose WHERE does not hold: that statement alone fails.
 CONDITION_FAILED = frozenset({"DuplicateItem", "ConditionalCheckFailed"})
-TRANSIENT = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded",
-                       "InternalServerError", "TransactionConflict"})
+TRANSIENT = frozenset(
+    {
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "TransactionConflict",
+    }
+)
 
 
 class LedgerUnavailable(Exception):
@@ -68,13 +76,16 @@ class Entry:
 
     state: str
     hubspot_id: str | None = None
-    reclaimed: bool = False  # the claim replaced an expired one: an invocation died holding it, maybe after sending
+    reclaimed: bool = (
+        False  # the claim replaced an expired one: an invocation died holding it, maybe after sending
+    )
     applied: bool = False  # upsert mode: the payment exists; its record is restored, not deleted, on release
     version: int | None = None  # upsert mode: the version last applied, kept across claims
 
 
-def entry_or_claim(item: Mapping | None, claimant: str, now_ms: int, version: int | None = None,
-                   upsert: bool = False) -> Entry:
+def entry_or_claim(
+    item: Mapping | None, claimant: str, now_ms: int, version: int | None = None, upsert: bool = False
+) -> Entry:
     """What a ledger item means for a message (of ``version``, in upsert mode)."""
     if item is None:
         return Entry(CLAIMED)
@@ -87,8 +98,13 @@ def entry_or_claim(item: Mapping | None, claimant: str, now_ms: int, version: in
     if upsert and version is not None and applied is not None and version <= applied:
         return Entry(STALE, item.get("hubspotId"), version=applied)
     reclaimed = status == AMBIGUOUS or (status == CLAIMED and item.get("claimant") != claimant)
-    return Entry(CLAIMED, item.get("hubspotId"), reclaimed=reclaimed,
-                 applied=status == CREATED or bool(item.get("applied")), version=applied)
+    return Entry(
+        CLAIMED,
+        item.get("hubspotId"),
+        reclaimed=reclaimed,
+        applied=status == CREATED or bool(item.get("applied")),
+        version=applied,
+    )
 
 
 class DynamoLedger:
@@ -98,21 +114,31 @@ class DynamoLedger:
         self.table = table_name
         # The only text put into a statement is the table name, checked above against DynamoDB's
         # own character set (so it cannot leave its quotes); every value is a parameter.
-        self.insert_claim = (f'INSERT INTO "{table_name}" VALUE '
-                             "{'paymentKey': ?, 'status': ?, 'claimant': ?, 'claimExpiresAt': ?, 'expiresAt': ?}")
-        self.delete_claim = f'DELETE FROM "{table_name}" WHERE "paymentKey" = ? AND "status" = ? AND "claimant" = ?'  # nosec B608
+        self.insert_claim = (
+            f'INSERT INTO "{table_name}" VALUE '
+            "{'paymentKey': ?, 'status': ?, 'claimant': ?, 'claimExpiresAt': ?, 'expiresAt': ?}"
+        )
+        self.delete_claim = (
+            f'DELETE FROM "{table_name}" WHERE "paymentKey" = ? AND "status" = ? AND "claimant" = ?'  # nosec B608
+        )
         self.retention_s = retention_days * DAY_S
         # parameter_validation off: the request shapes are this module's own (and tested against
         # moto); botocore's client-side check of every attribute value is a quarter of the CPU
         # of a 25-statement request (measured against benchmarks.dynamo_stub). DynamoDB still
         # validates them.
-        self.client = client or boto3.client("dynamodb", config=client_config(
-            max_pool_connections=parallelism + 4, parameter_validation=False))
+        self.client = client or boto3.client(
+            "dynamodb", config=client_config(max_pool_connections=parallelism + 4, parameter_validation=False)
+        )
         self.pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="ledger")
 
     @tracer.capture_method(capture_response=False)
-    def claim(self, keys: Iterable[str], claimant: str, until_ms: int,
-              versions: Mapping[str, int | None] | None = None) -> dict[str, Entry]:
+    def claim(
+        self,
+        keys: Iterable[str],
+        claimant: str,
+        until_ms: int,
+        versions: Mapping[str, int | None] | None = None,
+    ) -> dict[str, Entry]:
         """Claim every key. ``versions`` (upsert mode: each key's message version, or None) makes
         a created key claimable again by a newer message, and a not newer one STALE."""
         keys = list(dict.fromkeys(keys))
@@ -124,8 +150,12 @@ class DynamoLedger:
             self._insert_claims(keys, claimant, until_ms, inserted)
             refused = [key for key in keys if not inserted[key]]
             items = self._read(refused)  # why: created, claimed by someone, or a claim that expired
-            out = {key: Entry(CLAIMED) if inserted[key] else
-                   entry_or_claim(items.get(key), claimant, now, (versions or {}).get(key), upsert) for key in keys}
+            out = {
+                key: Entry(CLAIMED)
+                if inserted[key]
+                else entry_or_claim(items.get(key), claimant, now, (versions or {}).get(key), upsert)
+                for key in keys
+            }
             held = [key for key in refused if out[key].state == CLAIMED]
             take = lambda key: self._take_over(key, claimant, now, until_ms, items.get(key), out[key])  # noqa: E731
             for key, ok in zip(held, self.pool.map(take, held)):
@@ -147,14 +177,20 @@ class DynamoLedger:
         return out
 
     @tracer.capture_method(capture_response=False)
-    def record_created(self, created: Mapping[str, str | None], versions: Mapping[str, int | None] | None = None) -> None:
+    def record_created(
+        self, created: Mapping[str, str | None], versions: Mapping[str, int | None] | None = None
+    ) -> None:
         """Created (or, in upsert mode, written at ``versions[key]``): its next message is a
         duplicate (or, in upsert mode, applied only if newer)."""
         now = int(time.time())
         requests = []
         for key, hubspot_id in created.items():
-            item = {"paymentKey": {"S": key}, "status": {"S": CREATED}, "createdAt": {"N": str(now)},
-                    "expiresAt": {"N": str(now + self.retention_s)}}
+            item = {
+                "paymentKey": {"S": key},
+                "status": {"S": CREATED},
+                "createdAt": {"N": str(now)},
+                "expiresAt": {"N": str(now + self.retention_s)},
+            }
             if hubspot_id:
                 item["hubspotId"] = {"S": hubspot_id}
             if (versions or {}).get(key) is not None:
@@ -175,19 +211,27 @@ class DynamoLedger:
         their next delivery is handled at once (taken over, counted as ambiguous) instead of
         bouncing off a live claim until the claim expires. What the claim kept of an applied
         payment (upsert mode) is kept."""
-        self._write([{"PutRequest": {"Item": self._item(key, AMBIGUOUS, entry)}} for key, entry in entries.items()],
-                    "ledger write failed")
+        self._write(
+            [{"PutRequest": {"Item": self._item(key, AMBIGUOUS, entry)}} for key, entry in entries.items()],
+            "ledger write failed",
+        )
 
     @tracer.capture_method(capture_response=False)
     def restore(self, entries: Mapping[str, Entry]) -> None:
         """Upsert mode: our claims on applied payments that surely were not written again go back
         to what they were (a release would forget the applied version)."""
-        self._write([{"PutRequest": {"Item": self._item(key, CREATED, entry)}} for key, entry in entries.items()],
-                    "ledger write failed")
+        self._write(
+            [{"PutRequest": {"Item": self._item(key, CREATED, entry)}} for key, entry in entries.items()],
+            "ledger write failed",
+        )
 
     def _item(self, key: str, status: str, entry: Entry, **extra: dict) -> dict:
-        item = {"paymentKey": {"S": key}, "status": {"S": status},
-                "expiresAt": {"N": str(int(time.time()) + self.retention_s)}, **extra}
+        item = {
+            "paymentKey": {"S": key},
+            "status": {"S": status},
+            "expiresAt": {"N": str(int(time.time()) + self.retention_s)},
+            **extra,
+        }
         if entry.hubspot_id:
             item["hubspotId"] = {"S": entry.hubspot_id}
         if entry.applied:
@@ -204,7 +248,9 @@ class DynamoLedger:
         alone with ConditionalCheckFailed; one on a missing key succeeds."""
         keys = list(dict.fromkeys(keys))
         try:
-            self._batched(self.delete_claim, {key: [{"S": key}, {"S": CLAIMED}, {"S": claimant}] for key in keys})
+            self._batched(
+                self.delete_claim, {key: [{"S": key}, {"S": CLAIMED}, {"S": claimant}] for key in keys}
+            )
         except (BotoCoreError, ClientError) as error:
             raise LedgerUnavailable(f"ledger release failed ({_code(error)})") from None
 
@@ -216,9 +262,14 @@ class DynamoLedger:
         return items
 
     def _read_group(self, keys: list[str]) -> dict[str, dict]:
-        request = {self.table: {"Keys": [{"paymentKey": {"S": k}} for k in keys], "ConsistentRead": True,
-                                "ProjectionExpression": "paymentKey, #s, hubspotId, claimant, claimExpiresAt, version, applied",
-                                "ExpressionAttributeNames": {"#s": "status"}}}
+        request = {
+            self.table: {
+                "Keys": [{"paymentKey": {"S": k}} for k in keys],
+                "ConsistentRead": True,
+                "ProjectionExpression": "paymentKey, #s, hubspotId, claimant, claimExpiresAt, version, applied",
+                "ExpressionAttributeNames": {"#s": "status"},
+            }
+        }
         items: dict[str, dict] = {}
         for attempt in range(5):
             answer = self.client.batch_get_item(RequestItems=request)
@@ -232,10 +283,18 @@ class DynamoLedger:
 
     def _insert_claims(self, keys: list[str], claimant: str, until_ms: int, done: dict[str, bool]) -> None:
         expires = {"N": str(until_ms // 1000 + DAY_S)}
-        self._batched(self.insert_claim, {
-            key: [{"S": key}, {"S": CLAIMED}, {"S": claimant}, {"N": str(until_ms)}, expires] for key in keys}, done)
+        self._batched(
+            self.insert_claim,
+            {
+                key: [{"S": key}, {"S": CLAIMED}, {"S": claimant}, {"N": str(until_ms)}, expires]
+                for key in keys
+            },
+            done,
+        )
 
-    def _batched(self, statement: str, parameters: Mapping[str, list], done: dict[str, bool] | None = None) -> dict[str, bool]:
+    def _batched(
+        self, statement: str, parameters: Mapping[str, list], done: dict[str, bool] | None = None
+    ) -> dict[str, bool]:
         """``statement`` once per key, 25 per BatchExecuteStatement, the requests in parallel.
         Whether each key's statement took effect (False: its condition did not hold), in ``done``
         as each statement answers: when one fails, what the others did is still there."""
@@ -253,11 +312,14 @@ class DynamoLedger:
             raise failure
         return done
 
-    def _execute(self, statement: str, keys: list[str], parameters: Mapping[str, list], done: dict[str, bool]) -> None:
+    def _execute(
+        self, statement: str, keys: list[str], parameters: Mapping[str, list], done: dict[str, bool]
+    ) -> None:
         """One BatchExecuteStatement; statements that failed transiently go again (backoff)."""
         for attempt in range(5):
             answer = self.client.batch_execute_statement(
-                Statements=[{"Statement": statement, "Parameters": parameters[key]} for key in keys])
+                Statements=[{"Statement": statement, "Parameters": parameters[key]} for key in keys]
+            )
             retry, failed = [], None
             for key, response in zip(keys, answer["Responses"]):  # in the order of the statements
                 code = response.get("Error", {}).get("Code")
@@ -275,24 +337,39 @@ class DynamoLedger:
             time.sleep(0.02 * 2**attempt)
         raise LedgerUnavailable("ledger statements kept failing transiently")
 
-    def _take_over(self, key: str, claimant: str, now_ms: int, until_ms: int, item: Mapping | None,
-                   entry: Entry) -> bool:
+    def _take_over(
+        self, key: str, claimant: str, now_ms: int, until_ms: int, item: Mapping | None, entry: Entry
+    ) -> bool:
         """Claim a key marked ambiguous, whose claim expired (or is already ours) or, in upsert
         mode, created at an older version, if it still is as read when we write."""
         names = {"#s": "status"}
         if item is not None and item.get("status") == CREATED:  # upsert mode: unchanged since our read
-            condition = "#s = :created AND " + ("version = :v" if entry.version is not None else "attribute_not_exists(version)")
-            values = {":created": {"S": CREATED}, **({":v": {"N": str(entry.version)}} if entry.version is not None else {})}
+            condition = "#s = :created AND " + (
+                "version = :v" if entry.version is not None else "attribute_not_exists(version)"
+            )
+            values = {
+                ":created": {"S": CREATED},
+                **({":v": {"N": str(entry.version)}} if entry.version is not None else {}),
+            }
         else:
             condition = "#s = :ambiguous OR (#s = :claimed AND (claimExpiresAt < :now OR claimant = :me))"
-            values = {":claimed": {"S": CLAIMED}, ":ambiguous": {"S": AMBIGUOUS}, ":now": {"N": str(now_ms)},
-                      ":me": {"S": claimant}}
+            values = {
+                ":claimed": {"S": CLAIMED},
+                ":ambiguous": {"S": AMBIGUOUS},
+                ":now": {"N": str(now_ms)},
+                ":me": {"S": claimant},
+            }
         claim = self._item(key, CLAIMED, entry, claimant={"S": claimant}, claimExpiresAt={"N": str(until_ms)})
         if not entry.applied:  # a claim alone is forgotten a day after it ends
             claim["expiresAt"] = {"N": str(until_ms // 1000 + DAY_S)}
         try:
-            self.client.put_item(TableName=self.table, Item=claim, ConditionExpression=condition,
-                                 ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+            self.client.put_item(
+                TableName=self.table,
+                Item=claim,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
         except ClientError as error:
             if _code(error) == "ConditionalCheckFailedException":
                 return False

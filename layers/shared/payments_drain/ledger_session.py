@@ -19,7 +19,9 @@ CLAIMED_ELSEWHERE = "CLAIMED_ELSEWHERE"
 
 
 class LedgerSession:
-    def __init__(self, ledger, request_id: str, claim_until_ms: int, stats: Stats, upsert: bool = False) -> None:
+    def __init__(
+        self, ledger, request_id: str, claim_until_ms: int, stats: Stats, upsert: bool = False
+    ) -> None:
         self.ledger = ledger
         self.request_id = request_id
         self.until_ms = claim_until_ms  # the claims outlive every send of this invocation
@@ -35,7 +37,9 @@ class LedgerSession:
             return payments
         versions = {p.payment_key: p.version for p in payments} if self.upsert else None
         try:
-            entries = self.ledger.claim([p.payment_key for p in payments], self.request_id, self.until_ms, versions)
+            entries = self.ledger.claim(
+                [p.payment_key for p in payments], self.request_id, self.until_ms, versions
+            )
         except LedgerUnavailable as error:
             reason = Reason("LEDGER_UNAVAILABLE", str(error))
             logger.error("ledger unavailable, every payment retried", extra={"error": str(error)})
@@ -46,21 +50,32 @@ class LedgerSession:
             entry = entries[payment.payment_key]
             if entry.state == CREATED:
                 outcomes[payment.message_id] = Outcome(
-                    State.DUPLICATE, Reason("ALREADY_CREATED", "the ledger records it as created"), entry.hubspot_id)
+                    State.DUPLICATE,
+                    Reason("ALREADY_CREATED", "the ledger records it as created"),
+                    entry.hubspot_id,
+                )
             elif entry.state == STALE:
-                outcomes[payment.message_id] = Outcome(State.DUPLICATE, Reason(
-                    "STALE_VERSION", f"version {payment.version} is not newer than the applied {entry.version}"),
-                    entry.hubspot_id)
+                outcomes[payment.message_id] = Outcome(
+                    State.DUPLICATE,
+                    Reason(
+                        "STALE_VERSION",
+                        f"version {payment.version} is not newer than the applied {entry.version}",
+                    ),
+                    entry.hubspot_id,
+                )
             elif entry.state == BUSY:
                 outcomes[payment.message_id] = Outcome(
-                    State.RETRY, Reason(CLAIMED_ELSEWHERE, "another invocation is sending this paymentKey"))
+                    State.RETRY, Reason(CLAIMED_ELSEWHERE, "another invocation is sending this paymentKey")
+                )
             else:
                 self.entries[payment.payment_key] = entry
                 if entry.reclaimed and not self.upsert:  # maybe sent by an invocation that did not finish
                     # (in upsert mode sending again writes the same values: no copy to count)
                     self.stats.reclaimed(payment.message_id)
-                    logger.warning("payment may have been sent by an earlier invocation",
-                                   extra={"messageId": payment.message_id, "paymentKey": payment.payment_key})
+                    logger.warning(
+                        "payment may have been sent by an earlier invocation",
+                        extra={"messageId": payment.message_id, "paymentKey": payment.payment_key},
+                    )
                 sendable.append(payment)
         return sendable
 
@@ -87,13 +102,17 @@ class LedgerSession:
                 self.ledger.record_created(created, versions)
             except LedgerUnavailable as error:
                 # HubSpot has them: retrying would create them twice. Keep them created, say so loudly.
-                logger.error("ledger write failed after HubSpot created the payments",
-                             extra={"error": str(error), "paymentKeys": sorted(created)})
+                logger.error(
+                    "ledger write failed after HubSpot created the payments",
+                    extra={"error": str(error), "paymentKeys": sorted(created)},
+                )
                 with self.lock:
                     self.write_failed = True
         self._best_effort(self.ledger.mark_ambiguous, ambiguous, "could not mark ambiguous claims")
         self._best_effort(self.ledger.restore, restore, "could not restore claims of applied payments")
-        self._best_effort(lambda keys: self.ledger.release(keys, self.request_id), release, "could not release claims")
+        self._best_effort(
+            lambda keys: self.ledger.release(keys, self.request_id), release, "could not release claims"
+        )
 
     # -- reports: the ledger also remembers which messages' reports were written -------------
     def unreported(self, rejections: list[Rejection], outcomes: dict[str, Outcome]) -> list[Rejection]:
@@ -110,7 +129,8 @@ class LedgerSession:
             state = entries[report_key(rejection)].state
             if state == BUSY:
                 outcomes[rejection.message.message_id] = Outcome(
-                    State.RETRY, Reason(CLAIMED_ELSEWHERE, "another invocation is reporting this message"))
+                    State.RETRY, Reason(CLAIMED_ELSEWHERE, "another invocation is reporting this message")
+                )
             elif state != CREATED:
                 unreported.append(rejection)
         return unreported
@@ -123,8 +143,11 @@ class LedgerSession:
                 self.ledger.record_created({report_key(r): None for r in written})
             except LedgerUnavailable as error:
                 logger.warning("could not record written reports in the ledger", extra={"error": str(error)})
-        self._best_effort(lambda keys: self.ledger.release(keys, self.request_id),
-                          [report_key(r) for r in not_written], "could not release report claims")
+        self._best_effort(
+            lambda keys: self.ledger.release(keys, self.request_id),
+            [report_key(r) for r in not_written],
+            "could not release report claims",
+        )
 
     def _best_effort(self, write, keys, problem: str) -> None:
         if not keys:

@@ -22,7 +22,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SnsNotificationModel
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 from pydantic_core import from_json
 
 from payments_drain.outcomes import Message, Payment, Reason, Rejection
@@ -33,28 +42,71 @@ MAX_KEY_CHARS = 255
 INT32 = (-(2**31), 2**31 - 1)
 
 REQUIRED = ("hs_initial_amount", "hs_initiated_date")
-AMOUNTS = frozenset({"hs_initial_amount", "hs_fees_amount", "hs_refunds_amount", "hs_line_item_discounts_amount"})
+AMOUNTS = frozenset(
+    {"hs_initial_amount", "hs_fees_amount", "hs_refunds_amount", "hs_line_item_discounts_amount"}
+)
 DATES = frozenset({"hs_initiated_date", "hs_payout_date"})
 OPTIONS: dict[str, frozenset[str]] = {
-    "hs_latest_status": frozenset({
-        "processing", "succeeded", "failed", "partially_refunded", "refunded", "processing_refund",
-        "disputed_needs_response", "disputed_under_review", "disputed_won", "disputed_lost",
-    }),
-    "hs_payment_method_type": frozenset({
-        "card", "ach", "cash", "check", "wire_transfer", "other", "sepa", "bacs", "pads",
-    }),
+    "hs_latest_status": frozenset(
+        {
+            "processing",
+            "succeeded",
+            "failed",
+            "partially_refunded",
+            "refunded",
+            "processing_refund",
+            "disputed_needs_response",
+            "disputed_under_review",
+            "disputed_won",
+            "disputed_lost",
+        }
+    ),
+    "hs_payment_method_type": frozenset(
+        {
+            "card",
+            "ach",
+            "cash",
+            "check",
+            "wire_transfer",
+            "other",
+            "sepa",
+            "bacs",
+            "pads",
+        }
+    ),
     "hs_processor_type": frozenset({"hs_payments", "byo_stripe", "none", "quickbooks", "xero"}),
 }
-WRITABLE = frozenset({
-    "hs_currency_code", "hs_customer_email", "hs_internal_comment", "hs_payment_method_bank_or_issuer",
-    "hs_payment_method_last_4", "hs_reference_number", "hs_shipping_ship_to_name",
-}) | AMOUNTS | DATES | frozenset(OPTIONS)
+WRITABLE = (
+    frozenset(
+        {
+            "hs_currency_code",
+            "hs_customer_email",
+            "hs_internal_comment",
+            "hs_payment_method_bank_or_issuer",
+            "hs_payment_method_last_4",
+            "hs_reference_number",
+            "hs_shipping_ship_to_name",
+        }
+    )
+    | AMOUNTS
+    | DATES
+    | frozenset(OPTIONS)
+)
 WRITABLE_PREFIXES = ("hs_billing_address_", "hs_shipping_address_")
-READ_ONLY = frozenset({"hs_payment_method", "hs_payment_id", "hs_payment_type", "hs_object_id",
-                       "hs_createdate", "hs_lastmodifieddate"})
+READ_ONLY = frozenset(
+    {
+        "hs_payment_method",
+        "hs_payment_id",
+        "hs_payment_type",
+        "hs_object_id",
+        "hs_createdate",
+        "hs_lastmodifieddate",
+    }
+)
 READ_ONLY_PREFIXES = ("hs_platform_fee",)
 # Active ISO 4217 codes (currencies HubSpot can hold); the sandbox and HubSpot refuse others.
-ISO_4217 = frozenset("""
+ISO_4217 = frozenset(
+    """
 AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD
 CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD
 GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT
@@ -62,7 +114,8 @@ LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN 
 NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD
 SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD
 XCG XOF XPF YER ZAR ZMW ZWG ZWL
-""".split())
+""".split()
+)
 EPOCH_MILLIS = re.compile(r"\d{10,14}")
 KEY_PATTERN = r"^[\x21-\x7e]+$"  # printable ASCII, no spaces: a DynamoDB key and a log-safe id
 
@@ -93,10 +146,14 @@ class PaymentBody(BaseModel):
     """The message contract; unknown top-level fields are refused so typos do not pass silently."""
 
     model_config = ConfigDict(extra="forbid")
-    paymentKey: Annotated[StrictStr, Field(min_length=1, max_length=MAX_KEY_CHARS, pattern=KEY_PATTERN)] | None = None
+    paymentKey: (
+        Annotated[StrictStr, Field(min_length=1, max_length=MAX_KEY_CHARS, pattern=KEY_PATTERN)] | None
+    ) = None
     properties: dict[StrictStr, StrictStr | Number]
     associations: list[_Association] = []
-    version: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None = None  # grows with each change of the payment
+    version: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None = (
+        None  # grows with each change of the payment
+    )
 
 
 class InvalidPayment(ValueError):
@@ -121,7 +178,9 @@ def message_of(record: dict[str, Any]) -> Message:
     )
 
 
-def parse_record(record: dict[str, Any], unique_property: str | None = None, upsert: bool = False) -> Payment | Rejection:
+def parse_record(
+    record: dict[str, Any], unique_property: str | None = None, upsert: bool = False
+) -> Payment | Rejection:
     """One SQS record to a Payment, or a Rejection saying which field is wrong and how."""
     message = message_of(record)
     try:
@@ -140,8 +199,13 @@ def parse_record(record: dict[str, Any], unique_property: str | None = None, ups
         return _rejection(message, text, code, key if isinstance(key, str) else channel_key)
     payment_key = parsed.paymentKey or channel_key or message.message_id
     if upsert and parsed.associations:
-        return _rejection(message, "associations cannot be written by batch/upsert (HUBSPOT_WRITE_MODE=upsert): "
-                          "send them with create mode or HubSpot's associations API", "ASSOCIATIONS_IN_UPSERT", payment_key)
+        return _rejection(
+            message,
+            "associations cannot be written by batch/upsert (HUBSPOT_WRITE_MODE=upsert): "
+            "send them with create mode or HubSpot's associations API",
+            "ASSOCIATIONS_IN_UPSERT",
+            payment_key,
+        )
     try:
         properties = {name: as_text(value) for name, value in parsed.properties.items()}
         check_properties(properties, payment_key, unique_property)
@@ -176,25 +240,34 @@ def unwrap(body: Any) -> tuple[Channel, Any, str | None]:
     if not isinstance(body, dict):
         return DIRECT, body, None
     if "TopicArn" in body and body.get("Type") in SNS_OTHER_TYPES:
-        raise InvalidPayment(f"an SNS {body['Type']} message, not a payment: to confirm the subscription, open "
-                             "its SubscribeURL (in this report's payment)", "SNS_SUBSCRIPTION_MESSAGE")
+        raise InvalidPayment(
+            f"an SNS {body['Type']} message, not a payment: to confirm the subscription, open "
+            "its SubscribeURL (in this report's payment)",
+            "SNS_SUBSCRIPTION_MESSAGE",
+        )
     if "TopicArn" in body and body.get("Type") == "Notification":
         try:
             notification = SnsNotificationModel.model_validate(body)
         except ValidationError as error:
-            raise InvalidPayment(f"SNS notification: {_describe(error)[0]}", "INVALID_SNS_NOTIFICATION") from None
+            raise InvalidPayment(
+                f"SNS notification: {_describe(error)[0]}", "INVALID_SNS_NOTIFICATION"
+            ) from None
         if not isinstance(notification.Message, str):
             raise InvalidPayment("SNS notification: Message must be a string", "INVALID_SNS_NOTIFICATION")
         try:
             payment = from_json(notification.Message, allow_inf_nan=False)
         except (RecursionError, ValueError) as error:
-            raise InvalidPayment(f"SNS Message is not valid JSON: {type(error).__name__}", "INVALID_JSON") from None
+            raise InvalidPayment(
+                f"SNS Message is not valid JSON: {type(error).__name__}", "INVALID_JSON"
+            ) from None
         return SNS, payment, _key_or_none(notification.MessageId)
     if "detail-type" in body and "detail" in body:
         try:
             event = EventBridgeModel.model_validate(body)
         except ValidationError as error:
-            raise InvalidPayment(f"EventBridge event: {_describe(error)[0]}", "INVALID_EVENTBRIDGE_EVENT") from None
+            raise InvalidPayment(
+                f"EventBridge event: {_describe(error)[0]}", "INVALID_EVENTBRIDGE_EVENT"
+            ) from None
         return EVENTBRIDGE, event.detail, _key_or_none(event.id)
     return DIRECT, body, None
 
@@ -224,10 +297,14 @@ def check_properties(properties: dict[str, str], payment_key: str, unique_proper
 def _check_property(name: str, value: str, payment_key: str, unique_property: str | None) -> None:
     where = f"properties.{name}"
     if len(value) > MAX_PROPERTY_CHARS:
-        raise InvalidPayment(f"{where} is {len(value)} characters, more than {MAX_PROPERTY_CHARS}", "VALUE_TOO_LONG")
+        raise InvalidPayment(
+            f"{where} is {len(value)} characters, more than {MAX_PROPERTY_CHARS}", "VALUE_TOO_LONG"
+        )
     if name == unique_property:
         if value != payment_key:
-            raise InvalidPayment(f"{where} is set by the drain from paymentKey and must equal it", "UNIQUE_PROPERTY_MISMATCH")
+            raise InvalidPayment(
+                f"{where} is set by the drain from paymentKey and must equal it", "UNIQUE_PROPERTY_MISMATCH"
+            )
         return
     if name in READ_ONLY or name.startswith(READ_ONLY_PREFIXES):
         raise InvalidPayment(f"{where} is read-only in HubSpot", "READ_ONLY_VALUE")
@@ -266,7 +343,10 @@ def _describe(error: ValidationError, channel: Channel = DIRECT) -> tuple[str, s
     if first["type"] == "model_type":
         return f"{channel.label} must be a JSON object", "INVALID_BODY"
     if len(first["loc"]) == 3 and first["loc"][0] == "properties":  # a value that no member of the union took
-        return f"{channel.where}properties.{first['loc'][1]} must be a string or a finite number", "INVALID_PROPERTY_VALUE"
+        return (
+            f"{channel.where}properties.{first['loc'][1]} must be a string or a finite number",
+            "INVALID_PROPERTY_VALUE",
+        )
     where = channel.where + ".".join(str(part) for part in first["loc"]) or channel.label
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
     return f"{where}: {first['msg']}{more}", first["type"].upper()
@@ -279,4 +359,6 @@ def _rejection(message: Message, text: str, code: str, payment_key: str | None =
         payment = message.body
     if payment_key is None and isinstance(payment, dict) and isinstance(payment.get("paymentKey"), str):
         payment_key = payment["paymentKey"]
-    return Rejection(message, Reason(INVALID_MESSAGE, text, code=code), payment_key or message.message_id, payment)
+    return Rejection(
+        message, Reason(INVALID_MESSAGE, text, code=code), payment_key or message.message_id, payment
+    )

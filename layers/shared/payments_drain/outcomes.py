@@ -73,8 +73,12 @@ class Payment:
         """The batch/upsert input: the payment found (or created) by its key in ``id_property``.
         Upsert takes no associations (messages refuses them in upsert mode)."""
         properties = {k: v for k, v in self.properties.items() if k != id_property}
-        return {"id": self.payment_key, "idProperty": id_property, "properties": properties,
-                "objectWriteTraceId": self.message_id}
+        return {
+            "id": self.payment_key,
+            "idProperty": id_property,
+            "properties": properties,
+            "objectWriteTraceId": self.message_id,
+        }
 
 
 @dataclass(frozen=True, slots=True)

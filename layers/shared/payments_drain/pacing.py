@@ -27,8 +27,15 @@ MARGIN_S = 0.05  # our clock and HubSpot's window edge are not the same clock
 
 
 class RateGate:
-    def __init__(self, limit_per_10s: int, *, containers: int = 1, parallel_calls: int = 1, reserve: int = 2,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limit_per_10s: int,
+        *,
+        containers: int = 1,
+        parallel_calls: int = 1,
+        reserve: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max = limit_per_10s
         self.interval_s = 10.0
         self.reserve = max(reserve, containers * parallel_calls)
@@ -56,7 +63,9 @@ class RateGate:
                 wait = self.interval_s + MARGIN_S
             else:  # every slot of ours is promised: after the last of them, one request's share each
                 last = self.answered[-1] + self.interval_s - now + MARGIN_S if self.answered else 0.0
-                wait = last + self.interval_s / self.max * (self.booked - len(self.answered) - self.in_flight + 1)
+                wait = last + self.interval_s / self.max * (
+                    self.booked - len(self.answered) - self.in_flight + 1
+                )
             self.booked += 1
             return max(pause, wait)
 
@@ -70,8 +79,14 @@ class RateGate:
             self.in_flight = max(0, self.in_flight - 1)
             try:
                 self.max = int(lower.get("x-hubspot-ratelimit-max", self.max))
-                self.interval_s = int(lower.get("x-hubspot-ratelimit-interval-milliseconds", self.interval_s * 1000)) / 1000
-                remaining = int(lower["x-hubspot-ratelimit-remaining"]) if "x-hubspot-ratelimit-remaining" in lower else None
+                self.interval_s = (
+                    int(lower.get("x-hubspot-ratelimit-interval-milliseconds", self.interval_s * 1000)) / 1000
+                )
+                remaining = (
+                    int(lower["x-hubspot-ratelimit-remaining"])
+                    if "x-hubspot-ratelimit-remaining" in lower
+                    else None
+                )
             except ValueError:
                 remaining = None
             if throttled_for_s:  # a 429 is not counted in the window, and says the window is full
@@ -138,5 +153,7 @@ def daily_limit_spent(status: int | None, body: object, headers: Mapping[str, st
     """A 429 of policy DAILY, or an answer saying no request is left today."""
     if status == 429 and isinstance(body, dict) and str(body.get("policyName", "")).upper() == "DAILY":
         return True
-    remaining = next((v for k, v in headers.items() if k.lower() == "x-hubspot-ratelimit-daily-remaining"), None)
+    remaining = next(
+        (v for k, v in headers.items() if k.lower() == "x-hubspot-ratelimit-daily-remaining"), None
+    )
     return remaining is not None and remaining.strip() == "0"

@@ -46,12 +46,13 @@ from payments_drain.outcomes import Rejection
 from payments_drain.sqs_batches import batches, entry_size
 
 MAX_MESSAGE_BYTES = 256 * 1024  # the payments queue's own limit may still be the old default
-MAX_SQS_ID = 128                 # MessageGroupId and MessageDeduplicationId
-MAX_KEPT_PROBLEMS = 1000        # in the summary; stderr has every one
-SEND_ATTEMPTS = 3                # entries SQS failed on its side (SenderFault false) are resent
+MAX_SQS_ID = 128  # MessageGroupId and MessageDeduplicationId
+MAX_KEPT_PROBLEMS = 1000  # in the summary; stderr has every one
+SEND_ATTEMPTS = 3  # entries SQS failed on its side (SenderFault false) are resent
 
 
 # --- sending, shared with the replay ---------------------------------------------------------------
+
 
 def enqueue(client: Any, queue_url: str, entries: Sequence[dict[str, Any]]) -> dict[str, str]:
     """Send every entry (each with a unique ``Id``); return ``{Id: why}`` for those SQS did not accept.
@@ -77,7 +78,9 @@ def enqueue(client: Any, queue_url: str, entries: Sequence[dict[str, Any]]) -> d
                 if not failure.get("SenderFault") and attempt < SEND_ATTEMPTS:
                     retry.append(by_id[failure["Id"]])
                 else:
-                    failed[failure["Id"]] = f"{failure.get('Code', 'Failed')}: {failure.get('Message', '')}".strip()
+                    failed[failure["Id"]] = (
+                        f"{failure.get('Code', 'Failed')}: {failure.get('Message', '')}".strip()
+                    )
             if not retry:
                 break
             pending = retry
@@ -95,6 +98,7 @@ def sqs_client():
 
 # --- reading and validating ------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class Line:
     """One payment of the input file: its line number and its message body (or why it has none)."""
@@ -102,7 +106,7 @@ class Line:
     number: int
     body: str | None
     problem: tuple[str, str] | None = None  # (code, message) when the line cannot become a body
-    last: int | None = None                  # the last physical line of a problem spanning several
+    last: int | None = None  # the last physical line of a problem spanning several
 
 
 class FileProblem(ValueError):
@@ -121,8 +125,9 @@ def _undecodable(text: str) -> tuple[str, str] | None:
     if match is None:
         return None
     byte = ord(match.group()) - 0xDC00
-    return "INVALID_UTF8", (f"byte 0x{byte:02x} at character {match.start() + 1} is not UTF-8; "
-                            "nothing of the line was sent")
+    return "INVALID_UTF8", (
+        f"byte 0x{byte:02x} at character {match.start() + 1} is not UTF-8; nothing of the line was sent"
+    )
 
 
 def read_jsonl(stream: TextIO) -> Iterator[Line]:
@@ -180,8 +185,10 @@ def check_header(header: Sequence[str]) -> None:
         seen.add(column)
         known = by_folded.get(column.strip().casefold())
         if known is not None and known != column:
-            raise FileProblem(f"line 1: column {column!r} differs from {known!r} only by case or spaces; "
-                              f"rename it (nothing was sent)")
+            raise FileProblem(
+                f"line 1: column {column!r} differs from {known!r} only by case or spaces; "
+                f"rename it (nothing was sent)"
+            )
 
 
 def _csv_line(number: int, row: dict[str | None, Any]) -> Line:
@@ -219,8 +226,13 @@ def read_lines(path: Path, fmt: str | None = None) -> Iterator[Line]:
 
 def synthetic_record(body: str, number: int) -> dict[str, Any]:
     """The SQS record the drain would receive for this body (what parse_record reads of it)."""
-    return {"messageId": f"line-{number}", "body": body, "attributes": {"ApproximateReceiveCount": "1"},
-            "messageAttributes": {}, "eventSource": "aws:sqs"}
+    return {
+        "messageId": f"line-{number}",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,19 +252,28 @@ class Target:
         entry: dict[str, Any] = {"Id": str(line.number), "MessageBody": line.body}
         refused = _SQS_REFUSED.search(line.body or "")
         if refused is not None:
-            raise ValueError("INVALID_CHARACTER", f"character U+{ord(refused.group()):04X} at "
-                                                  f"{refused.start() + 1} is not allowed in an SQS message")
+            raise ValueError(
+                "INVALID_CHARACTER",
+                f"character U+{ord(refused.group()):04X} at "
+                f"{refused.start() + 1} is not allowed in an SQS message",
+            )
         if self.fifo:
             if not payment_key:
-                raise ValueError("MISSING_PAYMENT_KEY", "a FIFO queue needs paymentKey (the deduplication id)")
+                raise ValueError(
+                    "MISSING_PAYMENT_KEY", "a FIFO queue needs paymentKey (the deduplication id)"
+                )
             group = self.group_id or _field(body, self.group_id_field or "")
             if not group:
-                raise ValueError("MISSING_GROUP_ID", f"no value for the group id field {self.group_id_field!r}")
+                raise ValueError(
+                    "MISSING_GROUP_ID", f"no value for the group id field {self.group_id_field!r}"
+                )
             entry["MessageGroupId"] = sqs_id(group)
             entry["MessageDeduplicationId"] = sqs_id(payment_key)
         if entry_size(entry) > MAX_MESSAGE_BYTES:
-            raise ValueError("MESSAGE_TOO_LARGE",
-                             f"the message is {entry_size(entry)} bytes, more than SQS's {MAX_MESSAGE_BYTES}")
+            raise ValueError(
+                "MESSAGE_TOO_LARGE",
+                f"the message is {entry_size(entry)} bytes, more than SQS's {MAX_MESSAGE_BYTES}",
+            )
         return entry
 
 
@@ -266,9 +287,10 @@ def _field(body: dict[str, Any], name: str) -> str | None:
 
 # --- the run ---------------------------------------------------------------------------------------
 
+
 @dataclass
 class Summary:
-    lines: int = 0           # payments read (a CSV row spanning lines counts once); blank ones not included
+    lines: int = 0  # payments read (a CSV row spanning lines counts once); blank ones not included
     blank: int = 0
     valid: int = 0
     invalid: int = 0
@@ -280,19 +302,33 @@ class Summary:
     stopped: str = ""
 
     def as_dict(self, max_problems: int = 100) -> dict[str, Any]:
-        return {"dryRun": self.dry_run, "lines": self.lines, "blank": self.blank, "valid": self.valid,
-                "invalid": self.invalid, "sent": self.sent, "sendFailed": self.send_failed,
-                "problems": self.problems[:max_problems],
-                "problemsNotListed": max(0, self.problem_count - max_problems),
-                **({"stopped": self.stopped} if self.stopped else {})}
+        return {
+            "dryRun": self.dry_run,
+            "lines": self.lines,
+            "blank": self.blank,
+            "valid": self.valid,
+            "invalid": self.invalid,
+            "sent": self.sent,
+            "sendFailed": self.send_failed,
+            "problems": self.problems[:max_problems],
+            "problemsNotListed": max(0, self.problem_count - max_problems),
+            **({"stopped": self.stopped} if self.stopped else {}),
+        }
 
     @property
     def ok(self) -> bool:
         return self.invalid == 0 and self.send_failed == 0 and not self.stopped
 
 
-def produce(lines: Iterable[Line], target: Target, *, unique_property: str | None = None, dry_run: bool = False,
-            client: Any = None, report: Callable[[str], None] = lambda text: None) -> Summary:
+def produce(
+    lines: Iterable[Line],
+    target: Target,
+    *,
+    unique_property: str | None = None,
+    dry_run: bool = False,
+    client: Any = None,
+    report: Callable[[str], None] = lambda text: None,
+) -> Summary:
     """Validate every line; send the valid ones (unless ``dry_run``) in batches as the file is read."""
     summary = Summary(dry_run=dry_run)
     keys: dict[str, int] = {}
@@ -347,7 +383,9 @@ def produce(lines: Iterable[Line], target: Target, *, unique_property: str | Non
     return summary
 
 
-def _validate(line: Line, target: Target, unique_property: str | None, keys: dict[str, int]) -> dict[str, Any]:
+def _validate(
+    line: Line, target: Target, unique_property: str | None, keys: dict[str, int]
+) -> dict[str, Any]:
     if line.problem is not None:
         raise ValueError(*line.problem)
     verdict = parse_record(synthetic_record(line.body, line.number), unique_property)
@@ -364,19 +402,32 @@ def _validate(line: Line, target: Target, unique_property: str | None, keys: dic
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m payments_drain.producer",
-                                description="Validate payments with the drain's rules and enqueue the valid ones.")
+    p = argparse.ArgumentParser(
+        prog="python -m payments_drain.producer",
+        description="Validate payments with the drain's rules and enqueue the valid ones.",
+    )
     p.add_argument("file", type=Path, help="JSON lines (.jsonl) or CSV (.csv) file, one payment per line")
-    p.add_argument("--queue-url", default=os.environ.get("PAYMENTS_QUEUE_URL"),
-                   help="payments queue URL (default: $PAYMENTS_QUEUE_URL)")
-    p.add_argument("--format", choices=("jsonl", "csv"), help="file format (default: from the file's extension)")
+    p.add_argument(
+        "--queue-url",
+        default=os.environ.get("PAYMENTS_QUEUE_URL"),
+        help="payments queue URL (default: $PAYMENTS_QUEUE_URL)",
+    )
+    p.add_argument(
+        "--format", choices=("jsonl", "csv"), help="file format (default: from the file's extension)"
+    )
     p.add_argument("--dry-run", action="store_true", help="validate only; send nothing")
-    p.add_argument("--unique-property", default=os.environ.get("HUBSPOT_UNIQUE_PROPERTY", ""),
-                   help="the drain's HUBSPOT_UNIQUE_PROPERTY, so validation matches it (default: that variable)")
+    p.add_argument(
+        "--unique-property",
+        default=os.environ.get("HUBSPOT_UNIQUE_PROPERTY", ""),
+        help="the drain's HUBSPOT_UNIQUE_PROPERTY, so validation matches it (default: that variable)",
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--group-id", help="FIFO queues: one MessageGroupId for every payment")
-    group.add_argument("--group-id-field", help="FIFO queues: take MessageGroupId from this field "
-                                                "(paymentKey or a property name) of each payment")
+    group.add_argument(
+        "--group-id-field",
+        help="FIFO queues: take MessageGroupId from this field "
+        "(paymentKey or a property name) of each payment",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr (problems still are)")
     return p
 
@@ -396,8 +447,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(text, file=sys.stderr, flush=True)
 
     try:
-        summary = produce(read_lines(args.file, args.format), target,
-                          unique_property=args.unique_property or None, dry_run=args.dry_run, report=report)
+        summary = produce(
+            read_lines(args.file, args.format),
+            target,
+            unique_property=args.unique_property or None,
+            dry_run=args.dry_run,
+            report=report,
+        )
     except FileProblem as error:
         print(f"{args.file}: {error}", file=sys.stderr)
         print(json.dumps({**Summary(dry_run=args.dry_run).as_dict(), "fileError": str(error)}))

@@ -41,13 +41,21 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from payments_drain.producer import enqueue, sqs_client, sqs_id
 from payments_drain.sqs_batches import MAX_ENTRIES, sqs_json
 
-STEP_S = 5.0          # time one receive-send-delete round needs, beyond its long-poll wait
+STEP_S = 5.0  # time one receive-send-delete round needs, beyond its long-poll wait
 MAX_ERRORS_SHOWN = 20
 MAX_REPEAT_ROUNDS = 10  # receives in a row bringing only reports this run already holds
 
@@ -74,10 +82,10 @@ class ReplayRequest(BaseModel):
     since: datetime | None = None
     until: datetime | None = None
     limit: Annotated[int, Field(ge=1)] | None = None
-    show: Annotated[int, Field(ge=0, le=1000)] = 20            # paymentKeys listed in the summary
+    show: Annotated[int, Field(ge=0, le=1000)] = 20  # paymentKeys listed in the summary
     visibility_timeout: Annotated[int, Field(ge=1, le=43_200)] = 300
-    wait_seconds: Annotated[int, Field(ge=0, le=20)] = 1        # long poll of each receive
-    empty_receives: Annotated[int, Field(ge=1, le=10)] = 2      # receives with nothing new that end the run
+    wait_seconds: Annotated[int, Field(ge=0, le=20)] = 1  # long poll of each receive
+    empty_receives: Annotated[int, Field(ge=1, le=10)] = 2  # receives with nothing new that end the run
 
     @field_validator("since", "until")
     @classmethod
@@ -149,17 +157,17 @@ def replay_body(report: dict[str, Any]) -> str:
 @dataclass
 class Summary:
     dry_run: bool
-    received: int = 0        # distinct reports read
-    matched: int = 0         # selected for replay (in a dry run: would be replayed)
-    replayed: int = 0        # sent to the payments queue and deleted from the report queue
-    send_failed: int = 0     # not accepted by the payments queue: the report stays
-    delete_failed: int = 0   # sent, but the report could not be deleted: a later replay is a duplicate
+    received: int = 0  # distinct reports read
+    matched: int = 0  # selected for replay (in a dry run: would be replayed)
+    replayed: int = 0  # sent to the payments queue and deleted from the report queue
+    send_failed: int = 0  # not accepted by the payments queue: the report stays
+    delete_failed: int = 0  # sent, but the report could not be deleted: a later replay is a duplicate
     not_matching: int = 0
     over_limit: int = 0
-    unreadable: int = 0      # not a failure report with a payment: left untouched
+    unreadable: int = 0  # not a failure report with a payment: left untouched
     released: int = 0
     release_failed: int = 0  # reappear by themselves when their visibility timeout ends
-    stopped_by: str = ""     # "drained" (nothing new to read), "limit" or "time"
+    stopped_by: str = ""  # "drained" (nothing new to read), "limit" or "time"
     by_category: Counter = field(default_factory=Counter)
     by_code: Counter = field(default_factory=Counter)
     payment_keys: list[str] = field(default_factory=list)
@@ -167,27 +175,45 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "dryRun": self.dry_run, "received": self.received, "matched": self.matched,
-            "replayed": self.replayed, "sendFailed": self.send_failed, "deleteFailed": self.delete_failed,
-            "notMatching": self.not_matching, "overLimit": self.over_limit, "unreadable": self.unreadable,
-            "released": self.released, "releaseFailed": self.release_failed, "stoppedBy": self.stopped_by,
-            "byCategory": dict(self.by_category), "byCode": dict(self.by_code),
-            "paymentKeys": list(self.payment_keys), "errors": list(self.errors),
+            "dryRun": self.dry_run,
+            "received": self.received,
+            "matched": self.matched,
+            "replayed": self.replayed,
+            "sendFailed": self.send_failed,
+            "deleteFailed": self.delete_failed,
+            "notMatching": self.not_matching,
+            "overLimit": self.over_limit,
+            "unreadable": self.unreadable,
+            "released": self.released,
+            "releaseFailed": self.release_failed,
+            "stoppedBy": self.stopped_by,
+            "byCategory": dict(self.by_category),
+            "byCode": dict(self.by_code),
+            "paymentKeys": list(self.payment_keys),
+            "errors": list(self.errors),
         }
 
     def progress(self) -> str:
         verb = "would replay" if self.dry_run else "replayed"
         done = self.matched if self.dry_run else self.replayed
-        return (f"read {self.received} reports: {self.matched} matched, {verb} {done}, "
-                f"send failed {self.send_failed}, not matching {self.not_matching}")
+        return (
+            f"read {self.received} reports: {self.matched} matched, {verb} {done}, "
+            f"send failed {self.send_failed}, not matching {self.not_matching}"
+        )
 
 
 class Replay:
     """One run over the failure-report queue. ``time_left`` (seconds) bounds it inside a Lambda."""
 
-    def __init__(self, request: ReplayRequest, failure_queue_url: str, payments_queue_url: str, client: Any = None,
-                 progress: Callable[[str], None] = lambda text: None,
-                 time_left: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        request: ReplayRequest,
+        failure_queue_url: str,
+        payments_queue_url: str,
+        client: Any = None,
+        progress: Callable[[str], None] = lambda text: None,
+        time_left: Callable[[], float] | None = None,
+    ) -> None:
         self.request = request
         self.failure_queue_url = failure_queue_url
         self.payments_queue_url = payments_queue_url
@@ -216,8 +242,11 @@ class Replay:
                 summary.stopped_by = "time"
                 return
             answer = self.client.receive_message(
-                QueueUrl=self.failure_queue_url, MaxNumberOfMessages=MAX_ENTRIES,
-                VisibilityTimeout=request.visibility_timeout, WaitTimeSeconds=request.wait_seconds)
+                QueueUrl=self.failure_queue_url,
+                MaxNumberOfMessages=MAX_ENTRIES,
+                VisibilityTimeout=request.visibility_timeout,
+                WaitTimeSeconds=request.wait_seconds,
+            )
             fresh = []
             for message in answer.get("Messages", []):
                 if message["MessageId"] in self.held:  # held, and its visibility ran out: keep the new handle
@@ -311,17 +340,22 @@ class Replay:
 
     def _error(self, report: dict[str, Any], text: str) -> None:
         if len(self.summary.errors) < MAX_ERRORS_SHOWN:
-            self.summary.errors.append({"messageId": report["messageId"],
-                                        "paymentKey": str(report.get("paymentKey")), "error": text})
+            self.summary.errors.append(
+                {"messageId": report["messageId"], "paymentKey": str(report.get("paymentKey")), "error": text}
+            )
 
     def _release(self) -> None:
         """Make every held report visible again, untouched."""
         handles = list(self.held.values())
         for start in range(0, len(handles), MAX_ENTRIES):
             group = handles[start : start + MAX_ENTRIES]
-            entries = [{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(group)]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(group)
+            ]
             try:
-                answer = self.client.change_message_visibility_batch(QueueUrl=self.failure_queue_url, Entries=entries)
+                answer = self.client.change_message_visibility_batch(
+                    QueueUrl=self.failure_queue_url, Entries=entries
+                )
                 failed = len(answer.get("Failed", []))
             except (BotoCoreError, ClientError):
                 failed = len(entries)
@@ -336,23 +370,40 @@ def replay(request: ReplayRequest, failure_queue_url: str, payments_queue_url: s
 
 # --- command line ----------------------------------------------------------------------------------
 
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m payments_drain.replay",
-                                description="Put reported payments back on the payments queue.")
-    p.add_argument("--failure-queue-url", default=os.environ.get("FAILURE_QUEUE_URL"),
-                   help="failure-report queue URL (default: $FAILURE_QUEUE_URL)")
-    p.add_argument("--payments-queue-url", default=os.environ.get("PAYMENTS_QUEUE_URL"),
-                   help="payments queue URL (default: $PAYMENTS_QUEUE_URL)")
+    p = argparse.ArgumentParser(
+        prog="python -m payments_drain.replay",
+        description="Put reported payments back on the payments queue.",
+    )
+    p.add_argument(
+        "--failure-queue-url",
+        default=os.environ.get("FAILURE_QUEUE_URL"),
+        help="failure-report queue URL (default: $FAILURE_QUEUE_URL)",
+    )
+    p.add_argument(
+        "--payments-queue-url",
+        default=os.environ.get("PAYMENTS_QUEUE_URL"),
+        help="payments queue URL (default: $PAYMENTS_QUEUE_URL)",
+    )
     p.add_argument("--dry-run", action="store_true", help="show what would be replayed; change nothing")
     p.add_argument("--category", action="append", default=[], help="reason.category to select (repeatable)")
     p.add_argument("--code", action="append", default=[], help="reason.code to select (repeatable)")
     p.add_argument("--payment-key", action="append", default=[], help="paymentKey to select (repeatable)")
-    p.add_argument("--since", help="select reports with reportedAt at or after this ISO 8601 time (UTC if no zone)")
-    p.add_argument("--until", help="select reports with reportedAt before this ISO 8601 time (UTC if no zone)")
+    p.add_argument(
+        "--since", help="select reports with reportedAt at or after this ISO 8601 time (UTC if no zone)"
+    )
+    p.add_argument(
+        "--until", help="select reports with reportedAt before this ISO 8601 time (UTC if no zone)"
+    )
     p.add_argument("--limit", type=int, help="replay at most this many reports")
     p.add_argument("--show", type=int, default=20, help="list this many selected paymentKeys (default 20)")
-    p.add_argument("--visibility-timeout", type=int, default=300,
-                   help="seconds each report stays hidden while the run holds it (default 300)")
+    p.add_argument(
+        "--visibility-timeout",
+        type=int,
+        default=300,
+        help="seconds each report stays hidden while the run holds it (default 300)",
+    )
     p.add_argument("--wait-seconds", type=int, default=1, help="long-poll wait of each receive (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
@@ -366,15 +417,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
     if not args.failure_queue_url or not args.payments_queue_url:
-        p.error("--failure-queue-url and --payments-queue-url (or FAILURE_QUEUE_URL, PAYMENTS_QUEUE_URL) are required")
+        p.error(
+            "--failure-queue-url and --payments-queue-url (or FAILURE_QUEUE_URL, PAYMENTS_QUEUE_URL) are required"
+        )
     try:
         request = ReplayRequest(
-            dry_run=args.dry_run, category=args.category, code=args.code, payment_key=args.payment_key,
-            since=args.since, until=args.until, limit=args.limit, show=args.show,
-            visibility_timeout=args.visibility_timeout, wait_seconds=args.wait_seconds)
+            dry_run=args.dry_run,
+            category=args.category,
+            code=args.code,
+            payment_key=args.payment_key,
+            since=args.since,
+            until=args.until,
+            limit=args.limit,
+            show=args.show,
+            visibility_timeout=args.visibility_timeout,
+            wait_seconds=args.wait_seconds,
+        )
     except ValidationError as error:
-        p.error("; ".join(f"--{_flag(e['loc'][0]) if e['loc'] else 'since/--until'}: {e['msg']}"
-                          for e in error.errors(include_url=False)))
+        p.error(
+            "; ".join(
+                f"--{_flag(e['loc'][0]) if e['loc'] else 'since/--until'}: {e['msg']}"
+                for e in error.errors(include_url=False)
+            )
+        )
 
     def progress(text: str) -> None:
         if not args.quiet:
@@ -388,10 +453,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps(summary.as_dict(), ensure_ascii=False))
     if summary.matched == 0 and (args.category or args.code or args.payment_key):
         # Most often a misspelt filter: say so instead of a quiet "nothing to do".
-        given = " ".join([*(f"--category {c}" for c in args.category), *(f"--code {c}" for c in args.code),
-                          *(f"--payment-key {k}" for k in args.payment_key)])
-        print(f"replay: no failure report matches {given} ({summary.received} reports read, "
-              f"{summary.unreadable} unreadable); nothing was replayed", file=sys.stderr)
+        given = " ".join(
+            [
+                *(f"--category {c}" for c in args.category),
+                *(f"--code {c}" for c in args.code),
+                *(f"--payment-key {k}" for k in args.payment_key),
+            ]
+        )
+        print(
+            f"replay: no failure report matches {given} ({summary.received} reports read, "
+            f"{summary.unreadable} unreadable); nothing was replayed",
+            file=sys.stderr,
+        )
         return 2
     return 0 if summary.send_failed == 0 and summary.delete_failed == 0 else 1
 

@@ -23,8 +23,9 @@ class ReportWriter:
         not_written: set[str] = set()
         for round_ in fifo_rounds([r.message for r in rejections], not_written):
             ids = {m.message_id for m in round_}
-            not_written |= self._send([report_of(r, request_id, source_arn) for r in rejections
-                                       if r.message.message_id in ids])
+            not_written |= self._send(
+                [report_of(r, request_id, source_arn) for r in rejections if r.message.message_id in ids]
+            )
         return not_written
 
     def _send(self, reports: list[dict]) -> set[str]:

@@ -30,8 +30,12 @@ REPORT_MAX_BYTES = MAX_MESSAGE_BYTES
 MAX_PAYMENT_DEPTH = 64
 
 
-def report_of(rejection: Rejection, request_id: str | None = None, source: str | None = None,
-              max_bytes: int = REPORT_MAX_BYTES) -> dict[str, Any]:
+def report_of(
+    rejection: Rejection,
+    request_id: str | None = None,
+    source: str | None = None,
+    max_bytes: int = REPORT_MAX_BYTES,
+) -> dict[str, Any]:
     """The report of one rejection, ready to encode, kept within ``max_bytes`` as SQS counts them."""
     raw = rejection.message.body
     payment = rejection.payment if _depth_at_most(rejection.payment, MAX_PAYMENT_DEPTH) else raw
@@ -58,8 +62,13 @@ def encode_report(report: dict[str, Any]) -> str:
 def _truncated(report: dict[str, Any], raw: str, max_bytes: int) -> dict[str, Any]:
     """``payment`` becomes the start of the raw body, as long as the report still fits."""
     data = raw.encode("utf-8", "surrogatepass")
-    marked = {**report, "payment": "", "paymentTruncated": True, "paymentBytes": len(data),
-              "paymentSha256": hashlib.sha256(data).hexdigest()}
+    marked = {
+        **report,
+        "payment": "",
+        "paymentTruncated": True,
+        "paymentBytes": len(data),
+        "paymentSha256": hashlib.sha256(data).hexdigest(),
+    }
     base = _size(marked)
     room = max_bytes - base
     keep = min(len(raw), max(room, 0))
@@ -119,8 +128,10 @@ class SqsReporter:
             try:
                 entries.append(_entry(index, report))
             except Exception as error:  # noqa: BLE001 - this report alone stays unwritten
-                logger.error("failure report could not be encoded",
-                             extra={"messageId": report.get("messageId"), "errorType": type(error).__name__})
+                logger.error(
+                    "failure report could not be encoded",
+                    extra={"messageId": report.get("messageId"), "errorType": type(error).__name__},
+                )
                 failed.add(report.get("messageId"))
         for group in batches(entries):
             ids = {e["Id"]: e["_messageId"] for e in group}

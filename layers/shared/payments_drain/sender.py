@@ -48,13 +48,26 @@ def wait_of(verdict: batching.Verdict) -> Wait | None:
 
 
 def retry_all(part: list[Payment], reason: Reason, wait: Wait | None = None) -> batching.Verdict:
-    return batching.Verdict(batching.SETTLED, {p.message_id: Outcome(State.RETRY, reason, wait=wait) for p in part}, reason)
+    return batching.Verdict(
+        batching.SETTLED, {p.message_id: Outcome(State.RETRY, reason, wait=wait) for p in part}, reason
+    )
 
 
 class ChunkSender:
-    def __init__(self, hubspot, token, gate: RateGate, daily: DailyLimit, *, unique_property: str | None = None,
-                 upsert: bool = False, max_attempts: int = 3, sleep: Callable[[float], None], rng: random.Random,
-                 min_call_s: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        hubspot,
+        token,
+        gate: RateGate,
+        daily: DailyLimit,
+        *,
+        unique_property: str | None = None,
+        upsert: bool = False,
+        max_attempts: int = 3,
+        sleep: Callable[[float], None],
+        rng: random.Random,
+        min_call_s: Callable[[], float],
+    ) -> None:
         self.hubspot = hubspot
         self.token = token
         self.gate = gate
@@ -75,8 +88,10 @@ class ChunkSender:
                 verdict = self._send_part(part, budget, stats, maybe_stored)
             except Exception as error:  # noqa: BLE001 - a bug must not lose the part: retry it, log it
                 # The type only: an exception's text could carry what was sent, headers included.
-                logger.error("unexpected error while sending a chunk",
-                             extra={"errorType": type(error).__name__, "messageIds": [p.message_id for p in part]})
+                logger.error(
+                    "unexpected error while sending a chunk",
+                    extra={"errorType": type(error).__name__, "messageIds": [p.message_id for p in part]},
+                )
                 verdict = retry_all(part, Reason("INTERNAL_ERROR", "unexpected error while sending"))
             if verdict.action == batching.SPLIT:
                 middle = len(part) // 2
@@ -85,7 +100,9 @@ class ChunkSender:
                 ids = {p.message_id for p in part}
                 on_settled(part, verdict.outcomes, maybe_stored & ids)
 
-    def _send_part(self, part: list[Payment], budget: Budget, stats: Stats, maybe_stored: set[str]) -> batching.Verdict:
+    def _send_part(
+        self, part: list[Payment], budget: Budget, stats: Stats, maybe_stored: set[str]
+    ) -> batching.Verdict:
         inputs = [p.upsert_input(self.unique_property) if self.upsert else p.hubspot_input() for p in part]
         ids = {p.message_id for p in part}
         refreshed = False
@@ -120,28 +137,38 @@ class ChunkSender:
             reason = verdict.reason or reason
             if verdict.action in (batching.SETTLED, batching.SPLIT):
                 if answer.status in (401, 403, 404) or batching.is_unknown_object_type(answer.status, reason):
-                    logger.error("HubSpot refused the request: configuration fault", extra=_reason_log(reason))
+                    logger.error(
+                        "HubSpot refused the request: configuration fault", extra=_reason_log(reason)
+                    )
                 elif verdict.ambiguous:
-                    logger.warning("HubSpot answer could not be mapped to every input", extra=_reason_log(reason))
+                    logger.warning(
+                        "HubSpot answer could not be mapped to every input", extra=_reason_log(reason)
+                    )
                 return verdict
             if verdict.action == batching.REFRESH:
                 if refreshed:
-                    logger.error("HubSpot rejected the token, also after reading it again", extra=_reason_log(reason))
+                    logger.error(
+                        "HubSpot rejected the token, also after reading it again", extra=_reason_log(reason)
+                    )
                     return retry_all(part, reason)
                 refreshed = True
                 continue
             if verdict.action == batching.STOP or daily_spent:
                 stats.daily_limit = True
-                logger.error("HubSpot daily rate limit reached: no call until the next probe",
-                             extra={**_reason_log(reason), "probeInSeconds": round(self.daily.seconds_to_probe())})
+                logger.error(
+                    "HubSpot daily rate limit reached: no call until the next probe",
+                    extra={**_reason_log(reason), "probeInSeconds": round(self.daily.seconds_to_probe())},
+                )
                 return retry_all(part, reason, Wait.DAILY_LIMIT)
             wait = wait_of(verdict)
             if answer.status != 429:  # a 429 is waited out as long as the budget allows, not counted
                 attempt += 1  # TRANSIENT
             backoff = backoff_s(attempt, verdict.wait_s, self.rng.random())
             if attempt >= self.max_attempts or budget.left() < backoff + self.min_call_s():
-                logger.warning("HubSpot call failed, payments retried",
-                               extra={**_reason_log(reason), "messageIds": [p.message_id for p in part]})
+                logger.warning(
+                    "HubSpot call failed, payments retried",
+                    extra={**_reason_log(reason), "messageIds": [p.message_id for p in part]},
+                )
                 return retry_all(part, reason, wait)
             self.sleep(backoff)
 

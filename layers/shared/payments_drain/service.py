@@ -23,15 +23,26 @@ MAX_METRIC_VALUES = 100  # EMF: at most 100 values per metric in one document
 def build_drain(settings: Settings) -> Drain:
     """Once per container: the pool, the token cache and the rate gate live across invocations."""
     if settings.unique_property is None:  # once per cold start: README, "Exactly once"
-        logger.warning("no unique property (HUBSPOT_UNIQUE_PROPERTY is empty): HubSpot cannot refuse a payment "
-                       "it already holds, so a payment whose reply was lost may be created twice"
-                       + ("" if settings.ledger_enabled else ", and the ledger is off too"),
-                       extra={"ledgerEnabled": settings.ledger_enabled})
+        logger.warning(
+            "no unique property (HUBSPOT_UNIQUE_PROPERTY is empty): HubSpot cannot refuse a payment "
+            "it already holds, so a payment whose reply was lost may be created twice"
+            + ("" if settings.ledger_enabled else ", and the ledger is off too"),
+            extra={"ledgerEnabled": settings.ledger_enabled},
+        )
     parallel = settings.HUBSPOT_MAX_PARALLEL_CALLS
-    hubspot = HubSpotClient(settings.HUBSPOT_BASE_URL, settings.HUBSPOT_API_VERSION,
-                            settings.HUBSPOT_CONNECT_TIMEOUT_SECONDS, settings.HUBSPOT_READ_TIMEOUT_SECONDS,
-                            max_connections=parallel, write_mode=settings.HUBSPOT_WRITE_MODE)
-    ledger = DynamoLedger(settings.LEDGER_TABLE_NAME, settings.LEDGER_RETENTION_DAYS) if settings.ledger_enabled else None
+    hubspot = HubSpotClient(
+        settings.HUBSPOT_BASE_URL,
+        settings.HUBSPOT_API_VERSION,
+        settings.HUBSPOT_CONNECT_TIMEOUT_SECONDS,
+        settings.HUBSPOT_READ_TIMEOUT_SECONDS,
+        max_connections=parallel,
+        write_mode=settings.HUBSPOT_WRITE_MODE,
+    )
+    ledger = (
+        DynamoLedger(settings.LEDGER_TABLE_NAME, settings.LEDGER_RETENTION_DAYS)
+        if settings.ledger_enabled
+        else None
+    )
     return Drain(
         hubspot,
         SecretToken(settings.HUBSPOT_TOKEN_SECRET_ID, settings.TOKEN_CACHE_SECONDS),
@@ -42,11 +53,16 @@ def build_drain(settings: Settings) -> Drain:
         upsert=settings.upsert,
         parallel_calls=parallel,
         max_attempts=settings.HUBSPOT_MAX_ATTEMPTS,
-        gate=RateGate(settings.HUBSPOT_RATE_LIMIT_PER_10S, containers=settings.EVENT_SOURCE_MAX_CONCURRENCY,
-                      parallel_calls=parallel),
+        gate=RateGate(
+            settings.HUBSPOT_RATE_LIMIT_PER_10S,
+            containers=settings.EVENT_SOURCE_MAX_CONCURRENCY,
+            parallel_calls=parallel,
+        ),
         daily=DailyLimit(settings.DAILY_LIMIT_PROBE_SECONDS),
-        hold_base_s={Wait.HUBSPOT_UNAVAILABLE: settings.HUBSPOT_UNAVAILABLE_HOLD_SECONDS,
-                     Wait.DAILY_LIMIT: settings.DAILY_LIMIT_HOLD_SECONDS},
+        hold_base_s={
+            Wait.HUBSPOT_UNAVAILABLE: settings.HUBSPOT_UNAVAILABLE_HOLD_SECONDS,
+            Wait.DAILY_LIMIT: settings.DAILY_LIMIT_HOLD_SECONDS,
+        },
     )
 
 

@@ -51,11 +51,15 @@ class Admin:
 
     def __init__(self, base_url: str, token: str, connect_s: float = 3.05, read_s: float = 15.0) -> None:
         self.base_url = check_base_url(base_url)
-        self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                         "Accept": "application/json"}
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
         self._token = token
-        self.pool = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", retries=False,
-                                        timeout=urllib3.Timeout(connect=connect_s, read=read_s))
+        self.pool = urllib3.PoolManager(
+            cert_reqs="CERT_REQUIRED", retries=False, timeout=urllib3.Timeout(connect=connect_s, read=read_s)
+        )
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
@@ -95,7 +99,9 @@ def setup(admin: Admin, property_name: str, group_name: str, report: Report) -> 
         report.say(f"stopped: {error}")
         return report
     if report.missing_scopes & set(DRAIN_SCOPES):
-        report.say("not ready: the token lacks a scope the drain needs (add it to the private app, then run again)")
+        report.say(
+            "not ready: the token lacks a scope the drain needs (add it to the private app, then run again)"
+        )
     elif report.ready:
         report.say(f"ready: deploy with HubSpotUniqueProperty={property_name} (HUBSPOT_UNIQUE_PROPERTY)")
     return report
@@ -104,8 +110,10 @@ def setup(admin: Admin, property_name: str, group_name: str, report: Report) -> 
 def check_scopes(admin: Admin, report: Report) -> None:
     status, scopes = admin.token_scopes()
     if scopes is None:
-        report.say(f"scopes: not checked (the private-app token-info route answered {status}: not a private app "
-                   "token?); a missing scope shows as HubSpot's 403 below, and the drain's alarm tells at run time")
+        report.say(
+            f"scopes: not checked (the private-app token-info route answered {status}: not a private app "
+            "token?); a missing scope shows as HubSpot's 403 below, and the drain's alarm tells at run time"
+        )
         return
     for needed, why in ((DRAIN_SCOPES, "the drain needs it"), (SETUP_SCOPES, "this setup needs it")):
         for scope in needed:
@@ -133,20 +141,30 @@ def ensure_property(admin: Admin, name: str, group: str, report: Report) -> None
     status, body = admin.call("GET", f"{PROPERTIES}/{name}")
     if status == 200 and isinstance(body, dict):
         if body.get("hasUniqueValue") is not True:
-            raise SetupError(f"property {name} exists without unique values, and HubSpot cannot make an existing "
-                             "property unique: run again with another --property name")
+            raise SetupError(
+                f"property {name} exists without unique values, and HubSpot cannot make an existing "
+                "property unique: run again with another --property name"
+            )
         if body.get("type") != "string":
-            raise SetupError(f"property {name} has unique values but type {body.get('type')!r}, not string: "
-                             "run again with another --property name")
+            raise SetupError(
+                f"property {name} has unique values but type {body.get('type')!r}, not string: "
+                "run again with another --property name"
+            )
         report.say(f"property {name}: found (unique values, type string, group {body.get('groupName')})")
         report.ready = True
         return
     if status != 404:
         raise SetupError(_refusal("reading the property", status, body, report))
-    definition = {"name": name, "label": "Payments drain key", "type": "string", "fieldType": "text",
-                  "groupName": group, "hasUniqueValue": True,
-                  "description": "The producer's paymentKey, set by the payments drain: HubSpot refuses a second "
-                                 "payment with the same value."}
+    definition = {
+        "name": name,
+        "label": "Payments drain key",
+        "type": "string",
+        "fieldType": "text",
+        "groupName": group,
+        "hasUniqueValue": True,
+        "description": "The producer's paymentKey, set by the payments drain: HubSpot refuses a second "
+        "payment with the same value.",
+    }
     status, body = admin.call("POST", PROPERTIES, definition)
     if status not in (200, 201):
         raise SetupError(_refusal("creating the property", status, body, report))
@@ -184,18 +202,29 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m payments_drain.setup_hubspot",
-                description="Create the HubSpot property group and unique-value property the drain needs, "
-                            "and check the token's scopes. Safe to run again.")
-    p.add_argument("--property", default=os.environ.get("HUBSPOT_UNIQUE_PROPERTY") or "payments_drain_key",
-                   help="internal name of the unique-value property (default HUBSPOT_UNIQUE_PROPERTY or "
-                        "payments_drain_key)")
+    p = _Parser(
+        prog="python -m payments_drain.setup_hubspot",
+        description="Create the HubSpot property group and unique-value property the drain needs, "
+        "and check the token's scopes. Safe to run again.",
+    )
+    p.add_argument(
+        "--property",
+        default=os.environ.get("HUBSPOT_UNIQUE_PROPERTY") or "payments_drain_key",
+        help="internal name of the unique-value property (default HUBSPOT_UNIQUE_PROPERTY or "
+        "payments_drain_key)",
+    )
     p.add_argument("--group", default="payments_drain", help="its property group (default payments_drain)")
-    p.add_argument("--base-url", default=os.environ.get("HUBSPOT_BASE_URL") or "https://api.hubapi.com",
-                   help="HubSpot API base URL (default HUBSPOT_BASE_URL or https://api.hubapi.com)")
-    p.add_argument("--secret-id", default=os.environ.get("HUBSPOT_TOKEN_SECRET_ID"),
-                   help="Secrets Manager secret holding the token, when HUBSPOT_TOKEN is not set "
-                        "(default HUBSPOT_TOKEN_SECRET_ID)")
+    p.add_argument(
+        "--base-url",
+        default=os.environ.get("HUBSPOT_BASE_URL") or "https://api.hubapi.com",
+        help="HubSpot API base URL (default HUBSPOT_BASE_URL or https://api.hubapi.com)",
+    )
+    p.add_argument(
+        "--secret-id",
+        default=os.environ.get("HUBSPOT_TOKEN_SECRET_ID"),
+        help="Secrets Manager secret holding the token, when HUBSPOT_TOKEN is not set "
+        "(default HUBSPOT_TOKEN_SECRET_ID)",
+    )
     return p
 
 
@@ -204,7 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     for option, value in (("--property", args.property), ("--group", args.group)):
         if not NAME.match(value):
-            p.error(f"{option} must be a lower-case letter, then lower case, digits, underscores (100 at most)")
+            p.error(
+                f"{option} must be a lower-case letter, then lower case, digits, underscores (100 at most)"
+            )
     try:
         base_url = check_base_url(args.base_url)
     except ValueError as error:

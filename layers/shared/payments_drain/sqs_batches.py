@@ -9,8 +9,8 @@ from typing import Any
 
 # SQS since January 2026 (botocore's SendMessageBatch documentation): a message and a whole
 # SendMessageBatch request each hold at most 1 MiB, bodies plus message attributes.
-MAX_ENTRIES = 10                 # SendMessageBatch: at most 10 entries ...
-MAX_BATCH_BYTES = 1024 * 1024    # ... and this many bytes in total
+MAX_ENTRIES = 10  # SendMessageBatch: at most 10 entries ...
+MAX_BATCH_BYTES = 1024 * 1024  # ... and this many bytes in total
 MAX_MESSAGE_BYTES = 1024 * 1024  # the most a queue's MaximumMessageSize can allow
 
 
@@ -32,7 +32,11 @@ def entry_size(entry: dict[str, Any]) -> int:
     """What SQS counts against the message size: the body plus each attribute's name, type and value."""
     size = len(entry["MessageBody"].encode("utf-8"))
     for name, value in (entry.get("MessageAttributes") or {}).items():
-        size += len(name.encode()) + len(value["DataType"].encode()) + len(str(value.get("StringValue", "")).encode())
+        size += (
+            len(name.encode())
+            + len(value["DataType"].encode())
+            + len(str(value.get("StringValue", "")).encode())
+        )
     return size
 
 

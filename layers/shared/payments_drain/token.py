@@ -12,7 +12,6 @@ import json
 import re
 
 import boto3
-
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 from payments_drain.aws_clients import client_config
@@ -32,7 +31,8 @@ class SecretToken:
         # A client from boto3's default session: Powertools' own would build a second session and
         # load botocore's models again at cold start.
         self.provider = provider or SecretsProvider(
-            boto3_client=boto3.client("secretsmanager", config=client_config()))
+            boto3_client=boto3.client("secretsmanager", config=client_config())
+        )
 
     @tracer.capture_method(capture_response=False, capture_error=False)
     def get(self, force: bool = False) -> str:
@@ -43,7 +43,8 @@ class SecretToken:
             response = getattr(cause, "response", None) or {}  # None on a timeout
             code = response.get("Error", {}).get("Code") or type(cause).__name__
             raise TokenUnavailable(
-                f"cannot read the HubSpot token secret {self.secret_id} ({code})") from None
+                f"cannot read the HubSpot token secret {self.secret_id} ({code})"
+            ) from None
         return token_from_secret(value, self.secret_id)
 
 
@@ -62,6 +63,8 @@ def token_from_secret(value: str | bytes | None, secret_id: str | None = None) -
     if not text:
         raise TokenUnavailable(f"{source} is empty or has no 'token' field")
     if not TOKEN.fullmatch(text):
-        raise TokenUnavailable(f"{source} holds characters a token cannot have "
-                               "(only printable ASCII without spaces or line breaks)")
+        raise TokenUnavailable(
+            f"{source} holds characters a token cannot have "
+            "(only printable ASCII without spaces or line breaks)"
+        )
     return text

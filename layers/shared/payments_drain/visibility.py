@@ -45,8 +45,10 @@ class SqsVisibility:
     def hold(self, queue_arn: str, holds: Mapping[str, int]) -> int:
         """Hide each message (by receipt handle) for its seconds; returns how many holds failed."""
         url = queue_url(self.client.meta.endpoint_url, queue_arn)
-        entries = [{"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
-                   for i, (handle, seconds) in enumerate(holds.items())]
+        entries = [
+            {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
+            for i, (handle, seconds) in enumerate(holds.items())
+        ]
         failed = 0
         for start in range(0, len(entries), MAX_ENTRIES):
             group = entries[start : start + MAX_ENTRIES]

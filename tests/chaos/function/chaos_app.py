@@ -57,7 +57,12 @@ def _reports_sent(**_):
 
 
 def _recording_reports(params, context, **_):
-    items = [r["PutRequest"]["Item"] for rs in params.get("RequestItems", {}).values() for r in rs if "PutRequest" in r]
+    items = [
+        r["PutRequest"]["Item"]
+        for rs in params.get("RequestItems", {}).values()
+        for r in rs
+        if "PutRequest" in r
+    ]
     context["chaos_reports"] = any(i["paymentKey"]["S"].startswith("report ") for i in items)
 
 
@@ -67,8 +72,15 @@ def _reports_recorded(context, **_):
 
 
 def _payments_recorded(params) -> bool:
-    items = [r["PutRequest"]["Item"] for rs in params.get("RequestItems", {}).values() for r in rs if "PutRequest" in r]
-    return any(i["status"]["S"] == "created" and not i["paymentKey"]["S"].startswith("report ") for i in items)
+    items = [
+        r["PutRequest"]["Item"]
+        for rs in params.get("RequestItems", {}).values()
+        for r in rs
+        if "PutRequest" in r
+    ]
+    return any(
+        i["status"]["S"] == "created" and not i["paymentKey"]["S"].startswith("report ") for i in items
+    )
 
 
 def _kill_before_record(params, **_):
@@ -79,7 +91,11 @@ def _kill_before_record(params, **_):
 def _kill_at_aws(params, **_):
     """Before a claim (INSERT) or a report send, at one of them chosen at random."""
     statements = params.get("Statements") or [{}]
-    if plan["kill_at_aws"] and not statements[0].get("Statement", "").startswith("DELETE") and random.random() < 0.5:
+    if (
+        plan["kill_at_aws"]
+        and not statements[0].get("Statement", "").startswith("DELETE")
+        and random.random() < 0.5
+    ):
         _kill()
 
 
@@ -115,8 +131,11 @@ def lambda_handler(event, context):
     # The body, not the messageId (SQS makes those up anew each run), so that a seed replays.
     key = f"{SEED}:{first.get('body')}:{first.get('attributes', {}).get('ApproximateReceiveCount')}"
     rng = random.Random(hashlib.sha256(key.encode()).digest())
-    crash, plan["stall"], plan["report_fail"] = (rng.random() < P_CRASH, rng.random() < P_STALL,
-                                                 rng.random() < P_REPORT_FAIL)
+    crash, plan["stall"], plan["report_fail"] = (
+        rng.random() < P_CRASH,
+        rng.random() < P_STALL,
+        rng.random() < P_REPORT_FAIL,
+    )
     plan["kill_after_answer"] = rng.random() < P_KILL_AFTER_ANSWER
     plan["kill_at_aws"] = rng.random() < P_KILL_AT_AWS
     killer = threading.Timer(rng.uniform(0, KILL_WITHIN_S), _random_kill) if rng.random() < P_KILL else None

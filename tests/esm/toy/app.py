@@ -3,6 +3,7 @@
 Each prints one JSON line {"toy": ...} to stdout, which the tests read from the log sink.
 Bodies steer behaviour: a body containing "fail" is reported in batchItemFailures.
 """
+
 import json
 import os
 import time
@@ -16,22 +17,36 @@ PID_AT_IMPORT = os.getpid()
 def _report(_event, context, **extra):
     global _INVOCATIONS
     _INVOCATIONS += 1
-    print(json.dumps({
-        "toy": True,
-        "pid": os.getpid(),
-        "invocation": _INVOCATIONS,
-        "layer": toy_shared.LAYER_MARKER,
-        "size": len(_event["Records"]),
-        "ids": [r["messageId"] for r in _event["Records"]],
-        "bodies": [r["body"] for r in _event["Records"]],
-        "remainingMs": context.get_remaining_time_in_millis(),
-        "requestId": context.aws_request_id,
-        "functionName": context.function_name,
-        "memory": context.memory_limit_in_mb,
-        "arn": context.invoked_function_arn,
-        "env": {k: os.environ.get(k) for k in ("FAILURE_QUEUE_URL", "AWS_ENDPOINT_URL", "AWS_REGION", "HUBSPOT_MAX_PARALLEL_CALLS", "TOY_START")},
-        **extra,
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "toy": True,
+                "pid": os.getpid(),
+                "invocation": _INVOCATIONS,
+                "layer": toy_shared.LAYER_MARKER,
+                "size": len(_event["Records"]),
+                "ids": [r["messageId"] for r in _event["Records"]],
+                "bodies": [r["body"] for r in _event["Records"]],
+                "remainingMs": context.get_remaining_time_in_millis(),
+                "requestId": context.aws_request_id,
+                "functionName": context.function_name,
+                "memory": context.memory_limit_in_mb,
+                "arn": context.invoked_function_arn,
+                "env": {
+                    k: os.environ.get(k)
+                    for k in (
+                        "FAILURE_QUEUE_URL",
+                        "AWS_ENDPOINT_URL",
+                        "AWS_REGION",
+                        "HUBSPOT_MAX_PARALLEL_CALLS",
+                        "TOY_START",
+                    )
+                },
+                **extra,
+            }
+        ),
+        flush=True,
+    )
 
 
 def ok(event, context):
@@ -46,7 +61,11 @@ def record_event(event, context):
 
 def fail_some(event, context):
     _report(event, context)
-    return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"] if "fail" in r["body"]]}
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": r["messageId"]} for r in event["Records"] if "fail" in r["body"]
+        ]
+    }
 
 
 def always_fail_all(event, context):

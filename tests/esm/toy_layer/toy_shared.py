@@ -1,2 +1,3 @@
 """The toy layer: proves the layer directory is on the container's PYTHONPATH."""
+
 LAYER_MARKER = "toy-layer"
