@@ -588,3 +588,24 @@ def test_an_unknown_object_type_is_logged_as_a_configuration_fault_and_retried_u
     assert any(
         "configuration fault" in line and '"httpStatus":400' in line.replace(" ", "") for line in log_lines()
     )
+
+
+def test_reports_of_messages_refused_before_any_request_are_written_before_hubspot_is_called(clock):
+    reporter = InMemoryReporter()
+    seen_at_call = []
+
+    def call(inputs):
+        seen_at_call.extend(r["messageId"] for r in reporter.sent)
+        return created(inputs)
+
+    drain, _ = make([call], ledger=InMemoryLedger(), reporter=reporter, clock=clock)
+    result = run(drain, records(2) + [sqs_record("{", "bad-1")], clock)
+    assert failures(result) == [] and seen_at_call == ["bad-1"]  # not left for the end of the budget
+
+
+def test_a_rejection_waits_on_the_queue_while_the_ledger_cannot_say_whether_it_was_reported(clock):
+    reporter = InMemoryReporter()
+    drain, _ = make(ledger=InMemoryLedger(fail=True), reporter=reporter, clock=clock)
+    result = run(drain, [sqs_record("{", "bad-1")], clock)
+    assert failures(result) == ["bad-1"] and reporter.sent == []  # never reported twice, never lost
+    assert result.outcomes["bad-1"].reason.category == "LEDGER_UNAVAILABLE"

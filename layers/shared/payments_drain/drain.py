@@ -115,10 +115,16 @@ class Drain:
             outcomes[rejection.message.message_id] = Outcome(State.REJECTED, rejection.reason)
             _log_problem("payment rejected", rejection.message, rejection.reason, rejection.payment_key)
 
-        firsts, twins = _first_of_each_key([p for p in parsed if isinstance(p, Payment)], self.upsert)
         session = LedgerSession(
             self.ledger, request_id, budget.function_deadline_ms() + 1000, stats, self.upsert
         )
+        # Reports of messages refused before any request go out first, while the invocation has
+        # time: a report written near the function's timeout can be cut off before the ledger
+        # records it, and is then written again on redelivery. FIFO ones wait for their groups.
+        early = [r for r in rejections.values() if r.message.group_id is None]
+        self._report(early, session, outcomes, request_id, source_arn)
+
+        firsts, twins = _first_of_each_key([p for p in parsed if isinstance(p, Payment)], self.upsert)
         sendable = session.claim(firsts, outcomes)
         self._send_all(sendable, budget, stats, outcomes, session)
         for twin, first in twins:
@@ -138,12 +144,32 @@ class Drain:
                     "payment rejected by HubSpot", payment.message, outcome.reason, payment.payment_key
                 )
         blocked = set(batching.failed_message_ids(messages, outcomes))
-        to_report = [
+        done = {r.message.message_id for r in early}
+        late = [
             rejections[m.message_id]
             for m in messages
-            if m.message_id in rejections and m.message_id not in blocked
+            if m.message_id in rejections and m.message_id not in blocked | done
         ]
-        to_report = session.unreported(to_report, outcomes)
+        self._report(late, session, outcomes, request_id, source_arn)
+        failed = batching.failed_message_ids(messages, outcomes)
+        for message_id in failed:  # FIFO: later messages of a blocked group go back too
+            if outcomes.get(message_id, Outcome(State.CREATED)).state is not State.RETRY:
+                outcomes[message_id] = Outcome(
+                    State.RETRY, Reason("FIFO_GROUP_BLOCKED", "an earlier message of its group must retry")
+                )
+        self._hold(messages, outcomes, source_arn, stats)
+        return Result(batching.batch_response(failed), outcomes, stats, session.write_failed)
+
+    def _report(
+        self,
+        rejections: list[Rejection],
+        session: LedgerSession,
+        outcomes: dict[str, Outcome],
+        request_id: str,
+        source_arn: str | None,
+    ) -> None:
+        """One report per rejected message not reported before; a report not written is a retry."""
+        to_report = session.unreported(rejections, outcomes)
         not_written = self.reports.write(to_report, request_id, source_arn)
         for message_id in not_written:
             outcomes[message_id] = Outcome(
@@ -153,14 +179,6 @@ class Drain:
             [r for r in to_report if r.message.message_id not in not_written],
             [r for r in to_report if r.message.message_id in not_written],
         )
-        failed = batching.failed_message_ids(messages, outcomes)
-        for message_id in failed:  # FIFO: later messages of a blocked group go back too
-            if outcomes.get(message_id, Outcome(State.CREATED)).state is not State.RETRY:
-                outcomes[message_id] = Outcome(
-                    State.RETRY, Reason("FIFO_GROUP_BLOCKED", "an earlier message of its group must retry")
-                )
-        self._hold(messages, outcomes, source_arn, stats)
-        return Result(batching.batch_response(failed), outcomes, stats, session.write_failed)
 
     def _send_all(
         self,

@@ -122,8 +122,12 @@ class LedgerSession:
             return rejections
         try:
             entries = self.ledger.claim([report_key(r) for r in rejections], self.request_id, self.until_ms)
-        except LedgerUnavailable:
-            return rejections  # a report twice is better than none
+        except LedgerUnavailable as error:
+            # Not reported unprotected (a redelivery would report it twice): it waits on the queue,
+            # as every payment does while the ledger is unavailable.
+            reason = Reason("LEDGER_UNAVAILABLE", str(error))
+            outcomes.update({r.message.message_id: Outcome(State.RETRY, reason) for r in rejections})
+            return []
         unreported = []
         for rejection in rejections:
             state = entries[report_key(rejection)].state
