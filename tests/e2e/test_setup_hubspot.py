@@ -1,0 +1,79 @@
+"""Exactly once by HubSpot itself, end to end: the setup command run as a user runs it (a process, the
+token read from the stack's Secrets Manager secret) against a sandbox that starts without the unique
+property, then the drain, ledger off, writes with the property the command made, and HubSpot (the
+sandbox) refuses the producer's second message for the same payment."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from local.stack import workload
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+EMPTY = {"visible": 0, "in_flight": 0, "delayed": 0}
+KEY = "payments_drain_key"  # template.yaml's HubSpotUniqueProperty default, the command's default name
+
+
+def property_status(stack, name: str) -> int:
+    request = urllib.request.Request(f"{stack.sandbox.base_url}/crm/v3/properties/commerce_payments/{name}",
+                                     headers={"Authorization": f"Bearer {stack.token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback sandbox
+            return response.status if json.loads(response.read()).get("hasUniqueValue") else -1
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def setup_command(stack) -> subprocess.CompletedProcess:
+    """`python -m payments_drain.setup_hubspot` (docs/deploy.md) with the token's secret, not the token."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HUBSPOT_"))}
+    env.update(PYTHONPATH="layers/shared", AWS_ENDPOINT_URL=stack.endpoint, AWS_ACCESS_KEY_ID="testing",
+               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=stack.region,
+               HUBSPOT_TOKEN_SECRET_ID=stack.function.environment["HUBSPOT_TOKEN_SECRET_ID"])
+    return subprocess.run([sys.executable, "-m", "payments_drain.setup_hubspot", "--base-url", stack.sandbox.base_url],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_setup_then_the_drain_without_ledger_creates_a_payment_sent_twice_once(local_stack):
+    # unique_property "" : the account as it is before setup (None would mean "as setup leaves it").
+    stack = local_stack({"EnableLedger": "false"}, sandbox_config={"unique_property": ""})
+    assert stack.function.environment["HUBSPOT_UNIQUE_PROPERTY"] == KEY
+    assert stack.function.environment["LEDGER_TABLE_NAME"] == ""
+    assert property_status(stack, KEY) == 404  # nothing made it yet
+
+    done = setup_command(stack)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"property {KEY}: created (unique values, type string, group payments_drain)" in done.stdout
+    assert done.stdout.splitlines()[-1] == f"ready: deploy with HubSpotUniqueProperty={KEY} (HUBSPOT_UNIQUE_PROPERTY)"
+    assert stack.token not in done.stdout + done.stderr
+    assert property_status(stack, KEY) == 200
+
+    payments = workload.generate(20, invalid_share=0.0, seed=21)
+    first = stack.enqueue(payments)
+    assert stack.drain(timeout=40).empty
+    again = stack.enqueue(payments)  # the producer sends each payment again: new messages, same keys
+    assert stack.drain(timeout=40).empty
+    assert not set(first.message_ids) & set(again.message_ids)
+    assert not {m for b in stack.batches for m in b["messageIds"]} - set(first.message_ids + again.message_ids)
+    assert all(set(b["messageIds"]) <= set(first.message_ids) or set(b["messageIds"]) <= set(again.message_ids)
+               for b in stack.batches)  # each copy in a batch of its own round
+
+    stored = stack.sandbox.control.payments()
+    keys = [p["properties"].get(KEY) for p in stored]
+    assert sorted(keys) == sorted(it.payment_key for it in payments)  # each payment once, keyed by the property
+    assert {p["objectWriteTraceId"] for p in stored} <= set(first.message_ids)  # the second copies made none
+    metrics = stack.sink.metrics()
+    assert metrics["PaymentsCreated"]["sum"] == len(payments)
+    assert metrics["PaymentsDuplicate"]["sum"] == len(payments)  # HubSpot's conflict, settled as duplicate
+    by_status = stack.sandbox.control.stats()["requests_by_status"]
+    assert by_status.get("207", 0) + by_status.get("409", 0) >= 1  # refused by HubSpot, not skipped by us
+    assert stack.failure_reports() == []
+    assert stack.queue_counts() == EMPTY and stack.queue_counts(stack.dlq_url) == EMPTY
