@@ -15,19 +15,11 @@ from typing import Any
 
 from .dynamodb_local import MissingPrerequisite
 from .template import DEFAULT_TEMPLATE, TemplateError, parse_overrides
-from .workload import from_file, generate
+from .workload import from_file, generate, waves
 
 EMF_METRICS = (
-    "PaymentsReceived",
-    "PaymentsCreated",
-    "PaymentsDuplicate",
-    "PaymentsRejected",
-    "PaymentsRetried",
-    "PaymentsAmbiguous",
-    "HubSpotRequests",
-    "HubSpotThrottled",
-    "HubSpotErrors",
-    "HubSpotLatency",
+    "PaymentsReceived", "PaymentsCreated", "PaymentsDuplicate", "PaymentsUpdated", "PaymentsStale",
+    "PaymentsRejected", "PaymentsRetried", "PaymentsAmbiguous", "HubSpotRequests", "HubSpotThrottled", "HubSpotErrors", "HubSpotLatency",
     "BatchDuration",
 )
 REASONS_SHOWN = 8  # rejection reasons listed in the table; the rest are one "N more" row
@@ -110,9 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="template parameter override, like sam's --parameter-overrides (repeatable)",
     )
     run.add_argument("--count", type=_positive_int, default=2000, help="payments to generate (default 2000)")
-    run.add_argument(
-        "--invalid-share", type=_share, default=0.03, help="share of invalid payments (default 0.03)"
-    )
+    run.add_argument("--invalid-share", type=_share, default=0.03,
+                     help="share of invalid payments (default 0.03)")
+    run.add_argument("--lifecycle-share", type=_share, default=0.1,
+                     help="share of valid payments that change: status updates with growing versions, some "
+                          "sent again late (default 0.1; docs/local.md)")
     run.add_argument("--seed", type=int, default=1, help="workload and sandbox seed (default 1)")
     run.add_argument(
         "--file",
@@ -211,18 +205,28 @@ def summarise(stack: Any, enq: Any, result: Any, elapsed_total: float) -> dict:
     by_status = stats.get("requests_by_status", {})
     metrics = stack.sink.metrics()
     invocations = max(1, result.stats["invocations"])
-    valid = sum(1 for it in enq.by_message_id.values() if it.kind == "valid")
-    invalid = sum(1 for it in enq.by_message_id.values() if it.kind not in ("valid", "file", "raw"))
+    # A payment's first message stands for the payment; its updates and late copies are more messages.
+    firsts = [it for it in enq.by_message_id.values() if it.role == "first"]
+    valid = sum(1 for it in firsts if it.kind == "valid")
+    invalid = sum(1 for it in firsts if it.kind not in ("valid", "file", "raw"))
     retried_receives = sum(max(0, n - 1) for n in _receive_counts(stack).values())
     emf = {name: metrics[name] for name in EMF_METRICS if name in metrics}
+
+    def total(name: str) -> int:
+        return int(emf.get(name, {}).get("sum", 0))
+
     return {
-        "sent": len(enq.message_ids),
+        "sent": len(firsts),
         "sent_valid": valid,
         "sent_invalid": invalid,
+        "messages": len(enq.message_ids),
+        "lifecycle": lifecycle(stack, enq, payments, total),
+        "settled": {"created": total("PaymentsCreated"), "duplicate": total("PaymentsDuplicate"),
+                    "rejected": len(reports), "dead_letter_queue": len(dlq)},
         "created": len(keys),
         "created_copies": len(payments),
         "extra_copies": len(payments) - len(keys),
-        "ambiguous": int(emf.get("PaymentsAmbiguous", {}).get("sum", 0)),
+        "ambiguous": total("PaymentsAmbiguous"),
         "rejected": len(reports),
         "rejection_reasons": reasons.most_common(),
         "retried_receives": retried_receives,
@@ -235,7 +239,7 @@ def summarise(stack: Any, enq: Any, result: Any, elapsed_total: float) -> dict:
         "enqueue_s": round(enq.elapsed_s, 2),
         "drain_s": round(result.elapsed_s, 2),
         "elapsed_s": round(elapsed_total, 2),
-        "payments_per_s": round(len(enq.message_ids) / result.elapsed_s, 1) if result.elapsed_s else None,
+        "messages_per_s": round(len(enq.message_ids) / result.elapsed_s, 1) if result.elapsed_s else None,
         "drained": result.empty,
         "invocations": result.stats["invocations"],
         "cold_starts": result.stats["cold_starts"],
@@ -245,6 +249,36 @@ def summarise(stack: Any, enq: Any, result: Any, elapsed_total: float) -> dict:
         "batch_sizes": result.stats["batch_sizes"],
         "emf": emf,
         "emf_per_invocation": {name: round(m["sum"] / invocations, 1) for name, m in emf.items()},
+    }
+
+
+def lifecycle(stack: Any, enq: Any, payments: list[dict], total: Any) -> dict:
+    """The payments that changed: what was sent (updates, older versions late), what the drain made of it
+    (EMF PaymentsUpdated, PaymentsStale), and how many of them HubSpot holds at their newest status."""
+    newest: dict[str, tuple[int, str]] = {}  # paymentKey -> (version, status) of its newest message
+    updates = late = 0
+    for it in enq.by_message_id.values():
+        updates += it.role == "update"
+        late += it.role == "late"
+        if it.version is not None and it.payment_key and it.version > newest.get(it.payment_key, (-1, ""))[0]:
+            newest[it.payment_key] = (it.version, json.loads(it.body)["properties"]["hs_latest_status"])
+    changed = {it.payment_key for it in enq.by_message_id.values() if it.role != "first"}
+    unique = stack.function.environment.get("HUBSPOT_UNIQUE_PROPERTY") or None
+    at_newest = set()
+    for record in payments:
+        item = enq.by_message_id.get(record.get("objectWriteTraceId"))
+        key = record["properties"].get(unique) if unique else None
+        key = key or (item.payment_key if item is not None else None)
+        if key in changed and record["properties"].get("hs_latest_status") == newest[key][1]:
+            at_newest.add(key)
+    return {
+        "write_mode": stack.function.environment.get("HUBSPOT_WRITE_MODE", "create"),
+        "payments_with_updates": len(changed),
+        "updates_sent": updates,
+        "older_versions_sent_late": late,
+        "updated": total("PaymentsUpdated"),
+        "stale": total("PaymentsStale"),
+        "at_newest_status": len(at_newest),
     }
 
 
@@ -258,8 +292,12 @@ def _receive_counts(stack: Any) -> dict[str, int]:
 
 
 def table_rows(s: dict) -> list[tuple[str, Any]]:
+    life = s["lifecycle"]
     rows: list[tuple[str, Any]] = [
         ("payments sent", f"{s['sent']} ({s['sent_valid']} valid, {s['sent_invalid']} invalid)"),
+        ("messages sent", f"{s['messages']}: one per payment, {life['updates_sent']} status updates of "
+                          f"{life['payments_with_updates']} payments, {life['older_versions_sent_late']} "
+                          "older versions again, late"),
         ("created in HubSpot (sandbox), distinct", s["created"]),
         ("  extra copies of created payments", s["extra_copies"]),
         ("  payments with an unknown outcome (PaymentsAmbiguous)", s["ambiguous"]),
@@ -271,6 +309,7 @@ def table_rows(s: dict) -> list[tuple[str, Any]]:
     if len(reasons) > REASONS_SHOWN:
         rest = reasons[REASONS_SHOWN:]
         rows.append((f"  {len(rest)} more reason{'s' if len(rest) > 1 else ''}", sum(n for _, n in rest)))
+    rows += lifecycle_rows(s)
     rows += [
         ("retried (receives beyond first)", s["retried_receives"]),
         ("in the dead-letter queue", s["dead_letter_queue"]),
@@ -287,13 +326,34 @@ def table_rows(s: dict) -> list[tuple[str, Any]]:
         ),
         ("failed invocations / timeouts", f"{s['whole_batch_failures']} / {s['timeouts']}"),
         ("enqueue / drain / total time", f"{s['enqueue_s']} s / {s['drain_s']} s / {s['elapsed_s']} s"),
-        ("payments per second (drain)", s["payments_per_s"]),
+        ("messages per second (drain)", s["messages_per_s"]),
     ]
     if s["emf"]:
         rows.append(("per-batch metrics (EMF)", "sum / avg / max per invocation"))
         for name, m in s["emf"].items():
             unit = " ms" if name in ("HubSpotLatency", "BatchDuration") else ""
             rows.append((f"  {name}", f"{m['sum']:.0f} / {m['avg']:.1f}{unit} / {m['max']:.0f}{unit}"))
+    return rows
+
+
+def lifecycle_rows(s: dict) -> list[tuple[str, Any]]:
+    """How every message ended, adding up to the messages sent, and what became of the updates."""
+    life, settled = s["lifecycle"], s["settled"]
+    done = sum(settled.values())
+    left = s["messages"] - done
+    upsert = life["write_mode"] == "upsert"
+    created = f"{settled['created']} created" + (f" ({life['updated']} of them updates)" if upsert else "")
+    rows: list[tuple[str, Any]] = [
+        ("messages settled", f"{s['messages']} = {created} + {settled['duplicate']} duplicate + "
+                             f"{settled['rejected']} rejected + {settled['dead_letter_queue']} dead-lettered"
+                             + (f" + {left} unsettled" if left else "")),
+        ("  updates applied (PaymentsUpdated)", life["updated"]),
+        ("  older versions refused (PaymentsStale)", life["stale"]),
+        ("  payments with updates at their newest status", f"{life['at_newest_status']} of "
+                                                            f"{life['payments_with_updates']}"),
+    ]
+    if not upsert and life["updates_sent"] + life["older_versions_sent_late"]:
+        rows.append(("  create mode: updates are duplicates", "by design; -p HubSpotWriteMode=upsert applies them"))
     return rows
 
 
@@ -321,6 +381,35 @@ def verdict(s: dict, expect_dead_letters: bool) -> tuple[int, list[str]]:
     return (1 if problems else 0), problems
 
 
+def send_and_drain(stack: Any, in_waves: list[list[Any]], recorder: Any, progress: Progress,
+                   timeout: float) -> tuple[Any, Any]:
+    """Each wave enqueued once the one before is drained, as a producer sends a payment's changes when
+    they happen: two messages of one payment in flight at once would make one of them wait for the
+    other's invocation (CLAIMED_ELSEWHERE: back after the queue's visibility timeout)."""
+    from .esm import DrainResult
+    from .stack import Enqueued
+
+    esm = stack.esm(on_batch=recorder.on_batch)
+    enq, drained, started = Enqueued(), 0.0, time.monotonic()
+    try:
+        for n, wave in enumerate(in_waves):
+            part = stack.enqueue(wave)
+            enq.message_ids += part.message_ids
+            enq.by_message_id.update(part.by_message_id)
+            enq.elapsed_s += part.elapsed_s
+            print(f"[stack] enqueued {len(part.message_ids)} messages in {part.elapsed_s:.2f}s"
+                  + (f" (wave {n + 1} of {len(in_waves)})" if len(in_waves) > 1 else ""), file=sys.stderr)
+            result = esm.drain_until_empty(timeout=max(0.0, timeout - (time.monotonic() - started)),
+                                           progress=progress, stop_after=False)
+            drained += result.elapsed_s
+            if not result.empty:
+                break
+    finally:
+        esm.stop()
+        stack.esm_instance = None
+    return enq, DrainResult(result.empty, drained, result.stats)
+
+
 def run(args: argparse.Namespace) -> int:
     from .run_report import RunRecorder, write_report
     from .stack import LocalStack
@@ -332,7 +421,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     faults = args.sandbox_faults
     try:
-        items = from_file(args.file) if args.file else generate(args.count, args.invalid_share, args.seed)
+        items = from_file(args.file) if args.file else None
     except (OSError, UnicodeError) as exc:
         print(f"error: --file {args.file}: {exc}", file=sys.stderr)
         return 2
@@ -358,25 +447,20 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)  # said before anything starts
             return 2
         f, src = stack.function, stack.source
-        print(
-            f"[stack] moto {stack.endpoint} (pid {stack.moto.pid}), "
-            f"DynamoDB Local {stack.dynamodb_endpoint} (pid {stack.dynamodb.pid}), "
-            f"sandbox {stack.sandbox.base_url} (pid {stack.sandbox.pid})",
-            file=sys.stderr,
-        )
-        print(
-            f"[stack] from {args.template}: BatchSize {src.batch_size}, window {src.batching_window_s}s, "
-            f"MaximumConcurrency {src.maximum_concurrency}, Timeout {f.timeout}s, MemorySize {f.memory_size} MB, "
-            f"VisibilityTimeout {stack.queue_settings.visibility_timeout}s, maxReceiveCount "
-            f"{stack.queue_settings.max_receive_count}",
-            file=sys.stderr,
-        )
-        enq = stack.enqueue(items)
-        print(f"[stack] enqueued {len(enq.message_ids)} messages in {enq.elapsed_s:.2f}s", file=sys.stderr)
+        print(f"[stack] moto {stack.endpoint} (pid {stack.moto.pid}), "
+              f"DynamoDB Local {stack.dynamodb_endpoint} (pid {stack.dynamodb.pid}), "
+              f"sandbox {stack.sandbox.base_url} (pid {stack.sandbox.pid})",
+              file=sys.stderr)
+        print(f"[stack] from {args.template}: BatchSize {src.batch_size}, window {src.batching_window_s}s, "
+              f"MaximumConcurrency {src.maximum_concurrency}, Timeout {f.timeout}s, MemorySize {f.memory_size} MB, "
+              f"VisibilityTimeout {stack.queue_settings.visibility_timeout}s, maxReceiveCount "
+              f"{stack.queue_settings.max_receive_count}", file=sys.stderr)
+        if items is None:  # batch/upsert cannot write associations: in upsert mode the producer leaves them out
+            upsert = f.environment.get("HUBSPOT_WRITE_MODE") == "upsert"
+            items = generate(args.count, args.invalid_share, args.seed, args.lifecycle_share, associations=not upsert)
         recorder = RunRecorder(stack, rate_limit=int(stack.sandbox.control.config()["rate_limit_per_10s"]))
-        progress = Progress(len(enq.message_ids), recorder)
-        stack.esm(on_batch=recorder.on_batch)
-        result = stack.drain(timeout=args.timeout, progress=progress)
+        progress = Progress(len(items), recorder)
+        enq, result = send_and_drain(stack, waves(items), recorder, progress, args.timeout)
         recorder.sample(stack.queue_counts(), result.stats, force=True)
         progress.done()
         summary = summarise(stack, enq, result, time.monotonic() - started)

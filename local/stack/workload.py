@@ -9,6 +9,15 @@ ways the drain must reject (and report) rather than retry:
 ``generate(count, invalid_share, seed)`` is deterministic for a seed. Each :class:`WorkItem` knows
 its ``kind`` ("valid" or one of the above) and its ``payment_key`` (None for malformed JSON, whose
 key is then the SQS message id).
+
+A payment's lifecycle (``lifecycle_share``): for that share of the valid payments the producer sends
+more than one message, each with a growing top-level ``version`` (the processor's event time in
+milliseconds): ``processing`` first, then ``succeeded``, and for half of them ``refunded``. A third
+of them also has an older version sent again after the newest one (a late, out-of-order
+redelivery). The ``count`` payments' first messages come first, in order; the updates follow,
+then the late copies. A :class:`WorkItem`'s ``role`` says which it is: ``first``, ``update`` (a
+newer version) or ``late`` (an older version, again). :func:`waves` splits them as a producer
+sends them over time: the payments, each round of updates, then the late copies.
 """
 
 from __future__ import annotations
@@ -36,18 +45,24 @@ _BANKS = ("Visa", "Mastercard", "Amex", "ING", "Barclays", "Chase", "BNP Paribas
 _NAMES = ("ana", "ben", "chloe", "dev", "emma", "farid", "gus", "hana", "ivan", "jo")
 
 
+ROLES = ("first", "update", "late")
+LIFECYCLE = ("processing", "succeeded", "refunded")  # hs_latest_status by version
+
+
 @dataclass(frozen=True)
 class WorkItem:
     body: str
     kind: str  # "valid" or an INVALID_KINDS entry
     payment_key: str | None
+    version: int | None = None  # the body's top-level "version", when it has one
+    role: str = "first"  # a payment's first message, a newer version ("update"), an older one again ("late")
 
     @property
     def valid(self) -> bool:
         return self.kind == "valid"
 
 
-def _valid_payment(rng: random.Random, key: str, when: datetime) -> dict:
+def _valid_payment(rng: random.Random, key: str, when: datetime, associations: bool = True) -> dict:
     currency = rng.choice(_CURRENCIES)
     amount = rng.randint(100, 500_000) / 100 if currency != "JPY" else rng.randint(100, 50_000)
     props = {
@@ -70,13 +85,11 @@ def _valid_payment(rng: random.Random, key: str, when: datetime) -> dict:
     if rng.random() < 0.2:
         props["hs_internal_comment"] = "imported from the billing system"
     body: dict = {"paymentKey": key, "properties": props}
-    if rng.random() < 0.25:
-        body["associations"] = [
-            {
-                "to": {"id": str(rng.randint(1000, 999_999))},
-                "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}],
-            }
-        ]
+    if rng.random() < 0.25 and associations:
+        body["associations"] = [{
+            "to": {"id": str(rng.randint(1000, 999_999))},
+            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}],
+        }]
     return body
 
 
@@ -118,10 +131,14 @@ def _invalid(rng: random.Random, kind: str, key: str, when: datetime) -> tuple[s
     return json.dumps(body), key
 
 
-def generate(count: int = 2000, invalid_share: float = 0.03, seed: int = 1) -> list[WorkItem]:
-    """``count`` payments, ``round(count * invalid_share)`` of them invalid (kinds in rotation)."""
-    if not 0 <= invalid_share <= 1:
-        raise ValueError("invalid_share must be between 0 and 1")
+def generate(count: int = 2000, invalid_share: float = 0.03, seed: int = 1, lifecycle_share: float = 0.0,
+             associations: bool = True) -> list[WorkItem]:
+    """``count`` payments, ``round(count * invalid_share)`` of them invalid (kinds in rotation), and for
+    ``round(valid * lifecycle_share)`` of the valid ones their status updates and late copies (the
+    module's docstring). ``associations=False`` leaves associations out (HubSpot's batch/upsert
+    cannot write them)."""
+    if not 0 <= invalid_share <= 1 or not 0 <= lifecycle_share <= 1:
+        raise ValueError("invalid_share and lifecycle_share must be between 0 and 1")
     rng = random.Random(seed)
     when = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
     n_invalid = round(count * invalid_share)
@@ -136,8 +153,52 @@ def generate(count: int = 2000, invalid_share: float = 0.03, seed: int = 1) -> l
             text, pkey = _invalid(rng, kind, key, when)
             items.append(WorkItem(text, kind, pkey))
         else:
-            items.append(WorkItem(json.dumps(_valid_payment(rng, key, when)), "valid", key))
-    return items
+            items.append(WorkItem(json.dumps(_valid_payment(rng, key, when, associations)), "valid", key))
+    valid = [n for n, it in enumerate(items) if it.valid]
+    changing = sorted(rng.sample(valid, round(len(valid) * lifecycle_share)))
+    updates: list[list[WorkItem]] = [[], []]
+    late: list[WorkItem] = []
+    for j, n in enumerate(changing):
+        versions = _lifecycle(json.loads(items[n].body), steps=3 if j % 2 == 0 else 2)
+        items[n] = versions[0]
+        for step, item in enumerate(versions[1:]):
+            updates[step].append(item)
+        if j % 3 == 0:  # the one before the newest, once more, after it
+            older = versions[-2]
+            late.append(WorkItem(older.body, "valid", older.payment_key, older.version, "late"))
+    return items + updates[0] + updates[1] + late
+
+
+def _lifecycle(body: dict, steps: int) -> list[WorkItem]:
+    """A payment's messages: ``processing``, ``succeeded`` and maybe ``refunded``, versions growing."""
+    props = body["properties"]
+    started = int(datetime.fromisoformat(props["hs_initiated_date"].replace("Z", "+00:00")).timestamp() * 1000)
+    out = []
+    for step, status in enumerate(LIFECYCLE[:steps]):
+        changed = {**props, "hs_latest_status": status}
+        if status == "refunded":
+            changed["hs_refunds_amount"] = props["hs_initial_amount"]
+        version = started + step * 3_600_000  # an hour between events
+        text = json.dumps({**body, "version": version, "properties": changed})
+        out.append(WorkItem(text, "valid", body["paymentKey"], version, "first" if step == 0 else "update"))
+    return out
+
+
+def waves(items: list[WorkItem]) -> list[list[WorkItem]]:
+    """The items in the order a producer sends them over time: every payment's first message, then
+    its first update, its second, ..., then the late copies; no wave holds two messages of a payment."""
+    out: list[list[WorkItem]] = [[]]
+    late: list[WorkItem] = []
+    updates_of: dict[str | None, int] = {}
+    for item in items:
+        if item.role == "late":
+            late.append(item)
+            continue
+        n = updates_of[item.payment_key] = updates_of.get(item.payment_key, 0) + 1 if item.role == "update" else 0
+        while len(out) <= n:
+            out.append([])
+        out[n].append(item)
+    return [wave for wave in out + [late] if wave]
 
 
 def from_file(path: str | Path) -> list[WorkItem]:
