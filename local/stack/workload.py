@@ -93,8 +93,9 @@ def _valid_payment(rng: random.Random, key: str, when: datetime, associations: b
     return body
 
 
-def _invalid(rng: random.Random, kind: str, key: str, when: datetime) -> tuple[str, str | None]:
-    body = _valid_payment(rng, key, when)
+def _invalid(rng: random.Random, kind: str, key: str, when: datetime,
+             associations: bool = True) -> tuple[str, str | None]:
+    body = _valid_payment(rng, key, when, associations)
     props = body["properties"]
     if kind == "malformed_json":
         text = json.dumps(body)
@@ -150,7 +151,7 @@ def generate(count: int = 2000, invalid_share: float = 0.03, seed: int = 1, life
         if i in invalid_positions:
             kind = INVALID_KINDS[k % len(INVALID_KINDS)]
             k += 1
-            text, pkey = _invalid(rng, kind, key, when)
+            text, pkey = _invalid(rng, kind, key, when, associations)
             items.append(WorkItem(text, kind, pkey))
         else:
             items.append(WorkItem(json.dumps(_valid_payment(rng, key, when, associations)), "valid", key))

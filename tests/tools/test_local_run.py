@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from local.stack.__main__ import verdict
+from local.stack.__main__ import table_rows, verdict
+from local.stack.workload import generate, waves
 from local.stack.run_report import dashboard_titles
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,6 +112,93 @@ def test_the_summary_separates_distinct_payments_from_copies_and_its_rows_add_up
         )["created"]
         == s["created"]
     )
+
+
+def test_every_message_is_counted_once_and_create_mode_says_its_updates_are_duplicates(faulty_run):
+    s, _, _ = faulty_run
+    life, settled = s["lifecycle"], s["settled"]
+    assert life["write_mode"] == "create" and life["payments_with_updates"] == round(1900 * 0.1)  # the default share
+    assert s["messages"] == s["sent"] + life["updates_sent"] + life["older_versions_sent_late"]
+    assert life["updates_sent"] > life["payments_with_updates"] > life["older_versions_sent_late"] > 0
+    assert sum(settled.values()) == s["messages"]  # created + duplicate + rejected + dead-lettered
+    assert settled["created"] == s["emf"]["PaymentsCreated"]["sum"] and settled["rejected"] == s["rejected"]
+    # create mode: a payment is written once, its later messages are duplicates (an ambiguous 503 adds some)
+    assert life["updated"] == 0 and life["at_newest_status"] < life["payments_with_updates"]
+    assert settled["duplicate"] >= life["updates_sent"] + life["older_versions_sent_late"]
+    rows = dict(table_rows(s))
+    assert rows["messages settled"] == (f"{s['messages']} = {settled['created']} created + {settled['duplicate']} "
+                                        f"duplicate + {settled['rejected']} rejected + 0 dead-lettered")
+    assert rows["  create mode: updates are duplicates"] == "by design; -p HubSpotWriteMode=upsert applies them"
+    report = Path(s["report"]).read_text(encoding="utf-8")  # the HTML report's summary has the same rows
+    assert "<td>  updates applied (PaymentsUpdated)</td><td>0</td>" in report
+    assert "-p HubSpotWriteMode=upsert applies them" in report
+
+
+def test_the_readme_upsert_run_applies_every_update_once_and_refuses_every_late_older_version(tmp_path):
+    """README "Run it locally": the lifecycle in upsert mode, run as written (fewer payments)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = re.search(r'^make run ARGS="(-p HubSpotWriteMode=upsert[^"]*)"$', readme, re.M)
+    assert command, "the README's upsert run"
+    result = local_run(*shlex.split(command.group(1)), "--count", "300", "--lifecycle-share", "0.3",
+                       "--report-dir", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    s = json.loads(result.stdout)
+    life, settled = s["lifecycle"], s["settled"]
+    assert life["write_mode"] == "upsert" and life["payments_with_updates"] == round(s["sent_valid"] * 0.3) > 0
+    # sent in waves (updates after their payment, the late copies last): each update is applied, each
+    # late older version refused, and every payment that changed ends at its newest status
+    assert life["updated"] == life["updates_sent"] > 0
+    assert life["stale"] == life["older_versions_sent_late"] > 0
+    assert life["at_newest_status"] == life["payments_with_updates"]
+    assert s["created"] == s["sent_valid"] and s["extra_copies"] == 0  # an update is no new payment
+    assert settled == {"created": s["sent_valid"] + life["updated"], "duplicate": life["stale"],
+                       "rejected": s["sent_invalid"], "dead_letter_queue": 0}
+    assert sum(settled.values()) == s["messages"]
+    rows = dict(table_rows(s))
+    assert rows["  updates applied (PaymentsUpdated)"] == life["updated"]
+    assert rows["  older versions refused (PaymentsStale)"] == life["stale"]
+    assert "  create mode: updates are duplicates" not in rows
+    waves = re.findall(r"enqueued (\d+) messages in [\d.]+s \(wave (\d) of 4\)", result.stderr)
+    assert [int(n) for n, _ in waves] == [s["sent"], life["payments_with_updates"],
+                                          life["updates_sent"] - life["payments_with_updates"],
+                                          life["older_versions_sent_late"]]
+
+
+def test_a_payments_lifecycle_grows_its_version_and_its_late_copy_is_older_than_the_newest():
+    items = generate(400, invalid_share=0.05, seed=9, lifecycle_share=0.2)
+    assert [it.body for it in items if it.role == "first"] != [it.body for it in generate(400, 0.05, 9)]
+    by_key: dict[str, list] = {}
+    for it in items:
+        by_key.setdefault(it.payment_key, []).append(it)
+    changing = {k: its for k, its in by_key.items() if len(its) > 1 and k is not None}  # None: malformed JSON
+    assert len(changing) == round(380 * 0.2) and all(its[0].kind == "valid" for its in changing.values())
+    for key, its in changing.items():
+        sent = [it for it in its if it.role != "late"]
+        statuses = [json.loads(it.body)["properties"]["hs_latest_status"] for it in sent]
+        assert statuses in (["processing", "succeeded"], ["processing", "succeeded", "refunded"])
+        versions = [json.loads(it.body)["version"] for it in sent]
+        assert versions == [it.version for it in sent] == sorted(set(versions))
+        for late in (it for it in its if it.role == "late"):
+            assert late.version < versions[-1] and late.body in {it.body for it in sent}
+    late_ones = [it for it in items if it.role == "late"]
+    assert late_ones and items[-len(late_ones):] == late_ones  # after every newer version
+    rounds = waves(items)
+    assert [{it.role for it in w} for w in rounds] == [{"first"}, {"update"}, {"update"}, {"late"}]
+    for w in rounds:  # no payment twice in a wave
+        keys = [it.payment_key for it in w if it.payment_key is not None]
+        assert len(set(keys)) == len(keys)
+    assert sorted(map(id, sum(rounds, []))) == sorted(map(id, items))
+
+
+def test_without_a_lifecycle_the_workload_is_what_it_was_and_associations_can_be_left_out():
+    plain = generate(300, invalid_share=0.05, seed=7)
+    assert plain == generate(300, invalid_share=0.05, seed=7, lifecycle_share=0.0)
+    assert len(plain) == 300 and {it.role for it in plain} == {"first"} and waves(plain) == [plain]
+    assert any('"associations"' in it.body for it in plain if it.valid)
+    bare = generate(300, invalid_share=0.05, seed=7, associations=False)
+    assert not any('"associations": [' in it.body for it in bare)  # nor in the invalid ones (upsert refuses them first)
+    assert [it.kind for it in bare] == [it.kind for it in plain]
+    assert [it.payment_key for it in bare] == [it.payment_key for it in plain]
 
 
 def test_live_progress_moves_as_payments_are_created_not_only_when_an_invocation_ends(faulty_run):
