@@ -137,7 +137,7 @@ def test_every_message_is_counted_once_and_create_mode_says_its_updates_are_dupl
 def test_the_readme_upsert_run_applies_every_update_once_and_refuses_every_late_older_version(tmp_path):
     """README "Run it locally": the lifecycle in upsert mode, run as written (fewer payments)."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    command = re.search(r'^make run ARGS="(-p HubSpotWriteMode=upsert[^"]*)"$', readme, re.M)
+    command = re.search(r'^ *\$ make run ARGS="(-p HubSpotWriteMode=upsert[^"]*)"$', readme, re.M)
     assert command, "the README's upsert run"
     result = local_run(*shlex.split(command.group(1)), "--count", "300", "--lifecycle-share", "0.3",
                        "--report-dir", str(tmp_path), "--json")
