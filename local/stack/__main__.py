@@ -19,8 +19,8 @@ from .workload import from_file, generate, waves
 
 EMF_METRICS = (
     "PaymentsReceived", "PaymentsCreated", "PaymentsDuplicate", "PaymentsUpdated", "PaymentsStale",
-    "PaymentsRejected", "PaymentsRetried", "PaymentsAmbiguous", "HubSpotRequests", "HubSpotThrottled", "HubSpotErrors", "HubSpotLatency",
-    "BatchDuration",
+    "PaymentsRejected", "PaymentsRetried", "PaymentsAmbiguous", "HubSpotRequests", "HubSpotThrottled",
+    "HubSpotErrors", "HubSpotLatency", "BatchDuration",
 )
 REASONS_SHOWN = 8  # rejection reasons listed in the table; the rest are one "N more" row
 DEFAULT_REPORT_DIR = "local-runs"
@@ -295,9 +295,9 @@ def table_rows(s: dict) -> list[tuple[str, Any]]:
     life = s["lifecycle"]
     rows: list[tuple[str, Any]] = [
         ("payments sent", f"{s['sent']} ({s['sent_valid']} valid, {s['sent_invalid']} invalid)"),
-        ("messages sent", f"{s['messages']}: one per payment, {life['updates_sent']} status updates of "
-                          f"{life['payments_with_updates']} payments, {life['older_versions_sent_late']} "
-                          "older versions again, late"),
+        ("messages sent", (f"{s['messages']}: one per payment, {life['updates_sent']} status updates of "
+                           f"{life['payments_with_updates']} payments, {life['older_versions_sent_late']} "
+                           "older versions again, late")),
         ("created in HubSpot (sandbox), distinct", s["created"]),
         ("  extra copies of created payments", s["extra_copies"]),
         ("  payments with an unknown outcome (PaymentsAmbiguous)", s["ambiguous"]),
@@ -344,16 +344,17 @@ def lifecycle_rows(s: dict) -> list[tuple[str, Any]]:
     upsert = life["write_mode"] == "upsert"
     created = f"{settled['created']} created" + (f" ({life['updated']} of them updates)" if upsert else "")
     rows: list[tuple[str, Any]] = [
-        ("messages settled", f"{s['messages']} = {created} + {settled['duplicate']} duplicate + "
-                             f"{settled['rejected']} rejected + {settled['dead_letter_queue']} dead-lettered"
-                             + (f" + {left} unsettled" if left else "")),
+        ("messages settled", (f"{s['messages']} = {created} + {settled['duplicate']} duplicate + "
+                              f"{settled['rejected']} rejected + {settled['dead_letter_queue']} dead-lettered"
+                              + (f" + {left} unsettled" if left else ""))),
         ("  updates applied (PaymentsUpdated)", life["updated"]),
         ("  older versions refused (PaymentsStale)", life["stale"]),
-        ("  payments with updates at their newest status", f"{life['at_newest_status']} of "
-                                                            f"{life['payments_with_updates']}"),
+        ("  payments with updates at their newest status",
+         f"{life['at_newest_status']} of {life['payments_with_updates']}"),
     ]
     if not upsert and life["updates_sent"] + life["older_versions_sent_late"]:
-        rows.append(("  create mode: updates are duplicates", "by design; -p HubSpotWriteMode=upsert applies them"))
+        rows.append(("  create mode: updates are duplicates",
+                     "by design; -p HubSpotWriteMode=upsert applies them"))
     return rows
 
 
@@ -455,9 +456,10 @@ def run(args: argparse.Namespace) -> int:
               f"MaximumConcurrency {src.maximum_concurrency}, Timeout {f.timeout}s, MemorySize {f.memory_size} MB, "
               f"VisibilityTimeout {stack.queue_settings.visibility_timeout}s, maxReceiveCount "
               f"{stack.queue_settings.max_receive_count}", file=sys.stderr)
-        if items is None:  # batch/upsert cannot write associations: in upsert mode the producer leaves them out
+        if items is None:  # batch/upsert cannot write associations: in upsert mode the workload has none
             upsert = f.environment.get("HUBSPOT_WRITE_MODE") == "upsert"
-            items = generate(args.count, args.invalid_share, args.seed, args.lifecycle_share, associations=not upsert)
+            items = generate(args.count, args.invalid_share, args.seed, args.lifecycle_share,
+                             associations=not upsert)
         recorder = RunRecorder(stack, rate_limit=int(stack.sandbox.control.config()["rate_limit_per_10s"]))
         progress = Progress(len(items), recorder)
         enq, result = send_and_drain(stack, waves(items), recorder, progress, args.timeout)

@@ -173,7 +173,7 @@ def generate(count: int = 2000, invalid_share: float = 0.03, seed: int = 1, life
 def _lifecycle(body: dict, steps: int) -> list[WorkItem]:
     """A payment's messages: ``processing``, ``succeeded`` and maybe ``refunded``, versions growing."""
     props = body["properties"]
-    started = int(datetime.fromisoformat(props["hs_initiated_date"].replace("Z", "+00:00")).timestamp() * 1000)
+    started = int(datetime.fromisoformat(props["hs_initiated_date"]).timestamp() * 1000)  # ends in Z: UTC
     out = []
     for step, status in enumerate(LIFECYCLE[:steps]):
         changed = {**props, "hs_latest_status": status}
@@ -195,7 +195,8 @@ def waves(items: list[WorkItem]) -> list[list[WorkItem]]:
         if item.role == "late":
             late.append(item)
             continue
-        n = updates_of[item.payment_key] = updates_of.get(item.payment_key, 0) + 1 if item.role == "update" else 0
+        n = updates_of.get(item.payment_key, 0) + 1 if item.role == "update" else 0
+        updates_of[item.payment_key] = n
         while len(out) <= n:
             out.append([])
         out[n].append(item)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from local.stack.__main__ import table_rows, verdict
-from local.stack.workload import generate, waves
 from local.stack.run_report import dashboard_titles
+from local.stack.workload import generate, waves
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -117,7 +117,8 @@ def test_the_summary_separates_distinct_payments_from_copies_and_its_rows_add_up
 def test_every_message_is_counted_once_and_create_mode_says_its_updates_are_duplicates(faulty_run):
     s, _, _ = faulty_run
     life, settled = s["lifecycle"], s["settled"]
-    assert life["write_mode"] == "create" and life["payments_with_updates"] == round(1900 * 0.1)  # the default share
+    assert life["write_mode"] == "create"
+    assert life["payments_with_updates"] == round(1900 * 0.1)  # the default share
     assert s["messages"] == s["sent"] + life["updates_sent"] + life["older_versions_sent_late"]
     assert life["updates_sent"] > life["payments_with_updates"] > life["older_versions_sent_late"] > 0
     assert sum(settled.values()) == s["messages"]  # created + duplicate + rejected + dead-lettered
@@ -126,9 +127,11 @@ def test_every_message_is_counted_once_and_create_mode_says_its_updates_are_dupl
     assert life["updated"] == 0 and life["at_newest_status"] < life["payments_with_updates"]
     assert settled["duplicate"] >= life["updates_sent"] + life["older_versions_sent_late"]
     rows = dict(table_rows(s))
-    assert rows["messages settled"] == (f"{s['messages']} = {settled['created']} created + {settled['duplicate']} "
-                                        f"duplicate + {settled['rejected']} rejected + 0 dead-lettered")
-    assert rows["  create mode: updates are duplicates"] == "by design; -p HubSpotWriteMode=upsert applies them"
+    assert rows["messages settled"] == (f"{s['messages']} = {settled['created']} created + "
+                                        f"{settled['duplicate']} duplicate + "
+                                        f"{settled['rejected']} rejected + 0 dead-lettered")
+    assert rows["  create mode: updates are duplicates"] == ("by design; -p HubSpotWriteMode=upsert "
+                                                             "applies them")
     report = Path(s["report"]).read_text(encoding="utf-8")  # the HTML report's summary has the same rows
     assert "<td>  updates applied (PaymentsUpdated)</td><td>0</td>" in report
     assert "-p HubSpotWriteMode=upsert applies them" in report
@@ -144,7 +147,8 @@ def test_the_readme_upsert_run_applies_every_update_once_and_refuses_every_late_
     assert result.returncode == 0, result.stderr[-3000:]
     s = json.loads(result.stdout)
     life, settled = s["lifecycle"], s["settled"]
-    assert life["write_mode"] == "upsert" and life["payments_with_updates"] == round(s["sent_valid"] * 0.3) > 0
+    assert life["write_mode"] == "upsert"
+    assert life["payments_with_updates"] == round(s["sent_valid"] * 0.3) > 0
     # sent in waves (updates after their payment, the late copies last): each update is applied, each
     # late older version refused, and every payment that changed ends at its newest status
     assert life["updated"] == life["updates_sent"] > 0
@@ -172,7 +176,7 @@ def test_a_payments_lifecycle_grows_its_version_and_its_late_copy_is_older_than_
         by_key.setdefault(it.payment_key, []).append(it)
     changing = {k: its for k, its in by_key.items() if len(its) > 1 and k is not None}  # None: malformed JSON
     assert len(changing) == round(380 * 0.2) and all(its[0].kind == "valid" for its in changing.values())
-    for key, its in changing.items():
+    for its in changing.values():
         sent = [it for it in its if it.role != "late"]
         statuses = [json.loads(it.body)["properties"]["hs_latest_status"] for it in sent]
         assert statuses in (["processing", "succeeded"], ["processing", "succeeded", "refunded"])
@@ -187,7 +191,7 @@ def test_a_payments_lifecycle_grows_its_version_and_its_late_copy_is_older_than_
     for w in rounds:  # no payment twice in a wave
         keys = [it.payment_key for it in w if it.payment_key is not None]
         assert len(set(keys)) == len(keys)
-    assert sorted(map(id, sum(rounds, []))) == sorted(map(id, items))
+    assert sorted(id(it) for w in rounds for it in w) == sorted(map(id, items))
 
 
 def test_without_a_lifecycle_the_workload_is_what_it_was_and_associations_can_be_left_out():
@@ -196,7 +200,7 @@ def test_without_a_lifecycle_the_workload_is_what_it_was_and_associations_can_be
     assert len(plain) == 300 and {it.role for it in plain} == {"first"} and waves(plain) == [plain]
     assert any('"associations"' in it.body for it in plain if it.valid)
     bare = generate(300, invalid_share=0.05, seed=7, associations=False)
-    assert not any('"associations": [' in it.body for it in bare)  # nor in the invalid ones (upsert refuses them first)
+    assert not any('"associations": [' in it.body for it in bare)  # invalid ones too: upsert refuses first
     assert [it.kind for it in bare] == [it.kind for it in plain]
     assert [it.payment_key for it in bare] == [it.payment_key for it in plain]
 
