@@ -45,7 +45,6 @@ _BANKS = ("Visa", "Mastercard", "Amex", "ING", "Barclays", "Chase", "BNP Paribas
 _NAMES = ("ana", "ben", "chloe", "dev", "emma", "farid", "gus", "hana", "ivan", "jo")
 
 
-ROLES = ("first", "update", "late")
 LIFECYCLE = ("processing", "succeeded", "refunded")  # hs_latest_status by version
 
 
