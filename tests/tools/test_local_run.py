@@ -386,25 +386,11 @@ def build_panels_for(titles, build_panels):
 def test_a_run_that_ends_with_payments_in_the_dead_letter_queue_says_so_and_exits_1(tmp_path):
     # HubSpot down for the whole run, every payment received once at most (no hold beyond the 1 s
     # visibility timeout): all of them end in the DLQ.
-    result = local_run(
-        "--count",
-        "20",
-        "--invalid-share",
-        "0",
-        "-p",
-        "MaxReceiveCount=1",
-        "-p",
-        "QueueVisibilityTimeoutSeconds=1",
-        "-p",
-        "BatchingWindowSeconds=0",
-        "-p",
-        "HubSpotUnavailableHoldSeconds=0",
-        "--sandbox-faults",
-        '{"outage": true}',
-        "--report-dir",
-        str(tmp_path),
-        "--json",
-    )
+    result = local_run("--count", "20", "--invalid-share", "0", "--lifecycle-share", "0",
+                       "-p", "MaxReceiveCount=1",
+                       "-p", "QueueVisibilityTimeoutSeconds=1", "-p", "BatchingWindowSeconds=0",
+                       "-p", "HubSpotUnavailableHoldSeconds=0",
+                       "--sandbox-faults", '{"outage": true}', "--report-dir", str(tmp_path), "--json")
     summary = json.loads(result.stdout)
     assert summary["dead_letter_queue"] == 20 and summary["created"] == 0
     assert result.returncode == 1
