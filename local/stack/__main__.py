@@ -18,9 +18,19 @@ from .template import DEFAULT_TEMPLATE, TemplateError, parse_overrides
 from .workload import from_file, generate, waves
 
 EMF_METRICS = (
-    "PaymentsReceived", "PaymentsCreated", "PaymentsDuplicate", "PaymentsUpdated", "PaymentsStale",
-    "PaymentsRejected", "PaymentsRetried", "PaymentsAmbiguous", "HubSpotRequests", "HubSpotThrottled",
-    "HubSpotErrors", "HubSpotLatency", "BatchDuration",
+    "PaymentsReceived",
+    "PaymentsCreated",
+    "PaymentsDuplicate",
+    "PaymentsUpdated",
+    "PaymentsStale",
+    "PaymentsRejected",
+    "PaymentsRetried",
+    "PaymentsAmbiguous",
+    "HubSpotRequests",
+    "HubSpotThrottled",
+    "HubSpotErrors",
+    "HubSpotLatency",
+    "BatchDuration",
 )
 REASONS_SHOWN = 8  # rejection reasons listed in the table; the rest are one "N more" row
 DEFAULT_REPORT_DIR = "local-runs"
@@ -102,11 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="template parameter override, like sam's --parameter-overrides (repeatable)",
     )
     run.add_argument("--count", type=_positive_int, default=2000, help="payments to generate (default 2000)")
-    run.add_argument("--invalid-share", type=_share, default=0.03,
-                     help="share of invalid payments (default 0.03)")
-    run.add_argument("--lifecycle-share", type=_share, default=0.1,
-                     help="share of valid payments that change: status updates with growing versions, some "
-                          "sent again late (default 0.1; docs/local.md)")
+    run.add_argument(
+        "--invalid-share", type=_share, default=0.03, help="share of invalid payments (default 0.03)"
+    )
+    run.add_argument(
+        "--lifecycle-share",
+        type=_share,
+        default=0.1,
+        help="share of valid payments that change: status updates with growing versions, some "
+        "sent again late (default 0.1; docs/local.md)",
+    )
     run.add_argument("--seed", type=int, default=1, help="workload and sandbox seed (default 1)")
     run.add_argument(
         "--file",
@@ -221,8 +236,12 @@ def summarise(stack: Any, enq: Any, result: Any, elapsed_total: float) -> dict:
         "sent_invalid": invalid,
         "messages": len(enq.message_ids),
         "lifecycle": lifecycle(stack, enq, payments, total),
-        "settled": {"created": total("PaymentsCreated"), "duplicate": total("PaymentsDuplicate"),
-                    "rejected": len(reports), "dead_letter_queue": len(dlq)},
+        "settled": {
+            "created": total("PaymentsCreated"),
+            "duplicate": total("PaymentsDuplicate"),
+            "rejected": len(reports),
+            "dead_letter_queue": len(dlq),
+        },
         "created": len(keys),
         "created_copies": len(payments),
         "extra_copies": len(payments) - len(keys),
@@ -295,9 +314,14 @@ def table_rows(s: dict) -> list[tuple[str, Any]]:
     life = s["lifecycle"]
     rows: list[tuple[str, Any]] = [
         ("payments sent", f"{s['sent']} ({s['sent_valid']} valid, {s['sent_invalid']} invalid)"),
-        ("messages sent", (f"{s['messages']}: one per payment, {life['updates_sent']} status updates of "
-                           f"{life['payments_with_updates']} payments, {life['older_versions_sent_late']} "
-                           "older versions again, late")),
+        (
+            "messages sent",
+            (
+                f"{s['messages']}: one per payment, {life['updates_sent']} status updates of "
+                f"{life['payments_with_updates']} payments, {life['older_versions_sent_late']} "
+                "older versions again, late"
+            ),
+        ),
         ("created in HubSpot (sandbox), distinct", s["created"]),
         ("  extra copies of created payments", s["extra_copies"]),
         ("  payments with an unknown outcome (PaymentsAmbiguous)", s["ambiguous"]),
@@ -344,17 +368,25 @@ def lifecycle_rows(s: dict) -> list[tuple[str, Any]]:
     upsert = life["write_mode"] == "upsert"
     created = f"{settled['created']} created" + (f" ({life['updated']} of them updates)" if upsert else "")
     rows: list[tuple[str, Any]] = [
-        ("messages settled", (f"{s['messages']} = {created} + {settled['duplicate']} duplicate + "
-                              f"{settled['rejected']} rejected + {settled['dead_letter_queue']} dead-lettered"
-                              + (f" + {left} unsettled" if left else ""))),
+        (
+            "messages settled",
+            (
+                f"{s['messages']} = {created} + {settled['duplicate']} duplicate + "
+                f"{settled['rejected']} rejected + {settled['dead_letter_queue']} dead-lettered"
+                + (f" + {left} unsettled" if left else "")
+            ),
+        ),
         ("  updates applied (PaymentsUpdated)", life["updated"]),
         ("  older versions refused (PaymentsStale)", life["stale"]),
-        ("  payments with updates at their newest status",
-         f"{life['at_newest_status']} of {life['payments_with_updates']}"),
+        (
+            "  payments with updates at their newest status",
+            f"{life['at_newest_status']} of {life['payments_with_updates']}",
+        ),
     ]
     if not upsert and life["updates_sent"] + life["older_versions_sent_late"]:
-        rows.append(("  create mode: updates are duplicates",
-                     "by design; -p HubSpotWriteMode=upsert applies them"))
+        rows.append(
+            ("  create mode: updates are duplicates", "by design; -p HubSpotWriteMode=upsert applies them")
+        )
     return rows
 
 
@@ -382,8 +414,9 @@ def verdict(s: dict, expect_dead_letters: bool) -> tuple[int, list[str]]:
     return (1 if problems else 0), problems
 
 
-def send_and_drain(stack: Any, in_waves: list[list[Any]], recorder: Any, progress: Progress,
-                   timeout: float) -> tuple[Any, Any]:
+def send_and_drain(
+    stack: Any, in_waves: list[list[Any]], recorder: Any, progress: Progress, timeout: float
+) -> tuple[Any, Any]:
     """Each wave enqueued once the one before is drained, as a producer sends a payment's changes when
     they happen: two messages of one payment in flight at once would make one of them wait for the
     other's invocation (CLAIMED_ELSEWHERE: back after the queue's visibility timeout)."""
@@ -398,10 +431,14 @@ def send_and_drain(stack: Any, in_waves: list[list[Any]], recorder: Any, progres
             enq.message_ids += part.message_ids
             enq.by_message_id.update(part.by_message_id)
             enq.elapsed_s += part.elapsed_s
-            print(f"[stack] enqueued {len(part.message_ids)} messages in {part.elapsed_s:.2f}s"
-                  + (f" (wave {n + 1} of {len(in_waves)})" if len(in_waves) > 1 else ""), file=sys.stderr)
-            result = esm.drain_until_empty(timeout=max(0.0, timeout - (time.monotonic() - started)),
-                                           progress=progress, stop_after=False)
+            print(
+                f"[stack] enqueued {len(part.message_ids)} messages in {part.elapsed_s:.2f}s"
+                + (f" (wave {n + 1} of {len(in_waves)})" if len(in_waves) > 1 else ""),
+                file=sys.stderr,
+            )
+            result = esm.drain_until_empty(
+                timeout=max(0.0, timeout - (time.monotonic() - started)), progress=progress, stop_after=False
+            )
             drained += result.elapsed_s
             if not result.empty:
                 break
@@ -448,18 +485,24 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)  # said before anything starts
             return 2
         f, src = stack.function, stack.source
-        print(f"[stack] moto {stack.endpoint} (pid {stack.moto.pid}), "
-              f"DynamoDB Local {stack.dynamodb_endpoint} (pid {stack.dynamodb.pid}), "
-              f"sandbox {stack.sandbox.base_url} (pid {stack.sandbox.pid})",
-              file=sys.stderr)
-        print(f"[stack] from {args.template}: BatchSize {src.batch_size}, window {src.batching_window_s}s, "
-              f"MaximumConcurrency {src.maximum_concurrency}, Timeout {f.timeout}s, MemorySize {f.memory_size} MB, "
-              f"VisibilityTimeout {stack.queue_settings.visibility_timeout}s, maxReceiveCount "
-              f"{stack.queue_settings.max_receive_count}", file=sys.stderr)
+        print(
+            f"[stack] moto {stack.endpoint} (pid {stack.moto.pid}), "
+            f"DynamoDB Local {stack.dynamodb_endpoint} (pid {stack.dynamodb.pid}), "
+            f"sandbox {stack.sandbox.base_url} (pid {stack.sandbox.pid})",
+            file=sys.stderr,
+        )
+        print(
+            f"[stack] from {args.template}: BatchSize {src.batch_size}, window {src.batching_window_s}s, "
+            f"MaximumConcurrency {src.maximum_concurrency}, Timeout {f.timeout}s, MemorySize {f.memory_size} MB, "
+            f"VisibilityTimeout {stack.queue_settings.visibility_timeout}s, maxReceiveCount "
+            f"{stack.queue_settings.max_receive_count}",
+            file=sys.stderr,
+        )
         if items is None:  # batch/upsert cannot write associations: in upsert mode the workload has none
             upsert = f.environment.get("HUBSPOT_WRITE_MODE") == "upsert"
-            items = generate(args.count, args.invalid_share, args.seed, args.lifecycle_share,
-                             associations=not upsert)
+            items = generate(
+                args.count, args.invalid_share, args.seed, args.lifecycle_share, associations=not upsert
+            )
         recorder = RunRecorder(stack, rate_limit=int(stack.sandbox.control.config()["rate_limit_per_10s"]))
         progress = Progress(len(items), recorder)
         enq, result = send_and_drain(stack, waves(items), recorder, progress, args.timeout)

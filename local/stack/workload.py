@@ -85,15 +85,18 @@ def _valid_payment(rng: random.Random, key: str, when: datetime, associations: b
         props["hs_internal_comment"] = "imported from the billing system"
     body: dict = {"paymentKey": key, "properties": props}
     if rng.random() < 0.25 and associations:
-        body["associations"] = [{
-            "to": {"id": str(rng.randint(1000, 999_999))},
-            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}],
-        }]
+        body["associations"] = [
+            {
+                "to": {"id": str(rng.randint(1000, 999_999))},
+                "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}],
+            }
+        ]
     return body
 
 
-def _invalid(rng: random.Random, kind: str, key: str, when: datetime,
-             associations: bool = True) -> tuple[str, str | None]:
+def _invalid(
+    rng: random.Random, kind: str, key: str, when: datetime, associations: bool = True
+) -> tuple[str, str | None]:
     body = _valid_payment(rng, key, when, associations)
     props = body["properties"]
     if kind == "malformed_json":
@@ -131,8 +134,13 @@ def _invalid(rng: random.Random, kind: str, key: str, when: datetime,
     return json.dumps(body), key
 
 
-def generate(count: int = 2000, invalid_share: float = 0.03, seed: int = 1, lifecycle_share: float = 0.0,
-             associations: bool = True) -> list[WorkItem]:
+def generate(
+    count: int = 2000,
+    invalid_share: float = 0.03,
+    seed: int = 1,
+    lifecycle_share: float = 0.0,
+    associations: bool = True,
+) -> list[WorkItem]:
     """``count`` payments, ``round(count * invalid_share)`` of them invalid (kinds in rotation), and for
     ``round(valid * lifecycle_share)`` of the valid ones their status updates and late copies (the
     module's docstring). ``associations=False`` leaves associations out (HubSpot's batch/upsert

@@ -2,6 +2,7 @@
 token read from the stack's Secrets Manager secret) against a sandbox that starts without the unique
 property, then the drain, ledger off, writes with the property the command made, and HubSpot (the
 sandbox) refuses the producer's second message for the same payment."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,10 @@ KEY = "payments_drain_key"  # template.yaml's HubSpotUniqueProperty default, the
 
 
 def property_status(stack, name: str) -> int:
-    request = urllib.request.Request(f"{stack.sandbox.base_url}/crm/v3/properties/commerce_payments/{name}",
-                                     headers={"Authorization": f"Bearer {stack.token}"})
+    request = urllib.request.Request(
+        f"{stack.sandbox.base_url}/crm/v3/properties/commerce_payments/{name}",
+        headers={"Authorization": f"Bearer {stack.token}"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # the loopback sandbox
             return response.status if json.loads(response.read()).get("hasUniqueValue") else -1
@@ -35,12 +38,25 @@ def property_status(stack, name: str) -> int:
 def setup_command(stack) -> subprocess.CompletedProcess:
     """`python -m payments_drain.setup_hubspot` (docs/deploy.md) with the token's secret, not the token."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HUBSPOT_"))}
-    env.update(PYTHONPATH="layers/shared", AWS_ENDPOINT_URL=stack.endpoint, AWS_ACCESS_KEY_ID="testing",
-               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=stack.region,
-               HUBSPOT_TOKEN_SECRET_ID=stack.function.environment["HUBSPOT_TOKEN_SECRET_ID"])
+    env.update(
+        PYTHONPATH="layers/shared",
+        AWS_ENDPOINT_URL=stack.endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=stack.region,
+        HUBSPOT_TOKEN_SECRET_ID=stack.function.environment["HUBSPOT_TOKEN_SECRET_ID"],
+    )
     command = [sys.executable, "-m", "payments_drain.setup_hubspot", "--base-url", stack.sandbox.base_url]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL, check=False)
+    return subprocess.run(
+        command,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
 
 
 def test_setup_then_the_drain_without_ledger_creates_a_payment_sent_twice_once(local_stack):
@@ -53,8 +69,9 @@ def test_setup_then_the_drain_without_ledger_creates_a_payment_sent_twice_once(l
     done = setup_command(stack)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"property {KEY}: created (unique values, type string, group payments_drain)" in done.stdout
-    assert done.stdout.splitlines()[-1] == (f"ready: deploy with HubSpotUniqueProperty={KEY} "
-                                            "(HUBSPOT_UNIQUE_PROPERTY)")
+    assert done.stdout.splitlines()[-1] == (
+        f"ready: deploy with HubSpotUniqueProperty={KEY} (HUBSPOT_UNIQUE_PROPERTY)"
+    )
     assert stack.token not in done.stdout + done.stderr
     assert property_status(stack, KEY) == 200
 
@@ -65,8 +82,9 @@ def test_setup_then_the_drain_without_ledger_creates_a_payment_sent_twice_once(l
     assert stack.drain(timeout=40).empty
     assert not set(first.message_ids) & set(again.message_ids)
     rounds = set(first.message_ids), set(again.message_ids)
-    assert all(set(b["messageIds"]) <= rounds[0] or set(b["messageIds"]) <= rounds[1]
-               for b in stack.batches)  # each copy in a batch of its own round
+    assert all(
+        set(b["messageIds"]) <= rounds[0] or set(b["messageIds"]) <= rounds[1] for b in stack.batches
+    )  # each copy in a batch of its own round
 
     stored = stack.sandbox.control.payments()
     keys = [p["properties"].get(KEY) for p in stored]

@@ -127,11 +127,14 @@ def test_every_message_is_counted_once_and_create_mode_says_its_updates_are_dupl
     assert life["updated"] == 0 and life["at_newest_status"] < life["payments_with_updates"]
     assert settled["duplicate"] >= life["updates_sent"] + life["older_versions_sent_late"]
     rows = dict(table_rows(s))
-    assert rows["messages settled"] == (f"{s['messages']} = {settled['created']} created + "
-                                        f"{settled['duplicate']} duplicate + "
-                                        f"{settled['rejected']} rejected + 0 dead-lettered")
-    assert rows["  create mode: updates are duplicates"] == ("by design; -p HubSpotWriteMode=upsert "
-                                                             "applies them")
+    assert rows["messages settled"] == (
+        f"{s['messages']} = {settled['created']} created + "
+        f"{settled['duplicate']} duplicate + "
+        f"{settled['rejected']} rejected + 0 dead-lettered"
+    )
+    assert rows["  create mode: updates are duplicates"] == (
+        "by design; -p HubSpotWriteMode=upsert applies them"
+    )
     report = Path(s["report"]).read_text(encoding="utf-8")  # the HTML report's summary has the same rows
     assert "<td>  updates applied (PaymentsUpdated)</td><td>0</td>" in report
     assert "-p HubSpotWriteMode=upsert applies them" in report
@@ -142,8 +145,16 @@ def test_the_readme_upsert_run_applies_every_update_once_and_refuses_every_late_
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     command = re.search(r'^ *\$ make run ARGS="(-p HubSpotWriteMode=upsert[^"]*)"$', readme, re.M)
     assert command, "the README's upsert run"
-    result = local_run(*shlex.split(command.group(1)), "--count", "300", "--lifecycle-share", "0.3",
-                       "--report-dir", str(tmp_path), "--json")
+    result = local_run(
+        *shlex.split(command.group(1)),
+        "--count",
+        "300",
+        "--lifecycle-share",
+        "0.3",
+        "--report-dir",
+        str(tmp_path),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     s = json.loads(result.stdout)
     life, settled = s["lifecycle"], s["settled"]
@@ -155,17 +166,24 @@ def test_the_readme_upsert_run_applies_every_update_once_and_refuses_every_late_
     assert life["stale"] == life["older_versions_sent_late"] > 0
     assert life["at_newest_status"] == life["payments_with_updates"]
     assert s["created"] == s["sent_valid"] and s["extra_copies"] == 0  # an update is no new payment
-    assert settled == {"created": s["sent_valid"] + life["updated"], "duplicate": life["stale"],
-                       "rejected": s["sent_invalid"], "dead_letter_queue": 0}
+    assert settled == {
+        "created": s["sent_valid"] + life["updated"],
+        "duplicate": life["stale"],
+        "rejected": s["sent_invalid"],
+        "dead_letter_queue": 0,
+    }
     assert sum(settled.values()) == s["messages"]
     rows = dict(table_rows(s))
     assert rows["  updates applied (PaymentsUpdated)"] == life["updated"]
     assert rows["  older versions refused (PaymentsStale)"] == life["stale"]
     assert "  create mode: updates are duplicates" not in rows
     waves = re.findall(r"enqueued (\d+) messages in [\d.]+s \(wave (\d) of 4\)", result.stderr)
-    assert [int(n) for n, _ in waves] == [s["sent"], life["payments_with_updates"],
-                                          life["updates_sent"] - life["payments_with_updates"],
-                                          life["older_versions_sent_late"]]
+    assert [int(n) for n, _ in waves] == [
+        s["sent"],
+        life["payments_with_updates"],
+        life["updates_sent"] - life["payments_with_updates"],
+        life["older_versions_sent_late"],
+    ]
 
 
 def test_a_payments_lifecycle_grows_its_version_and_its_late_copy_is_older_than_the_newest():
@@ -185,7 +203,7 @@ def test_a_payments_lifecycle_grows_its_version_and_its_late_copy_is_older_than_
         for late in (it for it in its if it.role == "late"):
             assert late.version < versions[-1] and late.body in {it.body for it in sent}
     late_ones = [it for it in items if it.role == "late"]
-    assert late_ones and items[-len(late_ones):] == late_ones  # after every newer version
+    assert late_ones and items[-len(late_ones) :] == late_ones  # after every newer version
     rounds = waves(items)
     assert [{it.role for it in w} for w in rounds] == [{"first"}, {"update"}, {"update"}, {"late"}]
     for w in rounds:  # no payment twice in a wave
@@ -386,11 +404,27 @@ def build_panels_for(titles, build_panels):
 def test_a_run_that_ends_with_payments_in_the_dead_letter_queue_says_so_and_exits_1(tmp_path):
     # HubSpot down for the whole run, every payment received once at most (no hold beyond the 1 s
     # visibility timeout): all of them end in the DLQ.
-    result = local_run("--count", "20", "--invalid-share", "0", "--lifecycle-share", "0",
-                       "-p", "MaxReceiveCount=1",
-                       "-p", "QueueVisibilityTimeoutSeconds=1", "-p", "BatchingWindowSeconds=0",
-                       "-p", "HubSpotUnavailableHoldSeconds=0",
-                       "--sandbox-faults", '{"outage": true}', "--report-dir", str(tmp_path), "--json")
+    result = local_run(
+        "--count",
+        "20",
+        "--invalid-share",
+        "0",
+        "--lifecycle-share",
+        "0",
+        "-p",
+        "MaxReceiveCount=1",
+        "-p",
+        "QueueVisibilityTimeoutSeconds=1",
+        "-p",
+        "BatchingWindowSeconds=0",
+        "-p",
+        "HubSpotUnavailableHoldSeconds=0",
+        "--sandbox-faults",
+        '{"outage": true}',
+        "--report-dir",
+        str(tmp_path),
+        "--json",
+    )
     summary = json.loads(result.stdout)
     assert summary["dead_letter_queue"] == 20 and summary["created"] == 0
     assert result.returncode == 1
