@@ -609,3 +609,9 @@ def test_a_rejection_waits_on_the_queue_while_the_ledger_cannot_say_whether_it_w
     result = run(drain, [sqs_record("{", "bad-1")], clock)
     assert failures(result) == ["bad-1"] and reporter.sent == []  # never reported twice, never lost
     assert result.outcomes["bad-1"].reason.category == "LEDGER_UNAVAILABLE"
+
+
+def test_in_create_mode_a_twin_with_an_older_version_is_a_plain_duplicate_not_stale(clock):
+    drain, _ = make(clock=clock)
+    result = run(drain, [versioned("k", "m3", 3), versioned("k", "m1", 1)], clock)
+    assert result.outcomes["m1"].reason.category == "DUPLICATE_KEY_IN_BATCH" and result.stale() == 0

@@ -129,7 +129,9 @@ class Drain:
         self._send_all(sendable, budget, stats, outcomes, session)
         for twin, first in twins:
             if first.message_id in outcomes:  # else both are retried (failed_message_ids)
-                outcomes[twin.message_id] = _twin_outcome(outcomes[first.message_id], twin, first)
+                outcomes[twin.message_id] = _twin_outcome(
+                    outcomes[first.message_id], twin, first, self.upsert
+                )
 
         for payment in (
             *sendable,
@@ -248,9 +250,9 @@ def _newer(payment: Payment, than: Payment) -> bool:
     return payment.version is not None and (than.version is None or payment.version > than.version)
 
 
-def _twin_outcome(first: Outcome, twin: Payment, sent: Payment) -> Outcome:
+def _twin_outcome(first: Outcome, twin: Payment, sent: Payment, upsert: bool) -> Outcome:
     if first.state in (State.CREATED, State.DUPLICATE):
-        if twin.version is not None and sent.version is not None and twin.version < sent.version:
+        if upsert and twin.version is not None and sent.version is not None and twin.version < sent.version:
             reason = Reason(
                 "STALE_VERSION", f"version {twin.version} is older than {sent.version} in the same batch"
             )
