@@ -40,9 +40,10 @@ def _kill() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-# The one window a random kill skips: between SQS accepting failure reports and the ledger
-# recording them, a kill makes the redelivery write those reports again (README, "Exactly once,
-# and its limits": reports are at least once there; a consumer dedupes by messageId).
+# The one window a random kill skips: from sending failure reports (SQS may accept them before
+# its answer arrives) until the ledger records them, a kill makes the redelivery write those
+# reports again (README, "Exactly once, and its limits": reports are at least once there; a
+# consumer dedupes by messageId).
 report_window = threading.Event()
 
 
@@ -118,7 +119,7 @@ boto3.DEFAULT_SESSION.events.register("before-send.sqs.SendMessageBatch", _fail_
 boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.BatchWriteItem", _kill_before_record)
 boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.BatchExecuteStatement", _kill_at_aws)
 boto3.DEFAULT_SESSION.events.register("before-call.sqs.SendMessageBatch", _kill_at_aws)
-boto3.DEFAULT_SESSION.events.register("after-call.sqs.SendMessageBatch", _reports_sent)
+boto3.DEFAULT_SESSION.events.register("before-call.sqs.SendMessageBatch", _reports_sent)
 boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.BatchWriteItem", _recording_reports)
 boto3.DEFAULT_SESSION.events.register("after-call.dynamodb.BatchWriteItem", _reports_recorded)
 
