@@ -18,8 +18,9 @@ from typing import Any
 from benchmarks.env import LambdaContext, event, python_path
 
 
-def container(env: dict[str, str], tasks, results, ready, start) -> None:
-    """One Lambda container: import once, then invoke for each task until told to stop."""
+def container(env: dict[str, str], tasks, results, ready, start, offset_s: float = 0.0) -> None:
+    """One Lambda container: import once, then (``offset_s`` after the start) invoke for each
+    task until told to stop."""
     import sys
 
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -30,6 +31,7 @@ def container(env: dict[str, str], tasks, results, ready, start) -> None:
 
     ready.put(os.getpid())
     start.wait()
+    time.sleep(offset_s)
     invocation = 0
     while True:
         task = tasks.get()
@@ -52,14 +54,20 @@ def container(env: dict[str, str], tasks, results, ready, start) -> None:
 
 
 def run(
-    env: dict[str, str], payments: int, batch_size: int, concurrency: int, prefix: str, timeout_s: float = 600
+    env: dict[str, str],
+    payments: int,
+    batch_size: int,
+    concurrency: int,
+    prefix: str,
+    timeout_s: float = 600,
+    offsets_s: list[float] | None = None,
 ) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     tasks, results, ready = ctx.Queue(), ctx.Queue(), ctx.Queue()
     start = ctx.Event()
     procs = [
-        ctx.Process(target=container, args=(env, tasks, results, ready, start), daemon=True)
-        for _ in range(concurrency)
+        ctx.Process(target=container, args=(env, tasks, results, ready, start, offset), daemon=True)
+        for offset in (offsets_s or [0.0] * concurrency)
     ]
     for proc in procs:
         proc.start()
@@ -114,9 +122,73 @@ def slots_bound(requests: int, slots: int, latency_s: float) -> float:
     return math.ceil(requests / slots) * latency_s
 
 
+def batch_shape_bound(
+    batches: int, chunks_per_batch: int, containers: int, parallel: int, latency_s: float
+) -> float:
+    """Least time when the limit does not bind: whole batches go to whichever container is free
+    (rounds of ``containers``), and a batch's chunks go ``parallel`` at a time."""
+    return math.ceil(batches / containers) * math.ceil(chunks_per_batch / parallel) * latency_s
+
+
 def bound(requests: int, limit: int, window_s: float, slots: int, latency_s: float) -> float:
     """Least time with both limits: full windows of ``limit`` requests back to back, then what is
     left of the last window through ``slots`` requests in flight. With one window it is the
     slots bound; with infinitely many slots, the rate-limit bound."""
     windows = math.floor((requests - 1) / limit)
     return windows * window_s + math.ceil((requests - windows * limit) / slots) * latency_s
+
+
+def window_use(timeline: dict[str, Any], slots: int) -> dict[str, Any]:
+    """Where the time of a figure-c run went, from the sandbox's request timeline
+    (``SandboxControl.timeline()``): HubSpot's side of the pacing, whatever the drain believed.
+
+    - ``window_full_s``: the rolling window held ``limit`` counted requests (waiting is right);
+    - ``slots_busy_s``: the window had room and every one of the ``slots`` calls was in flight;
+    - ``room_idle_s``: the window had room and a slot was free (time the rate limit did not cost);
+    - ``first_window_fill_s``: from the first request to the ``limit``-th counted one;
+    - ``refill_delay_s``: for request i and the one ``limit`` later, how long after i left the
+      window the later one was counted (0 would use the window fully; a 429 makes none);
+    - ``admitted_per_window``: counted requests in each ``window`` from the first arrival.
+    """
+    limit = timeline["rate_limit_per_10s"]
+    window = timeline["window_ms"] / 1000
+    requests = timeline["requests"]
+    if not requests:
+        return {}
+    t0 = min(r["arrived"] for r in requests)
+    end = max(r["answered"] for r in requests)
+    admitted = sorted(r["admitted"] for r in requests if r["admitted"] is not None)
+    events = [(a, 0, 1) for a in admitted] + [(a + window, 0, -1) for a in admitted]
+    events += [(r["arrived"], 1, 1) for r in requests] + [(r["answered"], 1, -1) for r in requests]
+    events.sort(key=lambda e: (e[0], -e[2]))
+    counted = in_flight = 0
+    spent = {"window_full_s": 0.0, "slots_busy_s": 0.0, "room_idle_s": 0.0}
+    at = t0
+    for when, kind, step in events:
+        when = min(max(when, t0), end)
+        if when > at:
+            key = (
+                "window_full_s"
+                if counted >= limit
+                else "slots_busy_s"
+                if in_flight >= slots
+                else "room_idle_s"
+            )
+            spent[key] += when - at
+            at = when
+        if kind == 0:
+            counted += step
+        else:
+            in_flight += step
+    delays = [admitted[i + limit] - admitted[i] - window for i in range(len(admitted) - limit)]
+    per_window = [0] * (int((admitted[-1] - t0) // window) + 1) if admitted else []
+    for a in admitted:
+        per_window[int((a - t0) // window)] += 1
+    return {
+        "span_s": end - t0,
+        **spent,
+        "first_window_fill_s": admitted[limit - 1] - t0 if len(admitted) >= limit else None,
+        "refill_delay_s_mean": sum(delays) / len(delays) if delays else None,
+        "refill_delay_s_max": max(delays) if delays else None,
+        "admitted_per_window": per_window,
+    }

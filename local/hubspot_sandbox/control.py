@@ -44,6 +44,12 @@ class SandboxControl:
         """Counters since the last reset (see docs/sandbox.md for every key)."""
         return self._call("GET", "/_sandbox/stats")
 
+    def timeline(self) -> dict[str, Any]:
+        """The public requests answered since the last reset (the newest 100,000), in answer order:
+        ``arrived``, ``admitted`` (counted against the rolling window; None if refused before),
+        ``answered`` (sandbox monotonic seconds), ``status``, ``remaining`` (the header sent)."""
+        return self._call("GET", "/_sandbox/timeline")
+
     def config(self) -> dict[str, Any]:
         return self._call("GET", "/_sandbox/config")
 

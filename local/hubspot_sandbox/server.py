@@ -200,6 +200,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.generation = self.server.state.generation
         self.rate: dict[str, str] = {}
         self.public = False
+        self.arrived: float | None = None  # for the timeline: when the request was read
+        self.admitted: float | None = None  # when it was counted against the rolling window
         try:
             body = self._read_body()
         except (ValueError, OSError):
@@ -258,7 +260,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             + "\r\n"
         )
         if self.public:
-            self.server.state.note_status(str(status), self.generation)
+            self.server.state.note_status(str(status), self.generation, self._timing())
         self.log_request(status, len(sent))
         data = head.encode("latin-1") + sent
         if trickle is None:
@@ -275,7 +277,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _hang(self, max_s: float) -> None:
         """Fault "hang": never answer; hold the connection until the client closes it (or max_s)."""
-        self.server.state.note_status("hang", self.generation)
+        self.server.state.note_status("hang", self.generation, self._timing())
         self.close_connection = True
         until = time.monotonic() + max_s
         self.connection.settimeout(0.2)
@@ -289,7 +291,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 return
 
     def _reset_connection(self) -> None:
-        self.server.state.note_status("reset", self.generation)
+        self.server.state.note_status("reset", self.generation, self._timing())
         self.close_connection = True
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -354,9 +356,18 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return None
         return token
 
+    def _timing(self) -> dict[str, Any]:
+        remaining = self.rate.get("X-HubSpot-RateLimit-Remaining")
+        return {
+            "arrived": self.arrived,
+            "admitted": self.admitted,
+            "remaining": int(remaining) if remaining is not None else None,
+        }
+
     def _admit(self, token: str) -> bool:
         policy, self.rate = self.server.state.admit(token)
         if policy is None:
+            self.admitted = time.monotonic()
             return True
         self._send_429(policy)
         return False
@@ -401,6 +412,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             route = "token_info"
         else:
             route = "other"
+        self.arrived = time.monotonic()
         state.note_request(route)
         latency = state.latency_s()
         if latency > 0:
@@ -951,6 +963,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 self._send(200, {"ok": True})
             elif route == ("GET", "/_sandbox/stats"):
                 self._send(200, state.stats())
+            elif route == ("GET", "/_sandbox/timeline"):
+                self._send(200, state.timeline_dict())
             elif route == ("POST", "/_sandbox/reset"):
                 state.reset(restore_config=bool(data.get("restore_config", False)))
                 self._send(200, {"reset": True, "config": state.config_dict()})

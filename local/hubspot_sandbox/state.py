@@ -16,6 +16,7 @@ from .schema import built_in_definition
 
 FIRST_ID = 10_000_000_001
 MAX_UNIQUE_PROPERTIES = 10  # per object type (docs/hubspot.md)
+TIMELINE_MAX = 100_000  # public requests kept for GET /_sandbox/timeline (the newest)
 #: The sandbox's stand-in for HubSpot's own payment property group (its real name is not documented).
 BUILT_IN_GROUP = "paymentinformation"
 
@@ -201,6 +202,7 @@ class SandboxState:
         self.inputs_received = 0
         self.max_requests_in_window = 0
         self.max_admitted_in_window = 0
+        self.timeline: deque[dict[str, Any]] = deque(maxlen=TIMELINE_MAX)
 
     # ----------------------------------------------------------------- accounting
     def note_request(self, route: str) -> None:
@@ -217,10 +219,26 @@ class SandboxState:
             if len(dq) > self.max_requests_in_window:
                 self.max_requests_in_window = len(dq)
 
-    def note_status(self, status: str, generation: int | None = None) -> None:
+    def note_status(
+        self, status: str, generation: int | None = None, timing: dict[str, Any] | None = None
+    ) -> None:
+        """One answered public request; ``timing`` (arrived, admitted, remaining) goes on the timeline
+        with the time the answer is written."""
+        answered = time.monotonic()
         with self.lock:
             if generation is None or generation == self.generation:
                 self.by_status[status] += 1
+                if timing is not None:
+                    self.timeline.append({**timing, "answered": answered, "status": status})
+
+    def timeline_dict(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "requests": list(self.timeline),
+                "rate_limit_per_10s": self.rate_limit_max,
+                "window_ms": self.interval_ms,
+                "now": time.monotonic(),
+            }
 
     def note_fault(self, name: str) -> None:
         with self.lock:

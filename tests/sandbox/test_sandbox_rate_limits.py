@@ -115,3 +115,18 @@ def test_refused_requests_do_not_use_up_the_window(api, control):
     for _ in range(5):
         assert api.create(batch(1), token="wrong").status == 401
     assert [api.create(batch(1)).status for _ in range(3)] == [201, 201, 429]
+
+
+def test_the_timeline_records_when_each_request_was_read_counted_and_answered(api, control):
+    control.set_config(rate_limit_per_10s=1)
+    first = api.create(batch(1))
+    refused = api.create(batch(1))
+    assert (first.status, refused.status) == (201, 429)
+    timeline = control.timeline()
+    assert (timeline["rate_limit_per_10s"], timeline["window_ms"]) == (1, 10000)
+    counted, throttled = timeline["requests"]
+    assert counted["arrived"] <= counted["admitted"] <= counted["answered"] <= timeline["now"]
+    assert (counted["status"], counted["remaining"]) == ("201", 0)
+    assert throttled["admitted"] is None and throttled["status"] == "429"
+    control.reset()
+    assert control.timeline()["requests"] == []

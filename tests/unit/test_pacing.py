@@ -1,10 +1,15 @@
-"""The rate gate with a fake clock: slow into the window, never into a 429."""
+"""The rate gate with a fake clock: fill the window, never into a 429 of our own making."""
 
+import heapq
+import itertools
+import random
 import threading
+from collections import deque
 
+import pytest
 from payments_drain.pacing import MARGIN_S, RateGate
 
-HEADERS = {"X-HubSpot-RateLimit-Max": "10", "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}
+HEADERS = {"X-HubSpot-RateLimit-Max": "20", "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}
 
 
 class Clock:
@@ -14,67 +19,52 @@ class Clock:
         return self.now
 
 
-def answer(gate, remaining):
+def answer(gate, remaining=None):
+    assert gate.delay() == 0
     gate.started()
-    gate.finished({**HEADERS, "X-HubSpot-RateLimit-Remaining": str(remaining)})
+    headers = dict(HEADERS)
+    if remaining is not None:
+        headers["X-HubSpot-RateLimit-Remaining"] = str(remaining)
+    gate.finished(headers)
 
 
-def test_no_wait_while_the_window_has_room_beyond_the_reserve():
-    gate = RateGate(10, containers=2, parallel_calls=2, clock=Clock())
-    assert gate.delay() == 0  # before any answer: nothing known, send
-    answer(gate, remaining=9)
-    assert [gate.delay() for _ in range(5)] == [0] * 5  # 9 left, 4 kept for what may be in flight
+def test_before_any_answer_each_container_sends_its_parallel_calls_then_waits():
+    gate = RateGate(20, containers=3, parallel_calls=4, clock=Clock())
+    assert [gate.delay() for _ in range(4)] == [0] * 4
     assert gate.delay() > 0
 
 
-def test_a_full_window_waits_for_our_own_oldest_request_to_leave_it():
+def test_the_first_burst_never_exceeds_a_share_of_a_small_limit():
+    gate = RateGate(10, containers=3, parallel_calls=4, clock=Clock())  # 3 x 4 would be 12 > 10
+    assert [gate.delay() for _ in range(3)] == [0] * 3 and gate.delay() > 0
+
+
+def test_an_answer_grows_the_allowance_into_room_no_other_container_can_claim():
+    gate = RateGate(20, containers=3, parallel_calls=4, clock=Clock())
+    answer(gate, remaining=19)  # others may still add 2 x 4: room for min(4, 19 - 8) outstanding
+    assert [gate.delay() for _ in range(4)] == [0] * 4 and gate.delay() > 0  # 1 answered + 4
+
+
+def test_without_room_beyond_the_others_reserve_the_allowance_does_not_grow():
+    gate = RateGate(20, containers=3, parallel_calls=4, clock=Clock())
+    for _ in range(4):
+        answer(gate, remaining=8)
+    assert gate.delay() > 0  # 4 answered and in the window: the first burst's allowance
+
+
+def test_a_full_allowance_waits_for_our_own_oldest_request_to_leave_the_window():
     clock = Clock()
-    gate = RateGate(10, containers=1, parallel_calls=2, clock=clock)
-    answer(gate, remaining=2)  # answered at t=100: the reserve is spent
+    gate = RateGate(20, containers=3, parallel_calls=1, clock=clock)
+    answer(gate, remaining=2)  # answered at t=100, no room beyond the reserve
     clock.now = 103.0
     assert abs(gate.delay() - (100.0 + 10.0 - 103.0 + MARGIN_S)) < 1e-9
-
-
-def test_waiting_callers_book_different_slots():
-    clock = Clock()
-    gate = RateGate(10, containers=1, parallel_calls=2, clock=clock)
-    answer(gate, remaining=2)
-    clock.now = 101.0
-    answer(gate, remaining=1)
-    waits = [gate.delay() for _ in range(3)]
-    assert waits[0] < waits[1] < waits[2]  # t=110, t=111, then a share of the window after those
-
-
-def test_slots_come_back_as_our_requests_leave_the_window():
-    clock = Clock()
-    gate = RateGate(10, containers=1, parallel_calls=1, reserve=1, clock=clock)
-    answer(gate, remaining=1)
-    clock.now = 111.0  # our request left the window: its slot is free
+    clock.now = 110.0  # it left the window: its slot is ours again
     assert gate.delay() == 0
 
 
-def test_a_booked_slot_is_not_handed_out_twice():
-    clock = Clock()
-    gate = RateGate(10, containers=1, parallel_calls=1, reserve=1, clock=clock)
-    answer(gate, remaining=1)
-    clock.now = 105.0
-    assert gate.delay() > 0  # this caller takes the slot of our request when it leaves
-    clock.now = 111.0
-    assert gate.delay() > 0  # so the next one does not get it too
-
-
-def test_a_429_pauses_every_caller_and_empties_the_credits():
-    clock = Clock()
-    gate = RateGate(10, clock=clock)
-    answer(gate, remaining=8)
-    gate.started()
-    gate.finished(HEADERS, throttled_for_s=2.0)
-    assert gate.delay() >= 2.0
-
-
-def test_concurrent_callers_never_get_more_immediate_slots_than_credits():
-    gate = RateGate(100, containers=1, parallel_calls=4, clock=Clock())
-    answer(gate, remaining=24)  # 20 sends allowed now
+def test_concurrent_callers_never_get_more_immediate_slots_than_the_allowance():
+    gate = RateGate(200, containers=1, parallel_calls=50, clock=Clock())
+    answer(gate, remaining=199)  # allowance: 1 answered + 50 outstanding
     immediate = []
     lock = threading.Lock()
 
@@ -83,9 +73,104 @@ def test_concurrent_callers_never_get_more_immediate_slots_than_credits():
         with lock:
             immediate.append(wait == 0)
 
-    threads = [threading.Thread(target=take) for _ in range(50)]
+    threads = [threading.Thread(target=take) for _ in range(80)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sum(immediate) == 20
+    assert sum(immediate) == 50
+
+
+def test_a_429_pauses_every_caller_and_shrinks_the_allowance_to_what_is_out():
+    clock = Clock()
+    gate = RateGate(20, clock=clock)
+    answer(gate, remaining=15)
+    assert gate.delay() == 0
+    gate.started()
+    gate.finished(HEADERS, throttled_for_s=2.0)
+    assert gate.delay() >= 2.0
+    clock.now += 2.0
+    assert gate.delay() > 5.0  # one answered in the window: that is all we may have now
+
+
+def test_an_answer_without_headers_counts_as_one_fewer_than_the_last_heard():
+    gate = RateGate(20, containers=2, parallel_calls=2, clock=Clock())
+    answer(gate, remaining=10)  # allowance 1 + 2
+    answer(gate)  # a 5xx without headers: 9 left, still room beyond the reserve of 2
+    assert [gate.delay() for _ in range(2)] == [0] * 2 and gate.delay() > 0
+
+
+def test_outstanding_stays_within_parallel_calls_also_between_our_calls():
+    """Requests that leave the window while the container is busy elsewhere shrink its allowance
+    as of the moment they left, not when it next looks: other containers count on it."""
+    clock = Clock()
+    gate = RateGate(100, containers=2, parallel_calls=2, clock=clock)
+    for _ in range(6):  # grows to 8: six answered at t=100 and two outstanding
+        answer(gate, remaining=90)
+    clock.now = 104.0
+    answer(gate, remaining=90)  # seven answered, allowance 9
+    assert gate.delay() == 0
+    gate.started()  # in flight from t=104 ...
+    clock.now = 110.5  # ... the six of t=100 left at t=110 (one answered + two outstanding then)
+    gate.finished({**HEADERS, "X-HubSpot-RateLimit-Remaining": "0"})  # ... answered at t=110.5
+    assert gate.delay() == 0 and gate.delay() > 0  # 2 answered, allowance 3: one more, not two
+
+
+def shared_window(containers: int, parallel: int, limit: int, requests: int, starts, seed: int):
+    """Containers x parallel callers sharing one rolling window that refuses beyond ``limit``;
+    each call takes 100-200 ms and is counted when answered (like the sandbox). Returns how
+    many were refused and when the last request was answered."""
+    rng = random.Random(seed)
+    clock = Clock()
+    clock.now = 0.0
+    events: list = []
+    order = itertools.count()
+    window: deque[float] = deque()
+    left = [requests]
+    refused = [0]
+    gates = [RateGate(limit, containers=containers, parallel_calls=parallel, clock=clock) for _ in starts]
+
+    def at(when, action):
+        heapq.heappush(events, (when, next(order), action))
+
+    def ask(gate):
+        if left[0] <= 0:
+            return
+        wait = gate.delay()
+        if wait:
+            at(clock.now + wait, lambda: ask(gate))
+            return
+        left[0] -= 1
+        gate.started()
+        at(clock.now + rng.uniform(0.1, 0.2), lambda: answered(gate))
+
+    def answered(gate):
+        while window and window[0] <= clock.now - 10.0:
+            window.popleft()
+        ok = len(window) < limit
+        if ok:
+            window.append(clock.now)
+        headers = {**HEADERS, "X-HubSpot-RateLimit-Max": str(limit)}
+        headers["X-HubSpot-RateLimit-Remaining"] = str(limit - len(window))
+        gate.finished(headers, 0.0 if ok else 1.0)
+        if not ok:
+            refused[0] += 1
+            left[0] += 1
+        ask(gate)
+
+    for gate, start in zip(gates, starts):
+        for _ in range(parallel):
+            at(start, lambda g=gate: ask(g))
+    last = 0.0
+    while events:
+        clock.now, _, action = heapq.heappop(events)
+        last = clock.now
+        action()
+    return refused[0], last
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("starts", [(0.0, 0.0, 0.0), (0.0, 0.0), (0.0, 1.3, 2.9)])
+def test_containers_sharing_the_limit_never_run_into_a_429(seed, starts):
+    refused, last = shared_window(3, 4, 20, 100, starts, seed)
+    assert refused == 0 and last < 65.0  # and they drain

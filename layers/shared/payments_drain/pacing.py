@@ -2,18 +2,25 @@
 
 HubSpot answers each request with ``X-HubSpot-RateLimit-Max``, ``-Remaining`` and
 ``-Interval-Milliseconds`` for its rolling window. Nothing in urllib3 or Powertools reads them,
-hence this gate. It slows into the window instead of running into a 429:
+hence this gate. Containers do not talk to each other; each keeps one number, its *allowance*:
+how many of its own requests may be counted in the window at once (answered and still in it,
+in flight, or about to start). Its *outstanding* requests are the allowance less those answered
+and still in the window: in flight, or slots it may still use (docs/performance.md, figure c).
 
-1. **Self-clocking.** It remembers when its own requests were answered (by then HubSpot has
-   surely counted them). Once the window is full, a caller may send only when one of this
-   container's own requests leaves the window: each container replaces what it used, so the
-   containers together stay within the limit without talking to each other.
-2. **Booking.** ``delay()`` books the slot it hands out, so callers waiting at the same time do
-   not all wake for the same freed slot.
-3. **A reserve for what is in flight.** ``-Remaining`` lags behind the requests every container
-   has in flight, up to ``containers x parallel_calls`` of them (the event source's
-   MaximumConcurrency times HUBSPOT_MAX_PARALLEL_CALLS), so the window counts as full once
-   ``-Remaining`` is down to that.
+1. **Self-clocking.** A request of ours leaving the window (a window after its answer: by then
+   HubSpot has surely counted it) frees a slot for our next one; the allowance is not touched.
+2. **Growth only into room nobody else can claim.** An answer leaving ``r`` requests means at
+   most ``L - r`` are counted; every other container may still add its outstanding requests,
+   at most ``parallel_calls`` each (``containers`` is the event source's MaximumConcurrency).
+   So the allowance grows to our answered count plus ``min(parallel_calls, r - others)``, where
+   ``others = (containers - 1) x parallel_calls``: what is counted plus what anybody may still
+   add stays within the limit, and no 429 comes from our own containers.
+3. **Outstanding at most ``parallel_calls``.** When our requests leave the window and we have
+   nothing to send, the allowance shrinks with them, so an idle container claims no more than
+   the burst it may send when work comes back.
+   An answer without the header (an error, a timeout) counts as one more than the last heard.
+4. **A 429** (another app on the same account, a limit lowered) shrinks the allowance to what is
+   already out and pauses every caller for the wait it tells.
 """
 
 from __future__ import annotations
@@ -33,50 +40,48 @@ class RateGate:
         *,
         containers: int = 1,
         parallel_calls: int = 1,
-        reserve: int = 2,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max = limit_per_10s
         self.interval_s = 10.0
-        self.reserve = max(reserve, containers * parallel_calls)
+        self.parallel = max(1, parallel_calls)
+        self.others = (max(1, containers) - 1) * self.parallel
         self.clock = clock
         self.lock = threading.Lock()
-        self.in_flight = 0
-        self.credits: int | None = None  # sends allowed now; None until HubSpot has answered once
         self.answered: deque[float] = deque()  # answer times of our counted requests still in the window
-        self.booked = 0  # of those, slots already promised to a waiting caller
+        self.in_flight = 0
+        self.promised = 0  # slots delay() handed out whose request has not started yet
+        self.allowance = max(1, min(self.parallel, limit_per_10s // max(1, containers)))
         self.paused_until = 0.0
+        self.remaining: int | None = None  # the last -Remaining heard
 
     def delay(self) -> float:
-        """Seconds to wait before the next request; the slot is the caller's once it has waited."""
+        """0: send now, the slot is the caller's (``started()`` next). Otherwise the seconds to
+        wait before asking again: until one of our requests leaves the window, or a pause ends."""
         with self.lock:
             now = self.clock()
             self._expire(now)
-            pause = max(0.0, self.paused_until - now)
-            if self.credits is None or self.credits > 0:
-                if self.credits is not None:
-                    self.credits -= 1
-                return pause
-            if self.booked < len(self.answered):  # the next of ours to leave the window
-                wait = self.answered[self.booked] + self.interval_s - now + MARGIN_S
-            elif self.booked < len(self.answered) + self.in_flight:  # answered soon, gone a window later
-                wait = self.interval_s + MARGIN_S
-            else:  # every slot of ours is promised: after the last of them, one request's share each
-                last = self.answered[-1] + self.interval_s - now + MARGIN_S if self.answered else 0.0
-                wait = last + self.interval_s / self.max * (
-                    self.booked - len(self.answered) - self.in_flight + 1
-                )
-            self.booked += 1
-            return max(pause, wait)
+            if self.paused_until > now:
+                return self.paused_until - now
+            used = len(self.answered) + self.in_flight + self.promised
+            if used < self.allowance:
+                self.promised += 1
+                return 0.0
+            k = used - self.allowance  # the k-th of ours to leave the window frees our slot
+            if k < len(self.answered):
+                return self.answered[k] + self.interval_s - now + MARGIN_S
+            return self.interval_s  # one still in flight: it leaves a window after its answer
 
     def started(self) -> None:
         with self.lock:
+            self.promised = max(0, self.promised - 1)
             self.in_flight += 1
 
     def finished(self, headers: Mapping[str, str], throttled_for_s: float = 0.0) -> None:
         lower = {k.lower(): v for k, v in headers.items()}
         with self.lock:
             self.in_flight = max(0, self.in_flight - 1)
+            now = self.clock()
             try:
                 self.max = int(lower.get("x-hubspot-ratelimit-max", self.max))
                 self.interval_s = (
@@ -90,20 +95,26 @@ class RateGate:
             except ValueError:
                 remaining = None
             if throttled_for_s:  # a 429 is not counted in the window, and says the window is full
-                self.credits = 0
-                self.paused_until = max(self.paused_until, self.clock() + throttled_for_s)
+                self.allowance = max(1, len(self.answered) + self.in_flight + self.promised)
+                self.paused_until = max(self.paused_until, now + throttled_for_s)
                 return
-            self.answered.append(self.clock())
-            if remaining is not None:
-                self.credits = max(remaining - self.reserve, 0)
+            self.answered.append(now)
+            self._expire(now)
+            if remaining is None:  # an error or a timeout without headers: one fewer than last heard
+                remaining = (self.remaining if self.remaining is not None else self.max) - 1
+            self.remaining = remaining
+            if remaining - self.others > 0:
+                grown = len(self.answered) + min(self.parallel, remaining - self.others)
+                self.allowance = max(self.allowance, grown)
 
     def _expire(self, now: float) -> None:
+        """Drop our requests that have left the window, shrinking the allowance as of the moment
+        each left (not as of now): other containers count on our outstanding being at most
+        ``parallel_calls`` at every instant, also between two of our calls."""
         while self.answered and self.answered[0] <= now - self.interval_s:
-            self.answered.popleft()
-            if self.booked:
-                self.booked -= 1
-            elif self.credits is not None:
-                self.credits += 1
+            left_at = self.answered.popleft() + self.interval_s
+            still_in = sum(1 for t in self.answered if t <= left_at)  # answers after it came later
+            self.allowance = max(1, min(self.allowance, still_in + self.parallel))
 
 
 class DailyLimit:

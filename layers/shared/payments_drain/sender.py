@@ -113,20 +113,25 @@ class ChunkSender:
             if not self.daily.may_call():
                 stats.daily_limit = True
                 return retry_all(part, DAILY_LIMIT, Wait.DAILY_LIMIT)
-            delay = self.gate.delay()
-            if budget.left() < delay + self.min_call_s():
-                return retry_all(part, reason, wait)
-            if delay:
-                self.sleep(delay)
             try:
                 token = self.token.get(force=refreshed)
             except TokenUnavailable as error:
                 logger.error("HubSpot token unavailable", extra={"error": str(error)})
                 return retry_all(part, Reason("TOKEN_UNAVAILABLE", str(error)))
+            if budget.left() < self.min_call_s():
+                return retry_all(part, reason, wait)
+            while (delay := self.gate.delay()) > 0:  # 0: the slot is ours, the call starts now
+                if budget.left() < delay + self.min_call_s():
+                    return retry_all(part, reason, wait)
+                self.sleep(delay)
             before = maybe_stored & ids
             maybe_stored.update(ids)  # from here until its answer proves otherwise, it may be stored
             self.gate.started()
-            answer = self.hubspot.write_batch(inputs, token, time_left_s=budget.left())
+            try:
+                answer = self.hubspot.write_batch(inputs, token, time_left_s=budget.left())
+            except BaseException:
+                self.gate.finished({})  # it may have been counted: it holds its slot for a window
+                raise
             verdict = settle(part, answer, self.unique_property)
             if not verdict.ambiguous:
                 maybe_stored.difference_update(ids - before)
