@@ -140,3 +140,31 @@ def test_each_write_mode_is_a_cost_scenario_from_its_own_units(figure_g):
         assert row["ratio"] == f"{total / GOAL_USD:.2f}"
         assert row["met"] is (total <= GOAL_USD)
     assert rows[0]["bound"].endswith("(1.00x)")  # create + ledger is the baseline
+
+
+def test_figure_c_says_where_the_time_went_from_the_sandbox_timeline():
+    from benchmarks.throughput import window_use
+
+    def request(arrived, answered, admitted=True):
+        return {"arrived": arrived, "admitted": answered if admitted else None, "answered": answered}
+
+    # limit 2 per 10 s, 2 slots: two at once (the window full from 1 s), one refused, the third
+    # counted once the first left the window (0.5 s late), then a fourth after a free slot idled
+    timeline = {
+        "rate_limit_per_10s": 2,
+        "window_ms": 10_000,
+        "requests": [
+            request(0.0, 1.0),
+            request(0.0, 1.0),
+            request(2.0, 2.1, admitted=False),
+            request(11.0, 11.5),
+            request(11.5, 12.0),
+        ],
+    }
+    use = window_use(timeline, slots=2)
+    assert use["span_s"] == 12.0 and use["first_window_fill_s"] == 1.0
+    assert use["window_full_s"] == pytest.approx(10.0)  # from 1 s until the first left at 11 s
+    assert use["slots_busy_s"] == pytest.approx(1.0)  # both in flight, the window with room
+    assert use["room_idle_s"] == pytest.approx(1.0)  # 11-11.5 with one slot free, 11.5-12 too
+    assert use["refill_delay_s_mean"] == pytest.approx(0.75)  # 11.5 - 11 and 12 - 11
+    assert use["admitted_per_window"] == [2, 2]
