@@ -14,11 +14,11 @@ and still in the window: in flight, or slots it may still use (docs/performance.
    at most ``parallel_calls`` each (``containers`` is the event source's MaximumConcurrency).
    So the allowance grows to our answered count plus ``min(parallel_calls, r - others)``, where
    ``others = (containers - 1) x parallel_calls``: what is counted plus what anybody may still
-   add stays within the limit, and no 429 comes from our own containers.
+   add stays within the limit, and no 429 comes from our own containers. An answer without the
+   header (an error, a timeout) counts as one more than the last heard.
 3. **Outstanding at most ``parallel_calls``.** When our requests leave the window and we have
    nothing to send, the allowance shrinks with them, so an idle container claims no more than
    the burst it may send when work comes back.
-   An answer without the header (an error, a timeout) counts as one more than the last heard.
 4. **A 429** (another app on the same account, a limit lowered) shrinks the allowance to what is
    already out and pauses every caller for the wait it tells.
 """
