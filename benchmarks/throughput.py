@@ -130,6 +130,23 @@ def batch_shape_bound(
     return math.ceil(batches / containers) * math.ceil(chunks_per_batch / parallel) * latency_s
 
 
+def least_time(
+    requests: int, limit: int, window_s: float, starts_s: list[float], parallel: int, latency_s: float
+) -> float:
+    """Least time with both limits when containers start at ``starts_s`` with ``parallel`` slots
+    each: every request takes ``latency_s`` on the earliest free slot and is counted when
+    answered, and request k + ``limit`` cannot be counted before request k left the window.
+    With every container starting at 0 this is ``bound()``."""
+    free = sorted(start for start in starts_s for _ in range(parallel))
+    counted: list[float] = []
+    for k in range(requests):
+        begin = free[0] if k < limit else max(free[0], counted[k - limit] + window_s - latency_s)
+        counted.append(begin + latency_s)
+        free[0] = begin + latency_s
+        free.sort()
+    return counted[-1]
+
+
 def bound(requests: int, limit: int, window_s: float, slots: int, latency_s: float) -> float:
     """Least time with both limits: full windows of ``limit`` requests back to back, then what is
     left of the last window through ``slots`` requests in flight. With one window it is the

@@ -168,3 +168,18 @@ def test_figure_c_says_where_the_time_went_from_the_sandbox_timeline():
     assert use["room_idle_s"] == pytest.approx(1.0)  # 11-11.5 with one slot free, 11.5-12 too
     assert use["refill_delay_s_mean"] == pytest.approx(0.75)  # 11.5 - 11 and 12 - 11
     assert use["admitted_per_window"] == [2, 2]
+
+
+@pytest.mark.parametrize(("requests", "limit"), [(100, 20), (101, 20), (900, 190), (100, 190), (37, 10)])
+def test_figure_c_least_time_is_the_two_limit_bound_when_every_container_starts_at_once(requests, limit):
+    from benchmarks.throughput import bound, least_time
+
+    together = least_time(requests, limit, 10.0, [0.0, 0.0, 0.0], 4, 0.15)
+    assert together == pytest.approx(bound(requests, limit, 10.0, 12, 0.15))
+
+
+def test_figure_c_least_time_counts_only_the_slots_of_containers_already_started():
+    from benchmarks.throughput import least_time
+
+    # the first 20 through the first container's 4 slots: 5 rounds of 0.15 s, then 4 windows
+    assert least_time(100, 20, 10.0, [0.0, 1.5, 3.0], 4, 0.15) == pytest.approx(0.75 + 40.0)
