@@ -546,7 +546,7 @@ def render(table: list[dict[str, Any]], info: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--quick", action="store_true", help="fewer repetitions and smaller figure-c backlogs (~2.5 min)"
+        "--quick", action="store_true", help="fewer repetitions and smaller figure-c backlogs (~2 min)"
     )
     parser.add_argument(
         "--only",
