@@ -136,7 +136,8 @@ def least_time(
     """Least time with both limits when containers start at ``starts_s`` with ``parallel`` slots
     each: every request takes ``latency_s`` on the earliest free slot and is counted when
     answered, and request k + ``limit`` cannot be counted before request k left the window.
-    With every container starting at 0 this is ``bound()``."""
+    With every container starting at 0: k = floor((R-1)/limit) full windows back to back, then
+    the rest through the slots, k x window + ceil((R - k x limit) / slots) x latency."""
     free = sorted(start for start in starts_s for _ in range(parallel))
     counted: list[float] = []
     for k in range(requests):
@@ -145,14 +146,6 @@ def least_time(
         free[0] = begin + latency_s
         free.sort()
     return counted[-1]
-
-
-def bound(requests: int, limit: int, window_s: float, slots: int, latency_s: float) -> float:
-    """Least time with both limits: full windows of ``limit`` requests back to back, then what is
-    left of the last window through ``slots`` requests in flight. With one window it is the
-    slots bound; with infinitely many slots, the rate-limit bound."""
-    windows = math.floor((requests - 1) / limit)
-    return windows * window_s + math.ceil((requests - windows * limit) / slots) * latency_s
 
 
 def window_use(timeline: dict[str, Any], slots: int) -> dict[str, Any]:
