@@ -7,7 +7,7 @@ import threading
 from collections import deque
 
 import pytest
-from payments_drain.pacing import MARGIN_S, RateGate
+from payments_drain.pacing import MARGIN_S, RateGate, SlotGate
 
 HEADERS = {"X-HubSpot-RateLimit-Max": "20", "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}
 
@@ -174,3 +174,143 @@ def shared_window(containers: int, parallel: int, limit: int, requests: int, sta
 def test_containers_sharing_the_limit_never_run_into_a_429(seed, starts):
     refused, last = shared_window(3, 4, 20, 100, starts, seed)
     assert refused == 0 and last < 65.0  # and they drain
+
+
+class SlotStore:
+    """DynamoRateSlots' contract in memory (tests/integration/test_rate_slots.py holds the adapter
+    to it against DynamoDB Local): a claim takes free slots, a release sets their free times."""
+
+    def __init__(self, limit: int) -> None:
+        self.free_at = {f"s{i}": 0 for i in range(limit)}
+
+    def claim(self, want, hold_until_ms, now_ms):
+        free = [name for name, at in self.free_at.items() if at <= now_ms][: max(1, want)]
+        for name in free:
+            self.free_at[name] = hold_until_ms
+        return free, (now_ms if free else min(self.free_at.values()))
+
+    def release(self, free_at_ms, held_until_ms):
+        for name, at in free_at_ms.items():
+            if self.free_at[name] == held_until_ms:
+                self.free_at[name] = at
+
+
+def shared_slots(limit: int, requests: int, starts, seed: int, batch: int = 10, parallel: int = 4):
+    """Containers sharing one SlotStore and one rolling window that refuses beyond ``limit``, each
+    taking batches of ``batch`` calls (begin, ``parallel`` callers, end when all are answered);
+    calls take 100-200 ms and are counted when answered. Returns (refused, last answer)."""
+    rng = random.Random(seed)
+    clock = Clock()
+    clock.now = 0.0
+    store = SlotStore(limit)
+    events: list = []
+    order = itertools.count()
+    window: deque[float] = deque()
+    left = [requests]
+    refused = [0]
+
+    def at(when, action):
+        heapq.heappush(events, (when, next(order), action))
+
+    class Container:
+        def __init__(self):
+            self.gate = slot_gate(store, clock, limit)
+            self.unsent = self.unanswered = 0
+
+        def next_batch(self):
+            n = min(batch, left[0])
+            if n == 0:
+                return
+            left[0] -= n
+            self.unsent = self.unanswered = n
+            self.gate.begin(int((clock.now + 60) * 1000), n)
+            for _ in range(parallel):
+                self.ask()
+
+        def ask(self):
+            if self.unsent == 0:
+                return
+            wait = self.gate.delay()
+            if wait:
+                at(clock.now + wait, self.ask)
+                return
+            self.unsent -= 1
+            self.gate.started()
+            at(clock.now + rng.uniform(0.1, 0.2), self.answered)
+
+        def answered(self):
+            while window and window[0] <= clock.now - 10.0:
+                window.popleft()
+            ok = len(window) < limit
+            if ok:
+                window.append(clock.now)
+            self.gate.finished({**HEADERS, "X-HubSpot-RateLimit-Max": str(limit)}, 0.0 if ok else 1.0)
+            if not ok:
+                refused[0] += 1
+                self.unsent += 1
+            else:
+                self.unanswered -= 1
+            if self.unanswered == 0:
+                self.gate.end()
+                at(clock.now + 0.02, self.next_batch)  # the next batch from the queue
+            else:
+                self.ask()
+
+    for start in starts:
+        at(start, Container().next_batch)
+    last = 0.0
+    while events:
+        clock.now, _, action = heapq.heappop(events)
+        last = clock.now
+        action()
+    return refused[0], last
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("starts", [(0.0, 0.0, 0.0), (0.0, 0.0), (0.0, 1.3, 2.9)])
+def test_containers_sharing_slots_fill_every_window_and_never_run_into_a_429(seed, starts):
+    refused, last = shared_slots(20, 100, starts, seed)
+    # 100 requests are 5 windows of 20: one slot left unused anywhere puts the last in a sixth
+    assert refused == 0 and last < 45.0
+
+
+def slot_gate(store, clock, limit=4):
+    return SlotGate(store, limit, parallel_calls=4, clock=clock, wall_ms=lambda: round(clock.now * 1000))
+
+
+def test_given_back_slots_are_free_when_their_last_request_leaves_the_window():
+    clock = Clock()
+    store = SlotStore(4)
+    gate = slot_gate(store, clock)
+    gate.begin(200_000, 3)  # three calls: three slots claimed at the first ask
+    for _ in range(2):  # the third call was not needed
+        assert gate.delay() == 0
+        gate.started()
+        clock.now += 0.2
+        gate.finished({**HEADERS, "X-HubSpot-RateLimit-Remaining": "1000"})  # the headers grow nothing
+    assert gate.allowance == 3
+    gate.end()
+    assert store.free_at == {"s0": 110_450, "s1": 110_250, "s2": 0, "s3": 0}
+
+
+def test_a_held_slot_is_used_again_once_its_request_left_the_window():
+    clock = Clock()
+    store = SlotStore(1)
+    gate = slot_gate(store, clock, limit=1)
+    gate.begin(200_000, 2)
+    assert gate.delay() == 0
+    gate.started()
+    gate.finished(HEADERS)
+    assert gate.delay() == pytest.approx(SlotGate.POLL_S)  # none free in the store: look again soon
+    clock.now += 10 + MARGIN_S
+    assert gate.delay() == 0 and store.free_at == {"s0": 200_000 + 10_000 + SlotGate.HOLD_MARGIN_MS}
+
+
+def test_a_429_pauses_every_caller_of_a_slot_gate():
+    clock = Clock()
+    gate = slot_gate(SlotStore(4), clock)
+    gate.begin(200_000, 4)
+    assert gate.delay() == 0
+    gate.started()
+    gate.finished(HEADERS, throttled_for_s=2.0)
+    assert gate.delay() == pytest.approx(2.0)

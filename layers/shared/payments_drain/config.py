@@ -23,6 +23,8 @@ class Settings(BaseModel):
     HUBSPOT_TOKEN_SECRET_ID: Annotated[str, Field(min_length=1)]
     FAILURE_QUEUE_URL: Annotated[str, Field(pattern=r"^https?://\S+$")]
     LEDGER_TABLE_NAME: Annotated[str, Field(pattern=r"^([a-zA-Z0-9_.\-]{3,255})?$")]
+    # The rate limit's slots shared by the containers (rate_slots); empty: each paces by the headers.
+    RATE_SLOTS_TABLE_NAME: Annotated[str, Field(pattern=r"^([a-zA-Z0-9_.\-]{3,255})?$")] = ""
     HUBSPOT_BASE_URL: str = "https://api.hubapi.com"
     HUBSPOT_API_VERSION: Literal["v3", "2026-09"] = "v3"
     HUBSPOT_UNIQUE_PROPERTY: Annotated[str, Field(pattern=r"^([a-z][a-z0-9_]{0,99})?$")] = ""

@@ -28,6 +28,7 @@ from payments_drain.messages import parse_record
 from payments_drain.observability import logger
 from payments_drain.outcomes import Message, Outcome, Payment, Reason, Rejection, State, Wait
 from payments_drain.pacing import DailyLimit, RateGate
+from payments_drain.rate_slots import RateSlotsUnavailable
 from payments_drain.report_writer import ReportWriter
 from payments_drain.sender import ChunkSender, hold_s
 
@@ -84,10 +85,11 @@ class Drain:
             upsert  # HubSpot's batch/upsert by the unique property: updates applied, in version order
         )
         self.hold_base_s = {**HOLD_BASE_S, **(hold_base_s or {})}
+        self.gate = gate or RateGate(190)
         self.sender = ChunkSender(
             hubspot,
             token,
-            gate or RateGate(190),
+            self.gate,
             daily or DailyLimit(),
             unique_property=unique_property,
             upsert=upsert,
@@ -197,17 +199,24 @@ class Drain:
                 outcomes.update(part_outcomes)
             session.settled(part, part_outcomes, maybe_stored)  # at once: a kill later loses none of it
 
-        futures = [
-            self.pool.submit(self.sender.send, chunk, budget, stats, settled)
-            for chunk in plan_chunks(payments)
-        ]
-        for future in futures:
+        chunks = plan_chunks(payments)
+        if not chunks:
+            return
+        self.gate.begin(budget.function_deadline_ms(), len(chunks))
+        try:
+            futures = [self.pool.submit(self.sender.send, chunk, budget, stats, settled) for chunk in chunks]
+            for future in futures:
+                try:
+                    future.result()
+                except Exception as error:  # noqa: BLE001 - a payment left without an outcome is retried
+                    logger.error(
+                        "unexpected error while settling a chunk", extra={"errorType": type(error).__name__}
+                    )
+        finally:
             try:
-                future.result()
-            except Exception as error:  # noqa: BLE001 - a payment left without an outcome is retried
-                logger.error(
-                    "unexpected error while settling a chunk", extra={"errorType": type(error).__name__}
-                )
+                self.gate.end()
+            except RateSlotsUnavailable as error:  # the slots come back at their hold's end
+                logger.warning("rate slots not given back", extra={"error": str(error)})
 
     def _hold(
         self, messages: list[Message], outcomes: dict[str, Outcome], source_arn: str | None, stats: Stats

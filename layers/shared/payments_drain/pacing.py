@@ -103,9 +103,18 @@ class RateGate:
             if remaining is None:  # an error or a timeout without headers: one fewer than last heard
                 remaining = (self.remaining if self.remaining is not None else self.max) - 1
             self.remaining = remaining
-            if remaining - self.others > 0:
-                grown = len(self.answered) + min(self.parallel, remaining - self.others)
-                self.allowance = max(self.allowance, grown)
+            self._grow(remaining)
+
+    def begin(self, function_deadline_ms: int, calls: int) -> None:
+        """An invocation starts (``SlotGate`` claims its slots for it); nothing to do here."""
+
+    def end(self) -> None:
+        """An invocation ends (``SlotGate`` gives its slots back); nothing to do here."""
+
+    def _grow(self, remaining: int) -> None:
+        if remaining - self.others > 0:
+            grown = len(self.answered) + min(self.parallel, remaining - self.others)
+            self.allowance = max(self.allowance, grown)
 
     def _expire(self, now: float) -> None:
         """Drop our requests that have left the window, shrinking the allowance as of the moment
@@ -115,6 +124,105 @@ class RateGate:
             left_at = self.answered.popleft() + self.interval_s
             still_in = sum(1 for t in self.answered if t <= left_at)  # answers after it came later
             self.allowance = max(1, min(self.allowance, still_in + self.parallel))
+
+
+class SlotGate(RateGate):
+    """A rate gate whose allowance is the slots it holds in the shared store (``rate_slots``).
+
+    With several containers, pacing by the headers keeps ``(containers - 1) x parallel_calls`` of
+    the window for the others' calls in flight (``RateGate``, rule 2); when the others are idle,
+    that room is lost. Here no room is kept: a container claims free slots when its calls need
+    them (one per call of the invocation not started yet: one claim per batch when the window has
+    room; the calls start within a second, so the slots are used in this window), holds them for the
+    invocation, sends at most one request per held slot in any window (rule 1: self-clocking) and
+    gives them back at ``end()``, each free once its last request has left HubSpot's window. What
+    every container may have counted or in flight is then at most the slots it holds, and the
+    slots are the limit. A 429 (another app, a lower limit) still pauses every caller (rule 4).
+    """
+
+    POLL_S = 0.25  # a slot held by another container may come back before its hold ends
+    HOLD_MARGIN_MS = 5_000  # a request sent just before the deadline may still be on its way
+
+    def __init__(
+        self,
+        slots,
+        limit_per_10s: int,
+        *,
+        parallel_calls: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = lambda: round(time.time() * 1000),
+    ) -> None:
+        super().__init__(limit_per_10s, parallel_calls=parallel_calls, clock=clock)
+        self.slots = slots
+        self.wall_ms = wall_ms
+        self.allowance = 0
+        self.held: list[str] = []
+        self.hold_until_ms = 0
+        self.calls_left = 0  # calls of this invocation not started yet
+        self.next_read = 0.0  # no slot can show free in the store before this (our clock)
+        self.claiming = threading.Lock()
+
+    def begin(self, function_deadline_ms: int, calls: int) -> None:
+        with self.lock:
+            self.hold_until_ms = function_deadline_ms + int(self.interval_s * 1000) + self.HOLD_MARGIN_MS
+            self.calls_left = calls
+            self.next_read = 0.0
+
+    def delay(self) -> float:
+        wait = super().delay()
+        if wait <= 0:
+            return wait
+        with self.lock:
+            now = self.clock()
+            if self.paused_until > now:
+                return wait
+            if now < self.next_read:
+                return min(wait, self.next_read - now)
+            want = max(1, self.calls_left - self.promised)  # every call of ours not started
+        if not self.claiming.acquire(blocking=False):
+            return min(wait, 0.01)  # another of our calls is claiming: ask again in a moment
+        try:
+            got, free_at_ms = self.slots.claim(want, self.hold_until_ms, self.wall_ms())
+        finally:
+            self.claiming.release()
+        with self.lock:
+            now = self.clock()
+            self.held += got
+            self.allowance += len(got)
+            self.next_read = now + min(self.POLL_S, max(0.0, (free_at_ms - self.wall_ms()) / 1000))
+        return super().delay() if got else min(wait, max(self.next_read - now, 0.001))
+
+    def started(self) -> None:
+        super().started()
+        with self.lock:
+            self.calls_left = max(0, self.calls_left - 1)
+
+    def end(self) -> None:
+        """Give the held slots back: one per request of ours still in the window, free when it
+        leaves (HubSpot counted it before its answer); the others free now. Slots of calls still
+        out (none once every chunk has settled) stay held until their hold ends."""
+        with self.lock:
+            now = self.clock()
+            self._expire(now)
+            out = self.in_flight + self.promised
+            keep, give = self.held[:out], self.held[out:]
+            to_wall = self.wall_ms() - now * 1000
+            leaving = sorted(self.answered, reverse=True)
+            free_at = {
+                name: round(to_wall + (at + self.interval_s + MARGIN_S) * 1000) if at is not None else 0
+                for name, at in zip(give, [*leaving, *[None] * len(give)])
+            }
+            self.held, self.allowance = keep, len(keep)
+            self.answered.clear()  # the store has them now
+            hold_until_ms = self.hold_until_ms
+        self.slots.release(free_at, hold_until_ms)
+
+    def _grow(self, remaining: int) -> None:
+        """The allowance grows only by claimed slots, never by what the headers say."""
+
+    def _expire(self, now: float) -> None:
+        while self.answered and self.answered[0] <= now - self.interval_s:
+            self.answered.popleft()  # its slot is free for our next request; still ours
 
 
 class DailyLimit:

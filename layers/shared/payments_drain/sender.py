@@ -19,6 +19,7 @@ from payments_drain.invocation import Budget, Stats
 from payments_drain.observability import logger
 from payments_drain.outcomes import Outcome, Payment, Reason, State, Wait
 from payments_drain.pacing import DailyLimit, RateGate
+from payments_drain.rate_slots import RateSlotsUnavailable
 from payments_drain.token import TokenUnavailable
 
 MAX_HOLD_S = 43_200  # SQS's longest visibility timeout: 12 hours
@@ -120,10 +121,14 @@ class ChunkSender:
                 return retry_all(part, Reason("TOKEN_UNAVAILABLE", str(error)))
             if budget.left() < self.min_call_s():
                 return retry_all(part, reason, wait)
-            while (delay := self.gate.delay()) > 0:  # 0: the slot is ours, the call starts now
-                if budget.left() < delay + self.min_call_s():
-                    return retry_all(part, reason, wait)
-                self.sleep(delay)
+            try:
+                while (delay := self.gate.delay()) > 0:  # 0: the slot is ours, the call starts now
+                    if budget.left() < delay + self.min_call_s():
+                        return retry_all(part, reason, wait)
+                    self.sleep(delay)
+            except RateSlotsUnavailable as error:
+                logger.error("rate slots unavailable: payments retried", extra={"error": str(error)})
+                return retry_all(part, Reason("RATE_SLOTS_UNAVAILABLE", str(error)))
             before = maybe_stored & ids
             maybe_stored.update(ids)  # from here until its answer proves otherwise, it may be stored
             self.gate.started()

@@ -12,7 +12,8 @@ from payments_drain.hubspot import HubSpotClient
 from payments_drain.ledger import DynamoLedger
 from payments_drain.observability import logger, metrics
 from payments_drain.outcomes import Wait
-from payments_drain.pacing import DailyLimit, RateGate
+from payments_drain.pacing import DailyLimit, RateGate, SlotGate
+from payments_drain.rate_slots import DynamoRateSlots
 from payments_drain.reports import SqsReporter
 from payments_drain.token import SecretToken
 from payments_drain.visibility import SqsVisibility
@@ -53,10 +54,18 @@ def build_drain(settings: Settings) -> Drain:
         upsert=settings.upsert,
         parallel_calls=parallel,
         max_attempts=settings.HUBSPOT_MAX_ATTEMPTS,
-        gate=RateGate(
-            settings.HUBSPOT_RATE_LIMIT_PER_10S,
-            containers=settings.EVENT_SOURCE_MAX_CONCURRENCY,
-            parallel_calls=parallel,
+        gate=(
+            SlotGate(
+                DynamoRateSlots(settings.RATE_SLOTS_TABLE_NAME, settings.HUBSPOT_RATE_LIMIT_PER_10S),
+                settings.HUBSPOT_RATE_LIMIT_PER_10S,
+                parallel_calls=parallel,
+            )
+            if settings.RATE_SLOTS_TABLE_NAME
+            else RateGate(
+                settings.HUBSPOT_RATE_LIMIT_PER_10S,
+                containers=settings.EVENT_SOURCE_MAX_CONCURRENCY,
+                parallel_calls=parallel,
+            )
         ),
         daily=DailyLimit(settings.DAILY_LIMIT_PROBE_SECONDS),
         hold_base_s={
