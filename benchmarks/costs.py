@@ -13,6 +13,9 @@ them there. The model, first order:
 - DynamoDB: read and write units per payment from figure f, on-demand; with figure g, one scenario
   per write mode with that mode's units per new payment (and, beside the total, what DynamoDB
   adds per million redelivered payments and per million updates).
+- DynamoDB, the rate limit's slots (rate_slots.py), in every mode: per batch one consistent
+  read of the item and two updates (claim, give back), RATE_SLOTS_UNITS_PER_BATCH; the reads a
+  container makes while the window is full (one per 0.25 s at most) are not counted.
 - Secrets Manager: one GetSecretValue per container per TOKEN_CACHE_SECONDS while it is warm.
 """
 
@@ -29,6 +32,9 @@ PRICES = {
     "secrets_api_call": 0.05 / 10_000,  # USD per Secrets Manager API call
 }
 MB_PER_VCPU = 1769
+# The slots item at 190 slots: 190 x (name "s<i>" + a 13-digit number, about 11.5 bytes) plus the
+# key, about 2.2 KB: a consistent read is 1 unit (per 4 KB), an update 3 (per 1 KB of the item).
+RATE_SLOTS_UNITS_PER_BATCH = {"rru": 1, "wru": 2 * 3}
 
 
 def estimate(
@@ -91,7 +97,12 @@ def estimate(
             "lambda_duration": gb_s * PRICES["lambda_gb_s_arm64"],
             "lambda_requests": batches * PRICES["lambda_request"],
             "sqs": sum(sqs_requests.values()) * PRICES["sqs_request"],
-            "dynamodb": payments * (rru * PRICES["dynamodb_rru"] + wru * PRICES["dynamodb_wru"]),
+            "dynamodb": payments * (rru * PRICES["dynamodb_rru"] + wru * PRICES["dynamodb_wru"])
+            + batches
+            * (
+                RATE_SLOTS_UNITS_PER_BATCH["rru"] * PRICES["dynamodb_rru"]
+                + RATE_SLOTS_UNITS_PER_BATCH["wru"] * PRICES["dynamodb_wru"]
+            ),
         }
         out["scenarios"][name] = {
             "cpu_s_per_batch": round(cpu_s, 3),

@@ -13,7 +13,7 @@ import boto3
 import pytest
 import urllib3
 from payments_drain.pacing import RateGate, SlotGate
-from payments_drain.rate_slots import DynamoRateSlots, RateSlotsUnavailable
+from payments_drain.rate_slots import CLAIM_MAX, DynamoRateSlots, RateSlotsUnavailable
 
 from local.hubspot_sandbox.config import DEFAULT_TOKEN
 
@@ -71,6 +71,18 @@ def test_given_back_slots_are_free_from_their_own_time_and_only_while_still_ours
     slots.release({"s0": t0 + 10_000, "s1": 0}, held_until_ms=hold)
     assert slots.claim(3, hold, t0 + 1) == (["s1"], t0 + 1)  # s0 only once its request has left
     assert slots.claim(3, hold, t0 + 10_000) == (["s0"], t0 + 10_000)
+
+
+def test_the_whole_limit_is_claimed_and_given_back_in_writes_dynamodb_accepts(slots_table):
+    """DynamoDB refuses an expression over 4 KB or 300 operators: a claim of all 190 slots in one
+    write is refused (ValidationException), so claims take at most CLAIM_MAX and releases go in
+    groups."""
+    slots = DynamoRateSlots(slots_table, 190)
+    hold = now_ms() + 60_000
+    claims = [slots.claim(190, hold, now_ms())[0] for _ in range(8)]
+    assert [len(c) for c in claims] == [CLAIM_MAX] * 7 + [190 - 7 * CLAIM_MAX]
+    slots.release({name: 0 for claim in claims for name in claim}, hold)
+    assert len({name for _ in range(8) for name in slots.claim(190, hold, now_ms())[0]}) == 190
 
 
 def test_a_killed_container_s_slots_come_back_when_their_hold_ends(slots_table):
@@ -173,3 +185,22 @@ def test_a_container_alone_fills_the_window_the_idle_others_left(slots_table, hu
         assert in_first_window == 10
     else:
         assert in_first_window < 10
+
+
+def test_the_runbook_s_get_item_shows_who_holds_the_slots(slots_table):
+    """docs/operations.md's `aws dynamodb get-item` for the slots, its key and consistent read,
+    made with boto3 (no AWS CLI here) against the table after a claim."""
+    import json
+    import re
+
+    runbook = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    command = re.search(r"`(aws dynamodb get-item --table-name <RateSlotsTableName> [^`]*)`", runbook)
+    assert command, "the runbook shows no get-item for the slots table"
+    key = json.loads(re.search(r"--key\s+'([^']*)'", command.group(1)).group(1))
+    assert "--consistent-read" in command.group(1)
+    hold = now_ms() + 60_000
+    claimed, _ = DynamoRateSlots(slots_table, 4).claim(2, hold, now_ms())
+    item = boto3.client("dynamodb").get_item(TableName=slots_table, Key=key, ConsistentRead=True)["Item"]
+    assert {name: int(value["N"]) for name, value in item.items() if name != "name"} == dict.fromkeys(
+        claimed, hold
+    )

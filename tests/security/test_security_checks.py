@@ -42,6 +42,7 @@ EXPECTED_SKIPS = {
     ("CKV_AWS_173", "DrainFunction"),
     ("CKV_AWS_158", "DrainFunctionLogGroup"),
     ("CKV_AWS_119", "LedgerTable"),
+    ("CKV_AWS_119", "RateSlotsTable"),
     ("CKV_AWS_116", "ReplayFunction"),
     ("CKV_AWS_117", "ReplayFunction"),
     ("CKV_AWS_115", "ReplayFunction"),

@@ -31,6 +31,7 @@ EXPECTED_ENVIRONMENT = {
     },
     "FAILURE_QUEUE_URL": {"Ref": "FailureReportQueue"},
     "LEDGER_TABLE_NAME": {"Fn::If": ["LedgerEnabled", {"Ref": "LedgerTable"}, ""]},
+    "RATE_SLOTS_TABLE_NAME": {"Ref": "RateSlotsTable"},
     "TOKEN_CACHE_SECONDS": {"Ref": "TokenCacheSeconds"},
     "HUBSPOT_UNAVAILABLE_HOLD_SECONDS": {"Ref": "HubSpotUnavailableHoldSeconds"},
     "DAILY_LIMIT_HOLD_SECONDS": {"Ref": "DailyLimitHoldSeconds"},
@@ -376,7 +377,7 @@ def test_the_poller_may_receive_and_delete_on_the_payments_queue_only(resources,
 
 def test_ledger_statement_allows_exactly_what_the_ledger_does_on_the_table(function, evaluate):
     statements = list(_statements(evaluate(function["Policies"])))
-    ledger = [s for s in statements if any(a.startswith("dynamodb:") for a in s["Action"])]
+    ledger = [s for s in statements if s["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}]
     assert len(ledger) == 1
     assert sorted(ledger[0]["Action"]) == [
         "dynamodb:BatchGetItem",
@@ -387,6 +388,15 @@ def test_ledger_statement_allows_exactly_what_the_ledger_does_on_the_table(funct
     ]
     assert ledger[0]["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}
     assert ledger[0]["Effect"] == "Allow"
+
+
+def test_rate_slots_statement_allows_reading_and_updating_its_one_table_whatever_the_ledger(
+    function, evaluate
+):
+    for overrides in ({}, {"EnableLedger": "false"}):
+        statements = list(_statements(evaluate(function["Policies"], **overrides)))
+        [slots] = [s for s in statements if s["Resource"] == {"Fn::GetAtt": ["RateSlotsTable", "Arn"]}]
+        assert slots["Action"] == ["dynamodb:GetItem", "dynamodb:UpdateItem"] and slots["Effect"] == "Allow"
 
 
 def test_kms_statements_exist_only_for_the_keys_that_are_set(function, evaluate):
@@ -415,7 +425,7 @@ def test_inline_statements_have_no_wildcards(function, evaluate):
         "QueueKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/k2",
     }
     statements = list(_statements(evaluate(function["Policies"], **overrides)))
-    assert len(statements) == 5
+    assert len(statements) == 6
     for statement in statements:
         assert statement["Effect"] == "Allow"
         assert all("*" not in action for action in statement["Action"])
@@ -437,6 +447,7 @@ def test_outputs_give_operators_every_url_and_arn(template):
         "DrainFunctionName": {"Ref": "DrainFunction"},
         "DrainFunctionArn": {"Fn::GetAtt": ["DrainFunction", "Arn"]},
         "LedgerTableName": {"Ref": "LedgerTable"},
+        "RateSlotsTableName": {"Ref": "RateSlotsTable"},
         "HubSpotTokenSecretArn": EXPECTED_ENVIRONMENT["HUBSPOT_TOKEN_SECRET_ID"],
     }
     for name, value in expected.items():
@@ -492,6 +503,7 @@ DEPLOYED = {  # what CloudFormation gives the symbolic references at deploy time
     "HubSpotTokenSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:HubSpotTokenSecret-AbCdEf",
     "FailureReportQueue": "https://sqs.us-east-1.amazonaws.com/123456789012/payments-drain-FailureReportQueue-X1",
     "LedgerTable": "payments-drain-LedgerTable-1A2B3C4D5E6F",
+    "RateSlotsTable": "payments-drain-RateSlotsTable-6F5E4D3C2B1A",
 }
 
 

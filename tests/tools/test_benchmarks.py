@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.__main__ import GOAL_USD, MODES, cost_rows
-from benchmarks.costs import PRICES, estimate
+from benchmarks.costs import PRICES, RATE_SLOTS_UNITS_PER_BATCH, estimate
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = [name for name, *_ in MODES]
@@ -120,7 +120,15 @@ def test_each_write_mode_is_a_cost_scenario_from_its_own_units(figure_g):
         units = (
             new["rcu_per_payment"] * PRICES["dynamodb_rru"] + new["wcu_per_payment"] * PRICES["dynamodb_wru"]
         )
-        assert scenario["usd"]["dynamodb"] == pytest.approx(1e6 * units, abs=1e-4)
+        slots = (
+            1e6
+            / 1000
+            * (  # the rate limit's slots: per batch of 1,000, whatever the mode
+                RATE_SLOTS_UNITS_PER_BATCH["rru"] * PRICES["dynamodb_rru"]
+                + RATE_SLOTS_UNITS_PER_BATCH["wru"] * PRICES["dynamodb_wru"]
+            )
+        )
+        assert scenario["usd"]["dynamodb"] == pytest.approx(1e6 * units + slots, abs=1e-4)
         steps = {"redelivered", "update"} if mode["upsert"] else {"redelivered"}
         assert set(scenario["dynamodb_usd_per_million_more"]) == steps
         # the CPU of a mode is figure a's, plus figure f's ledger CPU when the mode has the ledger

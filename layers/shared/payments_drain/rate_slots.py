@@ -23,6 +23,10 @@ from payments_drain.aws_clients import client_config
 
 KEY = {"name": {"S": "hubspot-rate-limit"}}
 CLAIM_ATTEMPTS = 3  # a claim that loses a slot to another container reads the item again
+# DynamoDB allows 4 KB and 300 operators per expression: a claim names each slot in a condition
+# of 4 operators and about 45 characters, a release in one of 2 operators and about 20.
+CLAIM_MAX = 25
+RELEASE_MAX = 50
 
 
 class RateSlotsUnavailable(Exception):
@@ -37,15 +41,16 @@ class DynamoRateSlots:
         self.rng = rng or random.Random()
 
     def claim(self, want: int, hold_until_ms: int, now_ms: int) -> tuple[list[str], int]:
-        """Up to ``want`` slots free at ``now_ms``, held until ``hold_until_ms``; and the earliest
-        epoch ms at which a slot not ours shows free (``now_ms`` when some were free but taken)."""
+        """Up to ``want`` slots (at most CLAIM_MAX) free at ``now_ms``, held until ``hold_until_ms``;
+        and the earliest epoch ms at which a slot not ours shows free (``now_ms`` when some were
+        free but taken)."""
         for _ in range(CLAIM_ATTEMPTS):
             free_at = self._read()
             free = [name for name in self.names if free_at.get(name, 0) <= now_ms]
             if not free:
                 return [], min(free_at.get(name, 0) for name in self.names)
             # At random among the free ones: containers claiming at once rarely want the same slot.
-            chosen = self.rng.sample(free, min(max(1, want), len(free)))
+            chosen = self.rng.sample(free, min(max(1, want), len(free), CLAIM_MAX))
             names = {f"#{name}": name for name in chosen}
             try:
                 self._call(
@@ -68,9 +73,11 @@ class DynamoRateSlots:
     def release(self, free_at_ms: dict[str, int], held_until_ms: int) -> None:
         """Give slots back, each free from its time; only slots still held by us (as of
         ``held_until_ms``) change."""
-        if not free_at_ms:
-            return
-        pairs = list(free_at_ms.items())
+        items = list(free_at_ms.items())
+        for start in range(0, len(items), RELEASE_MAX):
+            self._release(items[start : start + RELEASE_MAX], held_until_ms)
+
+    def _release(self, pairs: list[tuple[str, int]], held_until_ms: int) -> None:
         try:
             self._call(
                 "update_item",
