@@ -116,57 +116,78 @@ def test_outstanding_stays_within_parallel_calls_also_between_our_calls():
     assert gate.delay() == 0 and gate.delay() > 0  # 2 answered, allowance 3: one more, not two
 
 
-def shared_window(containers: int, parallel: int, limit: int, requests: int, starts, seed: int):
-    """Containers x parallel callers sharing one rolling window that refuses beyond ``limit``;
-    each call takes 100-200 ms and is counted when answered (like the sandbox). Returns how
-    many were refused and when the last request was answered."""
-    rng = random.Random(seed)
-    clock = Clock()
-    clock.now = 0.0
-    events: list = []
-    order = itertools.count()
-    window: deque[float] = deque()
-    left = [requests]
-    refused = [0]
-    gates = [RateGate(limit, containers=containers, parallel_calls=parallel, clock=clock) for _ in starts]
+class Simulation:
+    """Events in time order on a fake clock, and one rolling 10 s window that refuses beyond
+    ``limit``; a call is counted when answered (like the sandbox)."""
 
-    def at(when, action):
-        heapq.heappush(events, (when, next(order), action))
+    def __init__(self, limit: int, seed: int) -> None:
+        self.limit = limit
+        self.rng = random.Random(seed)
+        self.clock = Clock()
+        self.clock.now = 0.0
+        self.events: list = []
+        self.order = itertools.count()
+        self.window: deque[float] = deque()
+        self.refused = 0
+
+    def at(self, when, action) -> None:
+        heapq.heappush(self.events, (when, next(self.order), action))
+
+    def call(self, answered) -> None:
+        """A call of 100-200 ms: ``answered(ok)`` when it is answered."""
+        self.at(self.clock.now + self.rng.uniform(0.1, 0.2), lambda: answered(self.admit()))
+
+    def admit(self) -> bool:
+        while self.window and self.window[0] <= self.clock.now - 10.0:
+            self.window.popleft()
+        ok = len(self.window) < self.limit
+        if ok:
+            self.window.append(self.clock.now)
+        else:
+            self.refused += 1
+        return ok
+
+    def run(self) -> float:
+        """Until nothing is left to do; when the last thing happened."""
+        last = 0.0
+        while self.events:
+            self.clock.now, _, action = heapq.heappop(self.events)
+            last = self.clock.now
+            action()
+        return last
+
+
+def shared_window(containers: int, parallel: int, limit: int, requests: int, starts, seed: int):
+    """Containers x parallel callers pacing by the headers through one shared window. Returns
+    how many were refused and when the last request was answered."""
+    sim = Simulation(limit, seed)
+    left = [requests]
+    gates = [RateGate(limit, containers=containers, parallel_calls=parallel, clock=sim.clock) for _ in starts]
 
     def ask(gate):
         if left[0] <= 0:
             return
         wait = gate.delay()
         if wait:
-            at(clock.now + wait, lambda: ask(gate))
+            sim.at(sim.clock.now + wait, lambda: ask(gate))
             return
         left[0] -= 1
         gate.started()
-        at(clock.now + rng.uniform(0.1, 0.2), lambda: answered(gate))
+        sim.call(lambda ok: answered(gate, ok))
 
-    def answered(gate):
-        while window and window[0] <= clock.now - 10.0:
-            window.popleft()
-        ok = len(window) < limit
-        if ok:
-            window.append(clock.now)
+    def answered(gate, ok):
         headers = {**HEADERS, "X-HubSpot-RateLimit-Max": str(limit)}
-        headers["X-HubSpot-RateLimit-Remaining"] = str(limit - len(window))
+        headers["X-HubSpot-RateLimit-Remaining"] = str(limit - len(sim.window))
         gate.finished(headers, 0.0 if ok else 1.0)
         if not ok:
-            refused[0] += 1
             left[0] += 1
         ask(gate)
 
     for gate, start in zip(gates, starts):
         for _ in range(parallel):
-            at(start, lambda g=gate: ask(g))
-    last = 0.0
-    while events:
-        clock.now, _, action = heapq.heappop(events)
-        last = clock.now
-        action()
-    return refused[0], last
+            sim.at(start, lambda g=gate: ask(g))
+    last = sim.run()
+    return sim.refused, last
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -196,25 +217,15 @@ class SlotStore:
 
 
 def shared_slots(limit: int, requests: int, starts, seed: int, batch: int = 10, parallel: int = 4):
-    """Containers sharing one SlotStore and one rolling window that refuses beyond ``limit``, each
-    taking batches of ``batch`` calls (begin, ``parallel`` callers, end when all are answered);
-    calls take 100-200 ms and are counted when answered. Returns (refused, last answer)."""
-    rng = random.Random(seed)
-    clock = Clock()
-    clock.now = 0.0
+    """Containers sharing one SlotStore and one window, each taking batches of ``batch`` calls
+    (begin, ``parallel`` callers, end when all are answered). Returns (refused, last answer)."""
+    sim = Simulation(limit, seed)
     store = SlotStore(limit)
-    events: list = []
-    order = itertools.count()
-    window: deque[float] = deque()
     left = [requests]
-    refused = [0]
-
-    def at(when, action):
-        heapq.heappush(events, (when, next(order), action))
 
     class Container:
         def __init__(self):
-            self.gate = slot_gate(store, clock, limit)
+            self.gate = slot_gate(store, sim.clock, limit)
             self.unsent = self.unanswered = 0
 
         def next_batch(self):
@@ -223,7 +234,7 @@ def shared_slots(limit: int, requests: int, starts, seed: int, batch: int = 10, 
                 return
             left[0] -= n
             self.unsent = self.unanswered = n
-            self.gate.begin(int((clock.now + 60) * 1000), n)
+            self.gate.begin(int((sim.clock.now + 60) * 1000), n)
             for _ in range(parallel):
                 self.ask()
 
@@ -232,38 +243,28 @@ def shared_slots(limit: int, requests: int, starts, seed: int, batch: int = 10, 
                 return
             wait = self.gate.delay()
             if wait:
-                at(clock.now + wait, self.ask)
+                sim.at(sim.clock.now + wait, self.ask)
                 return
             self.unsent -= 1
             self.gate.started()
-            at(clock.now + rng.uniform(0.1, 0.2), self.answered)
+            sim.call(self.answered)
 
-        def answered(self):
-            while window and window[0] <= clock.now - 10.0:
-                window.popleft()
-            ok = len(window) < limit
-            if ok:
-                window.append(clock.now)
+        def answered(self, ok):
             self.gate.finished({**HEADERS, "X-HubSpot-RateLimit-Max": str(limit)}, 0.0 if ok else 1.0)
-            if not ok:
-                refused[0] += 1
-                self.unsent += 1
-            else:
+            if ok:
                 self.unanswered -= 1
+            else:
+                self.unsent += 1
             if self.unanswered == 0:
                 self.gate.end()
-                at(clock.now + 0.02, self.next_batch)  # the next batch from the queue
+                sim.at(sim.clock.now + 0.02, self.next_batch)  # the next batch from the queue
             else:
                 self.ask()
 
     for start in starts:
-        at(start, Container().next_batch)
-    last = 0.0
-    while events:
-        clock.now, _, action = heapq.heappop(events)
-        last = clock.now
-        action()
-    return refused[0], last
+        sim.at(start, Container().next_batch)
+    last = sim.run()
+    return sim.refused, last
 
 
 @pytest.mark.parametrize("seed", range(5))
