@@ -315,3 +315,15 @@ def test_a_429_pauses_every_caller_of_a_slot_gate():
     gate.started()
     gate.finished(HEADERS, throttled_for_s=2.0)
     assert gate.delay() == pytest.approx(2.0)
+
+
+def test_without_time_to_give_them_back_the_slots_stay_held_until_their_hold_ends():
+    clock = Clock()
+    store = SlotStore(2)
+    gate = slot_gate(store, clock, limit=2)
+    gate.begin(200_000, 1)
+    assert gate.delay() == 0
+    gate.cancel()  # the slot came too late to start a call
+    gate.end(give_back=False)
+    assert store.free_at == {"s0": 200_000 + 10_000 + SlotGate.HOLD_MARGIN_MS, "s1": 0}
+    assert gate.held == [] and gate.allowance == 0  # the next invocation claims afresh

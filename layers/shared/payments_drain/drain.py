@@ -213,9 +213,9 @@ class Drain:
                         "unexpected error while settling a chunk", extra={"errorType": type(error).__name__}
                     )
         finally:
-            try:
-                self.gate.end()
-            except RateSlotsUnavailable as error:  # the slots come back at their hold's end
+            try:  # out of time, the slots are not given back: they come back at their hold's end
+                self.gate.end(give_back=budget.left() > 0)
+            except RateSlotsUnavailable as error:
                 logger.warning("rate slots not given back", extra={"error": str(error)})
 
     def _hold(

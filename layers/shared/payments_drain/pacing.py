@@ -77,6 +77,11 @@ class RateGate:
             self.promised = max(0, self.promised - 1)
             self.in_flight += 1
 
+    def cancel(self) -> None:
+        """A slot ``delay()`` promised will not be used after all."""
+        with self.lock:
+            self.promised = max(0, self.promised - 1)
+
     def finished(self, headers: Mapping[str, str], throttled_for_s: float = 0.0) -> None:
         lower = {k.lower(): v for k, v in headers.items()}
         with self.lock:
@@ -108,7 +113,7 @@ class RateGate:
     def begin(self, function_deadline_ms: int, calls: int) -> None:
         """An invocation starts (``SlotGate`` claims its slots for it); nothing to do here."""
 
-    def end(self) -> None:
+    def end(self, give_back: bool = True) -> None:
         """An invocation ends (``SlotGate`` gives its slots back); nothing to do here."""
 
     def _grow(self, remaining: int) -> None:
@@ -197,10 +202,11 @@ class SlotGate(RateGate):
         with self.lock:
             self.calls_left = max(0, self.calls_left - 1)
 
-    def end(self) -> None:
+    def end(self, give_back: bool = True) -> None:
         """Give the held slots back: one per request of ours still in the window, free when it
         leaves (HubSpot counted it before its answer); the others free now. Slots of calls still
-        out (none once every chunk has settled) stay held until their hold ends."""
+        out (none once every chunk has settled) stay held until their hold ends, and so do all of
+        them without ``give_back`` (no time left for the write)."""
         with self.lock:
             now = self.clock()
             self._expire(now)
@@ -215,7 +221,8 @@ class SlotGate(RateGate):
             self.held, self.allowance = keep, len(keep)
             self.answered.clear()  # the store has them now
             hold_until_ms = self.hold_until_ms
-        self.slots.release(free_at, hold_until_ms)
+        if give_back:
+            self.slots.release(free_at, hold_until_ms)
 
     def _grow(self, remaining: int) -> None:
         """The allowance grows only by claimed slots, never by what the headers say."""

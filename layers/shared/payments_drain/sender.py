@@ -129,6 +129,9 @@ class ChunkSender:
             except RateSlotsUnavailable as error:
                 logger.error("rate slots unavailable: payments retried", extra={"error": str(error)})
                 return retry_all(part, Reason("RATE_SLOTS_UNAVAILABLE", str(error)))
+            if budget.left() < self.min_call_s():  # the slot came late (a slow slots table)
+                self.gate.cancel()
+                return retry_all(part, reason, wait)
             before = maybe_stored & ids
             maybe_stored.update(ids)  # from here until its answer proves otherwise, it may be stored
             self.gate.started()
