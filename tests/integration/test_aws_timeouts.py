@@ -63,3 +63,15 @@ def test_a_dynamodb_that_never_answers_makes_the_ledger_unavailable_in_bounded_t
 
     _, elapsed = timed(claim)
     assert hanging_aws.requests == MAX_ATTEMPTS and elapsed < WORST_CALL_S + SLACK_S
+
+
+def test_a_dynamodb_that_never_answers_makes_the_rate_slots_unavailable_in_bounded_time(hanging_aws):
+    from payments_drain.rate_slots import DynamoRateSlots, RateSlotsUnavailable
+
+    def claim():
+        with pytest.raises(RateSlotsUnavailable):
+            now = int(time.time() * 1000)
+            DynamoRateSlots("slots", 4).claim(1, now + 60_000, now)
+
+    _, elapsed = timed(claim)
+    assert hanging_aws.requests == MAX_ATTEMPTS and elapsed < WORST_CALL_S + SLACK_S

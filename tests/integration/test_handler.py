@@ -157,3 +157,20 @@ def test_bad_configuration_fails_the_cold_start_naming_the_variable(
         monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError, match=named):
         load_handler()
+
+
+def test_a_missing_rate_slots_table_sends_nothing_and_retries_every_payment(
+    stack, sandbox, capsys, log_lines, monkeypatch
+):
+    """The slots table gone (deleted, or no permission): no call may start without a slot, so
+    HubSpot gets nothing, every payment is retried and the log names the error code only."""
+    monkeypatch.setenv("RATE_SLOTS_TABLE_NAME", "no-such-slots-table")
+    event = {"Records": [sqs_record(payment_body(f"k{i}"), f"m{i}") for i in range(3)]}
+    response = load_handler().lambda_handler(event, LambdaContext())
+    assert response == {"batchItemFailures": [{"itemIdentifier": f"m{i}"} for i in range(3)]}
+    assert sandbox.control.stats()["requests_total"] == 0
+    (emf,) = batch_metrics(capsys.readouterr().out)
+    assert emf["PaymentsRetried"] == 3 and emf["HubSpotRequests"] == 0
+    [line] = [json.loads(x) for x in log_lines() if "rate slots unavailable" in x]
+    assert line["level"] == "ERROR"
+    assert line["error"] == "rate slots table: get_item failed (ResourceNotFoundException)"
