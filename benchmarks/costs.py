@@ -13,8 +13,8 @@ them there. The model, first order:
 - DynamoDB: read and write units per payment from figure f, on-demand; with figure g, one scenario
   per write mode with that mode's units per new payment (and, beside the total, what DynamoDB
   adds per million redelivered payments and per million updates).
-- DynamoDB, the rate limit's slots (rate_slots.py), in every mode: per batch one consistent
-  read of the item and two updates (claim, give back), RATE_SLOTS_UNITS_PER_BATCH; the reads a
+- DynamoDB, the rate limit's slots (rate_slots.py), in every mode: per batch two updates (claim,
+  give back) and at most one consistent read of the item, RATE_SLOTS_UNITS_PER_BATCH; the reads a
   container makes while the window is full (one per 0.25 s at most) are not counted.
 - Secrets Manager: one GetSecretValue per container per TOKEN_CACHE_SECONDS while it is warm.
 """

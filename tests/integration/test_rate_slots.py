@@ -73,6 +73,23 @@ def test_given_back_slots_are_free_from_their_own_time_and_only_while_still_ours
     assert slots.claim(3, hold, t0 + 10_000) == (["s0"], t0 + 10_000)
 
 
+def test_a_stale_view_costs_a_retry_never_a_slot_and_a_right_one_saves_the_read(slots_table):
+    a, b = DynamoRateSlots(slots_table, 4), DynamoRateSlots(slots_table, 4)
+    hold = now_ms() + 60_000
+    assert len(a.claim(4, hold, now_ms())[0]) == 4
+    assert b.claim(1, hold, now_ms()) == ([], hold)  # b now believes every slot held
+    a.release({"s0": 0, "s1": 0}, hold)
+    assert sorted(b.claim(4, hold, now_ms())[0]) == ["s0", "s1"]  # it reads again, not trusting that
+    assert a.claim(4, hold, now_ms()) == ([], hold)  # a believed s0, s1 free: refused, then told
+    calls: list[str] = []
+    b.client.meta.events.register(
+        "before-parameter-build.dynamodb", lambda model, **_: calls.append(model.name)
+    )
+    b.release({"s0": 0}, hold)
+    assert b.claim(1, hold, now_ms())[0] == ["s0"]
+    assert calls == ["UpdateItem", "UpdateItem"]  # its view was right: no read
+
+
 def test_the_whole_limit_is_claimed_and_given_back_in_writes_dynamodb_accepts(slots_table):
     """DynamoDB refuses an expression over 4 KB or 300 operators: a claim of all 190 slots in one
     write is refused (ValidationException), so claims take at most CLAIM_MAX and releases go in

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from payments_drain.aws_clients import client_config
 
 KEY = {"name": {"S": "hubspot-rate-limit"}}
-CLAIM_ATTEMPTS = 3  # a claim that loses a slot to another container reads the item again
+CLAIM_ATTEMPTS = 4  # a claim refused (a stale view, a slot lost to another container) tries again
 # DynamoDB allows 4 KB and 300 operators per expression: a claim names each slot in a condition
 # of 4 operators and about 45 characters, a release in one of 2 operators and about 20.
 CLAIM_MAX = 25
@@ -37,6 +37,8 @@ class DynamoRateSlots:
     def __init__(self, table_name: str, limit: int, client=None, rng: random.Random | None = None) -> None:
         self.table = table_name
         self.names = [f"s{i}" for i in range(limit)]
+        self.wanted = set(self.names)
+        self.view: dict[str, int] | None = None  # slot -> free from, as the last answer showed
         # parameter_validation off, as the ledger's: the request shapes are this module's own
         # (tested against DynamoDB Local); DynamoDB still validates them.
         self.client = client or boto3.client("dynamodb", config=client_config(parameter_validation=False))
@@ -45,58 +47,70 @@ class DynamoRateSlots:
     def claim(self, want: int, hold_until_ms: int, now_ms: int) -> tuple[list[str], int]:
         """Up to ``want`` slots (at most CLAIM_MAX) free at ``now_ms``, held until ``hold_until_ms``;
         and the earliest epoch ms at which a slot not ours shows free (``now_ms`` when some were
-        free but taken)."""
+        free but taken). The item as the last answer showed it (``view``) saves a read: a claim
+        that finds it stale is refused with the item as it is, and tries again with that."""
+        fresh = False
         for _ in range(CLAIM_ATTEMPTS):
-            free_at = self._read()
-            free = [name for name in self.names if free_at.get(name, 0) <= now_ms]
+            if self.view is None:
+                self.view, fresh = self._read(), True
+            free = [name for name in self.names if self.view.get(name, 0) <= now_ms]
             if not free:
-                return [], min(free_at.get(name, 0) for name in self.names)
+                if fresh:
+                    return [], min(self.view.get(name, 0) for name in self.names)
+                self.view = None  # others may have given slots back since: read the item
+                continue
             # At random among the free ones: containers claiming at once rarely want the same slot.
             chosen = self.rng.sample(free, min(max(1, want), len(free), CLAIM_MAX))
-            names = {f"#{name}": name for name in chosen}
-            try:
-                self._call(
-                    "update_item",
-                    UpdateExpression="SET " + ", ".join(f"#{name} = :hold" for name in chosen),
-                    ConditionExpression=" AND ".join(
-                        f"(attribute_not_exists(#{name}) OR #{name} <= :now)" for name in chosen
-                    ),
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues={
-                        ":hold": {"N": str(hold_until_ms)},
-                        ":now": {"N": str(now_ms)},
-                    },
-                )
+            fresh = self._update(
+                "SET " + ", ".join(f"#{name} = :hold" for name in chosen),
+                " AND ".join(f"(attribute_not_exists(#{name}) OR #{name} <= :now)" for name in chosen),
+                chosen,
+                {":hold": {"N": str(hold_until_ms)}, ":now": {"N": str(now_ms)}},
+            )
+            if not fresh:
                 return chosen, now_ms
-            except _ConditionFailed:
-                continue
         return [], now_ms
 
     def release(self, free_at_ms: dict[str, int], held_until_ms: int) -> None:
         """Give slots back, each free from its time; only slots still held by us (as of
-        ``held_until_ms``) change."""
-        items = list(free_at_ms.items())
-        for start in range(0, len(items), RELEASE_MAX):
-            self._release(items[start : start + RELEASE_MAX], held_until_ms)
-
-    def _release(self, pairs: list[tuple[str, int]], held_until_ms: int) -> None:
-        try:
-            self._call(
-                "update_item",
-                UpdateExpression="SET " + ", ".join(f"#{name} = :f{i}" for i, (name, _) in enumerate(pairs)),
-                ConditionExpression=" AND ".join(f"#{name} = :held" for name, _ in pairs),
-                ExpressionAttributeNames={f"#{name}": name for name, _ in pairs},
-                ExpressionAttributeValues={
+        ``held_until_ms``) change (the others come back at their hold's end anyway)."""
+        pairs = list(free_at_ms.items())
+        for start in range(0, len(pairs), RELEASE_MAX):
+            group = pairs[start : start + RELEASE_MAX]
+            self._update(
+                "SET " + ", ".join(f"#{name} = :f{i}" for i, (name, _) in enumerate(group)),
+                " AND ".join(f"#{name} = :held" for name, _ in group),
+                [name for name, _ in group],
+                {
                     ":held": {"N": str(held_until_ms)},
-                    **{f":f{i}": {"N": str(at)} for i, (_, at) in enumerate(pairs)},
+                    **{f":f{i}": {"N": str(at)} for i, (_, at) in enumerate(group)},
                 },
             )
-        except _ConditionFailed:  # not ours any more: they come back at their hold's end anyway
-            pass
+
+    def _update(self, update: str, condition: str, names: list[str], values: dict) -> bool:
+        """One conditional update; ``view`` becomes the item after it, or as it stands when the
+        condition failed. Whether it failed."""
+        try:
+            answer = self._call(
+                "update_item",
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={f"#{name}": name for name in names},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except _ConditionFailed as failed:
+            self.view = self._slots(failed.item)
+            return True
+        self.view = self._slots(answer.get("Attributes", {}))
+        return False
 
     def _read(self) -> dict[str, int]:
-        item = self._call("get_item", ConsistentRead=True).get("Item", {})
-        return {name: int(value["N"]) for name, value in item.items() if name in self.names}
+        return self._slots(self._call("get_item", ConsistentRead=True).get("Item", {}))
+
+    def _slots(self, item: dict) -> dict[str, int]:
+        return {name: int(value["N"]) for name, value in item.items() if name in self.wanted}
 
     def _call(self, operation: str, **params):
         try:
@@ -104,7 +118,7 @@ class DynamoRateSlots:
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
-                raise _ConditionFailed from None
+                raise _ConditionFailed(error.response.get("Item", {})) from None
             raise RateSlotsUnavailable(f"rate slots table: {operation} failed ({code})") from None
         except BotoCoreError as error:
             raise RateSlotsUnavailable(
@@ -113,4 +127,6 @@ class DynamoRateSlots:
 
 
 class _ConditionFailed(Exception):
-    pass
+    def __init__(self, item: dict) -> None:
+        super().__init__("condition failed")
+        self.item = item  # the item as it stands (ReturnValuesOnConditionCheckFailure)
