@@ -47,8 +47,9 @@ class DynamoRateSlots:
     def claim(self, want: int, hold_until_ms: int, now_ms: int) -> tuple[list[str], int]:
         """Up to ``want`` slots (at most CLAIM_MAX) free at ``now_ms``, held until ``hold_until_ms``;
         and the earliest epoch ms at which a slot not ours shows free (``now_ms`` when some were
-        free but taken). The item as the last answer showed it (``view``) saves a read: a claim
-        that finds it stale is refused with the item as it is, and tries again with that."""
+        free but taken). The item as last seen (``view``, with our own changes since) saves a
+        read: a claim that finds it stale is refused with the item as it stands and tries again
+        with that; a view without a free slot is read again (others may have given some back)."""
         fresh = False
         for _ in range(CLAIM_ATTEMPTS):
             if self.view is None:
@@ -68,6 +69,7 @@ class DynamoRateSlots:
                 {":hold": {"N": str(hold_until_ms)}, ":now": {"N": str(now_ms)}},
             )
             if not fresh:
+                self.view.update(dict.fromkeys(chosen, hold_until_ms))
                 return chosen, now_ms
         return [], now_ms
 
@@ -77,7 +79,7 @@ class DynamoRateSlots:
         pairs = list(free_at_ms.items())
         for start in range(0, len(pairs), RELEASE_MAX):
             group = pairs[start : start + RELEASE_MAX]
-            self._update(
+            refused = self._update(
                 "SET " + ", ".join(f"#{name} = :f{i}" for i, (name, _) in enumerate(group)),
                 " AND ".join(f"#{name} = :held" for name, _ in group),
                 [name for name, _ in group],
@@ -86,24 +88,25 @@ class DynamoRateSlots:
                     **{f":f{i}": {"N": str(at)} for i, (_, at) in enumerate(group)},
                 },
             )
+            if not refused and self.view is not None:
+                self.view.update(group)
 
     def _update(self, update: str, condition: str, names: list[str], values: dict) -> bool:
-        """One conditional update; ``view`` becomes the item after it, or as it stands when the
-        condition failed. Whether it failed."""
+        """One conditional update; whether the condition failed, and then ``view`` becomes the
+        item as it stands. (On success the caller knows what changed: no item is returned, as
+        parsing the whole item costs the client more CPU than the request.)"""
         try:
-            answer = self._call(
+            self._call(
                 "update_item",
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames={f"#{name}": name for name in names},
                 ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except _ConditionFailed as failed:
             self.view = self._slots(failed.item)
             return True
-        self.view = self._slots(answer.get("Attributes", {}))
         return False
 
     def _read(self) -> dict[str, int]:
