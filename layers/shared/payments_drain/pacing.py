@@ -213,11 +213,9 @@ class SlotGate(RateGate):
             out = self.in_flight + self.promised
             keep, give = self.held[:out], self.held[out:]
             to_wall = self.wall_ms() - now * 1000
-            leaving = sorted(self.answered, reverse=True)
-            free_at = {
-                name: round(to_wall + (at + self.interval_s + MARGIN_S) * 1000) if at is not None else 0
-                for name, at in zip(give, [*leaving, *[None] * len(give)])
-            }
+            free_at = dict.fromkeys(give, 0)  # free now, but one per request still in the window
+            for name, at in zip(give, sorted(self.answered, reverse=True)):
+                free_at[name] = round(to_wall + (at + self.interval_s + MARGIN_S) * 1000)
             self.held, self.allowance = keep, len(keep)
             self.answered.clear()  # the store has them now
             hold_until_ms = self.hold_until_ms

@@ -62,15 +62,17 @@ class DynamoRateSlots:
                 continue
             # At random among the free ones: containers claiming at once rarely want the same slot.
             chosen = self.rng.sample(free, min(max(1, want), len(free), CLAIM_MAX))
-            fresh = self._update(
+            refused = self._update(
                 "SET " + ", ".join(f"#{name} = :hold" for name in chosen),
                 " AND ".join(f"(attribute_not_exists(#{name}) OR #{name} <= :now)" for name in chosen),
                 chosen,
                 {":hold": {"N": str(hold_until_ms)}, ":now": {"N": str(now_ms)}},
             )
-            if not fresh:
-                self.view.update(dict.fromkeys(chosen, hold_until_ms))
-                return chosen, now_ms
+            if refused:  # the view is now the item as it stands: try again with it
+                fresh = True
+                continue
+            self.view.update(dict.fromkeys(chosen, hold_until_ms))
+            return chosen, now_ms
         return [], now_ms
 
     def release(self, free_at_ms: dict[str, int], held_until_ms: int) -> None:
