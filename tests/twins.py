@@ -205,14 +205,17 @@ def sqs_record(
     receive_count: int = 1,
     group_id: str | None = None,
     queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:payments",
+    sent_ms: int | None = None,
 ) -> dict[str, Any]:
-    """A record in exactly Lambda's shape (what Powertools' SqsRecordModel requires)."""
+    """A record in exactly Lambda's shape (what Powertools' SqsRecordModel requires); sent
+    ``sent_ms`` (default: now) and first received 100 ms later."""
     text = body if isinstance(body, str) else json.dumps(body)
+    sent_ms = int(time.time() * 1000) if sent_ms is None else sent_ms
     attributes = {
         "ApproximateReceiveCount": str(receive_count),
-        "SentTimestamp": "1764237600000",
+        "SentTimestamp": str(sent_ms),
         "SenderId": "AIDAEXAMPLE",
-        "ApproximateFirstReceiveTimestamp": "1764237600100",
+        "ApproximateFirstReceiveTimestamp": str(sent_ms + 100),
     }
     if group_id is not None:
         attributes.update(MessageGroupId=group_id, SequenceNumber="1", MessageDeduplicationId=message_id)

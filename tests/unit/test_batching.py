@@ -92,9 +92,18 @@ def test_207_conflict_on_our_unique_property_is_a_duplicate_with_the_existing_id
     assert without.outcomes["m1"].state is State.REJECTED
 
 
-def test_207_unreadable_body_is_transient_and_ambiguous():
-    verdict = settle(payments(2), Answer(207, None))
-    assert verdict.action == batching.TRANSIENT and verdict.ambiguous
+def test_207_unreadable_body_is_resent_only_where_a_resend_cannot_make_a_copy():
+    unique = settle(payments(2), Answer(207, None), "payment_key")
+    assert unique.action == batching.TRANSIENT and unique.ambiguous
+    without = settle(payments(2), Answer(207, None))  # a resend could create copies: retried, marked
+    assert without.action == batching.SETTLED and without.ambiguous
+    assert {o.state for o in without.outcomes.values()} == {State.RETRY}
+
+
+def test_201_unreadable_body_without_unique_property_is_taken_at_its_documented_word():
+    verdict = settle(payments(2), Answer(201, "<html>"))
+    assert {o.state for o in verdict.outcomes.values()} == {State.CREATED}
+    assert verdict.reason.category == "HUBSPOT_UNREADABLE_ANSWER"
 
 
 def test_whole_400_splits_a_chunk_and_rejects_a_single_input():

@@ -64,13 +64,17 @@ def settle(chunk: Sequence[Payment], answer: Answer, unique_property: str | None
     """Decide what one HubSpot answer means for each payment of the chunk."""
     status = answer.status
     if status is None:
-        ambiguous = answer.error != "connect"
+        # "connect" and "client": the request never left (refused, or stopped by the HTTP client
+        # before sending); anything else may have reached HubSpot.
+        ambiguous = answer.error not in ("connect", "client")
         reason = Reason("HUBSPOT_UNREACHABLE", f"no answer from HubSpot ({answer.error})")
         return Verdict(TRANSIENT, reason=reason, wait_s=0.5, ambiguous=ambiguous)
     if 200 <= status < 300:
         # Settled by the body, not only the status (docs/hubspot.md): a 2xx that lists or counts
         # errors is a multi-status answer (the 2026-09 create declares only 201, errors included);
         # any other 2xx means every input was stored, even when its results cannot be read.
+        if not _readable(answer.body):
+            return _unreadable(chunk, answer, unique_property)
         if status == 207 or _listed_errors(answer.body) or _declared_errors(answer.body):
             return _multi_status(chunk, answer, unique_property)
         return Verdict(SETTLED, _created(chunk, answer.body))
@@ -122,12 +126,44 @@ def whole_request_reason(answer: Answer) -> Reason:
     return Reason(str(category), message[:1000], answer.status, code, correlation)
 
 
-def _multi_status(chunk: Sequence[Payment], answer: Answer, unique_property: str | None) -> Verdict:
-    body = answer.body if isinstance(answer.body, dict) else None
-    if body is None:
-        # Some inputs were stored, we cannot tell which: resend all (safe only with a unique property).
-        reason = Reason("HUBSPOT_BAD_RESPONSE", f"{answer.status} without a readable body", answer.status)
+UNREADABLE = "HUBSPOT_UNREADABLE_ANSWER"
+
+
+def _readable(body: Any) -> bool:
+    """Whether a 2xx body has the documented shape wherever settling reads it."""
+    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+        return False
+    if "errors" in body and not isinstance(body["errors"], list):
+        return False
+    for item in (*body["results"], *body.get("errors", ())):
+        if not isinstance(item, dict):
+            return False
+        trace_id = item.get("objectWriteTraceId")
+        if trace_id is not None and not isinstance(trace_id, str):
+            return False
+    return True
+
+
+def _unreadable(chunk: Sequence[Payment], answer: Answer, unique_property: str | None) -> Verdict:
+    """A 2xx whose body cannot be read: something was stored, and we cannot tell what. With a
+    unique property a resend is safe (HubSpot refuses or updates what it holds) and tells: send
+    again. Without one, a resend could create copies: a 2xx is taken at its documented word (every
+    input stored), unless it is a 207 or counts errors: then they are maybe stored, retried with
+    the ledger's mark."""
+    reason = Reason(
+        UNREADABLE, f"HubSpot answered {answer.status} with a body that cannot be read", answer.status
+    )
+    if unique_property:
         return Verdict(TRANSIENT, reason=reason, wait_s=0.5, ambiguous=True)
+    if answer.status != 207 and not _declared_errors(answer.body):
+        return Verdict(SETTLED, {p.message_id: Outcome(State.CREATED, reason) for p in chunk}, reason)
+    return Verdict(
+        SETTLED, {p.message_id: Outcome(State.RETRY, reason) for p in chunk}, reason, ambiguous=True
+    )
+
+
+def _multi_status(chunk: Sequence[Payment], answer: Answer, unique_property: str | None) -> Verdict:
+    body = answer.body
     ids = {p.message_id for p in chunk}
     outcomes: dict[str, Outcome] = {}
     unmapped = 0

@@ -13,28 +13,26 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as StepTimeout
 from dataclasses import dataclass
 from typing import Any
 
-from payments_drain import batching
+from payments_drain import batching, clock, holds
 from payments_drain.batching import plan_chunks
+from payments_drain.holds import QueueTimes
 from payments_drain.invocation import Budget, Stats
 from payments_drain.ledger_session import LedgerSession
 from payments_drain.messages import parse_record
 from payments_drain.observability import logger
 from payments_drain.outcomes import Message, Outcome, Payment, Reason, Rejection, State, Wait
 from payments_drain.pacing import DailyLimit, RateGate
-from payments_drain.rate_slots import RateSlotsUnavailable
 from payments_drain.report_writer import ReportWriter
-from payments_drain.sender import ChunkSender, hold_s
+from payments_drain.sender import ChunkSender
 
 __all__ = ["Budget", "Drain", "Result", "Stats"]
-
-HOLD_BASE_S = {Wait.HUBSPOT_UNAVAILABLE: 600, Wait.DAILY_LIMIT: 7_200}
 
 
 @dataclass
@@ -75,8 +73,10 @@ class Drain:
         gate: RateGate | None = None,
         daily: DailyLimit | None = None,
         hold_base_s: dict[Wait, int] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = clock.sleep,
         rng: random.Random | None = None,
+        queue_times: QueueTimes | None = None,
+        pool: Executor | None = None,
     ) -> None:
         self.ledger = ledger
         self.visibility = visibility
@@ -84,7 +84,8 @@ class Drain:
         self.upsert = (
             upsert  # HubSpot's batch/upsert by the unique property: updates applied, in version order
         )
-        self.hold_base_s = {**HOLD_BASE_S, **(hold_base_s or {})}
+        self.hold_base_s = {**holds.HOLD_BASE_S, **(hold_base_s or {})}
+        self.queue_times = queue_times or QueueTimes()
         self.gate = gate or RateGate(190)
         self.sender = ChunkSender(
             hubspot,
@@ -99,7 +100,8 @@ class Drain:
             min_call_s=hubspot.min_call_s,
         )
         self.reports = ReportWriter(reporter)
-        self.pool = ThreadPoolExecutor(max_workers=parallel_calls, thread_name_prefix="hubspot")
+        # The HubSpot calls, and the AWS steps after them (bounded by the time left to answer).
+        self.pool = pool or ThreadPoolExecutor(max_workers=parallel_calls + 2, thread_name_prefix="drain")
 
     def run(
         self,
@@ -126,14 +128,14 @@ class Drain:
         early = [r for r in rejections.values() if r.message.group_id is None]
         self._report(early, session, outcomes, request_id, source_arn)
 
-        firsts, twins = _first_of_each_key([p for p in parsed if isinstance(p, Payment)], self.upsert)
-        sendable = session.claim(firsts, outcomes)
+        newest, twins = _newest_of_each_key([p for p in parsed if isinstance(p, Payment)])
+        sendable = session.claim(newest, outcomes)
         self._send_all(sendable, budget, stats, outcomes, session)
-        for twin, first in twins:
-            if first.message_id in outcomes:  # else both are retried (failed_message_ids)
-                outcomes[twin.message_id] = _twin_outcome(
-                    outcomes[first.message_id], twin, first, self.upsert
-                )
+        for twin, sent in twins:
+            if sent.message_id in outcomes:  # else both are retried (failed_message_ids)
+                outcomes[twin.message_id] = _twin_outcome(outcomes[sent.message_id], twin, sent, self.upsert)
+        keys = {item.message.message_id: item.payment_key for item in parsed}
+        hold_plan = self._plan_holds(messages, outcomes, budget, rejections, keys)
 
         for payment in (
             *sendable,
@@ -154,14 +156,24 @@ class Drain:
             for m in messages
             if m.message_id in rejections and m.message_id not in blocked | done
         ]
-        self._report(late, session, outcomes, request_id, source_arn)
+        self._bounded(
+            budget,
+            "failure reports",
+            lambda: self._report(late, session, outcomes, request_id, source_arn),
+            on_timeout=lambda: _not_written(late, outcomes),
+        )
         failed = batching.failed_message_ids(messages, outcomes)
         for message_id in failed:  # FIFO: later messages of a blocked group go back too
             if outcomes.get(message_id, Outcome(State.CREATED)).state is not State.RETRY:
                 outcomes[message_id] = Outcome(
                     State.RETRY, Reason("FIFO_GROUP_BLOCKED", "an earlier message of its group must retry")
                 )
-        self._hold(messages, outcomes, source_arn, stats)
+        held = {
+            m.receipt_handle: hold_plan[m.message_id]
+            for m in messages
+            if m.message_id in hold_plan and m.receipt_handle and outcomes[m.message_id].state is State.RETRY
+        }
+        self._bounded(budget, "holds", lambda: self._hold(held, source_arn, stats))
         return Result(batching.batch_response(failed), outcomes, stats, session.write_failed)
 
     def _report(
@@ -193,9 +205,12 @@ class Drain:
         session: LedgerSession,
     ) -> None:
         lock = threading.Lock()
+        answered = threading.Event()  # past it, a part still settling is the next delivery's
 
         def settled(part: list[Payment], part_outcomes: dict[str, Outcome], maybe_stored: set[str]) -> None:
             with lock:
+                if answered.is_set():
+                    return
                 outcomes.update(part_outcomes)
             session.settled(part, part_outcomes, maybe_stored)  # at once: a kill later loses none of it
 
@@ -207,68 +222,118 @@ class Drain:
             futures = [self.pool.submit(self.sender.send, chunk, budget, stats, settled) for chunk in chunks]
             for future in futures:
                 try:
-                    future.result()
+                    future.result(timeout=max(0.0, budget.left_to_answer()))
+                except StepTimeout:  # a ledger write that hangs: its payments go back (no outcome)
+                    logger.error("a chunk did not settle before the invocation had to answer")
+                    break
                 except Exception as error:  # noqa: BLE001 - a payment left without an outcome is retried
                     logger.error(
                         "unexpected error while settling a chunk", extra={"errorType": type(error).__name__}
                     )
         finally:
-            try:  # out of time, the slots are not given back: they come back at their hold's end
-                self.gate.end(give_back=budget.left() > 0)
-            except RateSlotsUnavailable as error:
-                logger.warning("rate slots not given back", extra={"error": str(error)})
+            with lock:
+                answered.set()
+            # Out of time, the slots are not given back: they come back at their hold's end.
+            give_back = budget.left() > 0
+            self._bounded(budget, "rate slots give-back", lambda: self.gate.end(give_back=give_back))
 
-    def _hold(
-        self, messages: list[Message], outcomes: dict[str, Outcome], source_arn: str | None, stats: Stats
-    ) -> None:
-        """Retries that only wait for HubSpot stay hidden until it can take them (``sender.hold_s``)."""
-        holds = {
-            m.receipt_handle: hold_s(self.hold_base_s[o.wait], m.receive_count)
-            for m in messages
-            if (o := outcomes.get(m.message_id))
-            and o.state is State.RETRY
-            and o.wait is not None
-            and self.hold_base_s[o.wait] > 0
-            and m.receipt_handle
-        }
-        if not holds or self.visibility is None or not source_arn:
+    def _plan_holds(
+        self,
+        messages: list[Message],
+        outcomes: dict[str, Outcome],
+        budget: Budget,
+        rejections: dict[str, Rejection],
+        keys: dict[str, str | None],
+    ) -> dict[str, int]:
+        """Each retry's hold (``holds.plan``); a retry that would come back too close to the end
+        of its retention is rejected instead, with a report, while there is time to write it."""
+        now = clock.wall()
+        planned: dict[str, int] = {}
+        for message in messages:
+            outcome = outcomes.get(message.message_id, Outcome(State.RETRY))
+            if outcome.state is not State.RETRY:
+                continue
+            hold = holds.plan(message, outcome, now, budget.started_s, self.queue_times, self.hold_base_s)
+            if hold.expiring:
+                reason = Reason(
+                    "RETENTION_EXPIRING",
+                    "the queue's retention ends before it could be tried again; last retry reason: "
+                    + (outcome.reason.category if outcome.reason else "none"),
+                )
+                outcomes[message.message_id] = Outcome(State.REJECTED, reason)
+                key = keys.get(message.message_id)
+                rejections[message.message_id] = Rejection(message, reason, key, _body_of(message))
+                _log_problem("payment reported before the queue drops it", message, reason, key)
+            elif hold.seconds is not None:
+                planned[message.message_id] = hold.seconds
+        return planned
+
+    def _hold(self, held: dict[str, int], source_arn: str | None, stats: Stats) -> None:
+        """Retries that wait stay hidden until what they wait for can take them (``holds``)."""
+        if not held or self.visibility is None or not source_arn:
             return
-        failed = self.visibility.hold(source_arn, holds)
-        stats.held = len(holds) - failed
+        failed = self.visibility.hold(source_arn, held)
+        stats.held, stats.hold_failures = len(held) - failed, failed
         if failed:
             logger.warning("some retries could not be held on the queue", extra={"failed": failed})
 
+    def _bounded(self, budget: Budget, step: str, work: Callable[[], None], on_timeout=None) -> None:
+        """An AWS step after the last HubSpot call, ended by the time left to answer: whatever AWS
+        does (a call that hangs, retries), the invocation answers before its timeout. Its payments
+        were decided before; what the step did not finish is the next delivery's to do."""
+        future = self.pool.submit(work)
+        try:
+            future.result(timeout=max(0.0, budget.left_to_answer()))
+        except StepTimeout:
+            logger.error("step not finished before the invocation had to answer", extra={"step": step})
+            if on_timeout is not None:
+                on_timeout()
+        except Exception as error:  # noqa: BLE001 - stored state we cannot use must not fail the batch
+            logger.error("step failed", extra={"step": step, "errorType": type(error).__name__})
+            if on_timeout is not None:
+                on_timeout()
 
-def _first_of_each_key(
-    payments: list[Payment], upsert: bool
-) -> tuple[list[Payment], list[tuple[Payment, Payment]]]:
-    """A paymentKey twice in one batch: one copy is sent (the first; in upsert mode the newest
-    version), the others (twins) take its outcome in the same invocation (``_twin_outcome``), with
-    no request of their own."""
+
+def _newest_of_each_key(payments: list[Payment]) -> tuple[list[Payment], list[tuple[Payment, Payment]]]:
+    """A paymentKey more than once in one batch: the producer's latest word is sent (the highest
+    ``version``; else, for FIFO, the last in queue order, which is batch order; for a standard
+    queue, which delivers in any order, the latest SentTimestamp). The other copies (twins) take
+    its outcome in the same invocation (``_twin_outcome``), with no request of their own."""
+    order = {id(p): (_version(p), p.message.sent_ms or 0, i) for i, p in enumerate(payments)}
     chosen: dict[str, Payment] = {}
     for payment in payments:
         current = chosen.get(payment.payment_key)
-        if current is None or (upsert and _newer(payment, current)):
+        if current is None or order[id(payment)] > order[id(current)]:
             chosen[payment.payment_key] = payment
     sent = {id(p) for p in chosen.values()}
     twins = [(p, chosen[p.payment_key]) for p in payments if id(p) not in sent]
     return [p for p in payments if id(p) in sent], twins
 
 
-def _newer(payment: Payment, than: Payment) -> bool:
-    return payment.version is not None and (than.version is None or payment.version > than.version)
+def _version(payment: Payment) -> float:
+    return payment.version if payment.version is not None else float("-inf")
 
 
-def _twin_outcome(first: Outcome, twin: Payment, sent: Payment, upsert: bool) -> Outcome:
-    if first.state in (State.CREATED, State.DUPLICATE):
+def _twin_outcome(outcome: Outcome, twin: Payment, sent: Payment, upsert: bool) -> Outcome:
+    if outcome.state in (State.CREATED, State.DUPLICATE):
         if upsert and twin.version is not None and sent.version is not None and twin.version < sent.version:
             reason = Reason(
                 "STALE_VERSION", f"version {twin.version} is older than {sent.version} in the same batch"
             )
         else:
-            reason = Reason("DUPLICATE_KEY_IN_BATCH", "the same paymentKey earlier in this batch")
-        return Outcome(State.DUPLICATE, reason, first.hubspot_id)
-    return first  # the same rejection (reported for each message) or the same retry
+            reason = Reason(
+                "SUPERSEDED_IN_BATCH",
+                f"a later copy of this paymentKey in the batch ({sent.message_id}) was applied",
+            )
+        return Outcome(State.DUPLICATE, reason, outcome.hubspot_id)
+    return outcome  # the same rejection (reported for each message) or the same retry
+
+
+def _not_written(rejections: list[Rejection], outcomes: dict[str, Outcome]) -> None:
+    reason = Reason("REPORT_NOT_WRITTEN", "failure report not written before the invocation had to answer")
+    for rejection in rejections:
+        if outcomes[rejection.message.message_id].state is State.REJECTED:
+            outcomes[rejection.message.message_id] = Outcome(State.RETRY, reason)
 
 
 def _body_of(message: Message) -> Any:

@@ -13,7 +13,6 @@ import ipaddress
 import json
 import socket
 import threading
-import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +23,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, ReadTimeoutError
 
+from payments_drain import clock
 from payments_drain.batching import Answer, unexpected_shape
 from payments_drain.observability import logger, tracer
 
@@ -110,7 +110,7 @@ class HubSpotClient:
         timeout = urllib3.Timeout(
             connect=min(self.connect_timeout_s, limit), read=min(self.read_timeout_s, limit)
         )
-        started = time.monotonic()
+        started = clock.monotonic()
         deadline = _Deadline(limit)
         _exchange.deadline = deadline
         response = None
@@ -159,7 +159,7 @@ class HubSpotClient:
 
 
 def _since(started: float) -> float:
-    return round((time.monotonic() - started) * 1000, 1)
+    return round((clock.monotonic() - started) * 1000, 1)
 
 
 # -- the exchange deadline --------------------------------------------------------------------

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from payments_drain import clock as clocks
 from payments_drain.batching import Answer
+from payments_drain.outcomes import Wait
 
 
 @dataclass
@@ -17,20 +18,28 @@ class Budget:
     """The invocation's time, less a margin for the work after the last call."""
 
     deadline: float
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = clocks.monotonic
     margin_s: float = 0.0
+    started_s: float = field(default_factory=clocks.wall)  # wall time the invocation started
+
+    FINAL_S = 0.3  # what answering takes once the work is done: the response, the logs, the metrics
 
     @classmethod
     def from_context(cls, context: Any, margin_ms: int) -> Budget:
         remaining_ms = context.get_remaining_time_in_millis()
-        return cls(time.monotonic() + (remaining_ms - margin_ms) / 1000, margin_s=margin_ms / 1000)
+        return cls(clocks.monotonic() + (remaining_ms - margin_ms) / 1000, margin_s=margin_ms / 1000)
 
     def left(self) -> float:
         return self.deadline - self.clock()
 
+    def left_to_answer(self) -> float:
+        """Seconds until the invocation must answer: the margin is for the work after the last
+        HubSpot call, bounded by this (``drain``), and nothing may run past it."""
+        return self.left() + self.margin_s - self.FINAL_S
+
     def function_deadline_ms(self) -> int:
         """Wall-clock epoch ms at which the function times out: nothing of ours runs after it."""
-        return int((time.time() + max(self.left(), 0) + self.margin_s) * 1000)
+        return int((clocks.wall() + max(self.left(), 0) + self.margin_s) * 1000)
 
 
 @dataclass
@@ -47,8 +56,26 @@ class Stats:
     ambiguous_ids: set[str] = field(default_factory=set)  # the payments concerned
     daily_limit: bool = False
     rate_limit_remaining: int | None = None
-    held: int = 0  # retries held on the queue until HubSpot can take them (visibility extended)
+    held: int = 0  # retries held on the queue until what they wait for can take them
+    hold_failures: int = 0  # holds SQS refused or did not answer, also after a shorter try
+    unreadable: int = 0  # 2xx answers whose body could not be read (batching.UNREADABLE)
+    # Payments retried because the ledger or the rate slots table was unavailable, by reason code.
+    unavailable: Counter = field(default_factory=Counter)
+    # HubSpot was throttling, down or unreachable in this invocation: a part the budget stops
+    # before sending is held like the parts that met it (only a real failure may burn a receive).
+    hubspot_unavailable: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def hubspot_wait(self) -> Wait | None:
+        return Wait.HUBSPOT_UNAVAILABLE if self.hubspot_unavailable else None
+
+    def count_unreadable(self) -> None:
+        with self.lock:
+            self.unreadable += 1
+
+    def count_unavailable(self, code: str, payments: int) -> None:
+        with self.lock:
+            self.unavailable[code] += payments
 
     def record(self, answer: Answer, message_ids: list[str], ambiguous: bool) -> None:
         with self.lock:

@@ -33,7 +33,6 @@ must have ended.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from payments_drain import clock
 from payments_drain.aws_clients import client_config
 from payments_drain.observability import tracer
 
@@ -81,30 +81,42 @@ class Entry:
     )
     applied: bool = False  # upsert mode: the payment exists; its record is restored, not deleted, on release
     version: int | None = None  # upsert mode: the version last applied, kept across claims
+    until_ms: int | None = None  # BUSY: when the other invocation's claim ends
 
 
 def entry_or_claim(
     item: Mapping | None, claimant: str, now_ms: int, version: int | None = None, upsert: bool = False
 ) -> Entry:
-    """What a ledger item means for a message (of ``version``, in upsert mode)."""
+    """What a ledger item means for a message (of ``version``, in upsert mode). An item written by
+    something else (a value of the wrong type, a status we never write) is read for what can be
+    read: a claim whose end cannot be read has ended; a version that cannot be read is unknown."""
     if item is None:
         return Entry(CLAIMED)
     status = item.get("status")
+    hubspot_id = item.get("hubspotId") if isinstance(item.get("hubspotId"), str) else None
     if status == CREATED and not upsert:
-        return Entry(CREATED, item.get("hubspotId"))
-    if status == CLAIMED and item.get("claimant") != claimant and int(item.get("claimExpiresAt", 0)) > now_ms:
-        return Entry(BUSY)
-    applied = int(item["version"]) if item.get("version") is not None else None
+        return Entry(CREATED, hubspot_id)
+    expires = _number(item.get("claimExpiresAt"))
+    if status == CLAIMED and item.get("claimant") != claimant and expires is not None and expires > now_ms:
+        return Entry(BUSY, until_ms=expires)
+    applied = _number(item.get("version"))
     if upsert and version is not None and applied is not None and version <= applied:
-        return Entry(STALE, item.get("hubspotId"), version=applied)
+        return Entry(STALE, hubspot_id, version=applied)
     reclaimed = status == AMBIGUOUS or (status == CLAIMED and item.get("claimant") != claimant)
     return Entry(
         CLAIMED,
-        item.get("hubspotId"),
+        hubspot_id,
         reclaimed=reclaimed,
         applied=status == CREATED or bool(item.get("applied")),
         version=applied,
     )
+
+
+def _number(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 class DynamoLedger:
@@ -142,10 +154,11 @@ class DynamoLedger:
         """Claim every key. ``versions`` (upsert mode: each key's message version, or None) makes
         a created key claimable again by a newer message, and a not newer one STALE."""
         keys = list(dict.fromkeys(keys))
-        now = int(time.time() * 1000)
+        now = clock.wall_ms()
         upsert = versions is not None
         inserted: dict[str, bool] = {}  # filled as each request answers, also when another fails
         taken: list[str] = []
+        entries_taken: dict[str, Entry] = {}
         try:
             self._insert_claims(keys, claimant, until_ms, inserted)
             refused = [key for key in keys if not inserted[key]]
@@ -158,19 +171,33 @@ class DynamoLedger:
             }
             held = [key for key in refused if out[key].state == CLAIMED]
             take = lambda key: self._take_over(key, claimant, now, until_ms, items.get(key), out[key])  # noqa: E731
-            for key, ok in zip(held, self.pool.map(take, held)):
+            futures = {key: self.pool.submit(take, key) for key in held}
+            failure: Exception | None = None
+            for key, future in futures.items():  # every answer is looked at, also after a failure
+                try:
+                    ok = future.result()
+                except (BotoCoreError, ClientError) as error:
+                    failure = failure or error
+                    continue
                 if ok:
                     taken.append(key)
+                    entries_taken[key] = out[key]
                 else:  # another invocation took it over (or it was released) since our read
                     out[key] = Entry(BUSY)
+            if failure is not None:
+                raise failure
         except (BotoCoreError, ClientError, LedgerUnavailable) as error:
             # Claims made before the failure would outlive this invocation and make the next
-            # delivery look like one after a crash: drop them (best effort, they expire anyway).
-            ours = [key for key, ok in inserted.items() if ok] + taken
-            try:
-                self.release(ours, claimant)
-            except LedgerUnavailable:
-                pass
+            # delivery look like one after a crash: undo them (best effort, they expire anyway).
+            # A claim that took over an applied payment (upsert mode) goes back to what it was:
+            # deleting it would forget its version and HubSpot id.
+            applied = {key: entry for key, entry in entries_taken.items() if entry.applied}
+            ours = [key for key, ok in inserted.items() if ok] + [k for k in taken if k not in applied]
+            for undo in (lambda: self.restore(applied), lambda: self.release(ours, claimant)):
+                try:
+                    undo()
+                except LedgerUnavailable:
+                    pass
             if isinstance(error, LedgerUnavailable):
                 raise
             raise LedgerUnavailable(f"ledger claim failed ({_code(error)})") from None
@@ -182,7 +209,7 @@ class DynamoLedger:
     ) -> None:
         """Created (or, in upsert mode, written at ``versions[key]``): its next message is a
         duplicate (or, in upsert mode, applied only if newer)."""
-        now = int(time.time())
+        now = int(clock.wall())
         requests = []
         for key, hubspot_id in created.items():
             item = {
@@ -229,7 +256,7 @@ class DynamoLedger:
         item = {
             "paymentKey": {"S": key},
             "status": {"S": status},
-            "expiresAt": {"N": str(int(time.time()) + self.retention_s)},
+            "expiresAt": {"N": str(int(clock.wall()) + self.retention_s)},
             **extra,
         }
         if entry.hubspot_id:
@@ -278,7 +305,7 @@ class DynamoLedger:
             request = answer.get("UnprocessedKeys") or {}
             if not request:
                 return items
-            time.sleep(0.02 * 2**attempt)
+            clock.sleep(0.02 * 2**attempt)
         raise LedgerUnavailable("ledger read left keys unprocessed")
 
     def _insert_claims(self, keys: list[str], claimant: str, until_ms: int, done: dict[str, bool]) -> None:
@@ -334,7 +361,7 @@ class DynamoLedger:
             if not retry:
                 return
             keys = retry
-            time.sleep(0.02 * 2**attempt)
+            clock.sleep(0.02 * 2**attempt)
         raise LedgerUnavailable("ledger statements kept failing transiently")
 
     def _take_over(
@@ -382,7 +409,7 @@ class DynamoLedger:
             group = (answer.get("UnprocessedItems") or {}).get(self.table) or []
             if not group:
                 return
-            time.sleep(0.02 * 2**attempt)
+            clock.sleep(0.02 * 2**attempt)
         raise LedgerUnavailable("ledger write left items unprocessed")
 
 

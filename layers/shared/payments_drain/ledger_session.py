@@ -13,9 +13,21 @@ import threading
 from payments_drain.invocation import Stats
 from payments_drain.ledger import BUSY, CLAIMED, CREATED, STALE, Entry, LedgerUnavailable
 from payments_drain.observability import logger
-from payments_drain.outcomes import Outcome, Payment, Reason, Rejection, State
+from payments_drain.outcomes import Outcome, Payment, Reason, Rejection, State, Wait
 
 CLAIMED_ELSEWHERE = "CLAIMED_ELSEWHERE"
+LEDGER_UNAVAILABLE = "LEDGER_UNAVAILABLE"
+
+
+def _busy(entry: Entry, text: str) -> Outcome:
+    """Held until the other invocation's claim ends (``holds``), not a whole visibility timeout."""
+    return Outcome(
+        State.RETRY, Reason(CLAIMED_ELSEWHERE, text), wait=Wait.CLAIMED_ELSEWHERE, until_ms=entry.until_ms
+    )
+
+
+def _unavailable(reason: Reason) -> Outcome:
+    return Outcome(State.RETRY, reason, wait=Wait.LEDGER_UNAVAILABLE)
 
 
 class LedgerSession:
@@ -41,9 +53,10 @@ class LedgerSession:
                 [p.payment_key for p in payments], self.request_id, self.until_ms, versions
             )
         except LedgerUnavailable as error:
-            reason = Reason("LEDGER_UNAVAILABLE", str(error))
+            reason = Reason(LEDGER_UNAVAILABLE, str(error))
             logger.error("ledger unavailable, every payment retried", extra={"error": str(error)})
-            outcomes.update({p.message_id: Outcome(State.RETRY, reason) for p in payments})
+            self.stats.count_unavailable(LEDGER_UNAVAILABLE, len(payments))
+            outcomes.update({p.message_id: _unavailable(reason) for p in payments})
             return []
         sendable = []
         for payment in payments:
@@ -64,9 +77,7 @@ class LedgerSession:
                     entry.hubspot_id,
                 )
             elif entry.state == BUSY:
-                outcomes[payment.message_id] = Outcome(
-                    State.RETRY, Reason(CLAIMED_ELSEWHERE, "another invocation is sending this paymentKey")
-                )
+                outcomes[payment.message_id] = _busy(entry, "another invocation is sending this paymentKey")
             else:
                 self.entries[payment.payment_key] = entry
                 if entry.reclaimed and not self.upsert:  # maybe sent by an invocation that did not finish
@@ -125,17 +136,18 @@ class LedgerSession:
         except LedgerUnavailable as error:
             # Not reported unprotected (a redelivery would report it twice): it waits on the queue,
             # as every payment does while the ledger is unavailable.
-            reason = Reason("LEDGER_UNAVAILABLE", str(error))
-            outcomes.update({r.message.message_id: Outcome(State.RETRY, reason) for r in rejections})
+            reason = Reason(LEDGER_UNAVAILABLE, str(error))
+            self.stats.count_unavailable(LEDGER_UNAVAILABLE, len(rejections))
+            outcomes.update({r.message.message_id: _unavailable(reason) for r in rejections})
             return []
         unreported = []
         for rejection in rejections:
-            state = entries[report_key(rejection)].state
-            if state == BUSY:
-                outcomes[rejection.message.message_id] = Outcome(
-                    State.RETRY, Reason(CLAIMED_ELSEWHERE, "another invocation is reporting this message")
+            entry = entries[report_key(rejection)]
+            if entry.state == BUSY:
+                outcomes[rejection.message.message_id] = _busy(
+                    entry, "another invocation is reporting this message"
                 )
-            elif state != CREATED:
+            elif entry.state != CREATED:
                 unreported.append(rejection)
         return unreported
 

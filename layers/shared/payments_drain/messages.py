@@ -175,7 +175,16 @@ def message_of(record: dict[str, Any]) -> Message:
         receive_count=receive_count,
         group_id=attributes.get("MessageGroupId"),
         receipt_handle=record.get("receiptHandle"),
+        sent_ms=_epoch_ms(attributes.get("SentTimestamp")),
+        first_receive_ms=_epoch_ms(attributes.get("ApproximateFirstReceiveTimestamp")),
     )
+
+
+def _epoch_ms(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def parse_record(

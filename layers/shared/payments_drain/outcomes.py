@@ -46,6 +46,8 @@ class Message:
     receive_count: int
     group_id: str | None = None
     receipt_handle: str | None = None
+    sent_ms: int | None = None  # SentTimestamp: retention counts from it
+    first_receive_ms: int | None = None  # ApproximateFirstReceiveTimestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,9 @@ class Wait(str, Enum):
 
     DAILY_LIMIT = "daily_limit"  # HubSpot's daily limit is spent: hours, not seconds
     HUBSPOT_UNAVAILABLE = "hubspot_unavailable"  # throttled, down or unreachable after retries
+    LEDGER_UNAVAILABLE = "ledger_unavailable"  # the ledger table could not be read or written
+    RATE_SLOTS_UNAVAILABLE = "rate_slots_unavailable"  # the rate slots table could not be used
+    CLAIMED_ELSEWHERE = "claimed_elsewhere"  # another invocation holds the payment until ``until_ms``
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +111,4 @@ class Outcome:
     hubspot_id: str | None = None
     wait: Wait | None = None  # a retry that only waits for HubSpot (see Wait)
     updated: bool = False  # upsert mode: HubSpot had the payment and applied this message to it
+    until_ms: int | None = None  # CLAIMED_ELSEWHERE: when the other invocation's claim ends

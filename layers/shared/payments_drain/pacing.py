@@ -26,9 +26,10 @@ and still in the window: in flight, or slots it may still use (docs/performance.
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Mapping
+
+from payments_drain import clock as clocks
 
 MARGIN_S = 0.05  # our clock and HubSpot's window edge are not the same clock
 
@@ -40,7 +41,7 @@ class RateGate:
         *,
         containers: int = 1,
         parallel_calls: int = 1,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = clocks.monotonic,
     ) -> None:
         self.max = limit_per_10s
         self.interval_s = 10.0
@@ -154,8 +155,8 @@ class SlotGate(RateGate):
         limit_per_10s: int,
         *,
         parallel_calls: int = 1,
-        clock: Callable[[], float] = time.monotonic,
-        wall_ms: Callable[[], int] = lambda: round(time.time() * 1000),
+        clock: Callable[[], float] = clocks.monotonic,
+        wall_ms: Callable[[], int] = clocks.wall_ms,
     ) -> None:
         super().__init__(limit_per_10s, parallel_calls=parallel_calls, clock=clock)
         self.slots = slots
@@ -239,7 +240,7 @@ class DailyLimit:
     Nothing in urllib3 or Powertools keeps such a state, hence this class.
     """
 
-    def __init__(self, probe_every_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, probe_every_s: float = 300.0, clock: Callable[[], float] = clocks.monotonic) -> None:
         self.probe_every_s = probe_every_s
         self.clock = clock
         self.lock = threading.Lock()

@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from payments_drain import clock
 from payments_drain.aws_clients import client_config
 from payments_drain.observability import logger, tracer
 from payments_drain.outcomes import Rejection
@@ -45,7 +46,9 @@ def report_of(
         "reason": rejection.reason.as_dict(),
         "payment": payment,
         "receiveCount": rejection.message.receive_count,
-        "reportedAt": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "reportedAt": datetime.fromtimestamp(clock.wall(), timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
         "sourceQueueArn": source,
         "functionRequestId": request_id,
     }

@@ -22,8 +22,6 @@ from payments_drain.pacing import DailyLimit, RateGate
 from payments_drain.rate_slots import RateSlotsUnavailable
 from payments_drain.token import TokenUnavailable
 
-MAX_HOLD_S = 43_200  # SQS's longest visibility timeout: 12 hours
-MAX_DOUBLINGS = 4
 DAILY_LIMIT = Reason("RATE_LIMIT", "HubSpot's daily limit is spent", 429)
 OnSettled = Callable[[list[Payment], dict[str, Outcome], set[str]], None]
 
@@ -32,15 +30,6 @@ def backoff_s(attempt: int, told_s: float, jitter: float) -> float:
     """Seconds before a resend: what HubSpot told (Retry-After) if longer than 0.5, 1, 2 s...
     with up to 25 % jitter (``jitter`` in [0, 1))."""
     return max(told_s, 0.25 * 2 ** max(attempt, 1) * (1 + jitter / 4))
-
-
-def hold_s(base_s: int, receive_count: int) -> int:
-    """How long a retry that only waits for HubSpot stays hidden on the queue: ``base_s`` doubled
-    at each delivery up to 16 times it (a message redelivered often for other reasons must not be
-    hidden for hours at its first wait), at most 12 hours. With base 600 s and the default
-    MaxReceiveCount of 5, the four holds before the last delivery add up to 2.5 hours; with base
-    7,200 s, to 26 hours."""
-    return int(min(MAX_HOLD_S, base_s * 2 ** min(max(receive_count - 1, 0), MAX_DOUBLINGS)))
 
 
 def wait_of(verdict: batching.Verdict) -> Wait | None:
@@ -120,18 +109,20 @@ class ChunkSender:
                 logger.error("HubSpot token unavailable", extra={"error": str(error)})
                 return retry_all(part, Reason("TOKEN_UNAVAILABLE", str(error)))
             if budget.left() < self.min_call_s():
-                return retry_all(part, reason, wait)
+                return retry_all(part, reason, wait or stats.hubspot_wait())
             try:
                 while (delay := self.gate.delay()) > 0:  # 0: the slot is ours, the call starts now
                     if budget.left() < delay + self.min_call_s():
-                        return retry_all(part, reason, wait)
+                        return retry_all(part, reason, wait or stats.hubspot_wait())
                     self.sleep(delay)
             except RateSlotsUnavailable as error:
                 logger.error("rate slots unavailable: payments retried", extra={"error": str(error)})
-                return retry_all(part, Reason("RATE_SLOTS_UNAVAILABLE", str(error)))
+                reason = Reason("RATE_SLOTS_UNAVAILABLE", str(error))
+                stats.count_unavailable(reason.category, len(part))
+                return retry_all(part, reason, Wait.RATE_SLOTS_UNAVAILABLE)
             if budget.left() < self.min_call_s():  # the slot came late (a slow slots table)
                 self.gate.cancel()
-                return retry_all(part, reason, wait)
+                return retry_all(part, reason, wait or stats.hubspot_wait())
             before = maybe_stored & ids
             maybe_stored.update(ids)  # from here until its answer proves otherwise, it may be stored
             self.gate.started()
@@ -141,6 +132,8 @@ class ChunkSender:
                 self.gate.finished({})  # it may have been counted: it holds its slot for a window
                 raise
             verdict = settle(part, answer, self.unique_property)
+            if verdict.reason is not None and verdict.reason.category == batching.UNREADABLE:
+                stats.count_unreadable()
             if not verdict.ambiguous:
                 maybe_stored.difference_update(ids - before)
             self.gate.finished(answer.headers, verdict.wait_s if answer.status == 429 else 0.0)
@@ -174,6 +167,8 @@ class ChunkSender:
                 )
                 return retry_all(part, reason, Wait.DAILY_LIMIT)
             wait = wait_of(verdict)
+            if wait is not None:
+                stats.hubspot_unavailable = True
             if answer.status != 429:  # a 429 is waited out as long as the budget allows, not counted
                 attempt += 1  # TRANSIENT
             backoff = backoff_s(attempt, verdict.wait_s, self.rng.random())
@@ -182,7 +177,7 @@ class ChunkSender:
                     "HubSpot call failed, payments retried",
                     extra={**_reason_log(reason), "messageIds": [p.message_id for p in part]},
                 )
-                return retry_all(part, reason, wait)
+                return retry_all(part, reason, wait or stats.hubspot_wait())
             self.sleep(backoff)
 
 

@@ -1,0 +1,108 @@
+"""Pure core: how long a retry stays hidden on the payments queue, within what SQS accepts.
+
+A retry that only waits (HubSpot unavailable or its daily limit spent, the ledger or the rate
+slots unavailable, the payment claimed by another invocation) is *held*: its visibility is set so
+that it comes back when sending can resume, instead of every visibility timeout (each delivery
+counts against maxReceiveCount; that budget is kept for real failures). Two of SQS's limits bound
+every hold (``limits``):
+
+- the total visibility of one receive may not pass 12 h counted from that receive: a longer
+  ChangeMessageVisibility is refused, not shortened. Lambda does not say when its event source
+  received a message; the first receive's time is in the record (ApproximateFirstReceiveTimestamp),
+  and for a later one the invocation's start less the batching window is the earliest it can
+  have been. The hold is clamped to what is left of the 12 h, less ``RECEIVE_MARGIN_S``;
+- a message older than the queue's retention is deleted silently, held or not: a retry that would
+  come back after its retention less ``RETENTION_MARGIN_S`` is reported instead (``expiring``),
+  while the invocation can still write its failure report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from payments_drain.limits import SQS_MAX_VISIBILITY_S
+from payments_drain.outcomes import Message, Outcome, Wait
+
+MAX_DOUBLINGS = 4
+RECEIVE_MARGIN_S = 60  # the event source's poll and our clock against SQS's
+RETENTION_MARGIN_S = 3_600  # a report is written at least this long before SQS would drop the message
+CLAIM_MARGIN_S = 5  # after the other claim's end, the claim is surely free
+# Base holds for what the drain waits on besides HubSpot: AWS's own outages are short.
+HOLD_BASE_S = {
+    Wait.HUBSPOT_UNAVAILABLE: 600,
+    Wait.DAILY_LIMIT: 7_200,
+    Wait.LEDGER_UNAVAILABLE: 300,
+    Wait.RATE_SLOTS_UNAVAILABLE: 300,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTimes:
+    """What the drain knows of its queue and event source (the template passes them)."""
+
+    visibility_timeout_s: int = 370
+    retention_s: int = 1_209_600
+    batching_window_s: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    seconds: int | None  # None: not held (back after the queue's visibility timeout)
+    expiring: bool = False  # it would come back too close to its retention: report it now
+
+
+def backoff_hold_s(base_s: int, receive_count: int) -> int:
+    """``base_s`` doubled at each delivery up to 16 times it (a message redelivered often for other
+    reasons must not be hidden for hours at its first wait). Clamped by ``plan`` to what SQS takes.
+    With base 600 s and MaxReceiveCount 5, the five holds add up to 5.2 hours; with 7,200 s, the
+    first four reach past a day, so a spent daily limit has reset before the last delivery."""
+    return int(base_s * 2 ** min(max(receive_count - 1, 0), MAX_DOUBLINGS))
+
+
+def received_at_s(message: Message, started_s: float, times: QueueTimes) -> float:
+    """The earliest the event source can have received this delivery of the message."""
+    earliest = started_s - times.batching_window_s - RECEIVE_MARGIN_S
+    if message.receive_count <= 1 and message.first_receive_ms is not None:
+        return min(earliest, message.first_receive_ms / 1000)
+    return earliest
+
+
+def plan(
+    message: Message,
+    outcome: Outcome,
+    now_s: float,
+    started_s: float,
+    times: QueueTimes,
+    bases: dict[Wait, int],
+) -> Hold:
+    """The hold of one retry: its wait's backoff, clamped to SQS's 12 h per receive and to the
+    message's retention; ``expiring`` when it cannot come back before its retention ends."""
+    received = received_at_s(message, started_s, times)
+    cap = int(SQS_MAX_VISIBILITY_S.value - (now_s - received) - RECEIVE_MARGIN_S)
+    seconds = _wanted_s(outcome, now_s, bases, message.receive_count)
+    if seconds is not None:
+        seconds = max(0, min(seconds, cap))
+    if message.sent_ms is None:
+        return Hold(seconds)
+    deadline = message.sent_ms / 1000 + times.retention_s - RETENTION_MARGIN_S
+    back = now_s + seconds if seconds is not None else received + times.visibility_timeout_s
+    if back + times.visibility_timeout_s <= deadline:
+        return Hold(seconds)
+    # Back too late to be tried and still reported in time: shorten the hold so that it comes back
+    # with a delivery to spare; if not even that fits, it is reported now.
+    room = int(deadline - times.visibility_timeout_s - now_s)
+    if room >= 0:
+        return Hold(min(room, cap))
+    return Hold(seconds, expiring=True)
+
+
+def _wanted_s(outcome: Outcome, now_s: float, bases: dict[Wait, int], receive_count: int) -> int | None:
+    wait = outcome.wait
+    if wait is None:
+        return None
+    if wait is Wait.CLAIMED_ELSEWHERE:
+        if outcome.until_ms is None:
+            return None
+        return max(1, int(outcome.until_ms / 1000 - now_s) + CLAIM_MARGIN_S)
+    base = bases.get(wait, 0)
+    return backoff_hold_s(base, receive_count) if base > 0 else None

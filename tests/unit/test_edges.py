@@ -1,0 +1,253 @@
+"""The drain at the edges (issue 21): copies of one payment in a batch, holds that SQS would refuse,
+holds past retention, retries that wait on an outage, answers that cannot be read."""
+
+import json
+import time
+
+import pytest
+from payments_drain.batching import Answer, settle
+from payments_drain.drain import Budget, Drain
+from payments_drain.holds import RECEIVE_MARGIN_S, RETENTION_MARGIN_S, QueueTimes
+from payments_drain.limits import SQS_MAX_VISIBILITY_S
+from payments_drain.messages import parse_record
+from payments_drain.outcomes import State, Wait
+from payments_drain.pacing import DailyLimit, RateGate
+
+from tests.twins import (
+    InMemoryLedger,
+    InMemoryReporter,
+    InMemoryVisibility,
+    ScriptedHubSpot,
+    StaticToken,
+    error_answer,
+    payment_body,
+    sqs_record,
+)
+
+ARN = "arn:aws:sqs:us-east-1:123456789012:payments"
+DAY_MS = 86_400_000
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def make(script=(), *, upsert=False, unique=None, ledger=None, times=QueueTimes(), clock=None, **kw):
+    clock = clock or Clock()
+    hubspot = ScriptedHubSpot(script)
+    visibility = InMemoryVisibility()
+    reporter = InMemoryReporter()
+    drain = Drain(
+        hubspot,
+        StaticToken(),
+        ledger,
+        reporter,
+        visibility=visibility,
+        unique_property=unique or ("payment_key" if upsert else None),
+        upsert=upsert,
+        parallel_calls=1,
+        gate=RateGate(190, clock=clock),
+        daily=DailyLimit(300, clock=clock),
+        sleep=clock.sleep,
+        queue_times=times,
+        **kw,
+    )
+    return drain, hubspot, visibility, reporter
+
+
+def run(drain, records, seconds=60.0, clock=None):
+    clock = clock or Clock()
+    return drain.run(records, Budget(clock.now + seconds, clock), "req-1", ARN)
+
+
+def failures(result):
+    return [f["itemIdentifier"] for f in result.response["batchItemFailures"]]
+
+
+# -- 1. copies of one payment in one batch ---------------------------------------------------------
+def _copy(message_id, amount, sent_ms, version=None, group=None):
+    body = payment_body("ch_1", amount=amount)
+    if version is not None:
+        body["version"] = version
+    return sqs_record(body, message_id, group_id=group, sent_ms=sent_ms)
+
+
+@pytest.mark.parametrize("upsert", [False, True])
+def test_of_two_copies_the_latest_sent_is_applied_and_the_earlier_settled_with_a_reason(upsert):
+    now = int(time.time() * 1000)
+    # A standard queue delivers in any order: the corrected resend (sent later) comes first here.
+    records = [_copy("new", "20.00", now - 1_000), _copy("old", "10.00", now - 5_000)]
+    drain, hubspot, _, _ = make(upsert=upsert)
+    result = run(drain, records)
+    ((inputs, _),) = hubspot.calls
+    assert [i["properties"]["hs_initial_amount"] for i in inputs] == ["20.00"]
+    assert result.outcomes["new"].state is State.CREATED
+    assert result.outcomes["old"].state is State.DUPLICATE
+    assert result.outcomes["old"].reason.category == "SUPERSEDED_IN_BATCH"
+    assert failures(result) == []
+
+
+def test_of_two_fifo_copies_the_last_in_queue_order_is_applied():
+    now = int(time.time() * 1000)
+    records = [_copy("first", "10.00", now, group="g"), _copy("second", "20.00", now, group="g")]
+    drain, hubspot, _, _ = make(upsert=True)
+    result = run(drain, records)
+    ((inputs, _),) = hubspot.calls
+    assert [i["properties"]["hs_initial_amount"] for i in inputs] == ["20.00"]
+    assert result.outcomes["first"].reason.category == "SUPERSEDED_IN_BATCH"
+
+
+def test_the_highest_version_wins_over_the_latest_sent():
+    now = int(time.time() * 1000)
+    records = [_copy("v3", "30.00", now - 9_000, version=3), _copy("v2", "20.00", now, version=2)]
+    drain, hubspot, _, _ = make(upsert=True)
+    result = run(drain, records)
+    ((inputs, _),) = hubspot.calls
+    assert [i["properties"]["hs_initial_amount"] for i in inputs] == ["30.00"]
+    assert result.outcomes["v2"].reason.category == "STALE_VERSION"
+
+
+# -- 2. holds that SQS would refuse ----------------------------------------------------------------
+def _unavailable():
+    return [error_answer(503, "INTERNAL_ERROR")] * 10
+
+
+def test_a_hold_never_asks_sqs_for_more_than_12_hours_from_the_receive():
+    """The daily limit's hold at the 4th delivery is 7,200 x 8 = 57,600 s: past SQS's cap, which
+    counts from the receive (docs/limits.md), so it must be clamped, not sent and refused."""
+    daily = error_answer(429, "RATE_LIMIT", policyName="DAILY")
+    drain, _, visibility, _ = make([daily], times=QueueTimes(batching_window_s=5))
+    record = sqs_record(payment_body("ch_1"), "m1", receive_count=4)
+    started = time.time()
+    result = run(drain, [record])
+    assert result.outcomes["m1"].wait is Wait.DAILY_LIMIT
+    (held,) = visibility.held.values()
+    elapsed = time.time() - started + 5 + RECEIVE_MARGIN_S  # since the earliest possible receive
+    assert 0 < held <= SQS_MAX_VISIBILITY_S.value - elapsed - RECEIVE_MARGIN_S + 1
+
+
+def test_a_hold_at_the_first_receive_counts_from_that_receive():
+    daily = error_answer(429, "RATE_LIMIT", policyName="DAILY")
+    drain, _, visibility, _ = make([daily])
+    # Received 11 h ago (it waited in a batching window, or in a long backlog): 1 h is left of the
+    # 12 h, less than the daily limit's first hold of 2 h.
+    eleven_hours_ago = int(time.time() * 1000) - 39_600_000
+    record = sqs_record(payment_body("ch_1"), "m1", receive_count=1, sent_ms=eleven_hours_ago)
+    run(drain, [record])
+    (held,) = visibility.held.values()
+    assert 0 < held <= SQS_MAX_VISIBILITY_S.value - 39_600 - RECEIVE_MARGIN_S
+
+
+# -- 3. holds past retention -----------------------------------------------------------------------
+def test_a_retry_that_would_outlive_the_queue_retention_is_reported_instead():
+    times = QueueTimes(visibility_timeout_s=370, retention_s=14 * 86_400)
+    drain, _, visibility, reporter = make(_unavailable(), times=times)
+    sent = int(time.time() * 1000) - 14 * DAY_MS + (RETENTION_MARGIN_S + 60) * 1000
+    record = sqs_record(payment_body("ch_1"), "m1", receive_count=3, sent_ms=sent)
+    result = run(drain, [record])
+    assert failures(result) == []
+    assert result.outcomes["m1"].state is State.REJECTED
+    assert result.outcomes["m1"].reason.category == "RETENTION_EXPIRING"
+    (report,) = reporter.sent
+    assert report["messageId"] == "m1" and report["reason"]["category"] == "RETENTION_EXPIRING"
+    assert visibility.held == {}
+
+
+def test_a_hold_is_shortened_to_come_back_before_the_retention_ends():
+    times = QueueTimes(visibility_timeout_s=370, retention_s=14 * 86_400)
+    drain, _, visibility, reporter = make(_unavailable(), times=times)
+    left_s = RETENTION_MARGIN_S + 370 + 1_000  # 1,000 s of room: less than the 600 x 4 s hold
+    sent = int(time.time() * 1000) - 14 * DAY_MS + left_s * 1000
+    record = sqs_record(payment_body("ch_1"), "m1", receive_count=3, sent_ms=sent)
+    result = run(drain, [record])
+    assert failures(result) == ["m1"] and reporter.sent == []
+    (held,) = visibility.held.values()
+    assert 900 <= held <= 1_000
+
+
+# -- 4. retries that wait on an outage are held; each as long as its reason needs -------------------
+def test_chunks_never_sent_because_hubspot_was_down_all_along_are_held_too():
+    clock = Clock()
+    records = [sqs_record(payment_body(f"ch_{i}"), f"m{i}") for i in range(150)]  # two chunks
+
+    def slow_503(inputs):  # the first call takes the whole budget: the second chunk is never sent
+        clock.sleep(5.5)
+        return error_answer(503, "INTERNAL_ERROR")
+
+    drain, hubspot, visibility, _ = make([slow_503], clock=clock, max_attempts=10)
+    result = run(drain, records, seconds=6.0, clock=clock)
+    assert len(hubspot.calls) == 1
+    assert len(failures(result)) == 150
+    assert all(o.wait is Wait.HUBSPOT_UNAVAILABLE for o in result.outcomes.values())
+    assert len(visibility.held) == 150
+
+
+def test_payments_retried_because_the_ledger_is_down_are_held():
+    drain, _, visibility, _ = make(ledger=InMemoryLedger(fail=True))
+    result = run(drain, [sqs_record(payment_body("ch_1"), "m1")])
+    assert result.outcomes["m1"].reason.category == "LEDGER_UNAVAILABLE"
+    assert result.outcomes["m1"].wait is Wait.LEDGER_UNAVAILABLE
+    assert list(visibility.held.values()) == [300]
+
+
+def test_a_payment_claimed_elsewhere_is_held_until_that_claim_ends_not_a_whole_visibility_timeout():
+    ledger = InMemoryLedger()
+    until = int(time.time() * 1000) + 40_000
+    ledger.claim(["ch_1"], "other-invocation", until)
+    drain, _, visibility, _ = make(ledger=ledger)
+    result = run(drain, [sqs_record(payment_body("ch_1"), "m1")])
+    assert result.outcomes["m1"].reason.category == "CLAIMED_ELSEWHERE"
+    (held,) = visibility.held.values()
+    assert 40 <= held <= 46
+
+
+# -- 8. answers that cannot be read ----------------------------------------------------------------
+def _payments(n=2):
+    return [parse_record(sqs_record(payment_body(f"ch_{i}"), f"m{i}")) for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "COMPLETE", "results": [{"id": "1", "objectWriteTraceId": ["m0"]}]},
+        {"status": "COMPLETE", "results": [{"id": "1", "objectWriteTraceId": {"a": 1}}], "numErrors": 1},
+        {"status": "COMPLETE", "results": "m0,m1"},
+        ["m0", "m1"],
+        "<html>ok</html>",
+    ],
+)
+@pytest.mark.parametrize("status", [200, 201, 207])
+def test_a_2xx_that_cannot_be_read_settles_with_its_own_reason_and_never_raises(status, body):
+    # With a unique property a resend is safe and proves what HubSpot holds: sent again, maybe stored.
+    verdict = settle(_payments(), Answer(status, body), "payment_key")
+    assert verdict.action == "transient" and verdict.ambiguous
+    assert verdict.reason.category == "HUBSPOT_UNREADABLE_ANSWER"
+
+
+def test_an_unreadable_answer_is_counted_in_the_batch_stats():
+    body = {"results": [{"id": "1", "objectWriteTraceId": ["m1"]}]}
+    drain, _, _, _ = make([Answer(201, body)], unique="payment_key")
+    result = run(drain, [sqs_record(payment_body("ch_1"), "m1")])
+    assert result.outcomes["m1"].state is State.CREATED  # the resend's answer could be read
+    assert result.stats.unreadable == 1
+
+
+def test_an_http_client_error_before_sending_is_not_ambiguous():
+    verdict = settle(_payments(), Answer(None, error="client"))
+    assert not verdict.ambiguous
+
+
+def test_a_report_body_is_json_with_the_retention_reason():
+    times = QueueTimes(retention_s=4 * 86_400)
+    drain, _, _, reporter = make(_unavailable(), times=times)
+    sent = int(time.time() * 1000) - 4 * DAY_MS + 60_000
+    run(drain, [sqs_record(payment_body("ch_9"), "m9", sent_ms=sent)])
+    (report,) = reporter.sent
+    assert json.loads(json.dumps(report))["paymentKey"] == "ch_9"
