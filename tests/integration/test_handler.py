@@ -171,6 +171,19 @@ def test_a_missing_rate_slots_table_sends_nothing_and_retries_every_payment(
     assert sandbox.control.stats()["requests_total"] == 0
     (emf,) = batch_metrics(capsys.readouterr().out)
     assert emf["PaymentsRetried"] == 3 and emf["HubSpotRequests"] == 0
+    assert emf["RateSlotsUnavailable"] == 3 and emf["LedgerUnavailable"] == 0  # its alarm's metric
     [line] = [json.loads(x) for x in log_lines() if "rate slots unavailable" in x]
     assert line["level"] == "ERROR"
     assert line["error"] == "rate slots table: get_item failed (ResourceNotFoundException)"
+
+
+def test_a_missing_ledger_table_sends_nothing_and_counts_every_payment_in_its_alarms_metric(
+    stack, sandbox, capsys, monkeypatch
+):
+    monkeypatch.setenv("LEDGER_TABLE_NAME", "no-such-ledger-table")
+    event = {"Records": [sqs_record(payment_body(f"k{i}"), f"m{i}") for i in range(3)]}
+    response = load_handler().lambda_handler(event, LambdaContext())
+    assert len(response["batchItemFailures"]) == 3
+    assert sandbox.control.stats()["requests_total"] == 0
+    (emf,) = batch_metrics(capsys.readouterr().out)
+    assert emf["LedgerUnavailable"] == 3 and emf["RateSlotsUnavailable"] == 0

@@ -48,6 +48,8 @@ def test_the_alarms_the_runbook_promises_exist(alarms):
         ("PaymentsDrain", "HubSpotAuthFailures"),
         ("PaymentsDrain", "HubSpotDailyLimitReached"),
         ("PaymentsDrain", "LedgerWriteFailures"),
+        ("PaymentsDrain", "LedgerUnavailable"),
+        ("PaymentsDrain", "RateSlotsUnavailable"),
     }
 
 

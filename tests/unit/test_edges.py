@@ -39,7 +39,7 @@ class Clock:
         self.now += seconds
 
 
-def make(script=(), *, upsert=False, unique=None, ledger=None, times=QueueTimes(), clock=None, **kw):
+def make(script=(), *, upsert=False, unique=None, ledger=None, times=None, clock=None, **kw):
     clock = clock or Clock()
     hubspot = ScriptedHubSpot(script)
     visibility = InMemoryVisibility()
@@ -56,7 +56,7 @@ def make(script=(), *, upsert=False, unique=None, ledger=None, times=QueueTimes(
         gate=RateGate(190, clock=clock),
         daily=DailyLimit(300, clock=clock),
         sleep=clock.sleep,
-        queue_times=times,
+        queue_times=times or QueueTimes(),
         **kw,
     )
     return drain, hubspot, visibility, reporter

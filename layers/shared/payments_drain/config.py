@@ -10,7 +10,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from payments_drain.holds import QueueTimes
 from payments_drain.hubspot import check_base_url
+from payments_drain.limits import LAMBDA_SQS_BATCHING_WINDOW_S, SQS_MAX_RETENTION_S, SQS_MAX_VISIBILITY_S
 
 
 class ConfigurationError(Exception):
@@ -39,9 +41,16 @@ class Settings(BaseModel):
     LEDGER_RETENTION_DAYS: Annotated[int, Field(ge=1, le=3650)] = 90
     TIME_MARGIN_MS: Annotated[int, Field(ge=0, le=60_000)] = 2_000
     # Retries that only wait for HubSpot are hidden on the queue for this long, doubled at each
-    # delivery, at most 12 hours (sender.hold_s); 0 leaves them to the queue's visibility timeout.
-    HUBSPOT_UNAVAILABLE_HOLD_SECONDS: Annotated[int, Field(ge=0, le=43_200)] = 600
-    DAILY_LIMIT_HOLD_SECONDS: Annotated[int, Field(ge=0, le=43_200)] = 7_200
+    # delivery up to 16 times, clamped to what SQS accepts for that receive and to the message's
+    # retention (holds.plan); 0 leaves them to the queue's visibility timeout.
+    HUBSPOT_UNAVAILABLE_HOLD_SECONDS: Annotated[int, Field(ge=0, le=SQS_MAX_VISIBILITY_S.value)] = 600
+    DAILY_LIMIT_HOLD_SECONDS: Annotated[int, Field(ge=0, le=SQS_MAX_VISIBILITY_S.value)] = 7_200
+    # The payments queue and its event source, as the template sets them: holds.QueueTimes.
+    QUEUE_VISIBILITY_TIMEOUT_SECONDS: Annotated[int, Field(ge=0, le=SQS_MAX_VISIBILITY_S.value)] = 370
+    QUEUE_RETENTION_SECONDS: Annotated[int, Field(ge=60, le=SQS_MAX_RETENTION_S.value)] = (
+        SQS_MAX_RETENTION_S.value
+    )
+    BATCHING_WINDOW_SECONDS: Annotated[int, Field(ge=0, le=LAMBDA_SQS_BATCHING_WINDOW_S.value)] = 0
     DAILY_LIMIT_PROBE_SECONDS: Annotated[int, Field(ge=1, le=86_400)] = 300
 
     @field_validator("HUBSPOT_BASE_URL")
@@ -60,6 +69,12 @@ class Settings(BaseModel):
     @property
     def upsert(self) -> bool:
         return self.HUBSPOT_WRITE_MODE == "upsert"
+
+    @property
+    def queue_times(self) -> QueueTimes:
+        return QueueTimes(
+            self.QUEUE_VISIBILITY_TIMEOUT_SECONDS, self.QUEUE_RETENTION_SECONDS, self.BATCHING_WINDOW_SECONDS
+        )
 
     @property
     def ledger_enabled(self) -> bool:

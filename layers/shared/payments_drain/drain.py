@@ -50,6 +50,14 @@ class Result:
         """Of the created: payments HubSpot had, which this batch updated (upsert mode)."""
         return sum(1 for o in self.outcomes.values() if o.state is State.CREATED and o.updated)
 
+    def expiring(self) -> int:
+        """Of the rejected: retries reported because the queue would drop them (holds.plan)."""
+        return sum(
+            1
+            for o in self.outcomes.values()
+            if o.reason is not None and o.reason.category == "RETENTION_EXPIRING"
+        )
+
     def stale(self) -> int:
         """Of the duplicates: messages older than the version already applied, refused unsent."""
         return sum(

@@ -20,6 +20,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from payments_drain.aws_clients import client_config
+from payments_drain.observability import logger
 
 KEY = {"name": {"S": "hubspot-rate-limit"}}
 CLAIM_ATTEMPTS = 4  # a claim refused (a stale view, a slot lost to another container) tries again
@@ -115,7 +116,36 @@ class DynamoRateSlots:
         return self._slots(self._call("get_item", ConsistentRead=True).get("Item", {}))
 
     def _slots(self, item: dict) -> dict[str, int]:
-        return {name: int(value["N"]) for name, value in item.items() if name in self.wanted}
+        """The slots of an item as stored. A slot attribute that is not a number (written by
+        hand, or by something else) would refuse every claim naming it: it is set free again,
+        on the condition that it still holds the value read, and logged."""
+        slots, damaged = {}, {}
+        for name, value in item.items():
+            if name not in self.wanted:
+                continue
+            number = _epoch_ms(value)
+            if number is None:
+                damaged[name] = value
+            else:
+                slots[name] = number
+        for name, value in damaged.items():
+            self._repair(name, value)
+        return slots
+
+    def _repair(self, name: str, value: object) -> None:
+        logger.warning(
+            "rate slots item repaired: a slot held a value that is not a number", extra={"slot": name}
+        )
+        try:
+            self._call(
+                "update_item",
+                UpdateExpression="SET #s = :free",
+                ConditionExpression="#s = :bad",
+                ExpressionAttributeNames={"#s": name},
+                ExpressionAttributeValues={":free": {"N": "0"}, ":bad": value},
+            )
+        except (_ConditionFailed, RateSlotsUnavailable):
+            pass  # repaired by another container, or the next read tries again
 
     def _call(self, operation: str, **params):
         try:
@@ -129,6 +159,13 @@ class DynamoRateSlots:
             raise RateSlotsUnavailable(
                 f"rate slots table: {operation} failed ({type(error).__name__})"
             ) from None
+
+
+def _epoch_ms(value: object) -> int | None:
+    try:
+        return int(value["N"])  # type: ignore[index]
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 class _ConditionFailed(Exception):

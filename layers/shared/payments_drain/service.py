@@ -72,6 +72,7 @@ def build_drain(settings: Settings) -> Drain:
             Wait.HUBSPOT_UNAVAILABLE: settings.HUBSPOT_UNAVAILABLE_HOLD_SECONDS,
             Wait.DAILY_LIMIT: settings.DAILY_LIMIT_HOLD_SECONDS,
         },
+        queue_times=settings.queue_times,
     )
 
 
@@ -96,6 +97,11 @@ def publish(result: Result, received: int, duration_ms: float) -> None:
         "ambiguous": stats.ambiguous,
         "dailyLimitReached": stats.daily_limit,
         "held": stats.held,
+        "holdFailures": stats.hold_failures,
+        "unreadableAnswers": stats.unreadable,
+        "expiring": result.expiring(),
+        "ledgerUnavailable": stats.unavailable["LEDGER_UNAVAILABLE"],
+        "rateSlotsUnavailable": stats.unavailable["RATE_SLOTS_UNAVAILABLE"],
         "ledgerWriteFailed": result.ledger_write_failed,
         "batchItemFailures": len(result.response["batchItemFailures"]),
         "durationMs": round(duration_ms, 1),
@@ -117,6 +123,11 @@ def publish(result: Result, received: int, duration_ms: float) -> None:
         ("HubSpotAuthFailures", stats.auth_failures),
         ("HubSpotDailyLimitReached", int(stats.daily_limit)),
         ("PaymentsHeld", stats.held),
+        ("PaymentHoldFailures", stats.hold_failures),
+        ("PaymentsExpiring", result.expiring()),
+        ("HubSpotUnreadableAnswers", stats.unreadable),
+        ("LedgerUnavailable", stats.unavailable["LEDGER_UNAVAILABLE"]),
+        ("RateSlotsUnavailable", stats.unavailable["RATE_SLOTS_UNAVAILABLE"]),
         ("LedgerWriteFailures", int(result.ledger_write_failed)),
     ):
         metrics.add_metric(name=name, unit=count, value=value)

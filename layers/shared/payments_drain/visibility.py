@@ -11,14 +11,20 @@ visibility timeout, as without this.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from payments_drain.aws_clients import client_config
+from payments_drain.limits import SQS_BATCH_ENTRIES
 from payments_drain.observability import tracer
 
-MAX_ENTRIES = 10  # ChangeMessageVisibilityBatch: at most 10 entries
+MAX_ENTRIES = SQS_BATCH_ENTRIES.value
+# SQS's code for a visibility past 12 h from the receive (limits.SQS_MAX_VISIBILITY_S; checked
+# against the simulated SQS's contract, tests/contract/test_sqs_contract.py).
+TOO_LONG = frozenset({"InvalidParameterValue"})
+SHORTEST_RETRY_S = 60
 
 
 def queue_url(endpoint_url: str, queue_arn: str) -> str:
@@ -31,31 +37,49 @@ def queue_url(endpoint_url: str, queue_arn: str) -> str:
 
 
 class SqsVisibility:
-    def __init__(self, client=None) -> None:
+    def __init__(self, client=None, parallel: int = 8) -> None:
         self._client = client
+        self.parallel = parallel
 
     @property
     def client(self):
         """Created on the first hold, not at cold start: most batches have none."""
         if self._client is None:
-            self._client = boto3.client("sqs", config=client_config())
+            self._client = boto3.client("sqs", config=client_config(max_pool_connections=self.parallel))
         return self._client
 
     @tracer.capture_method(capture_response=False)
     def hold(self, queue_arn: str, holds: Mapping[str, int]) -> int:
-        """Hide each message (by receipt handle) for its seconds; returns how many holds failed."""
+        """Hide each message (by receipt handle) for its seconds; returns how many holds failed.
+        The calls of 10 go out in parallel (a batch of 1,000 retries is 100 calls). A hold SQS
+        refuses for its length (``holds`` clamps them, but the event source's receive time is an
+        estimate) is tried again at half its length, down to a minute."""
         url = queue_url(self.client.meta.endpoint_url, queue_arn)
+        pending = dict(holds)
+        failed = 0
+        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="hold") as pool:
+            while pending:
+                items = list(pending.items())
+                groups = [items[i : i + MAX_ENTRIES] for i in range(0, len(items), MAX_ENTRIES)]
+                pending = {}
+                for group, refused in zip(groups, pool.map(lambda g: self._send(url, g), groups)):
+                    for handle, seconds in group:
+                        if handle not in refused:
+                            continue
+                        if refused[handle] in TOO_LONG and seconds // 2 >= SHORTEST_RETRY_S:
+                            pending[handle] = seconds // 2
+                        else:
+                            failed += 1
+        return failed
+
+    def _send(self, url: str, group: list[tuple[str, int]]) -> dict[str, str]:
+        """One ChangeMessageVisibilityBatch; the refused receipt handles with SQS's error code."""
         entries = [
             {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
-            for i, (handle, seconds) in enumerate(holds.items())
+            for i, (handle, seconds) in enumerate(group)
         ]
-        failed = 0
-        for start in range(0, len(entries), MAX_ENTRIES):
-            group = entries[start : start + MAX_ENTRIES]
-            try:
-                answer = self.client.change_message_visibility_batch(QueueUrl=url, Entries=group)
-            except (BotoCoreError, ClientError):
-                failed += len(group)
-                continue
-            failed += len(answer.get("Failed") or [])
-        return failed
+        try:
+            answer = self.client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+        except (BotoCoreError, ClientError):
+            return {handle: "RequestFailed" for handle, _ in group}
+        return {group[int(f["Id"])][0]: str(f.get("Code", "")) for f in answer.get("Failed") or []}
