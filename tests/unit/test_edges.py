@@ -194,7 +194,7 @@ def test_payments_retried_because_the_ledger_is_down_are_held():
     result = run(drain, [sqs_record(payment_body("ch_1"), "m1")])
     assert result.outcomes["m1"].reason.category == "LEDGER_UNAVAILABLE"
     assert result.outcomes["m1"].wait is Wait.LEDGER_UNAVAILABLE
-    assert list(visibility.held.values()) == [300]
+    assert list(visibility.held.values()) == [600]
 
 
 def test_a_payment_claimed_elsewhere_is_held_until_that_claim_ends_not_a_whole_visibility_timeout():
@@ -251,3 +251,30 @@ def test_a_report_body_is_json_with_the_retention_reason():
     run(drain, [sqs_record(payment_body("ch_9"), "m9", sent_ms=sent)])
     (report,) = reporter.sent
     assert json.loads(json.dumps(report))["paymentKey"] == "ch_9"
+
+
+def test_a_payment_another_invocation_was_sending_is_claimed_again_once_that_one_ends():
+    """A copy of the payment in another batch held the claim; it ends while this invocation still
+    has time: the payment settles here as a duplicate instead of spending a delivery on the wait."""
+    ledger = InMemoryLedger()
+    clock = Clock()
+    ledger.claim(["ch_1"], "other-invocation", int(time.time() * 1000) + 40_000)
+
+    def other_one_finishes(seconds):
+        clock.now += seconds
+        ledger.record_created({"ch_1": "777"})
+
+    drain, hubspot, visibility, _ = make(ledger=ledger, clock=clock)
+    drain.sender.sleep = other_one_finishes
+    result = run(drain, [sqs_record(payment_body("ch_1"), "m1")], clock=clock)
+    assert result.outcomes["m1"].state is State.DUPLICATE and result.outcomes["m1"].hubspot_id == "777"
+    assert failures(result) == [] and hubspot.calls == [] and visibility.held == {}
+
+
+def test_a_fifo_rejection_whose_report_waits_on_the_ledger_is_held_like_any_ledger_wait():
+    """FIFO reports are written after the sends, in group order: a ledger that cannot say whether
+    the report was written makes the message a retry after the holds were planned."""
+    drain, _, visibility, reporter = make(ledger=InMemoryLedger(fail=True))
+    result = run(drain, [sqs_record('{"properties": 1}', "m1", group_id="g")])
+    assert result.outcomes["m1"].reason.category == "LEDGER_UNAVAILABLE" and reporter.sent == []
+    assert list(visibility.held.values()) == [600]

@@ -7,7 +7,7 @@ import threading
 from collections import deque
 
 import pytest
-from payments_drain.pacing import MARGIN_S, RateGate, SlotGate
+from payments_drain.pacing import MARGIN_S, DailyLimit, RateGate, SlotGate
 
 HEADERS = {"X-HubSpot-RateLimit-Max": "20", "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}
 
@@ -327,3 +327,17 @@ def test_without_time_to_give_them_back_the_slots_stay_held_until_their_hold_end
     gate.end(give_back=False)
     assert store.free_at == {"s0": 200_000 + 10_000 + SlotGate.HOLD_MARGIN_MS, "s1": 0}
     assert gate.held == [] and gate.allowance == 0  # the next invocation claims afresh
+
+
+def test_a_daily_limit_probe_answered_by_a_timeout_or_5xx_has_not_probed():
+    now = [0.0]
+    daily = DailyLimit(300, clock=lambda: now[0])
+    assert daily.observe(429, {"policyName": "DAILY"}, {}) is True
+    now[0] = 301.0
+    assert daily.may_call()  # the probe
+    daily.observe(None, None, {})  # it timed out: nothing learned about the day
+    assert daily.may_call()  # so the next call probes again, not in 300 s
+    daily.observe(503, None, {})
+    assert daily.may_call()
+    daily.observe(429, {"policyName": "DAILY"}, {})  # still spent: the next probe in 300 s
+    assert not daily.may_call()

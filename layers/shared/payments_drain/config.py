@@ -51,6 +51,7 @@ class Settings(BaseModel):
         SQS_MAX_RETENTION_S.value
     )
     BATCHING_WINDOW_SECONDS: Annotated[int, Field(ge=0, le=LAMBDA_SQS_BATCHING_WINDOW_S.value)] = 0
+    MAX_RECEIVE_COUNT: Annotated[int, Field(ge=0, le=1000)] = 5  # the redrive policy's; 0: unknown
     DAILY_LIMIT_PROBE_SECONDS: Annotated[int, Field(ge=1, le=86_400)] = 300
 
     @field_validator("HUBSPOT_BASE_URL")
@@ -73,7 +74,10 @@ class Settings(BaseModel):
     @property
     def queue_times(self) -> QueueTimes:
         return QueueTimes(
-            self.QUEUE_VISIBILITY_TIMEOUT_SECONDS, self.QUEUE_RETENTION_SECONDS, self.BATCHING_WINDOW_SECONDS
+            self.QUEUE_VISIBILITY_TIMEOUT_SECONDS,
+            self.QUEUE_RETENTION_SECONDS,
+            self.BATCHING_WINDOW_SECONDS,
+            self.MAX_RECEIVE_COUNT,
         )
 
     @property

@@ -34,6 +34,10 @@ from payments_drain.sender import ChunkSender
 
 __all__ = ["Budget", "Drain", "Result", "Stats"]
 
+RECLAIM_ROUNDS = 3  # claims again of payments another invocation held (``Drain._claim_again``)
+RECLAIM_WAIT_S = 2.0
+RECLAIM_MIN_LEFT_S = 10.0  # enough left to send what the claim gives, and to answer
+
 
 @dataclass
 class Result:
@@ -108,8 +112,11 @@ class Drain:
             min_call_s=hubspot.min_call_s,
         )
         self.reports = ReportWriter(reporter)
-        # The HubSpot calls, and the AWS steps after them (bounded by the time left to answer).
-        self.pool = pool or ThreadPoolExecutor(max_workers=parallel_calls + 2, thread_name_prefix="drain")
+        # The HubSpot calls (at most parallel_calls at once), and the AWS steps after them, each
+        # bounded by the time left to answer (``_bounded``). ``pool`` (the simulation's inline
+        # executor) stands for both.
+        self.pool = pool or ThreadPoolExecutor(max_workers=parallel_calls, thread_name_prefix="hubspot")
+        self.steps = pool or ThreadPoolExecutor(max_workers=4, thread_name_prefix="aws-steps")
 
     def run(
         self,
@@ -139,6 +146,7 @@ class Drain:
         newest, twins = _newest_of_each_key([p for p in parsed if isinstance(p, Payment)])
         sendable = session.claim(newest, outcomes)
         self._send_all(sendable, budget, stats, outcomes, session)
+        self._claim_again(newest, budget, stats, outcomes, session)
         for twin, sent in twins:
             if sent.message_id in outcomes:  # else both are retried (failed_message_ids)
                 outcomes[twin.message_id] = _twin_outcome(outcomes[sent.message_id], twin, sent, self.upsert)
@@ -176,6 +184,9 @@ class Drain:
                 outcomes[message_id] = Outcome(
                     State.RETRY, Reason("FIFO_GROUP_BLOCKED", "an earlier message of its group must retry")
                 )
+        # Retries the late reports made (a report not written, the ledger unavailable) wait too.
+        unplanned = [m for m in messages if m.message_id not in hold_plan]
+        hold_plan.update(self._plan_holds(unplanned, outcomes, budget, None, keys))
         held = {
             m.receipt_handle: hold_plan[m.message_id]
             for m in messages
@@ -245,16 +256,35 @@ class Drain:
             give_back = budget.left() > 0
             self._bounded(budget, "rate slots give-back", lambda: self.gate.end(give_back=give_back))
 
+    def _claim_again(
+        self,
+        payments: list[Payment],
+        budget: Budget,
+        stats: Stats,
+        outcomes: dict[str, Outcome],
+        session: LedgerSession,
+    ) -> None:
+        """Payments another invocation was sending (a copy in another batch) are claimed again a
+        few times while this one has time: that invocation usually ends in seconds, and then they
+        settle here (a duplicate, or sent) instead of spending a delivery on the wait."""
+        for _ in range(RECLAIM_ROUNDS):
+            busy = [p for p in payments if _claimed_elsewhere(outcomes.get(p.message_id))]
+            if not busy or budget.left() < RECLAIM_WAIT_S + RECLAIM_MIN_LEFT_S:
+                return
+            self.sender.sleep(RECLAIM_WAIT_S)
+            self._send_all(session.claim(busy, outcomes), budget, stats, outcomes, session)
+
     def _plan_holds(
         self,
         messages: list[Message],
         outcomes: dict[str, Outcome],
         budget: Budget,
-        rejections: dict[str, Rejection],
+        rejections: dict[str, Rejection] | None,
         keys: dict[str, str | None],
     ) -> dict[str, int]:
         """Each retry's hold (``holds.plan``); a retry that would come back too close to the end
-        of its retention is rejected instead, with a report, while there is time to write it."""
+        of its retention is rejected instead, with a report, while there is time to write it
+        (``rejections`` None: the reports are written already, it is held as it can be)."""
         now = clock.wall()
         planned: dict[str, int] = {}
         for message in messages:
@@ -262,7 +292,7 @@ class Drain:
             if outcome.state is not State.RETRY:
                 continue
             hold = holds.plan(message, outcome, now, budget.started_s, self.queue_times, self.hold_base_s)
-            if hold.expiring:
+            if hold.expiring and rejections is not None:
                 reason = Reason(
                     "RETENTION_EXPIRING",
                     "the queue's retention ends before it could be tried again; last retry reason: "
@@ -289,7 +319,7 @@ class Drain:
         """An AWS step after the last HubSpot call, ended by the time left to answer: whatever AWS
         does (a call that hangs, retries), the invocation answers before its timeout. Its payments
         were decided before; what the step did not finish is the next delivery's to do."""
-        future = self.pool.submit(work)
+        future = self.steps.submit(work)
         try:
             future.result(timeout=max(0.0, budget.left_to_answer()))
         except StepTimeout:
@@ -300,6 +330,10 @@ class Drain:
             logger.error("step failed", extra={"step": step, "errorType": type(error).__name__})
             if on_timeout is not None:
                 on_timeout()
+
+
+def _claimed_elsewhere(outcome: Outcome | None) -> bool:
+    return outcome is not None and outcome.wait is Wait.CLAIMED_ELSEWHERE
 
 
 def _newest_of_each_key(payments: list[Payment]) -> tuple[list[Payment], list[tuple[Payment, Payment]]]:

@@ -27,12 +27,12 @@ MAX_DOUBLINGS = 4
 RECEIVE_MARGIN_S = 60  # the event source's poll and our clock against SQS's
 RETENTION_MARGIN_S = 3_600  # a report is written at least this long before SQS would drop the message
 CLAIM_MARGIN_S = 5  # after the other claim's end, the claim is surely free
-# Base holds for what the drain waits on besides HubSpot: AWS's own outages are short.
+# Base holds: the same for every outage (an AWS outage can last as long as HubSpot's).
 HOLD_BASE_S = {
     Wait.HUBSPOT_UNAVAILABLE: 600,
     Wait.DAILY_LIMIT: 7_200,
-    Wait.LEDGER_UNAVAILABLE: 300,
-    Wait.RATE_SLOTS_UNAVAILABLE: 300,
+    Wait.LEDGER_UNAVAILABLE: 600,
+    Wait.RATE_SLOTS_UNAVAILABLE: 600,
 }
 
 
@@ -43,6 +43,7 @@ class QueueTimes:
     visibility_timeout_s: int = 370
     retention_s: int = 1_209_600
     batching_window_s: int = 0
+    max_receive_count: int = 0  # the redrive policy's; 0: unknown (no last-delivery rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +54,11 @@ class Hold:
 
 def backoff_hold_s(base_s: int, receive_count: int) -> int:
     """``base_s`` doubled at each delivery up to 16 times it (a message redelivered often for other
-    reasons must not be hidden for hours at its first wait). Clamped by ``plan`` to what SQS takes.
-    With base 600 s and MaxReceiveCount 5, the five holds add up to 5.2 hours; with 7,200 s, the
-    first four reach past a day, so a spent daily limit has reset before the last delivery."""
+    reasons must not be hidden for hours at its first wait). Clamped by ``plan`` to what SQS takes;
+    the hold before the last delivery is the longest SQS takes (``plan``). With base 600 s and
+    MaxReceiveCount 5 a payment waits 10 + 20 + 40 minutes and then just under 12 hours before its
+    last delivery: 13 hours of outage send nothing to the dead-letter queue; with 7,200 s, 26
+    hours, so a spent daily limit has reset before the last delivery."""
     return int(base_s * 2 ** min(max(receive_count - 1, 0), MAX_DOUBLINGS))
 
 
@@ -80,6 +83,10 @@ def plan(
     received = received_at_s(message, started_s, times)
     cap = int(SQS_MAX_VISIBILITY_S.value - (now_s - received) - RECEIVE_MARGIN_S)
     seconds = _wanted_s(outcome, now_s, bases, message.receive_count)
+    if seconds is not None and 0 < times.max_receive_count <= message.receive_count + 1:
+        # Its next receive is its last before the dead-letter queue: SQS moves it there at the one
+        # after. A wait gets the longest hold SQS allows, whatever the backoff says.
+        seconds = cap
     if seconds is not None:
         seconds = max(0, min(seconds, cap))
     if message.sent_ms is None:

@@ -120,7 +120,9 @@ def _number(value) -> int | None:
 
 
 class DynamoLedger:
-    def __init__(self, table_name: str, retention_days: int = 90, client=None, parallelism: int = 16) -> None:
+    def __init__(
+        self, table_name: str, retention_days: int = 90, client=None, parallelism: int = 16, pool=None
+    ) -> None:
         if not TABLE_NAME.fullmatch(table_name):
             raise ValueError("the ledger table name may hold only letters, digits, '_', '-' and '.'")
         self.table = table_name
@@ -141,7 +143,7 @@ class DynamoLedger:
         self.client = client or boto3.client(
             "dynamodb", config=client_config(max_pool_connections=parallelism + 4, parameter_validation=False)
         )
-        self.pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="ledger")
+        self.pool = pool or ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="ledger")
 
     @tracer.capture_method(capture_response=False)
     def claim(

@@ -260,13 +260,17 @@ class DailyLimit:
 
     def observe(self, status: int | None, body: object, headers: Mapping[str, str]) -> bool:
         """Learn from one answer; whether it says the daily limit is spent. Only a 2xx without
-        that news clears it: a 5xx or a timeout says nothing about the day's requests."""
+        that news clears it: a 5xx or a timeout says nothing about the day's requests, so a probe
+        answered so has not probed, and the next call may probe at once (else a payment at its
+        last delivery would wait out its hold on a question nobody answered)."""
         spent = daily_limit_spent(status, body, headers)
         with self.lock:
             if spent and not self.spent:
                 self.next_probe = self.clock() + self.probe_every_s
             if spent or (status is not None and 200 <= status < 300):
                 self.spent = spent
+            elif self.spent:
+                self.next_probe = self.clock()
         return spent
 
     def seconds_to_probe(self) -> float:

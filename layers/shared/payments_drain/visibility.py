@@ -37,9 +37,10 @@ def queue_url(endpoint_url: str, queue_arn: str) -> str:
 
 
 class SqsVisibility:
-    def __init__(self, client=None, parallel: int = 8) -> None:
+    def __init__(self, client=None, parallel: int = 8, pool=None) -> None:
         self._client = client
         self.parallel = parallel
+        self.pool = pool or ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="hold")
 
     @property
     def client(self):
@@ -57,19 +58,18 @@ class SqsVisibility:
         url = queue_url(self.client.meta.endpoint_url, queue_arn)
         pending = dict(holds)
         failed = 0
-        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="hold") as pool:
-            while pending:
-                items = list(pending.items())
-                groups = [items[i : i + MAX_ENTRIES] for i in range(0, len(items), MAX_ENTRIES)]
-                pending = {}
-                for group, refused in zip(groups, pool.map(lambda g: self._send(url, g), groups)):
-                    for handle, seconds in group:
-                        if handle not in refused:
-                            continue
-                        if refused[handle] in TOO_LONG and seconds // 2 >= SHORTEST_RETRY_S:
-                            pending[handle] = seconds // 2
-                        else:
-                            failed += 1
+        while pending:
+            items = list(pending.items())
+            groups = [items[i : i + MAX_ENTRIES] for i in range(0, len(items), MAX_ENTRIES)]
+            pending = {}
+            for group, refused in zip(groups, self.pool.map(lambda g: self._send(url, g), groups)):
+                for handle, seconds in group:
+                    if handle not in refused:
+                        continue
+                    if refused[handle] in TOO_LONG and seconds // 2 >= SHORTEST_RETRY_S:
+                        pending[handle] = seconds // 2
+                    else:
+                        failed += 1
         return failed
 
     def _send(self, url: str, group: list[tuple[str, int]]) -> dict[str, str]:
