@@ -201,9 +201,11 @@ def test_a_payment_claimed_elsewhere_is_held_until_that_claim_ends_not_a_whole_v
     ledger = InMemoryLedger()
     until = int(time.time() * 1000) + 40_000
     ledger.claim(["ch_1"], "other-invocation", until)
-    drain, _, visibility, _ = make(ledger=ledger)
-    result = run(drain, [sqs_record(payment_body("ch_1"), "m1")])
+    clock = Clock()
+    drain, _, visibility, _ = make(ledger=ledger, clock=clock)
+    result = run(drain, [sqs_record(payment_body("ch_1"), "m1")], clock=clock)
     assert result.outcomes["m1"].reason.category == "CLAIMED_ELSEWHERE"
+    assert clock.now >= 60 - 10 - 2  # it claimed again every 2 s while it had time
     (held,) = visibility.held.values()
     assert 40 <= held <= 46
 
@@ -278,3 +280,34 @@ def test_a_fifo_rejection_whose_report_waits_on_the_ledger_is_held_like_any_ledg
     result = run(drain, [sqs_record('{"properties": 1}', "m1", group_id="g")])
     assert result.outcomes["m1"].reason.category == "LEDGER_UNAVAILABLE" and reporter.sent == []
     assert list(visibility.held.values()) == [600]
+
+
+def test_a_retry_whose_hold_would_be_shortened_to_nothing_is_reported_not_sent_back_at_once():
+    times = QueueTimes(visibility_timeout_s=370, retention_s=86_400)
+    drain, _, visibility, reporter = make(_unavailable(), times=times)
+    sent = int(time.time() * 1000) - (86_400 - RETENTION_MARGIN_S - 370 - 20) * 1000  # 20 s of room
+    result = run(drain, [sqs_record(payment_body("ch_1"), "m1", receive_count=2, sent_ms=sent)])
+    assert result.outcomes["m1"].reason.category == "RETENTION_EXPIRING" and visibility.held == {}
+
+
+def test_a_payment_at_its_last_delivery_is_resent_for_as_long_as_the_budget_allows():
+    """Its next failure sends it to the dead-letter queue: max_attempts (3) does not stop it."""
+    clock = Clock()
+    drain, hubspot, _, _ = make([error_answer(503)] * 5, clock=clock, times=QueueTimes(max_receive_count=5))
+    result = run(drain, [sqs_record(payment_body("ch_1"), "m1", receive_count=5)], clock=clock)
+    assert len(hubspot.calls) == 6 and result.outcomes["m1"].state is State.CREATED
+
+
+def test_a_payment_at_its_last_delivery_claims_again_when_the_ledger_failed_once():
+    class FailsOnce(InMemoryLedger):
+        calls = 0
+
+        def claim(self, *args, **kwargs):
+            self.calls += 1
+            self.fail = self.calls == 1
+            return super().claim(*args, **kwargs)
+
+    clock = Clock()
+    drain, _, _, _ = make(ledger=FailsOnce(), clock=clock, times=QueueTimes(max_receive_count=5))
+    result = run(drain, [sqs_record(payment_body("ch_1"), "m1", receive_count=5)], clock=clock)
+    assert result.outcomes["m1"].state is State.CREATED

@@ -34,9 +34,11 @@ from payments_drain.sender import ChunkSender
 
 __all__ = ["Budget", "Drain", "Result", "Stats"]
 
-RECLAIM_ROUNDS = 3  # claims again of payments another invocation held (``Drain._claim_again``)
+# Claims again of payments another invocation held (``Drain._claim_again``): every 2 s while
+# this invocation has time (a round is one conditional write and one read per payment).
 RECLAIM_WAIT_S = 2.0
 RECLAIM_MIN_LEFT_S = 10.0  # enough left to send what the claim gives, and to answer
+LAST_DELIVERY_CLAIMS = 3  # claims tried again when the ledger failed a payment at its last delivery
 
 
 @dataclass
@@ -143,10 +145,23 @@ class Drain:
         early = [r for r in rejections.values() if r.message.group_id is None]
         self._report(early, session, outcomes, request_id, source_arn)
 
-        newest, twins = _newest_of_each_key([p for p in parsed if isinstance(p, Payment)])
+        payments = [p for p in parsed if isinstance(p, Payment)]
+        newest, twins = _newest_of_each_key(payments)
+        last = self._at_last_delivery(payments)
         sendable = session.claim(newest, outcomes)
-        self._send_all(sendable, budget, stats, outcomes, session)
-        self._claim_again(newest, budget, stats, outcomes, session)
+        for _ in range(LAST_DELIVERY_CLAIMS):
+            # A payment at its last delivery does not give up on a failed claim while there is
+            # time: another try, a moment later, often meets the ledger answering again.
+            if not any(
+                p.payment_key in last and _ledger_unavailable(outcomes.get(p.message_id)) for p in newest
+            ):
+                break
+            if budget.left() < RECLAIM_WAIT_S + RECLAIM_MIN_LEFT_S:
+                break
+            self.sender.sleep(RECLAIM_WAIT_S)
+            sendable = session.claim(newest, outcomes)
+        self._send_all(sendable, budget, stats, outcomes, session, last)
+        self._claim_again(newest, budget, stats, outcomes, session, last)
         for twin, sent in twins:
             if sent.message_id in outcomes:  # else both are retried (failed_message_ids)
                 outcomes[twin.message_id] = _twin_outcome(outcomes[sent.message_id], twin, sent, self.upsert)
@@ -222,6 +237,7 @@ class Drain:
         stats: Stats,
         outcomes: dict[str, Outcome],
         session: LedgerSession,
+        last: set[str],
     ) -> None:
         lock = threading.Lock()
         answered = threading.Event()  # past it, a part still settling is the next delivery's
@@ -238,7 +254,12 @@ class Drain:
             return
         self.gate.begin(budget.function_deadline_ms(), len(chunks))
         try:
-            futures = [self.pool.submit(self.sender.send, chunk, budget, stats, settled) for chunk in chunks]
+            futures = [
+                self.pool.submit(
+                    self.sender.send, chunk, budget, stats, settled, any(p.payment_key in last for p in chunk)
+                )
+                for chunk in chunks
+            ]
             for future in futures:
                 try:
                     future.result(timeout=max(0.0, budget.left_to_answer()))
@@ -256,6 +277,11 @@ class Drain:
             give_back = budget.left() > 0
             self._bounded(budget, "rate slots give-back", lambda: self.gate.end(give_back=give_back))
 
+    def _at_last_delivery(self, payments: list[Payment]) -> set[str]:
+        """The paymentKeys with a copy at its last delivery before the dead-letter queue."""
+        most = self.queue_times.max_receive_count
+        return {p.payment_key for p in payments if most > 0 and p.message.receive_count >= most}
+
     def _claim_again(
         self,
         payments: list[Payment],
@@ -263,16 +289,16 @@ class Drain:
         stats: Stats,
         outcomes: dict[str, Outcome],
         session: LedgerSession,
+        last: set[str],
     ) -> None:
-        """Payments another invocation was sending (a copy in another batch) are claimed again a
-        few times while this one has time: that invocation usually ends in seconds, and then they
-        settle here (a duplicate, or sent) instead of spending a delivery on the wait."""
-        for _ in range(RECLAIM_ROUNDS):
-            busy = [p for p in payments if _claimed_elsewhere(outcomes.get(p.message_id))]
-            if not busy or budget.left() < RECLAIM_WAIT_S + RECLAIM_MIN_LEFT_S:
+        """Payments another invocation was sending (a copy in another batch) are claimed again
+        while this one has time: that invocation usually ends in seconds, and then they settle
+        here (a duplicate, or sent) instead of spending a delivery on the wait."""
+        while busy := [p for p in payments if _claimed_elsewhere(outcomes.get(p.message_id))]:
+            if budget.left() < RECLAIM_WAIT_S + RECLAIM_MIN_LEFT_S:
                 return
             self.sender.sleep(RECLAIM_WAIT_S)
-            self._send_all(session.claim(busy, outcomes), budget, stats, outcomes, session)
+            self._send_all(session.claim(busy, outcomes), budget, stats, outcomes, session, last)
 
     def _plan_holds(
         self,
@@ -330,6 +356,10 @@ class Drain:
             logger.error("step failed", extra={"step": step, "errorType": type(error).__name__})
             if on_timeout is not None:
                 on_timeout()
+
+
+def _ledger_unavailable(outcome: Outcome | None) -> bool:
+    return outcome is not None and outcome.wait is Wait.LEDGER_UNAVAILABLE
 
 
 def _claimed_elsewhere(outcome: Outcome | None) -> bool:

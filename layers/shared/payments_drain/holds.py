@@ -96,9 +96,9 @@ def plan(
     if back + times.visibility_timeout_s <= deadline:
         return Hold(seconds)
     # Back too late to be tried and still reported in time: shorten the hold so that it comes back
-    # with a delivery to spare; if not even that fits, it is reported now.
+    # with a delivery to spare; if not even that fits (a minute at least), it is reported now.
     room = int(deadline - times.visibility_timeout_s - now_s)
-    if room >= 0:
+    if room >= RECEIVE_MARGIN_S:
         return Hold(min(room, cap))
     return Hold(seconds, expiring=True)
 

@@ -69,13 +69,17 @@ class ChunkSender:
         self.rng = rng
         self.min_call_s = min_call_s  # start a call only if connect plus a realistic answer fits
 
-    def send(self, chunk: list[Payment], budget: Budget, stats: Stats, on_settled: OnSettled) -> None:
+    def send(
+        self, chunk: list[Payment], budget: Budget, stats: Stats, on_settled: OnSettled, last: bool = False
+    ) -> None:
+        """``last``: a payment of the chunk is at its last delivery before the dead-letter queue:
+        transient failures are resent for as long as the budget allows, not ``max_attempts``."""
         parts = [chunk]
         maybe_stored: set[str] = set()  # sent, and no answer has said it was not stored
         while parts:
             part = parts.pop()
             try:
-                verdict = self._send_part(part, budget, stats, maybe_stored)
+                verdict = self._send_part(part, budget, stats, maybe_stored, last)
             except Exception as error:  # noqa: BLE001 - a bug must not lose the part: retry it, log it
                 # The type only: an exception's text could carry what was sent, headers included.
                 logger.error(
@@ -91,7 +95,7 @@ class ChunkSender:
                 on_settled(part, verdict.outcomes, maybe_stored & ids)
 
     def _send_part(
-        self, part: list[Payment], budget: Budget, stats: Stats, maybe_stored: set[str]
+        self, part: list[Payment], budget: Budget, stats: Stats, maybe_stored: set[str], last: bool = False
     ) -> batching.Verdict:
         inputs = [p.upsert_input(self.unique_property) if self.upsert else p.hubspot_input() for p in part]
         ids = {p.message_id for p in part}
@@ -172,7 +176,7 @@ class ChunkSender:
             if answer.status != 429:  # a 429 is waited out as long as the budget allows, not counted
                 attempt += 1  # TRANSIENT
             backoff = backoff_s(attempt, verdict.wait_s, self.rng.random())
-            if attempt >= self.max_attempts or budget.left() < backoff + self.min_call_s():
+            if (attempt >= self.max_attempts and not last) or budget.left() < backoff + self.min_call_s():
                 logger.warning(
                     "HubSpot call failed, payments retried",
                     extra={**_reason_log(reason), "messageIds": [p.message_id for p in part]},
