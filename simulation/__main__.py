@@ -19,8 +19,14 @@ def _one(seed: int) -> tuple[int, list[str], float]:
     return seed, violations, days
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line and exit code 2, not argparse's usage block
+        print(f"simulate: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulation", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m simulation", description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=1000, help="how many seeds, from --first (default 1000)")
     parser.add_argument("--first", type=int, default=0, help="the first seed (default 0)")
     parser.add_argument("--seed", type=int, help="replay this one seed")
