@@ -7,7 +7,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 AUDIT_VENV := .venv-audit
 
-.PHONY: help venv dynamodb-local run test lint format unit validate build security bench chromium clean
+.PHONY: help venv dynamodb-local run test lint format unit validate build security bench simulate chromium clean
 
 ## help: every target, one line each (this list)
 help:
@@ -80,6 +80,10 @@ build: $(SAM_VENV)/.installed
 ## security: checkov, bandit, pip-audit, cfn-lint, sam validate (make test runs them too)
 security: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed
 	$(PY) tools/security_checks.py
+
+## simulate: the simulated week, 100,000 seeds on 2 processes (about 25 minutes; ARGS="--seeds N --first M", "--seed N" replays one)
+simulate: $(VENV)/.installed
+	PYTHONPATH=layers/shared $(PY) -m simulation --seeds 100000 $(ARGS)
 
 ## bench: the benchmarks; prints figures and writes bench-results.json
 bench: $(VENV)/.installed dynamodb-local

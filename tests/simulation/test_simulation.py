@@ -53,7 +53,7 @@ def test_a_seed_replays_exactly():
     second = world.World(world.Scenario.draw(74, world.Scheduler().now))
     second.run()
     assert first.hubspot.statuses == second.hubspot.statuses and first.hubspot.statuses
-    assert dict(first.history).keys() and list(first.history.values()) == list(second.history.values())
+    assert list(first.history.values()) == list(second.history.values())
 
 
 # -- the old rules, put back one at a time ---------------------------------------------------------
@@ -125,3 +125,4 @@ def test_a_cli_mistake_is_one_line_and_exit_code_2(capsys):
     assert cli.main(["--seeds", "0"]) == 2
     assert capsys.readouterr().err.strip() == "simulate: --seeds and --jobs must be at least 1"
     assert cli.main(["--seeds", "many"]) == 2
+    assert capsys.readouterr().err.strip() == "simulate: argument --seeds: invalid int value: 'many'"
