@@ -11,7 +11,11 @@ orchestration, the invariants checked after every seed.
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import subprocess
+from pathlib import Path
 
 import pytest
 from payments_drain import drain, holds
@@ -126,3 +130,23 @@ def test_a_cli_mistake_is_one_line_and_exit_code_2(capsys):
     assert capsys.readouterr().err.strip() == "simulate: --seeds and --jobs must be at least 1"
     assert cli.main(["--seeds", "many"]) == 2
     assert capsys.readouterr().err.strip() == "simulate: argument --seeds: invalid int value: 'many'"
+
+
+def test_the_commands_docs_simulation_md_shows_run_as_written():
+    root = Path(__file__).resolve().parents[2]
+    page = (root / "docs/simulation.md").read_text(encoding="utf-8")
+    assert 'make simulate ARGS="--seeds 1000 --first 5000"' in page
+    made = subprocess.run(
+        ["make", "--no-print-directory", "simulate", 'ARGS=--seeds 20 --first 5000'],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert re.fullmatch(
+        r"simulate: 20 seeds, \d+ simulated days, 0 violations in \d+ s", made.stdout.strip().splitlines()[-1]
+    )
+    replay = "PYTHONPATH=layers/shared .venv/bin/python -m simulation --seed 4242"
+    assert replay in page
+    replayed = subprocess.run(shlex.split(replay)[1:], cwd=root, env={**os.environ, "PYTHONPATH": "layers/shared"},
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout.startswith("Scenario(seed=4242")

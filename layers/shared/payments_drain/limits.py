@@ -90,6 +90,17 @@ SQS_DEFAULT_RETENTION_S = Limit(
     "as above, after 4 days",
     _SQS_ATTRS,
 )
+SQS_DLQ_RETENTION = Limit(
+    "SQS",
+    "a standard queue's message in its dead-letter queue: retention still counted from the first send",
+    1_209_600,
+    "s (the dead-letter queue's own retention)",
+    DROPPED,
+    "a message dead-lettered late in its life is deleted early: the dead-letter queue's retention should "
+    "be longer than the source queue's (a FIFO queue's message starts again)",
+    "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/"
+    "setting-up-dead-letter-queue-retention.html",
+)
 SQS_BATCH_ENTRIES = Limit(
     "SQS",
     "entries per SendMessageBatch, DeleteMessageBatch, ChangeMessageVisibilityBatch",
@@ -281,3 +292,15 @@ HUBSPOT_PROPERTY_CHARS = Limit(
 )
 
 LIMITS: tuple[Limit, ...] = tuple(v for k, v in dict(globals()).items() if isinstance(v, Limit))
+
+
+def markdown_table() -> str:
+    """The table as docs/limits.md shows it (a test keeps the page equal to this)."""
+    rows = ["| system | limit | value | past it | what happens | source |", "|---|---|---|---|---|---|"]
+    for limit in LIMITS:
+        page = limit.source.rsplit("/", 1)[-1].split("#")[0]
+        rows.append(
+            f"| {limit.system} | {limit.what} | {limit.value:,} {limit.unit} | {limit.past} | "
+            f"{limit.effect} | [{page}]({limit.source}) |"
+        )
+    return "\n".join(rows)

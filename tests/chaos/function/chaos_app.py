@@ -33,10 +33,33 @@ P_KILL = float(os.environ.get("CHAOS_P_KILL", "0"))
 P_KILL_AFTER_ANSWER = float(os.environ.get("CHAOS_P_KILL_AFTER_ANSWER", "0"))
 P_KILL_AT_AWS = float(os.environ.get("CHAOS_P_KILL_AT_AWS", "0"))
 KILL_WITHIN_S = float(os.environ.get("CHAOS_KILL_WITHIN_S", "1.5"))  # most invocations last 1-3 s
-plan = {"stall": False, "report_fail": False, "kill_after_answer": False, "kill_at_aws": False}
+plan = {"stall": False, "report_fail": False, "kill_after_answer": False, "kill_at_aws": False, "kill": False}
+# Where each fault actually injected is written, one line per injection, before it acts: a fault
+# is drawn per batch but acts only when its moment comes (a kill timer after the invocation ended,
+# a kill after an answer in a batch that records no new payment, a report failure in a batch with
+# no report), and with a few dozen batches a rare fault is often never drawn: runs showed no
+# fault at all. So a fault that has not acted yet in the run (this log) is armed in every
+# invocation until it does, a drawn fault stays armed in the container until it acts, and the
+# suite counts what acted.
+INJECTED = os.environ.get("CHAOS_INJECTED_LOG")
 
 
-def _kill() -> None:
+acted: set[str] = set()  # faults that acted in this invocation: drawn afresh at the next
+
+
+def _injected(kind: str) -> None:
+    if kind in acted:
+        return
+    acted.add(kind)
+    if INJECTED:
+        with open(INJECTED, "a", encoding="utf-8") as log:
+            log.write(kind + "\n")
+            log.flush()
+            os.fsync(log.fileno())
+
+
+def _kill(kind: str = "kill") -> None:
+    _injected(kind)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -50,7 +73,7 @@ report_window = threading.Event()
 def _random_kill() -> None:
     while report_window.is_set():
         time.sleep(0.001)
-    _kill()
+    _kill("kill")
 
 
 def _reports_sent(**_):
@@ -86,7 +109,7 @@ def _payments_recorded(params) -> bool:
 
 def _kill_before_record(params, **_):
     if plan["kill_after_answer"] and _payments_recorded(params):
-        _kill()
+        _kill("kill_after_answer")
 
 
 def _kill_at_aws(params, **_):
@@ -97,18 +120,20 @@ def _kill_at_aws(params, **_):
         and not statements[0].get("Statement", "").startswith("DELETE")
         and random.random() < 0.5
     ):
-        _kill()
+        _kill("kill_at_aws")
 
 
 def _stall_before_ledger_write(params, **_):
     """Hang before the ledger records created payments (not before it records written reports:
     dying there writes a report twice on redelivery, a window the README owns up to)."""
     if plan["stall"] and _payments_recorded(params):
+        _injected("stall")
         time.sleep(3600)  # the emulator kills the container at the function's timeout
 
 
 def _fail_report_send(**_):
     if plan["report_fail"]:
+        _injected("report_fail")
         raise EndpointConnectionError(endpoint_url="chaos://failure-report-queue")
 
 
@@ -132,14 +157,26 @@ def lambda_handler(event, context):
     # The body, not the messageId (SQS makes those up anew each run), so that a seed replays.
     key = f"{SEED}:{first.get('body')}:{first.get('attributes', {}).get('ApproximateReceiveCount')}"
     rng = random.Random(hashlib.sha256(key.encode()).digest())
-    crash, plan["stall"], plan["report_fail"] = (
-        rng.random() < P_CRASH,
-        rng.random() < P_STALL,
-        rng.random() < P_REPORT_FAIL,
+    # A fault drawn and not yet acted stays armed (see INJECTED); a kill or a stall ends the
+    # process, and with it what it had armed.
+    seen = (
+        set(open(INJECTED, encoding="utf-8").read().split())
+        if INJECTED and os.path.exists(INJECTED)
+        else set()
     )
-    plan["kill_after_answer"] = rng.random() < P_KILL_AFTER_ANSWER
-    plan["kill_at_aws"] = rng.random() < P_KILL_AT_AWS
-    killer = threading.Timer(rng.uniform(0, KILL_WITHIN_S), _random_kill) if rng.random() < P_KILL else None
+    crash = rng.random() < P_CRASH or (P_CRASH > 0 and "crash" not in seen)
+    for kind in acted:
+        plan[kind] = False
+    acted.clear()
+    for kind, p in (
+        ("stall", P_STALL),
+        ("report_fail", P_REPORT_FAIL),
+        ("kill_after_answer", P_KILL_AFTER_ANSWER),
+        ("kill_at_aws", P_KILL_AT_AWS),
+        ("kill", P_KILL),
+    ):
+        plan[kind] = rng.random() < p or plan[kind] or (p > 0 and kind not in seen)
+    killer = threading.Timer(rng.uniform(0, KILL_WITHIN_S), _random_kill) if plan["kill"] else None
     report_window.clear()
     if killer:
         killer.start()
@@ -149,5 +186,6 @@ def lambda_handler(event, context):
         if killer:
             killer.cancel()
     if crash:
+        _injected("crash")
         os._exit(17)
     return response
