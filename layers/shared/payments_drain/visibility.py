@@ -80,6 +80,11 @@ class SqsVisibility:
         ]
         try:
             answer = self.client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
-        except (BotoCoreError, ClientError):
+        except ClientError as error:
+            # SQS's API reports each entry on its own; moto (and maybe SQS) refuses the whole call
+            # for one hold too long: then every hold of the group is tried again shorter.
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            return {handle: code if code in TOO_LONG else "RequestFailed" for handle, _ in group}
+        except BotoCoreError:
             return {handle: "RequestFailed" for handle, _ in group}
         return {group[int(f["Id"])][0]: str(f.get("Code", "")) for f in answer.get("Failed") or []}
