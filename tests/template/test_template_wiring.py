@@ -35,6 +35,11 @@ EXPECTED_ENVIRONMENT = {
     "TOKEN_CACHE_SECONDS": {"Ref": "TokenCacheSeconds"},
     "HUBSPOT_UNAVAILABLE_HOLD_SECONDS": {"Ref": "HubSpotUnavailableHoldSeconds"},
     "DAILY_LIMIT_HOLD_SECONDS": {"Ref": "DailyLimitHoldSeconds"},
+    # The queue and its event source as the holds need them (holds.QueueTimes).
+    "QUEUE_VISIBILITY_TIMEOUT_SECONDS": {"Ref": "QueueVisibilityTimeoutSeconds"},
+    "QUEUE_RETENTION_SECONDS": {"Ref": "QueueRetentionSeconds"},
+    "BATCHING_WINDOW_SECONDS": {"Ref": "BatchingWindowSeconds"},
+    "MAX_RECEIVE_COUNT": {"Ref": "MaxReceiveCount"},
     "POWERTOOLS_SERVICE_NAME": "payments-drain",
     "POWERTOOLS_METRICS_NAMESPACE": "PaymentsDrain",
     "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
@@ -254,7 +259,9 @@ def test_dead_letter_queue_is_wired_after_at_least_five_receives(resources, para
     assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["PaymentsDeadLetterQueue", "Arn"]}
     assert redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
     assert default(parameters, "MaxReceiveCount") >= 5
-    assert queue["MessageRetentionPeriod"] == 4 * 24 * 3600
+    # SQS's most (docs/limits.md): a hold never outlives it; the function knows it to report first.
+    assert queue["MessageRetentionPeriod"] == {"Ref": "QueueRetentionSeconds"}
+    assert default(parameters, "QueueRetentionSeconds") == FOURTEEN_DAYS
 
     dlq = resources["PaymentsDeadLetterQueue"]["Properties"]
     assert dlq["MessageRetentionPeriod"] == FOURTEEN_DAYS
