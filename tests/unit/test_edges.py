@@ -311,3 +311,22 @@ def test_a_payment_at_its_last_delivery_claims_again_when_the_ledger_failed_once
     drain, _, _, _ = make(ledger=FailsOnce(), clock=clock, times=QueueTimes(max_receive_count=5))
     result = run(drain, [sqs_record(payment_body("ch_1"), "m1", receive_count=5)], clock=clock)
     assert result.outcomes["m1"].state is State.CREATED
+
+
+def test_a_payment_sent_after_claiming_again_and_refused_by_hubspot_is_reported():
+    """Before: only the first claim's payments were looked at for HubSpot's refusals, so one sent
+    after claiming again left the queue rejected and without a report."""
+    ledger = InMemoryLedger()
+    clock = Clock()
+    ledger.claim(["ch_1"], "other-invocation", int(time.time() * 1000) + 40_000)
+
+    def other_one_gives_up(seconds):
+        clock.now += seconds
+        ledger.release(["ch_1"], "other-invocation")
+
+    invalid = error_answer(400, "VALIDATION_ERROR", errors=[{"code": "INVALID_OPTION", "message": "x"}])
+    drain, _, _, reporter = make([invalid], ledger=ledger, clock=clock)
+    drain.sender.sleep = other_one_gives_up
+    result = run(drain, [sqs_record(payment_body("ch_1"), "m1")], clock=clock)
+    assert result.outcomes["m1"].state is State.REJECTED
+    assert [r["messageId"] for r in reporter.sent] == ["m1"]

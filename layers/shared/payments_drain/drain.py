@@ -148,18 +148,7 @@ class Drain:
         payments = [p for p in parsed if isinstance(p, Payment)]
         newest, twins = _newest_of_each_key(payments)
         last = self._at_last_delivery(payments)
-        sendable = session.claim(newest, outcomes)
-        for _ in range(LAST_DELIVERY_CLAIMS):
-            # A payment at its last delivery does not give up on a failed claim while there is
-            # time: another try, a moment later, often meets the ledger answering again.
-            if not any(
-                p.payment_key in last and _ledger_unavailable(outcomes.get(p.message_id)) for p in newest
-            ):
-                break
-            if budget.left() < RECLAIM_WAIT_S + RECLAIM_MIN_LEFT_S:
-                break
-            self.sender.sleep(RECLAIM_WAIT_S)
-            sendable = session.claim(newest, outcomes)
+        sendable = self._claim(newest, budget, outcomes, session, last)
         self._send_all(sendable, budget, stats, outcomes, session, last)
         self._claim_again(newest, budget, stats, outcomes, session, last)
         for twin, sent in twins:
@@ -168,10 +157,7 @@ class Drain:
         keys = {item.message.message_id: item.payment_key for item in parsed}
         hold_plan = self._plan_holds(messages, outcomes, budget, rejections, keys)
 
-        for payment in (
-            *sendable,
-            *(twin for twin, _ in twins),
-        ):  # HubSpot refused these for good: report them
+        for payment in payments:  # HubSpot refused these for good (or their copy): report them
             outcome = outcomes.get(payment.message_id)
             if outcome and outcome.state is State.REJECTED and payment.message_id not in rejections:
                 rejections[payment.message_id] = Rejection(
@@ -276,6 +262,28 @@ class Drain:
             # Out of time, the slots are not given back: they come back at their hold's end.
             give_back = budget.left() > 0
             self._bounded(budget, "rate slots give-back", lambda: self.gate.end(give_back=give_back))
+
+    def _claim(
+        self,
+        payments: list[Payment],
+        budget: Budget,
+        outcomes: dict[str, Outcome],
+        session: LedgerSession,
+        last: set[str],
+    ) -> list[Payment]:
+        """The ledger's claim. A payment at its last delivery does not give up on a failed claim
+        while there is time: another try, a moment later, often meets the ledger answering again."""
+        sendable = session.claim(payments, outcomes)
+        for _ in range(LAST_DELIVERY_CLAIMS):
+            if not any(
+                p.payment_key in last and _ledger_unavailable(outcomes.get(p.message_id)) for p in payments
+            ):
+                break
+            if budget.left() < RECLAIM_WAIT_S + RECLAIM_MIN_LEFT_S:
+                break
+            self.sender.sleep(RECLAIM_WAIT_S)
+            sendable = session.claim(payments, outcomes)
+        return sendable
 
     def _at_last_delivery(self, payments: list[Payment]) -> set[str]:
         """The paymentKeys with a copy at its last delivery before the dead-letter queue."""
