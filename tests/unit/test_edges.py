@@ -330,3 +330,25 @@ def test_a_payment_sent_after_claiming_again_and_refused_by_hubspot_is_reported(
     result = run(drain, [sqs_record(payment_body("ch_1"), "m1")], clock=clock)
     assert result.outcomes["m1"].state is State.REJECTED
     assert [r["messageId"] for r in reporter.sent] == ["m1"]
+
+
+def test_a_payment_at_its_last_delivery_asks_the_rate_slots_again_when_the_table_failed_once():
+    from payments_drain.rate_slots import RateSlotsUnavailable
+
+    class FlakyGate(RateGate):
+        failures = 1
+
+        def delay(self):
+            if self.failures:
+                self.failures -= 1
+                raise RateSlotsUnavailable("rate slots table: update_item failed (InternalServerError)")
+            return super().delay()
+
+    clock = Clock()
+    drain, hubspot, _, _ = make(clock=clock, times=QueueTimes(max_receive_count=5))
+    drain.sender.gate = drain.gate = FlakyGate(190, clock=clock)
+    last = run(drain, [sqs_record(payment_body("ch_1"), "m1", receive_count=5)], clock=clock)
+    assert last.outcomes["m1"].state is State.CREATED and len(hubspot.calls) == 1
+    drain.gate.failures = 1
+    earlier = run(drain, [sqs_record(payment_body("ch_2"), "m2", receive_count=2)], clock=clock)
+    assert earlier.outcomes["m2"].reason.category == "RATE_SLOTS_UNAVAILABLE"  # held, tried next delivery
