@@ -41,6 +41,8 @@ FOUND = {
     824: "a copy claimed by another invocation spent its last delivery waiting",
     1945: "a hold shortened to nothing by retention sent the payment back at once, to the DLQ",
     3118: "a twin at its last delivery gave up on one failed ledger claim",
+    24367: "two copies at their last delivery, claimed elsewhere, then the ledger throttled once",
+    31457: "the rate slots table failed twice at a payment's last delivery",
     23: "two concurrent invocations with one request id shared a claim (the simulation's own bug)",
 }
 

@@ -38,7 +38,6 @@ __all__ = ["Budget", "Drain", "Result", "Stats"]
 # this invocation has time (a round is one conditional write and one read per payment).
 RECLAIM_WAIT_S = 2.0
 RECLAIM_MIN_LEFT_S = 10.0  # enough left to send what the claim gives, and to answer
-LAST_DELIVERY_CLAIMS = 3  # claims tried again when the ledger failed a payment at its last delivery
 
 
 @dataclass
@@ -148,7 +147,7 @@ class Drain:
         payments = [p for p in parsed if isinstance(p, Payment)]
         newest, twins = _newest_of_each_key(payments)
         last = self._at_last_delivery(payments)
-        sendable = self._claim(newest, budget, outcomes, session, last)
+        sendable = session.claim(newest, outcomes)
         self._send_all(sendable, budget, stats, outcomes, session, last)
         self._claim_again(newest, budget, stats, outcomes, session, last)
         for twin, sent in twins:
@@ -263,28 +262,6 @@ class Drain:
             give_back = budget.left() > 0
             self._bounded(budget, "rate slots give-back", lambda: self.gate.end(give_back=give_back))
 
-    def _claim(
-        self,
-        payments: list[Payment],
-        budget: Budget,
-        outcomes: dict[str, Outcome],
-        session: LedgerSession,
-        last: set[str],
-    ) -> list[Payment]:
-        """The ledger's claim. A payment at its last delivery does not give up on a failed claim
-        while there is time: another try, a moment later, often meets the ledger answering again."""
-        sendable = session.claim(payments, outcomes)
-        for _ in range(LAST_DELIVERY_CLAIMS):
-            if not any(
-                p.payment_key in last and _ledger_unavailable(outcomes.get(p.message_id)) for p in payments
-            ):
-                break
-            if budget.left() < RECLAIM_WAIT_S + RECLAIM_MIN_LEFT_S:
-                break
-            self.sender.sleep(RECLAIM_WAIT_S)
-            sendable = session.claim(payments, outcomes)
-        return sendable
-
     def _at_last_delivery(self, payments: list[Payment]) -> set[str]:
         """The paymentKeys with a copy at its last delivery before the dead-letter queue."""
         most = self.queue_times.max_receive_count
@@ -301,8 +278,16 @@ class Drain:
     ) -> None:
         """Payments another invocation was sending (a copy in another batch) are claimed again
         while this one has time: that invocation usually ends in seconds, and then they settle
-        here (a duplicate, or sent) instead of spending a delivery on the wait."""
-        while busy := [p for p in payments if _claimed_elsewhere(outcomes.get(p.message_id))]:
+        here (a duplicate, or sent) instead of spending a delivery on the wait. So are payments at
+        their last delivery whose claim failed: a moment later the ledger often answers again."""
+
+        def waiting(payment: Payment) -> bool:
+            wait = outcomes[payment.message_id].wait if payment.message_id in outcomes else None
+            return wait is Wait.CLAIMED_ELSEWHERE or (
+                wait is Wait.LEDGER_UNAVAILABLE and payment.payment_key in last
+            )
+
+        while busy := [p for p in payments if waiting(p)]:
             if budget.left() < RECLAIM_WAIT_S + RECLAIM_MIN_LEFT_S:
                 return
             self.sender.sleep(RECLAIM_WAIT_S)
@@ -364,14 +349,6 @@ class Drain:
             logger.error("step failed", extra={"step": step, "errorType": type(error).__name__})
             if on_timeout is not None:
                 on_timeout()
-
-
-def _ledger_unavailable(outcome: Outcome | None) -> bool:
-    return outcome is not None and outcome.wait is Wait.LEDGER_UNAVAILABLE
-
-
-def _claimed_elsewhere(outcome: Outcome | None) -> bool:
-    return outcome is not None and outcome.wait is Wait.CLAIMED_ELSEWHERE
 
 
 def _newest_of_each_key(payments: list[Payment]) -> tuple[list[Payment], list[tuple[Payment, Payment]]]:
