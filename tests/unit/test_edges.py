@@ -54,7 +54,7 @@ def make(script=(), *, upsert=False, unique=None, ledger=None, times=None, clock
         upsert=upsert,
         parallel_calls=1,
         gate=RateGate(190, clock=clock),
-        daily=DailyLimit(300, clock=clock),
+        daily=kw.pop("daily", None) or DailyLimit(300, clock=clock),
         sleep=clock.sleep,
         queue_times=times or QueueTimes(),
         **kw,
@@ -352,3 +352,32 @@ def test_a_payment_at_its_last_delivery_asks_the_rate_slots_again_when_the_table
     drain.gate.failures = 1
     earlier = run(drain, [sqs_record(payment_body("ch_2"), "m2", receive_count=2)], clock=clock)
     assert earlier.outcomes["m2"].reason.category == "RATE_SLOTS_UNAVAILABLE"  # held, tried next delivery
+
+
+def test_while_the_day_is_spent_a_payment_waiting_on_the_ledger_is_held_as_long_as_the_day():
+    """The simulated week, seeds 91636 and 97141: a ledger error in the middle of a spent day took
+    a 10-minute hold, and the day outlasted the deliveries left."""
+    clock = Clock()
+    daily = DailyLimit(300, clock=clock)
+    daily.observe(429, {"policyName": "DAILY"}, {})
+    drain, _, visibility, _ = make(ledger=InMemoryLedger(fail=True), clock=clock, daily=daily)
+    run(drain, [sqs_record(payment_body("ch_1"), "m1", receive_count=2)], clock=clock)
+    assert list(visibility.held.values()) == [7_200 * 2]
+
+
+def test_a_ledger_record_that_fails_once_is_written_again_not_given_up():
+    class FailsOnce(InMemoryLedger):
+        failures = 1
+
+        def record_created(self, created, versions=None):
+            from payments_drain.ledger import LedgerUnavailable
+
+            if self.failures:
+                self.failures -= 1
+                raise LedgerUnavailable("ledger write failed (ProvisionedThroughputExceededException)")
+            super().record_created(created, versions)
+
+    ledger = FailsOnce()
+    drain, _, _, _ = make(ledger=ledger)
+    result = run(drain, [sqs_record(payment_body("ch_1"), "m1")])
+    assert not result.ledger_write_failed and ledger.items["ch_1"]["status"] == "created"

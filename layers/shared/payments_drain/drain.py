@@ -306,11 +306,20 @@ class Drain:
         (``rejections`` None: the reports are written already, it is held as it can be)."""
         now = clock.wall()
         planned: dict[str, int] = {}
+        bases = self.hold_base_s
+        if self.sender.daily.is_spent():
+            # The day is spent for this container: whatever a payment waited on here, it would
+            # meet the spent day next, so it waits at least as long as the day's hold.
+            day = bases[Wait.DAILY_LIMIT]
+            bases = {
+                wait: max(base, day) if wait is not Wait.CLAIMED_ELSEWHERE else base
+                for wait, base in bases.items()
+            }
         for message in messages:
             outcome = outcomes.get(message.message_id, Outcome(State.RETRY))
             if outcome.state is not State.RETRY:
                 continue
-            hold = holds.plan(message, outcome, now, budget.started_s, self.queue_times, self.hold_base_s)
+            hold = holds.plan(message, outcome, now, budget.started_s, self.queue_times, bases)
             if hold.expiring and rejections is not None:
                 reason = Reason(
                     "RETENTION_EXPIRING",

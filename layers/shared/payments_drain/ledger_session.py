@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import threading
 
+from payments_drain import clock
 from payments_drain.invocation import Stats
 from payments_drain.ledger import BUSY, CLAIMED, CREATED, STALE, Entry, LedgerUnavailable
 from payments_drain.observability import logger
 from payments_drain.outcomes import Outcome, Payment, Reason, Rejection, State, Wait
 
 CLAIMED_ELSEWHERE = "CLAIMED_ELSEWHERE"
+RECORD_RETRY_PAUSES_S = (0.2, 1.0)
 LEDGER_UNAVAILABLE = "LEDGER_UNAVAILABLE"
 
 
@@ -110,7 +112,7 @@ class LedgerSession:
                 release.append(key)
         if created:
             try:
-                self.ledger.record_created(created, versions)
+                self._record_created(created, versions)
             except LedgerUnavailable as error:
                 # HubSpot has them: retrying would create them twice. Keep them created, say so loudly.
                 logger.error(
@@ -124,6 +126,18 @@ class LedgerSession:
         self._best_effort(
             lambda keys: self.ledger.release(keys, self.request_id), release, "could not release claims"
         )
+
+    def _record_created(self, created: dict, versions: dict) -> None:
+        """What HubSpot holds must be recorded: a record lost lets a resend through (a copy, or
+        in upsert mode an older version over a newer one). A failed write is tried again twice,
+        a moment later (throttling on one item passes in a second), before it is given up."""
+        for pause_s in RECORD_RETRY_PAUSES_S:
+            try:
+                self.ledger.record_created(created, versions)
+                return
+            except LedgerUnavailable:
+                clock.sleep(pause_s)
+        self.ledger.record_created(created, versions)
 
     # -- reports: the ledger also remembers which messages' reports were written -------------
     def unreported(self, rejections: list[Rejection], outcomes: dict[str, Outcome]) -> list[Rejection]:

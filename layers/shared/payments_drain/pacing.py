@@ -273,6 +273,10 @@ class DailyLimit:
                 self.next_probe = self.clock()
         return spent
 
+    def is_spent(self) -> bool:
+        with self.lock:
+            return self.spent
+
     def seconds_to_probe(self) -> float:
         with self.lock:
             return max(0.0, self.next_probe - self.clock()) if self.spent else 0.0
