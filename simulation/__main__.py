@@ -14,9 +14,9 @@ from concurrent.futures import ProcessPoolExecutor
 from simulation import world
 
 
-def _one(seed: int) -> tuple[int, list[str], float]:
-    violations, days = world.run(seed)
-    return seed, violations, days
+def _one(seed: int) -> tuple[int, list[str], float, int]:
+    violations, days, ran = world.run_world(seed)
+    return seed, violations, days, ran.background_dead
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,15 +45,21 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     days = 0.0
     failing: list[int] = []
+    background = 0
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for seed, violations, covered in pool.map(_one, seeds, chunksize=50):
+        for seed, violations, covered, dead in pool.map(_one, seeds, chunksize=50):
             days += covered
+            background += dead
             if violations:
                 failing.append(seed)
                 if args.verbose or args.seed is not None or len(failing) <= 5:
                     for violation in violations[:5]:
                         print(f"seed {seed}: {violation}")
     total = sum(1 for _ in seeds)
+    print(
+        f"dead-lettered after their incident, at a last delivery that met the background faults "
+        f"(not violations): {background}"
+    )
     print(
         f"simulate: {total} seeds, {days:.0f} simulated days, {len(failing)} violations"
         + (
