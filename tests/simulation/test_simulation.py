@@ -42,6 +42,10 @@ FOUND = {
     1945: "a hold shortened to nothing by retention sent the payment back at once, to the DLQ",
     3118: "a twin at its last delivery gave up on one failed ledger claim",
     24367: "two copies at their last delivery, claimed elsewhere, then the ledger throttled once",
+    28207: "the rate slots table failed at the last delivery of a payment that waited out a spent day",
+    70479: "a ledger record lost to one throttled write let an older version overwrite a newer one",
+    91636: "a ledger error in a spent day took a 10-minute hold; the day outlasted the deliveries",
+    97141: "the same with the rate slots table",
     31457: "the rate slots table failed twice at a payment's last delivery",
     23: "two concurrent invocations with one request id shared a claim (the simulation's own bug)",
 }

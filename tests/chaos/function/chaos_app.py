@@ -138,15 +138,19 @@ def _fail_report_send(**_):
 
 
 # The drain creates its boto3 clients from the default session when app is imported: hook it first.
+# Hooks that read the call's parameters listen on before-parameter-build, whose params are the
+# API's (RequestItems, Statements): before-call's are the serialized request (a body of bytes), so
+# hooks there never saw the payments being recorded, and kill_after_answer and stall never acted.
 boto3.setup_default_session()
-boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.BatchWriteItem", _stall_before_ledger_write)
-boto3.DEFAULT_SESSION.events.register("before-send.sqs.SendMessageBatch", _fail_report_send)
-boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.BatchWriteItem", _kill_before_record)
-boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.BatchExecuteStatement", _kill_at_aws)
-boto3.DEFAULT_SESSION.events.register("before-call.sqs.SendMessageBatch", _kill_at_aws)
-boto3.DEFAULT_SESSION.events.register("before-call.sqs.SendMessageBatch", _reports_sent)
-boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.BatchWriteItem", _recording_reports)
-boto3.DEFAULT_SESSION.events.register("after-call.dynamodb.BatchWriteItem", _reports_recorded)
+events = boto3.DEFAULT_SESSION.events
+events.register("before-parameter-build.dynamodb.BatchWriteItem", _stall_before_ledger_write)
+events.register("before-send.sqs.SendMessageBatch", _fail_report_send)
+events.register("before-parameter-build.dynamodb.BatchWriteItem", _kill_before_record)
+events.register("before-parameter-build.dynamodb.BatchExecuteStatement", _kill_at_aws)
+events.register("before-parameter-build.sqs.SendMessageBatch", _kill_at_aws)
+events.register("before-call.sqs.SendMessageBatch", _reports_sent)
+events.register("before-parameter-build.dynamodb.BatchWriteItem", _recording_reports)
+events.register("after-call.dynamodb.BatchWriteItem", _reports_recorded)
 
 from app import lambda_handler as drain_handler  # noqa: E402  (the real handler, unchanged)
 
