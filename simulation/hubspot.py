@@ -30,7 +30,7 @@ from payments_drain.batching import Answer
 from payments_drain.hubspot import EXPECTED_ANSWER_S, LATENCY_WINDOW
 
 from local.hubspot_sandbox import schema
-from local.hubspot_sandbox.server import SandboxHandler, _error, _phrase, _sub_errors, _summary
+from local.hubspot_sandbox.server import SandboxHandler, _error, _phrase, _sub_errors, _summary, conflict_item
 from local.hubspot_sandbox.state import FIRST_ID
 
 # One uniform draw per call picks at most one fault, in this order (cumulative, as the sandbox does).
@@ -333,20 +333,7 @@ class SimHubSpot:
         errors = [SandboxHandler._error_item(ps, trace_ids[i]) for i, ps in enumerate(problems) if ps]
         for i, (value, existing) in sorted(conflicts.items()):
             existing = existing or ids[first_in_batch[value]]
-            errors.append(
-                {
-                    "status": "error",
-                    "category": "CONFLICT",
-                    "message": f'A payment with {unique} "{value}" already exists. Existing ID: {existing}',
-                    "errors": [],
-                    "context": {
-                        "objectWriteTraceId": [trace_ids[i]],
-                        "existingId": [existing],
-                        "propertyName": [unique],
-                    },
-                    "links": {},
-                }
-            )
+            errors.append(conflict_item(unique, value, existing, trace_ids[i]))
         return (207 if errors else 201), self._batch_body(started, results, errors)
 
     def _upsert(self, inputs: list[Any], cid: str) -> tuple[int, dict[str, Any]]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from greenlet import greenlet
 
-from simulation.clock import START
+from simulation.clock import START, VirtualClock
 
 
 class Killed(BaseException):  # noqa: N818 - not an error of the code under test: its process is gone
@@ -38,25 +38,16 @@ class Actor:
     error: BaseException | None = None
 
 
-class Scheduler:
+class Scheduler(VirtualClock):
     def __init__(self, start: float = START) -> None:
-        self.now = start
+        super().__init__(start)
         self.queue: list[tuple[float, int, object]] = []
         self.seq = itertools.count()
         self.main = greenlet.getcurrent()
         self.current: Actor | None = None
         self.switches = 0
 
-    # -- the clock the drain reads (payments_drain.clock.install) ---------------------------
-    def wall(self) -> float:
-        return self.now
-
-    def wall_ms(self) -> int:
-        return round(self.now * 1000)
-
-    def monotonic(self) -> float:
-        return self.now
-
+    # -- the clock the drain reads (payments_drain.clock.install): VirtualClock's, but sleep ----
     def sleep(self, seconds: float) -> None:
         actor = self.current
         if actor is None:  # outside any actor (setting up): time simply moves

@@ -689,20 +689,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         results = [self._result(record, record["objectWriteTraceId"], echo) for record in stored]
         errors = [self._error_item(ps, trace_ids[i]) for i, ps in enumerate(problems) if ps]
         for i, (unique, value, existing) in sorted(conflicts.items()):
-            errors.append(
-                {
-                    "status": "error",
-                    "category": "CONFLICT",
-                    "message": f'A payment with {unique} "{value}" already exists. Existing ID: {existing}',
-                    "errors": [],
-                    "context": {
-                        "objectWriteTraceId": [trace_ids[i]],
-                        "existingId": [existing],
-                        "propertyName": [unique],
-                    },
-                    "links": {},
-                }
-            )
+            errors.append(conflict_item(unique, value, existing, trace_ids[i]))
         return (207 if errors else 201), self._batch_body(started, results, errors)
 
     def _upsert_batch(self, inputs: list[Any]) -> tuple[int, dict[str, Any]]:
@@ -1028,3 +1015,15 @@ class SandboxServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def conflict_item(unique: str, value: str, existing: str, trace_id: Any) -> dict[str, Any]:
+    """One input's error for a unique value already held (HubSpot's CONFLICT, in a 207's errors)."""
+    return {
+        "status": "error",
+        "category": "CONFLICT",
+        "message": f'A payment with {unique} "{value}" already exists. Existing ID: {existing}',
+        "errors": [],
+        "context": {"objectWriteTraceId": [trace_id], "existingId": [existing], "propertyName": [unique]},
+        "links": {},
+    }

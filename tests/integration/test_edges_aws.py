@@ -17,16 +17,20 @@ from tests.slow_http import SlowServer
 from tests.twins import InMemoryReporter, ScriptedHubSpot, StaticToken, error_answer, payment_body, sqs_record
 
 
-@pytest.fixture
-def ledger_table(aws_env):
-    table = f"ledger-{uuid.uuid4().hex[:8]}"
+def new_table(prefix: str, key: str) -> str:
+    table = f"{prefix}-{uuid.uuid4().hex[:8]}"
     boto3.client("dynamodb").create_table(
         TableName=table,
-        KeySchema=[{"AttributeName": "paymentKey", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "paymentKey", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
     return table
+
+
+@pytest.fixture
+def ledger_table(aws_env):
+    return new_table("ledger", "paymentKey")
 
 
 class _Http:
@@ -83,14 +87,7 @@ def test_a_claim_half_way_releases_only_its_own_new_claims(ledger_table):
 
 @pytest.fixture
 def slots_table(aws_env):
-    table = f"slots-{uuid.uuid4().hex[:8]}"
-    boto3.client("dynamodb").create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return table
+    return new_table("slots", "name")
 
 
 def test_a_damaged_rate_slots_item_is_repaired_and_never_fatal(slots_table, log_lines):
