@@ -187,3 +187,14 @@ def test_a_missing_ledger_table_sends_nothing_and_counts_every_payment_in_its_al
     assert sandbox.control.stats()["requests_total"] == 0
     (emf,) = batch_metrics(capsys.readouterr().out)
     assert emf["LedgerUnavailable"] == 3 and emf["RateSlotsUnavailable"] == 0
+
+
+def test_every_outage_is_held_from_the_configured_outage_hold(stack, monkeypatch):
+    """HUBSPOT_UNAVAILABLE_HOLD_SECONDS is the base of every outage's hold (README, Configuration)."""
+    from payments_drain.outcomes import Wait
+
+    monkeypatch.setenv("HUBSPOT_UNAVAILABLE_HOLD_SECONDS", "123")
+    bases = load_handler().DRAIN.hold_base_s
+    assert [
+        bases[w] for w in (Wait.HUBSPOT_UNAVAILABLE, Wait.LEDGER_UNAVAILABLE, Wait.RATE_SLOTS_UNAVAILABLE)
+    ] == [123] * 3

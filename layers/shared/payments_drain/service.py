@@ -68,8 +68,10 @@ def build_drain(settings: Settings) -> Drain:
             )
         ),
         daily=DailyLimit(settings.DAILY_LIMIT_PROBE_SECONDS),
-        hold_base_s={
+        hold_base_s={  # an outage of the ledger or the slots is held as one of HubSpot's
             Wait.HUBSPOT_UNAVAILABLE: settings.HUBSPOT_UNAVAILABLE_HOLD_SECONDS,
+            Wait.LEDGER_UNAVAILABLE: settings.HUBSPOT_UNAVAILABLE_HOLD_SECONDS,
+            Wait.RATE_SLOTS_UNAVAILABLE: settings.HUBSPOT_UNAVAILABLE_HOLD_SECONDS,
             Wait.DAILY_LIMIT: settings.DAILY_LIMIT_HOLD_SECONDS,
         },
         queue_times=settings.queue_times,
