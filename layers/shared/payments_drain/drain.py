@@ -24,7 +24,7 @@ from payments_drain import batching, clock, holds
 from payments_drain.batching import plan_chunks
 from payments_drain.holds import QueueTimes
 from payments_drain.invocation import Budget, Stats
-from payments_drain.ledger_session import LedgerSession
+from payments_drain.ledger_session import STALE_VERSION, LedgerSession
 from payments_drain.messages import parse_record
 from payments_drain.observability import logger
 from payments_drain.outcomes import Message, Outcome, Payment, Reason, Rejection, State, Wait
@@ -33,6 +33,8 @@ from payments_drain.report_writer import ReportWriter
 from payments_drain.sender import ChunkSender
 
 __all__ = ["Budget", "Drain", "Result", "Stats"]
+
+RETENTION_EXPIRING = "RETENTION_EXPIRING"
 
 # Claims again of payments another invocation held (``Drain._claim_again``): every 2 s while
 # this invocation has time (a round is one conditional write and one read per payment).
@@ -57,16 +59,15 @@ class Result:
 
     def expiring(self) -> int:
         """Of the rejected: retries reported because the queue would drop them (holds.plan)."""
-        return sum(
-            1
-            for o in self.outcomes.values()
-            if o.reason is not None and o.reason.category == "RETENTION_EXPIRING"
-        )
+        return self._with_reason(RETENTION_EXPIRING)
 
     def stale(self) -> int:
         """Of the duplicates: messages older than the version already applied, refused unsent."""
+        return self._with_reason(STALE_VERSION)
+
+    def _with_reason(self, category: str) -> int:
         return sum(
-            1 for o in self.outcomes.values() if o.reason is not None and o.reason.category == "STALE_VERSION"
+            1 for o in self.outcomes.values() if o.reason is not None and o.reason.category == category
         )
 
 
@@ -172,12 +173,13 @@ class Drain:
             for m in messages
             if m.message_id in rejections and m.message_id not in blocked | done
         ]
-        self._bounded(
-            budget,
-            "failure reports",
-            lambda: self._report(late, session, outcomes, request_id, source_arn),
-            on_timeout=lambda: _not_written(late, outcomes),
-        )
+        if late:
+            self._bounded(
+                budget,
+                "failure reports",
+                lambda: self._report(late, session, outcomes, request_id, source_arn),
+                on_timeout=lambda: _not_written(late, outcomes),
+            )
         failed = batching.failed_message_ids(messages, outcomes)
         for message_id in failed:  # FIFO: later messages of a blocked group go back too
             if outcomes.get(message_id, Outcome(State.CREATED)).state is not State.RETRY:
@@ -192,7 +194,8 @@ class Drain:
             for m in messages
             if m.message_id in hold_plan and m.receipt_handle and outcomes[m.message_id].state is State.RETRY
         }
-        self._bounded(budget, "holds", lambda: self._hold(held, source_arn, stats))
+        if held:
+            self._bounded(budget, "holds", lambda: self._hold(held, source_arn, stats))
         return Result(batching.batch_response(failed), outcomes, stats, session.write_failed)
 
     def _report(
@@ -322,7 +325,7 @@ class Drain:
             hold = holds.plan(message, outcome, now, budget.started_s, self.queue_times, bases)
             if hold.expiring and rejections is not None:
                 reason = Reason(
-                    "RETENTION_EXPIRING",
+                    RETENTION_EXPIRING,
                     "the queue's retention ends before it could be tried again; last retry reason: "
                     + (outcome.reason.category if outcome.reason else "none"),
                 )
@@ -384,7 +387,7 @@ def _twin_outcome(outcome: Outcome, twin: Payment, sent: Payment, upsert: bool) 
     if outcome.state in (State.CREATED, State.DUPLICATE):
         if upsert and twin.version is not None and sent.version is not None and twin.version < sent.version:
             reason = Reason(
-                "STALE_VERSION", f"version {twin.version} is older than {sent.version} in the same batch"
+                STALE_VERSION, f"version {twin.version} is older than {sent.version} in the same batch"
             )
         else:
             reason = Reason(

@@ -159,8 +159,7 @@ class DynamoLedger:
         now = clock.wall_ms()
         upsert = versions is not None
         inserted: dict[str, bool] = {}  # filled as each request answers, also when another fails
-        taken: list[str] = []
-        entries_taken: dict[str, Entry] = {}
+        taken: dict[str, Entry] = {}  # the claims we took over, with what they held
         try:
             self._insert_claims(keys, claimant, until_ms, inserted)
             refused = [key for key in keys if not inserted[key]]
@@ -182,8 +181,7 @@ class DynamoLedger:
                     failure = failure or error
                     continue
                 if ok:
-                    taken.append(key)
-                    entries_taken[key] = out[key]
+                    taken[key] = out[key]
                 else:  # another invocation took it over (or it was released) since our read
                     out[key] = Entry(BUSY)
             if failure is not None:
@@ -193,7 +191,7 @@ class DynamoLedger:
             # delivery look like one after a crash: undo them (best effort, they expire anyway).
             # A claim that took over an applied payment (upsert mode) goes back to what it was:
             # deleting it would forget its version and HubSpot id.
-            applied = {key: entry for key, entry in entries_taken.items() if entry.applied}
+            applied = {key: entry for key, entry in taken.items() if entry.applied}
             ours = [key for key, ok in inserted.items() if ok] + [k for k in taken if k not in applied]
             for undo in (lambda: self.restore(applied), lambda: self.release(ours, claimant)):
                 try:

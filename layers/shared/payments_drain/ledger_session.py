@@ -19,6 +19,7 @@ from payments_drain.outcomes import Outcome, Payment, Reason, Rejection, State, 
 CLAIMED_ELSEWHERE = "CLAIMED_ELSEWHERE"
 RECORD_RETRY_PAUSES_S = (0.2, 1.0)
 LEDGER_UNAVAILABLE = "LEDGER_UNAVAILABLE"
+STALE_VERSION = "STALE_VERSION"
 
 
 def _busy(entry: Entry, text: str) -> Outcome:
@@ -73,7 +74,7 @@ class LedgerSession:
                 outcomes[payment.message_id] = Outcome(
                     State.DUPLICATE,
                     Reason(
-                        "STALE_VERSION",
+                        STALE_VERSION,
                         f"version {payment.version} is not newer than the applied {entry.version}",
                     ),
                     entry.hubspot_id,

@@ -22,6 +22,7 @@ from payments_drain.pacing import DailyLimit, RateGate
 from payments_drain.rate_slots import RateSlotsUnavailable
 from payments_drain.token import TokenUnavailable
 
+RATE_SLOTS_UNAVAILABLE = "RATE_SLOTS_UNAVAILABLE"
 SLOTS_RETRY_S = 1.0  # a payment at its last delivery asks the rate slots table again after this
 DAILY_LIMIT = Reason("RATE_LIMIT", "HubSpot's daily limit is spent", 429)
 OnSettled = Callable[[list[Payment], dict[str, Outcome], set[str]], None]
@@ -125,7 +126,7 @@ class ChunkSender:
                     self.sleep(SLOTS_RETRY_S)  # at its last delivery: the table may answer in a moment
                     continue
                 logger.error("rate slots unavailable: payments retried", extra={"error": str(error)})
-                reason = Reason("RATE_SLOTS_UNAVAILABLE", str(error))
+                reason = Reason(RATE_SLOTS_UNAVAILABLE, str(error))
                 stats.count_unavailable(reason.category, len(part))
                 return retry_all(part, reason, Wait.RATE_SLOTS_UNAVAILABLE)
             if budget.left() < self.min_call_s():  # the slot came late (a slow slots table)

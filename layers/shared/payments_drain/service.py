@@ -10,11 +10,13 @@ from payments_drain.config import Settings
 from payments_drain.drain import Drain, Result
 from payments_drain.hubspot import HubSpotClient
 from payments_drain.ledger import DynamoLedger
+from payments_drain.ledger_session import LEDGER_UNAVAILABLE
 from payments_drain.observability import logger, metrics
 from payments_drain.outcomes import Wait
 from payments_drain.pacing import DailyLimit, RateGate, SlotGate
 from payments_drain.rate_slots import DynamoRateSlots
 from payments_drain.reports import SqsReporter
+from payments_drain.sender import RATE_SLOTS_UNAVAILABLE
 from payments_drain.token import SecretToken
 from payments_drain.visibility import SqsVisibility
 
@@ -102,8 +104,8 @@ def publish(result: Result, received: int, duration_ms: float) -> None:
         "holdFailures": stats.hold_failures,
         "unreadableAnswers": stats.unreadable,
         "expiring": result.expiring(),
-        "ledgerUnavailable": stats.unavailable["LEDGER_UNAVAILABLE"],
-        "rateSlotsUnavailable": stats.unavailable["RATE_SLOTS_UNAVAILABLE"],
+        "ledgerUnavailable": stats.unavailable[LEDGER_UNAVAILABLE],
+        "rateSlotsUnavailable": stats.unavailable[RATE_SLOTS_UNAVAILABLE],
         "ledgerWriteFailed": result.ledger_write_failed,
         "batchItemFailures": len(result.response["batchItemFailures"]),
         "durationMs": round(duration_ms, 1),
@@ -128,8 +130,8 @@ def publish(result: Result, received: int, duration_ms: float) -> None:
         ("PaymentHoldFailures", stats.hold_failures),
         ("PaymentsExpiring", result.expiring()),
         ("HubSpotUnreadableAnswers", stats.unreadable),
-        ("LedgerUnavailable", stats.unavailable["LEDGER_UNAVAILABLE"]),
-        ("RateSlotsUnavailable", stats.unavailable["RATE_SLOTS_UNAVAILABLE"]),
+        ("LedgerUnavailable", stats.unavailable[LEDGER_UNAVAILABLE]),
+        ("RateSlotsUnavailable", stats.unavailable[RATE_SLOTS_UNAVAILABLE]),
         ("LedgerWriteFailures", int(result.ledger_write_failed)),
     ):
         metrics.add_metric(name=name, unit=count, value=value)
