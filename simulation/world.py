@@ -381,9 +381,7 @@ class World:
         s, inline = self.s, InlineExecutor()
         ddb = Retried(self.ddb, self.clock)
         ledger = DynamoLedger("ledger", client=ddb, pool=inline) if s.ledger else None
-        gate = SlotGate(
-            DynamoRateSlots("slots", s.limit_per_10s, client=ddb), s.limit_per_10s, parallel_calls=1
-        )
+        gate = SlotGate(DynamoRateSlots("slots", s.limit_per_10s, client=ddb), rng=random.Random(s.seed))
         return Drain(
             self.hubspot,
             Token(),

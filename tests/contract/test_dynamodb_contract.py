@@ -27,7 +27,7 @@ from payments_drain.ledger import (
     LedgerUnavailable,
     entry_or_claim,
 )
-from payments_drain.rate_slots import CLAIM_MAX, DynamoRateSlots
+from payments_drain.rate_slots import TICKET_LEAD_MS, DynamoRateSlots
 
 from local.stack.aws import boto3_client
 from simulation.clock import VirtualClock
@@ -200,47 +200,41 @@ def slots_table(dynamodb) -> str:
     return new_table(dynamodb, "name")
 
 
-def slot_values(client, table: str) -> dict[str, int]:
-    item = stored(client, table, "hubspot-rate-limit", "name") or {}
+def timeline(client, table: str) -> dict[str, int]:
+    item = stored(client, table, "hubspot-rate-timeline", "name") or {}
     return {k: int(v) for k, v in item.items() if k != "name"}
 
 
 def test_containers_claiming_in_turn_never_get_the_same_slot(dynamodb, slots_table):
-    containers = [DynamoRateSlots(slots_table, 20, client=dynamodb, rng=random.Random(i)) for i in range(6)]
-    hold = now_ms() + 60_000
-    got = [name for _ in range(10) for c in containers for name in c.claim(5, hold, now_ms())[0]]
-    assert sorted(got) == sorted(f"s{i}" for i in range(20))
-    assert containers[0].claim(1, hold, now_ms()) == ([], hold)
+    containers = [DynamoRateSlots(slots_table, 20, client=dynamodb) for _ in range(6)]
+    t0 = now_ms()
+    got = [start for _ in range(3) for c in containers for start in c.claim(5, t0, t0 + 60_000).starts_ms]
+    spacing = containers[0].spacing_ms
+    assert got == [t0 + i * spacing for i in range(90)]  # each claim after a stale view: raced, then told
+    assert timeline(dynamodb, slots_table) == {"next": t0 + 90 * spacing}
 
 
 def test_a_stale_view_is_refused_and_replaced_by_the_item_as_it_stands(dynamodb, slots_table):
-    a = DynamoRateSlots(slots_table, 3, client=dynamodb)
-    b = DynamoRateSlots(slots_table, 3, client=dynamodb)
-    hold = now_ms() + 60_000
-    assert sorted(a.claim(3, hold, now_ms())[0]) == ["s0", "s1", "s2"]
-    b.view = {}  # b believes every slot free
-    assert b.claim(2, hold, now_ms()) == ([], hold)  # refused; ALL_OLD showed them held
-    assert b.view == dict.fromkeys(["s0", "s1", "s2"], hold)
-
-
-def test_slots_are_given_back_only_while_still_ours(dynamodb, slots_table):
-    slots = DynamoRateSlots(slots_table, 3, client=dynamodb)
+    a = DynamoRateSlots(slots_table, 20, client=dynamodb)
+    b = DynamoRateSlots(slots_table, 20, client=dynamodb)
     t0 = now_ms()
-    hold = t0 + 60_000
-    slots.claim(3, hold, t0)
-    slots.release({"s0": t0 + 10_000, "s1": 0}, held_until_ms=hold - 1)  # not our hold
-    assert slot_values(dynamodb, slots_table) == dict.fromkeys(["s0", "s1", "s2"], hold)
-    slots.release({"s0": t0 + 10_000, "s1": 0}, held_until_ms=hold)
-    assert slot_values(dynamodb, slots_table) == {"s0": t0 + 10_000, "s1": 0, "s2": hold}
+    a.claim(3, t0, t0 + 60_000)
+    b.seen = {}  # b believes the item empty
+    assert b.claim(2, t0, t0 + 60_000).starts_ms == [t0 + 3 * a.spacing_ms, t0 + 4 * a.spacing_ms]
+    assert b.seen == {"next": {"N": str(t0 + 5 * a.spacing_ms)}}
 
 
-def test_the_whole_limit_is_claimed_and_given_back_in_writes_dynamodb_accepts(dynamodb, slots_table):
-    slots = DynamoRateSlots(slots_table, 190, client=dynamodb)
-    hold = now_ms() + 60_000
-    claims = [slots.claim(190, hold, now_ms())[0] for _ in range(8)]
-    assert [len(c) for c in claims] == [CLAIM_MAX] * 7 + [190 - 7 * CLAIM_MAX]
-    slots.release({name: 0 for claim in claims for name in claim}, hold)
-    assert slot_values(dynamodb, slots_table) == {f"s{i}": 0 for i in range(190)}
+def test_tickets_line_up_after_the_slots_held(dynamodb, slots_table):
+    slots = DynamoRateSlots(slots_table, 20, client=dynamodb)
+    t0 = now_ms()
+    slots.claim(20, t0, t0 + 60_000)
+    first, second = (DynamoRateSlots(slots_table, 20, client=dynamodb).claim(3, t0, t0) for _ in range(2))
+    assert first.retry_at_ms == t0 + 20 * slots.spacing_ms - TICKET_LEAD_MS
+    assert second.retry_at_ms == t0 + 23 * slots.spacing_ms - TICKET_LEAD_MS
+    assert timeline(dynamodb, slots_table) == {
+        "next": t0 + 20 * slots.spacing_ms,
+        "queue": t0 + 26 * slots.spacing_ms,
+    }
 
 
 def test_a_refused_update_returns_the_old_item_only_when_asked_and_only_if_there(dynamodb, table):

@@ -71,7 +71,7 @@ def test_a_dynamodb_that_never_answers_makes_the_rate_slots_unavailable_in_bound
     def claim():
         with pytest.raises(RateSlotsUnavailable):
             now = int(time.time() * 1000)
-            DynamoRateSlots("slots", 4).claim(1, now + 60_000, now)
+            DynamoRateSlots("slots", 4).claim(1, now, now + 60_000)
 
     _, elapsed = timed(claim)
     assert hanging_aws.requests == MAX_ATTEMPTS and elapsed < WORST_CALL_S + SLACK_S

@@ -93,16 +93,16 @@ def slots_table(aws_env):
 def test_a_damaged_rate_slots_item_is_repaired_and_never_fatal(slots_table, log_lines):
     boto3.client("dynamodb").put_item(
         TableName=slots_table,
-        Item={
-            "name": {"S": "hubspot-rate-limit"},
-            "s0": {"S": "by hand"},
-            "s1": {"BOOL": True},
-            "x": {"N": "1"},
-        },
+        Item={"name": {"S": "hubspot-rate-timeline"}, "next": {"S": "by hand"}, "queue": {"BOOL": True}},
     )
     now = int(time.time() * 1000)
-    claimed, _ = DynamoRateSlots(slots_table, 3).claim(3, now + 60_000, now)
-    assert sorted(claimed) == ["s0", "s1", "s2"]
+    slots = DynamoRateSlots(slots_table, 20)
+    assert slots.claim(3, now, now + 60_000).starts_ms == [now + i * slots.spacing_ms for i in range(3)]
+    assert slots.claim(1, now, now).retry_at_ms is not None  # the damaged queue is replaced too
+    item = boto3.client("dynamodb").get_item(
+        TableName=slots_table, Key={"name": {"S": "hubspot-rate-timeline"}}
+    )
+    assert item["Item"]["next"] == {"N": str(now + 3 * slots.spacing_ms)} and "N" in item["Item"]["queue"]
     repaired = [line for line in log_lines() if "rate slots item repaired" in line]
     assert len(repaired) == 2
 

@@ -13,7 +13,7 @@ import boto3
 import pytest
 import urllib3
 from payments_drain.pacing import RateGate, SlotGate
-from payments_drain.rate_slots import CLAIM_MAX, DynamoRateSlots, RateSlotsUnavailable
+from payments_drain.rate_slots import DynamoRateSlots, RateSlotsUnavailable
 
 from local.hubspot_sandbox.config import DEFAULT_TOKEN
 
@@ -37,79 +37,62 @@ def slots_table(aws_env):
 
 
 def test_containers_claiming_at_once_never_get_the_same_slot(slots_table):
-    later = now_ms() + 60_000
-    got: list[list[str]] = []
-    start = threading.Barrier(6)
+    starts: list[int] = []
+    begin = threading.Barrier(6)
+    t0 = now_ms()
 
     def container():
         slots = DynamoRateSlots(slots_table, 20)
-        start.wait()
-        mine: list[str] = []
-        for _ in range(10):  # until the item shows none free
-            claimed, _ = slots.claim(5, later, now_ms())
-            mine += claimed
-        got.append(mine)
+        begin.wait()
+        mine: list[int] = []
+        while len(mine) < 25:  # a claim that lost every race says busy: the gate tries again later
+            mine += slots.claim(5, t0, t0 + 100_000).starts_ms  # 150 slots: 79 s
+        starts.extend(mine)
 
     threads = [threading.Thread(target=container) for _ in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    everything = [name for mine in got for name in mine]
-    assert sorted(everything) == sorted(f"s{i}" for i in range(20))  # each slot once, none left
-    assert DynamoRateSlots(slots_table, 20).claim(1, later, now_ms()) == ([], later)
-
-
-def test_given_back_slots_are_free_from_their_own_time_and_only_while_still_ours(slots_table):
-    slots = DynamoRateSlots(slots_table, 3)
-    t0 = now_ms()
-    hold = t0 + 60_000
-    claimed, _ = slots.claim(3, hold, t0)
-    assert sorted(claimed) == ["s0", "s1", "s2"]
-    slots.release({"s0": t0 + 10_000, "s1": 0}, held_until_ms=hold - 1)  # not our hold: nothing changes
-    assert slots.claim(1, hold, t0) == ([], hold)
-    slots.release({"s0": t0 + 10_000, "s1": 0}, held_until_ms=hold)
-    assert slots.claim(3, hold, t0 + 1) == (["s1"], t0 + 1)  # s0 only once its request has left
-    assert slots.claim(3, hold, t0 + 10_000) == (["s0"], t0 + 10_000)
+    spacing = DynamoRateSlots(slots_table, 20).spacing_ms
+    assert sorted(starts) == [t0 + i * spacing for i in range(len(starts))]  # each slot once, in line
 
 
 def test_a_stale_view_costs_a_retry_never_a_slot_and_a_right_one_saves_the_read(slots_table):
-    a, b = DynamoRateSlots(slots_table, 4), DynamoRateSlots(slots_table, 4)
-    hold = now_ms() + 60_000
-    assert len(a.claim(4, hold, now_ms())[0]) == 4
-    assert b.claim(1, hold, now_ms()) == ([], hold)  # b now believes every slot held
-    a.release({"s0": 0, "s1": 0}, hold)
-    assert sorted(b.claim(4, hold, now_ms())[0]) == ["s0", "s1"]  # it reads again, not trusting that
-    assert a.claim(4, hold, now_ms()) == ([], hold)  # a believed s0, s1 free: refused, then told
+    a, b = DynamoRateSlots(slots_table, 20), DynamoRateSlots(slots_table, 20)
+    t0 = now_ms()
+    first = a.claim(4, t0, t0 + 60_000).starts_ms
+    assert b.claim(2, t0, t0 + 60_000).starts_ms == [t0 + 4 * a.spacing_ms, t0 + 5 * a.spacing_ms]
     calls: list[str] = []
-    b.client.meta.events.register(
-        "before-parameter-build.dynamodb", lambda model, **_: calls.append(model.name)
-    )
-    b.release({"s0": 0}, hold)
-    assert b.claim(1, hold, now_ms())[0] == ["s0"]
-    assert calls == ["UpdateItem", "UpdateItem"]  # its view was right: no read
+    for slots in (a, b):
+        slots.client.meta.events.register(
+            "before-parameter-build.dynamodb", lambda model, **_: calls.append(model.name)
+        )
+    assert b.claim(1, t0, t0 + 60_000).starts_ms == [t0 + 6 * a.spacing_ms]  # its view was right
+    assert calls == ["UpdateItem"]  # no read, one write
+    assert a.claim(1, t0, t0 + 60_000).starts_ms == [t0 + 7 * a.spacing_ms]  # a's view was stale
+    assert calls == ["UpdateItem"] * 3 and first[0] == t0  # refused once, then told the item
 
 
-def test_the_whole_limit_is_claimed_and_given_back_in_writes_dynamodb_accepts(slots_table):
-    """DynamoDB refuses an expression over 4 KB or 300 operators: a claim of all 190 slots in one
-    write is refused (ValidationException), so claims take at most CLAIM_MAX and releases go in
-    groups."""
-    slots = DynamoRateSlots(slots_table, 190)
-    hold = now_ms() + 60_000
-    claims = [slots.claim(190, hold, now_ms())[0] for _ in range(8)]
-    assert [len(c) for c in claims] == [CLAIM_MAX] * 7 + [190 - 7 * CLAIM_MAX]
-    slots.release({name: 0 for claim in claims for name in claim}, hold)
-    assert len({name for _ in range(8) for name in slots.claim(190, hold, now_ms())[0]}) == 190
+def test_a_claim_that_cannot_fit_takes_a_ticket_in_line(slots_table):
+    slots = DynamoRateSlots(slots_table, 20)
+    t0 = now_ms()
+    assert len(slots.claim(100, t0, t0 + 5_000).starts_ms) == 10  # 10 x 525 ms fit in 5 s
+    late = [DynamoRateSlots(slots_table, 20).claim(10, t0, t0 + 5_000) for _ in range(2)]
+    spacing = slots.spacing_ms
+    assert [c.starts_ms for c in late] == [[], []]
+    # in line after the 10 slots held: the second 10 slots later; each back 5 s before its turn
+    assert [c.retry_at_ms for c in late] == [t0 + 10 * spacing - 5_000, t0 + 20 * spacing - 5_000]
 
 
-def test_a_killed_container_s_slots_come_back_when_their_hold_ends(slots_table):
-    """A real process claims every slot, then dies by SIGKILL before giving them back."""
-    hold = now_ms() + 3_000
+def test_a_killed_container_holds_nothing_once_its_slots_have_passed(slots_table):
+    """A real process claims slots, then dies by SIGKILL: the next claim follows them at once."""
+    t0 = now_ms()
     script = (
-        "import os, signal, sys\n"
+        "import sys\n"
         "from payments_drain.rate_slots import DynamoRateSlots\n"
-        f"got, _ = DynamoRateSlots({slots_table!r}, 4).claim(4, {hold}, {now_ms()})\n"
-        "print(len(got), flush=True)\n"
+        f"claim = DynamoRateSlots({slots_table!r}, 20).claim(4, {t0}, {t0 + 60_000})\n"
+        "print(len(claim.starts_ms), flush=True)\n"
         "sys.stdin.readline()\n"  # holds them until killed
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "shared")}
@@ -121,14 +104,14 @@ def test_a_killed_container_s_slots_come_back_when_their_hold_ends(slots_table):
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    slots = DynamoRateSlots(slots_table, 4)
-    assert slots.claim(4, now_ms() + 60_000, now_ms()) == ([], hold)
-    assert len(slots.claim(4, now_ms() + 60_000, hold)[0]) == 4
+    slots = DynamoRateSlots(slots_table, 20)
+    later = max(now_ms(), t0 + 4 * slots.spacing_ms)
+    assert slots.claim(1, later, later + 60_000).starts_ms == [later]
 
 
 def test_an_unreachable_table_makes_the_slots_unavailable_without_more(aws_env):
     with pytest.raises(RateSlotsUnavailable, match=r"get_item failed \(ResourceNotFoundException\)$"):
-        DynamoRateSlots("no-such-table", 4).claim(1, now_ms(), now_ms())
+        DynamoRateSlots("no-such-table", 4).claim(1, now_ms(), now_ms() + 60_000)
 
 
 def test_the_slots_use_exactly_the_actions_the_template_grants(slots_table):
@@ -139,8 +122,8 @@ def test_the_slots_use_exactly_the_actions_the_template_grants(slots_table):
     slots.client.meta.events.register(
         "before-parameter-build.dynamodb", lambda model, **_: called.add(f"dynamodb:{model.name}")
     )
-    claimed, _ = slots.claim(2, now_ms() + 60_000, now_ms())
-    slots.release(dict.fromkeys(claimed, 0), now_ms() + 60_000)
+    slots.claim(2, now_ms(), now_ms() + 60_000)
+    slots.claim(2, now_ms(), now_ms())  # no room: a ticket
     template = load_yaml((ROOT / "template.yaml").read_text())
     policies = template["Resources"]["DrainFunction"]["Properties"]["Policies"]
     [granted] = [
@@ -179,7 +162,7 @@ def invocation(gate, calls: int, http, url, deadline_s: float = 60) -> list:
 @pytest.mark.parametrize("shared", [True, False])
 def test_a_container_alone_fills_the_window_the_idle_others_left(slots_table, hubspot_sandbox, shared):
     """Three containers share a limit of 12: two send a request each and go idle; the third then
-    has 10 calls, all the window has left. With the shared slots they all go in this window;
+    has 10 calls, all the window has left. With the shared timeline they all go in this window;
     pacing by the headers alone keeps (3 - 1) x 4 slots for the others, so the last ones wait."""
     hubspot_sandbox.control.set_config(rate_limit_per_10s=12)
     url = f"{hubspot_sandbox.base_url}/crm/v3/objects/commerce_payments?limit=1"
@@ -187,7 +170,7 @@ def test_a_container_alone_fills_the_window_the_idle_others_left(slots_table, hu
 
     def gate():
         if shared:
-            return SlotGate(DynamoRateSlots(slots_table, 12), 12, parallel_calls=4)
+            return SlotGate(DynamoRateSlots(slots_table, 12))
         return RateGate(12, containers=3, parallel_calls=4)
 
     idle = [gate(), gate()]
@@ -204,7 +187,43 @@ def test_a_container_alone_fills_the_window_the_idle_others_left(slots_table, hu
         assert in_first_window < 10
 
 
-def test_the_runbook_s_get_item_shows_who_holds_the_slots(slots_table):
+def test_two_stacks_sharing_one_slots_table_share_one_budget(aws_env, hubspot_sandbox):
+    """Two deployments on one HubSpot app (ExistingRateSlotsTableName): each sends 60 requests
+    through two containers of its own. On one table they share the limit of 100 and none is
+    refused; each on its own table (each stack believing it has the whole limit), some are."""
+    hubspot_sandbox.control.set_config(rate_limit_per_10s=100)
+    url = f"{hubspot_sandbox.base_url}/crm/v3/objects/commerce_payments?limit=1"
+    http = urllib3.PoolManager(maxsize=16)
+
+    def run(tables: list[str]) -> list[int]:
+        done: list = []
+        gates = [SlotGate(DynamoRateSlots(table, 100)) for table in tables for _ in range(2)]
+        threads = [
+            threading.Thread(target=lambda g=g: done.extend(invocation(g, 30, http, url))) for g in gates
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return [status for _, status in done]
+
+    tables = []
+    for _ in range(3):
+        tables.append(f"slots-{uuid.uuid4().hex[:8]}")
+        boto3.client("dynamodb").create_table(
+            TableName=tables[-1],
+            KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    shared = run([tables[0], tables[0]])
+    assert len(shared) == 120 and shared.count(429) == 0
+    time.sleep(10.5)  # the sandbox's window empties
+    apart = run([tables[1], tables[2]])
+    assert apart.count(429) > 0
+
+
+def test_the_runbook_s_get_item_shows_the_timeline(slots_table):
     """docs/operations.md's `aws dynamodb get-item` for the slots, its key and consistent read,
     made with boto3 (no AWS CLI here) against the table after a claim."""
     import json
@@ -215,9 +234,10 @@ def test_the_runbook_s_get_item_shows_who_holds_the_slots(slots_table):
     assert command, "the runbook shows no get-item for the slots table"
     key = json.loads(re.search(r"--key\s+'([^']*)'", command.group(1)).group(1))
     assert "--consistent-read" in command.group(1)
-    hold = now_ms() + 60_000
-    claimed, _ = DynamoRateSlots(slots_table, 4).claim(2, hold, now_ms())
+    slots = DynamoRateSlots(slots_table, 4)
+    t0 = now_ms()
+    slots.claim(2, t0, t0 + 60_000)
+    slots.claim(2, t0, t0)  # no room before its reach: a ticket
     item = boto3.client("dynamodb").get_item(TableName=slots_table, Key=key, ConsistentRead=True)["Item"]
-    assert {name: int(value["N"]) for name, value in item.items() if name != "name"} == dict.fromkeys(
-        claimed, hold
-    )
+    assert int(item["next"]["N"]) == t0 + 2 * slots.spacing_ms
+    assert int(item["queue"]["N"]) == t0 + 4 * slots.spacing_ms

@@ -381,3 +381,67 @@ def test_a_ledger_record_that_fails_once_is_written_again_not_given_up():
     drain, _, _, _ = make(ledger=ledger)
     result = run(drain, [sqs_record(payment_body("ch_1"), "m1")])
     assert not result.ledger_write_failed and ledger.items["ch_1"]["status"] == "created"
+
+
+# -- the rate limit's timeline under contention ------------------------------------------------------
+def _timeline_drain(faults=None, next_ms=None):
+    """A drain whose gate claims on a slots table in SimDynamoDB (held to DynamoDB Local by
+    tests/contract), with the test's clock as the wall clock."""
+    import random
+
+    from payments_drain.pacing import SlotGate
+    from payments_drain.rate_slots import DynamoRateSlots
+
+    from simulation.dynamodb import SimDynamoDB
+
+    clock = Clock()
+    base_ms = int(time.time() * 1000)
+
+    class Wall:
+        def wall(self):
+            return base_ms / 1000 + clock.now
+
+    ddb = SimDynamoDB(Wall(), random.Random(0), faults)
+    ddb.create_table(
+        TableName="slots",
+        KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    if next_ms is not None:  # other containers hold the timeline up to then
+        ddb.put_item(
+            TableName="slots",
+            Item={"name": {"S": "hubspot-rate-timeline"}, "next": {"N": str(base_ms + next_ms)}},
+        )
+    drain, hubspot, visibility, _ = make(clock=clock)
+    gate = SlotGate(
+        DynamoRateSlots("slots", 190, client=ddb),
+        wall_ms=lambda: base_ms + round(clock.now * 1000),
+        rng=random.Random(1),
+    )
+    drain.sender.gate = drain.gate = gate
+    return drain, hubspot, visibility, clock
+
+
+def test_a_claim_with_no_slot_before_the_budget_ends_is_held_until_its_ticket_not_an_outage():
+    drain, hubspot, visibility, clock = _timeline_drain(next_ms=600_000)  # ten minutes of backlog
+    result = run(drain, [sqs_record(payment_body("ch_1"), "m1")], clock=clock)
+    outcome = result.outcomes["m1"]
+    assert outcome.wait is Wait.NO_SLOT_YET and outcome.reason.category != "RATE_SLOTS_UNAVAILABLE"
+    assert hubspot.calls == [] and result.response["batchItemFailures"] == [{"itemIdentifier": "m1"}]
+    (held,) = visibility.held.values()  # back when its ticket comes up, 5 s early, not in 370 s
+    assert 600 - 5 - 60 <= held <= 600 - 5
+
+
+def test_a_throttled_claim_waits_and_is_held_briefly_never_reported_as_slots_unavailable():
+    from payments_drain.pacing import SlotGate
+
+    from simulation.dynamodb import DynamoFaults
+
+    drain, hubspot, visibility, clock = _timeline_drain(DynamoFaults(p_throttle_request=1.0))
+    result = run(drain, [sqs_record(payment_body("ch_1"), "m1")], clock=clock)
+    outcome = result.outcomes["m1"]
+    assert outcome.wait is Wait.NO_SLOT_YET and outcome.reason.category != "RATE_SLOTS_UNAVAILABLE"
+    assert clock.now > 50  # it waited (claiming again every 0.5-2 s) for as long as it had time
+    (held,) = visibility.held.values()  # (the test's clock runs clock.now ahead of the wall clock)
+    assert hubspot.calls == [] and held <= clock.now + SlotGate.BUSY_S[1] + 1

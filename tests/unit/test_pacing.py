@@ -8,6 +8,9 @@ from collections import deque
 
 import pytest
 from payments_drain.pacing import MARGIN_S, DailyLimit, RateGate, SlotGate
+from payments_drain.rate_slots import TICKET_LEAD_MS, DynamoRateSlots
+
+from simulation.dynamodb import DynamoFaults, SimDynamoDB
 
 HEADERS = {"X-HubSpot-RateLimit-Max": "20", "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}
 
@@ -197,35 +200,46 @@ def test_containers_sharing_the_limit_never_run_into_a_429(seed, starts):
     assert refused == 0 and last < 65.0  # and they drain
 
 
-class SlotStore:
-    """DynamoRateSlots' contract in memory (tests/integration/test_rate_slots.py holds the adapter
-    to it against DynamoDB Local): a claim takes free slots, a release sets their free times."""
+class SimClock:
+    """The clock SimDynamoDB reads (no latency is configured, so it never sleeps)."""
 
-    def __init__(self, limit: int) -> None:
-        self.free_at = {f"s{i}": 0 for i in range(limit)}
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
 
-    def claim(self, want, hold_until_ms, now_ms):
-        free = [name for name, at in self.free_at.items() if at <= now_ms][: max(1, want)]
-        for name in free:
-            self.free_at[name] = hold_until_ms
-        return free, (now_ms if free else min(self.free_at.values()))
+    def wall(self) -> float:
+        return self.clock.now
 
-    def release(self, free_at_ms, held_until_ms):
-        for name, at in free_at_ms.items():
-            if self.free_at[name] == held_until_ms:
-                self.free_at[name] = at
+    def sleep(self, seconds: float) -> None:
+        raise AssertionError("no latency configured")
+
+
+def timeline(clock: Clock, limit: int, faults: DynamoFaults | None = None):
+    """A slots table in SimDynamoDB (held to DynamoDB Local by tests/contract), and a factory of
+    DynamoRateSlots on it: one per container."""
+    ddb = SimDynamoDB(SimClock(clock), random.Random(0), faults)
+    ddb.create_table(
+        TableName="slots",
+        KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return ddb, lambda: DynamoRateSlots("slots", limit, client=ddb)
+
+
+def slot_gate(slots, clock, seed=0):
+    return SlotGate(slots, wall_ms=lambda: round(clock.now * 1000), rng=random.Random(seed))
 
 
 def shared_slots(limit: int, requests: int, starts, seed: int, batch: int = 10, parallel: int = 4):
-    """Containers sharing one SlotStore and one window, each taking batches of ``batch`` calls
-    (begin, ``parallel`` callers, end when all are answered). Returns (refused, last answer)."""
+    """Containers sharing one slots table and one window, each taking batches of ``batch`` calls
+    (begin, ``parallel`` callers, end when all are answered). Returns (refused, last answer, ddb)."""
     sim = Simulation(limit, seed)
-    store = SlotStore(limit)
+    ddb, new_slots = timeline(sim.clock, limit)
     left = [requests]
 
     class Container:
-        def __init__(self):
-            self.gate = slot_gate(store, sim.clock, limit)
+        def __init__(self, index):
+            self.gate = slot_gate(new_slots(), sim.clock, seed * 100 + index)
             self.unsent = self.unanswered = 0
 
         def next_batch(self):
@@ -261,72 +275,78 @@ def shared_slots(limit: int, requests: int, starts, seed: int, batch: int = 10, 
             else:
                 self.ask()
 
-    for start in starts:
-        sim.at(start, Container().next_batch)
+    for index, start in enumerate(starts):
+        sim.at(start, Container(index).next_batch)
     last = sim.run()
-    return sim.refused, last
+    return sim.refused, last, ddb
 
 
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("starts", [(0.0, 0.0, 0.0), (0.0, 0.0), (0.0, 1.3, 2.9)])
-def test_containers_sharing_slots_fill_every_window_and_never_run_into_a_429(seed, starts):
-    refused, last = shared_slots(20, 100, starts, seed)
-    # 100 requests are 5 windows of 20: one slot left unused anywhere puts the last in a sixth
-    assert refused == 0 and last < 45.0
+def test_containers_sharing_the_timeline_fill_it_and_never_run_into_a_429(seed, starts):
+    refused, last, ddb = shared_slots(20, 100, starts, seed)
+    spacing_s = DynamoRateSlots("slots", 20, client=ddb).spacing_ms / 1000  # 10.5 s / 20
+    # 100 slots back to back, the last answered within 0.2 s: no slot left unused on the way
+    assert refused == 0 and last < 100 * spacing_s + 0.25
+    # a write per batch of 10, and one more when another container moved the timeline since the
+    # container last saw it: not a write per request
+    assert ddb.calls["UpdateItem"] <= 2 * 100 / 10 + len(starts)
 
 
-def slot_gate(store, clock, limit=4):
-    return SlotGate(store, limit, parallel_calls=4, clock=clock, wall_ms=lambda: round(clock.now * 1000))
-
-
-def test_given_back_slots_are_free_when_their_last_request_leaves_the_window():
+def test_a_slot_not_started_in_time_passes_and_holds_nothing():
     clock = Clock()
-    store = SlotStore(4)
-    gate = slot_gate(store, clock)
-    gate.begin(200_000, 3)  # three calls: three slots claimed at the first ask
-    for _ in range(2):  # the third call was not needed
-        assert gate.delay() == 0
-        gate.started()
-        clock.now += 0.2
-        gate.finished({**HEADERS, "X-HubSpot-RateLimit-Remaining": "1000"})  # the headers grow nothing
-    assert gate.allowance == 3
-    gate.end()
-    assert store.free_at == {"s0": 110_450, "s1": 110_250, "s2": 0, "s3": 0}
-
-
-def test_a_held_slot_is_used_again_once_its_request_left_the_window():
-    clock = Clock()
-    store = SlotStore(1)
-    gate = slot_gate(store, clock, limit=1)
+    _, new_slots = timeline(clock, 20)
+    gate = slot_gate(new_slots(), clock)
     gate.begin(200_000, 2)
-    assert gate.delay() == 0
+    assert gate.delay() == 0  # the first slot is now
     gate.started()
-    gate.finished(HEADERS)
-    assert gate.delay() == pytest.approx(SlotGate.POLL_S)  # none free in the store: look again soon
-    clock.now += 10 + MARGIN_S
-    assert gate.delay() == 0 and store.free_at == {"s0": 200_000 + 10_000 + SlotGate.HOLD_MARGIN_MS}
+    clock.now += 5.0  # the second slot (525 ms later) was never taken
+    wait = gate.delay()  # so it passed, and the next claim starts now, not at the old slot
+    assert wait == 0
 
 
-def test_a_429_pauses_every_caller_of_a_slot_gate():
+def test_a_429_pauses_every_caller_and_the_slots_passing_meanwhile_are_not_kept():
     clock = Clock()
-    gate = slot_gate(SlotStore(4), clock)
+    _, new_slots = timeline(clock, 20)
+    gate = slot_gate(new_slots(), clock)
     gate.begin(200_000, 4)
     assert gate.delay() == 0
     gate.started()
     gate.finished(HEADERS, throttled_for_s=2.0)
     assert gate.delay() == pytest.approx(2.0)
+    clock.now += 2.0
+    # the three other slots claimed passed in the pause: three new ones follow on the timeline
+    assert gate.delay() == pytest.approx(0.1) and list(gate.starts) == [102_100, 102_625, 103_150]
 
 
-def test_without_time_to_give_them_back_the_slots_stay_held_until_their_hold_ends():
+def test_a_claim_that_cannot_fit_before_the_calls_end_takes_a_ticket_in_line():
     clock = Clock()
-    store = SlotStore(2)
-    gate = slot_gate(store, clock, limit=2)
-    gate.begin(200_000, 1)
-    assert gate.delay() == 0
-    gate.cancel()  # the slot came too late to start a call
-    gate.end(give_back=False)
-    assert store.free_at == {"s0": 200_000 + 10_000 + SlotGate.HOLD_MARGIN_MS, "s1": 0}
-    assert gate.held == [] and gate.allowance == 0  # the next invocation claims afresh
+    _, new_slots = timeline(clock, 20)
+    first, second, third = (slot_gate(new_slots(), clock, i) for i in range(3))
+    first.begin(int((clock.now + 20) * 1000), 100)  # 18 s of calls: 35 slots
+    assert first.delay() == 0 and len(first.starts) == 34
+    second.begin(int((clock.now + 20) * 1000), 10)
+    assert second.delay() > 0  # nothing left before its calls end
+    ticket = second.no_slot_until_ms()
+    third.begin(int((clock.now + 20) * 1000), 10)
+    third.delay()
+    # in line: the second comes back when its 10 slots follow the first's, the third after those
+    spacing = new_slots().spacing_ms
+    assert ticket == round(clock.now * 1000) + 35 * spacing - TICKET_LEAD_MS
+    assert third.no_slot_until_ms() == ticket + 10 * spacing
+
+
+def test_a_throttled_claim_is_no_slot_yet_with_a_jittered_retry_never_an_outage():
+    clock = Clock()
+    _, new_slots = timeline(clock, 20, DynamoFaults(p_throttle_request=1.0))
+    gates = [slot_gate(new_slots(), clock, seed) for seed in range(5)]
+    retries = set()
+    for gate in gates:
+        gate.begin(200_000, 2)
+        wait = gate.delay()  # no RateSlotsUnavailable
+        assert 0 < wait <= SlotGate.BUSY_S[1] + 0.01
+        retries.add(gate.no_slot_until_ms())
+    assert len(retries) == 5  # not all on the same millisecond
 
 
 def test_a_daily_limit_probe_answered_by_a_timeout_or_5xx_has_not_probed():

@@ -240,7 +240,7 @@ class Drain:
         chunks = plan_chunks(payments)
         if not chunks:
             return
-        self.gate.begin(budget.function_deadline_ms(), len(chunks))
+        self.gate.begin(budget.calls_end_ms(), len(chunks))
         try:
             futures = [
                 self.pool.submit(

@@ -18,6 +18,7 @@ every hold (``limits``):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from payments_drain.limits import SQS_MAX_VISIBILITY_S
@@ -111,5 +112,7 @@ def _wanted_s(outcome: Outcome, now_s: float, bases: dict[Wait, int], receive_co
         if outcome.until_ms is None:
             return None
         return max(1, int(outcome.until_ms / 1000 - now_s) + CLAIM_MARGIN_S)
+    if wait is Wait.NO_SLOT_YET:  # until its ticket comes up on the rate limit's timeline
+        return None if outcome.until_ms is None else max(1, math.ceil(outcome.until_ms / 1000 - now_s))
     base = bases.get(wait, 0)
     return backoff_hold_s(base, receive_count) if base > 0 else None

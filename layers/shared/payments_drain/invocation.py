@@ -37,6 +37,10 @@ class Budget:
         HubSpot call, bounded by this (``drain``), and nothing may run past it."""
         return self.left() + self.margin_s - self.FINAL_S
 
+    def calls_end_ms(self) -> int:
+        """Wall-clock epoch ms at which the budget for HubSpot calls ends."""
+        return int((clocks.wall() + max(self.left(), 0)) * 1000)
+
     def function_deadline_ms(self) -> int:
         """Wall-clock epoch ms at which the function times out: nothing of ours runs after it."""
         return int((clocks.wall() + max(self.left(), 0) + self.margin_s) * 1000)

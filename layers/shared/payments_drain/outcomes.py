@@ -102,6 +102,7 @@ class Wait(str, Enum):
     LEDGER_UNAVAILABLE = "ledger_unavailable"  # the ledger table could not be read or written
     RATE_SLOTS_UNAVAILABLE = "rate_slots_unavailable"  # the rate slots table could not be used
     CLAIMED_ELSEWHERE = "claimed_elsewhere"  # another invocation holds the payment until ``until_ms``
+    NO_SLOT_YET = "no_slot_yet"  # the rate limit's timeline has no slot for it before ``until_ms``
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,4 +112,4 @@ class Outcome:
     hubspot_id: str | None = None
     wait: Wait | None = None  # a retry that only waits for HubSpot (see Wait)
     updated: bool = False  # upsert mode: HubSpot had the payment and applied this message to it
-    until_ms: int | None = None  # CLAIMED_ELSEWHERE: when the other invocation's claim ends
+    until_ms: int | None = None  # CLAIMED_ELSEWHERE, NO_SLOT_YET: when the wait ends

@@ -25,11 +25,13 @@ and still in the window: in flight, or slots it may still use (docs/performance.
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 
 from payments_drain import clock as clocks
+from payments_drain.rate_slots import SLACK_MS
 
 MARGIN_S = 0.05  # our clock and HubSpot's window edge are not the same clock
 
@@ -111,11 +113,14 @@ class RateGate:
             self.remaining = remaining
             self._grow(remaining)
 
-    def begin(self, function_deadline_ms: int, calls: int) -> None:
+    def begin(self, calls_end_ms: int, calls: int) -> None:
         """An invocation starts (``SlotGate`` claims its slots for it); nothing to do here."""
 
     def end(self, give_back: bool = True) -> None:
-        """An invocation ends (``SlotGate`` gives its slots back); nothing to do here."""
+        """An invocation ends; nothing to do here."""
+
+    def no_slot_until_ms(self) -> int | None:
+        return None  # the headers say nothing of the others: a wait here is never a hold
 
     def _grow(self, remaining: int) -> None:
         if remaining - self.others > 0:
@@ -132,103 +137,119 @@ class RateGate:
             self.allowance = max(1, min(self.allowance, still_in + self.parallel))
 
 
-class SlotGate(RateGate):
-    """A rate gate whose allowance is the slots it holds in the shared store (``rate_slots``).
+class SlotGate:
+    """A rate gate whose requests start only at slots claimed on the shared timeline
+    (``rate_slots``).
 
     With several containers, pacing by the headers keeps ``(containers - 1) x parallel_calls`` of
     the window for the others' calls in flight (``RateGate``, rule 2); when the others are idle,
-    that room is lost. Here no room is kept: a container claims free slots when its calls need
-    them (one per call of the invocation not started yet: one claim per batch when the window has
-    room; the calls start within a second, so the slots are used in this window), holds them for the
-    invocation, sends at most one request per held slot in any window (rule 1: self-clocking) and
-    gives them back at ``end()``, each free once its last request has left HubSpot's window. What
-    every container may have counted or in flight is then at most the slots it holds, and the
-    slots are the limit. A 429 (another app, a lower limit) still pauses every caller (rule 4).
+    that room is lost. Here no room is kept: when a call of the invocation has no slot, the gate
+    claims one slot per call not started yet (one write per invocation when nothing races it),
+    each a moment on the timeline that every container shares, and hands them out in order. A
+    slot that no call takes within ``SLACK_MS`` of its moment has passed; so a 429's pause, an
+    early end or a kill leave nothing held. When no slot fits before the invocation's last call,
+    or DynamoDB throttles the item, the gate says until when there is no slot
+    (``no_slot_until_ms``): the sender holds its payments on the queue until then. A 429 (another
+    app, a lower limit) still pauses every caller (``RateGate``, rule 4).
     """
 
-    POLL_S = 0.25  # a slot held by another container may come back before its hold ends
-    HOLD_MARGIN_MS = 5_000  # a request sent just before the deadline may still be on its way
+    CALL_MS = 2_000  # a slot later than the invocation's calls' end less this is of no use
+    BUSY_S = (0.5, 2.0)  # a claim throttled or raced is tried again after a random wait in this range
 
     def __init__(
         self,
         slots,
-        limit_per_10s: int,
         *,
-        parallel_calls: int = 1,
-        clock: Callable[[], float] = clocks.monotonic,
         wall_ms: Callable[[], int] = clocks.wall_ms,
+        rng: random.Random | None = None,
     ) -> None:
-        super().__init__(limit_per_10s, parallel_calls=parallel_calls, clock=clock)
         self.slots = slots
         self.wall_ms = wall_ms
-        self.allowance = 0
-        self.held: list[str] = []
-        self.hold_until_ms = 0
-        self.calls_left = 0  # calls of this invocation not started yet
-        self.next_read = 0.0  # no slot can show free in the store before this (our clock)
+        self.rng = rng or random.Random()
+        self.lock = threading.Lock()
         self.claiming = threading.Lock()
+        self.starts: deque[int] = deque()  # our slots not yet used, in order
+        self.calls_left = 0  # calls of this invocation not started yet
+        self.promised = 0  # slots delay() handed out whose call has not started yet
+        self.reach_ms = 0
+        self.paused_until_ms = 0
+        self.retry_at_ms = 0  # no claim before this: a ticket, or a claim throttled or raced
 
-    def begin(self, function_deadline_ms: int, calls: int) -> None:
+    def begin(self, calls_end_ms: int, calls: int) -> None:
         with self.lock:
-            self.hold_until_ms = function_deadline_ms + int(self.interval_s * 1000) + self.HOLD_MARGIN_MS
+            self.reach_ms = calls_end_ms - self.CALL_MS
             self.calls_left = calls
-            self.next_read = 0.0
 
     def delay(self) -> float:
-        wait = super().delay()
-        if wait <= 0:
-            return wait
+        """0: send now, the slot is the caller's (``started()`` next). Otherwise the seconds to
+        wait before asking again."""
         with self.lock:
-            now = self.clock()
-            if self.paused_until > now:
-                return wait
-            if now < self.next_read:
-                return min(wait, self.next_read - now)
-            want = max(1, self.calls_left - self.promised)  # every call of ours not started
+            wait_ms, want = self._next(self.wall_ms())
+        if want == 0:
+            return wait_ms / 1000
         if not self.claiming.acquire(blocking=False):
-            return min(wait, 0.01)  # another of our calls is claiming: ask again in a moment
+            return 0.01  # another of our calls is claiming: ask again in a moment
         try:
-            got, free_at_ms = self.slots.claim(want, self.hold_until_ms, self.wall_ms())
+            now_ms = self.wall_ms()
+            claim = self.slots.claim(want, now_ms, self.reach_ms)
         finally:
             self.claiming.release()
         with self.lock:
-            now = self.clock()
-            self.held += got
-            self.allowance += len(got)
-            self.next_read = now + min(self.POLL_S, max(0.0, (free_at_ms - self.wall_ms()) / 1000))
-        return super().delay() if got else min(wait, max(self.next_read - now, 0.001))
+            self.starts.extend(claim.starts_ms)  # later than any we hold: the timeline only grows
+            if claim.busy:
+                self.retry_at_ms = now_ms + round(1000 * self.rng.uniform(*self.BUSY_S))
+            elif claim.retry_at_ms is not None:
+                self.retry_at_ms = claim.retry_at_ms
+            wait_ms, want = self._next(self.wall_ms())
+        return wait_ms / 1000 if want == 0 else 0.01
+
+    def _next(self, now_ms: int) -> tuple[int, int]:
+        """(ms to wait, 0), or (0, slots to claim) when a claim is due."""
+        if self.paused_until_ms > now_ms:
+            return self.paused_until_ms - now_ms, 0
+        while self.starts and self.starts[0] < now_ms - SLACK_MS:
+            self.starts.popleft()  # passed unused (its call waited on something else)
+        if self.starts:
+            if self.starts[0] <= now_ms:
+                self.starts.popleft()
+                self.promised += 1
+                return 0, 0
+            return self.starts[0] - now_ms, 0
+        if self.retry_at_ms > now_ms:
+            return self.retry_at_ms - now_ms, 0
+        return 0, max(1, self.calls_left - self.promised)
+
+    def no_slot_until_ms(self) -> int | None:
+        """When the gate can next hand out a slot, if that is later than now: a call that cannot
+        wait so long is held on the queue until then (``Wait.NO_SLOT_YET``)."""
+        with self.lock:
+            now_ms = self.wall_ms()
+            later = max(self.retry_at_ms, self.starts[0] if self.starts else 0)
+            return later if later > now_ms else None
 
     def started(self) -> None:
-        super().started()
         with self.lock:
+            self.promised = max(0, self.promised - 1)
             self.calls_left = max(0, self.calls_left - 1)
 
-    def end(self, give_back: bool = True) -> None:
-        """Give the held slots back: one per request of ours still in the window, free when it
-        leaves (HubSpot counted it before its answer); the others free now. Slots of calls still
-        out (none once every chunk has settled) stay held until their hold ends, and so do all of
-        them without ``give_back`` (no time left for the write)."""
+    def cancel(self) -> None:
         with self.lock:
-            now = self.clock()
-            self._expire(now)
-            out = self.in_flight + self.promised
-            keep, give = self.held[:out], self.held[out:]
-            to_wall = self.wall_ms() - now * 1000
-            free_at = dict.fromkeys(give, 0)  # free now, but one per request still in the window
-            for name, at in zip(give, sorted(self.answered, reverse=True)):
-                free_at[name] = round(to_wall + (at + self.interval_s + MARGIN_S) * 1000)
-            self.held, self.allowance = keep, len(keep)
-            self.answered.clear()  # the store has them now
-            hold_until_ms = self.hold_until_ms
-        if give_back:
-            self.slots.release(free_at, hold_until_ms)
+            self.promised = max(0, self.promised - 1)
 
-    def _grow(self, remaining: int) -> None:
-        """The allowance grows only by claimed slots, never by what the headers say."""
+    def finished(self, headers: Mapping[str, str], throttled_for_s: float = 0.0) -> None:
+        """A 429 pauses every caller; the slots that pass meanwhile are not kept (others may use
+        what HubSpot's window has left only through the timeline)."""
+        if throttled_for_s:
+            with self.lock:
+                self.paused_until_ms = max(
+                    self.paused_until_ms, self.wall_ms() + round(throttled_for_s * 1000)
+                )
 
-    def _expire(self, now: float) -> None:
-        while self.answered and self.answered[0] <= now - self.interval_s:
-            self.answered.popleft()  # its slot is free for our next request; still ours
+    def end(self, give_back: bool = True) -> None:
+        """The invocation is over: its unused slots pass (nothing to write)."""
+        with self.lock:
+            self.starts.clear()
+            self.calls_left = self.promised = 0
 
 
 class DailyLimit:

@@ -39,10 +39,11 @@ def wait_of(verdict: batching.Verdict) -> Wait | None:
     return Wait.HUBSPOT_UNAVAILABLE if verdict.action == batching.TRANSIENT else None
 
 
-def retry_all(part: list[Payment], reason: Reason, wait: Wait | None = None) -> batching.Verdict:
-    return batching.Verdict(
-        batching.SETTLED, {p.message_id: Outcome(State.RETRY, reason, wait=wait) for p in part}, reason
-    )
+def retry_all(
+    part: list[Payment], reason: Reason, wait: Wait | None = None, until_ms: int | None = None
+) -> batching.Verdict:
+    outcome = Outcome(State.RETRY, reason, wait=wait, until_ms=until_ms)
+    return batching.Verdict(batching.SETTLED, dict.fromkeys((p.message_id for p in part), outcome), reason)
 
 
 class ChunkSender:
@@ -115,11 +116,11 @@ class ChunkSender:
                 logger.error("HubSpot token unavailable", extra={"error": str(error)})
                 return retry_all(part, Reason("TOKEN_UNAVAILABLE", str(error)))
             if budget.left() < self.min_call_s():
-                return retry_all(part, reason, wait or stats.hubspot_wait())
+                return self._out_of_time(part, reason, wait or stats.hubspot_wait())
             try:
                 while (delay := self.gate.delay()) > 0:  # 0: the slot is ours, the call starts now
                     if budget.left() < delay + self.min_call_s():
-                        return retry_all(part, reason, wait or stats.hubspot_wait())
+                        return self._out_of_time(part, reason, wait or stats.hubspot_wait())
                     self.sleep(delay)
             except RateSlotsUnavailable as error:
                 if last and budget.left() > SLOTS_RETRY_S + self.min_call_s():
@@ -131,7 +132,7 @@ class ChunkSender:
                 return retry_all(part, reason, Wait.RATE_SLOTS_UNAVAILABLE)
             if budget.left() < self.min_call_s():  # the slot came late (a slow slots table)
                 self.gate.cancel()
-                return retry_all(part, reason, wait or stats.hubspot_wait())
+                return self._out_of_time(part, reason, wait or stats.hubspot_wait())
             before = maybe_stored & ids
             maybe_stored.update(ids)  # from here until its answer proves otherwise, it may be stored
             self.gate.started()
@@ -186,8 +187,17 @@ class ChunkSender:
                     "HubSpot call failed, payments retried",
                     extra={**_reason_log(reason), "messageIds": [p.message_id for p in part]},
                 )
-                return retry_all(part, reason, wait or stats.hubspot_wait())
+                return self._out_of_time(part, reason, wait or stats.hubspot_wait())
             self.sleep(backoff)
+
+    def _out_of_time(self, part: list[Payment], reason: Reason, wait: Wait | None) -> batching.Verdict:
+        """The budget ends before the part can be sent: held while HubSpot is unavailable, or
+        until the rate limit's timeline has a slot for it (``Wait.NO_SLOT_YET``), else back after
+        the visibility timeout."""
+        until_ms = None
+        if wait is None and (until_ms := self.gate.no_slot_until_ms()) is not None:
+            wait = Wait.NO_SLOT_YET
+        return retry_all(part, reason, wait, until_ms)
 
 
 def _reason_log(reason: Reason) -> dict[str, Any]:

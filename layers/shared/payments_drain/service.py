@@ -57,11 +57,7 @@ def build_drain(settings: Settings) -> Drain:
         parallel_calls=parallel,
         max_attempts=settings.HUBSPOT_MAX_ATTEMPTS,
         gate=(
-            SlotGate(
-                DynamoRateSlots(settings.RATE_SLOTS_TABLE_NAME, settings.HUBSPOT_RATE_LIMIT_PER_10S),
-                settings.HUBSPOT_RATE_LIMIT_PER_10S,
-                parallel_calls=parallel,
-            )
+            SlotGate(DynamoRateSlots(settings.RATE_SLOTS_TABLE_NAME, settings.HUBSPOT_RATE_LIMIT_PER_10S))
             if settings.RATE_SLOTS_TABLE_NAME
             else RateGate(
                 settings.HUBSPOT_RATE_LIMIT_PER_10S,
