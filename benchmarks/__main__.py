@@ -1,4 +1,4 @@
-"""``make bench`` / ``python -m benchmarks [--quick] [--only a,b,c,d,e,f,g] [--output FILE]``.
+"""``make bench`` / ``python -m benchmarks [--quick] [--only a,b,c,d,e,f,g,h] [--output FILE]``.
 
 Prints the table (figure, value, baseline or bound, ratio, target, met) and writes the same
 figures as JSON. Targets are goals to report against, never assertions: the exit code is 0
@@ -299,6 +299,15 @@ def proposals(st, quick: bool) -> dict[str, Any]:
     return out
 
 
+def figure_contention(st, quick: bool) -> dict[str, Any]:
+    """(h) N containers contending for 190 per 10 s through the shared timeline, in virtual time
+    (benchmarks/contention.py; the same run alone: ``python -m benchmarks.contention``)."""
+    from benchmarks import contention
+
+    log("h: 4, 50, 200 and 1,000 containers on the rate limit's timeline, virtual time")
+    return contention.figure((4, 50) if quick else (4, 50, 200, 1000))
+
+
 FIGURES = {
     "a": figure_cpu,
     "c": figure_throughput,
@@ -306,6 +315,7 @@ FIGURES = {
     "e": figure_memory,
     "f": figure_ledger,
     "g": figure_modes,
+    "h": figure_contention,
 }
 
 
@@ -384,6 +394,24 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "<= 1.3x floor",
             ratio <= 1.3,
         )
+    if "h" in results:
+        goals = results["h"]["goals"]
+        for n, h in results["h"]["runs"].items():
+            met = (
+                h["ratio"] <= goals["ratio"]
+                and h["share_429"] < goals["share_429"]
+                and h["peak_wcu_per_s"] <= goals["peak_wcu_per_s"]
+                and h["dead_lettered"] == 0
+            )
+            row(
+                f"h. {int(n):,} containers, {h['chunks']:,} requests at 190/10 s",
+                f"{h['drain_s']:.0f} s, {100 * h['share_429']:.1f}% 429, peak {h['peak_wcu_per_s']} WCU/s, "
+                f"{h['dead_lettered']} dead-lettered",
+                f"{h['bound_s']:.0f} s (rate limit)",
+                f"{h['ratio']:.2f}",
+                f"<= {goals['ratio']:.2f}x, < 1% 429, <= {goals['peak_wcu_per_s']} WCU/s",
+                met,
+            )
     if "e" in results:
         e = results["e"]
         row(
@@ -550,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        default="a,c,d,e,f,g",
+        default="a,c,d,e,f,g,h",
         help="comma-separated figures (b comes with a; g's costs need a, c and f)",
     )
     parser.add_argument("--output", default=str(ROOT / "bench-results.json"))
@@ -563,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [f.strip() for f in args.only.replace("b", "a").split(",") if f.strip()]
     unknown = set(wanted) - set(FIGURES)
     if unknown:
-        parser.error(f"unknown figures {sorted(unknown)}; known: a (with b), c, d, e, f, g")
+        parser.error(f"unknown figures {sorted(unknown)}; known: a (with b), c, d, e, f, g, h")
     info = machine()
     started = time.perf_counter()
     results: dict[str, Any] = {}

@@ -13,9 +13,10 @@ them there. The model, first order:
 - DynamoDB: read and write units per payment from figure f, on-demand; with figure g, one scenario
   per write mode with that mode's units per new payment (and, beside the total, what DynamoDB
   adds per million redelivered payments and per million updates).
-- DynamoDB, the rate limit's slots (rate_slots.py), in every mode: per batch two updates (claim,
-  give back) and at most one consistent read of the item, RATE_SLOTS_UNITS_PER_BATCH; the reads a
-  container makes while the window is full (one per 0.25 s at most) are not counted.
+- DynamoDB, the rate limit's timeline (rate_slots.py), in every mode: per batch one conditional
+  update of a small item (1 write unit), and one more when another container moved the timeline
+  since this one last saw it (figure h measures about two per batch), RATE_SLOTS_UNITS_PER_BATCH;
+  a container's first claim reads the item once (not counted).
 - Secrets Manager: one GetSecretValue per container per TOKEN_CACHE_SECONDS while it is warm.
 """
 
@@ -32,9 +33,8 @@ PRICES = {
     "secrets_api_call": 0.05 / 10_000,  # USD per Secrets Manager API call
 }
 MB_PER_VCPU = 1769
-# The slots item at 190 slots: 190 x (name "s<i>" + a 13-digit number, about 11.5 bytes) plus the
-# key, about 2.2 KB: a consistent read is 1 unit (per 4 KB), an update 3 (per 1 KB of the item).
-RATE_SLOTS_UNITS_PER_BATCH = {"rru": 1, "wru": 2 * 3}
+# The timeline item is the key and two numbers, well under 1 KB: an update is 1 write unit.
+RATE_SLOTS_UNITS_PER_BATCH = {"rru": 0, "wru": 2}
 
 
 def estimate(

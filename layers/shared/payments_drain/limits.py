@@ -160,6 +160,15 @@ LAMBDA_SQS_BATCHING_WINDOW_S = Limit(
     "the event source mapping is refused; messages wait in the window counted as in flight",
     _LAMBDA_SQS,
 )
+LAMBDA_SQS_SCALE_UP_PER_MIN = Limit(
+    "Lambda",
+    "concurrent invocations an SQS event source adds per minute (from five, up to MaximumConcurrency)",
+    300,
+    "invocations/min",
+    THROTTLED,
+    "no more are started that minute; the messages wait in the queue, visible",
+    "https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html",
+)
 
 # -- DynamoDB ----------------------------------------------------------------------------------
 DDB_BATCH_STATEMENTS = Limit(

@@ -179,6 +179,7 @@ class SlotGate:
         with self.lock:
             self.reach_ms = calls_end_ms - self.CALL_MS
             self.calls_left = calls
+            self.retry_at_ms = 0  # a ticket is the batch's: a new batch takes its own place in line
 
     def delay(self) -> float:
         """0: send now, the slot is the caller's (``started()`` next). Otherwise the seconds to

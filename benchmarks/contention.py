@@ -1,0 +1,297 @@
+"""Figure h: N containers contending for HubSpot's limit through the shared timeline.
+
+``python -m benchmarks.contention [--containers 4,50,200,1000] [--seed N]`` (``make bench`` runs
+it as figure h). Virtual time: the simulated week's scheduler (``simulation.scheduler``) runs the
+real ``SlotGate`` and ``DynamoRateSlots`` of every container against the simulated DynamoDB
+(``simulation.dynamodb``: DynamoDB Local's conditional semantics, held to it by
+tests/contract, and DynamoDB's per-item limit of 1,000 write units a second, past which a write is
+throttled), so minutes of a thousand containers take seconds. The rest is a model, stated here:
+
+- the queue: ``chunks`` HubSpot requests' worth of payments (100 each), delivered in batches of
+  ``batch`` chunks; a chunk not sent by its invocation is held as the drain holds it (until its
+  ticket for ``NO_SLOT_YET``, else the visibility timeout), and one received ``max_receives`` times
+  goes to the dead-letter queue at its next receive (counted);
+- the event source: it starts at five containers and adds 300 a minute up to ``containers``
+  (``limits.LAMBDA_SQS_SCALE_UP_PER_MIN``); an idle container polls the queue every second;
+- an invocation: ``INVOKE_S`` to start, ``timeout_s``, calls until ``margin_s`` before it,
+  ``parallel`` callers; DynamoDB answers in 4-8 ms;
+- HubSpot: a call takes 150 +- 50 ms and is counted in the rolling window when it arrives, a
+  third of the way in; past ``limit`` in the window it is answered 429 (Retry-After 1 s).
+
+The bound is the rate limit's: ``chunks`` requests at ``limit`` per 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import random
+import sys
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from payments_drain import clock as clocks
+from payments_drain.limits import DDB_ITEM_WCU_PER_S, LAMBDA_SQS_SCALE_UP_PER_MIN, SQS_MAX_VISIBILITY_S
+from payments_drain.pacing import SlotGate
+from payments_drain.rate_slots import DynamoRateSlots
+
+from simulation.dynamodb import DynamoFaults, SimDynamoDB
+from simulation.scheduler import Scheduler
+
+WINDOW_S = 10.0
+INVOKE_S = 0.1  # per invocation: the event source's receives and the call of the function
+
+
+@dataclass
+class Chunk:
+    visible_at: float = 0.0
+    receives: int = 0
+    sent: bool = False
+
+
+@dataclass
+class Result:
+    containers: int
+    chunks: int
+    drain_s: float
+    bound_s: float
+    requests: int
+    throttled_429: int
+    dead_lettered: int
+    holds: Counter = field(default_factory=Counter)
+    peak_wcu_s: int = 0
+    mean_wcu_s: float = 0.0
+    peak_rcu_s: int = 0
+    writes: int = 0
+
+    @property
+    def ratio(self) -> float:
+        return self.drain_s / self.bound_s
+
+    @property
+    def share_429(self) -> float:
+        return self.throttled_429 / max(1, self.requests)
+
+    def as_dict(self) -> dict:
+        return {
+            "containers": self.containers,
+            "chunks": self.chunks,
+            "drain_s": round(self.drain_s, 1),
+            "bound_s": round(self.bound_s, 1),
+            "ratio": round(self.ratio, 3),
+            "requests": self.requests,
+            "share_429": round(self.share_429, 4),
+            "dead_lettered": self.dead_lettered,
+            "holds": dict(self.holds),
+            "peak_wcu_per_s": self.peak_wcu_s,
+            "mean_wcu_per_s": round(self.mean_wcu_s, 1),
+            "peak_rcu_per_s": self.peak_rcu_s,
+            "slot_table_writes": self.writes,
+        }
+
+
+def run(
+    containers: int,
+    chunks: int,
+    seed: int = 1,
+    *,
+    limit: int = 190,
+    batch: int = 10,
+    parallel: int = 4,
+    timeout_s: float = 60.0,
+    margin_s: float = 10.0,
+    visibility_s: float = 370.0,
+    max_receives: int = 5,
+) -> Result:
+    sched = Scheduler()
+    previous = clocks.install(sched)
+    try:
+        return _run(
+            sched,
+            containers,
+            chunks,
+            seed,
+            limit,
+            batch,
+            parallel,
+            timeout_s,
+            margin_s,
+            visibility_s,
+            max_receives,
+        )
+    finally:
+        clocks.install(previous)
+
+
+def _run(
+    sched, containers, chunks, seed, limit, batch, parallel, timeout_s, margin_s, visibility_s, max_receives
+):
+    rng = random.Random(seed)
+    ddb = SimDynamoDB(sched, random.Random(seed + 1), DynamoFaults(latency_s=0.004, jitter_s=0.004))
+    ddb.create_table(
+        TableName="slots",
+        KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    queue = [Chunk() for _ in range(chunks)]
+    visible = [(0.0, i) for i in range(chunks)]  # a heap of (visible_at, index); stale entries skipped
+    left = [chunks]
+    window: deque[float] = deque()
+    stats = Counter()
+    holds: Counter = Counter()
+    start = sched.now
+    last_answer = [start]
+
+    def receive() -> list[Chunk]:
+        """Up to ``batch`` visible chunks, oldest first (SQS does not promise an order)."""
+        taken = []
+        while visible and visible[0][0] <= sched.now and len(taken) < batch:
+            at, index = heapq.heappop(visible)
+            chunk = queue[index]
+            if chunk.sent or chunk.visible_at != at:
+                continue
+            chunk.receives += 1
+            if chunk.receives > max_receives:
+                chunk.sent = True  # to the dead-letter queue
+                left[0] -= 1
+                stats["dead"] += 1
+                continue
+            hide(index, sched.now + visibility_s)
+            taken.append(index)
+        return taken
+
+    def hide(index: int, until: float) -> None:
+        queue[index].visible_at = until
+        heapq.heappush(visible, (until, index))
+
+    def call() -> bool:
+        """One HubSpot request; whether it was accepted (else 429)."""
+        latency = rng.uniform(0.1, 0.2)
+        sched.sleep(latency / 3)  # counted on arrival
+        while window and window[0] <= sched.now - WINDOW_S:
+            window.popleft()
+        accepted = len(window) < limit
+        stats["requests"] += 1
+        if accepted:
+            window.append(sched.now)
+        else:
+            stats["429"] += 1
+        sched.sleep(latency * 2 / 3)
+        last_answer[0] = max(last_answer[0], sched.now)
+        return accepted
+
+    def caller(gate: SlotGate, mine: deque, calls_end: float) -> None:
+        while mine:
+            index = mine.popleft()
+            chunk = queue[index]
+            while True:
+                delay = gate.delay()
+                if delay > 0:
+                    if sched.now + delay + 0.3 > calls_end:
+                        until_ms = gate.no_slot_until_ms()
+                        if until_ms is not None:  # held until its ticket comes up (Wait.NO_SLOT_YET)
+                            holds["no_slot_yet"] += 1
+                            hold = until_ms / 1000 - sched.now
+                            if chunk.receives == max_receives - 1:  # the last-delivery rule
+                                hold = SQS_MAX_VISIBILITY_S.value - 120
+                            hide(index, sched.now + max(1.0, hold))
+                        else:
+                            holds["visibility_timeout"] += 1
+                        break
+                    sched.sleep(delay)
+                    continue
+                gate.started()
+                if call():
+                    gate.finished({})
+                    chunk.sent = True
+                    left[0] -= 1
+                    break
+                gate.finished({}, 1.0)
+
+    def container() -> None:
+        gate = SlotGate(DynamoRateSlots("slots", limit, client=ddb), rng=random.Random(rng.random()))
+        while left[0] > 0:
+            taken = receive()
+            if not taken:
+                sched.sleep(1.0)
+                continue
+            sched.sleep(INVOKE_S)  # the event source's receives, the invocation, its answer
+            deadline = sched.now + timeout_s
+            calls_end = deadline - margin_s
+            gate.begin(round(calls_end * 1000), len(taken))
+            mine = deque(taken)
+            done = []
+            for i in range(parallel):
+                sched.spawn(
+                    sched.now,
+                    f"call{i}",
+                    lambda m=mine, e=calls_end, d=done: (caller(gate, m, e), d.append(1)),
+                )
+            while len(done) < parallel:
+                sched.sleep(0.05)
+            gate.end()
+
+    per_second = LAMBDA_SQS_SCALE_UP_PER_MIN.value / 60
+    for i in range(containers):
+        at = start + max(0.0, (i - 5) / per_second) + rng.uniform(0, 0.5)
+        sched.spawn(at, f"container{i}", container)
+    horizon = start + 7 * 86_400
+    while left[0] > 0 and sched.now < horizon and sched.queue:
+        sched.run(sched.now + 60)
+    units = [(second, u) for (table, _key, second), u in ddb.units.items() if table == "slots"]
+    seconds = max(1, int(last_answer[0] - start))
+    return Result(
+        containers=containers,
+        chunks=chunks,
+        drain_s=last_answer[0] - start,
+        bound_s=chunks * WINDOW_S / limit,
+        requests=stats["requests"],
+        throttled_429=stats["429"],
+        dead_lettered=stats["dead"],
+        holds=holds,
+        peak_wcu_s=max((u.write for _, u in units), default=0),
+        mean_wcu_s=sum(u.write for _, u in units) / seconds,
+        peak_rcu_s=max((u.read for _, u in units), default=0),
+        writes=ddb.calls["UpdateItem"],
+    )
+
+
+GOALS = {"ratio": 1.10, "share_429": 0.01, "peak_wcu_per_s": DDB_ITEM_WCU_PER_S.value // 2}
+
+
+def figure(counts=(4, 50, 200, 1000), seed: int = 1, chunks_per_container: int = 20) -> dict:
+    """Each N with a backlog of 20 batches' worth of chunks per container (at least 2,000)."""
+    out = {}
+    for n in counts:
+        chunks = max(2_000, n * chunks_per_container)
+        out[str(n)] = run(n, chunks, seed).as_dict()
+    return {"goals": GOALS, "runs": out, "seed": seed}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.contention", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--containers", default="4,50,200,1000", help="comma-separated N (default 4,50,200,1000)"
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    try:
+        counts = [int(n) for n in args.containers.split(",")]
+    except ValueError:
+        parser.error("--containers: whole numbers separated by commas, such as 4,50")
+    result = figure(counts, args.seed)
+    for n, r in result["runs"].items():
+        print(
+            f"{int(n):,} containers: {r['chunks']:,} requests in {r['drain_s']} s, bound {r['bound_s']} s "
+            f"({r['ratio']:.2f}x), 429 {100 * r['share_429']:.2f}%, peak {r['peak_wcu_per_s']} WCU/s "
+            f"(mean {r['mean_wcu_per_s']}), peak {r['peak_rcu_per_s']} RCU/s, dead-lettered {r['dead_lettered']}, "
+            f"holds {r['holds']}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Figure h's model (benchmarks/contention.py) in virtual time: deterministic, so a test, not a benchmark."""
+
+from benchmarks import contention
+
+
+def test_many_containers_on_the_timeline_drain_near_the_bound_without_429_or_dead_letters():
+    result = contention.run(120, 2_400, seed=3)
+    assert result.throttled_429 == 0 and result.dead_lettered == 0
+    assert result.ratio <= contention.GOALS["ratio"]
+    assert result.holds["no_slot_yet"] > 0  # more containers than the limit feeds: tickets were taken
+    assert result.peak_wcu_s <= contention.GOALS["peak_wcu_per_s"]
+
+
+def test_the_cli_prints_one_line_per_count_and_refuses_a_bad_count(capsys):
+    assert contention.main(["--containers", "4"]) == 0
+    assert capsys.readouterr().out.startswith("4 containers: 2,000 requests in ")
+    try:
+        contention.main(["--containers", "four"])
+    except SystemExit as exit_:
+        assert exit_.code == 2
+    assert "--containers: whole numbers" in capsys.readouterr().err
