@@ -27,7 +27,7 @@ from payments_drain.ledger import (
     LedgerUnavailable,
     entry_or_claim,
 )
-from payments_drain.rate_slots import TICKET_LEAD_MS, DynamoRateSlots
+from payments_drain.rate_slots import TICKET_LEAD_MS, DynamoRateSlots, _decode
 
 from local.stack.aws import boto3_client
 from simulation.clock import VirtualClock
@@ -200,41 +200,41 @@ def slots_table(dynamodb) -> str:
     return new_table(dynamodb, "name")
 
 
-def timeline(client, table: str) -> dict[str, int]:
+def timeline(client, table: str) -> dict:
     item = stored(client, table, "hubspot-rate-timeline", "name") or {}
-    return {k: int(v) for k, v in item.items() if k != "name"}
+    return {k: int(v) if k == "queue" else v for k, v in item.items() if k != "name"}
 
 
 def test_containers_claiming_in_turn_never_get_the_same_slot(dynamodb, slots_table):
-    containers = [DynamoRateSlots(slots_table, 20, client=dynamodb) for _ in range(6)]
-    t0 = now_ms()
+    containers = [DynamoRateSlots(slots_table, 20, client=dynamodb, parallel=5) for _ in range(6)]
+    t0 = -(-now_ms() // 50) * 50  # on the slots' grid
     got = [start for _ in range(3) for c in containers for start in c.claim(5, t0, t0 + 60_000).starts_ms]
-    spacing = containers[0].spacing_ms
-    assert got == [t0 + i * spacing for i in range(90)]  # each claim after a stale view: raced, then told
-    assert timeline(dynamodb, slots_table) == {"next": t0 + 90 * spacing}
+    gap = containers[0].gap_ms
+    # a window of 20 at once, then each slot a window and the margin after the one 20 before it
+    assert got == [t0 + (i // 20) * gap for i in range(90)]
+    assert _decode({"S": timeline(dynamodb, slots_table)["log"]}) == got  # none older than a window yet
 
 
 def test_a_stale_view_is_refused_and_replaced_by_the_item_as_it_stands(dynamodb, slots_table):
-    a = DynamoRateSlots(slots_table, 20, client=dynamodb)
-    b = DynamoRateSlots(slots_table, 20, client=dynamodb)
-    t0 = now_ms()
-    a.claim(3, t0, t0 + 60_000)
+    a = DynamoRateSlots(slots_table, 20, client=dynamodb, parallel=5)
+    b = DynamoRateSlots(slots_table, 20, client=dynamodb, parallel=5)
+    t0 = -(-now_ms() // 50) * 50  # on the slots' grid
+    a.claim(3, t0 + 100, t0 + 60_000)
     b.seen = {}  # b believes the item empty
-    assert b.claim(2, t0, t0 + 60_000).starts_ms == [t0 + 3 * a.spacing_ms, t0 + 4 * a.spacing_ms]
-    assert b.seen == {"next": {"N": str(t0 + 5 * a.spacing_ms)}}
+    assert b.claim(2, t0, t0 + 60_000).starts_ms == [t0, t0]  # refused, told, then written beside a's
+    assert _decode(b.seen["log"]) == [t0, t0] + [t0 + 100] * 3
 
 
 def test_tickets_line_up_after_the_slots_held(dynamodb, slots_table):
-    slots = DynamoRateSlots(slots_table, 20, client=dynamodb)
-    t0 = now_ms()
+    slots = DynamoRateSlots(slots_table, 20, client=dynamodb, parallel=20)
+    t0 = -(-now_ms() // 50) * 50  # on the slots' grid
     slots.claim(20, t0, t0 + 60_000)
     first, second = (DynamoRateSlots(slots_table, 20, client=dynamodb).claim(3, t0, t0) for _ in range(2))
-    assert first.retry_at_ms == t0 + 20 * slots.spacing_ms - TICKET_LEAD_MS
-    assert second.retry_at_ms == t0 + 23 * slots.spacing_ms - TICKET_LEAD_MS
-    assert timeline(dynamodb, slots_table) == {
-        "next": t0 + 20 * slots.spacing_ms,
-        "queue": t0 + 26 * slots.spacing_ms,
-    }
+    assert first.retry_at_ms == t0 + slots.gap_ms - TICKET_LEAD_MS
+    assert second.retry_at_ms == t0 + slots.gap_ms + 3 * slots.spacing_ms - TICKET_LEAD_MS
+    stored_now = timeline(dynamodb, slots_table)
+    assert _decode({"S": stored_now["log"]}) == [t0] * 20
+    assert stored_now["queue"] == t0 + slots.gap_ms + 6 * slots.spacing_ms
 
 
 def test_a_refused_update_returns_the_old_item_only_when_asked_and_only_if_there(dynamodb, table):

@@ -10,7 +10,7 @@ import pytest
 from payments_drain.drain import Budget, Drain
 from payments_drain.ledger import DynamoLedger, LedgerUnavailable
 from payments_drain.pacing import DailyLimit, RateGate
-from payments_drain.rate_slots import DynamoRateSlots
+from payments_drain.rate_slots import DynamoRateSlots, _decode
 from payments_drain.visibility import SqsVisibility
 
 from tests.slow_http import SlowServer
@@ -93,16 +93,15 @@ def slots_table(aws_env):
 def test_a_damaged_rate_slots_item_is_repaired_and_never_fatal(slots_table, log_lines):
     boto3.client("dynamodb").put_item(
         TableName=slots_table,
-        Item={"name": {"S": "hubspot-rate-timeline"}, "next": {"S": "by hand"}, "queue": {"BOOL": True}},
+        Item={"name": {"S": "hubspot-rate-timeline"}, "log": {"S": "by hand"}, "queue": {"BOOL": True}},
     )
-    now = int(time.time() * 1000)
-    slots = DynamoRateSlots(slots_table, 20)
-    assert slots.claim(3, now, now + 60_000).starts_ms == [now + i * slots.spacing_ms for i in range(3)]
+    now = -(-int(time.time() * 1000) // 50) * 50  # on the slots' grid
+    slots = DynamoRateSlots(slots_table, 3, parallel=3)
+    assert slots.claim(3, now, now + 60_000).starts_ms == [now] * 3
     assert slots.claim(1, now, now).retry_at_ms is not None  # the damaged queue is replaced too
-    item = boto3.client("dynamodb").get_item(
-        TableName=slots_table, Key={"name": {"S": "hubspot-rate-timeline"}}
-    )
-    assert item["Item"]["next"] == {"N": str(now + 3 * slots.spacing_ms)} and "N" in item["Item"]["queue"]
+    key = {"name": {"S": "hubspot-rate-timeline"}}
+    item = boto3.client("dynamodb").get_item(TableName=slots_table, Key=key)["Item"]
+    assert _decode(item["log"]) == [now] * 3 and "N" in item["queue"]
     repaired = [line for line in log_lines() if "rate slots item repaired" in line]
     assert len(repaired) == 2
 

@@ -13,7 +13,7 @@ import boto3
 import pytest
 import urllib3
 from payments_drain.pacing import RateGate, SlotGate
-from payments_drain.rate_slots import DynamoRateSlots, RateSlotsUnavailable
+from payments_drain.rate_slots import DynamoRateSlots, RateSlotsUnavailable, _decode
 
 from local.hubspot_sandbox.config import DEFAULT_TOKEN
 
@@ -37,16 +37,18 @@ def slots_table(aws_env):
 
 
 def test_containers_claiming_at_once_never_get_the_same_slot(slots_table):
+    """Six containers claim 25 slots each of a limit of 20: however the races go, no 20 + 1
+    slots lie within a window and its margin of each other (what HubSpot's window could count)."""
     starts: list[int] = []
     begin = threading.Barrier(6)
-    t0 = now_ms()
+    t0 = -(-now_ms() // 50) * 50  # on the slots' grid
 
     def container():
-        slots = DynamoRateSlots(slots_table, 20)
+        slots = DynamoRateSlots(slots_table, 20, parallel=4)
         begin.wait()
         mine: list[int] = []
         while len(mine) < 25:  # a claim that lost every race says busy: the gate tries again later
-            mine += slots.claim(5, t0, t0 + 100_000).starts_ms  # 150 slots: 79 s
+            mine += slots.claim(5, t0, t0 + 100_000).starts_ms
         starts.extend(mine)
 
     threads = [threading.Thread(target=container) for _ in range(6)]
@@ -54,44 +56,46 @@ def test_containers_claiming_at_once_never_get_the_same_slot(slots_table):
         thread.start()
     for thread in threads:
         thread.join()
-    spacing = DynamoRateSlots(slots_table, 20).spacing_ms
-    assert sorted(starts) == [t0 + i * spacing for i in range(len(starts))]  # each slot once, in line
+    ordered, gap = sorted(starts), DynamoRateSlots(slots_table, 20).gap_ms
+    assert len(ordered) == 150 and all(b - a >= gap for a, b in zip(ordered, ordered[20:]))
+    assert ordered[19] - ordered[0] < 2_000  # and the first window went at once, as a burst
 
 
 def test_a_stale_view_costs_a_retry_never_a_slot_and_a_right_one_saves_the_read(slots_table):
     a, b = DynamoRateSlots(slots_table, 20), DynamoRateSlots(slots_table, 20)
-    t0 = now_ms()
-    first = a.claim(4, t0, t0 + 60_000).starts_ms
-    assert b.claim(2, t0, t0 + 60_000).starts_ms == [t0 + 4 * a.spacing_ms, t0 + 5 * a.spacing_ms]
+    t0 = -(-now_ms() // 50) * 50  # on the slots' grid
+    assert a.claim(4, t0, t0 + 60_000).starts_ms == [t0, t0 + 250, t0 + 500, t0 + 750]  # one caller
+    assert b.claim(2, t0, t0 + 60_000).starts_ms == [t0, t0 + 250]  # beside a's: 6 of 20
     calls: list[str] = []
     for slots in (a, b):
         slots.client.meta.events.register(
             "before-parameter-build.dynamodb", lambda model, **_: calls.append(model.name)
         )
-    assert b.claim(1, t0, t0 + 60_000).starts_ms == [t0 + 6 * a.spacing_ms]  # its view was right
+    assert b.claim(1, t0, t0 + 60_000).starts_ms == [t0]  # its view was right
     assert calls == ["UpdateItem"]  # no read, one write
-    assert a.claim(1, t0, t0 + 60_000).starts_ms == [t0 + 7 * a.spacing_ms]  # a's view was stale
-    assert calls == ["UpdateItem"] * 3 and first[0] == t0  # refused once, then told the item
+    assert a.claim(1, t0, t0 + 60_000).starts_ms == [t0]  # a's view was stale
+    assert calls == ["UpdateItem"] * 3  # refused once, then told the item
 
 
 def test_a_claim_that_cannot_fit_takes_a_ticket_in_line(slots_table):
-    slots = DynamoRateSlots(slots_table, 20)
-    t0 = now_ms()
-    assert len(slots.claim(100, t0, t0 + 5_000).starts_ms) == 10  # 10 x 525 ms fit in 5 s
+    slots = DynamoRateSlots(slots_table, 20, parallel=20)
+    t0 = -(-now_ms() // 50) * 50  # on the slots' grid
+    assert len(slots.claim(100, t0, t0 + 5_000).starts_ms) == 20  # a window, then the next is too late
     late = [DynamoRateSlots(slots_table, 20).claim(10, t0, t0 + 5_000) for _ in range(2)]
-    spacing = slots.spacing_ms
     assert [c.starts_ms for c in late] == [[], []]
-    # in line after the 10 slots held: the second 10 slots later; each back 5 s before its turn
-    assert [c.retry_at_ms for c in late] == [t0 + 10 * spacing - 5_000, t0 + 20 * spacing - 5_000]
+    # in line from the next window (a gap after the first), back 5 s before; the second 10 slots
+    # later at the sustained rate
+    first = t0 + slots.gap_ms - 5_000
+    assert [c.retry_at_ms for c in late] == [first, first + 10 * slots.spacing_ms]
 
 
 def test_a_killed_container_holds_nothing_once_its_slots_have_passed(slots_table):
     """A real process claims slots, then dies by SIGKILL: the next claim follows them at once."""
-    t0 = now_ms()
+    t0 = -(-now_ms() // 50) * 50  # on the slots' grid
     script = (
         "import sys\n"
         "from payments_drain.rate_slots import DynamoRateSlots\n"
-        f"claim = DynamoRateSlots({slots_table!r}, 20).claim(4, {t0}, {t0 + 60_000})\n"
+        f"claim = DynamoRateSlots({slots_table!r}, 20, parallel=4).claim(4, {t0}, {t0 + 60_000})\n"
         "print(len(claim.starts_ms), flush=True)\n"
         "sys.stdin.readline()\n"  # holds them until killed
     )
@@ -104,9 +108,8 @@ def test_a_killed_container_holds_nothing_once_its_slots_have_passed(slots_table
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    slots = DynamoRateSlots(slots_table, 20)
-    later = max(now_ms(), t0 + 4 * slots.spacing_ms)
-    assert slots.claim(1, later, later + 60_000).starts_ms == [later]
+    later = -(-now_ms() // 50) * 50
+    assert DynamoRateSlots(slots_table, 20).claim(1, later, later + 60_000).starts_ms == [later]
 
 
 def test_an_unreachable_table_makes_the_slots_unavailable_without_more(aws_env):
@@ -234,10 +237,10 @@ def test_the_runbook_s_get_item_shows_the_timeline(slots_table):
     assert command, "the runbook shows no get-item for the slots table"
     key = json.loads(re.search(r"--key\s+'([^']*)'", command.group(1)).group(1))
     assert "--consistent-read" in command.group(1)
-    slots = DynamoRateSlots(slots_table, 4)
-    t0 = now_ms()
+    slots = DynamoRateSlots(slots_table, 2, parallel=2)
+    t0 = -(-now_ms() // 50) * 50  # on the slots' grid
     slots.claim(2, t0, t0 + 60_000)
     slots.claim(2, t0, t0)  # no room before its reach: a ticket
     item = boto3.client("dynamodb").get_item(TableName=slots_table, Key=key, ConsistentRead=True)["Item"]
-    assert int(item["next"]["N"]) == t0 + 2 * slots.spacing_ms
-    assert int(item["queue"]["N"]) == t0 + 4 * slots.spacing_ms
+    assert _decode(item["log"]) == [t0, t0]  # two slots at t0 (the runbook: "first;gap.count,...")
+    assert int(item["queue"]["N"]) == t0 + slots.gap_ms + 2 * slots.spacing_ms

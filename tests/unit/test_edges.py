@@ -384,7 +384,7 @@ def test_a_ledger_record_that_fails_once_is_written_again_not_given_up():
 
 
 # -- the rate limit's timeline under contention ------------------------------------------------------
-def _timeline_drain(faults=None, next_ms=None):
+def _timeline_drain(faults=None, line_ms=None):
     """A drain whose gate claims on a slots table in SimDynamoDB (held to DynamoDB Local by
     tests/contract), with the test's clock as the wall clock."""
     import random
@@ -408,11 +408,11 @@ def _timeline_drain(faults=None, next_ms=None):
         AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    if next_ms is not None:  # other containers hold the timeline up to then
-        ddb.put_item(
-            TableName="slots",
-            Item={"name": {"S": "hubspot-rate-timeline"}, "next": {"N": str(base_ms + next_ms)}},
-        )
+    if line_ms is not None:  # others took this window, and a line waits until then
+        from payments_drain.rate_slots import KEY, _encode
+
+        item = {**KEY, "log": {"S": _encode([base_ms] * 190)}, "queue": {"N": str(base_ms + line_ms)}}
+        ddb.put_item(TableName="slots", Item=item)
     drain, hubspot, visibility, _ = make(clock=clock)
     gate = SlotGate(
         DynamoRateSlots("slots", 190, client=ddb),
@@ -424,7 +424,7 @@ def _timeline_drain(faults=None, next_ms=None):
 
 
 def test_a_claim_with_no_slot_before_the_budget_ends_is_held_until_its_ticket_not_an_outage():
-    drain, hubspot, visibility, clock = _timeline_drain(next_ms=600_000)  # ten minutes of backlog
+    drain, hubspot, visibility, clock = _timeline_drain(line_ms=600_000)  # ten minutes of line
     result = run(drain, [sqs_record(payment_body("ch_1"), "m1")], clock=clock)
     outcome = result.outcomes["m1"]
     assert outcome.wait is Wait.NO_SLOT_YET and outcome.reason.category != "RATE_SLOTS_UNAVAILABLE"

@@ -213,7 +213,7 @@ class SimClock:
         raise AssertionError("no latency configured")
 
 
-def timeline(clock: Clock, limit: int, faults: DynamoFaults | None = None):
+def timeline(clock: Clock, limit: int, faults: DynamoFaults | None = None, parallel: int = 1):
     """A slots table in SimDynamoDB (held to DynamoDB Local by tests/contract), and a factory of
     DynamoRateSlots on it: one per container."""
     ddb = SimDynamoDB(SimClock(clock), random.Random(0), faults)
@@ -223,7 +223,7 @@ def timeline(clock: Clock, limit: int, faults: DynamoFaults | None = None):
         AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    return ddb, lambda: DynamoRateSlots("slots", limit, client=ddb)
+    return ddb, lambda: DynamoRateSlots("slots", limit, client=ddb, parallel=parallel)
 
 
 def slot_gate(slots, clock, seed=0):
@@ -234,7 +234,7 @@ def shared_slots(limit: int, requests: int, starts, seed: int, batch: int = 10, 
     """Containers sharing one slots table and one window, each taking batches of ``batch`` calls
     (begin, ``parallel`` callers, end when all are answered). Returns (refused, last answer, ddb)."""
     sim = Simulation(limit, seed)
-    ddb, new_slots = timeline(sim.clock, limit)
+    ddb, new_slots = timeline(sim.clock, limit, parallel=parallel)
     left = [requests]
 
     class Container:
@@ -285,9 +285,10 @@ def shared_slots(limit: int, requests: int, starts, seed: int, batch: int = 10, 
 @pytest.mark.parametrize("starts", [(0.0, 0.0, 0.0), (0.0, 0.0), (0.0, 1.3, 2.9)])
 def test_containers_sharing_the_timeline_fill_it_and_never_run_into_a_429(seed, starts):
     refused, last, ddb = shared_slots(20, 100, starts, seed)
-    spacing_s = DynamoRateSlots("slots", 20, client=ddb).spacing_ms / 1000  # 10.5 s / 20
-    # 100 slots back to back, the last answered within 0.2 s: no slot left unused on the way
-    assert refused == 0 and last < 100 * spacing_s + 0.25
+    gap_s = DynamoRateSlots("slots", 20, client=ddb).gap_ms / 1000  # a window and the margin
+    # 100 requests are 5 windows of 20: the fifth starts 4 gaps after the first (staggered starts
+    # add their 2.9 s); one slot left unused anywhere would put the last a whole gap later
+    assert refused == 0 and last < 4 * gap_s + max(starts) + 1.5
     # a write per batch of 10, and one more when another container moved the timeline since the
     # container last saw it: not a write per request
     assert ddb.calls["UpdateItem"] <= 2 * 100 / 10 + len(starts)
@@ -300,7 +301,7 @@ def test_a_slot_not_started_in_time_passes_and_holds_nothing():
     gate.begin(200_000, 2)
     assert gate.delay() == 0  # the first slot is now
     gate.started()
-    clock.now += 5.0  # the second slot (525 ms later) was never taken
+    clock.now += 5.0  # the second slot (a round, 250 ms, later) was never taken
     wait = gate.delay()  # so it passed, and the next claim starts now, not at the old slot
     assert wait == 0
 
@@ -315,25 +316,27 @@ def test_a_429_pauses_every_caller_and_the_slots_passing_meanwhile_are_not_kept(
     gate.finished(HEADERS, throttled_for_s=2.0)
     assert gate.delay() == pytest.approx(2.0)
     clock.now += 2.0
-    # the three other slots claimed passed in the pause: three new ones follow on the timeline
-    assert gate.delay() == pytest.approx(0.1) and list(gate.starts) == [102_100, 102_625, 103_150]
+    # the three other slots claimed (a round, 250 ms, apart) passed in the pause: new ones from now
+    assert gate.delay() == 0 and list(gate.starts) == [102_250, 102_500]
 
 
 def test_a_claim_that_cannot_fit_before_the_calls_end_takes_a_ticket_in_line():
     clock = Clock()
     _, new_slots = timeline(clock, 20)
     first, second, third = (slot_gate(new_slots(), clock, i) for i in range(3))
-    first.begin(int((clock.now + 20) * 1000), 100)  # 18 s of calls: 35 slots
-    assert first.delay() == 0 and len(first.starts) == 34
-    second.begin(int((clock.now + 20) * 1000), 10)
+    now_ms = round(clock.now * 1000)
+    first.begin(now_ms + 20_000, 100)  # 18 s of calls: two windows of 20 slots fit
+    assert first.delay() == 0 and len(first.starts) == 39
+    second.begin(now_ms + 20_000, 10)
     assert second.delay() > 0  # nothing left before its calls end
     ticket = second.no_slot_until_ms()
-    third.begin(int((clock.now + 20) * 1000), 10)
+    third.begin(now_ms + 20_000, 10)
     third.delay()
-    # in line: the second comes back when its 10 slots follow the first's, the third after those
-    spacing = new_slots().spacing_ms
-    assert ticket == round(clock.now * 1000) + 35 * spacing - TICKET_LEAD_MS
-    assert third.no_slot_until_ms() == ticket + 10 * spacing
+    # in line: the second's 10 slots from the third window, back 5 s early; the third's after
+    # them at the sustained rate (20 per window and margin)
+    slots = new_slots()
+    assert ticket == now_ms + 2 * slots.gap_ms - TICKET_LEAD_MS
+    assert third.no_slot_until_ms() == ticket + 10 * slots.spacing_ms
 
 
 def test_a_throttled_claim_is_no_slot_yet_with_a_jittered_retry_never_an_outage():

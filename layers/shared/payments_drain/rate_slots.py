@@ -1,32 +1,36 @@
-"""HubSpot's rate limit as one timeline in one DynamoDB item, shared by every container.
+"""HubSpot's rate limit as one sliding log in one DynamoDB item, shared by every container.
 
 Each container sees in HubSpot's headers how much of the window is used, never who may still add
 to it; pacing by the headers alone must keep room for the other containers' calls in flight, and
 that room goes unused whenever the others are idle (docs/performance.md, figure c). This item
-holds the limit as a timeline instead: a request may start only at a *slot*, a moment on the
-timeline, and consecutive slots are ``spacing_ms`` apart, ``(window + MARGIN_MS) / limit``: a
-request counted in HubSpot's rolling window (the last ``window`` ms) was counted less than
-``MARGIN_MS`` after its slot (``SLACK_MS`` to start, the rest to reach HubSpot's counter), so its
-slot lies in a half-open span of ``window + MARGIN_MS``, which holds at most ``limit`` slots. Two attributes, each changed by a conditional write on the value read (two
-containers never take the same slot):
+holds the limit as a log instead: a request may start only at a *slot*, a moment every
+container's claims agree on. Slots come in order, and a slot is never less than ``window +
+MARGIN_MS`` after the slot ``limit`` places before it: a request counted in HubSpot's rolling
+window (the last ``window`` ms) was counted less than ``MARGIN_MS`` after its slot (``SLACK_MS``
+to start, the rest to reach HubSpot's counter), so no window counts more than ``limit``. A full
+window may go at once (the log allows bursts exactly as the rolling window does); a claimant's
+own slots are staggered ``round_ms`` apart per ``parallel`` callers so that each can start in time.
+Two attributes, each changed by a conditional write on the value read (two containers never take
+the same slot):
 
-- ``next``: the epoch ms of the first slot nobody holds. A claim takes the ``k`` slots from
-  ``max(next, now)`` that start before the claimant's last useful moment (its ``reach``) and moves
-  ``next`` past them. A slot not used in time passes: nothing is ever given back, so a container
-  killed, paused by a 429 or finished early holds nothing once its slots have passed;
+- ``log``: the last ``limit`` slots (``_encode``). A claim appends the slots it takes that start
+  before the claimant's last useful moment (its ``reach``). A slot not used in time passes:
+  nothing is ever given back, so a container killed, paused by a 429 or finished early holds
+  nothing once its slots have passed;
 - ``queue``: the end of the waiting line. A container whose claim cannot fit before its reach
-  takes a *ticket* instead: the slots it wants, after everyone already waiting; its messages are
-  held on the queue until the ticket comes up (``retry_at_ms``), so that N containers contending
-  come back one after the other instead of all at the next free slot.
+  takes a *ticket* instead: the slots it wants, after everyone already waiting, at the limit's
+  sustained rate; its messages are held on the queue until the ticket comes up (``retry_at_ms``),
+  so that N containers contending come back one after the other instead of all at the next slot.
 
-The item is a few dozen bytes: every write costs one write unit, refused or not. A container
-keeps the values it last saw (they only grow), so a claim is one write when nothing raced it.
-A throttled request is "no slot yet" (``Claim.busy``), never an outage. Nothing in boto3 or
+The item stays under 1 KB for claims of a few slots each: a write costs one write unit, refused
+or not. A container keeps the values it last saw, so a claim is one write when nothing raced
+it. A throttled request is "no slot yet" (``Claim.busy``), never an outage. Nothing in boto3 or
 Powertools shares out a rate limit, hence this adapter; ``pacing.SlotGate`` is its only user.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -41,8 +45,10 @@ KEY = {"name": {"S": "hubspot-rate-timeline"}}
 ATTEMPTS = 3  # a claim refused because another container moved the value first
 # A ticket raced twice: the line is busy; a jittered wait spreads the writes better than a third.
 TICKET_ATTEMPTS = 2
-MARGIN_MS = 500  # SLACK_MS to start the request, and its trip to HubSpot's counter
-SLACK_MS = 250  # a slot not started this long after its moment has passed
+MARGIN_MS = 400  # SLACK_MS to start the request, and its trip to HubSpot's counter
+SLACK_MS = 150  # a slot not started this long after its moment has passed
+ROUND_MS = 250  # a claimant's own slots: one round of its parallel callers later, this much
+GRID_MS = 50  # slots fall on this grid (fewer runs of equal slots: a smaller item); divides the others
 CLAIM_MAX = 100  # slots per claim: one invocation's chunks at BatchSize 10,000
 TICKET_LEAD_MS = 5_000  # a held message comes back this long before its ticket's first slot
 # DynamoDB's answers that mean "too many requests on this item or table": wait, not an outage.
@@ -64,14 +70,28 @@ class Claim:
 
 class DynamoRateSlots:
     def __init__(
-        self, table_name: str, limit: int, client=None, window_ms: int = HUBSPOT_WINDOW_MS.value
+        self,
+        table_name: str,
+        limit: int,
+        client=None,
+        window_ms: int = HUBSPOT_WINDOW_MS.value,
+        *,
+        parallel: int = 1,
+        round_ms: int = ROUND_MS,
     ) -> None:
         self.table = table_name
-        self.spacing_ms = math.ceil((window_ms + MARGIN_MS) / max(1, limit))
-        self.seen: dict[str, dict] | None = None  # the attributes as last seen (they only grow)
+        self.limit = max(1, limit)
+        self.gap_ms = window_ms + MARGIN_MS  # between a slot and the one ``limit`` places after it
+        self.parallel, self.round_ms = max(1, parallel), round_ms
+        self.seen: dict[str, dict] | None = None  # the attributes as last seen
         # parameter_validation off, as the ledger's: the request shapes are this module's own
         # (tested against DynamoDB Local); DynamoDB still validates them.
         self.client = client or boto3.client("dynamodb", config=client_config(parameter_validation=False))
+
+    @property
+    def spacing_ms(self) -> int:
+        """The sustained rate: one slot per this many ms (``limit`` per ``window + MARGIN_MS``)."""
+        return math.ceil(self.gap_ms / self.limit)
 
     def claim(self, want: int, now_ms: int, reach_ms: int) -> Claim:
         """Up to ``want`` slots (at most CLAIM_MAX) from ``now_ms`` that start by ``reach_ms``;
@@ -81,37 +101,64 @@ class DynamoRateSlots:
             if self.seen is None:
                 self._learn(self._call("get_item", ConsistentRead=True).get("Item", {}))
             for _ in range(ATTEMPTS):
-                if self._ms("queue") > max(self._ms("next"), now_ms):
+                log = _decode(self.seen.get("log")) or []
+                starts = self.plan(log, want, now_ms)
+                if self._ms("queue") > max(starts[0], now_ms):
                     # A line is waiting: no slot further ahead than a ticket's lead is claimed, so
                     # that the slots the line was promised are there when its tickets come up.
                     reach_ms = min(reach_ms, now_ms + TICKET_LEAD_MS)
-                start = max(self._ms("next"), now_ms)
-                fits = (reach_ms - start) // self.spacing_ms + 1 if reach_ms >= start else 0
-                if fits <= 0:
-                    return self._ticket(want, now_ms)
-                count = min(want, fits)
-                end = start + count * self.spacing_ms
-                if self._move("next", end):
-                    return Claim([start + i * self.spacing_ms for i in range(count)])
+                fit = [start for start in starts if start <= reach_ms]
+                if not fit:
+                    return self._ticket(want, now_ms, starts[0])
+                kept = [start for start in log if start > now_ms - self.gap_ms]  # older ones bind no slot
+                if self._move("log", {"S": _encode(sorted(kept + fit))}):
+                    return Claim(fit)
             return Claim(busy=True)  # other claims won every race: try again in a moment
         except _Throttled:
             return Claim(busy=True)
 
-    def _ticket(self, want: int, now_ms: int) -> Claim:
+    def plan(self, log: list[int], want: int, now_ms: int) -> list[int]:
+        """The earliest ``want`` slots from ``now_ms`` that ``log`` (sorted) leaves: each where no
+        span of ``gap_ms`` around it holds ``limit`` slots already; ours a round apart per
+        ``parallel`` callers. Another container's later slots do not push ours back."""
+        taken = list(log)
+        out: list[int] = []
+        for j in range(want):
+            start = -(-max(now_ms, out[-1] if out else 0) // GRID_MS) * GRID_MS
+            if j >= self.parallel:  # our own callers: one round later
+                start = max(start, out[j - self.parallel] + self.round_ms)
+            while (crowded := self._crowded(taken, start)) is not None:
+                start = crowded + self.gap_ms
+            bisect.insort(taken, start)
+            out.append(start)
+        return out
+
+    def _crowded(self, taken: list[int], start: int) -> int | None:
+        """If ``limit`` slots in a row of ``taken`` and one at ``start`` would all lie within less
+        than ``gap_ms``, the first of them (the slot must come ``gap_ms`` after it); else None."""
+        low = bisect.bisect_right(taken, start - self.gap_ms)
+        high = min(bisect.bisect_left(taken, start + self.gap_ms), len(taken) - self.limit + 1)
+        for first in range(low, high):
+            last = taken[first + self.limit - 1]
+            if max(last, start) - min(taken[first], start) < self.gap_ms:
+                return taken[first]
+        return None
+
+    def _ticket(self, want: int, now_ms: int, first_ms: int) -> Claim:
         for _ in range(TICKET_ATTEMPTS):
-            start = max(self._ms("queue"), self._ms("next"), now_ms)
-            end = start + want * self.spacing_ms
-            if self._move("queue", end):
+            start = max(self._ms("queue"), first_ms, now_ms)
+            end = start + want * self.spacing_ms  # at the sustained rate
+            if self._move("queue", {"N": str(end)}):
                 return Claim(retry_at_ms=max(now_ms, start - TICKET_LEAD_MS))
         return Claim(busy=True)  # other tickets won every race: try again in a moment
 
-    def _move(self, name: str, to: int) -> bool:
+    def _move(self, name: str, to: dict) -> bool:
         """Set ``name`` to ``to`` if it still holds the value last seen; else learn the item as it
         stands and say so. A value that is not a number (written by hand, or by something else)
         reads as 0 and is replaced the same way, on the condition that it is still what was read
         (``repaired``, logged)."""
         seen = self.seen.get(name)
-        values = {":to": {"N": str(to)}}
+        values = {":to": to}
         if seen is None:
             condition = "attribute_not_exists(#v)"
         else:
@@ -132,10 +179,14 @@ class DynamoRateSlots:
         return True
 
     def _learn(self, item: dict) -> None:
-        self.seen = {name: item[name] for name in ("next", "queue") if name in item}
-        for name, value in self.seen.items():
-            if not _epoch_ms(value):
-                logger.warning("rate slots item repaired: a value is not a number", extra={"attribute": name})
+        self.seen = {name: item[name] for name in ("log", "queue") if name in item}
+        damaged = [
+            name
+            for name, value in self.seen.items()
+            if (name == "queue" and not _epoch_ms(value)) or (name == "log" and _decode(value) is None)
+        ]
+        for name in damaged:
+            logger.warning("rate slots item repaired: a value cannot be read", extra={"attribute": name})
 
     def _ms(self, name: str) -> int:
         return _epoch_ms(self.seen.get(name))
@@ -154,6 +205,48 @@ class DynamoRateSlots:
             raise RateSlotsUnavailable(
                 f"rate slots table: {operation} failed ({type(error).__name__})"
             ) from None
+
+
+def _encode(log: list[int]) -> str:
+    """The log (sorted) as "first;gap.count,...": runs of equal slots, each ``gap`` ms after the
+    run before, numbers in base 36 (the item stays under DynamoDB's 1 KB write unit)."""
+    runs: list[list[int]] = []
+    for start in log:
+        if runs and runs[-1][0] == start:
+            runs[-1][1] += 1
+        else:
+            runs.append([start, 1])
+    first = log[0] if log else 0
+    previous, parts = first, []
+    for start, count in runs:
+        parts.append(f"{_b36(start - previous)}.{_b36(count)}")
+        previous = start
+    return f"{_b36(first)};" + ",".join(parts)
+
+
+def _decode(value: object) -> list[int] | None:
+    """The log of ``_encode``; [] for none, None for a value that is not one (read as empty)."""
+    if value is None:
+        return []
+    try:
+        first, runs = value["S"].split(";")  # type: ignore[index]
+        log, at = [], int(first, 36)
+        for run in filter(None, runs.split(",")):
+            gap, count = run.split(".")
+            at += int(gap, 36)
+            log += [at] * int(count, 36)
+        return log
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def _b36(number: int) -> str:
+    digits = ""
+    while True:
+        number, digit = divmod(number, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
+        if number == 0:
+            return digits
 
 
 def _epoch_ms(value: object) -> int:

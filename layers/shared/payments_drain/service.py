@@ -57,7 +57,11 @@ def build_drain(settings: Settings) -> Drain:
         parallel_calls=parallel,
         max_attempts=settings.HUBSPOT_MAX_ATTEMPTS,
         gate=(
-            SlotGate(DynamoRateSlots(settings.RATE_SLOTS_TABLE_NAME, settings.HUBSPOT_RATE_LIMIT_PER_10S))
+            SlotGate(
+                DynamoRateSlots(
+                    settings.RATE_SLOTS_TABLE_NAME, settings.HUBSPOT_RATE_LIMIT_PER_10S, parallel=parallel
+                )
+            )
             if settings.RATE_SLOTS_TABLE_NAME
             else RateGate(
                 settings.HUBSPOT_RATE_LIMIT_PER_10S,
