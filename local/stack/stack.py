@@ -8,6 +8,10 @@
 Every setting comes from template.yaml (with ``parameters`` as ``--parameter-overrides``); the
 stack itself only points the template's ``HubSpotBaseUrl`` at the sandbox it started, and picks
 the sandbox's rate limit from ``HubSpotRateLimitPer10s`` unless told otherwise.
+
+Two deployments on one HubSpot app: the second is given the first's sandbox (``hubspot_sandbox``,
+the same app and token) and DynamoDB Local (``dynamodb_endpoint``), and a ``stack_name`` of its own;
+``stack.outputs()`` are the first's outputs, as ``describe-stacks`` shows them.
 """
 
 from __future__ import annotations
@@ -54,7 +58,10 @@ class LocalStack:
         log_echo: Any = None,
         default_concurrency: int | None = None,
         dynamodb_endpoint: str | None = None,
+        hubspot_sandbox: Any = None,  # a RunningSandbox to use (another stack's): the same HubSpot app
     ) -> None:
+        if hubspot_sandbox is not None and (sandbox_config or sandbox_faults or rate_limit is not None):
+            raise ValueError("a sandbox given to the stack keeps its own configuration, faults and limit")
         self.template_path = Path(template_path)
         self.parameters = {k: str(v) for k, v in (parameters or {}).items()}
         self.sandbox_config = sandbox_config
@@ -72,7 +79,8 @@ class LocalStack:
         self.moto: MotoServer | None = None
         self.dynamodb: DynamoDBLocal | None = None
         self.dynamodb_endpoint = dynamodb_endpoint  # a running DynamoDB Local to use, else one is started
-        self.sandbox: Any = None
+        self.sandbox: Any = hubspot_sandbox
+        self.own_sandbox = hubspot_sandbox is None
         self.template: Template | None = None
         self.resources: Resources | None = None
         self.function: FunctionSpec | None = None
@@ -115,15 +123,19 @@ class LocalStack:
             from local.hubspot_sandbox.config import normalise_faults
 
             cfg.faults = {**cfg.faults, **normalise_faults(self.sandbox_faults, base={})}
-        token = self.token or next(iter(cfg.tokens), "sandbox-token")
-        self.token = token
+        if self.own_sandbox:
+            self.token = self.token or next(iter(cfg.tokens), "sandbox-token")
+        else:
+            self.token = self.token or self.sandbox.token
+        token = self.token
 
         self.moto = self._stack.enter_context(MotoServer(patched=self.patched_moto))
         if self.dynamodb_endpoint is None:
             self.dynamodb = self._stack.enter_context(DynamoDBLocal())
             self.dynamodb_endpoint = self.dynamodb.endpoint
-        self.sandbox = start_sandbox(cfg, new_session=True)  # --keep-running may leave it up
-        self._stack.callback(stop_process, self.sandbox.process)
+        if self.own_sandbox:
+            self.sandbox = start_sandbox(cfg, new_session=True)  # --keep-running may leave it up
+            self._stack.callback(stop_process, self.sandbox.process)
 
         self.template = Template(
             self.template_path,
@@ -158,6 +170,11 @@ class LocalStack:
         params = dict(self.parameters)
         params.setdefault("HubSpotBaseUrl", base_url)
         return params
+
+    def outputs(self) -> dict[str, str]:
+        """The template's outputs for the resources this stack created (``describe-stacks``)."""
+        assert self.template and self.resources
+        return self.template.outputs(self.resources.physical)
 
     def stop(self) -> None:
         if self.esm_instance is not None:

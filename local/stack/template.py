@@ -241,6 +241,15 @@ class Template:
     def properties(self, logical_id: str, physical: Physical | None = None) -> dict:
         return self.resolve(self.resources[logical_id].get("Properties") or {}, physical or {})
 
+    def outputs(self, physical: Physical) -> dict[str, str]:
+        """The stack's outputs as ``aws cloudformation describe-stacks`` shows them (name -> value),
+        resolved against the resources created (an output whose condition is false is left out)."""
+        return {
+            name: _scalar_str(self.resolve(spec["Value"], physical))
+            for name, spec in (self.cfn.get("Outputs") or {}).items()
+            if "Condition" not in spec or self.condition(spec["Condition"])
+        }
+
     def function(
         self, logical_id: str = "DrainFunction", physical: Physical | None = None
     ) -> FunctionSettings:

@@ -186,6 +186,20 @@ def test_settings_without_resources_name_them_by_logical_id():
     assert f.sqs_event.queue_logical_id == "PaymentsQueue" and f.sqs_event.batch_size == 10
 
 
+def test_outputs_are_what_describe_stacks_shows():
+    t = Template(TOY)
+    assert t.outputs(physical_for(t)) == {
+        "FailureReportQueueUrl": "http://q/FailureReportQueue",
+        "TokenSecret": "phys-HubSpotTokenSecret",
+        "LedgerTableName": "phys-LedgerTable",
+    }
+    t = Template(TOY, {"EnableLedger": "false", "ExistingTokenSecretArn": "arn:existing"})
+    assert t.outputs(physical_for(t)) == {  # an output whose condition is false is not there
+        "FailureReportQueueUrl": "http://q/FailureReportQueue",
+        "TokenSecret": "arn:existing",
+    }
+
+
 def test_unresolvable_refs_are_errors():
     t = Template(TOY)
     with pytest.raises(TemplateError, match="no physical value"):
@@ -206,3 +220,22 @@ def test_the_project_template_resolves():
     assert f.environment["FAILURE_QUEUE_URL"] == "http://q/FailureReportQueue"
     q = t.queue("PaymentsQueue")
     assert q.dead_letter_logical_id == "PaymentsDeadLetterQueue" and q.max_receive_count
+
+
+def test_the_project_template_deployed_on_another_stack_s_slots_table_uses_it():
+    """ExistingRateSlotsTableName (docs/deploy.md, "Several stacks on one HubSpot app")."""
+    own = Template(REPO / "template.yaml", {"HubSpotBaseUrl": "http://127.0.0.1:9"})
+    assert own.resource_enabled("RateSlotsTable")
+    assert own.outputs(physical_for(own))["RateSlotsTableName"] == "phys-RateSlotsTable"
+    t = Template(
+        REPO / "template.yaml",
+        {"HubSpotBaseUrl": "http://127.0.0.1:9", "ExistingRateSlotsTableName": "payments-drain-slots"},
+    )
+    physical = physical_for(t)
+    assert not t.resource_enabled("RateSlotsTable")
+    assert (
+        t.function("DrainFunction", physical).environment["RATE_SLOTS_TABLE_NAME"] == "payments-drain-slots"
+    )
+    assert t.outputs(physical)["RateSlotsTableName"] == "payments-drain-slots"
+    with pytest.raises(TemplateError, match="ExistingRateSlotsTableName"):
+        Template(REPO / "template.yaml", {"ExistingRateSlotsTableName": "no spaces"})

@@ -133,7 +133,9 @@ def test_the_slots_use_exactly_the_actions_the_template_grants(slots_table):
         s for p in policies if "Statement" in p for s in p["Statement"] if s["Sid"] == "ShareRateLimitSlots"
     ]
     assert called == set(granted["Action"])
-    assert granted["Resource"] == {"Fn::GetAtt": ["RateSlotsTable", "Arn"]}
+    own, existing = granted["Resource"]["Fn::If"][1:]  # the stack's table, or the one it was given
+    assert own == {"Fn::GetAtt": ["RateSlotsTable", "Arn"]}
+    assert existing["Fn::Sub"].endswith(":table/${ExistingRateSlotsTableName}")
 
 
 def call_through(gate, http, url, done: list) -> None:

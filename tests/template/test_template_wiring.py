@@ -31,7 +31,9 @@ EXPECTED_ENVIRONMENT = {
     },
     "FAILURE_QUEUE_URL": {"Ref": "FailureReportQueue"},
     "LEDGER_TABLE_NAME": {"Fn::If": ["LedgerEnabled", {"Ref": "LedgerTable"}, ""]},
-    "RATE_SLOTS_TABLE_NAME": {"Ref": "RateSlotsTable"},
+    "RATE_SLOTS_TABLE_NAME": {
+        "Fn::If": ["CreateRateSlotsTable", {"Ref": "RateSlotsTable"}, {"Ref": "ExistingRateSlotsTableName"}]
+    },
     "TOKEN_CACHE_SECONDS": {"Ref": "TokenCacheSeconds"},
     "HUBSPOT_UNAVAILABLE_HOLD_SECONDS": {"Ref": "HubSpotUnavailableHoldSeconds"},
     "DAILY_LIMIT_HOLD_SECONDS": {"Ref": "DailyLimitHoldSeconds"},
@@ -202,17 +204,30 @@ def test_rate_limit_picks_concurrency_and_parallel_calls(
     assert variables["EVENT_SOURCE_MAX_CONCURRENCY"] == concurrency  # the gate's reserve sees every container
 
 
-def test_rate_limit_mapping_covers_every_allowed_value_and_stays_modest(template, parameters):
+SLOW_CALL_S = 0.3  # HubSpot's batch calls take ~0.15-0.3 s (docs/deploy.md, "The rate-limit arithmetic")
+
+
+def test_rate_limit_mapping_covers_every_allowed_value_and_feeds_the_timeline_with_headroom(
+    template, parameters
+):
+    """The template's derivation (comment above Mappings): C x P calls in flight at 0.3 s per call
+    must start more requests per second than the timeline's slots allow (1 per spacing), with
+    headroom (a batch's last round runs fewer than P calls; a container idles between batches),
+    and not much more: past that, containers only contend for the slots item."""
+    from payments_drain.rate_slots import DynamoRateSlots
+
     allowed = {str(v) for v in parameters["HubSpotRateLimitPer10s"]["AllowedValues"]}
     assert allowed == {"100", "110", "190", "250"}
     assert str(parameters["HubSpotRateLimitPer10s"]["Default"]) == "190"
     profile = template["Mappings"]["RateLimitProfile"]
     assert set(profile) == allowed
-    for row in profile.values():
+    for limit, row in profile.items():
         concurrency, parallel = int(row["MaximumConcurrency"]), int(row["MaxParallelCalls"])
         assert 2 <= concurrency <= 1000  # the event source's MaximumConcurrency range
-        assert concurrency * parallel <= 16
         assert isinstance(row["MaxParallelCalls"], str)  # environment values are strings
+        slots_per_s = 1000 / DynamoRateSlots("t", int(limit), client=object()).spacing_ms
+        headroom = concurrency * parallel / SLOW_CALL_S / slots_per_s
+        assert 1.5 <= headroom <= 3, (limit, headroom)
 
 
 def test_explicit_maximum_concurrency_overrides_the_mapping(queue_event, evaluator, parameters):
@@ -397,13 +412,63 @@ def test_ledger_statement_allows_exactly_what_the_ledger_does_on_the_table(funct
     assert ledger[0]["Effect"] == "Allow"
 
 
+EXISTING_SLOTS_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${ExistingRateSlotsTableName}"
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "table"),
+    [
+        ({}, {"Fn::GetAtt": ["RateSlotsTable", "Arn"]}),
+        ({"EnableLedger": "false"}, {"Fn::GetAtt": ["RateSlotsTable", "Arn"]}),
+        ({"ExistingRateSlotsTableName": "payments-drain-RateSlotsTable-6F5E4D3C2B1A"}, EXISTING_SLOTS_ARN),
+    ],
+)
 def test_rate_slots_statement_allows_reading_and_updating_its_one_table_whatever_the_ledger(
-    function, evaluate
+    function, evaluate, overrides, table
 ):
-    for overrides in ({}, {"EnableLedger": "false"}):
-        statements = list(_statements(evaluate(function["Policies"], **overrides)))
-        [slots] = [s for s in statements if s["Resource"] == {"Fn::GetAtt": ["RateSlotsTable", "Arn"]}]
-        assert slots["Action"] == ["dynamodb:GetItem", "dynamodb:UpdateItem"] and slots["Effect"] == "Allow"
+    statements = list(_statements(evaluate(function["Policies"], **overrides)))
+    [slots] = [s for s in statements if s["Sid"] == "ShareRateLimitSlots"]
+    assert slots["Resource"] == table
+    assert slots["Action"] == ["dynamodb:GetItem", "dynamodb:UpdateItem"] and slots["Effect"] == "Allow"
+    assert not [s for s in statements if s is not slots and "RateSlotsTable" in repr(s)]
+
+
+@pytest.mark.parametrize("existing", ["", "payments-drain-RateSlotsTable-6F5E4D3C2B1A"])
+def test_a_stack_uses_its_own_slots_table_or_the_existing_one_it_is_given(
+    template, resources, function, evaluator, existing
+):
+    """ExistingRateSlotsTableName: several stacks on one HubSpot app share one budget (docs/deploy.md)."""
+    ev = evaluator(ExistingRateSlotsTableName=existing)
+    assert resources["RateSlotsTable"]["Condition"] == "CreateRateSlotsTable"
+    assert ev.condition("CreateRateSlotsTable") is (existing == "")
+    own = {"Ref": "RateSlotsTable"}
+    used = ev.value(function["Environment"]["Variables"]["RATE_SLOTS_TABLE_NAME"])
+    assert used == (existing or own)
+    assert ev.value(template["Outputs"]["RateSlotsTableName"]["Value"]) == used
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "payments-drain-RateSlotsTable-6F5E4D3C2B1A", "slots.v2_x", "ab", "a" * 256, "slots table", "a/b"],
+)
+def test_the_existing_slots_table_parameter_accepts_what_the_code_accepts(parameters, name):
+    from payments_drain.config import ConfigurationError, load_settings
+
+    environ = {
+        "HUBSPOT_TOKEN_SECRET_ID": "s",
+        "FAILURE_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/reports",
+        "LEDGER_TABLE_NAME": "",
+    }
+    try:
+        load_settings({**environ, "RATE_SLOTS_TABLE_NAME": name})
+        code_accepts = True
+    except ConfigurationError as error:
+        assert "RATE_SLOTS_TABLE_NAME" in str(error)
+        code_accepts = False
+    pattern = parameters["ExistingRateSlotsTableName"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, name)) is code_accepts
 
 
 def test_kms_statements_exist_only_for_the_keys_that_are_set(function, evaluate):
@@ -454,7 +519,7 @@ def test_outputs_give_operators_every_url_and_arn(template):
         "DrainFunctionName": {"Ref": "DrainFunction"},
         "DrainFunctionArn": {"Fn::GetAtt": ["DrainFunction", "Arn"]},
         "LedgerTableName": {"Ref": "LedgerTable"},
-        "RateSlotsTableName": {"Ref": "RateSlotsTable"},
+        "RateSlotsTableName": EXPECTED_ENVIRONMENT["RATE_SLOTS_TABLE_NAME"],
         "HubSpotTokenSecretArn": EXPECTED_ENVIRONMENT["HUBSPOT_TOKEN_SECRET_ID"],
     }
     for name, value in expected.items():
