@@ -59,6 +59,9 @@ _LAMBDA_SQS = "https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorha
 _HS_LIMITS = "https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details"
 _HS_BATCH = "https://developers.hubspot.com/docs/api-reference/crm-commerce-payments-v3/batch/post-crm-v3-objects-commerce_payments-batch-create"
 _HS_PROPERTIES = "https://developers.hubspot.com/docs/guides/api/crm/properties"
+_HS_BATCH_READ = (
+    "https://developers.hubspot.com/docs/api-reference/2026-03/crm/objects/objects/batch/get-objects"
+)
 
 # -- SQS ---------------------------------------------------------------------------------------
 SQS_MAX_VISIBILITY_S = Limit(
@@ -238,12 +241,22 @@ DDB_CONDITIONAL_WRITE_COST = Limit(
 # -- HubSpot -----------------------------------------------------------------------------------
 HUBSPOT_BATCH_INPUTS = Limit(
     "HubSpot",
-    "inputs per batch create, upsert or read request",
+    "inputs per batch create or upsert request",
     100,
     "inputs",
     REFUSED,
     "400 for the whole request: nothing is written",
     _HS_BATCH,
+)
+HUBSPOT_BATCH_READ_INPUTS = Limit(
+    "HubSpot",
+    "inputs per batch read (by record id, or by a unique property's values with idProperty)",
+    100,
+    "inputs",
+    REFUSED,
+    "400 for the whole request; an input not found is no failure: a 207 names it in an "
+    "OBJECT_NOT_FOUND error (context.ids)",
+    _HS_BATCH_READ,
 )
 HUBSPOT_WINDOW_MS = Limit(
     "HubSpot",

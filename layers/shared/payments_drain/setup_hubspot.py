@@ -32,13 +32,14 @@ import urllib3
 from urllib3.exceptions import HTTPError
 
 from payments_drain.hubspot import check_base_url
-from payments_drain.token import SecretToken, TokenUnavailable, token_from_secret
+from payments_drain.token import TokenUnavailable, cli_token
 
 OBJECT_TYPE = "commerce_payments"
 PROPERTIES = f"/crm/v3/properties/{OBJECT_TYPE}"
 TOKEN_INFO = "/oauth/v2/private-apps/get/access-token-info"
 DRAIN_SCOPES = ("crm.objects.commercepayments.write",)  # batch/create and batch/upsert
 SETUP_SCOPES = ("crm.schemas.commercepayments.write",)  # creating the group and the property
+DEFAULT_PROPERTY = "payments_drain_key"  # template.yaml's HubSpotUniqueProperty default
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")  # the template's AllowedPattern for HubSpotUniqueProperty
 
 
@@ -209,7 +210,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--property",
-        default=os.environ.get("HUBSPOT_UNIQUE_PROPERTY") or "payments_drain_key",
+        default=os.environ.get("HUBSPOT_UNIQUE_PROPERTY") or DEFAULT_PROPERTY,
         help="internal name of the unique-value property (default HUBSPOT_UNIQUE_PROPERTY or "
         "payments_drain_key)",
     )
@@ -241,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         p.error(f"--base-url {error}")
     try:
-        token = _token(os.environ.get("HUBSPOT_TOKEN"), args.secret_id)
+        token = cli_token(os.environ.get("HUBSPOT_TOKEN"), args.secret_id)
     except TokenUnavailable as error:
         print(f"setup_hubspot: {error}", file=sys.stderr)
         return 1
@@ -249,14 +250,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("set HUBSPOT_TOKEN, or --secret-id (HUBSPOT_TOKEN_SECRET_ID) naming the token's secret")
     report = setup(Admin(base_url, token), args.property, args.group, Report())
     return 0 if report.ready and not report.missing_scopes & set(DRAIN_SCOPES) else 1
-
-
-def _token(from_env: str | None, secret_id: str | None) -> str | None:
-    if from_env and from_env.strip():
-        return token_from_secret(from_env, "HUBSPOT_TOKEN")
-    if secret_id:
-        return SecretToken(secret_id, max_age_s=0).get()
-    return None
 
 
 if __name__ == "__main__":
