@@ -59,9 +59,7 @@ _LAMBDA_SQS = "https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorha
 _HS_LIMITS = "https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details"
 # The limits of privately distributed apps, which a service key has too (the service keys page).
 _HS_USAGE = "https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines"
-_HS_SERVICE_KEYS = (
-    "https://developers.hubspot.com/docs/apps/developer-platform/build-apps/authentication/account-service-keys"
-)
+_HS_SERVICE_KEYS = "https://developers.hubspot.com/docs/apps/developer-platform/build-apps/authentication/account-service-keys"
 _HS_BATCH = "https://developers.hubspot.com/docs/api-reference/crm-commerce-payments-v3/batch/post-crm-v3-objects-commerce_payments-batch-create"
 _HS_PROPERTIES = "https://developers.hubspot.com/docs/guides/api/crm/properties"
 _HS_BATCH_READ = (

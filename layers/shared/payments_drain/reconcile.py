@@ -196,6 +196,8 @@ class Reconciler:
             if read is None:
                 if answer is not None:
                     self._problem(answer)
+                elif "the time ran out before every read" not in self.problems:
+                    self.problems.append("the time ran out before every read")
                 total.unknown.update(chunk)
                 continue
             total.found.update(read.found)
