@@ -260,7 +260,6 @@ class ChunkSender:
         )
         return stored
 
-
     def _out_of_time(self, part: list[Payment], reason: Reason, wait: Wait | None) -> batching.Verdict:
         """The budget ends before the part can be sent: held while HubSpot is unavailable, or
         until the rate limit's timeline has a slot for it (``Wait.NO_SLOT_YET``), else back after
