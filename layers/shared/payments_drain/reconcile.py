@@ -52,7 +52,7 @@ from payments_drain.config import Settings
 from payments_drain.hubspot import HubSpotClient
 from payments_drain.ledger import DynamoLedger, LedgerUnavailable
 from payments_drain.limits import HUBSPOT_BATCH_READ_INPUTS
-from payments_drain.messages import parse_record
+from payments_drain.messages import KEY_PATTERN, MAX_KEY_CHARS, parse_record
 from payments_drain.outcomes import Payment
 from payments_drain.pacing import RateGate
 from payments_drain.producer import FileProblem, read_lines, synthetic_record
@@ -307,13 +307,12 @@ class ReconcileRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
 
-    payment_key: list[Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]] = []
+    payment_key: list[Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS, pattern=KEY_PATTERN)]] = []
     payments: list[Any] = []  # payment bodies or failure reports, as a file's lines
     since: datetime | None = None
     until: datetime | None = None
-    show: Annotated[int, Field(ge=0, le=1000)] = (
-        100  # the function returns this many findings not as expected
-    )
+    # The function returns this many findings not as expected.
+    show: Annotated[int, Field(ge=0, le=1000)] = 100
 
     @field_validator("since", "until")
     @classmethod
