@@ -55,6 +55,9 @@ FAULT_DEFAULTS: dict[str, Any] = {
     "html_5xx": False,
     # Switches.
     "outage": False,  # every create/upsert answers 503 (after auth and rate limiting)
+    # Forced outcomes for the next batch/read requests, one per request: "ok", "429", "500", "502",
+    # "503", "504", "reset" (reads get no random faults).
+    "read_script": [],
     # Forced outcomes for the next create/upsert requests, consumed one per request before any random draw:
     # "ok", "429", "423", "477", "500", "502", "503", "504", "reset", "reset_after_store",
     # "stored_then_timeout", "stored_then_error", "truncated", "trickle", "stored_then_unreadable",
@@ -62,6 +65,7 @@ FAULT_DEFAULTS: dict[str, Any] = {
     "script": [],
 }
 
+READ_SCRIPT_OUTCOMES = frozenset({"ok", "429", "500", "502", "503", "504", "reset"})
 SCRIPT_OUTCOMES = frozenset(
     {
         "ok",
@@ -124,16 +128,22 @@ def normalise_faults(faults: dict[str, Any], base: dict[str, Any] | None = None)
                 raise ValueError("truncate_mode must be 'short_body' or 'close'")
         elif name in ("outage", "html_5xx"):
             value = bool(value)
-        elif name == "script":
+        elif name in ("script", "read_script"):
             value = [str(v) for v in value]
-            bad = [v for v in value if v not in SCRIPT_OUTCOMES]
+            known = SCRIPT_OUTCOMES if name == "script" else READ_SCRIPT_OUTCOMES
+            bad = [v for v in value if v not in known]
             if bad:
-                raise ValueError(f"unknown script outcomes {bad}; known: {sorted(SCRIPT_OUTCOMES)}")
+                raise ValueError(f"unknown {name} outcomes {bad}; known: {sorted(known)}")
         merged[name] = value
     total = sum(v for k, v in merged.items() if k.startswith("p_"))
     if total > 1.0 + 1e-9:
         raise ValueError(f"fault probabilities add up to {total} > 1")
     return merged
+
+
+#: What issued a token (docs/sandbox.md): HubSpot's private-app token-info route knows only a
+#: legacy private app's; a service key or an OAuth token is authorised by its scopes all the same.
+TOKEN_KINDS = ("private_app", "service_key", "oauth")
 
 
 def normalise_tokens(tokens: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -143,11 +153,15 @@ def normalise_tokens(tokens: dict[str, Any]) -> dict[str, dict[str, Any]]:
             continue
         if isinstance(spec, (list, tuple)):
             spec = {"scopes": list(spec)}
+        # "private_app": false (the older switch) is an OAuth token; "kind" names any of TOKEN_KINDS.
+        kind = spec.get("kind") or ("private_app" if spec.get("private_app", True) else "oauth")
+        if kind not in TOKEN_KINDS:
+            raise ValueError(f"unknown token kind {kind!r}; known: {list(TOKEN_KINDS)}")
         out[str(name)] = {
             "scopes": [str(s) for s in spec.get("scopes", [])],
             "expired": bool(spec.get("expired", False)),
-            # False: a token HubSpot's private-app token-info route does not know (an OAuth one)
-            "private_app": bool(spec.get("private_app", True)),
+            "kind": kind,
+            "private_app": kind == "private_app",  # the token-info route knows it
         }
     return out
 
@@ -157,7 +171,7 @@ class SandboxConfig:
     """Everything the sandbox can be started with. All fields can also be changed at run time
     through ``POST /_sandbox/config`` (``SandboxControl.set_config``)."""
 
-    #: token -> {"scopes": [...], "expired": bool, "private_app": bool (default true)}
+    #: token -> {"scopes": [...], "expired": bool, "kind": "private_app" (default) | "service_key" | "oauth"}
     tokens: dict[str, dict[str, Any]] = field(default_factory=default_tokens)
     rate_limit_per_10s: int = 190
     #: length of the rolling window; HubSpot's is 10 000 ms. Shorten it only to test window roll-over.

@@ -23,6 +23,7 @@ from .state import SandboxState, iso_now
 _OBJ = r"/crm/(?:v3/objects|objects/2026-09)/(?:commerce_payments|0-101)"
 CREATE_RE = re.compile(rf"^{_OBJ}/batch/create$")
 UPSERT_RE = re.compile(rf"^{_OBJ}/batch/upsert$")
+READ_RE = re.compile(rf"^{_OBJ}/batch/read$")
 LIST_RE = re.compile(rf"^{_OBJ}/?$")
 GET_RE = re.compile(rf"^{_OBJ}/([^/]+)$")
 # A batch call to an object type HubSpot does not know: 400 "Unable to infer object type from: <type>".
@@ -393,6 +394,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             route = "create"
         elif UPSERT_RE.match(path):
             route = "upsert"
+        elif READ_RE.match(path):
+            route = "read"
         elif (match := ANY_BATCH_RE.match(path)) and not (
             match.group(1) in OTHER_OBJECT_TYPES or OBJECT_TYPE_ID.match(match.group(1))
         ):
@@ -419,6 +422,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
             time.sleep(latency)
         if route in ("create", "upsert") and method == "POST":
             self._write(body, route)
+        elif route == "read" and method == "POST":
+            if (token := self._authenticate((READ_SCOPE, WRITE_SCOPE))) and self._admit(token):
+                self._read(body)
         elif route == "unknown_object_type" and method == "POST":
             if (token := self._authenticate(ALL_SCOPES)) and self._admit(token):
                 kind = ANY_BATCH_RE.match(path).group(1)  # type: ignore[union-attr]
@@ -514,6 +520,92 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if outcome == "2xx_with_errors" and status == 207:  # HubSpot 2026-09 style: errors in a 201
             status = 201 if route == "create" else 200
         self._post_store_reply(status, payload, outcome, faults)
+
+    def _read(self, body: bytes) -> None:
+        """batch/read by HubSpot id, or by a unique property's values (``idProperty``): 200 when every
+        input was found, else 207 with one OBJECT_NOT_FOUND error naming the others in
+        ``context.ids`` (docs/hubspot.md, "Batch read"). Forced faults: ``read_script``."""
+        state = self.server.state
+        outcome = state.next_read_outcome()
+        if outcome != "ok":
+            state.note_fault(f"read_{outcome}")
+        if outcome == "reset":
+            self._reset_connection()
+        if outcome == "429":
+            self.rate = dict(self.rate, **{"X-HubSpot-RateLimit-Remaining": "0"})
+            self._send_429("TEN_SECONDLY_ROLLING")
+            return
+        if outcome in ("500", "502", "503", "504"):
+            code = int(outcome)
+            self._send(code, _error(_phrase(code), "INTERNAL_ERROR", self.cid))
+            return
+        data = self._json_body(body)
+        if data is None:
+            return
+        inputs = data.get("inputs") if isinstance(data, dict) else None
+        if not isinstance(inputs, list) or not all(
+            isinstance(item, dict) and isinstance(item.get("id"), str) for item in inputs
+        ):
+            self._send(
+                400,
+                _error(
+                    'Invalid input JSON: inputs must be a list of {"id": string}',
+                    "VALIDATION_ERROR",
+                    self.cid,
+                ),
+            )
+            return
+        if not 1 <= len(inputs) <= schema.MAX_INPUTS:
+            self._send(
+                400,
+                _error(
+                    f"Batch input limit: {len(inputs)} inputs received, 1 to {schema.MAX_INPUTS} allowed",
+                    "VALIDATION_ERROR",
+                    self.cid,
+                ),
+            )
+            return
+        id_property = data.get("idProperty")
+        if id_property not in (None, "", "hs_object_id") and id_property not in state.unique_names:
+            self._send(
+                400,
+                _error(
+                    f"idProperty {json.dumps(id_property)} is not a unique-value property of commerce_payments",
+                    "VALIDATION_ERROR",
+                    self.cid,
+                ),
+            )
+            return
+        asked = list(dict.fromkeys(item["id"] for item in inputs))
+        names = data.get("properties") if isinstance(data.get("properties"), list) else []
+        wanted = list(DEFAULT_LIST_PROPERTIES) + [str(n) for n in names if n not in DEFAULT_LIST_PROPERTIES]
+        results, missing = [], []
+        for value in asked:
+            record = (
+                state.get_by_unique(id_property, value)
+                if id_property not in (None, "", "hs_object_id")
+                else state.get(value)
+            )
+            if record is None:
+                missing.append(value)
+            else:
+                results.append(self._view(record, wanted))
+        started = iso_now()
+        reply: dict[str, Any] = {"status": "COMPLETE", "results": state.shuffled(results)}
+        if missing:
+            reply["numErrors"] = 1
+            reply["errors"] = [
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "message": "Could not get some COMMERCE_PAYMENT objects, they may be deleted or not exist. "
+                    "Check that ids are valid.",
+                    "context": {"ids": missing},
+                }
+            ]
+        reply["startedAt"] = started
+        reply["completedAt"] = iso_now()
+        self._send(207 if missing else 200, reply)
 
     def _pre_store_fault(self, outcome: str, faults: dict[str, Any]) -> bool:
         if outcome == "reset":

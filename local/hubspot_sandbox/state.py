@@ -142,7 +142,10 @@ class SandboxState:
                         tokens.pop(name, None)
                     else:
                         merged = dict(tokens.get(name, {"scopes": [], "expired": False}))
-                        merged.update(spec if isinstance(spec, dict) else {"scopes": list(spec)})
+                        change = spec if isinstance(spec, dict) else {"scopes": list(spec)}
+                        if "kind" not in change and "private_app" in change:
+                            merged.pop("kind", None)  # the older switch names the kind
+                        merged.update(change)
                         tokens.update(normalise_tokens({name: merged}))
                 self.tokens = tokens
             if "rate_limit_per_10s" in changes:
@@ -312,6 +315,15 @@ class SandboxState:
             jitter = self.faults["latency_jitter_ms"]
             extra = self.latency_rng.uniform(0.0, jitter) if jitter > 0 else 0.0
         return (fixed + extra) / 1000.0
+
+    def next_read_outcome(self) -> str:
+        """The forced outcome of one batch/read ("ok" when none is scripted)."""
+        with self.lock:
+            script = self.faults["read_script"]
+            if not script:
+                return "ok"
+            self.faults["read_script"] = script[1:]
+            return script[0]
 
     def next_outcome(self) -> tuple[str, dict[str, Any]]:
         """The fault outcome for one create request ("ok" when none), plus the faults in force.

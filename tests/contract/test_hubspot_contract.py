@@ -453,9 +453,9 @@ def test_the_rolling_window():
 
 def test_the_daily_limit_resets_at_midnight_in_the_account_s_time_zone():
     """HubSpot's daily limit resets at midnight in the account's time zone (limits.HUBSPOT_DAILY_PROFESSIONAL,
-    https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details). The clock starts at
+    https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines). The clock starts at
     2026-12-01T00:00Z, 19:00 on 30 November in New York: the day there ends at 05:00Z."""
-    assert "usage-details" in limits.HUBSPOT_DAILY_PROFESSIONAL.source
+    assert "usage-guidelines" in limits.HUBSPOT_DAILY_PROFESSIONAL.source
     clock, hub = sim(daily_limit=2, account_timezone="America/New_York")
     statuses = [hub.write_batch(inputs(payments(f"k{i}", start=i)), "t").status for i in range(3)]
     clock.sleep(5 * 3600 - 0.5)

@@ -198,3 +198,44 @@ def test_every_outage_is_held_from_the_configured_outage_hold(stack, monkeypatch
     assert [
         bases[w] for w in (Wait.HUBSPOT_UNAVAILABLE, Wait.LEDGER_UNAVAILABLE, Wait.RATE_SLOTS_UNAVAILABLE)
     ] == [123] * 3
+
+
+def _create_directly(sandbox, keys):
+    """Payments HubSpot holds already (e.g. written by an earlier attempt), with the drain's key."""
+    from payments_drain.hubspot import HubSpotClient
+    from payments_drain.messages import parse_record
+
+    payments = [parse_record(sqs_record(payment_body(k), f"pre-{k}"), "payments_drain_key") for k in keys]
+    answer = HubSpotClient(sandbox.base_url).write_batch([p.hubspot_input() for p in payments], CANARY_TOKEN)
+    assert answer.status == 201
+
+
+@pytest.mark.parametrize("mode", ["create", "upsert"])
+def test_an_answer_lost_after_hubspot_stored_the_chunk_is_read_back_not_sent_again(
+    stack, sandbox, capsys, monkeypatch, mode
+):
+    monkeypatch.setenv("HUBSPOT_WRITE_MODE", mode)
+    monkeypatch.setenv("HUBSPOT_READ_TIMEOUT_SECONDS", "1")
+    sandbox.control.set_faults(script=["stored_then_timeout"], stored_then_timeout_delay_s=3)
+    event = {"Records": [sqs_record(payment_body(f"ch_{i}"), f"m{i}") for i in range(100)]}
+    assert load_handler().lambda_handler(event, LambdaContext()) == {"batchItemFailures": []}
+    stats = sandbox.control.stats()
+    assert stats["payments_stored"] == 100 and stats["payments_updated"] == 0  # written once, not again
+    assert stats["requests_by_route"] == {mode: 1, "read": 1}
+    (emf,) = batch_metrics(capsys.readouterr().out)
+    assert emf["PaymentsCreated"] == 100 and emf["PaymentsDuplicate"] == 0 and emf["HubSpotRequests"] == 2
+
+
+def test_a_read_back_sends_again_only_what_hubspot_does_not_hold(stack, sandbox, capsys):
+    _create_directly(sandbox, [f"ch_{i}" for i in range(40)])
+    sandbox.control.set_faults(script=["reset"])  # the connection cut: maybe stored, here not
+    event = {"Records": [sqs_record(payment_body(f"ch_{i}"), f"m{i}") for i in range(100)]}
+    assert load_handler().lambda_handler(event, LambdaContext()) == {"batchItemFailures": []}
+    stats = sandbox.control.stats()
+    assert stats["payments_stored"] == 100
+    assert stats["requests_by_route"] == {"create": 3, "read": 1}  # ours: the cut one, the read, the rest
+    assert stats["inputs_received"] == 40 + 100 + 60  # the rest alone was sent again
+    # Both creates answered 201 (none met an earlier copy); the read's 207 named the 60 not held.
+    assert stats["requests_by_status"] == {"201": 2, "207": 1, "reset": 1}
+    (emf,) = batch_metrics(capsys.readouterr().out)
+    assert emf["PaymentsCreated"] == 100 and emf["PaymentsDuplicate"] == 0

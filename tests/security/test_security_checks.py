@@ -48,6 +48,11 @@ EXPECTED_SKIPS = {
     ("CKV_AWS_115", "ReplayFunction"),
     ("CKV_AWS_173", "ReplayFunction"),
     ("CKV_AWS_158", "ReplayFunctionLogGroup"),
+    ("CKV_AWS_116", "ReconcileFunction"),
+    ("CKV_AWS_117", "ReconcileFunction"),
+    ("CKV_AWS_115", "ReconcileFunction"),
+    ("CKV_AWS_173", "ReconcileFunction"),
+    ("CKV_AWS_158", "ReconcileFunctionLogGroup"),
 }
 
 

@@ -631,3 +631,46 @@ def test_upsert_mode_cannot_be_deployed_without_the_unique_property(template):
     assert rule["Assertions"][0]["Assert"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "HubSpotUniqueProperty"}, ""]}]
     }
+
+
+# --- the reconcile function -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ledger", ["true", "false"])
+def test_reconcile_function_reads_hubspot_and_the_ledger_with_the_drains_settings_and_nothing_more(
+    template, resources, function, evaluate, ledger
+):
+    from payments_drain.config import load_settings
+
+    reconcile = resources["ReconcileFunction"]["Properties"]
+    assert reconcile["Handler"] == "app.lambda_handler" and reconcile["CodeUri"] == "functions/reconcile/"
+    assert (REPO_ROOT / "functions/reconcile/app.py").is_file()
+    assert reconcile["Layers"] == function["Layers"] and reconcile["Runtime"] == function["Runtime"]
+    assert reconcile["LoggingConfig"] == {"LogGroup": {"Ref": "ReconcileFunctionLogGroup"}}
+    variables = reconcile["Environment"]["Variables"]
+    for name in (
+        "HUBSPOT_TOKEN_SECRET_ID",
+        "HUBSPOT_BASE_URL",
+        "HUBSPOT_API_VERSION",
+        "HUBSPOT_UNIQUE_PROPERTY",
+    ):
+        assert variables[name] == EXPECTED_ENVIRONMENT[name], name  # the drain's HubSpot, the same secret
+    assert variables["LEDGER_TABLE_NAME"] == EXPECTED_ENVIRONMENT["LEDGER_TABLE_NAME"]
+    environ = {
+        name: DEPLOYED[value["Ref"]] if isinstance(value, dict) else str(value)
+        for name, value in evaluate(variables, EnableLedger=ledger).items()
+    }
+    assert load_settings(environ).ledger_enabled is (ledger == "true")
+    policies = evaluate(reconcile["Policies"], EnableLedger=ledger)
+    statements = list(_statements(policies))
+    if ledger == "true":
+        [read] = statements
+        assert sorted(read["Action"]) == ["dynamodb:BatchGetItem", "dynamodb:Scan"]  # reads only
+        assert read["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}
+    else:
+        assert statements == []
+    templates = [p for p in policies if isinstance(p, dict) and "Statement" not in p]
+    assert templates == [
+        {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "HubSpotTokenSecret"}}}
+    ]
+    assert template["Outputs"]["ReconcileFunctionName"]["Value"] == {"Ref": "ReconcileFunction"}

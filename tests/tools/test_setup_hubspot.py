@@ -59,6 +59,7 @@ def test_first_run_creates_the_group_and_the_unique_property_and_the_second_find
     code, lines, err = run(capsys)
     assert code == 0 and err == []
     assert lines[1:] == [
+        "token: a legacy private app's; its scopes from HubSpot's token-info route",
         "scope crm.objects.commercepayments.write: granted",
         "scope crm.schemas.commercepayments.write: granted",
         "group payments_drain: created",
@@ -104,7 +105,10 @@ def test_a_token_that_cannot_create_properties_stops_naming_the_scope_hubspot_wa
     )
     code, lines, _ = run(capsys)
     assert code == 1
-    assert lines[1].startswith("scopes: not checked (the private-app token-info route answered 400")
+    assert lines[1].startswith("token: a service key or an app's static token (the private-app token-info")
+    assert lines[2].startswith(
+        "scope crm.objects.commercepayments.write: granted (HubSpot let a batch/create"
+    )
     assert lines[-1] == (
         "stopped: creating the property group: HubSpot answered 403, missing scope "
         "crm.schemas.commercepayments.write"
@@ -115,6 +119,49 @@ def test_a_token_the_info_route_does_not_know_is_checked_by_the_calls_themselves
     sandbox.control.set_config(tokens={CANARY_TOKEN: {"scopes": list(ALL_SCOPES), "private_app": False}})
     code, lines, _ = run(capsys)
     assert code == 0 and lines[-1].startswith("ready:")
+
+
+SERVICE_KEY = "pat-na1-5f0c1e2d-0000-4000-8000-service0key1"  # the shape HubSpot's service keys page shows
+
+
+def test_a_service_key_is_accepted_its_write_scope_checked_by_a_call_that_writes_nothing(
+    sandbox, capsys, monkeypatch
+):
+    sandbox.control.set_config(tokens={SERVICE_KEY: {"scopes": list(ALL_SCOPES), "kind": "service_key"}})
+    monkeypatch.setenv("HUBSPOT_TOKEN", SERVICE_KEY)
+    code = main([])
+    out = capsys.readouterr()
+    assert SERVICE_KEY not in out.out + out.err
+    lines = out.out.splitlines()
+    assert code == 0 and lines[1:3] == [
+        "token: a service key or an app's static token (the private-app token-info route answered 400); "
+        "its scopes are checked by a call that writes nothing",
+        "scope crm.objects.commercepayments.write: granted (HubSpot let a batch/create with no inputs past "
+        "its scope check)",
+    ]
+    assert (
+        lines[-1] == "ready: deploy with HubSpotUniqueProperty=payments_drain_key (HUBSPOT_UNIQUE_PROPERTY)"
+    )
+    stats = sandbox.control.stats()
+    assert (
+        stats["requests_by_route"]["create"] == 1 and stats["payments_stored"] == 0
+    )  # the probe wrote nothing
+
+
+def test_a_service_key_without_the_drains_scope_is_told_so_and_the_setup_still_does_what_it_can(
+    sandbox, capsys, monkeypatch
+):
+    scopes = [SCHEMA_READ_SCOPE, SCHEMA_WRITE_SCOPE]
+    sandbox.control.set_config(tokens={SERVICE_KEY: {"scopes": scopes, "kind": "service_key"}})
+    monkeypatch.setenv("HUBSPOT_TOKEN", SERVICE_KEY)
+    code = main([])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1
+    assert "scope crm.objects.commercepayments.write: MISSING (the drain needs it)" in lines
+    assert lines[-1].startswith(
+        "not ready: the token lacks a scope the drain needs (add it to the service key"
+    )
+    assert read_property(sandbox)["hasUniqueValue"] is True
 
 
 def test_no_answer_from_hubspot_is_a_report_line_and_exit_code_1_not_a_traceback(

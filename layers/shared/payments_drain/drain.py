@@ -91,6 +91,7 @@ class Drain:
         rng: random.Random | None = None,
         queue_times: QueueTimes | None = None,
         pool: Executor | None = None,
+        read_back: bool = False,
     ) -> None:
         self.ledger = ledger
         self.visibility = visibility
@@ -112,6 +113,7 @@ class Drain:
             sleep=sleep,
             rng=rng or random.Random(),
             min_call_s=hubspot.min_call_s,
+            read_back=read_back,  # a lost answer read back by the unique property (sender)
         )
         self.reports = ReportWriter(reporter)
         # The HubSpot calls (at most parallel_calls at once), and the AWS steps after them, each

@@ -1,4 +1,4 @@
-"""Adapter: HubSpot commerce_payments batch/create over urllib3.
+"""Adapter: HubSpot commerce_payments batch/create (or upsert) and batch/read over urllib3.
 
 One PoolManager per container, reused across invocations (connections stay warm), TLS verified,
 no automatic retries: a POST that may have been stored must not be resent blindly, so the
@@ -32,6 +32,8 @@ PATHS = {  # (api version, write mode): batch/create, or batch/upsert by a uniqu
     ("2026-09", "create"): "/crm/objects/2026-09/commerce_payments/batch/create",
     ("v3", "upsert"): "/crm/v3/objects/commerce_payments/batch/upsert",
     ("2026-09", "upsert"): "/crm/objects/2026-09/commerce_payments/batch/upsert",
+    ("v3", "read"): "/crm/v3/objects/commerce_payments/batch/read",  # by id, or by idProperty
+    ("2026-09", "read"): "/crm/objects/2026-09/commerce_payments/batch/read",
 }
 EXPECTED_ANSWER_S = 1.0  # a realistic batch/create answer before any was seen (docs/hubspot.md)
 LATENCY_WINDOW = 50  # answers remembered for min_call_s
@@ -69,6 +71,7 @@ class HubSpotClient:
         write_mode: str = "create",
     ) -> None:
         self.url = check_base_url(base_url) + PATHS[api_version, write_mode]
+        self.read_url = check_base_url(base_url) + PATHS[api_version, "read"]
         self.read_timeout_s = read_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.pool = urllib3.PoolManager(
@@ -100,8 +103,34 @@ class HubSpotClient:
         connect plus read timeout). Never raises: HTTP or network trouble is in the Answer, and no
         exception text from the HTTP layer (which can quote request headers, the token among them)
         is logged, traced or returned."""
+        return self._post(self.url, {"inputs": list(inputs)}, token, time_left_s, check_shape=True)
+
+    @tracer.capture_method(capture_response=False, capture_error=False)
+    def read_batch(
+        self,
+        ids: Sequence[str],
+        token: str,
+        properties: Sequence[str] = (),
+        id_property: str | None = None,
+        time_left_s: float | None = None,
+    ) -> Answer:
+        """One batch/read of at most 100 ``ids``: HubSpot ids, or with ``id_property`` values of that
+        unique property (docs/hubspot.md, "Batch read"). Never raises, as ``write_batch``."""
+        body: dict[str, Any] = {"inputs": [{"id": i} for i in ids], "properties": list(properties)}
+        if id_property:
+            body["idProperty"] = id_property
+        return self._post(self.read_url, body, token, time_left_s)
+
+    def _post(
+        self,
+        url: str,
+        payload: dict[str, Any],
+        token: str,
+        time_left_s: float | None,
+        check_shape: bool = False,
+    ) -> Answer:
         limit = self.connect_timeout_s + self.read_timeout_s if time_left_s is None else max(0.1, time_left_s)
-        body = json.dumps({"inputs": list(inputs)}, separators=(",", ":")).encode()
+        body = json.dumps(payload, separators=(",", ":")).encode()
         headers = {
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json",
@@ -116,7 +145,7 @@ class HubSpotClient:
         response = None
         try:
             response = self.pool.request(
-                "POST", self.url, body=body, headers=headers, timeout=timeout, preload_content=False
+                "POST", url, body=body, headers=headers, timeout=timeout, preload_content=False
             )
             data = response.read()
         except ConnectTimeoutError:  # includes NewConnectionError: the request never left
@@ -146,7 +175,7 @@ class HubSpotClient:
         except ValueError:
             parsed = None
         answer = Answer(response.status, parsed, dict(response.headers), latency_ms=latency_ms)
-        if (shape := unexpected_shape(answer)) is not None:
+        if check_shape and (shape := unexpected_shape(answer)) is not None:  # a write's documented shape
             logger.warning(
                 "HubSpot answer not as documented",
                 extra={

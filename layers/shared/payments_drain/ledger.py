@@ -281,6 +281,35 @@ class DynamoLedger:
         except (BotoCoreError, ClientError) as error:
             raise LedgerUnavailable(f"ledger release failed ({_code(error)})") from None
 
+    # -- what reconcile reads ---------------------------------------------------------------------
+    def entries(self, keys: Iterable[str]) -> dict[str, dict]:
+        """The items of ``keys`` as recorded (status, hubspotId, version...), consistently read."""
+        try:
+            return self._read(list(dict.fromkeys(keys)))
+        except (BotoCoreError, ClientError) as error:
+            raise LedgerUnavailable(f"ledger read failed ({_code(error)})") from None
+
+    def created_between(self, since_s: int, until_s: int) -> list[str]:
+        """The paymentKeys recorded as created (``createdAt``, epoch seconds: when the drain recorded
+        HubSpot's answer) in ``[since_s, until_s)``: a Scan, for an operator's occasional look."""
+        keys: list[str] = []
+        try:
+            for page in self.client.get_paginator("scan").paginate(
+                TableName=self.table,
+                FilterExpression="#s = :created AND createdAt BETWEEN :since AND :last",
+                ProjectionExpression="paymentKey",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":created": {"S": CREATED},
+                    ":since": {"N": str(since_s)},
+                    ":last": {"N": str(until_s - 1)},
+                },
+            ):
+                keys += [item["paymentKey"]["S"] for item in page.get("Items", [])]
+        except (BotoCoreError, ClientError) as error:
+            raise LedgerUnavailable(f"ledger scan failed ({_code(error)})") from None
+        return sorted(key for key in keys if " " not in key)  # "report <messageId>": not a payment
+
     def _read(self, keys: list[str]) -> dict[str, dict]:
         items: dict[str, dict] = {}
         groups = [keys[i : i + 100] for i in range(0, len(keys), 100)]

@@ -57,8 +57,14 @@ _DDB_CONDITIONS = (
 _LAMBDA_LIMITS = "https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html"
 _LAMBDA_SQS = "https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html"
 _HS_LIMITS = "https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details"
+# The limits of privately distributed apps, which a service key has too (the service keys page).
+_HS_USAGE = "https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines"
+_HS_SERVICE_KEYS = "https://developers.hubspot.com/docs/apps/developer-platform/build-apps/authentication/account-service-keys"
 _HS_BATCH = "https://developers.hubspot.com/docs/api-reference/crm-commerce-payments-v3/batch/post-crm-v3-objects-commerce_payments-batch-create"
 _HS_PROPERTIES = "https://developers.hubspot.com/docs/guides/api/crm/properties"
+_HS_BATCH_READ = (
+    "https://developers.hubspot.com/docs/api-reference/2026-03/crm/objects/objects/batch/get-objects"
+)
 
 # -- SQS ---------------------------------------------------------------------------------------
 SQS_MAX_VISIBILITY_S = Limit(
@@ -238,12 +244,22 @@ DDB_CONDITIONAL_WRITE_COST = Limit(
 # -- HubSpot -----------------------------------------------------------------------------------
 HUBSPOT_BATCH_INPUTS = Limit(
     "HubSpot",
-    "inputs per batch create, upsert or read request",
+    "inputs per batch create or upsert request",
     100,
     "inputs",
     REFUSED,
     "400 for the whole request: nothing is written",
     _HS_BATCH,
+)
+HUBSPOT_BATCH_READ_INPUTS = Limit(
+    "HubSpot",
+    "inputs per batch read (by record id, or by a unique property's values with idProperty)",
+    100,
+    "inputs",
+    REFUSED,
+    "400 for the whole request; an input not found is no failure: a 207 names it in an "
+    "OBJECT_NOT_FOUND error (context.ids)",
+    _HS_BATCH_READ,
 )
 HUBSPOT_WINDOW_MS = Limit(
     "HubSpot",
@@ -254,23 +270,53 @@ HUBSPOT_WINDOW_MS = Limit(
     "429 RATE_LIMIT, policy TEN_SECONDLY_ROLLING; not written, not counted",
     _HS_LIMITS,
 )
+# Per credential: a service key (what a new account creates), a project-based app's static token
+# and a legacy private app's token are privately distributed apps, with the same limits; the
+# burst is per app (per key), the daily limit is shared by every app of the account.
 HUBSPOT_PER_10S_PROFESSIONAL = Limit(
     "HubSpot",
-    "requests per 10 s per app, Professional and Enterprise (private app or service key)",
+    "requests per 10 s per service key, app static token or legacy private app: Professional and Enterprise",
     190,
     "requests",
     THROTTLED,
     "429 TEN_SECONDLY_ROLLING until requests leave the window",
-    _HS_LIMITS,
+    _HS_USAGE,
 )
 HUBSPOT_PER_10S_STARTER = Limit(
     "HubSpot",
-    "requests per 10 s per app, Free and Starter",
+    "requests per 10 s per service key, app static token or legacy private app: Free and Starter",
     100,
     "requests",
     THROTTLED,
     "429 TEN_SECONDLY_ROLLING",
-    _HS_LIMITS,
+    _HS_USAGE,
+)
+HUBSPOT_PER_10S_LIMIT_INCREASE = Limit(
+    "HubSpot",
+    "requests per 10 s per service key, app static token or legacy private app, with the API limit increase",
+    250,
+    "requests",
+    THROTTLED,
+    "429 TEN_SECONDLY_ROLLING (two increases do not raise it further)",
+    _HS_USAGE,
+)
+HUBSPOT_PER_10S_PUBLIC_APP = Limit(
+    "HubSpot",
+    "requests per 10 s per public (marketplace) OAuth app, per installing account",
+    110,
+    "requests",
+    THROTTLED,
+    "429 TEN_SECONDLY_ROLLING",
+    _HS_USAGE,
+)
+HUBSPOT_DAILY_STARTER = Limit(
+    "HubSpot",
+    "requests per day per account, Free and Starter (every privately distributed app of the account)",
+    250_000,
+    "requests",
+    THROTTLED,
+    "429 policy DAILY until midnight in the account's time zone",
+    _HS_USAGE,
 )
 HUBSPOT_DAILY_PROFESSIONAL = Limit(
     "HubSpot",
@@ -279,7 +325,26 @@ HUBSPOT_DAILY_PROFESSIONAL = Limit(
     "requests",
     THROTTLED,
     "429 policy DAILY until midnight in the account's time zone",
-    _HS_LIMITS,
+    _HS_USAGE,
+)
+HUBSPOT_DAILY_ENTERPRISE = Limit(
+    "HubSpot",
+    "requests per day per account, Enterprise (each API limit increase adds 1,000,000)",
+    1_000_000,
+    "requests",
+    THROTTLED,
+    "429 policy DAILY until midnight in the account's time zone",
+    _HS_USAGE,
+)
+HUBSPOT_SERVICE_KEY_ROTATION = Limit(
+    "HubSpot",
+    "a service key's old value after 'Rotate and expire later' (a service key is in public beta)",
+    7,
+    "days",
+    REFUSED,
+    "the old value is refused (401); the drain reads the secret again on a 401, so put the new "
+    "value in the secret before then",
+    _HS_SERVICE_KEYS,
 )
 HUBSPOT_ERROR_SHARE = Limit(
     "HubSpot",

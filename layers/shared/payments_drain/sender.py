@@ -2,9 +2,12 @@
 
 Per call: the container's daily-limit memory, the rate gate, the token, the call, then the pure
 ``batching.settle`` decides; a whole-request 400 is split in halves, a 401 reads the token past
-the cache once, transient failures are resent with backoff while the budget allows. Each settled
-part is handed to ``on_settled`` at once (the ledger records it there), with the ids HubSpot may
-have stored although no answer says so. The backoff and hold policies are pure functions.
+the cache once, transient failures are resent with backoff while the budget allows. With the
+unique property, a part whose answer was lost (sent, and no answer says what became of it) is
+read back by that property before it is sent again (``read_back``): what HubSpot shows stored is
+settled as created, and only the rest is sent again. Each settled part is handed to
+``on_settled`` at once (the ledger records it there), with the ids HubSpot may have stored
+although no answer says so. The backoff and hold policies are pure functions.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from payments_drain.observability import logger
 from payments_drain.outcomes import Outcome, Payment, Reason, State, Wait
 from payments_drain.pacing import DailyLimit, RateGate
 from payments_drain.rate_slots import RateSlotsUnavailable
+from payments_drain.reading import applied, read_of
 from payments_drain.token import TokenUnavailable
 
 RATE_SLOTS_UNAVAILABLE = "RATE_SLOTS_UNAVAILABLE"
@@ -60,6 +64,7 @@ class ChunkSender:
         sleep: Callable[[float], None],
         rng: random.Random,
         min_call_s: Callable[[], float],
+        read_back: bool = False,
     ) -> None:
         self.hubspot = hubspot
         self.token = token
@@ -71,6 +76,8 @@ class ChunkSender:
         self.sleep = sleep
         self.rng = rng
         self.min_call_s = min_call_s  # start a call only if connect plus a realistic answer fits
+        # A lost answer is settled by batch/read by the unique property (``hubspot.read_batch``).
+        self.read_back = read_back and bool(unique_property)
 
     def send(
         self, chunk: list[Payment], budget: Budget, stats: Stats, on_settled: OnSettled, last: bool = False
@@ -79,17 +86,26 @@ class ChunkSender:
         transient failures are resent for as long as the budget allows, not ``max_attempts``."""
         parts = [chunk]
         maybe_stored: set[str] = set()  # sent, and no answer has said it was not stored
+        done: set[str] = set()  # settled by a read-back before their part's verdict
+
+        def settle_now(payments: list[Payment], outcomes: dict[str, Outcome]) -> None:
+            done.update(outcomes)
+            on_settled(payments, outcomes, maybe_stored & {p.message_id for p in payments})
+
         while parts:
             part = parts.pop()
             try:
-                verdict = self._send_part(part, budget, stats, maybe_stored, last)
+                verdict, part = self._send_part(part, budget, stats, maybe_stored, last, settle_now)
             except Exception as error:  # noqa: BLE001 - a bug must not lose the part: retry it, log it
                 # The type only: an exception's text could carry what was sent, headers included.
+                part = [p for p in part if p.message_id not in done]
                 logger.error(
                     "unexpected error while sending a chunk",
                     extra={"errorType": type(error).__name__, "messageIds": [p.message_id for p in part]},
                 )
                 verdict = retry_all(part, Reason("INTERNAL_ERROR", "unexpected error while sending"))
+            if not part:  # all of it settled by reading back
+                continue
             if verdict.action == batching.SPLIT:
                 middle = len(part) // 2
                 parts.extend([part[middle:], part[:middle]])
@@ -98,8 +114,16 @@ class ChunkSender:
                 on_settled(part, verdict.outcomes, maybe_stored & ids)
 
     def _send_part(
-        self, part: list[Payment], budget: Budget, stats: Stats, maybe_stored: set[str], last: bool = False
-    ) -> batching.Verdict:
+        self,
+        part: list[Payment],
+        budget: Budget,
+        stats: Stats,
+        maybe_stored: set[str],
+        last: bool = False,
+        settle_now: Callable[[list[Payment], dict[str, Outcome]], None] = lambda payments, outcomes: None,
+    ) -> tuple[batching.Verdict, list[Payment]]:
+        """The verdict on ``part``, and the part it is about: ``part`` less what a read-back showed
+        stored (handed to ``settle_now`` at once)."""
         inputs = [p.upsert_input(self.unique_property) if self.upsert else p.hubspot_input() for p in part]
         ids = {p.message_id for p in part}
         refreshed = False
@@ -109,18 +133,18 @@ class ChunkSender:
         while True:
             if not self.daily.may_call():
                 stats.daily_limit = True
-                return retry_all(part, DAILY_LIMIT, Wait.DAILY_LIMIT)
+                return retry_all(part, DAILY_LIMIT, Wait.DAILY_LIMIT), part
             try:
                 token = self.token.get(force=refreshed)
             except TokenUnavailable as error:
                 logger.error("HubSpot token unavailable", extra={"error": str(error)})
-                return retry_all(part, Reason("TOKEN_UNAVAILABLE", str(error)))
+                return retry_all(part, Reason("TOKEN_UNAVAILABLE", str(error))), part
             if budget.left() < self.min_call_s():
-                return self._out_of_time(part, reason, wait or stats.hubspot_wait())
+                return self._out_of_time(part, reason, wait or stats.hubspot_wait()), part
             try:
                 while (delay := self.gate.delay()) > 0:  # 0: the slot is ours, the call starts now
                     if budget.left() < delay + self.min_call_s():
-                        return self._out_of_time(part, reason, wait or stats.hubspot_wait())
+                        return self._out_of_time(part, reason, wait or stats.hubspot_wait()), part
                     self.sleep(delay)
             except RateSlotsUnavailable as error:
                 if last and budget.left() > SLOTS_RETRY_S + self.min_call_s():
@@ -129,10 +153,10 @@ class ChunkSender:
                 logger.error("rate slots unavailable: payments retried", extra={"error": str(error)})
                 reason = Reason(RATE_SLOTS_UNAVAILABLE, str(error))
                 stats.count_unavailable(reason.category, len(part))
-                return retry_all(part, reason, Wait.RATE_SLOTS_UNAVAILABLE)
+                return retry_all(part, reason, Wait.RATE_SLOTS_UNAVAILABLE), part
             if budget.left() < self.min_call_s():  # the slot came late (a slow slots table)
                 self.gate.cancel()
-                return self._out_of_time(part, reason, wait or stats.hubspot_wait())
+                return self._out_of_time(part, reason, wait or stats.hubspot_wait()), part
             before = maybe_stored & ids
             maybe_stored.update(ids)  # from here until its answer proves otherwise, it may be stored
             self.gate.started()
@@ -160,13 +184,13 @@ class ChunkSender:
                     logger.warning(
                         "HubSpot answer could not be mapped to every input", extra=_reason_log(reason)
                     )
-                return verdict
+                return verdict, part
             if verdict.action == batching.REFRESH:
                 if refreshed:
                     logger.error(
                         "HubSpot rejected the token, also after reading it again", extra=_reason_log(reason)
                     )
-                    return retry_all(part, reason)
+                    return retry_all(part, reason), part
                 refreshed = True
                 continue
             if verdict.action == batching.STOP or daily_spent:
@@ -175,7 +199,7 @@ class ChunkSender:
                     "HubSpot daily rate limit reached: no call until the next probe",
                     extra={**_reason_log(reason), "probeInSeconds": round(self.daily.seconds_to_probe())},
                 )
-                return retry_all(part, reason, Wait.DAILY_LIMIT)
+                return retry_all(part, reason, Wait.DAILY_LIMIT), part
             wait = wait_of(verdict)
             if wait is not None:
                 stats.hubspot_unavailable = True
@@ -187,8 +211,54 @@ class ChunkSender:
                     "HubSpot call failed, payments retried",
                     extra={**_reason_log(reason), "messageIds": [p.message_id for p in part]},
                 )
-                return self._out_of_time(part, reason, wait or stats.hubspot_wait())
+                return self._out_of_time(part, reason, wait or stats.hubspot_wait()), part
             self.sleep(backoff)
+            if verdict.ambiguous and self.read_back:  # sent, answer lost: what did HubSpot store?
+                stored = self._read_back(part, token, budget, stats)
+                if stored:
+                    settle_now([p for p in part if p.message_id in stored], stored)
+                    part = [p for p in part if p.message_id not in stored]
+                    if not part:
+                        return batching.Verdict(batching.SETTLED), part
+                    inputs = [i for i in inputs if i["objectWriteTraceId"] not in stored]
+                    ids -= set(stored)
+
+    def _read_back(self, part: list[Payment], token: str, budget: Budget, stats: Stats) -> dict[str, Outcome]:
+        """batch/read of the part by the unique property, in a rate slot like any call: the created
+        outcomes of the payments HubSpot shows stored (``reading.applied``). Empty when the read could
+        not be made or did not answer: the part is then sent again, as without reading back (safe
+        with the unique property: HubSpot refuses, or in upsert mode rewrites, what it holds)."""
+        try:
+            while (delay := self.gate.delay()) > 0:
+                if budget.left() < delay + 2 * self.min_call_s():  # the read, then the send
+                    return {}
+                self.sleep(delay)
+        except RateSlotsUnavailable:
+            return {}
+        if budget.left() < 2 * self.min_call_s():
+            self.gate.cancel()
+            return {}
+        names = sorted({name for p in part for name in p.properties} | {self.unique_property})
+        self.gate.started()
+        try:
+            answer = self.hubspot.read_batch(
+                [p.payment_key for p in part], token, names, self.unique_property, time_left_s=budget.left()
+            )
+        except BaseException:
+            self.gate.finished({})
+            raise
+        self.gate.finished(answer.headers, 1.0 if answer.status == 429 else 0.0)
+        self.daily.observe(answer.status, answer.body, answer.headers)
+        stats.record(answer, [], False)
+        read = read_of(answer, [p.payment_key for p in part], self.unique_property)
+        if read is None:
+            return {}
+        stored = applied(part, read, self.unique_property, self.upsert)  # type: ignore[arg-type]
+        logger.info(
+            "answer lost: read back by the unique property",
+            extra={"readBack": len(part), "stored": len(stored), "messageIds": [p.message_id for p in part]},
+        )
+        return stored
 
     def _out_of_time(self, part: list[Payment], reason: Reason, wait: Wait | None) -> batching.Verdict:
         """The budget ends before the part can be sent: held while HubSpot is unavailable, or

@@ -77,6 +77,7 @@ def build_drain(settings: Settings) -> Drain:
             Wait.DAILY_LIMIT: settings.DAILY_LIMIT_HOLD_SECONDS,
         },
         queue_times=settings.queue_times,
+        read_back=True,  # with the unique property: a lost answer is read back, not resent blindly
     )
 
 

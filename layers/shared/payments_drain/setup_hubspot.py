@@ -3,9 +3,11 @@
     python -m payments_drain.setup_hubspot [--property NAME] [--group NAME] [--base-url URL]
                                            [--secret-id ID]
 
-1. Scopes: asks HubSpot which scopes the token has (the private-app token-info route) and says which
-   the drain needs and lacks. A token that route does not know (an OAuth token, a service key) is
-   not checked there: HubSpot's 403 MISSING_SCOPES on the calls below names what is missing.
+1. Scopes. A service key (what an account creates today) or an app's static token: HubSpot has no
+   route that lists their scopes, so the drain's write scope is checked by a batch/create with no
+   inputs, which writes nothing (403 MISSING_SCOPES: missing; any other answer: granted). A legacy
+   private app's token: its scopes come from the private-app token-info route. Either way HubSpot's
+   403 on the calls below names a scope this setup lacks.
 2. The property group (default ``payments_drain``): read, created when missing.
 3. The unique-value property holding the paymentKey (default ``payments_drain_key``): read, created
    when missing (type string, field text, hasUniqueValue true). One that exists without unique values
@@ -31,14 +33,16 @@ from typing import Any
 import urllib3
 from urllib3.exceptions import HTTPError
 
-from payments_drain.hubspot import check_base_url
-from payments_drain.token import SecretToken, TokenUnavailable, token_from_secret
+from payments_drain.hubspot import PATHS, check_base_url
+from payments_drain.token import TokenUnavailable, cli_token
 
 OBJECT_TYPE = "commerce_payments"
 PROPERTIES = f"/crm/v3/properties/{OBJECT_TYPE}"
 TOKEN_INFO = "/oauth/v2/private-apps/get/access-token-info"
-DRAIN_SCOPES = ("crm.objects.commercepayments.write",)  # batch/create and batch/upsert
+DRAIN_SCOPES = ("crm.objects.commercepayments.write",)  # batch/create, batch/upsert and batch/read
+PROBE = PATHS["v3", "create"]  # a create with no inputs: past the scope check, refused, nothing written
 SETUP_SCOPES = ("crm.schemas.commercepayments.write",)  # creating the group and the property
+DEFAULT_PROPERTY = "payments_drain_key"  # template.yaml's HubSpotUniqueProperty default
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")  # the template's AllowedPattern for HubSpotUniqueProperty
 
 
@@ -100,7 +104,8 @@ def setup(admin: Admin, property_name: str, group_name: str, report: Report) -> 
         return report
     if report.missing_scopes & set(DRAIN_SCOPES):
         report.say(
-            "not ready: the token lacks a scope the drain needs (add it to the private app, then run again)"
+            "not ready: the token lacks a scope the drain needs (add it to the service key, or the legacy "
+            "private app, then run again)"
         )
     elif report.ready:
         report.say(f"ready: deploy with HubSpotUniqueProperty={property_name} (HUBSPOT_UNIQUE_PROPERTY)")
@@ -111,10 +116,12 @@ def check_scopes(admin: Admin, report: Report) -> None:
     status, scopes = admin.token_scopes()
     if scopes is None:
         report.say(
-            f"scopes: not checked (the private-app token-info route answered {status}: not a private app "
-            "token?); a missing scope shows as HubSpot's 403 below, and the drain's alarm tells at run time"
+            f"token: a service key or an app's static token (the private-app token-info route answered "
+            f"{status}); its scopes are checked by a call that writes nothing"
         )
+        probe_scopes(admin, report)
         return
+    report.say("token: a legacy private app's; its scopes from HubSpot's token-info route")
     for needed, why in ((DRAIN_SCOPES, "the drain needs it"), (SETUP_SCOPES, "this setup needs it")):
         for scope in needed:
             if scope in scopes:
@@ -122,6 +129,22 @@ def check_scopes(admin: Admin, report: Report) -> None:
             else:
                 report.missing_scopes.add(scope)
                 report.say(f"scope {scope}: MISSING ({why})")
+
+
+def probe_scopes(admin: Admin, report: Report) -> None:
+    """The drain's write scope, by a batch/create with no inputs: HubSpot checks the scope first
+    (403 MISSING_SCOPES) and refuses the empty body after it; nothing can be written."""
+    status, body = admin.call("POST", PROBE, {"inputs": []})
+    if status == 401:
+        raise SetupError(_refusal("checking the token", status, body, report))
+    for scope in DRAIN_SCOPES:
+        if status == 403:
+            report.missing_scopes.add(scope)
+            report.say(f"scope {scope}: MISSING (the drain needs it)")
+        else:
+            report.say(
+                f"scope {scope}: granted (HubSpot let a batch/create with no inputs past its scope check)"
+            )
 
 
 def ensure_group(admin: Admin, name: str, report: Report) -> None:
@@ -209,7 +232,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--property",
-        default=os.environ.get("HUBSPOT_UNIQUE_PROPERTY") or "payments_drain_key",
+        default=os.environ.get("HUBSPOT_UNIQUE_PROPERTY") or DEFAULT_PROPERTY,
         help="internal name of the unique-value property (default HUBSPOT_UNIQUE_PROPERTY or "
         "payments_drain_key)",
     )
@@ -241,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         p.error(f"--base-url {error}")
     try:
-        token = _token(os.environ.get("HUBSPOT_TOKEN"), args.secret_id)
+        token = cli_token(os.environ.get("HUBSPOT_TOKEN"), args.secret_id)
     except TokenUnavailable as error:
         print(f"setup_hubspot: {error}", file=sys.stderr)
         return 1
@@ -249,14 +272,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("set HUBSPOT_TOKEN, or --secret-id (HUBSPOT_TOKEN_SECRET_ID) naming the token's secret")
     report = setup(Admin(base_url, token), args.property, args.group, Report())
     return 0 if report.ready and not report.missing_scopes & set(DRAIN_SCOPES) else 1
-
-
-def _token(from_env: str | None, secret_id: str | None) -> str | None:
-    if from_env and from_env.strip():
-        return token_from_secret(from_env, "HUBSPOT_TOKEN")
-    if secret_id:
-        return SecretToken(secret_id, max_age_s=0).get()
-    return None
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Adapter: the HubSpot token from Secrets Manager through Powertools Parameters.
 
 Cached across invocations for ``max_age_s``; ``get(force=True)`` reads past the cache (after a
-401, the token may have been rotated). The secret holds the bare token or ``{"token": "..."}``.
-A token is printable ASCII without whitespace (what an HTTP header can carry unchanged); anything
-else is a configuration error. Every message raised here names the secret, never its value.
+401, the token may have been rotated). The secret holds the bare token or ``{"token": "..."}``:
+a service key, a project-based app's static token or a legacy private app's token, all sent the
+same way (``Authorization: Bearer``; docs/deploy.md, step 1). A token is printable ASCII without
+whitespace (what an HTTP header can carry unchanged); anything else is a configuration error.
+Every message raised here names the secret, never its value.
 """
 
 from __future__ import annotations
@@ -68,3 +70,13 @@ def token_from_secret(value: str | bytes | None, secret_id: str | None = None) -
             "(only printable ASCII without spaces or line breaks)"
         )
     return text
+
+
+def cli_token(from_env: str | None, secret_id: str | None) -> str | None:
+    """A command's token: ``HUBSPOT_TOKEN`` when set, else the secret ``secret_id`` read as the
+    function reads it; None when neither is given (the command's usage error)."""
+    if from_env and from_env.strip():
+        return token_from_secret(from_env, "HUBSPOT_TOKEN")
+    if secret_id:
+        return SecretToken(secret_id, max_age_s=0).get()
+    return None
