@@ -16,7 +16,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -25,6 +25,7 @@ from urllib3.exceptions import ConnectTimeoutError, HTTPError, ReadTimeoutError
 
 from payments_drain import clock
 from payments_drain.batching import Answer, unexpected_shape
+from payments_drain.links import unexpected_shape as links_shape
 from payments_drain.observability import logger, tracer
 
 PATHS = {  # (api version, write mode): batch/create, or batch/upsert by a unique property
@@ -32,6 +33,13 @@ PATHS = {  # (api version, write mode): batch/create, or batch/upsert by a uniqu
     ("2026-09", "create"): "/crm/objects/2026-09/commerce_payments/batch/create",
     ("v3", "upsert"): "/crm/v3/objects/commerce_payments/batch/upsert",
     ("2026-09", "upsert"): "/crm/objects/2026-09/commerce_payments/batch/upsert",
+}
+# Upsert mode's links (``links``): the associations API's batch create, from payments to one target
+# type. The date version has its own path; v4's (/crm/v4/associations, ending March 30, 2027) serves
+# while v3 is selected.
+LINK_PATHS = {
+    "v3": "/crm/v4/associations/commerce_payments/{to}/batch/create",
+    "2026-09": "/crm/associations/2026-09/commerce_payments/{to}/batch/create",
 }
 EXPECTED_ANSWER_S = 1.0  # a realistic batch/create answer before any was seen (docs/hubspot.md)
 LATENCY_WINDOW = 50  # answers remembered for min_call_s
@@ -69,6 +77,7 @@ class HubSpotClient:
         write_mode: str = "create",
     ) -> None:
         self.url = check_base_url(base_url) + PATHS[api_version, write_mode]
+        self.links_url = check_base_url(base_url) + LINK_PATHS[api_version]
         self.read_timeout_s = read_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.pool = urllib3.PoolManager(
@@ -92,9 +101,22 @@ class HubSpotClient:
         answer_s = observed[int(0.9 * (len(observed) - 1))] if observed else EXPECTED_ANSWER_S
         return self.connect_timeout_s + answer_s
 
+    def write_links(
+        self, to_type: str, inputs: Sequence[dict[str, Any]], token: str, time_left_s: float | None = None
+    ) -> Answer:
+        """One associations batch create, from payments to ``to_type`` (as ``write_batch``)."""
+        url = self.links_url.format(to=quote(to_type, safe=""))
+        return self.write_batch(inputs, token, time_left_s, url=url, check=links_shape)
+
     @tracer.capture_method(capture_response=False, capture_error=False)
     def write_batch(
-        self, inputs: Sequence[dict[str, Any]], token: str, time_left_s: float | None = None
+        self,
+        inputs: Sequence[dict[str, Any]],
+        token: str,
+        time_left_s: float | None = None,
+        *,
+        url: str | None = None,
+        check=unexpected_shape,
     ) -> Answer:
         """One POST, ended by ``time_left_s`` (connect, send and the whole answer; without it, by
         connect plus read timeout). Never raises: HTTP or network trouble is in the Answer, and no
@@ -116,7 +138,7 @@ class HubSpotClient:
         response = None
         try:
             response = self.pool.request(
-                "POST", self.url, body=body, headers=headers, timeout=timeout, preload_content=False
+                "POST", url or self.url, body=body, headers=headers, timeout=timeout, preload_content=False
             )
             data = response.read()
         except ConnectTimeoutError:  # includes NewConnectionError: the request never left
@@ -146,7 +168,7 @@ class HubSpotClient:
         except ValueError:
             parsed = None
         answer = Answer(response.status, parsed, dict(response.headers), latency_ms=latency_ms)
-        if (shape := unexpected_shape(answer)) is not None:
+        if (shape := check(answer)) is not None:
             logger.warning(
                 "HubSpot answer not as documented",
                 extra={
