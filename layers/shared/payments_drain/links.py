@@ -182,8 +182,9 @@ def _errors(body: Any) -> list[dict[str, Any]]:
 
 
 def _named(links: Sequence[Link], error: Any) -> list[Link]:
-    """The links an error names: by a whole number in its context equal to a link's target id
-    (HubSpot's ``INVALID_OBJECT_IDS`` names ``TYPE=id``) or to its payment's HubSpot id."""
+    """The links an error names, by the whole numbers in its context: those whose target id is
+    among them (HubSpot's ``INVALID_OBJECT_IDS`` says ``TYPE=id``), narrowed to the payment when
+    its HubSpot id is there too; else those whose payment's HubSpot id is (every link of it)."""
     context = error.get("context") if isinstance(error, dict) else None
     if not isinstance(context, dict):
         return []
@@ -191,7 +192,9 @@ def _named(links: Sequence[Link], error: Any) -> list[Link]:
     for values in context.values():
         for value in values if isinstance(values, list) else [values]:
             numbers.update(_NUMBER.findall(str(value)))
-    return [link for link in links if link.to_id in numbers or link.hubspot_id in numbers]
+    by_target = [link for link in links if link.to_id in numbers]
+    by_both = [link for link in by_target if link.hubspot_id in numbers]
+    return by_both or by_target or [link for link in links if link.hubspot_id in numbers]
 
 
 def _refusal(error: dict[str, Any], status: int | None, correlation: str | None) -> Outcome:
