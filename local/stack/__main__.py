@@ -343,7 +343,7 @@ def table_rows(s: dict) -> list[tuple[str, Any]]:
         ("  extra copies of created payments", s["extra_copies"]),
         ("  payments with an unknown outcome (PaymentsAmbiguous)", s["ambiguous"]),
         (
-            "links to contacts and others (asked / on HubSpot's payments)",
+            "links (asked / on HubSpot's payments)",
             f"{s['links']['asked']} / {s['links']['held']}"
             + (
                 f" ({s['links']['written_by_links_api']} link writes through the associations API)"

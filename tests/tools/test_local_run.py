@@ -179,7 +179,7 @@ def test_the_readme_upsert_run_applies_every_update_once_and_refuses_every_late_
     assert links["asked"] > 0 and links["held"] == links["asked"]
     assert links["written_by_links_api"] >= links["asked"]
     rows = dict(table_rows(s))
-    assert rows["links to contacts and others (asked / on HubSpot's payments)"] == (
+    assert rows["links (asked / on HubSpot's payments)"] == (
         f"{links['asked']} / {links['asked']} ({links['written_by_links_api']} link writes through the associations API)"
     )
     assert rows["  updates applied (PaymentsUpdated)"] == life["updated"]

@@ -662,8 +662,14 @@ def test_a_link_hubspot_refuses_for_good_is_reported_with_its_own_code_and_the_r
         report["reason"]["code"] == "LINK_TARGET_NOT_FOUND"
         and "One or more associations" in report["reason"]["message"]
     )
-    assert ledger.items["k"]["version"] == 1 and "linksPending" not in ledger.items["k"]  # a retry is stale
     assert result.stats.links == 1  # the deal's link was written
+    assert ledger.items["k"]["version"] == 1 and ledger.items["k"]["linksPending"] is True
+
+    fixed = json.loads(linked_to(("contacts", "502", 387, "HUBSPOT_DEFINED"), DEAL)["body"])
+    replayed = run(drain, [sqs_record(fixed, "m9")], clock)  # the report replayed, its contact fixed
+    assert replayed.outcomes["m9"].state is State.CREATED and len(hubspot.calls) == 1  # links alone
+    assert sorted(i["to"]["id"] for _, inputs in hubspot.link_calls[2:] for i in inputs) == ["502", "601"]
+    assert "linksPending" not in ledger.items["k"]
 
 
 def test_link_calls_are_counted_in_the_calls_announced_to_the_gate(clock):

@@ -102,14 +102,14 @@ class LedgerSession:
         if self.ledger is None:
             return
         created, versions, release, restore, ambiguous = {}, {}, [], {}, {}
-        pending = set()  # upsert mode: written, links still to write
+        pending = set()  # upsert mode: written, links still to write (retried, or reported)
         for payment in part:
             key, outcome = payment.payment_key, outcomes[payment.message_id]
             entry = self.entries.get(key, Entry(CLAIMED))
             if outcome.state in (State.CREATED, State.DUPLICATE) or outcome.record_written:
                 created[key] = outcome.hubspot_id or entry.hubspot_id
                 versions[key] = payment.version if payment.version is not None else entry.version
-                if outcome.state is State.RETRY:
+                if outcome.state in (State.RETRY, State.REJECTED):  # a replay writes the links alone
                     pending.add(key)
             elif payment.message_id in maybe_stored:
                 ambiguous[key] = entry

@@ -59,6 +59,9 @@ _LAMBDA_SQS = "https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorha
 _HS_LIMITS = "https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details"
 _HS_BATCH = "https://developers.hubspot.com/docs/api-reference/crm-commerce-payments-v3/batch/post-crm-v3-objects-commerce_payments-batch-create"
 _HS_PROPERTIES = "https://developers.hubspot.com/docs/guides/api/crm/properties"
+_HS_ASSOCIATIONS_READ = (
+    "https://developers.hubspot.com/changelog/bug-fix-batch-read-limit-for-hubspot-associations-api"
+)
 
 # -- SQS ---------------------------------------------------------------------------------------
 SQS_MAX_VISIBILITY_S = Limit(
@@ -244,6 +247,16 @@ HUBSPOT_BATCH_INPUTS = Limit(
     REFUSED,
     "400 for the whole request: nothing is written",
     _HS_BATCH,
+)
+HUBSPOT_ASSOCIATION_READ_INPUTS = Limit(
+    "HubSpot",
+    "inputs per associations batch read (the only input limit HubSpot documents for the associations "
+    "batch calls; upsert mode's link calls, batch create, keep to the 100 of the CRM batch calls)",
+    1_000,
+    "inputs",
+    REFUSED,
+    "the whole request is rejected with an error",
+    _HS_ASSOCIATIONS_READ,
 )
 HUBSPOT_WINDOW_MS = Limit(
     "HubSpot",
