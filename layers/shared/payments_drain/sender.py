@@ -1,10 +1,13 @@
 """The chunk sender: one chunk of at most 100 payments to HubSpot, inside the invocation's budget.
 
 Per call: the container's daily-limit memory, the rate gate, the token, the call, then the pure
-``batching.settle`` decides; a whole-request 400 is split in halves, a 401 reads the token past
-the cache once, transient failures are resent with backoff while the budget allows. Each settled
-part is handed to ``on_settled`` at once (the ledger records it there), with the ids HubSpot may
-have stored although no answer says so. The backoff and hold policies are pure functions.
+``batching.settle`` decides; a whole-request 400 is split in halves (or, when it names the inputs
+it refuses, sent again at once without them), a 401 reads the token past the cache once,
+transient failures are resent with backoff while the budget allows. In upsert mode a settled
+part's links are then written the same way, one associations call per target type (``links``).
+Each settled part is handed to ``on_settled`` at once (the ledger records it there), with the ids
+HubSpot may have stored although no answer says so. The backoff and hold policies are pure
+functions.
 """
 
 from __future__ import annotations
@@ -101,7 +104,11 @@ class ChunkSender:
         """Upsert mode: the links of the part's written payments, by the ids the upsert returned,
         one call per target type (``links.plan``); each payment's outcome then says whether its
         links are written too (``links.fold``)."""
-        written = [p for p in part if p.associations and outcomes[p.message_id].state is State.CREATED]
+        written = [
+            p
+            for p in part
+            if p.associations and (o := outcomes.get(p.message_id)) is not None and o.state is State.CREATED
+        ]
         if not written:
             return outcomes
         settled_links: dict[str, Outcome] = {}
