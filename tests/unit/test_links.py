@@ -23,7 +23,7 @@ def to(to_id, *types, **extra):
 
 
 def link(key, hubspot_id, to_id):
-    return Link(key, None, hubspot_id, to_id, (CONTACT,))  # type: ignore[arg-type]
+    return Link(key, hubspot_id, to_id, (CONTACT,))
 
 
 def test_the_target_type_is_toObjectType_else_the_one_hubspots_default_type_id_names():
@@ -95,6 +95,10 @@ def test_a_whole_request_400_refuses_the_links_it_names_and_the_others_go_again_
     assert verdict.outcomes["b#0"].reason.code == links.LINK_TARGET_NOT_FOUND
     anonymous = {"category": "VALIDATION_ERROR", "message": "Invalid input JSON"}
     assert settle_links(part, Answer(400, anonymous)).action == batching.SPLIT
+    unknown = {"category": "VALIDATION_ERROR", "message": "Unable to infer object type from: widgets"}
+    verdict = settle_links(part, Answer(400, unknown))  # the message's toObjectType: not halved
+    assert {o.reason.code for o in verdict.outcomes.values()} == {links.LINK_TYPE_INVALID}
+    assert set(verdict.outcomes) == {"a#0", "b#0"} and not verdict.resend_rest
 
 
 def test_a_payment_is_created_once_every_link_is_retried_while_one_is_pending_and_rejected_after():

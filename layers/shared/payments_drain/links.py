@@ -22,13 +22,13 @@ from payments_drain.batching import (
     UNREADABLE,
     Answer,
     Verdict,
+    is_unknown_object_type,
     settle,
     whole_request_reason,
 )
 from payments_drain.limits import HUBSPOT_BATCH_INPUTS
 from payments_drain.outcomes import Outcome, Payment, Reason, State
 
-FROM_OBJECT_TYPE = "commerce_payments"
 # HubSpot's default (HUBSPOT_DEFINED) association type ids from a payment, by target object type
 # (docs/hubspot.md, "Payment properties"): the one home of this table.
 DEFAULT_TYPE_IDS = {
@@ -76,7 +76,6 @@ class Link:
     chunk sender's loop, which settles by message id, settles links input by input."""
 
     key: str
-    payment: Payment
     hubspot_id: str
     to_id: str
     types: tuple[dict[str, Any], ...]
@@ -106,7 +105,6 @@ def plan(written: Iterable[tuple[Payment, str]]) -> list[LinkCall]:
                 continue
             link = Link(
                 f"{payment.message_id}#{i}",
-                payment,
                 hubspot_id,
                 str(association["to"]["id"]),
                 tuple(association["types"]),
@@ -162,6 +160,11 @@ def settle_links(links: Sequence[Link], answer: Answer) -> Verdict:
         return Verdict(SETTLED, outcomes)
     if status == 400 and isinstance(answer.body, dict):
         reason = whole_request_reason(answer)
+        if is_unknown_object_type(status, reason):  # the message's toObjectType: every link of the call
+            refused = Reason(
+                LINK_REJECTED, reason.message, status, LINK_TYPE_INVALID, reason.hubspot_correlation_id
+            )
+            return Verdict(SETTLED, {link.key: Outcome(State.REJECTED, refused) for link in links}, reason)
         named = {link.key for link in _named(links, answer.body)}
         for error in _errors(answer.body):
             named |= {link.key for link in _named(links, error)}
