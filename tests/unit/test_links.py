@@ -5,7 +5,7 @@ from payments_drain import batching, links
 from payments_drain.batching import Answer
 from payments_drain.links import Link, calls_needed, fold, plan, settle_links, target_type
 from payments_drain.messages import parse_record
-from payments_drain.outcomes import Outcome, Reason, State
+from payments_drain.outcomes import Outcome, Reason, State, Wait
 
 from tests.twins import payment_body, sqs_record
 
@@ -114,6 +114,9 @@ def test_a_payment_is_created_once_every_link_is_retried_while_one_is_pending_an
     retry = fold(p, record, [written, pending, refused])
     assert retry.state is State.RETRY and retry.record_written and retry.hubspot_id == "11"
     assert retry.reason.category == links.LINKS_PENDING and retry.reason.code == "HUBSPOT_UNREACHABLE"
+    no_slot = Outcome(State.RETRY, Reason("TIME_BUDGET", "no time"), wait=Wait.NO_SLOT_YET, until_ms=123)
+    held = fold(p, record, [written, no_slot])  # held until the rate limit has a slot for its links
+    assert (held.wait, held.until_ms) == (Wait.NO_SLOT_YET, 123)
     rejected = fold(p, record, [written, refused])
     assert rejected.state is State.REJECTED and rejected.record_written
     assert rejected.reason.code == links.LINK_TARGET_NOT_FOUND

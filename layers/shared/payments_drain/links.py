@@ -243,8 +243,9 @@ def fold(payment: Payment, record: Outcome, links: Sequence[Outcome]) -> Outcome
             cause.code if cause.category == LINKS_PENDING else cause.category,
             cause.hubspot_correlation_id,
         )
-        wait = next((o.wait for o in pending if o.wait is not None), None)
-        return Outcome(State.RETRY, reason, wait=wait, **written)
+        waiting = next((o for o in pending if o.wait is not None), None)  # what the links wait for
+        wait, until_ms = (waiting.wait, waiting.until_ms) if waiting else (None, None)
+        return Outcome(State.RETRY, reason, wait=wait, until_ms=until_ms, **written)
     reason = refused[0].reason or Reason(LINK_REJECTED, "HubSpot refused a link")
     text = f"record written (HubSpot id {record.hubspot_id}); a link can never be written: {reason.message}"
     return Outcome(State.REJECTED, replace(reason, message=text[:1000]), **written)
