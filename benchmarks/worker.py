@@ -364,7 +364,7 @@ def task_ledger(args):
 
 # ----------------------------------------------------------------------------- (g)
 def _version_event(prefix: str, count: int, version: int, status: str) -> dict:
-    """``count`` payments at ``version`` (no associations: batch/upsert takes none). The message ids
+    """``count`` payments at ``version`` (no associations: the write calls alone). The message ids
     depend on the key and the version: a redelivery repeats them, an update is a new message."""
     import uuid
 

@@ -50,6 +50,8 @@ class ScriptedHubSpot:
     def __init__(self, script: Iterable[Answer | Callable[[list[dict]], Answer]] = ()) -> None:
         self.script = list(script)
         self.calls: list[tuple[list[dict], str]] = []
+        self.link_script: list[Answer | Callable[[list[dict]], Answer]] = []
+        self.link_calls: list[tuple[str, list[dict]]] = []
         self.lock = threading.Lock()
 
     def min_call_s(self) -> float:
@@ -59,6 +61,14 @@ class ScriptedHubSpot:
         with self.lock:
             self.calls.append((list(inputs), token))
             step = self.script.pop(0) if self.script else created
+        return step(list(inputs)) if callable(step) else step
+
+    def write_links(self, to_type, inputs, token, time_left_s=None) -> Answer:
+        """Upsert mode's link calls: recorded in ``link_calls``; scripted by ``link_script``
+        (each input linked, 201, when it is empty)."""
+        with self.lock:
+            self.link_calls.append((to_type, list(inputs)))
+            step = self.link_script.pop(0) if self.link_script else linked
         return step(list(inputs)) if callable(step) else step
 
 
@@ -75,6 +85,20 @@ def created(inputs: list[dict], status: int = 201, errors: Sequence[dict] = ()) 
         }
         for i in reversed(inputs)
         if i["objectWriteTraceId"] not in failed
+    ]
+    body: dict[str, Any] = {"status": "COMPLETE", "results": results}
+    if errors:
+        body.update(numErrors=len(errors), errors=list(errors))
+    return Answer(status, body, {"X-HubSpot-RateLimit-Remaining": "150", "X-HubSpot-RateLimit-Max": "190"})
+
+
+def linked(inputs: list[dict], status: int = 201, errors: Sequence[dict] = ()) -> Answer:
+    """The associations API's answer: a result per input not named by one of ``errors``."""
+    named = {v for e in errors for values in e.get("context", {}).values() for v in values}
+    results = [
+        {"fromObjectId": i["from"]["id"], "toObjectId": i["to"]["id"], "labels": []}
+        for i in inputs
+        if not any(i["to"]["id"] in str(v) for v in named)
     ]
     body: dict[str, Any] = {"status": "COMPLETE", "results": results}
     if errors:
@@ -141,13 +165,19 @@ class InMemoryLedger:
         return out
 
     def record_created(
-        self, created: Mapping[str, str | None], versions: Mapping[str, int | None] | None = None
+        self,
+        created: Mapping[str, str | None],
+        versions: Mapping[str, int | None] | None = None,
+        links_pending: Iterable[str] = (),
     ) -> None:
+        pending = set(links_pending)
         with self.lock:
             for key, hubspot_id in created.items():
                 self.items[key] = {"status": CREATED, "hubspotId": hubspot_id}
                 if (versions or {}).get(key) is not None:
                     self.items[key]["version"] = versions[key]
+                if key in pending:
+                    self.items[key]["linksPending"] = True
 
     def mark_ambiguous(self, entries: Mapping[str, Entry]) -> None:
         with self.lock:
@@ -162,6 +192,8 @@ class InMemoryLedger:
     @staticmethod
     def _kept(entry: Entry) -> dict:
         kept = {"hubspotId": entry.hubspot_id, "applied": entry.applied}
+        if entry.links_pending:
+            kept["linksPending"] = True
         return {**kept, "version": entry.version} if entry.version is not None else kept
 
     def release(self, keys: Iterable[str], claimant: str) -> None:

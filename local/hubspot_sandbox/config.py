@@ -146,6 +146,26 @@ def normalise_faults(faults: dict[str, Any], base: dict[str, Any] | None = None)
 TOKEN_KINDS = ("private_app", "service_key", "oauth")
 
 
+def normalise_missing(missing: dict[str, Any]) -> dict[str, list[str]]:
+    return {str(kind): [str(i) for i in ids] for kind, ids in (missing or {}).items()}
+
+
+def normalise_labels(labels: dict[str, Any]) -> dict[str, list[int]]:
+    return {str(kind): [int(i) for i in ids] for kind, ids in (labels or {}).items()}
+
+
+def normalise_rules(rules: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for rule in rules or []:
+        if not isinstance(rule, dict) or not isinstance(rule.get("property"), str):
+            raise ValueError('a write rule is {"property": "name", "when": {"other": "value"}}')
+        when = rule.get("when") or {}
+        if not isinstance(when, dict) or not when:
+            raise ValueError("a write rule's when names at least one property and its value")
+        out.append({"property": rule["property"], "when": {str(k): str(v) for k, v in when.items()}})
+    return out
+
+
 def normalise_tokens(tokens: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, spec in tokens.items():
@@ -186,6 +206,14 @@ class SandboxConfig:
     seed: int = 0
     #: see FAULT_DEFAULTS; unknown names are refused
     faults: dict[str, Any] = field(default_factory=dict)
+    #: object type -> ids of records the account does not hold (a link to one is refused); every
+    #: other numeric id of a known type is taken to exist (the sandbox holds payments only)
+    missing_records: dict[str, list[str]] = field(default_factory=dict)
+    #: object type -> the account's own (USER_DEFINED) association type ids from payments to it
+    association_labels: dict[str, list[int]] = field(default_factory=dict)
+    #: the account's admin-configured rules, enforced on date-versioned writes only (HubSpot from
+    #: 2026-09): {"property": P, "when": {Q: V, ...}}: P is required when every Q has value V
+    write_rules: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.tokens = normalise_tokens(self.tokens)
@@ -195,6 +223,9 @@ class SandboxConfig:
         self.daily_limit = int(self.daily_limit)
         self.seed = int(self.seed)
         self.extra_properties = [str(p) for p in self.extra_properties]
+        self.missing_records = normalise_missing(self.missing_records)
+        self.association_labels = normalise_labels(self.association_labels)
+        self.write_rules = normalise_rules(self.write_rules)
         if self.rate_limit_per_10s < 0 or self.daily_limit < 0 or self.rate_limit_interval_ms <= 0:
             raise ValueError("rate limits must be >= 0 and the interval > 0")
 

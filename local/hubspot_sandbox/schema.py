@@ -99,11 +99,29 @@ READ_ONLY = frozenset(
 READ_ONLY_PREFIXES = ("hs_platform_fee",)
 
 ASSOCIATION_CATEGORIES = frozenset({"HUBSPOT_DEFINED", "USER_DEFINED", "INTEGRATOR_DEFINED", "WORK"})
+# HubSpot's default (HUBSPOT_DEFINED) association type from a payment to each object type, and the
+# type ids HubSpot's objects have (docs/hubspot.md).
+PAYMENT_DEFAULT_TYPES = {
+    "contacts": 387,
+    "companies": 389,
+    "deals": 391,
+    "subscriptions": 393,
+    "line_items": 395,
+    "quotes": 397,
+    "discounts": 428,
+    "orders": 524,
+    "invoices": 542,
+    "tickets": 1354,
+}
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _EPOCH_MS = re.compile(r"^-?\d{1,15}$")
 _NUMERIC_ID = re.compile(r"^\d{1,19}$")
+
+
+def is_numeric_id(value: str) -> bool:
+    return bool(_NUMERIC_ID.match(value))
 
 
 def is_read_only(name: str) -> bool:

@@ -64,6 +64,12 @@ OTHER_OBJECT_TYPES = frozenset(
     }
 )
 OBJECT_TYPE_ID = re.compile(r"^[0-9]+-[0-9]+$")
+# The associations API's batch writes: the date-versioned path, and v4's (served while v3 is).
+LINKS_RE = re.compile(
+    r"^/crm/(?:associations/(?P<version>2026-09)|v4/associations)/(?P<from>[^/]+)/(?P<to>[^/]+)"
+    r"/batch/(?P<kind>create|associate/default)$"
+)
+PAYMENT_TYPES = frozenset({"commerce_payments", "0-101"})
 # The properties API on commerce_payments (v3 and the date-versioned path).
 _PROPS = r"/crm/(?:v3/properties|properties/2026-03)/(?:commerce_payments|0-101)"
 PROPERTIES_RE = re.compile(rf"^{_PROPS}/?$")
@@ -413,6 +419,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             route = "properties"
         elif path == TOKEN_INFO_PATH:
             route = "token_info"
+        elif LINKS_RE.match(path):
+            route = "associations"
         else:
             route = "other"
         self.arrived = time.monotonic()
@@ -421,10 +429,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if latency > 0:
             time.sleep(latency)
         if route in ("create", "upsert") and method == "POST":
-            self._write(body, route)
+            self._write(body, route, dated=path.startswith("/crm/objects/"))
         elif route == "read" and method == "POST":
             if (token := self._authenticate((READ_SCOPE, WRITE_SCOPE))) and self._admit(token):
                 self._read(body)
+        elif route == "associations" and method == "POST":
+            self._links(body, LINKS_RE.match(path))  # type: ignore[arg-type]
         elif route == "unknown_object_type" and method == "POST":
             if (token := self._authenticate(ALL_SCOPES)) and self._admit(token):
                 kind = ANY_BATCH_RE.match(path).group(1)  # type: ignore[union-attr]
@@ -448,7 +458,23 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 404, _error(f"Unable to route {method} request to {path}", "OBJECT_NOT_FOUND", self.cid)
             )
 
-    def _write(self, body: bytes, route: str) -> None:
+    def _write(self, body: bytes, route: str, *, dated: bool = False) -> None:
+        admitted = self._admitted_inputs(body)
+        if admitted is None:
+            return
+        inputs, outcome, faults = admitted
+        if dated and isinstance(inputs, list) and 0 < len(inputs) <= schema.MAX_INPUTS:
+            if self._rules_broken(inputs, route):
+                return
+        status, payload = self._create_batch(inputs) if route == "create" else self._upsert_batch(inputs)
+        if status == 207 and (dated or outcome == "2xx_with_errors"):
+            # The date version declares one success status, errors included (docs/hubspot.md).
+            status = 201 if route == "create" else 200
+        self._post_store_reply(status, payload, outcome, faults)
+
+    def _admitted_inputs(self, body: bytes) -> tuple[list[Any], str, dict[str, Any]] | None:
+        """A batch write's inputs once authenticated, admitted, past any fault before storing and
+        well formed (an input list of 1 to 100); None when it has been answered already."""
         state = self.server.state
         parsed: Any = None
         parse_error: str | None = None
@@ -464,16 +490,16 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
         token = self._authenticate((WRITE_SCOPE,))
         if token is None or not self._admit(token):
-            return
+            return None
         outcome, faults = state.next_outcome()
         if outcome != "ok":
             state.note_fault(outcome)
         if faults["outage"]:
             state.note_fault("outage")
             self._send(503, _error("Service Unavailable (sandbox outage)", "SERVICE_UNAVAILABLE", self.cid))
-            return
+            return None
         if self._pre_store_fault(outcome, faults):
-            return
+            return None
 
         ctype = self.headers.get("Content-Type")
         if ctype is not None and ctype.split(";")[0].strip().lower() != "application/json":
@@ -515,11 +541,145 @@ class SandboxHandler(BaseHTTPRequestHandler):
                     ],
                 ),
             )
+            return None
+        return inputs, outcome, faults
+
+    def _rules_broken(self, inputs: list[Any], route: str) -> bool:
+        """The account's write rules (date versions only): a write that breaks one is answered 400
+        VALIDATION_ERROR naming each such input by its trace id, and nothing is written."""
+        state = self.server.state
+        errors = []
+        for item in inputs:
+            if not isinstance(item, dict) or not isinstance(item.get("properties"), dict):
+                continue
+            existing = None
+            if route == "upsert" and isinstance(item.get("id"), str):
+                existing = state.existing_id(str(item.get("idProperty")), item["id"])
+            for rule in state.broken_rules(schema.stored_properties(item["properties"]), existing):
+                when = " and ".join(f"{k} is {v}" for k, v in rule["when"].items())
+                errors.append(
+                    {
+                        "message": f"{rule['property']} is required when {when} (a rule of this account)",
+                        "code": "CONDITIONAL_REQUIRED_PROPERTY",
+                        "in": rule["property"],
+                        "context": {
+                            "objectWriteTraceId": [item.get("objectWriteTraceId")],
+                            "propertyName": [rule["property"]],
+                        },
+                    }
+                )
+        if not errors:
+            return False
+        self._send(
+            400,
+            _error(
+                "Some inputs break the account's rules for writing records",
+                "VALIDATION_ERROR",
+                self.cid,
+                errors=errors,
+                context={},
+                links={},
+            ),
+        )
+        return True
+
+    def _links(self, body: bytes, match: re.Match[str]) -> None:
+        """The associations API's batch create (typed) and associate/default, from payments."""
+        state = self.server.state
+        admitted = self._admitted_inputs(body)
+        if admitted is None:
             return
-        status, payload = self._create_batch(inputs) if route == "create" else self._upsert_batch(inputs)
-        if outcome == "2xx_with_errors" and status == 207:  # HubSpot 2026-09 style: errors in a 201
-            status = 201 if route == "create" else 200
-        self._post_store_reply(status, payload, outcome, faults)
+        inputs, outcome, faults = admitted
+        from_type, to_type, kind = match["from"], match["to"], match["kind"]
+        if from_type not in PAYMENT_TYPES or to_type not in schema.PAYMENT_DEFAULT_TYPES:
+            kind_ = to_type if from_type in PAYMENT_TYPES else from_type
+            self._send(
+                400, _error(f"Unable to infer object type from: {kind_}", "VALIDATION_ERROR", self.cid)
+            )
+            return
+        default = {
+            "associationCategory": "HUBSPOT_DEFINED",
+            "associationTypeId": schema.PAYMENT_DEFAULT_TYPES[to_type],
+        }
+        results, errors = [], []
+        for item in inputs:
+            from_id = str((item.get("from") or {}).get("id")) if isinstance(item, dict) else "None"
+            to_id = str((item.get("to") or {}).get("id")) if isinstance(item, dict) else "None"
+            types = (
+                [default]
+                if kind == "associate/default"
+                else (item.get("types") if isinstance(item, dict) else None)
+            )
+            error = self._link_error(from_id, to_type, to_id, types)
+            if error is None and not state.link(from_id, to_type, to_id, types):
+                error = self._invalid_ids("COMMERCE_PAYMENT", from_id)
+            if error is not None:
+                errors.append(error)
+            elif kind == "associate/default":
+                results.append({"from": {"id": from_id}, "to": {"id": to_id}, "associationSpec": default})
+            else:
+                results.append(
+                    {
+                        "fromObjectTypeId": "0-101",
+                        "fromObjectId": from_id,
+                        "toObjectTypeId": to_type,
+                        "toObjectId": to_id,
+                        "labels": [],
+                    }
+                )
+        status = 200 if match["version"] or kind == "associate/default" else (207 if errors else 201)
+        if status == 207 and outcome == "2xx_with_errors":
+            status = 201
+        self._post_store_reply(status, self._batch_body(iso_now(), results, errors), outcome, faults)
+
+    def _link_error(self, from_id: str, to_type: str, to_id: str, types: Any) -> dict[str, Any] | None:
+        state = self.server.state
+        if not schema.is_numeric_id(from_id) or state.get(from_id) is None:
+            return self._invalid_ids("COMMERCE_PAYMENT", from_id)
+        if not schema.is_numeric_id(to_id) or to_id in state.missing_records.get(to_type, ()):
+            return self._invalid_ids(
+                "COMPANY" if to_type == "companies" else to_type.upper().removesuffix("S"), to_id
+            )
+        labels = state.association_labels.get(to_type, [])
+        for spec in types if isinstance(types, list) and types else [None]:
+            category = spec.get("associationCategory") if isinstance(spec, dict) else None
+            type_id = spec.get("associationTypeId") if isinstance(spec, dict) else None
+            valid = (category == "HUBSPOT_DEFINED" and type_id == schema.PAYMENT_DEFAULT_TYPES[to_type]) or (
+                category in ("USER_DEFINED", "INTEGRATOR_DEFINED") and type_id in labels
+            )
+            if not valid:
+                return {
+                    "status": "error",
+                    "category": "VALIDATION_ERROR",
+                    "subCategory": "crm.associations.INVALID_ASSOCIATION_TYPE",
+                    "message": f"association type {json.dumps(type_id)} ({category}) is not defined from "
+                    f"commerce_payments to {to_type}",
+                    "errors": [],
+                    "context": {
+                        "fromObjectId": [from_id],
+                        "toObjectId": [to_id],
+                        "associationTypeId": [str(type_id)],
+                    },
+                    "links": {},
+                }
+        return None
+
+    @staticmethod
+    def _invalid_ids(kind: str, object_id: str) -> dict[str, Any]:
+        """HubSpot's refusal of a link to (or from) a record it does not hold."""
+        return {
+            "status": "error",
+            "category": "VALIDATION_ERROR",
+            "subCategory": "crm.associations.INVALID_OBJECT_IDS",
+            "message": "One or more associations are invalid",
+            "errors": [],
+            "context": {
+                "INVALID_OBJECT_IDS": [f"{kind}={object_id} is not valid"],
+                "objectId": [object_id],
+                "objectType": [kind],
+            },
+            "links": {},
+        }
 
     def _read(self, body: bytes) -> None:
         """batch/read by HubSpot id, or by a unique property's values (``idProperty``): 200 when every

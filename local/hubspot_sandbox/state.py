@@ -11,7 +11,15 @@ from collections import Counter, deque
 from datetime import datetime, timezone
 from typing import Any
 
-from .config import FAULT_DEFAULTS, SandboxConfig, normalise_faults, normalise_tokens
+from .config import (
+    FAULT_DEFAULTS,
+    SandboxConfig,
+    normalise_faults,
+    normalise_labels,
+    normalise_missing,
+    normalise_rules,
+    normalise_tokens,
+)
 from .schema import built_in_definition
 
 FIRST_ID = 10_000_000_001
@@ -65,6 +73,9 @@ class SandboxState:
         self.extra_properties: list[str] = list(config.extra_properties)
         self.seed = config.seed
         self.faults: dict[str, Any] = normalise_faults(config.faults)
+        self.missing_records = config.missing_records
+        self.association_labels = config.association_labels
+        self.write_rules = config.write_rules
         # The account's custom property definitions and property groups, as the properties API keeps
         # them. The configured ones are made as if that API had created them.
         self.groups: dict[str, dict[str, Any]] = {
@@ -115,6 +126,9 @@ class SandboxState:
                 "extra_properties": list(self.extra_properties),
                 "seed": self.seed,
                 "faults": copy.deepcopy(self.faults),
+                "missing_records": copy.deepcopy(self.missing_records),
+                "association_labels": copy.deepcopy(self.association_labels),
+                "write_rules": copy.deepcopy(self.write_rules),
             }
 
     def update_config(self, changes: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +142,9 @@ class SandboxState:
             "extra_properties",
             "seed",
             "faults",
+            "missing_records",
+            "association_labels",
+            "write_rules",
         }
         unknown = set(changes) - allowed
         if unknown:
@@ -168,6 +185,12 @@ class SandboxState:
             if "seed" in changes:
                 self.seed = int(changes["seed"])
                 self._reseed()
+            if "missing_records" in changes:
+                self.missing_records = normalise_missing(changes["missing_records"])
+            if "association_labels" in changes:
+                self.association_labels = normalise_labels(changes["association_labels"])
+            if "write_rules" in changes:
+                self.write_rules = normalise_rules(changes["write_rules"])
         return self.config_dict()
 
     def set_faults(self, faults: dict[str, Any], *, clear: bool = False) -> dict[str, Any]:
@@ -192,6 +215,7 @@ class SandboxState:
         self.by_trace: dict[str, list[str]] = {}
         self.traces_stored_more_than_once = 0
         self.updates = 0
+        self.links_written = 0  # associations the associations API wrote (new ones only)
         self.next_id = FIRST_ID
         self.windows: dict[str, deque[float]] = {}
         self.all_requests: deque[float] = deque()
@@ -466,6 +490,39 @@ class SandboxState:
                 self.traces_stored_more_than_once += 1
         return record
 
+    def broken_rules(self, properties: dict[str, Any], record_id: str | None = None) -> list[dict[str, Any]]:
+        """The account's write rules a write breaks: ``properties`` over the record's own."""
+        with self.lock:
+            held = self.by_id[record_id]["properties"] if record_id in self.by_id else {}
+            merged = {**held, **properties}
+            return [
+                rule
+                for rule in self.write_rules
+                if all(merged.get(k) == v for k, v in rule["when"].items())
+                and not merged.get(rule["property"])
+            ]
+
+    def existing_id(self, id_property: str, value: str) -> str | None:
+        with self.lock:
+            return self.by_unique.get(id_property, {}).get(value)
+
+    def link(self, payment_id: str, to_type: str, to_id: str, types: list[dict[str, Any]]) -> bool:
+        """Write a link from a stored payment (types merged into an existing link); False when the
+        payment is not stored."""
+        with self.lock:
+            record = self.by_id.get(payment_id)
+            if record is None:
+                return False
+            for existing in record["associations"]:
+                if existing.get("toObjectType") == to_type and existing["to"]["id"] == to_id:
+                    existing["types"] += [t for t in types if t not in existing["types"]]
+                    return True
+            record["associations"].append(
+                {"to": {"id": to_id}, "toObjectType": to_type, "types": list(types)}
+            )
+            self.links_written += 1
+            return True
+
     def page(self, after: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
         with self.lock:
             chunk = self.payments[after : after + limit]
@@ -539,6 +596,7 @@ class SandboxState:
                 "inputs_received": self.inputs_received,
                 "payments_stored": len(self.payments),
                 "payments_updated": self.updates,
+                "associations_written": self.links_written,
                 "max_requests_in_window": self.max_requests_in_window,
                 "max_admitted_in_window": self.max_admitted_in_window,
                 "window_ms": self.interval_ms,

@@ -26,6 +26,7 @@ EMF_METRICS = (
     "PaymentsRejected",
     "PaymentsRetried",
     "PaymentsAmbiguous",
+    "PaymentLinksWritten",
     "HubSpotRequests",
     "HubSpotThrottled",
     "HubSpotErrors",
@@ -248,6 +249,7 @@ def summarise(stack: Any, enq: Any, result: Any, elapsed_total: float) -> dict:
         "ambiguous": total("PaymentsAmbiguous"),
         "rejected": len(reports),
         "rejection_reasons": reasons.most_common(),
+        "links": links_summary(enq, payments, total),
         "retried_receives": retried_receives,
         "dead_letter_queue": len(dlq),
         "left_in_queue": stack.queue_counts(),
@@ -310,6 +312,21 @@ def _receive_counts(stack: Any) -> dict[str, int]:
     return counts
 
 
+def links_summary(enq: Any, payments: list[dict], total: Any) -> dict:
+    """The links (associations) the valid messages asked for, by payment and target id, and those
+    HubSpot's payments hold at the end (written by batch/create in create mode, by the associations
+    API in upsert mode: PaymentLinksWritten)."""
+    asked = set()
+    for item in enq.by_message_id.values():
+        if item.kind != "valid":
+            continue
+        body = json.loads(item.body)
+        for association in body.get("associations") or ():
+            asked.add((item.payment_key, str(association["to"]["id"])))
+    held = sum(len(p.get("associations") or ()) for p in payments)
+    return {"asked": len(asked), "held": held, "written_by_links_api": total("PaymentLinksWritten")}
+
+
 def table_rows(s: dict) -> list[tuple[str, Any]]:
     life = s["lifecycle"]
     rows: list[tuple[str, Any]] = [
@@ -325,6 +342,15 @@ def table_rows(s: dict) -> list[tuple[str, Any]]:
         ("created in HubSpot (sandbox), distinct", s["created"]),
         ("  extra copies of created payments", s["extra_copies"]),
         ("  payments with an unknown outcome (PaymentsAmbiguous)", s["ambiguous"]),
+        (
+            "links (asked / on HubSpot's payments)",
+            f"{s['links']['asked']} / {s['links']['held']}"
+            + (
+                f" ({s['links']['written_by_links_api']} link writes through the associations API)"
+                if s["links"]["written_by_links_api"]
+                else ""
+            ),
+        ),
         ("rejected (failure reports)", s["rejected"]),
     ]
     reasons = s["rejection_reasons"]
@@ -498,11 +524,8 @@ def run(args: argparse.Namespace) -> int:
             f"{stack.queue_settings.max_receive_count}",
             file=sys.stderr,
         )
-        if items is None:  # batch/upsert cannot write associations: in upsert mode the workload has none
-            upsert = f.environment.get("HUBSPOT_WRITE_MODE") == "upsert"
-            items = generate(
-                args.count, args.invalid_share, args.seed, args.lifecycle_share, associations=not upsert
-            )
+        if items is None:  # in upsert mode the drain links through the associations API
+            items = generate(args.count, args.invalid_share, args.seed, args.lifecycle_share)
         recorder = RunRecorder(stack, rate_limit=int(stack.sandbox.control.config()["rate_limit_per_10s"]))
         progress = Progress(len(items), recorder)
         enq, result = send_and_drain(stack, waves(items), recorder, progress, args.timeout)

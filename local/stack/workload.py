@@ -61,7 +61,7 @@ class WorkItem:
         return self.kind == "valid"
 
 
-def _valid_payment(rng: random.Random, key: str, when: datetime, associations: bool = True) -> dict:
+def _valid_payment(rng: random.Random, key: str, when: datetime) -> dict:
     currency = rng.choice(_CURRENCIES)
     amount = rng.randint(100, 500_000) / 100 if currency != "JPY" else rng.randint(100, 50_000)
     props = {
@@ -84,7 +84,7 @@ def _valid_payment(rng: random.Random, key: str, when: datetime, associations: b
     if rng.random() < 0.2:
         props["hs_internal_comment"] = "imported from the billing system"
     body: dict = {"paymentKey": key, "properties": props}
-    if rng.random() < 0.25 and associations:
+    if rng.random() < 0.25:
         body["associations"] = [
             {
                 "to": {"id": str(rng.randint(1000, 999_999))},
@@ -94,10 +94,8 @@ def _valid_payment(rng: random.Random, key: str, when: datetime, associations: b
     return body
 
 
-def _invalid(
-    rng: random.Random, kind: str, key: str, when: datetime, associations: bool = True
-) -> tuple[str, str | None]:
-    body = _valid_payment(rng, key, when, associations)
+def _invalid(rng: random.Random, kind: str, key: str, when: datetime) -> tuple[str, str | None]:
+    body = _valid_payment(rng, key, when)
     props = body["properties"]
     if kind == "malformed_json":
         text = json.dumps(body)
@@ -139,12 +137,11 @@ def generate(
     invalid_share: float = 0.03,
     seed: int = 1,
     lifecycle_share: float = 0.0,
-    associations: bool = True,
 ) -> list[WorkItem]:
     """``count`` payments, ``round(count * invalid_share)`` of them invalid (kinds in rotation), and for
     ``round(valid * lifecycle_share)`` of the valid ones their status updates and late copies (the
-    module's docstring). ``associations=False`` leaves associations out (HubSpot's batch/upsert
-    cannot write them)."""
+    module's docstring). A quarter of the valid payments link to a contact (in upsert mode the drain
+    writes those links through HubSpot's associations API)."""
     if not 0 <= invalid_share <= 1 or not 0 <= lifecycle_share <= 1:
         raise ValueError("invalid_share and lifecycle_share must be between 0 and 1")
     rng = random.Random(seed)
@@ -158,10 +155,10 @@ def generate(
         if i in invalid_positions:
             kind = INVALID_KINDS[k % len(INVALID_KINDS)]
             k += 1
-            text, pkey = _invalid(rng, kind, key, when, associations)
+            text, pkey = _invalid(rng, kind, key, when)
             items.append(WorkItem(text, kind, pkey))
         else:
-            items.append(WorkItem(json.dumps(_valid_payment(rng, key, when, associations)), "valid", key))
+            items.append(WorkItem(json.dumps(_valid_payment(rng, key, when)), "valid", key))
     valid = [n for n, it in enumerate(items) if it.valid]
     changing = sorted(rng.sample(valid, round(len(valid) * lifecycle_share)))
     updates: list[list[WorkItem]] = [[], []]

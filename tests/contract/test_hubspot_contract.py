@@ -67,9 +67,9 @@ class SandboxTarget:
         )
         sandbox.control.set_faults(**SANDBOX_FAULTS.get(fault, {}))
         base_url = _closed_port_url() if fault == "connect_error" else sandbox.base_url
-        self.client = HubSpotClient(
-            base_url, api_version="2026-09", connect_timeout_s=0.5, write_mode=write_mode
-        )
+        # v3's paths: the simulation answers input errors as v3 does (207); the date version's one
+        # success status is held by the sandbox's own tests (tests/sandbox/test_sandbox_links.py).
+        self.client = HubSpotClient(base_url, api_version="v3", connect_timeout_s=0.5, write_mode=write_mode)
 
     def write(self, inputs, time_left_s=None, token=DEFAULT_TOKEN):
         return self.client.write_batch(inputs, token, time_left_s)

@@ -46,3 +46,41 @@ def test_upsert_applies_a_payments_lifecycle_in_version_order_and_refuses_a_late
     assert metrics["PaymentsUpdated"]["sum"] == 30 and metrics["PaymentsStale"]["sum"] == 10
     assert stack.failure_reports() == []
     assert stack.queue_counts() == EMPTY and stack.queue_counts(stack.dlq_url) == EMPTY
+
+
+def linked(key: str, version: int, status: str, *contacts: str) -> workload.WorkItem:
+    item = update(key, version, status)
+    body = json.loads(item.body)
+    body["associations"] = [
+        {"to": {"id": c}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}]}
+        for c in contacts
+    ]
+    return workload.WorkItem(json.dumps(body), "valid", key)
+
+
+def test_upsert_links_each_payment_and_a_link_that_failed_after_its_record_is_written_later(local_stack):
+    stack = local_stack({"HubSpotWriteMode": "upsert"})  # on the template's default API version
+    assert stack.function.environment["HUBSPOT_API_VERSION"] == "2026-09"
+    # the first call (the upsert) is answered, the link calls after it fail while the drain tries
+    stack.sandbox.control.set_faults(script=["ok", "503", "503", "503"])
+    stack.enqueue([linked("pay-1", 1, "processing", "501")])
+    assert stack.drain(timeout=40).empty
+    stack.enqueue([linked(k, 1, "processing", "502") for k in ("pay-2", "pay-3")])
+    assert stack.drain(timeout=40).empty
+    stack.enqueue([linked("pay-2", 2, "refunded", "502", "503")])  # an update that adds a link
+    assert stack.drain(timeout=40).empty
+
+    stored = {p["properties"][KEY]: p for p in stack.sandbox.control.payments()}
+    assert set(stored) == {"pay-1", "pay-2", "pay-3"}  # one record each: the retry only linked
+    assert {k: sorted(a["to"]["id"] for a in p["associations"]) for k, p in stored.items()} == {
+        "pay-1": ["501"],
+        "pay-2": ["502", "503"],
+        "pay-3": ["502"],
+    }
+    assert stored["pay-2"]["properties"]["hs_latest_status"] == "refunded"
+    stats = stack.sandbox.control.stats()
+    assert stats["requests_by_route"]["upsert"] == 3 and stats["requests_by_status"]["503"] == 3
+    assert stats["payments_updated"] == 1  # pay-1's retry wrote its link alone, no upsert
+    assert stack.sink.metrics()["PaymentLinksWritten"]["sum"] == 5
+    assert stack.failure_reports() == []
+    assert stack.queue_counts() == EMPTY and stack.queue_counts(stack.dlq_url) == EMPTY

@@ -16,12 +16,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def deploy(aws_env, dynamodb_endpoint, monkeypatch):
-    """deploy(hubspot_base_url, **create_resources options): the template's resources on moto and
+    """deploy(hubspot_base_url, parameters=template overrides, **create_resources options): the
+    template's resources on moto and
     DynamoDB Local, and the drain function's environment set in this process; (resources, environment)."""
 
-    def _deploy(base_url: str, hubspot_token: str = CANARY_TOKEN, **options):
+    def _deploy(base_url: str, hubspot_token: str = CANARY_TOKEN, parameters: dict | None = None, **options):
         template = Template(
-            ROOT / "template.yaml", {"HubSpotBaseUrl": base_url}, stack_name=f"t{uuid.uuid4().hex[:8]}"
+            ROOT / "template.yaml",
+            {"HubSpotBaseUrl": base_url, **(parameters or {})},
+            stack_name=f"t{uuid.uuid4().hex[:8]}",
         )
         resources = create_resources(
             template, aws_env, dynamodb_endpoint=dynamodb_endpoint, hubspot_token=hubspot_token, **options

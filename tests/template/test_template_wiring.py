@@ -529,8 +529,8 @@ def test_outputs_give_operators_every_url_and_arn(template):
 
 def test_hubspot_parameters_have_the_documented_defaults(parameters):
     assert parameters["HubSpotBaseUrl"]["Default"] == "https://api.hubapi.com"
-    assert parameters["HubSpotApiVersion"]["AllowedValues"] == ["v3", "2026-09"]
-    assert parameters["HubSpotApiVersion"]["Default"] == "v3"
+    assert parameters["HubSpotApiVersion"]["AllowedValues"] == ["2026-09", "v3"]
+    assert parameters["HubSpotApiVersion"]["Default"] == "2026-09"  # the current date version
     assert parameters["HubSpotUniqueProperty"]["Default"] == "payments_drain_key"  # empty opts out
     assert parameters["ExistingTokenSecretArn"]["Default"] == ""
     assert default(parameters, "TokenCacheSeconds") == 300
@@ -542,6 +542,12 @@ def test_hubspot_parameters_have_the_documented_defaults(parameters):
             assert re.fullmatch(spec["AllowedPattern"], str(spec["Default"])), name
         if "Default" in spec and "AllowedValues" in spec:
             assert str(spec["Default"]) in {str(v) for v in spec["AllowedValues"]}, name
+
+
+def test_the_codes_default_api_version_is_the_templates(parameters):
+    from payments_drain.config import Settings
+
+    assert Settings.model_fields["HUBSPOT_API_VERSION"].default == parameters["HubSpotApiVersion"]["Default"]
 
 
 def test_every_parameter_is_documented_in_deploy_guide_or_runbook(parameters):
@@ -586,7 +592,7 @@ DEPLOYED = {  # what CloudFormation gives the symbolic references at deploy time
         {
             "EnableLedger": "false",
             "HubSpotRateLimitPer10s": 100,
-            "HubSpotApiVersion": "2026-09",
+            "HubSpotApiVersion": "v3",
             "HubSpotUniqueProperty": "payment_key",
         },
     ],

@@ -173,7 +173,15 @@ def test_the_readme_upsert_run_applies_every_update_once_and_refuses_every_late_
         "dead_letter_queue": 0,
     }
     assert sum(settled.values()) == s["messages"]
+    # the payments' links, written through the associations API after each upsert (again with
+    # each update of a linked payment: a link written twice is one link)
+    links = s["links"]
+    assert links["asked"] > 0 and links["held"] == links["asked"]
+    assert links["written_by_links_api"] >= links["asked"]
     rows = dict(table_rows(s))
+    assert rows["links (asked / on HubSpot's payments)"] == (
+        f"{links['asked']} / {links['asked']} ({links['written_by_links_api']} link writes through the associations API)"
+    )
     assert rows["  updates applied (PaymentsUpdated)"] == life["updated"]
     assert rows["  older versions refused (PaymentsStale)"] == life["stale"]
     assert "  create mode: updates are duplicates" not in rows
@@ -212,15 +220,11 @@ def test_a_payments_lifecycle_grows_its_version_and_its_late_copy_is_older_than_
     assert sorted(id(it) for w in rounds for it in w) == sorted(map(id, items))
 
 
-def test_without_a_lifecycle_the_workload_is_what_it_was_and_associations_can_be_left_out():
+def test_without_a_lifecycle_the_workload_is_what_it_was():
     plain = generate(300, invalid_share=0.05, seed=7)
     assert plain == generate(300, invalid_share=0.05, seed=7, lifecycle_share=0.0)
     assert len(plain) == 300 and {it.role for it in plain} == {"first"} and waves(plain) == [plain]
     assert any('"associations"' in it.body for it in plain if it.valid)
-    bare = generate(300, invalid_share=0.05, seed=7, associations=False)
-    assert not any('"associations": [' in it.body for it in bare)  # invalid ones too: upsert refuses first
-    assert [it.kind for it in bare] == [it.kind for it in plain]
-    assert [it.payment_key for it in bare] == [it.payment_key for it in plain]
 
 
 def test_live_progress_moves_as_payments_are_created_not_only_when_an_invocation_ends(faulty_run):

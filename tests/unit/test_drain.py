@@ -18,6 +18,7 @@ from tests.twins import (
     StaticToken,
     created,
     error_answer,
+    linked,
     payment_body,
     sqs_record,
     validation_error,
@@ -54,7 +55,7 @@ def make(
         reporter or InMemoryReporter(),
         unique_property=unique,
         parallel_calls=parallel_calls,
-        gate=RateGate(190, clock=clock),
+        gate=kw.pop("gate", RateGate(190, clock=clock)),
         daily=kw.pop("daily", DailyLimit(300, clock=clock)),
         sleep=clock.sleep,
         **kw,
@@ -551,16 +552,181 @@ def test_upsert_mode_without_the_ledger_lets_the_last_write_win(clock):
     assert late.outcomes["m4"].state is State.CREATED and len(hubspot.calls) == 2  # no ledger, no order
 
 
-def test_upsert_mode_refuses_associations_with_a_report(clock):
+def linked_to(*targets, version=1, message_id="m0", key="k"):
+    """An upsert message linked to (object type, id, type id) targets."""
+    body = payment_body(key)
+    body["version"] = version
+    body["associations"] = [
+        {"to": {"id": to_id}, "types": [{"associationCategory": category, "associationTypeId": type_id}]}
+        | ({"toObjectType": to_type} if category != "HUBSPOT_DEFINED" else {})
+        for to_type, to_id, type_id, category in targets
+    ]
+    return sqs_record(body, message_id)
+
+
+CONTACT = ("contacts", "501", 387, "HUBSPOT_DEFINED")
+DEAL = ("deals", "601", 391, "HUBSPOT_DEFINED")
+
+
+def test_upsert_mode_links_each_written_payment_by_its_new_id_one_call_per_target_type(clock):
+    ledger = InMemoryLedger()
+    drain, hubspot = make(
+        [upserted(set())], ledger=ledger, unique="payments_drain_key", upsert=True, clock=clock
+    )
+    label = ("contacts", "502", 4, "USER_DEFINED")
+    batch = [linked_to(CONTACT, DEAL, message_id="m0", key="k0"), linked_to(label, message_id="m1", key="k1")]
+    result = run(drain, batch, clock)
+    assert failures(result) == [] and result.counts()["created"] == 2 and result.stats.links == 3
+    ids = {r["objectWriteTraceId"]: r["id"] for r in created(hubspot.calls[0][0]).body["results"]}
+    calls = {to_type: inputs for to_type, inputs in hubspot.link_calls}
+    assert sorted(calls) == ["contacts", "deals"] and result.stats.requests == 3
+    assert {
+        (i["from"]["id"], i["to"]["id"], i["types"][0]["associationTypeId"]) for i in calls["contacts"]
+    } == {
+        (ids["m0"], "501", 387),
+        (ids["m1"], "502", 4),
+    }
+    assert all("toObjectType" not in i for i in calls["contacts"])  # the drain's field stays home
+    assert all("linksPending" not in item for item in ledger.items.values())
+
+
+def test_a_link_that_fails_after_its_record_was_written_is_retried_for_the_link_only(clock):
+    ledger = InMemoryLedger()
+    drain, hubspot = make(
+        [upserted(set())], ledger=ledger, unique="payments_drain_key", upsert=True, clock=clock
+    )
+    hubspot.link_script = [error_answer(503, "SERVICE_UNAVAILABLE")] * 3
+    first = run(drain, [linked_to(CONTACT)], clock)
+    outcome = first.outcomes["m0"]
+    assert failures(first) == ["m0"] and outcome.reason.category == "LINKS_PENDING"
+    assert outcome.wait is Wait.HUBSPOT_UNAVAILABLE and outcome.record_written
+    hubspot_id = ledger.items["k"]["hubspotId"]
+    assert ledger.items["k"]["version"] == 1 and ledger.items["k"]["linksPending"] is True
+    assert len(hubspot.calls) == 1 and len(hubspot.link_calls) == 3
+
+    again = run(drain, [linked_to(CONTACT)], clock)  # the same message, redelivered
+    assert failures(again) == [] and again.outcomes["m0"].state is State.CREATED
+    assert len(hubspot.calls) == 1  # never upserted again: the record is not written twice
+    assert hubspot.link_calls[-1] == (
+        "contacts",
+        [
+            {
+                "from": {"id": hubspot_id},
+                "to": {"id": "501"},
+                "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}],
+            }
+        ],
+    )
+    assert "linksPending" not in ledger.items["k"] and again.stats.links == 1
+    late = run(drain, [linked_to(CONTACT)], clock)  # once linked, a copy is a stale duplicate
+    assert late.outcomes["m0"].reason.category == "STALE_VERSION" and len(hubspot.link_calls) == 4
+
+
+def test_a_newer_version_while_links_are_pending_is_upserted_and_linked_the_older_is_stale(clock):
+    ledger = InMemoryLedger()
+    drain, hubspot = make(
+        [upserted(set())] * 2, ledger=ledger, unique="payments_drain_key", upsert=True, clock=clock
+    )
+    hubspot.link_script = [error_answer(503, "SERVICE_UNAVAILABLE")] * 3
+    assert failures(run(drain, [linked_to(CONTACT, version=1, message_id="m1")], clock)) == ["m1"]
+    newer = run(drain, [linked_to(CONTACT, version=2, message_id="m2")], clock)
+    assert failures(newer) == [] and len(hubspot.calls) == 2 and ledger.items["k"]["version"] == 2
+    older = run(drain, [linked_to(CONTACT, version=1, message_id="m1")], clock)
+    assert older.outcomes["m1"].reason.category == "STALE_VERSION" and len(hubspot.calls) == 2
+
+
+def test_a_link_hubspot_refuses_for_good_is_reported_with_its_own_code_and_the_record_kept(clock):
+    reporter, ledger = InMemoryReporter(), InMemoryLedger()
+    drain, hubspot = make(
+        [upserted(set())],
+        ledger=ledger,
+        reporter=reporter,
+        unique="payments_drain_key",
+        upsert=True,
+        clock=clock,
+    )
+    missing = {
+        "status": "error",
+        "category": "VALIDATION_ERROR",
+        "subCategory": "crm.associations.INVALID_OBJECT_IDS",
+        "message": "One or more associations are invalid",
+        "context": {"INVALID_OBJECT_IDS": ["CONTACT=501 is not valid"]},
+    }
+    hubspot.link_script = [lambda inputs: linked(inputs, 200, [missing])]
+    result = run(drain, [linked_to(CONTACT, DEAL)], clock)
+    outcome = result.outcomes["m0"]
+    assert failures(result) == [] and outcome.state is State.REJECTED and outcome.record_written
+    assert (outcome.reason.category, outcome.reason.code) == ("LINK_REJECTED", "LINK_TARGET_NOT_FOUND")
+    [report] = reporter.sent
+    assert (
+        report["reason"]["code"] == "LINK_TARGET_NOT_FOUND"
+        and "One or more associations" in report["reason"]["message"]
+    )
+    assert result.stats.links == 1  # the deal's link was written
+    assert ledger.items["k"]["version"] == 1 and ledger.items["k"]["linksPending"] is True
+
+    fixed = json.loads(linked_to(("contacts", "502", 387, "HUBSPOT_DEFINED"), DEAL)["body"])
+    replayed = run(drain, [sqs_record(fixed, "m9")], clock)  # the report replayed, its contact fixed
+    assert replayed.outcomes["m9"].state is State.CREATED and len(hubspot.calls) == 1  # links alone
+    assert sorted(i["to"]["id"] for _, inputs in hubspot.link_calls[2:] for i in inputs) == ["502", "601"]
+    assert "linksPending" not in ledger.items["k"]
+
+
+def test_link_calls_are_counted_in_the_calls_announced_to_the_gate(clock):
+    announced = []
+
+    class Gate(RateGate):
+        def begin(self, function_deadline_ms, calls):
+            announced.append(calls)
+
+    drain, hubspot = make(
+        [upserted(set())], unique="payments_drain_key", upsert=True, clock=clock, gate=Gate(190, clock=clock)
+    )
+    run(drain, [linked_to(CONTACT, DEAL)], clock)
+    assert announced == [3] and len(hubspot.calls) + len(hubspot.link_calls) == 3
+
+
+def test_upsert_mode_reports_an_association_whose_target_type_it_cannot_tell(clock):
     reporter = InMemoryReporter()
     drain, hubspot = make(unique="payments_drain_key", upsert=True, reporter=reporter, clock=clock)
     body = payment_body("k")
     body["associations"] = [
-        {"to": {"id": "1"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 387}]}
+        {"to": {"id": "1"}, "types": [{"associationCategory": "USER_DEFINED", "associationTypeId": 4}]}
     ]
     result = run(drain, [sqs_record(body, "m0")], clock)
     assert result.outcomes["m0"].state is State.REJECTED and hubspot.calls == []
-    assert reporter.sent[0]["reason"]["code"] == "ASSOCIATIONS_IN_UPSERT"
+    assert reporter.sent[0]["reason"]["code"] == "ASSOCIATION_TARGET_UNKNOWN"
+
+
+def test_a_rule_refusal_named_in_a_whole_request_400_rejects_that_payment_and_writes_the_others(
+    clock, log_lines
+):
+    reporter = InMemoryReporter()
+    rule = {
+        "status": "error",
+        "category": "VALIDATION_ERROR",
+        "message": "Some inputs break this account's rules",
+        "correlationId": "c-1",
+        "errors": [
+            {
+                "message": "hs_reference_number is required when hs_latest_status is refunded",
+                "code": "CONDITIONAL_REQUIRED_PROPERTY",
+                "context": {"objectWriteTraceId": ["m1"]},
+            }
+        ],
+    }
+    drain, hubspot = make([Answer(400, rule, {}), created], reporter=reporter, clock=clock)
+    body = payment_body("key-m1", hs_customer_email="jane@example.com")
+    result = run(drain, [*records(1), sqs_record(body, "m1"), *records(1, start=2)], clock)
+    assert failures(result) == [] and result.counts()["created"] == 2
+    assert [sorted(i["objectWriteTraceId"] for i in inputs) for inputs, _ in hubspot.calls] == [
+        ["m0", "m1", "m2"],
+        ["m0", "m2"],  # at once without it: no halving
+    ]
+    [report] = reporter.sent
+    assert report["reason"]["code"] == "CONDITIONAL_REQUIRED_PROPERTY"
+    assert report["reason"]["message"] == "hs_reference_number is required when hs_latest_status is refunded"
+    assert not any("jane@example.com" in line for line in log_lines())
 
 
 def test_upsert_mode_does_not_count_a_resent_payment_as_a_possible_copy(clock):

@@ -369,13 +369,13 @@ def test_a_ledger_record_that_fails_once_is_written_again_not_given_up():
     class FailsOnce(InMemoryLedger):
         failures = 1
 
-        def record_created(self, created, versions=None):
+        def record_created(self, created, versions=None, links_pending=()):
             from payments_drain.ledger import LedgerUnavailable
 
             if self.failures:
                 self.failures -= 1
                 raise LedgerUnavailable("ledger write failed (ProvisionedThroughputExceededException)")
-            super().record_created(created, versions)
+            super().record_created(created, versions, links_pending)
 
     ledger = FailsOnce()
     drain, _, _, _ = make(ledger=ledger)

@@ -58,6 +58,9 @@ class Verdict:
     reason: Reason | None = None
     wait_s: float = 0.0
     ambiguous: bool = False  # HubSpot may have stored the payments although we know no outcome
+    # SETTLED for the inputs in ``outcomes`` only: the others were not written and go again at once
+    # (a whole-request 400 that names the inputs it refuses).
+    resend_rest: bool = False
 
 
 def settle(chunk: Sequence[Payment], answer: Answer, unique_property: str | None = None) -> Verdict:
@@ -83,6 +86,10 @@ def settle(chunk: Sequence[Payment], answer: Answer, unique_property: str | None
         # The path names an object type HubSpot does not know: the configuration's fault, never the
         # inputs'. Splitting would only resend them all; keep them on the queue for a person to fix.
         return Verdict(SETTLED, {p.message_id: Outcome(State.RETRY, reason) for p in chunk}, reason)
+    if status == 400 and (refused := _refused_inputs(chunk, answer, reason)):
+        # An input that breaks a rule (from 2026-09 also the account's own rules) named by trace
+        # id: it is rejected with HubSpot's message and the others go again without it.
+        return Verdict(SETTLED, refused, reason, resend_rest=len(refused) < len(chunk))
     if status in (400, 409, 413) and len(chunk) > 1:
         return Verdict(SPLIT, reason=reason)
     if status == 400:
@@ -124,6 +131,28 @@ def whole_request_reason(answer: Answer) -> Reason:
     )
     correlation = body.get("correlationId") or answer.header("X-HubSpot-Correlation-Id")
     return Reason(str(category), message[:1000], answer.status, code, correlation)
+
+
+def _refused_inputs(chunk: Sequence[Payment], answer: Answer, whole: Reason) -> dict[str, Outcome]:
+    """The inputs a whole-request 400 names through ``context.objectWriteTraceId`` (in its own
+    context or in one of its ``errors[]``), each rejected with the message that names it."""
+    body = answer.body if isinstance(answer.body, dict) else {}
+    ids = {p.message_id for p in chunk}
+    refused: dict[str, Outcome] = {}
+    for item in [body, *_listed_errors(body)]:
+        if not isinstance(item, dict):
+            continue
+        context = item.get("context")
+        named = context.get("objectWriteTraceId") if isinstance(context, dict) else None
+        for trace_id in named if isinstance(named, list) else []:
+            if trace_id in ids and trace_id not in refused:
+                message = item.get("message") if isinstance(item.get("message"), str) else whole.message
+                code = item.get("code") if isinstance(item.get("code"), str) else whole.code
+                reason = Reason(
+                    whole.category, message[:1000], answer.status, code, whole.hubspot_correlation_id
+                )
+                refused[trace_id] = Outcome(State.REJECTED, reason)
+    return refused
 
 
 UNREADABLE = "HUBSPOT_UNREADABLE_ANSWER"

@@ -28,7 +28,7 @@ class Settings(BaseModel):
     # The rate limit's slots shared by the containers (rate_slots); empty: each paces by the headers.
     RATE_SLOTS_TABLE_NAME: Annotated[str, Field(pattern=r"^([a-zA-Z0-9_.\-]{3,255})?$")] = ""
     HUBSPOT_BASE_URL: str = "https://api.hubapi.com"
-    HUBSPOT_API_VERSION: Literal["v3", "2026-09"] = "v3"
+    HUBSPOT_API_VERSION: Literal["v3", "2026-09"] = "2026-09"
     HUBSPOT_UNIQUE_PROPERTY: Annotated[str, Field(pattern=r"^([a-z][a-z0-9_]{0,99})?$")] = ""
     HUBSPOT_WRITE_MODE: Literal["create", "upsert"] = "create"
     HUBSPOT_RATE_LIMIT_PER_10S: Annotated[int, Field(ge=1, le=10_000)] = 190

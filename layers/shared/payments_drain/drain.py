@@ -20,7 +20,7 @@ from concurrent.futures import TimeoutError as StepTimeout
 from dataclasses import dataclass
 from typing import Any
 
-from payments_drain import batching, clock, holds
+from payments_drain import batching, clock, holds, links
 from payments_drain.batching import plan_chunks
 from payments_drain.holds import QueueTimes
 from payments_drain.invocation import Budget, Stats
@@ -242,7 +242,13 @@ class Drain:
         chunks = plan_chunks(payments)
         if not chunks:
             return
-        self.gate.begin(budget.calls_end_ms(), len(chunks))
+        # Every call the invocation may make: each chunk's write (none when an earlier delivery
+        # wrote all its records) and, in upsert mode, its link calls (``links``).
+        calls = sum(
+            any(not p.written_id for p in chunk) + (links.calls_needed(chunk) if self.upsert else 0)
+            for chunk in chunks
+        )
+        self.gate.begin(budget.calls_end_ms(), calls)
         try:
             futures = [
                 self.pool.submit(

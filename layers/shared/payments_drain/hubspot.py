@@ -16,7 +16,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -25,6 +25,7 @@ from urllib3.exceptions import ConnectTimeoutError, HTTPError, ReadTimeoutError
 
 from payments_drain import clock
 from payments_drain.batching import Answer, unexpected_shape
+from payments_drain.links import unexpected_shape as links_shape
 from payments_drain.observability import logger, tracer
 
 PATHS = {  # (api version, write mode): batch/create, or batch/upsert by a unique property
@@ -34,6 +35,13 @@ PATHS = {  # (api version, write mode): batch/create, or batch/upsert by a uniqu
     ("2026-09", "upsert"): "/crm/objects/2026-09/commerce_payments/batch/upsert",
     ("v3", "read"): "/crm/v3/objects/commerce_payments/batch/read",  # by id, or by idProperty
     ("2026-09", "read"): "/crm/objects/2026-09/commerce_payments/batch/read",
+}
+# Upsert mode's links (``links``): the associations API's batch create, from payments to one target
+# type. The date version has its own path; v4's (/crm/v4/associations, ending March 30, 2027) serves
+# while v3 is selected.
+LINK_PATHS = {
+    "v3": "/crm/v4/associations/commerce_payments/{to}/batch/create",
+    "2026-09": "/crm/associations/2026-09/commerce_payments/{to}/batch/create",
 }
 EXPECTED_ANSWER_S = 1.0  # a realistic batch/create answer before any was seen (docs/hubspot.md)
 LATENCY_WINDOW = 50  # answers remembered for min_call_s
@@ -72,6 +80,7 @@ class HubSpotClient:
     ) -> None:
         self.url = check_base_url(base_url) + PATHS[api_version, write_mode]
         self.read_url = check_base_url(base_url) + PATHS[api_version, "read"]
+        self.links_url = check_base_url(base_url) + LINK_PATHS[api_version]
         self.read_timeout_s = read_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.pool = urllib3.PoolManager(
@@ -95,15 +104,28 @@ class HubSpotClient:
         answer_s = observed[int(0.9 * (len(observed) - 1))] if observed else EXPECTED_ANSWER_S
         return self.connect_timeout_s + answer_s
 
+    def write_links(
+        self, to_type: str, inputs: Sequence[dict[str, Any]], token: str, time_left_s: float | None = None
+    ) -> Answer:
+        """One associations batch create, from payments to ``to_type`` (as ``write_batch``)."""
+        url = self.links_url.format(to=quote(to_type, safe=""))
+        return self.write_batch(inputs, token, time_left_s, url=url, check=links_shape)
+
     @tracer.capture_method(capture_response=False, capture_error=False)
     def write_batch(
-        self, inputs: Sequence[dict[str, Any]], token: str, time_left_s: float | None = None
+        self,
+        inputs: Sequence[dict[str, Any]],
+        token: str,
+        time_left_s: float | None = None,
+        *,
+        url: str | None = None,
+        check=unexpected_shape,
     ) -> Answer:
         """One POST, ended by ``time_left_s`` (connect, send and the whole answer; without it, by
         connect plus read timeout). Never raises: HTTP or network trouble is in the Answer, and no
         exception text from the HTTP layer (which can quote request headers, the token among them)
         is logged, traced or returned."""
-        return self._post(self.url, {"inputs": list(inputs)}, token, time_left_s, check_shape=True)
+        return self._post(url or self.url, {"inputs": list(inputs)}, token, time_left_s, check=check)
 
     @tracer.capture_method(capture_response=False, capture_error=False)
     def read_batch(
@@ -127,7 +149,7 @@ class HubSpotClient:
         payload: dict[str, Any],
         token: str,
         time_left_s: float | None,
-        check_shape: bool = False,
+        check=None,
     ) -> Answer:
         limit = self.connect_timeout_s + self.read_timeout_s if time_left_s is None else max(0.1, time_left_s)
         body = json.dumps(payload, separators=(",", ":")).encode()
@@ -175,7 +197,7 @@ class HubSpotClient:
         except ValueError:
             parsed = None
         answer = Answer(response.status, parsed, dict(response.headers), latency_ms=latency_ms)
-        if check_shape and (shape := unexpected_shape(answer)) is not None:  # a write's documented shape
+        if check is not None and (shape := check(answer)) is not None:  # a write's documented shape
             logger.warning(
                 "HubSpot answer not as documented",
                 extra={

@@ -68,6 +68,7 @@ class Stats:
     # HubSpot was throttling, down or unreachable in this invocation: a part the budget stops
     # before sending is held like the parts that met it (only a real failure may burn a receive).
     hubspot_unavailable: bool = False
+    links: int = 0  # upsert mode: links (associations) HubSpot wrote for written payments
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def hubspot_wait(self) -> Wait | None:
@@ -76,6 +77,10 @@ class Stats:
     def count_unreadable(self) -> None:
         with self.lock:
             self.unreadable += 1
+
+    def count_links(self, written: int) -> None:
+        with self.lock:
+            self.links += written
 
     def count_unavailable(self, code: str, payments: int) -> None:
         with self.lock:

@@ -82,6 +82,9 @@ class Entry:
     applied: bool = False  # upsert mode: the payment exists; its record is restored, not deleted, on release
     version: int | None = None  # upsert mode: the version last applied, kept across claims
     until_ms: int | None = None  # BUSY: when the other invocation's claim ends
+    # Upsert mode: the applied version's record is written, its links are not all yet; a message
+    # of that very version then writes only its links (``Payment.written_id``).
+    links_pending: bool = False
 
 
 def entry_or_claim(
@@ -100,8 +103,11 @@ def entry_or_claim(
     if status == CLAIMED and item.get("claimant") != claimant and expires is not None and expires > now_ms:
         return Entry(BUSY, until_ms=expires)
     applied = _number(item.get("version"))
+    pending = item.get("linksPending") is True
     if upsert and version is not None and applied is not None and version <= applied:
-        return Entry(STALE, hubspot_id, version=applied)
+        if not (pending and version == applied):
+            return Entry(STALE, hubspot_id, version=applied)
+        return Entry(CLAIMED, hubspot_id, applied=True, version=applied, links_pending=True)
     reclaimed = status == AMBIGUOUS or (status == CLAIMED and item.get("claimant") != claimant)
     return Entry(
         CLAIMED,
@@ -205,10 +211,15 @@ class DynamoLedger:
 
     @tracer.capture_method(capture_response=False)
     def record_created(
-        self, created: Mapping[str, str | None], versions: Mapping[str, int | None] | None = None
+        self,
+        created: Mapping[str, str | None],
+        versions: Mapping[str, int | None] | None = None,
+        links_pending: Iterable[str] = (),
     ) -> None:
         """Created (or, in upsert mode, written at ``versions[key]``): its next message is a
-        duplicate (or, in upsert mode, applied only if newer)."""
+        duplicate (or, in upsert mode, applied only if newer; of the same version, for the keys in
+        ``links_pending``, sent for its links only)."""
+        pending = set(links_pending)
         now = int(clock.wall())
         requests = []
         for key, hubspot_id in created.items():
@@ -222,6 +233,8 @@ class DynamoLedger:
                 item["hubspotId"] = {"S": hubspot_id}
             if (versions or {}).get(key) is not None:
                 item["version"] = {"N": str(versions[key])}
+            if key in pending:
+                item["linksPending"] = {"BOOL": True}
             requests.append({"PutRequest": {"Item": item}})
         self._write(requests, "ledger write failed")
 
@@ -265,6 +278,8 @@ class DynamoLedger:
             item["applied"] = {"BOOL": True}
         if entry.version is not None:
             item["version"] = {"N": str(entry.version)}
+        if entry.links_pending:
+            item["linksPending"] = {"BOOL": True}
         return item
 
     @tracer.capture_method(capture_response=False)
@@ -322,7 +337,9 @@ class DynamoLedger:
             self.table: {
                 "Keys": [{"paymentKey": {"S": k}} for k in keys],
                 "ConsistentRead": True,
-                "ProjectionExpression": "paymentKey, #s, hubspotId, claimant, claimExpiresAt, version, applied",
+                "ProjectionExpression": (
+                    "paymentKey, #s, hubspotId, claimant, claimExpiresAt, version, applied, linksPending"
+                ),
                 "ExpressionAttributeNames": {"#s": "status"},
             }
         }

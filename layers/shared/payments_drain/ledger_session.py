@@ -9,6 +9,7 @@ With no ledger configured (``ledger`` None) every method lets everything through
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 from payments_drain import clock
 from payments_drain.invocation import Stats
@@ -83,6 +84,8 @@ class LedgerSession:
                 outcomes[payment.message_id] = _busy(entry, "another invocation is sending this paymentKey")
             else:
                 self.entries[payment.payment_key] = entry
+                if entry.links_pending and entry.hubspot_id and payment.version == entry.version:
+                    payment = replace(payment, written_id=entry.hubspot_id)  # its links only
                 if entry.reclaimed and not self.upsert:  # maybe sent by an invocation that did not finish
                     # (in upsert mode sending again writes the same values: no copy to count)
                     self.stats.reclaimed(payment.message_id)
@@ -99,12 +102,15 @@ class LedgerSession:
         if self.ledger is None:
             return
         created, versions, release, restore, ambiguous = {}, {}, [], {}, {}
+        pending = set()  # upsert mode: written, links still to write (retried, or reported)
         for payment in part:
             key, outcome = payment.payment_key, outcomes[payment.message_id]
             entry = self.entries.get(key, Entry(CLAIMED))
-            if outcome.state in (State.CREATED, State.DUPLICATE):
+            if outcome.state in (State.CREATED, State.DUPLICATE) or outcome.record_written:
                 created[key] = outcome.hubspot_id or entry.hubspot_id
                 versions[key] = payment.version if payment.version is not None else entry.version
+                if outcome.state in (State.RETRY, State.REJECTED):  # a replay writes the links alone
+                    pending.add(key)
             elif payment.message_id in maybe_stored:
                 ambiguous[key] = entry
             elif entry.applied:
@@ -113,7 +119,7 @@ class LedgerSession:
                 release.append(key)
         if created:
             try:
-                self._record_created(created, versions)
+                self._record_created(created, versions, pending)
             except LedgerUnavailable as error:
                 # HubSpot has them: retrying would create them twice. Keep them created, say so loudly.
                 logger.error(
@@ -128,17 +134,17 @@ class LedgerSession:
             lambda keys: self.ledger.release(keys, self.request_id), release, "could not release claims"
         )
 
-    def _record_created(self, created: dict, versions: dict) -> None:
+    def _record_created(self, created: dict, versions: dict, pending: set[str]) -> None:
         """What HubSpot holds must be recorded: a record lost lets a resend through (a copy, or
         in upsert mode an older version over a newer one). A failed write is tried again twice,
         a moment later (throttling on one item passes in a second), before it is given up."""
         for pause_s in RECORD_RETRY_PAUSES_S:
             try:
-                self.ledger.record_created(created, versions)
+                self.ledger.record_created(created, versions, pending)
                 return
             except LedgerUnavailable:
                 clock.sleep(pause_s)
-        self.ledger.record_created(created, versions)
+        self.ledger.record_created(created, versions, pending)
 
     # -- reports: the ledger also remembers which messages' reports were written -------------
     def unreported(self, rejections: list[Rejection], outcomes: dict[str, Outcome]) -> list[Rejection]:

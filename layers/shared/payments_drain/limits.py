@@ -65,6 +65,9 @@ _HS_PROPERTIES = "https://developers.hubspot.com/docs/guides/api/crm/properties"
 _HS_BATCH_READ = (
     "https://developers.hubspot.com/docs/api-reference/2026-03/crm/objects/objects/batch/get-objects"
 )
+_HS_ASSOCIATIONS_READ = (
+    "https://developers.hubspot.com/changelog/bug-fix-batch-read-limit-for-hubspot-associations-api"
+)
 
 # -- SQS ---------------------------------------------------------------------------------------
 SQS_MAX_VISIBILITY_S = Limit(
@@ -260,6 +263,16 @@ HUBSPOT_BATCH_READ_INPUTS = Limit(
     "400 for the whole request; an input not found is no failure: a 207 names it in an "
     "OBJECT_NOT_FOUND error (context.ids)",
     _HS_BATCH_READ,
+)
+HUBSPOT_ASSOCIATION_READ_INPUTS = Limit(
+    "HubSpot",
+    "inputs per associations batch read (the only input limit HubSpot documents for the associations "
+    "batch calls; upsert mode's link calls, batch create, keep to the 100 of the CRM batch calls)",
+    1_000,
+    "inputs",
+    REFUSED,
+    "the whole request is rejected with an error",
+    _HS_ASSOCIATIONS_READ,
 )
 HUBSPOT_WINDOW_MS = Limit(
     "HubSpot",

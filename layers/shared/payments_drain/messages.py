@@ -34,9 +34,11 @@ from pydantic import (
 )
 from pydantic_core import from_json
 
+from payments_drain.links import OBJECT_TYPE_PATTERN, target_type
 from payments_drain.outcomes import Message, Payment, Reason, Rejection
 
 INVALID_MESSAGE = "INVALID_MESSAGE"
+ASSOCIATION_TARGET_UNKNOWN = "ASSOCIATION_TARGET_UNKNOWN"
 MAX_PROPERTY_CHARS = 65_536
 MAX_KEY_CHARS = 255
 INT32 = (-(2**31), 2**31 - 1)
@@ -135,6 +137,9 @@ class _Association(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: _To
     types: Annotated[list[_AssociationType], Field(min_length=1)]
+    # The drain's own, optional: the object type ``to`` names (``links``). Upsert mode writes links
+    # through the associations API, whose path names it; HubSpot's default type ids name it already.
+    toObjectType: Annotated[StrictStr, Field(pattern=OBJECT_TYPE_PATTERN)] | None = None
 
 
 # A JSON number: an integer (exact, any size) or a finite float (an IEEE double, as most JSON
@@ -207,14 +212,18 @@ def parse_record(
         key = payment.get("paymentKey") if isinstance(payment, dict) else None
         return _rejection(message, text, code, key if isinstance(key, str) else channel_key)
     payment_key = parsed.paymentKey or channel_key or message.message_id
-    if upsert and parsed.associations:
-        return _rejection(
-            message,
-            "associations cannot be written by batch/upsert (HUBSPOT_WRITE_MODE=upsert): "
-            "send them with create mode or HubSpot's associations API",
-            "ASSOCIATIONS_IN_UPSERT",
-            payment_key,
-        )
+    associations = [a.model_dump(exclude_none=True) for a in parsed.associations]
+    for i, association in enumerate(associations):
+        association["to"]["id"] = str(association["to"]["id"])
+        if upsert and target_type(association) is None:
+            return _rejection(
+                message,
+                f"{channel.where}associations.{i}: the type names no object type the drain knows; in upsert "
+                "mode links are written through HubSpot's associations API, which needs one: add "
+                'toObjectType (e.g. "contacts")',
+                ASSOCIATION_TARGET_UNKNOWN,
+                payment_key,
+            )
     try:
         properties = {name: as_text(value) for name, value in parsed.properties.items()}
         check_properties(properties, payment_key, unique_property)
@@ -222,9 +231,6 @@ def parse_record(
         return _rejection(message, f"{channel.where}{error}", error.code, payment_key)
     if unique_property:
         properties[unique_property] = payment_key
-    associations = [a.model_dump() for a in parsed.associations]
-    for association in associations:
-        association["to"]["id"] = str(association["to"]["id"])
     return Payment(message, payment_key, properties, associations, parsed.version)
 
 

@@ -59,6 +59,9 @@ class Payment:
     properties: dict[str, str]
     associations: list[dict[str, Any]] = field(default_factory=list)
     version: int | None = None  # grows with each change of the payment (upsert mode orders by it)
+    # Upsert mode: the HubSpot id of the record an earlier delivery of this version wrote, whose
+    # links are still to be written (the ledger says so): only the links are sent.
+    written_id: str | None = None
 
     @property
     def message_id(self) -> str:
@@ -67,13 +70,16 @@ class Payment:
     def hubspot_input(self) -> dict[str, Any]:
         """The batch/create input; the message id is its objectWriteTraceId (unique per batch)."""
         item: dict[str, Any] = {"properties": self.properties, "objectWriteTraceId": self.message_id}
-        if self.associations:
-            item["associations"] = self.associations
+        if self.associations:  # ``toObjectType`` is the drain's (links.target_type), not HubSpot's
+            item["associations"] = [
+                {k: v for k, v in a.items() if k != "toObjectType"} for a in self.associations
+            ]
         return item
 
     def upsert_input(self, id_property: str) -> dict[str, Any]:
         """The batch/upsert input: the payment found (or created) by its key in ``id_property``.
-        Upsert takes no associations (messages refuses them in upsert mode)."""
+        Upsert takes no associations: they are written after it, through the associations API
+        (``links``)."""
         properties = {k: v for k, v in self.properties.items() if k != id_property}
         return {
             "id": self.payment_key,
@@ -113,3 +119,6 @@ class Outcome:
     wait: Wait | None = None  # a retry that only waits for HubSpot (see Wait)
     updated: bool = False  # upsert mode: HubSpot had the payment and applied this message to it
     until_ms: int | None = None  # CLAIMED_ELSEWHERE, NO_SLOT_YET: when the wait ends
+    # Upsert mode: HubSpot holds this message's record, although the outcome is a retry or a
+    # rejection for its links (``links.fold``); the ledger records the record as written.
+    record_written: bool = False

@@ -1,11 +1,13 @@
 """The chunk sender: one chunk of at most 100 payments to HubSpot, inside the invocation's budget.
 
 Per call: the container's daily-limit memory, the rate gate, the token, the call, then the pure
-``batching.settle`` decides; a whole-request 400 is split in halves, a 401 reads the token past
-the cache once, transient failures are resent with backoff while the budget allows. With the
-unique property, a part whose answer was lost (sent, and no answer says what became of it) is
-read back by that property before it is sent again (``read_back``): what HubSpot shows stored is
-settled as created, and only the rest is sent again. Each settled part is handed to
+``batching.settle`` decides; a whole-request 400 is split in halves (or, when it names the inputs
+it refuses, sent again at once without them), a 401 reads the token past the cache once,
+transient failures are resent with backoff while the budget allows. With the unique property, a
+part whose answer was lost (sent, and no answer says what became of it) is read back by that
+property before it is sent again (``read_back``): what HubSpot shows stored is settled as
+created, and only the rest is sent again. In upsert mode a settled part's links are then written
+the same way, one associations call per target type (``links``). Each settled part is handed to
 ``on_settled`` at once (the ledger records it there), with the ids HubSpot may have stored
 although no answer says so. The backoff and hold policies are pure functions.
 """
@@ -16,7 +18,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from payments_drain import batching
+from payments_drain import batching, links
 from payments_drain.batching import settle
 from payments_drain.invocation import Budget, Stats
 from payments_drain.observability import logger
@@ -83,7 +85,61 @@ class ChunkSender:
         self, chunk: list[Payment], budget: Budget, stats: Stats, on_settled: OnSettled, last: bool = False
     ) -> None:
         """``last``: a payment of the chunk is at its last delivery before the dead-letter queue:
-        transient failures are resent for as long as the budget allows, not ``max_attempts``."""
+        transient failures are resent for as long as the budget allows, not ``max_attempts``.
+        In upsert mode a settled part's links are written before it is handed on (``_link``)."""
+
+        def settled(part: list[Payment], outcomes: dict[str, Outcome], maybe_stored: set[str]) -> None:
+            if self.upsert:
+                outcomes = self._link(part, outcomes, budget, stats, last)
+            on_settled(part, outcomes, maybe_stored)
+
+        written = [p for p in chunk if p.written_id]  # an earlier delivery wrote the record: links only
+        records = [p for p in chunk if not p.written_id]
+        if records:
+            self._send_parts(records, budget, stats, last, _Records(self), settled)
+        if written:
+            settled(
+                written,
+                {p.message_id: Outcome(State.CREATED, hubspot_id=p.written_id) for p in written},
+                set(),
+            )
+
+    def _link(
+        self, part: list[Payment], outcomes: dict[str, Outcome], budget: Budget, stats: Stats, last: bool
+    ) -> dict[str, Outcome]:
+        """Upsert mode: the links of the part's written payments, by the ids the upsert returned,
+        one call per target type (``links.plan``); each payment's outcome then says whether its
+        links are written too (``links.fold``)."""
+        written = [
+            p
+            for p in part
+            if p.associations and (o := outcomes.get(p.message_id)) is not None and o.state is State.CREATED
+        ]
+        if not written:
+            return outcomes
+        settled_links: dict[str, Outcome] = {}
+        ids = {p.message_id: outcomes[p.message_id].hubspot_id for p in written}
+        for call in links.plan((p, ids[p.message_id]) for p in written if ids[p.message_id]):
+            self._send_parts(
+                call.links,
+                budget,
+                stats,
+                last,
+                _Links(self, call.to_type),
+                lambda _part, result, _maybe: settled_links.update(result),
+            )
+        no_id = Outcome(State.RETRY, Reason(links.LINKS_PENDING, "HubSpot's answer gave no id to link from"))
+        folded = dict(outcomes)
+        for payment in written:
+            keys = [f"{payment.message_id}#{i}" for i in range(len(payment.associations))]
+            results = [settled_links.get(k, no_id) if ids[payment.message_id] else no_id for k in keys]
+            folded[payment.message_id] = links.fold(payment, outcomes[payment.message_id], results)
+            stats.count_links(sum(1 for o in results if o.state is State.CREATED))
+        return folded
+
+    def _send_parts(self, chunk: list, budget: Budget, stats: Stats, last: bool, call, on_settled) -> None:
+        """One batch call's inputs to HubSpot, halved on a whole-request 400 that names no input,
+        and without the refused ones on one that does; each settled part goes to ``on_settled``."""
         parts = [chunk]
         maybe_stored: set[str] = set()  # sent, and no answer has said it was not stored
         done: set[str] = set()  # settled by a read-back before their part's verdict
@@ -95,7 +151,7 @@ class ChunkSender:
         while parts:
             part = parts.pop()
             try:
-                verdict, part = self._send_part(part, budget, stats, maybe_stored, last, settle_now)
+                verdict, part = self._send_part(part, budget, stats, maybe_stored, last, call, settle_now)
             except Exception as error:  # noqa: BLE001 - a bug must not lose the part: retry it, log it
                 # The type only: an exception's text could carry what was sent, headers included.
                 part = [p for p in part if p.message_id not in done]
@@ -109,22 +165,26 @@ class ChunkSender:
             if verdict.action == batching.SPLIT:
                 middle = len(part) // 2
                 parts.extend([part[middle:], part[:middle]])
-            else:
-                ids = {p.message_id for p in part}
-                on_settled(part, verdict.outcomes, maybe_stored & ids)
+                continue
+            if verdict.resend_rest:
+                parts.append([p for p in part if p.message_id not in verdict.outcomes])
+                part = [p for p in part if p.message_id in verdict.outcomes]
+            ids = {p.message_id for p in part}
+            on_settled(part, verdict.outcomes, maybe_stored & ids)
 
     def _send_part(
         self,
-        part: list[Payment],
+        part: list,
         budget: Budget,
         stats: Stats,
         maybe_stored: set[str],
-        last: bool = False,
+        last: bool,
+        call,
         settle_now: Callable[[list[Payment], dict[str, Outcome]], None] = lambda payments, outcomes: None,
-    ) -> tuple[batching.Verdict, list[Payment]]:
+    ) -> tuple[batching.Verdict, list]:
         """The verdict on ``part``, and the part it is about: ``part`` less what a read-back showed
         stored (handed to ``settle_now`` at once)."""
-        inputs = [p.upsert_input(self.unique_property) if self.upsert else p.hubspot_input() for p in part]
+        inputs = call.inputs(part)
         ids = {p.message_id for p in part}
         refreshed = False
         attempt = 0
@@ -161,19 +221,19 @@ class ChunkSender:
             maybe_stored.update(ids)  # from here until its answer proves otherwise, it may be stored
             self.gate.started()
             try:
-                answer = self.hubspot.write_batch(inputs, token, time_left_s=budget.left())
+                answer = call.write(inputs, token, budget.left())
             except BaseException:
                 self.gate.finished({})  # it may have been counted: it holds its slot for a window
                 raise
-            verdict = settle(part, answer, self.unique_property)
+            verdict = call.settle(part, answer)
             if verdict.reason is not None and verdict.reason.category == batching.UNREADABLE:
                 stats.count_unreadable()
             if not verdict.ambiguous:
                 maybe_stored.difference_update(ids - before)
             self.gate.finished(answer.headers, verdict.wait_s if answer.status == 429 else 0.0)
             daily_spent = self.daily.observe(answer.status, answer.body, answer.headers)
-            # PaymentsAmbiguous counts possible copies: an upsert sent again makes none.
-            stats.record(answer, [p.message_id for p in part], verdict.ambiguous and not self.upsert)
+            # PaymentsAmbiguous counts possible copies: an upsert or a link sent again makes none.
+            stats.record(answer, [p.message_id for p in part], verdict.ambiguous and call.copies)
             reason = verdict.reason or reason
             if verdict.action in (batching.SETTLED, batching.SPLIT):
                 if answer.status in (401, 403, 404) or batching.is_unknown_object_type(answer.status, reason):
@@ -213,7 +273,7 @@ class ChunkSender:
                 )
                 return self._out_of_time(part, reason, wait or stats.hubspot_wait()), part
             self.sleep(backoff)
-            if verdict.ambiguous and self.read_back:  # sent, answer lost: what did HubSpot store?
+            if verdict.ambiguous and self.read_back and call.reads_back:  # sent, answer lost: what is stored?
                 stored = self._read_back(part, token, budget, stats)
                 if stored:
                     settle_now([p for p in part if p.message_id in stored], stored)
@@ -272,3 +332,42 @@ class ChunkSender:
 
 def _reason_log(reason: Reason) -> dict[str, Any]:
     return {"reason": reason.as_dict()}
+
+
+class _Records:
+    """The payments' own batch call: create, or upsert by the unique property."""
+
+    def __init__(self, sender: ChunkSender) -> None:
+        self.sender = sender
+        self.copies = not sender.upsert  # a create sent again may store a copy
+        self.reads_back = True  # a lost answer is settled by reading the payments back
+
+    def inputs(self, part: list[Payment]) -> list[dict[str, Any]]:
+        sender = self.sender
+        return [p.upsert_input(sender.unique_property) if sender.upsert else p.hubspot_input() for p in part]
+
+    def write(self, inputs: list[dict[str, Any]], token: str, time_left_s: float) -> batching.Answer:
+        return self.sender.hubspot.write_batch(inputs, token, time_left_s=time_left_s)
+
+    def settle(self, part: list[Payment], answer: batching.Answer) -> batching.Verdict:
+        return settle(part, answer, self.sender.unique_property)
+
+
+class _Links:
+    """Upsert mode's link call for one target object type (``links``)."""
+
+    copies = False  # writing a link again changes nothing
+    reads_back = False  # nor is a lost answer read back: the links are written again
+
+    def __init__(self, sender: ChunkSender, to_type: str) -> None:
+        self.sender = sender
+        self.to_type = to_type
+
+    def inputs(self, part: list[links.Link]) -> list[dict[str, Any]]:
+        return [link.hubspot_input() for link in part]
+
+    def write(self, inputs: list[dict[str, Any]], token: str, time_left_s: float) -> batching.Answer:
+        return self.sender.hubspot.write_links(self.to_type, inputs, token, time_left_s=time_left_s)
+
+    def settle(self, part: list[links.Link], answer: batching.Answer) -> batching.Verdict:
+        return links.settle_links(part, answer)
