@@ -13,7 +13,7 @@ import boto3
 import pytest
 import urllib3
 from payments_drain.pacing import RateGate, SlotGate
-from payments_drain.rate_slots import DynamoRateSlots, RateSlotsUnavailable, _decode
+from payments_drain.rate_slots import ROUND_MS, DynamoRateSlots, RateSlotsUnavailable, _decode
 
 from local.hubspot_sandbox.config import DEFAULT_TOKEN
 
@@ -64,8 +64,8 @@ def test_containers_claiming_at_once_never_get_the_same_slot(slots_table):
 def test_a_stale_view_costs_a_retry_never_a_slot_and_a_right_one_saves_the_read(slots_table):
     a, b = DynamoRateSlots(slots_table, 20), DynamoRateSlots(slots_table, 20)
     t0 = -(-now_ms() // 50) * 50  # on the slots' grid
-    assert a.claim(4, t0, t0 + 60_000).starts_ms == [t0, t0 + 250, t0 + 500, t0 + 750]  # one caller
-    assert b.claim(2, t0, t0 + 60_000).starts_ms == [t0, t0 + 250]  # beside a's: 6 of 20
+    assert a.claim(4, t0, t0 + 60_000).starts_ms == [t0 + i * ROUND_MS for i in range(4)]  # one caller
+    assert b.claim(2, t0, t0 + 60_000).starts_ms == [t0, t0 + ROUND_MS]  # beside a's: 6 of 20
     calls: list[str] = []
     for slots in (a, b):
         slots.client.meta.events.register(

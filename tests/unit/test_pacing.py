@@ -8,7 +8,7 @@ from collections import deque
 
 import pytest
 from payments_drain.pacing import MARGIN_S, DailyLimit, RateGate, SlotGate
-from payments_drain.rate_slots import TICKET_LEAD_MS, DynamoRateSlots
+from payments_drain.rate_slots import ROUND_MS, TICKET_LEAD_MS, DynamoRateSlots
 
 from simulation.dynamodb import DynamoFaults, SimDynamoDB
 
@@ -301,7 +301,7 @@ def test_a_slot_not_started_in_time_passes_and_holds_nothing():
     gate.begin(200_000, 2)
     assert gate.delay() == 0  # the first slot is now
     gate.started()
-    clock.now += 5.0  # the second slot (a round, 250 ms, later) was never taken
+    clock.now += 5.0  # the second slot (a round, ROUND_MS, later) was never taken
     wait = gate.delay()  # so it passed, and the next claim starts now, not at the old slot
     assert wait == 0
 
@@ -316,8 +316,8 @@ def test_a_429_pauses_every_caller_and_the_slots_passing_meanwhile_are_not_kept(
     gate.finished(HEADERS, throttled_for_s=2.0)
     assert gate.delay() == pytest.approx(2.0)
     clock.now += 2.0
-    # the three other slots claimed (a round, 250 ms, apart) passed in the pause: new ones from now
-    assert gate.delay() == 0 and list(gate.starts) == [102_250, 102_500]
+    # the three other slots claimed (a round, ROUND_MS, apart) passed in the pause: new ones from now
+    assert gate.delay() == 0 and list(gate.starts) == [102_000 + ROUND_MS, 102_000 + 2 * ROUND_MS]
 
 
 def test_a_claim_that_cannot_fit_before_the_calls_end_takes_a_ticket_in_line():
