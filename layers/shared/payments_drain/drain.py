@@ -269,9 +269,7 @@ class Drain:
         finally:
             with lock:
                 answered.set()
-            # Out of time, the slots are not given back: they come back at their hold's end.
-            give_back = budget.left() > 0
-            self._bounded(budget, "rate slots give-back", lambda: self.gate.end(give_back=give_back))
+            self.gate.end()  # the slots not used pass by themselves: nothing to write
 
     def _at_last_delivery(self, payments: list[Payment]) -> set[str]:
         """The paymentKeys with a copy at its last delivery before the dead-letter queue."""

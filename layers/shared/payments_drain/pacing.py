@@ -116,7 +116,7 @@ class RateGate:
     def begin(self, calls_end_ms: int, calls: int) -> None:
         """An invocation starts (``SlotGate`` claims its slots for it); nothing to do here."""
 
-    def end(self, give_back: bool = True) -> None:
+    def end(self) -> None:
         """An invocation ends; nothing to do here."""
 
     def no_slot_until_ms(self) -> int | None:
@@ -246,7 +246,7 @@ class SlotGate:
                     self.paused_until_ms, self.wall_ms() + round(throttled_for_s * 1000)
                 )
 
-    def end(self, give_back: bool = True) -> None:
+    def end(self) -> None:
         """The invocation is over: its unused slots pass (nothing to write)."""
         with self.lock:
             self.starts.clear()
