@@ -24,6 +24,8 @@ from benchmarks.env import ROOT, run_worker, stack, template_settings
 LATENCY = {"latency_ms": 100, "latency_jitter_ms": 100}  # 150 +- 50 ms, uniform
 UNLIMITED = 1_000_000  # requests per 10 s: the CPU figures must not be paced
 DYNAMO_MS = 5  # "DynamoDB's usual single-digit-millisecond response time"
+JSON_FLOOR_GOAL = 2.5  # issue 22: the handler at 10,000 within 2.5x the JSON any drain must do
+COLD_START_GOAL = 1.3  # issue 22: import + first invocation within 1.3x importing the libraries
 
 
 def machine() -> dict[str, Any]:
@@ -357,6 +359,20 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 )
             else:
                 row(label, f"{value:.1f} us", f"{base:.1f} us", f"{cheaper:.1f}x cheaper", "(info)", None)
+        floor = a["drain"].get("json_floor")
+        if floor:
+            size = str(floor["size"])
+            value = a["drain"][size]["cpu_us_per_message"]
+            ratio = value / floor["floor_us_per_message"]
+            row(
+                f"a. CPU per message, batch {int(size):,}, against the JSON floor",
+                f"{value:.1f} us",
+                f"{floor['floor_us_per_message']:.1f} us (json.loads {floor['loads_us_per_message']:.1f}"
+                f" + json.dumps {floor['dumps_us_per_message']:.1f})",
+                f"{ratio:.2f}",
+                f"<= {JSON_FLOOR_GOAL}x floor",
+                ratio <= JSON_FLOOR_GOAL,
+            )
         requests = a["requests_per_1000"]
         row(
             "b. HubSpot requests per 1,000 payments",
@@ -391,8 +407,8 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"{d['cold_median_s'] * 1000:.0f} ms",
             f"{d['floor_median_s'] * 1000:.0f} ms",
             f"{ratio:.2f}",
-            "<= 1.3x floor",
-            ratio <= 1.3,
+            f"<= {COLD_START_GOAL}x floor",
+            ratio <= COLD_START_GOAL,
         )
     if "h" in results:
         goals = results["h"]["goals"]

@@ -40,6 +40,7 @@ RETENTION_EXPIRING = "RETENTION_EXPIRING"
 # this invocation has time (a round is one conditional write and one read per payment).
 RECLAIM_WAIT_S = 2.0
 RECLAIM_MIN_LEFT_S = 10.0  # enough left to send what the claim gives, and to answer
+NO_OUTCOME = Outcome(State.RETRY)  # a message without an outcome is retried (nothing is lost)
 
 
 @dataclass
@@ -50,8 +51,8 @@ class Result:
     ledger_write_failed: bool = False
 
     def counts(self) -> dict[str, int]:
-        counts = Counter(o.state.value for o in self.outcomes.values())
-        return {state.value: counts.get(state.value, 0) for state in State}
+        counts = Counter(o.state for o in self.outcomes.values())
+        return {state.value: counts[state] for state in State}
 
     def updated(self) -> int:
         """Of the created: payments HubSpot had, which this batch updated (upsert mode)."""
@@ -168,12 +169,12 @@ class Drain:
                 _log_problem(
                     "payment rejected by HubSpot", payment.message, outcome.reason, payment.payment_key
                 )
-        blocked = set(batching.failed_message_ids(messages, outcomes))
-        done = {r.message.message_id for r in early}
+        failed = batching.failed_message_ids(messages, outcomes)
+        not_now = set(failed) | {r.message.message_id for r in early}  # blocked, or reported early
         late = [
             rejections[m.message_id]
             for m in messages
-            if m.message_id in rejections and m.message_id not in blocked | done
+            if m.message_id in rejections and m.message_id not in not_now
         ]
         if late:
             self._bounded(
@@ -182,7 +183,7 @@ class Drain:
                 lambda: self._report(late, session, outcomes, request_id, source_arn),
                 on_timeout=lambda: _not_written(late, outcomes),
             )
-        failed = batching.failed_message_ids(messages, outcomes)
+            failed = batching.failed_message_ids(messages, outcomes)  # a report not written is a retry
         for message_id in failed:  # FIFO: later messages of a blocked group go back too
             if outcomes.get(message_id, Outcome(State.CREATED)).state is not State.RETRY:
                 outcomes[message_id] = Outcome(
@@ -325,7 +326,7 @@ class Drain:
                 for wait, base in bases.items()
             }
         for message in messages:
-            outcome = outcomes.get(message.message_id, Outcome(State.RETRY))
+            outcome = outcomes.get(message.message_id, NO_OUTCOME)
             if outcome.state is not State.RETRY:
                 continue
             hold = holds.plan(message, outcome, now, budget.started_s, self.queue_times, bases)
@@ -374,6 +375,8 @@ def _newest_of_each_key(payments: list[Payment]) -> tuple[list[Payment], list[tu
     ``version``; else, for FIFO, the last in queue order, which is batch order; for a standard
     queue, which delivers in any order, the latest SentTimestamp). The other copies (twins) take
     its outcome in the same invocation (``_twin_outcome``), with no request of their own."""
+    if len({p.payment_key for p in payments}) == len(payments):  # the usual batch: no key twice
+        return payments, []
     order = {id(p): (_version(p), p.message.sent_ms or 0, i) for i, p in enumerate(payments)}
     chosen: dict[str, Payment] = {}
     for payment in payments:
