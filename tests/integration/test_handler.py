@@ -2,6 +2,7 @@
 AWS_ENDPOINT_URL, DynamoDB Local over AWS_ENDPOINT_URL_DYNAMODB, resources and environment taken
 from template.yaml."""
 
+import gc
 import json
 from pathlib import Path
 
@@ -157,6 +158,29 @@ def test_bad_configuration_fails_the_cold_start_naming_the_variable(
         monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError, match=named):
         load_handler()
+    assert gc.isenabled()  # the cold start runs without the cyclic collector, and gives it back when it fails
+
+
+def test_the_cold_start_and_each_invocation_run_no_collection_and_leave_the_collector_on(stack, sandbox):
+    """The cyclic collector finds nothing to free in either (app.py): it does not run meanwhile,
+    and it is on again after each."""
+    event = {"Records": [sqs_record(payment_body(f"k{i}"), f"m{i}") for i in range(300)]}
+    collections = []
+
+    def count(phase, info):
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        app = load_handler()
+        assert gc.isenabled() and collections == []
+        assert app.lambda_handler(event, LambdaContext()) == {"batchItemFailures": []}
+        assert gc.isenabled()
+    finally:
+        gc.callbacks.remove(count)
+    assert collections == []
+    assert len(sandbox.control.payments()) == 300
 
 
 def test_a_missing_rate_slots_table_sends_nothing_and_retries_every_payment(
