@@ -44,6 +44,13 @@ def sqs_size(message):
     return entry_size({"MessageBody": message["Body"], "MessageAttributes": attributes})
 
 
+def test_not_sqs_text_finds_exactly_the_characters_sqs_refuses():
+    """SQS's set: #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF, every code point."""
+    accepted = [(0x9, 0x9), (0xA, 0xA), (0xD, 0xD), (0x20, 0xD7FF), (0xE000, 0xFFFD), (0x10000, 0x10FFFF)]
+    refused = [cp for cp in range(0x110000) if NOT_SQS_TEXT.search(chr(cp))]
+    assert refused == [cp for cp in range(0x110000) if not any(lo <= cp <= hi for lo, hi in accepted)]
+
+
 def test_every_report_is_written_whatever_its_neighbours_hold(aws_env):
     url = boto3.client("sqs").create_queue(QueueName=f"reports-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     bodies = {"m-sur": SURROGATE, "m-non": NONCHAR, "m-deep": DEEP, "m-bad": INVALID, "m-big": QUOTES}
