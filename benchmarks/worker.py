@@ -37,31 +37,6 @@ def _stats(control):
     return stats.get("requests_by_route", {}).get("create", 0), stats
 
 
-class _Unpaced:
-    """Keeps the rate limit out of a CPU figure: before an invocation, waits (outside the timed
-    span) until the requests of the last window plus this batch's fit the function's limit, so the
-    handler never waits for a rate slot (nor polls the slots table meanwhile). Without it the third
-    batch of 10,000 in a row (300 requests at 190 per 10 s) waited ~10 s for slots, and its CPU
-    figure counted the wait's DynamoDB reads (+50 % per message in a scratch run)."""
-
-    WINDOW_S = 11.0  # HubSpot's 10 s window, and a second for the slots to come back
-
-    def __init__(self) -> None:
-        self.limit = int(os.environ.get("HUBSPOT_RATE_LIMIT_PER_10S", "190"))
-        self.sent: list[tuple[float, int]] = []  # (when an invocation ended, its requests)
-
-    def wait_for(self, messages: int) -> None:
-        while True:
-            now = time.monotonic()
-            self.sent = [(t, n) for t, n in self.sent if now - t < self.WINDOW_S]
-            if sum(n for _, n in self.sent) + -(-messages // 100) <= self.limit:
-                return
-            time.sleep(self.sent[0][0] + self.WINDOW_S - now)
-
-    def done(self, messages: int) -> None:
-        self.sent.append((time.monotonic(), -(-messages // 100)))
-
-
 # ----------------------------------------------------------------------------- (a), (b)
 def task_cpu(args):
     """Handler CPU time per message, by batch size; HubSpot requests per batch (sandbox stats)."""
@@ -72,20 +47,16 @@ def task_cpu(args):
 
     control = SandboxControl(args["control_url"])
     prefix = args["prefix"]
-    unpaced = _Unpaced()
     assert _invoke(app, event(f"{prefix}-warm", 0, 10), "warm") == {"batchItemFailures": []}
-    unpaced.done(10)
     out = {}
     for size, reps in args["sizes"]:
         cpu, wall, requests = [], [], []
         for rep in range(reps):
             evt = event(f"{prefix}-{size}-{rep}", 0, size)
             before, _ = _stats(control)
-            unpaced.wait_for(size)
             c0, w0 = time.process_time(), time.perf_counter()
             response = _invoke(app, evt, f"r{size}-{rep}")
             c1, w1 = time.process_time(), time.perf_counter()
-            unpaced.done(size)
             after, _ = _stats(control)
             if response != {"batchItemFailures": []}:
                 raise RuntimeError(f"batch of {size}: {len(response['batchItemFailures'])} messages retried")
@@ -553,9 +524,7 @@ def task_breakdown(args):
     drain = app.DRAIN
     prefix = args["prefix"]
     size = args["size"]
-    unpaced = _Unpaced()
     _invoke(app, event(f"{prefix}-warm", 0, 10), "warm")
-    unpaced.done(10)
     records = event(prefix, 0, size)["Records"]
     token = drain.sender.token.get()
     steps = {}
@@ -603,11 +572,9 @@ def task_breakdown(args):
     whole = []
     for rep in range(3):
         evt = event(f"{prefix}-whole-{rep}", 0, size)
-        unpaced.wait_for(size)
         c0 = time.process_time()
         _invoke(app, evt, f"whole-{rep}")
         whole.append(time.process_time() - c0)
-        unpaced.done(size)
     steps["whole handler (least of 3)"] = round(min(whole) / size * 1e6, 2)
     return {
         "size": size,

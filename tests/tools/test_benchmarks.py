@@ -193,3 +193,40 @@ def test_figure_c_least_time_counts_only_the_slots_of_containers_already_started
 
     # the first 20 through the first container's 4 slots: 5 rounds of 0.15 s, then 4 windows
     assert least_time(100, 20, 10.0, [0.0, 1.5, 3.0], 4, 0.15) == pytest.approx(0.75 + 40.0)
+
+
+def test_figure_a_puts_the_handler_at_10000_against_the_json_floor_of_the_same_run():
+    from benchmarks.__main__ import JSON_FLOOR_GOAL, rows
+
+    floor = {
+        "size": 10000,
+        "loads_us_per_message": 5.0,
+        "dumps_us_per_message": 3.0,
+        "floor_us_per_message": 8.0,
+    }
+    for value, met in ((8.0 * JSON_FLOOR_GOAL, True), (21.0, False)):
+        drain = {size: {"cpu_us_per_message": value} for size in ("10", "100", "1000", "10000")}
+        results = {
+            "a": {
+                "drain": {**drain, "json_floor": floor},
+                "baseline": {"1000": {"cpu_us_per_message": 500.0}},
+                "requests_per_1000": [10],
+            }
+        }
+        (row,) = [r for r in rows(results) if "JSON floor" in r["figure"]]
+        assert row["figure"] == "a. CPU per message, batch 10,000, against the JSON floor"
+        assert (
+            row["value"] == f"{value:.1f} us" and row["bound"] == "8.0 us (json.loads 5.0 + json.dumps 3.0)"
+        )
+        assert row["ratio"] == f"{value / 8.0:.2f}" and row["target"] == f"<= {JSON_FLOOR_GOAL}x floor"
+        assert row["met"] is met
+
+
+def test_figure_d_shows_the_cold_start_against_both_floors():
+    from benchmarks.__main__ import COLD_START_GOAL, rows
+
+    d = {"cold_median_s": 0.39, "floor_median_s": 0.30, "floor_collector_off_median_s": 0.26}
+    goal, info = [r for r in rows({"d": d}) if r["figure"].startswith("d. ")]
+    assert (goal["ratio"], goal["target"], goal["met"]) == ("1.30", f"<= {COLD_START_GOAL}x floor", True)
+    assert info["figure"] == "d. cold start against the floor imported without the collector (as app.py does)"
+    assert (info["bound"], info["ratio"], info["met"]) == ("260 ms", "1.50", None)
