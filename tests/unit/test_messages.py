@@ -134,8 +134,16 @@ def test_unique_property_is_filled_from_the_payment_key():
         ),
         ({**payment_body("k"), "associations": [{"to": {"id": "12"}, "types": []}]}, "TOO_SHORT", "types"),
         # an association that is not an object is named, not taken for the body
-        ({**payment_body("k"), "associations": [1]}, "DICT_TYPE", "associations.0: Input should be a valid dict"),
-        ({**payment_body("k"), "associations": [{"to": "12", "types": []}]}, "DICT_TYPE", "associations.0.to"),
+        (
+            {**payment_body("k"), "associations": [1]},
+            "DICT_TYPE",
+            "associations.0: Input should be a valid dict",
+        ),
+        (
+            {**payment_body("k"), "associations": [{"to": "12", "types": []}]},
+            "DICT_TYPE",
+            "associations.0.to",
+        ),
         (
             {
                 **payment_body("k"),
