@@ -72,7 +72,8 @@ class Payment:
         item: dict[str, Any] = {"properties": self.properties, "objectWriteTraceId": self.message_id}
         if self.associations:  # ``toObjectType`` is the drain's (links.target_type), not HubSpot's
             item["associations"] = [
-                {k: v for k, v in a.items() if k != "toObjectType"} for a in self.associations
+                {k: v for k, v in a.items() if k != "toObjectType"} if "toObjectType" in a else a
+                for a in self.associations
             ]
         return item
 
