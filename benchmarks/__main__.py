@@ -432,7 +432,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         off = d["floor_collector_off_median_s"]
         row(
-            "d. cold start against the floor imported without the collector (as app.py does)",
+            "d. cold start, floor imported without the collector",
             f"{d['cold_median_s'] * 1000:.0f} ms",
             f"{off * 1000:.0f} ms",
             f"{d['cold_median_s'] / off:.2f}",
