@@ -20,11 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMES = [name for name, *_ in MODES]
 
 
-@pytest.fixture(scope="module")
-def figure_g(tmp_path_factory):
+def run_bench(tmp_path_factory, figures: str):
+    """``python -m benchmarks --only FIGURES --quick`` as a reader runs it: (its JSON, the process)."""
     output = tmp_path_factory.mktemp("bench") / "bench.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HUBSPOT_"))}
-    command = [sys.executable, "-m", "benchmarks", "--only", "g", "--quick", "--output", str(output)]
+    command = [sys.executable, "-m", "benchmarks", "--only", figures, "--quick", "--output", str(output)]
     proc = subprocess.run(
         command,
         cwd=ROOT,
@@ -37,6 +37,39 @@ def figure_g(tmp_path_factory):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(output.read_text()), proc
+
+
+@pytest.fixture(scope="module")
+def figure_g(tmp_path_factory):
+    return run_bench(tmp_path_factory, "g")
+
+
+@pytest.fixture(scope="module")
+def figures_a_and_d(tmp_path_factory):
+    return run_bench(tmp_path_factory, "a,d")
+
+
+@pytest.mark.slow
+def test_figures_a_and_d_print_their_rows_against_floors_measured_in_the_same_run(figures_a_and_d):
+    document, proc = figures_a_and_d
+    figures = [row["figure"] for row in document["table"]]
+    for figure in (
+        "a. CPU per message, batch 10,000, against the JSON floor",
+        "d. cold start (import + first invocation)",
+        "d. cold start, floor imported without the collector",
+    ):
+        assert figure in figures and f"| {figure}" in proc.stdout
+    floor = document["results"]["a"]["drain"]["json_floor"]
+    assert floor["size"] == 10000 and floor["loads_us_per_message"] > 0 and floor["dumps_us_per_message"] > 0
+    assert floor["floor_us_per_message"] == pytest.approx(
+        floor["loads_us_per_message"] + floor["dumps_us_per_message"], abs=0.02
+    )
+    d = document["results"]["d"]
+    assert len(d["cold"]) == len(d["floor"]) == len(d["floor_collector_off"]) == d["repetitions"] == 3
+    assert all(f["failed_imports"] == 0 for f in d["floor"] + d["floor_collector_off"])
+    # figure a is unpaced, and every batch went out in ceil(n/100) requests
+    assert document["results"]["a"]["requests_per_1000"] == [10, 10]
+    assert document["results"]["a"]["drain"]["10000"]["requests_per_batch"] == [100]
 
 
 @pytest.mark.slow
