@@ -7,7 +7,7 @@ import gc
 
 # The cyclic collector finds nothing to free in what the cold start builds (modules, settings,
 # clients, pools: kept for the container's life) nor in a batch (its objects die with it, by
-# reference counting), but scans all of it again and again while it grows: ~10 % of the cold
+# reference counting), but scans all of it again and again while it grows: ~13 % of the cold
 # start's CPU and ~8 % of a 10,000-message batch's (docs/performance.md, figures a and d). So it
 # is off while they run, and on again between invocations; what the cold start built is frozen,
 # out of every later collection.
