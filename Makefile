@@ -7,7 +7,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 AUDIT_VENV := .venv-audit
 
-.PHONY: help venv dynamodb-local run test lint format unit validate build security bench simulate chromium clean
+.PHONY: help venv dynamodb-local run test lint format unit validate build security bench simulate contention chromium clean
 
 ## help: every target, one line each (this list)
 help:
@@ -88,6 +88,10 @@ simulate: $(VENV)/.installed
 ## bench: the benchmarks; prints figures and writes bench-results.json
 bench: $(VENV)/.installed dynamodb-local
 	$(PY) -m benchmarks $(ARGS)
+
+## contention: figure h alone, N containers on the rate limit's slots in virtual time (ARGS="--containers 4,50 --seed 2")
+contention: $(VENV)/.installed
+	PYTHONPATH=layers/shared $(PY) -m benchmarks.contention $(ARGS)
 
 ## chromium: Debian's chromium for the run report's browser test (apt-get as root where it is missing)
 chromium:

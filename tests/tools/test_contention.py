@@ -19,3 +19,16 @@ def test_the_cli_prints_one_line_per_count_and_refuses_a_bad_count(capsys):
     except SystemExit as exit_:
         assert exit_.code == 2
     assert "--containers: whole numbers" in capsys.readouterr().err
+
+
+def test_make_contention_runs_the_figure_as_the_docs_say():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    assert "`make contention`" in (root / "docs/performance.md").read_text(encoding="utf-8")
+    done = subprocess.run(
+        ["make", "contention", "ARGS=--containers 4"], cwd=root, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "4 containers: 2,000 requests in " in done.stdout
