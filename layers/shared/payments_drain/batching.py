@@ -220,9 +220,9 @@ def _declared_errors(body: Any) -> int:
     return count if isinstance(count, int) and not isinstance(count, bool) else 0
 
 
-def unexpected_shape(answer: Answer) -> str | None:
-    """What about a 2xx answer differs from the documented shape (docs/hubspot.md), for a log
-    line with its correlation id; None when nothing does, or when it is not a 2xx."""
+def results_shape(answer: Answer) -> str | None:
+    """What about a 2xx batch answer's ``results`` and ``errors`` lists differs from the documented
+    shape (records and links alike); None when nothing does, or when it is not a 2xx."""
     status, body = answer.status, answer.body
     if status is None or not 200 <= status < 300:
         return None
@@ -230,6 +230,15 @@ def unexpected_shape(answer: Answer) -> str | None:
         return "results cannot be read"
     if "errors" in body and not isinstance(body["errors"], list):
         return "errors cannot be read"
+    return None
+
+
+def unexpected_shape(answer: Answer) -> str | None:
+    """What about a 2xx answer differs from the documented shape (docs/hubspot.md), for a log
+    line with its correlation id; None when nothing does, or when it is not a 2xx."""
+    status, body = answer.status, answer.body
+    if (shape := results_shape(answer)) is not None or status is None or not 200 <= status < 300:
+        return shape
     if _declared_errors(body) > len(body.get("errors") or []):
         return "numErrors counts errors that are not listed"
     if any(_trace_id_of(error) is None for error in _listed_errors(body)):

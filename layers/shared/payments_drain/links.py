@@ -23,6 +23,7 @@ from payments_drain.batching import (
     Answer,
     Verdict,
     is_unknown_object_type,
+    results_shape,
     settle,
     whole_request_reason,
 )
@@ -254,13 +255,9 @@ def fold(payment: Payment, record: Outcome, links: Sequence[Outcome]) -> Outcome
 def unexpected_shape(answer: Answer) -> str | None:
     """What about a 2xx answer of the associations API differs from the documented shape, for the
     client's log line (as ``batching.unexpected_shape`` does for records)."""
-    status, body = answer.status, answer.body
-    if status is None or not 200 <= status < 300:
-        return None
-    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
-        return "results cannot be read"
-    if "errors" in body and not isinstance(body["errors"], list):
-        return "errors cannot be read"
+    status = answer.status
+    if (shape := results_shape(answer)) is not None or status is None or not 200 <= status < 300:
+        return shape
     if status not in (200, 201, 207):
         return f"status {status}"
     return None

@@ -39,7 +39,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,6 +57,7 @@ from payments_drain.outcomes import Payment
 from payments_drain.pacing import RateGate
 from payments_drain.producer import FileProblem, read_lines, synthetic_record
 from payments_drain.reading import Read, Record, differing, read_of
+from payments_drain.replay import as_utc
 from payments_drain.sender import backoff_s
 from payments_drain.setup_hubspot import DEFAULT_PROPERTY
 from payments_drain.token import TokenUnavailable, cli_token
@@ -317,9 +318,7 @@ class ReconcileRequest(BaseModel):
     @field_validator("since", "until")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value
+        return as_utc(value)
 
     @model_validator(mode="after")
     def _range(self) -> ReconcileRequest:

@@ -70,6 +70,13 @@ def _listed(value: Any) -> Any:
 Filter = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_listed)]
 
 
+def as_utc(value: datetime | None) -> datetime | None:
+    """A time without a zone is UTC (as every reportedAt is); replay's and reconcile's ranges."""
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value
+
+
 class ReplayRequest(BaseModel):
     """What to replay and how. Field names are the CLI's flags and, in camelCase, the event's keys."""
 
@@ -90,10 +97,7 @@ class ReplayRequest(BaseModel):
     @field_validator("since", "until")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        """A time without a zone is UTC (as every reportedAt is)."""
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value
+        return as_utc(value)
 
     @model_validator(mode="after")
     def _range(self) -> ReplayRequest:
