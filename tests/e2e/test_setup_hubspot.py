@@ -17,6 +17,8 @@ import pytest
 
 from local.stack import workload
 
+from .conftest import end_state
+
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 EMPTY = {"visible": 0, "in_flight": 0, "delayed": 0}
@@ -97,3 +99,41 @@ def test_setup_then_the_drain_without_ledger_creates_a_payment_sent_twice_once(l
     assert stats["inputs_received"] == 2 * len(payments)  # the copies refused by HubSpot, not skipped by us
     assert stack.failure_reports() == []
     assert stack.queue_counts() == EMPTY and stack.queue_counts(stack.dlq_url) == EMPTY
+
+
+def test_a_deploy_before_setup_holds_every_payment_until_the_property_exists(local_stack):
+    """The template's defaults deployed before `make setup-hubspot` ran: HubSpot answers that the
+    unique property does not exist. That is the deployment's fault, not the payments': none is
+    reported or lost, each is held on the queue, counted in its alarm's metric, the log says what
+    to run, and once the setup command made the property every payment is created, each once."""
+    stack = local_stack({"MaxReceiveCount": "10"}, sandbox_config={"unique_property": ""})
+    assert stack.function.environment["HUBSPOT_UNIQUE_PROPERTY"] == KEY
+    items = workload.generate(40, invalid_share=0.1, seed=23)
+    enq = stack.enqueue(items)
+    invalid_ids = {mid for mid, it in enq.by_message_id.items() if not it.valid}
+    valid = len(items) - len(invalid_ids)
+    assert invalid_ids and valid
+
+    assert not stack.drain(timeout=6).empty  # they wait: nothing to drain until the property exists
+    assert stack.sandbox.control.payments() == []
+    assert {r["messageId"] for r in stack.failure_reports()} == invalid_ids  # only the bad messages
+    assert stack.queue_counts(stack.dlq_url) == EMPTY
+    metrics = stack.sink.metrics()
+    assert metrics["UniquePropertyMissing"]["sum"] >= valid  # the alarm's metric
+    assert metrics["PaymentsHeld"]["sum"] >= valid  # hidden on the queue, not back every visibility timeout
+    errors = [
+        line
+        for line in stack.sink.json_lines()
+        if line.get("reason", {}).get("category") == "UNIQUE_PROPERTY_MISSING"
+    ]
+    assert errors and {line["level"] for line in errors} == {"ERROR"}
+    assert KEY in errors[0]["reason"]["message"] and "make setup-hubspot" in errors[0]["reason"]["message"]
+
+    done = setup_command(stack)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert stack.drain(timeout=60).empty
+    state = end_state(stack, enq)
+    assert set(state["created"]) == {it.payment_key for it in items if it.valid}
+    assert set(state["created"].values()) == {1}
+    assert set(state["reports"]) == invalid_ids and all(len(r) == 1 for r in state["reports"].values())
+    assert state["queue"] == EMPTY and state["dlq"] == EMPTY

@@ -50,6 +50,7 @@ def test_the_alarms_the_runbook_promises_exist(alarms):
         ("PaymentsDrain", "LedgerWriteFailures"),
         ("PaymentsDrain", "LedgerUnavailable"),
         ("PaymentsDrain", "RateSlotsUnavailable"),
+        ("PaymentsDrain", "UniquePropertyMissing"),
     }
 
 

@@ -4,7 +4,7 @@ import pytest
 from payments_drain import batching
 from payments_drain.batching import Answer, failed_message_ids, plan_chunks, settle
 from payments_drain.messages import parse_record
-from payments_drain.outcomes import Message, Outcome, State
+from payments_drain.outcomes import Message, Outcome, State, Wait
 
 from tests.twins import created, error_answer, payment_body, sqs_record, validation_error
 
@@ -113,6 +113,45 @@ def test_whole_400_splits_a_chunk_and_rejects_a_single_input():
     assert single.outcomes["m0"].state is State.REJECTED
     assert single.outcomes["m0"].reason.code == "PROPERTY_DOESNT_EXIST"
     assert single.outcomes["m0"].reason.hubspot_correlation_id == "corr-1"
+
+
+def missing_property(name: str, trace_id: str | None = None, form: str = "in") -> dict:
+    """HubSpot's error for a property that does not exist, naming it in ``in`` or in
+    ``context.propertyName`` (docs/hubspot.md); per input when ``trace_id`` is given."""
+    detail = {"message": f'Property "{name}" does not exist', "code": "PROPERTY_DOESNT_EXIST"}
+    detail.update({"in": name} if form == "in" else {"context": {"propertyName": [name]}})
+    error = {"status": "error", "category": "VALIDATION_ERROR", "message": "Property values were not valid"}
+    return {**error, "errors": [detail], "context": {"objectWriteTraceId": [trace_id]} if trace_id else {}}
+
+
+@pytest.mark.parametrize("form", ["in", "context"])
+def test_our_unique_property_missing_holds_every_input_as_a_configuration_fault(form):
+    chunk = payments(3)
+    errors = [missing_property("payments_drain_key", p.message_id, form) for p in chunk]
+    verdict = settle(chunk, created([p.hubspot_input() for p in chunk], 207, errors), "payments_drain_key")
+    assert {o.state for o in verdict.outcomes.values()} == {State.RETRY}
+    assert {o.wait for o in verdict.outcomes.values()} == {Wait.CONFIGURATION}
+    reason = verdict.outcomes["m0"].reason
+    assert (reason.category, reason.code) == ("UNIQUE_PROPERTY_MISSING", "PROPERTY_DOESNT_EXIST")
+    assert "payments_drain_key" in reason.message and "make setup-hubspot" in reason.message
+
+
+def test_a_missing_property_of_the_producers_own_is_still_the_payments_fault():
+    chunk = payments(2)
+    answer = created([p.hubspot_input() for p in chunk], 207, [missing_property("loyalty_tier", "m1")])
+    verdict = settle(chunk, answer, "payments_drain_key")
+    assert verdict.outcomes["m1"].state is State.REJECTED and verdict.outcomes["m0"].state is State.CREATED
+    without = settle(chunk, created([p.hubspot_input() for p in chunk], 207, [missing_property("x", "m1")]))
+    assert without.outcomes["m1"].state is State.REJECTED  # no unique property configured: nothing to hold
+
+
+def test_a_whole_400_naming_our_missing_unique_property_is_held_not_split():
+    body = missing_property("payments_drain_key")
+    answer = error_answer(400, "VALIDATION_ERROR", errors=body["errors"])
+    verdict = settle(payments(4), answer, "payments_drain_key")
+    assert verdict.action == batching.SETTLED
+    assert {(o.state, o.wait) for o in verdict.outcomes.values()} == {(State.RETRY, Wait.CONFIGURATION)}
+    assert verdict.reason.hubspot_correlation_id == "corr-1"
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from payments_drain.outcomes import Message, Outcome, Payment, Reason, State
+from payments_drain.outcomes import Message, Outcome, Payment, Reason, State, Wait
 
 MAX_INPUTS = 100
 EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)", re.IGNORECASE)
 UNKNOWN_OBJECT_TYPE = "Unable to infer object type from"  # HubSpot's 400 for a path with an unknown type
+UNIQUE_PROPERTY_MISSING = "UNIQUE_PROPERTY_MISSING"  # HubSpot: our unique property does not exist
 
 
 def plan_chunks(payments: Sequence[Payment], size: int = MAX_INPUTS) -> list[list[Payment]]:
@@ -82,6 +83,9 @@ def settle(chunk: Sequence[Payment], answer: Answer, unique_property: str | None
             return _multi_status(chunk, answer, unique_property)
         return Verdict(SETTLED, _created(chunk, answer.body))
     reason = whole_request_reason(answer)
+    if status == 400 and (missing := _unique_property_missing(answer.body, unique_property, reason)):
+        # Every input carries the property: halving would find them all "bad". Held, not reported.
+        return Verdict(SETTLED, {p.message_id: missing for p in chunk}, missing.reason)
     if is_unknown_object_type(status, reason):
         # The path names an object type HubSpot does not know: the configuration's fault, never the
         # inputs'. Splitting would only resend them all; keep them on the queue for a person to fix.
@@ -267,10 +271,43 @@ def _input_error(
     message = str(error.get("message") or category)[:1000]
     reason = Reason(category, message, status, code, correlation)
     if category == "VALIDATION_ERROR":
-        return Outcome(State.REJECTED, reason)
+        return _unique_property_missing(error, unique_property, reason) or Outcome(State.REJECTED, reason)
     if category in ("CONFLICT", "OBJECT_ALREADY_EXISTS") or EXISTING_ID.search(message):
         return _conflict(reason, error, unique_property)
     return Outcome(State.RETRY, reason)
+
+
+def _unique_property_missing(error: Any, unique_property: str | None, reason: Reason) -> Outcome | None:
+    """HubSpot says the unique property the drain writes every paymentKey into does not exist
+    (``PROPERTY_DOESNT_EXIST`` naming it: docs/hubspot.md): the deployment's fault, since
+    ``make setup-hubspot`` was not run or ``HubSpotUniqueProperty`` names another property, never
+    the payment's. Each payment is retried and held until a person fixes it (the alarm says how);
+    written without the property, it would lose HubSpot's refusal of a second create."""
+    details = error.get("errors") if isinstance(error, dict) and isinstance(error.get("errors"), list) else []
+    for detail in details:
+        if (
+            not unique_property
+            or not isinstance(detail, dict)
+            or detail.get("code") != "PROPERTY_DOESNT_EXIST"
+        ):
+            continue
+        context = detail.get("context") if isinstance(detail.get("context"), dict) else {}
+        names = context.get("propertyName") if isinstance(context.get("propertyName"), list) else []
+        if unique_property in (detail.get("in"), *names):
+            text = (
+                f"HubSpot says the unique property {unique_property} does not exist: run make setup-hubspot "
+                f"with this account's token (docs/deploy.md), or deploy with HubSpotUniqueProperty set to "
+                f"the property that holds the paymentKey"
+            )
+            held = Reason(
+                UNIQUE_PROPERTY_MISSING,
+                text,
+                reason.http_status,
+                detail["code"],
+                reason.hubspot_correlation_id,
+            )
+            return Outcome(State.RETRY, held, wait=Wait.CONFIGURATION)
+    return None
 
 
 def _conflict(reason: Reason, body: Any, unique_property: str | None) -> Outcome:

@@ -1,7 +1,7 @@
 """Pure core: how long a retry stays hidden on the payments queue, within what SQS accepts.
 
 A retry that only waits (HubSpot unavailable or its daily limit spent, the ledger or the rate
-slots unavailable, the payment claimed by another invocation) is *held*: its visibility is set so
+slots unavailable, the payment claimed by another invocation, a configuration HubSpot refuses) is *held*: its visibility is set so
 that it comes back when sending can resume, instead of every visibility timeout (each delivery
 counts against maxReceiveCount; that budget is kept for real failures). Two of SQS's limits bound
 every hold (``limits``):
@@ -34,6 +34,7 @@ HOLD_BASE_S = {
     Wait.DAILY_LIMIT: 7_200,
     Wait.LEDGER_UNAVAILABLE: 600,
     Wait.RATE_SLOTS_UNAVAILABLE: 600,
+    Wait.CONFIGURATION: 600,
 }
 
 

@@ -63,7 +63,8 @@ class Stats:
     held: int = 0  # retries held on the queue until what they wait for can take them
     hold_failures: int = 0  # holds SQS refused or did not answer, also after a shorter try
     unreadable: int = 0  # 2xx answers whose body could not be read (batching.UNREADABLE)
-    # Payments retried because the ledger or the rate slots table was unavailable, by reason code.
+    # Payments retried because the ledger or the rate slots table was unavailable, or because HubSpot
+    # refused the deployment's configuration (batching.UNIQUE_PROPERTY_MISSING), by reason code.
     unavailable: Counter = field(default_factory=Counter)
     # HubSpot was throttling, down or unreachable in this invocation: a part the budget stops
     # before sending is held like the parts that met it (only a real failure may burn a receive).

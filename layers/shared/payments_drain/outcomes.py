@@ -110,6 +110,7 @@ class Wait(str, Enum):
     RATE_SLOTS_UNAVAILABLE = "rate_slots_unavailable"  # the rate slots table could not be used
     CLAIMED_ELSEWHERE = "claimed_elsewhere"  # another invocation holds the payment until ``until_ms``
     NO_SLOT_YET = "no_slot_yet"  # the rate limit's timeline has no slot for it before ``until_ms``
+    CONFIGURATION = "configuration"  # HubSpot refuses what the deployment asks for: a person must fix it
 
 
 @dataclass(frozen=True, slots=True)

@@ -236,7 +236,18 @@ class ChunkSender:
             stats.record(answer, [p.message_id for p in part], verdict.ambiguous and call.copies)
             reason = verdict.reason or reason
             if verdict.action in (batching.SETTLED, batching.SPLIT):
-                if answer.status in (401, 403, 404) or batching.is_unknown_object_type(answer.status, reason):
+                held = [
+                    o.reason for o in verdict.outcomes.values() if o.wait is Wait.CONFIGURATION and o.reason
+                ]
+                if held:  # its own alarm's metric: a person must fix the deployment (the reason says how)
+                    stats.count_unavailable(held[0].category, len(held))
+                    logger.error(
+                        "HubSpot refused the deployment's configuration: payments held",
+                        extra=_reason_log(held[0]),
+                    )
+                elif answer.status in (401, 403, 404) or batching.is_unknown_object_type(
+                    answer.status, reason
+                ):
                     logger.error(
                         "HubSpot refused the request: configuration fault", extra=_reason_log(reason)
                     )

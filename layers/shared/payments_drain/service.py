@@ -6,6 +6,7 @@ import statistics
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from payments_drain.batching import UNIQUE_PROPERTY_MISSING
 from payments_drain.config import Settings
 from payments_drain.drain import Drain, Result
 from payments_drain.hubspot import HubSpotClient
@@ -70,10 +71,11 @@ def build_drain(settings: Settings) -> Drain:
             )
         ),
         daily=DailyLimit(settings.DAILY_LIMIT_PROBE_SECONDS),
-        hold_base_s={  # an outage of the ledger or the slots is held as one of HubSpot's
+        hold_base_s={  # an outage of the ledger or the slots, or a refused configuration, as HubSpot's
             Wait.HUBSPOT_UNAVAILABLE: settings.HUBSPOT_UNAVAILABLE_HOLD_SECONDS,
             Wait.LEDGER_UNAVAILABLE: settings.HUBSPOT_UNAVAILABLE_HOLD_SECONDS,
             Wait.RATE_SLOTS_UNAVAILABLE: settings.HUBSPOT_UNAVAILABLE_HOLD_SECONDS,
+            Wait.CONFIGURATION: settings.HUBSPOT_UNAVAILABLE_HOLD_SECONDS,
             Wait.DAILY_LIMIT: settings.DAILY_LIMIT_HOLD_SECONDS,
         },
         queue_times=settings.queue_times,
@@ -108,6 +110,7 @@ def publish(result: Result, received: int, duration_ms: float) -> None:
         "expiring": result.expiring(),
         "ledgerUnavailable": stats.unavailable[LEDGER_UNAVAILABLE],
         "rateSlotsUnavailable": stats.unavailable[RATE_SLOTS_UNAVAILABLE],
+        "uniquePropertyMissing": stats.unavailable[UNIQUE_PROPERTY_MISSING],
         "ledgerWriteFailed": result.ledger_write_failed,
         "batchItemFailures": len(result.response["batchItemFailures"]),
         "durationMs": round(duration_ms, 1),
@@ -135,6 +138,7 @@ def publish(result: Result, received: int, duration_ms: float) -> None:
         ("HubSpotUnreadableAnswers", stats.unreadable),
         ("LedgerUnavailable", stats.unavailable[LEDGER_UNAVAILABLE]),
         ("RateSlotsUnavailable", stats.unavailable[RATE_SLOTS_UNAVAILABLE]),
+        ("UniquePropertyMissing", stats.unavailable[UNIQUE_PROPERTY_MISSING]),
         ("LedgerWriteFailures", int(result.ledger_write_failed)),
     ):
         metrics.add_metric(name=name, unit=count, value=value)
