@@ -19,8 +19,20 @@ EMPTY = {"visible": 0, "in_flight": 0, "delayed": 0}
 
 
 def test_a_container_killed_with_a_chunk_in_flight_never_resends_the_chunks_already_answered(local_stack):
-    # One call at a time, each answered after 2 s: a batch of 300 is chunk 1, chunk 2, chunk 3.
-    stack = local_stack({"BatchSize": "300", "MaximumConcurrency": "2"}, sandbox_faults={"latency_ms": 2000})
+    # One call at a time, each answered after 2 s: a batch of 300 is chunk 1, chunk 2, chunk 3. No
+    # unique property: the ledger alone claims and records each chunk (with the template's default
+    # property, HubSpot would refuse the resent chunks itself and this would prove nothing of it).
+    # 20 s: after a 2 s answer a call is started only with connect timeout + 2 s left, so with the
+    # suite's 10 s an invocation slowed by its claims gave up after chunk 1 and was idle at the kill.
+    stack = local_stack(
+        {
+            "BatchSize": "300",
+            "MaximumConcurrency": "2",
+            "HubSpotUniqueProperty": "",
+            "FunctionTimeoutSeconds": "20",
+        },
+        sandbox_faults={"latency_ms": 2000},
+    )
     stack.function = dataclasses.replace(
         stack.function, environment={**stack.function.environment, "HUBSPOT_MAX_PARALLEL_CALLS": "1"}
     )

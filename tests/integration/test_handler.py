@@ -92,7 +92,18 @@ def test_mixed_event_creates_valid_reports_invalid_and_emits_metrics(stack, sand
     assert CANARY_TOKEN not in everything
 
 
-def test_redelivered_batch_is_settled_from_the_ledger_without_creating_again(stack, sandbox, capsys):
+@pytest.mark.parametrize(
+    ("unique", "requests"),
+    [
+        ("", 0),  # the ledger claimed every payment: it settles the copies without a request
+        (None, 2),  # the template's default: HubSpot's unique property refuses them (2 chunks of 100)
+    ],
+)
+def test_redelivered_batch_is_settled_as_duplicates_without_creating_again(
+    stack, sandbox, capsys, monkeypatch, unique, requests
+):
+    if unique is not None:
+        monkeypatch.setenv("HUBSPOT_UNIQUE_PROPERTY", unique)
     handler = load_handler()
     event = {"Records": [sqs_record(payment_body(f"ch_{i}"), f"m{i}") for i in range(150)]}
     assert handler.lambda_handler(event, LambdaContext()) == {"batchItemFailures": []}
@@ -102,7 +113,7 @@ def test_redelivered_batch_is_settled_from_the_ledger_without_creating_again(sta
     assert handler.lambda_handler(again, LambdaContext(aws_request_id="req-2")) == {"batchItemFailures": []}
     assert len(sandbox.control.payments()) == 150
     (emf,) = batch_metrics(capsys.readouterr().out)
-    assert emf["PaymentsDuplicate"] == 150 and emf["HubSpotRequests"] == 0
+    assert emf["PaymentsDuplicate"] == 150 and emf["HubSpotRequests"] == requests
 
 
 def test_rotated_token_is_read_again_after_a_401(stack, sandbox):
@@ -205,12 +216,29 @@ def test_a_missing_ledger_table_sends_nothing_and_counts_every_payment_in_its_al
     stack, sandbox, capsys, monkeypatch
 ):
     monkeypatch.setenv("LEDGER_TABLE_NAME", "no-such-ledger-table")
+    monkeypatch.setenv("HUBSPOT_UNIQUE_PROPERTY", "")  # the ledger claims every payment
     event = {"Records": [sqs_record(payment_body(f"k{i}"), f"m{i}") for i in range(3)]}
     response = load_handler().lambda_handler(event, LambdaContext())
     assert len(response["batchItemFailures"]) == 3
     assert sandbox.control.stats()["requests_total"] == 0
     (emf,) = batch_metrics(capsys.readouterr().out)
     assert emf["LedgerUnavailable"] == 3 and emf["RateSlotsUnavailable"] == 0
+
+
+def test_with_the_template_defaults_a_missing_ledger_table_holds_only_the_reports(
+    stack, sandbox, capsys, monkeypatch
+):
+    """The unique property guards the payments, the ledger only the reports: payments go through,
+    a bad message waits rather than be reported without knowing whether it was reported before."""
+    monkeypatch.setenv("LEDGER_TABLE_NAME", "no-such-ledger-table")
+    event = {
+        "Records": [sqs_record(payment_body(f"k{i}"), f"m{i}") for i in range(3)] + [sqs_record("{", "bad")]
+    }
+    response = load_handler().lambda_handler(event, LambdaContext())
+    assert response == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+    assert len(sandbox.control.payments()) == 3
+    (emf,) = batch_metrics(capsys.readouterr().out)
+    assert emf["LedgerUnavailable"] == 1 and emf["PaymentsCreated"] == 3 and emf["PaymentsRejected"] == 0
 
 
 def test_every_outage_is_held_from_the_configured_outage_hold(stack, monkeypatch):

@@ -448,6 +448,44 @@ def test_a_redelivered_rejection_is_not_reported_twice(clock):
     assert [r["messageId"] for r in reporter.sent] == ["bad-1"]
 
 
+def test_with_the_unique_property_in_create_mode_the_ledger_keeps_only_the_written_reports(clock):
+    """HubSpot refuses a second create of a key its unique property holds, also after an answer that
+    never came (which a claim cannot cover): payment claims would cost DynamoDB writes for nothing.
+    The ledger still keeps a redelivered bad message from being reported twice."""
+    ledger, reporter = InMemoryLedger(), InMemoryReporter()
+    conflict = lambda inputs: created(  # noqa: E731 - HubSpot refusing every input as a duplicate of its own
+        inputs,
+        207,
+        [
+            {
+                "status": "error",
+                "category": "CONFLICT",
+                "message": "Existing ID: 9",
+                "context": {"objectWriteTraceId": [i["objectWriteTraceId"]]},
+            }
+            for i in inputs
+        ],
+    )
+    drain, hubspot = make(
+        [created, conflict], ledger=ledger, reporter=reporter, unique="payments_drain_key", clock=clock
+    )
+    batch = records(3) + [sqs_record("{", "bad-1")]
+    assert failures(run(drain, batch, clock)) == []
+    assert set(ledger.items) == {"report bad-1"}  # no payment claimed or recorded
+    again = run(drain, records(3) + [sqs_record("{", "bad-1", receive_count=2)], clock)
+    assert again.counts() == {"created": 0, "duplicate": 3, "rejected": 1, "retry": 0}
+    assert [len(c[0]) for c in hubspot.calls] == [3, 3]  # HubSpot, not the ledger, refused the copies
+    assert [r["messageId"] for r in reporter.sent] == ["bad-1"]  # reported once
+
+
+@pytest.mark.parametrize("unique, upsert", [(None, False), ("payments_drain_key", True)])
+def test_without_the_unique_property_or_in_upsert_mode_the_ledger_claims_every_payment(clock, unique, upsert):
+    ledger = InMemoryLedger()
+    drain, hubspot = make(ledger=ledger, unique=unique, upsert=upsert, clock=clock)
+    assert failures(run(drain, records(3), clock)) == []
+    assert {k: v["status"] for k, v in ledger.items.items()} == {f"key-m{i}": "created" for i in range(3)}
+
+
 def test_claims_of_payments_surely_not_stored_are_released_and_others_kept(clock):
     ledger = InMemoryLedger()
     script = [

@@ -24,7 +24,7 @@ from payments_drain import batching, clock, holds, links
 from payments_drain.batching import plan_chunks
 from payments_drain.holds import QueueTimes
 from payments_drain.invocation import Budget, Stats
-from payments_drain.ledger_session import STALE_VERSION, LedgerSession
+from payments_drain.ledger_session import STALE_VERSION, LedgerSession, claims_payments
 from payments_drain.messages import parse_record
 from payments_drain.observability import logger
 from payments_drain.outcomes import Message, Outcome, Payment, Reason, Rejection, State, Wait
@@ -95,6 +95,7 @@ class Drain:
         read_back: bool = False,
     ) -> None:
         self.ledger = ledger
+        self.ledger_claims = claims_payments(unique_property, upsert)
         self.visibility = visibility
         self.unique_property = unique_property
         self.upsert = (
@@ -140,7 +141,12 @@ class Drain:
             _log_problem("payment rejected", rejection.message, rejection.reason, rejection.payment_key)
 
         session = LedgerSession(
-            self.ledger, request_id, budget.function_deadline_ms() + 1000, stats, self.upsert
+            self.ledger,
+            request_id,
+            budget.function_deadline_ms() + 1000,
+            stats,
+            self.upsert,
+            self.ledger_claims,
         )
         # Reports of messages refused before any request go out first, while the invocation has
         # time: a report written near the function's timeout can be cut off before the ledger

@@ -3,7 +3,8 @@ surely was not stored, mark what HubSpot may have stored, and remember written r
 
 A kill at any instant (timeout, out of memory, SIGKILL) leaves at most the chunks in flight
 claimed: every settled chunk is already recorded. A finished invocation leaves no live claim.
-With no ledger configured (``ledger`` None) every method lets everything through.
+With no ledger configured (``ledger`` None) every method lets everything through; where HubSpot
+refuses a copy itself (``claims_payments``) the ledger keeps only the written reports.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ LEDGER_UNAVAILABLE = "LEDGER_UNAVAILABLE"
 STALE_VERSION = "STALE_VERSION"
 
 
+def claims_payments(unique_property: str | None, upsert: bool) -> bool:
+    """Whether the ledger claims each payment before it is sent (2 write units per new payment).
+    Not in create mode with the unique property: HubSpot refuses a second create of a key it holds,
+    also after an answer that never came, which no claim can cover (README, "Exactly once"), so
+    claims would buy only skipped requests on redeliveries. Upsert mode claims to apply versions in
+    order; without the property the ledger is the only guard. Written reports are always kept."""
+    return upsert or not unique_property
+
+
 def _busy(entry: Entry, text: str) -> Outcome:
     """Held until the other invocation's claim ends (``holds``), not a whole visibility timeout."""
     return Outcome(
@@ -36,9 +46,16 @@ def _unavailable(reason: Reason) -> Outcome:
 
 class LedgerSession:
     def __init__(
-        self, ledger, request_id: str, claim_until_ms: int, stats: Stats, upsert: bool = False
+        self,
+        ledger,
+        request_id: str,
+        claim_until_ms: int,
+        stats: Stats,
+        upsert: bool = False,
+        payments: bool = True,
     ) -> None:
         self.ledger = ledger
+        self.payments = payments  # claims_payments: else only reports are kept
         self.request_id = request_id
         self.until_ms = claim_until_ms  # the claims outlive every send of this invocation
         self.stats = stats
@@ -49,7 +66,7 @@ class LedgerSession:
 
     def claim(self, payments: list[Payment], outcomes: dict[str, Outcome]) -> list[Payment]:
         """The payments this invocation may send; the others get their outcome."""
-        if self.ledger is None or not payments:
+        if self.ledger is None or not self.payments or not payments:
             return payments
         versions = {p.payment_key: p.version for p in payments} if self.upsert else None
         try:
@@ -99,7 +116,7 @@ class LedgerSession:
     def settled(self, part: list[Payment], outcomes: dict[str, Outcome], maybe_stored: set[str]) -> None:
         """Record one settled part at once: created ones, release those surely not stored, mark
         the rest ambiguous (their next delivery is taken over at once, and counted)."""
-        if self.ledger is None:
+        if self.ledger is None or not self.payments:
             return
         created, versions, release, restore, ambiguous = {}, {}, [], {}, {}
         pending = set()  # upsert mode: written, links still to write (retried, or reported)

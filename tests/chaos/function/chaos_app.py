@@ -7,11 +7,13 @@ random kill depends on timing, so what it interrupts may differ).
   but before the response reaches Lambda: every message of the batch is delivered again.
 - CHAOS_P_KILL: SIGKILL at a random instant of the invocation (within CHAOS_KILL_WITHIN_S):
   claims half made, chunks in flight, answers not yet recorded, reports half written.
-- CHAOS_P_KILL_AFTER_ANSWER: SIGKILL between HubSpot's answer and the ledger's record of it.
+- CHAOS_P_KILL_AFTER_ANSWER: SIGKILL the moment HubSpot's 2xx answer is read: the payments
+  exist, and nothing else (the ledger where it records them, the queue, the metrics) knows.
 - CHAOS_P_KILL_AT_AWS: SIGKILL just before a ledger claim or a failure-report send, where no
   HubSpot exchange is left unrecorded (the windows the ledger alone can make exactly-once).
-- CHAOS_P_STALL: the invocation hangs between HubSpot's answer and the ledger write, until the
-  emulator kills it at the function's timeout: the payments exist, the ledger does not know.
+- CHAOS_P_STALL: the call that got HubSpot's 2xx answer hangs there, until the invocation has to
+  answer without it (or the emulator kills it at the function's timeout): the payments exist,
+  the drain does not know.
 - CHAOS_P_REPORT_FAIL: every failure-report send of the invocation fails.
 """
 
@@ -95,23 +97,6 @@ def _reports_recorded(context, **_):
         report_window.clear()
 
 
-def _payments_recorded(params) -> bool:
-    items = [
-        r["PutRequest"]["Item"]
-        for rs in params.get("RequestItems", {}).values()
-        for r in rs
-        if "PutRequest" in r
-    ]
-    return any(
-        i["status"]["S"] == "created" and not i["paymentKey"]["S"].startswith("report ") for i in items
-    )
-
-
-def _kill_before_record(params, **_):
-    if plan["kill_after_answer"] and _payments_recorded(params):
-        _kill("kill_after_answer")
-
-
 def _kill_at_aws(params, **_):
     """Before a claim (INSERT) or a report send, at one of them chosen at random."""
     statements = params.get("Statements") or [{}]
@@ -123,12 +108,23 @@ def _kill_at_aws(params, **_):
         _kill("kill_at_aws")
 
 
-def _stall_before_ledger_write(params, **_):
-    """Hang before the ledger records created payments (not before it records written reports:
-    dying there writes a report twice on redelivery, a window the README owns up to)."""
-    if plan["stall"] and _payments_recorded(params):
-        _injected("stall")
-        time.sleep(3600)  # the emulator kills the container at the function's timeout
+def _after_answer(write_batch):
+    """HubSpot's client, its answer in hand: a kill or a stall after a 2xx (HubSpot stored), before
+    the drain settles it. (Before settling, so before any report of its refused inputs is sent:
+    a kill there would write a report twice, a window the README owns up to.) The chaos here is
+    the process's; the call and its answer are the real ones."""
+
+    def call(*args, **kwargs):
+        answer = write_batch(*args, **kwargs)
+        if answer.status is not None and 200 <= answer.status < 300:
+            if plan["kill_after_answer"]:
+                _kill("kill_after_answer")
+            if plan["stall"]:
+                _injected("stall")
+                time.sleep(3600)  # the invocation answers without this call, or is killed at its timeout
+        return answer
+
+    return call
 
 
 def _fail_report_send(**_):
@@ -139,20 +135,20 @@ def _fail_report_send(**_):
 
 # The drain creates its boto3 clients from the default session when app is imported: hook it first.
 # Hooks that read the call's parameters listen on before-parameter-build, whose params are the
-# API's (RequestItems, Statements): before-call's are the serialized request (a body of bytes), so
-# hooks there never saw the payments being recorded, and kill_after_answer and stall never acted.
+# API's (RequestItems, Statements): before-call's are the serialized request (a body of bytes).
 boto3.setup_default_session()
 events = boto3.DEFAULT_SESSION.events
-events.register("before-parameter-build.dynamodb.BatchWriteItem", _stall_before_ledger_write)
 events.register("before-send.sqs.SendMessageBatch", _fail_report_send)
-events.register("before-parameter-build.dynamodb.BatchWriteItem", _kill_before_record)
 events.register("before-parameter-build.dynamodb.BatchExecuteStatement", _kill_at_aws)
 events.register("before-parameter-build.sqs.SendMessageBatch", _kill_at_aws)
 events.register("before-call.sqs.SendMessageBatch", _reports_sent)
 events.register("before-parameter-build.dynamodb.BatchWriteItem", _recording_reports)
 events.register("after-call.dynamodb.BatchWriteItem", _reports_recorded)
 
-from app import lambda_handler as drain_handler  # noqa: E402  (the real handler, unchanged)
+import app  # noqa: E402  (the real handler, unchanged)
+
+app.DRAIN.sender.hubspot.write_batch = _after_answer(app.DRAIN.sender.hubspot.write_batch)
+drain_handler = app.lambda_handler
 
 
 def lambda_handler(event, context):
