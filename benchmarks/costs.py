@@ -5,14 +5,19 @@ them there. The model, first order:
 
 - Lambda duration per batch = HubSpot wait + CPU / (memory / 1,769 MB), because Lambda gives a
   function CPU in proportion to its memory (1 vCPU at 1,769 MB). CPU is the handler's per message
-  (figure a, batch of BatchSize, ledger off) plus the ledger's per payment (figure f); the HubSpot
-  wait is an invocation's wall time in figure c (1,000 payments, 150 +- 50 ms per request, P calls
-  in parallel) less its CPU. CPU time here is assumed to equal CPU time on Lambda's arm64 core.
-- SQS: producers' sends (one payment per message; per SendMessage, or per 10 with
-  SendMessageBatch), the event source's receives (up to 10 messages each) and deletes (batches of 10).
+  (figure a, batch of BatchSize, ledger off) plus, where the ledger claims payments, its CPU per
+  payment (figure f); the HubSpot wait is an invocation's wall time in figure c (1,000 payments,
+  150 +- 50 ms per request, P calls in parallel) less its CPU. CPU time here is assumed to equal
+  CPU time on Lambda's arm64 core.
+- SQS: producers' sends, one payment per message, both ways (``PRODUCERS``): one SendMessage per
+  payment, or SendMessageBatch of 10 (what ``payments_drain.producer`` sends; SQS bills a batch as
+  one request per 64 KB of its payload, so 10 per request holds for bodies up to 6.5 KB on
+  average); the event source's receives (up to 10 messages each) and deletes (batches of 10).
+  ``usd`` and ``usd_total`` are with SendMessage, ``usd_total_by_producer`` has both.
 - DynamoDB: read and write units per payment from figure f, on-demand; with figure g, one scenario
   per write mode with that mode's units per new payment (and, beside the total, what DynamoDB
-  adds per million redelivered payments and per million updates).
+  adds per million redelivered payments and per million updates). The ledger's writes for
+  failure reports (2 units per rejected message) are not in a total: the runs send valid payments.
 - DynamoDB, the rate limit's timeline (rate_slots.py), in every mode: per batch one conditional
   update of a small item (1 write unit), and one more when another container moved the timeline
   since this one last saw it (figure h measures about two per batch), RATE_SLOTS_UNITS_PER_BATCH;
@@ -35,6 +40,7 @@ PRICES = {
 MB_PER_VCPU = 1769
 # The timeline item is the key and two numbers, well under 1 KB: an update is 1 write unit.
 RATE_SLOTS_UNITS_PER_BATCH = {"rru": 0, "wru": 2}
+PRODUCERS = {"SendMessage": 1, "SendMessageBatch": 10}  # payments per send request
 
 
 def estimate(
@@ -65,7 +71,7 @@ def estimate(
     }
     scenarios = [
         (
-            "ledger on (template default)",
+            "ledger on, every payment claimed (figure f)",
             ledger_cpu_us,
             f["dynamodb_local"]["rcu_per_payment"],
             f["dynamodb_local"]["wcu_per_payment"],
@@ -74,11 +80,12 @@ def estimate(
         ("ledger off", 0.0, 0.0, 0.0, None),
     ]
     for mode, g in (results.get("g") or {}).get("modes", {}).items():
-        # the handler's CPU is figure a's in every mode; a mode with the ledger adds figure f's ledger CPU
+        # the handler's CPU is figure a's in every mode; a mode whose ledger claims payments adds
+        # figure f's ledger CPU (with the unique property in create mode it keeps only reports)
         scenarios.append(
             (
                 f"g. {mode}",
-                ledger_cpu_us if g["ledger"] else 0.0,
+                ledger_cpu_us if g["ledger_claims"] else 0.0,
                 g["new"]["rcu_per_payment"],
                 g["new"]["wcu_per_payment"],
                 g,
@@ -104,6 +111,10 @@ def estimate(
                 + RATE_SLOTS_UNITS_PER_BATCH["wru"] * PRICES["dynamodb_wru"]
             ),
         }
+        sends = {
+            how: payments / per_request * PRICES["sqs_request"] for how, per_request in PRODUCERS.items()
+        }
+        by_producer = {how: sum(costs.values()) - sends["SendMessage"] + usd for how, usd in sends.items()}
         out["scenarios"][name] = {
             "cpu_s_per_batch": round(cpu_s, 3),
             "lambda_duration_s_per_batch": round(duration_s, 3),
@@ -114,6 +125,7 @@ def estimate(
             "dynamodb_wru": payments * wru,
             "usd": {k: round(v, 4) for k, v in costs.items()},
             "usd_total": round(sum(costs.values()), 4),
+            "usd_total_by_producer": {how: round(usd, 4) for how, usd in by_producer.items()},
         }
         if g is not None:
             extra = {

@@ -489,6 +489,7 @@ def task_write_mode(args):
     out = {
         "mode": args["mode"],
         "ledger": ledger is not None,
+        "ledger_claims": ledger is not None and app.DRAIN.ledger_claims,  # else it keeps only reports
         "upsert": app.DRAIN.upsert,
         "unique_property": app.DRAIN.unique_property,
         "chunk": chunk,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.__main__ import GOAL_USD, MODES, cost_rows
-from benchmarks.costs import PRICES, RATE_SLOTS_UNITS_PER_BATCH, estimate
+from benchmarks.__main__ import GOAL_USD, MODES, TEMPLATE_DEFAULT, cost_rows, template_default_mode
+from benchmarks.costs import PRICES, PRODUCERS, RATE_SLOTS_UNITS_PER_BATCH, estimate
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = [name for name, *_ in MODES]
@@ -93,14 +93,17 @@ def test_figure_g_measures_each_write_mode_new_redelivered_and_updated(figure_g)
         assert mode["new"]["payments_stored"] == mode["new"]["payments"] > 0, name
         assert mode["redelivered"]["payments_stored"] == 0, name  # a redelivery never makes a copy
         assert mode["what_can_go_wrong"], name
-        if not mode["ledger"]:  # no ledger, no DynamoDB
+        if not mode["ledger_claims"]:  # no payment claimed, no DynamoDB (the runs send no bad message)
             assert all(mode[s]["rcu_per_payment"] == mode[s]["wcu_per_payment"] == 0 for s in steps), name
 
-    ledger, unique, upsert, upsert_ledger = (modes[n] for n in NAMES)
+    ledger, unique, unique_ledger, upsert, upsert_ledger = (modes[n] for n in NAMES)
+    assert [m["ledger"] for m in modes.values()] == [True, False, True, False, True]
+    assert [m["ledger_claims"] for m in modes.values()] == [True, False, False, False, True]
     assert (ledger["new"]["rcu_per_payment"], ledger["new"]["wcu_per_payment"]) == (0, 2)
-    # the redelivered batch of 100: the ledger settles it without a request, else it is sent once more
-    redelivered = [m["redelivered"]["hubspot_requests"] for m in (ledger, unique, upsert, upsert_ledger)]
-    assert redelivered == [0, 1, 1, 0]
+    # the redelivered batch of 100: a ledger that claims settles it without a request, else it is
+    # sent once more (and HubSpot refuses it, or writes the same values again)
+    redelivered = [m["redelivered"]["hubspot_requests"] for m in modes.values()]
+    assert redelivered == [0, 1, 1, 1, 0]
     assert (ledger["redelivered"]["rcu_per_payment"], ledger["redelivered"]["wcu_per_payment"]) == (1, 1)
     assert upsert["update"]["payments_updated"] == upsert_ledger["update"]["payments_updated"] == 100
     # last write wins without the ledger; with it, the older version is refused
@@ -120,11 +123,15 @@ def test_figure_g_prints_its_rows_and_what_can_still_go_wrong(figure_g):
     older = [f for f in figures if "older version" in f]
     assert older == [f"g. {n}: older version delivered after newer" for n in ("upsert", "upsert + ledger")]
     assert "what can still go wrong" in proc.stdout
-    for name, mode in document["results"]["g"]["modes"].items():
-        assert f"  {name}: {mode['what_can_go_wrong']}" in proc.stdout
+    g = document["results"]["g"]
+    for name, mode in g["modes"].items():
+        label = f"{name} {TEMPLATE_DEFAULT}" if name == g["template_default"] else name
+        assert f"  {label}: {mode['what_can_go_wrong']}" in proc.stdout
     # without a, c and f in the same run there is no cost, and the run says why
     assert "costs_per_million_payments" not in document["results"]
     assert "needs figures a, c and f" in proc.stderr
+    # the mode the template deploys by default is found from template.yaml and says so
+    assert g["template_default"] == template_default_mode() == "create + unique property + ledger"
 
 
 @pytest.mark.slow
@@ -164,24 +171,37 @@ def test_each_write_mode_is_a_cost_scenario_from_its_own_units(figure_g):
         assert scenario["usd"]["dynamodb"] == pytest.approx(1e6 * units + slots, abs=1e-4)
         steps = {"redelivered", "update"} if mode["upsert"] else {"redelivered"}
         assert set(scenario["dynamodb_usd_per_million_more"]) == steps
-        # the CPU of a mode is figure a's, plus figure f's ledger CPU when the mode has the ledger
-        twin = scenarios["ledger on (template default)" if mode["ledger"] else "ledger off"]
+        # the CPU of a mode is figure a's, plus figure f's ledger CPU when its ledger claims payments
+        twin = scenarios[
+            "ledger on, every payment claimed (figure f)" if mode["ledger_claims"] else "ledger off"
+        ]
         assert scenario["lambda_duration_s_per_batch"] == twin["lambda_duration_s_per_batch"]
-    default = scenarios["ledger on (template default)"]
-    assert scenarios["g. create + ledger"]["usd_total"] == default["usd_total"]
-    assert scenarios["g. upsert"]["usd_total"] == scenarios["ledger off"]["usd_total"]
+        # the producer's sends: one request per payment, or one per 10 with SendMessageBatch
+        by_producer = scenario["usd_total_by_producer"]
+        assert list(by_producer) == list(PRODUCERS) and by_producer["SendMessage"] == scenario["usd_total"]
+        saved = 1e6 * (1 - 1 / PRODUCERS["SendMessageBatch"]) * PRICES["sqs_request"]  # 900,000 requests
+        assert by_producer["SendMessage"] - by_producer["SendMessageBatch"] == pytest.approx(saved, abs=1e-3)
+    claimed = scenarios["ledger on, every payment claimed (figure f)"]
+    assert scenarios["g. create + ledger"]["usd_total"] == claimed["usd_total"]
+    for name in ("create + unique property", "create + unique property + ledger", "upsert"):
+        assert scenarios[f"g. {name}"]["usd_total"] == scenarios["ledger off"]["usd_total"]
     # with the ledger, an update costs more DynamoDB than a redelivery (it takes the claim over, then records)
     more = scenarios["g. upsert + ledger"]["dynamodb_usd_per_million_more"]
     assert more["update"] > more["redelivered"] > 0
 
-    rows = cost_rows(costs)
-    assert [r["figure"] for r in rows] == [f"g. {n}: cost per million payments" for n in NAMES]
-    for row, name in zip(rows, NAMES):
-        total = scenarios[f"g. {name}"]["usd_total"]
+    rows = cost_rows(costs, g)
+    labels = [n + (f" {TEMPLATE_DEFAULT}" if n == g["template_default"] else "") for n in NAMES]
+    assert [r["figure"] for r in rows] == [
+        f"g. {label}: cost per million payments, producer {producer}"
+        for label in labels
+        for producer in PRODUCERS
+    ]
+    for row, (name, producer) in zip(rows, [(n, p) for n in NAMES for p in PRODUCERS]):
+        total = scenarios[f"g. {name}"]["usd_total_by_producer"][producer]
         assert row["value"] == f"${total:.2f}"
         assert row["ratio"] == f"{total / GOAL_USD:.2f}"
         assert row["met"] is (total <= GOAL_USD)
-    assert rows[0]["bound"].endswith("(1.00x)")  # create + ledger is the baseline
+    assert rows[0]["bound"].endswith("(1.00x)") and rows[1]["bound"].endswith("(1.00x)")  # the baseline
 
 
 def test_figure_c_says_where_the_time_went_from_the_sandbox_timeline():
