@@ -226,7 +226,7 @@ def test_a_missing_ledger_table_sends_nothing_and_counts_every_payment_in_its_al
 
 
 def test_with_the_template_defaults_a_missing_ledger_table_holds_only_the_reports(
-    stack, sandbox, capsys, monkeypatch
+    stack, sandbox, capsys, monkeypatch, log_lines
 ):
     """The unique property guards the payments, the ledger only the reports: payments go through,
     a bad message waits rather than be reported without knowing whether it was reported before."""
@@ -239,6 +239,8 @@ def test_with_the_template_defaults_a_missing_ledger_table_holds_only_the_report
     assert len(sandbox.control.payments()) == 3
     (emf,) = batch_metrics(capsys.readouterr().out)
     assert emf["LedgerUnavailable"] == 1 and emf["PaymentsCreated"] == 3 and emf["PaymentsRejected"] == 0
+    [line] = [json.loads(x) for x in log_lines() if "ledger unavailable" in x]  # what the runbook names
+    assert line["level"] == "ERROR" and line["error"] == "ledger statement failed (ResourceNotFound)"
 
 
 def test_every_outage_is_held_from_the_configured_outage_hold(stack, monkeypatch):
@@ -247,9 +249,13 @@ def test_every_outage_is_held_from_the_configured_outage_hold(stack, monkeypatch
 
     monkeypatch.setenv("HUBSPOT_UNAVAILABLE_HOLD_SECONDS", "123")
     bases = load_handler().DRAIN.hold_base_s
-    assert [
-        bases[w] for w in (Wait.HUBSPOT_UNAVAILABLE, Wait.LEDGER_UNAVAILABLE, Wait.RATE_SLOTS_UNAVAILABLE)
-    ] == [123] * 3
+    waits = (
+        Wait.HUBSPOT_UNAVAILABLE,
+        Wait.LEDGER_UNAVAILABLE,
+        Wait.RATE_SLOTS_UNAVAILABLE,
+        Wait.CONFIGURATION,
+    )
+    assert [bases[w] for w in waits] == [123] * 4
 
 
 def _create_directly(sandbox, keys):

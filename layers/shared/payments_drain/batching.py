@@ -283,13 +283,10 @@ def _unique_property_missing(error: Any, unique_property: str | None, reason: Re
     ``make setup-hubspot`` was not run or ``HubSpotUniqueProperty`` names another property, never
     the payment's. Each payment is retried and held until a person fixes it (the alarm says how);
     written without the property, it would lose HubSpot's refusal of a second create."""
-    details = error.get("errors") if isinstance(error, dict) and isinstance(error.get("errors"), list) else []
-    for detail in details:
-        if (
-            not unique_property
-            or not isinstance(detail, dict)
-            or detail.get("code") != "PROPERTY_DOESNT_EXIST"
-        ):
+    if not unique_property or not isinstance(error, dict) or not isinstance(error.get("errors"), list):
+        return None
+    for detail in error["errors"]:
+        if not isinstance(detail, dict) or detail.get("code") != "PROPERTY_DOESNT_EXIST":
             continue
         context = detail.get("context") if isinstance(detail.get("context"), dict) else {}
         names = context.get("propertyName") if isinstance(context.get("propertyName"), list) else []

@@ -1,10 +1,10 @@
 """Pure core: how long a retry stays hidden on the payments queue, within what SQS accepts.
 
 A retry that only waits (HubSpot unavailable or its daily limit spent, the ledger or the rate
-slots unavailable, the payment claimed by another invocation, a configuration HubSpot refuses) is *held*: its visibility is set so
-that it comes back when sending can resume, instead of every visibility timeout (each delivery
-counts against maxReceiveCount; that budget is kept for real failures). Two of SQS's limits bound
-every hold (``limits``):
+slots unavailable, the payment claimed by another invocation, a configuration HubSpot refuses) is
+*held*: its visibility is set so that it comes back when sending can resume, instead of every
+visibility timeout (each delivery counts against maxReceiveCount; that budget is kept for real
+failures). Two of SQS's limits bound every hold (``limits``):
 
 - the total visibility of one receive may not pass 12 h counted from that receive: a longer
   ChangeMessageVisibility is refused, not shortened. Lambda does not say when its event source

@@ -173,7 +173,10 @@ class LedgerSession:
             entries = self.ledger.claim([report_key(r) for r in rejections], self.request_id, self.until_ms)
         except LedgerUnavailable as error:
             # Not reported unprotected (a redelivery would report it twice): it waits on the queue,
-            # as every payment does while the ledger is unavailable.
+            # as every payment the ledger claims does while the ledger is unavailable.
+            logger.error(
+                "ledger unavailable, rejected messages retried unreported", extra={"error": str(error)}
+            )
             reason = Reason(LEDGER_UNAVAILABLE, str(error))
             self.stats.count_unavailable(LEDGER_UNAVAILABLE, len(rejections))
             outcomes.update({r.message.message_id: _unavailable(reason) for r in rejections})
