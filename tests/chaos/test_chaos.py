@@ -5,9 +5,9 @@ drain. Small in CI; scale it locally, and replay a failing run by its seed:
 
 Faults: sandbox 429s, 5xx, latency, connection resets, stored-then-timed-out and stored-then-reset
 replies; producers sending the same payment twice; containers killed with SIGKILL at random
-instants, the moment HubSpot's 2xx answer is read, and before ledger claims or report sends;
-invocations that crash after HubSpot succeeded but before answering; calls that hang after
-HubSpot's 2xx answer; failure-report sends that fail (tests/chaos/function/chaos_app.py).
+instants, the moment a HubSpot answer that stored payments is read, and before ledger claims or
+report sends; invocations that crash after HubSpot succeeded but before answering; calls that hang
+after such an answer; failure-report sends that fail (tests/chaos/function/chaos_app.py).
 """
 
 from __future__ import annotations

@@ -7,11 +7,11 @@ random kill depends on timing, so what it interrupts may differ).
   but before the response reaches Lambda: every message of the batch is delivered again.
 - CHAOS_P_KILL: SIGKILL at a random instant of the invocation (within CHAOS_KILL_WITHIN_S):
   claims half made, chunks in flight, answers not yet recorded, reports half written.
-- CHAOS_P_KILL_AFTER_ANSWER: SIGKILL the moment HubSpot's 2xx answer is read: the payments
-  exist, and nothing else (the ledger where it records them, the queue, the metrics) knows.
+- CHAOS_P_KILL_AFTER_ANSWER: SIGKILL the moment a HubSpot answer that stored payments is read:
+  they exist, and nothing else (the ledger where it records them, the queue, the metrics) knows.
 - CHAOS_P_KILL_AT_AWS: SIGKILL just before a ledger claim or a failure-report send, where no
   HubSpot exchange is left unrecorded (the windows the ledger alone can make exactly-once).
-- CHAOS_P_STALL: the call that got HubSpot's 2xx answer hangs there, until the invocation has to
+- CHAOS_P_STALL: the call whose answer stored payments hangs there, until the invocation has to
   answer without it (or the emulator kills it at the function's timeout): the payments exist,
   the drain does not know.
 - CHAOS_P_REPORT_FAIL: every failure-report send of the invocation fails.
@@ -108,15 +108,29 @@ def _kill_at_aws(params, **_):
         _kill("kill_at_aws")
 
 
+def _stored(answer) -> bool:
+    """A 2xx whose results list payments: HubSpot stored them (not one refusing copies only)."""
+    body = answer.body
+    return (
+        answer.status is not None
+        and 200 <= answer.status < 300
+        and isinstance(body, dict)
+        and bool(body.get("results"))
+    )
+
+
 def _after_answer(write_batch):
-    """HubSpot's client, its answer in hand: a kill or a stall after a 2xx (HubSpot stored), before
-    the drain settles it. (Before settling, so before any report of its refused inputs is sent:
-    a kill there would write a report twice, a window the README owns up to.) The chaos here is
+    """HubSpot's client, its answer in hand: a kill or a stall after an answer that stored
+    payments, before the drain settles it (where the ledger claims payments, before it records
+    them, as the ledger-write hooks did). Before settling, so before any report of its refused
+    inputs is sent: a kill there would write a report twice, a window the README owns up to. An
+    answer refusing copies only (a redelivery, with the unique property) stored nothing: no fault
+    there, as none was when the ledger settled redeliveries without a request. The chaos here is
     the process's; the call and its answer are the real ones."""
 
     def call(*args, **kwargs):
         answer = write_batch(*args, **kwargs)
-        if answer.status is not None and 200 <= answer.status < 300:
+        if _stored(answer):
             if plan["kill_after_answer"]:
                 _kill("kill_after_answer")
             if plan["stall"]:
