@@ -4,6 +4,7 @@ from template.yaml."""
 
 import gc
 import json
+import time
 from pathlib import Path
 
 import boto3
@@ -284,10 +285,30 @@ def test_an_answer_lost_after_hubspot_stored_the_chunk_is_read_back_not_sent_aga
     assert emf["PaymentsCreated"] == 100 and emf["PaymentsDuplicate"] == 0 and emf["HubSpotRequests"] == 2
 
 
+def test_a_lost_answer_for_payments_created_before_their_message_reads_back_as_duplicates(
+    stack, sandbox, capsys, monkeypatch
+):
+    """With the template's defaults the ledger claims no payment, so a later message of a payment
+    HubSpot holds is sent (and refused); when that answer is lost, the read-back finds a record made
+    before the message was sent: another message created it, a duplicate, not created by this one."""
+    _create_directly(sandbox, ["ch_0", "ch_1"])
+    time.sleep(0.05)  # the messages below are sent after those records were made
+    monkeypatch.setenv("HUBSPOT_READ_TIMEOUT_SECONDS", "1")
+    sandbox.control.set_faults(script=["stored_then_timeout"], stored_then_timeout_delay_s=3)
+    event = {"Records": [sqs_record(payment_body(f"ch_{i}"), f"m{i}") for i in range(4)]}
+    assert load_handler().lambda_handler(event, LambdaContext()) == {"batchItemFailures": []}
+    stats = sandbox.control.stats()
+    assert stats["payments_stored"] == 4  # the drain's create (its answer lost) and its read back
+    assert stats["requests_by_route"] == {"create": 1 + 1, "read": 1}  # + the one that made the first two
+    (emf,) = batch_metrics(capsys.readouterr().out)
+    assert emf["PaymentsCreated"] == 2 and emf["PaymentsDuplicate"] == 2
+
+
 def test_a_read_back_sends_again_only_what_hubspot_does_not_hold(stack, sandbox, capsys):
+    event = {"Records": [sqs_record(payment_body(f"ch_{i}"), f"m{i}") for i in range(100)]}
+    time.sleep(0.05)  # sent before the earlier attempt below stored 40 of them
     _create_directly(sandbox, [f"ch_{i}" for i in range(40)])
     sandbox.control.set_faults(script=["reset"])  # the connection cut: maybe stored, here not
-    event = {"Records": [sqs_record(payment_body(f"ch_{i}"), f"m{i}") for i in range(100)]}
     assert load_handler().lambda_handler(event, LambdaContext()) == {"batchItemFailures": []}
     stats = sandbox.control.stats()
     assert stats["payments_stored"] == 100

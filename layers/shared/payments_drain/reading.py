@@ -19,7 +19,7 @@ from typing import Any
 
 from payments_drain.batching import Answer
 from payments_drain.messages import AMOUNTS, DATES, EPOCH_MILLIS
-from payments_drain.outcomes import Outcome, Payment, State
+from payments_drain.outcomes import Outcome, Payment, Reason, State
 
 NOT_FOUND = "OBJECT_NOT_FOUND"
 
@@ -113,10 +113,17 @@ def _instant(text: str) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
+CREATED_BEFORE = Reason(
+    "CREATED_BEFORE_SENT", "HubSpot's record of this paymentKey was created before this message was sent"
+)
+
+
 def applied(part: Sequence[Payment], read: Read, id_property: str, upsert: bool) -> dict[str, Outcome]:
     """The payments of a chunk whose answer was lost that the read-back shows stored, as created
     outcomes (by message id). Create mode: the record holding the payment's key is that payment (the
-    key is unique, and only its own create sets it). Upsert mode: the record must also hold every
+    key is unique, and only its own create sets it); made before this message was sent, another
+    message of the payment created it (the ledger claims none under the unique property, so later
+    messages of a payment reach HubSpot): a duplicate. Upsert mode: the record must also hold every
     value this message writes, else an older write is what HubSpot holds and the message is sent
     again. ``updated``: the record was written before this message's write (its times differ)."""
     out: dict[str, Outcome] = {}
@@ -125,6 +132,9 @@ def applied(part: Sequence[Payment], read: Read, id_property: str, upsert: bool)
         if not records:
             continue
         record = records[0]
+        if not upsert and _before(record.created_at, payment.message.sent_ms):
+            out[payment.message_id] = Outcome(State.DUPLICATE, CREATED_BEFORE, record.id)
+            continue
         if upsert:
             sent = {k: v for k, v in payment.properties.items() if k != id_property}
             if differing(sent, record.properties):
@@ -132,3 +142,9 @@ def applied(part: Sequence[Payment], read: Read, id_property: str, upsert: bool)
         updated = upsert and record.created_at != record.updated_at
         out[payment.message_id] = Outcome(State.CREATED, hubspot_id=record.id, updated=updated)
     return out
+
+
+def _before(created_at: str | None, sent_ms: int | None) -> bool:
+    """Whether HubSpot made the record before the message was sent (HubSpot's and SQS's clocks)."""
+    created = _instant(created_at) if created_at else None
+    return created is not None and sent_ms is not None and created.timestamp() * 1000 < sent_ms
