@@ -36,7 +36,7 @@ from payments_drain.limits import DDB_ITEM_WCU_PER_S, LAMBDA_SQS_SCALE_UP_PER_MI
 from payments_drain.pacing import SlotGate
 from payments_drain.rate_slots import DynamoRateSlots
 
-from simulation.dynamodb import DynamoFaults, SimDynamoDB
+from simulation.dynamodb import DynamoFaults, SimDynamoDB, create_hash_table
 from simulation.scheduler import Scheduler
 
 WINDOW_S = 10.0
@@ -129,12 +129,7 @@ def _run(
 ):
     rng = random.Random(seed)
     ddb = SimDynamoDB(sched, random.Random(seed + 1), DynamoFaults(latency_s=0.004, jitter_s=0.004))
-    ddb.create_table(
-        TableName="slots",
-        KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_hash_table(ddb, "slots", "name")
     queue = [Chunk() for _ in range(chunks)]
     visible = [(0.0, i) for i in range(chunks)]  # a heap of (visible_at, index); stale entries skipped
     left = [chunks]

@@ -438,6 +438,17 @@ class SimDynamoDB:
 _READ_OPTIONS = frozenset({"ConsistentRead", "ProjectionExpression", "ExpressionAttributeNames"})
 
 
+def create_hash_table(client, name: str, key: str) -> None:
+    """An on-demand table keyed by the string ``key`` alone, the shape of the drain's ledger and
+    rate slots tables (for a SimDynamoDB or a boto3 client alike)."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 def _unsupported(operation: str, other: dict) -> None:
     if other:
         raise NotImplementedError(f"SimDynamoDB.{operation}: {sorted(other)} not simulated")

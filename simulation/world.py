@@ -36,7 +36,7 @@ from payments_drain.rate_slots import DynamoRateSlots
 from payments_drain.reports import SqsReporter
 from payments_drain.visibility import SqsVisibility
 
-from simulation.dynamodb import DynamoFaults, SimDynamoDB
+from simulation.dynamodb import DynamoFaults, SimDynamoDB, create_hash_table
 from simulation.hubspot import HubSpotFaults, SimHubSpot
 from simulation.scheduler import Killed, Scheduler
 from simulation.sqs import SimSqs
@@ -238,12 +238,7 @@ class World:
         ]["QueueArn"]
         self.reports = self.sqs.create_queue(QueueName="reports")["QueueUrl"]
         for table, key in (("ledger", "paymentKey"), ("slots", "name")):
-            self.ddb.create_table(
-                TableName=table,
-                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            create_hash_table(self.ddb, table, key)
         self.start = start
         self.sent: dict[str, Sent] = {}
         self.history: dict[str, list[str]] = defaultdict(list)  # messageId -> how each receive ended

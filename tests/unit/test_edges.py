@@ -392,7 +392,7 @@ def _timeline_drain(faults=None, line_ms=None):
     from payments_drain.pacing import SlotGate
     from payments_drain.rate_slots import DynamoRateSlots
 
-    from simulation.dynamodb import SimDynamoDB
+    from simulation.dynamodb import SimDynamoDB, create_hash_table
 
     clock = Clock()
     base_ms = int(time.time() * 1000)
@@ -402,12 +402,7 @@ def _timeline_drain(faults=None, line_ms=None):
             return base_ms / 1000 + clock.now
 
     ddb = SimDynamoDB(Wall(), random.Random(0), faults)
-    ddb.create_table(
-        TableName="slots",
-        KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_hash_table(ddb, "slots", "name")
     if line_ms is not None:  # others took this window, and a line waits until then
         from payments_drain.rate_slots import KEY, _encode
 

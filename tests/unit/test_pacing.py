@@ -10,7 +10,7 @@ import pytest
 from payments_drain.pacing import MARGIN_S, DailyLimit, RateGate, SlotGate
 from payments_drain.rate_slots import ROUND_MS, TICKET_LEAD_MS, DynamoRateSlots
 
-from simulation.dynamodb import DynamoFaults, SimDynamoDB
+from simulation.dynamodb import DynamoFaults, SimDynamoDB, create_hash_table
 
 HEADERS = {"X-HubSpot-RateLimit-Max": "20", "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}
 
@@ -217,12 +217,7 @@ def timeline(clock: Clock, limit: int, faults: DynamoFaults | None = None, paral
     """A slots table in SimDynamoDB (held to DynamoDB Local by tests/contract), and a factory of
     DynamoRateSlots on it: one per container."""
     ddb = SimDynamoDB(SimClock(clock), random.Random(0), faults)
-    ddb.create_table(
-        TableName="slots",
-        KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_hash_table(ddb, "slots", "name")
     return ddb, lambda: DynamoRateSlots("slots", limit, client=ddb, parallel=parallel)
 
 
