@@ -47,6 +47,7 @@ FOUND = {
     91636: "a ledger error in a spent day took a 10-minute hold; the day outlasted the deliveries",
     97141: "the same with the rate slots table",
     31457: "the rate slots table failed twice at a payment's last delivery",
+    60577: "a spent day's holds, one of them a 20-minute wait on the rate slots, ended 2 h before the day",
     23: "two concurrent invocations with one request id shared a claim (the simulation's own bug)",
 }
 

@@ -145,6 +145,24 @@ def test_a_hold_at_the_first_receive_counts_from_that_receive():
     assert 0 < held <= SQS_MAX_VISIBILITY_S.value - 39_600 - RECEIVE_MARGIN_S
 
 
+def test_a_spent_day_met_after_a_short_wait_makes_up_the_deliveries_that_wait_took():
+    """The simulated week, seed 60577: a spent day's 2 h hold, then a 20-minute hold on the rate
+    slots table; at the 3rd delivery the day's backoff (8 h) and the 12 h before the last delivery
+    reached 22.3 h from the first receive, short of the day's 26 h, and the payment was
+    dead-lettered before the day reset. The hold now makes up the difference."""
+    daily = error_answer(429, "RATE_LIMIT", policyName="DAILY")
+    times = QueueTimes(max_receive_count=5)
+    drain, _, visibility, _ = make([daily], times=times)
+    first_received = int(time.time() * 1000) - 8_400_000  # 2 h 20 min ago
+    record = sqs_record(payment_body("ch_1"), "m1", receive_count=3, sent_ms=first_received - 100)
+    run(drain, [record])
+    (held,) = visibility.held.values()
+    longest = SQS_MAX_VISIBILITY_S.value - 2 * RECEIVE_MARGIN_S  # the 4th delivery's hold, at most
+    covered = 8_400 + held + longest
+    assert covered >= (7_200 + 14_400 + 28_800) + longest - 2  # the day's promise, from the first receive
+    assert held < SQS_MAX_VISIBILITY_S.value
+
+
 # -- 3. holds past retention -----------------------------------------------------------------------
 def test_a_retry_that_would_outlive_the_queue_retention_is_reported_instead():
     times = QueueTimes(visibility_timeout_s=370, retention_s=14 * 86_400)
