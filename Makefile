@@ -52,7 +52,7 @@ test: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed chromiu
 # The token from HUBSPOT_TOKEN or the secret HUBSPOT_TOKEN_SECRET_ID names; ARGS="--property NAME" and so on.
 .PHONY: setup-hubspot
 setup-hubspot: $(VENV)/.installed
-	PYTHONPATH=layers/shared $(PY) -m payments_drain.setup_hubspot $(ARGS)
+	PYTHONPATH=layers/shared $(PY) -m payments_drain.tools.setup_hubspot $(ARGS)
 
 ## lint: ruff check and ruff format --check (pinned in requirements-dev.txt; make test runs it)
 lint: $(VENV)/.installed

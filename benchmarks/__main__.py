@@ -50,7 +50,7 @@ def function_rate_limit_max() -> int:
     """The most HUBSPOT_RATE_LIMIT_PER_10S accepts, from its one home (config.Settings)."""
     if str(LAYER) not in sys.path:
         sys.path.append(str(LAYER))
-    from payments_drain.config import Settings
+    from payments_drain.orchestration.config import Settings
 
     return Settings.model_json_schema()["properties"]["HUBSPOT_RATE_LIMIT_PER_10S"]["maximum"]
 

@@ -31,10 +31,10 @@ import sys
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from payments_drain import clock as clocks
-from payments_drain.limits import DDB_ITEM_WCU_PER_S, LAMBDA_SQS_SCALE_UP_PER_MIN, SQS_MAX_VISIBILITY_S
-from payments_drain.pacing import SlotGate
-from payments_drain.rate_slots import DynamoRateSlots
+from payments_drain.adapters.rate_slots import DynamoRateSlots
+from payments_drain.core import clock as clocks
+from payments_drain.core.limits import DDB_ITEM_WCU_PER_S, LAMBDA_SQS_SCALE_UP_PER_MIN, SQS_MAX_VISIBILITY_S
+from payments_drain.orchestration.pacing import SlotGate
 
 from simulation.dynamodb import DynamoFaults, SimDynamoDB, create_hash_table
 from simulation.scheduler import Scheduler

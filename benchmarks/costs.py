@@ -10,7 +10,7 @@ them there. The model, first order:
   150 +- 50 ms per request, P calls in parallel) less its CPU. CPU time here is assumed to equal
   CPU time on Lambda's arm64 core.
 - SQS: producers' sends, one payment per message, both ways (``PRODUCERS``): one SendMessage per
-  payment, or SendMessageBatch of 10 (what ``payments_drain.producer`` sends; SQS bills a batch as
+  payment, or SendMessageBatch of 10 (what ``payments_drain.tools.producer`` sends; SQS bills a batch as
   one request per 64 KB of its payload, so 10 per request holds for bodies up to 6.5 KB on
   average); the event source's receives (up to 10 messages each) and deletes (batches of 10).
   ``usd`` and ``usd_total`` are with SendMessage, ``usd_total_by_producer`` has both.

@@ -121,9 +121,9 @@ def task_baseline(args):
     """Powertools' per-record pattern: BatchProcessor + process_partial_response, one 1-input
     batch/create per record through the same urllib3 HubSpotClient."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-    from payments_drain.config import load_settings
-    from payments_drain.hubspot import HubSpotClient
-    from payments_drain.token import SecretToken
+    from payments_drain.adapters.hubspot import HubSpotClient
+    from payments_drain.adapters.token import SecretToken
+    from payments_drain.orchestration.config import load_settings
 
     from benchmarks.env import LambdaContext, event
 
@@ -515,9 +515,9 @@ def task_breakdown(args):
     """Process CPU time of each step of the drain for one batch, step by step in this thread
     (cProfile sees only the main thread, and the HubSpot calls run in the pool's threads)."""
     import app
-    from payments_drain import batching
-    from payments_drain.messages import parse_record
-    from payments_drain.outcomes import Payment
+    from payments_drain.core import batching
+    from payments_drain.core.messages import parse_record
+    from payments_drain.core.outcomes import Payment
     from pydantic_core import from_json
 
     from benchmarks.env import event
@@ -543,7 +543,7 @@ def task_breakdown(args):
         steps[name] = round(best / size * 1e6, 2)
         return value
 
-    from payments_drain import messages
+    from payments_drain.core import messages
 
     msgs = step("  message_of (record to Message)", lambda: [messages.message_of(r) for r in records])
     parsed = step("  pydantic_core.from_json of the body", lambda: [from_json(m.body) for m in msgs])
@@ -606,7 +606,9 @@ def task_cold_start_breakdown(args):
         except Exception:  # noqa: BLE001
             pass
     mark("third-party modules (the floor)")
-    from payments_drain import config, drain, hubspot, ledger, messages, reports, service, token  # noqa: F401
+    from payments_drain.adapters import hubspot, ledger, reports, token  # noqa: F401
+    from payments_drain.core import messages  # noqa: F401
+    from payments_drain.orchestration import config, drain, service  # noqa: F401
 
     mark("payments_drain modules")
     settings = config.load_settings(os.environ)

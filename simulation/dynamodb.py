@@ -1,5 +1,5 @@
-"""Amazon DynamoDB in memory: the requests ``payments_drain.ledger.DynamoLedger`` and
-``payments_drain.rate_slots.DynamoRateSlots`` make, answered as DynamoDB answers them.
+"""Amazon DynamoDB in memory: the requests ``payments_drain.adapters.ledger.DynamoLedger`` and
+``payments_drain.adapters.rate_slots.DynamoRateSlots`` make, answered as DynamoDB answers them.
 
 ``SimDynamoDB`` takes the place of a boto3 DynamoDB client (both adapters accept ``client=``):
 same method names, request and response shapes (typed values such as ``{"S": "x"}``), and errors
@@ -18,7 +18,7 @@ Simulated:
   ``attribute_not_exists``, ``#name`` and ``:value`` placeholders, bare names; with the checks
   DynamoDB makes (reserved words, undefined, unused or empty placeholder maps, overlapping paths,
   a key attribute in a SET, operand types, ``limits.DDB_EXPRESSION_BYTES``);
-- the request limits of ``payments_drain.limits`` (statements, writes and keys per batch,
+- the request limits of ``payments_drain.core.limits`` (statements, writes and keys per batch,
   duplicate keys in one batch);
 - throughput per item and wall-clock second of the clock (``limits.DDB_ITEM_WCU_PER_S``,
   ``DDB_ITEM_RCU_PER_S``): a write costs ceil(size / 1 KB) units (the larger of the item before
@@ -50,7 +50,7 @@ from functools import cache
 
 import botocore.session
 from botocore.errorfactory import ClientExceptionsFactory
-from payments_drain import limits
+from payments_drain.core import limits
 
 # Capacity unit sizes (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
 # capacity-mode.html#HowItWorks.requests): a write unit is 1 KB, a strongly consistent read 4 KB.

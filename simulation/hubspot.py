@@ -1,6 +1,6 @@
 """The simulated HubSpot: commerce_payments batch/create and batch/upsert, in process, on virtual time.
 
-``SimHubSpot`` stands in for ``payments_drain.hubspot.HubSpotClient`` (the same ``write_batch`` and
+``SimHubSpot`` stands in for ``payments_drain.adapters.hubspot.HubSpotClient`` (the same ``write_batch`` and
 ``min_call_s``). It follows the local sandbox (local/hubspot_sandbox, docs/sandbox.md): it reuses the
 sandbox's validation (``schema``) and its pure body builders, so errors read exactly alike, and
 tests/contract/test_hubspot_contract.py holds the rest (storing, unique values, upsert, rate limits,
@@ -25,9 +25,9 @@ from random import Random
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from payments_drain import limits
-from payments_drain.batching import Answer
-from payments_drain.hubspot import EXPECTED_ANSWER_S, LATENCY_WINDOW
+from payments_drain.adapters.hubspot import EXPECTED_ANSWER_S, LATENCY_WINDOW
+from payments_drain.core import limits
+from payments_drain.core.batching import Answer
 
 from local.hubspot_sandbox import schema
 from local.hubspot_sandbox.server import SandboxHandler, _error, _phrase, _sub_errors, _summary, conflict_item

@@ -1,6 +1,6 @@
 """Virtual time shared by simulated actors, each a greenlet, in one deterministic order.
 
-The real drain code calls ``payments_drain.clock.sleep`` wherever time passes (its backoffs, and
+The real drain code calls ``payments_drain.core.clock.sleep`` wherever time passes (its backoffs, and
 every simulated outside call, which sleeps for its latency). Installed as that clock, the
 scheduler turns each sleep into a switch back to its loop, which wakes the actor whose time comes
 first (ties by the order they were scheduled). An invocation that is still running at its
@@ -47,7 +47,7 @@ class Scheduler(VirtualClock):
         self.current: Actor | None = None
         self.switches = 0
 
-    # -- the clock the drain reads (payments_drain.clock.install): VirtualClock's, but sleep ----
+    # -- the clock the drain reads (payments_drain.core.clock.install): VirtualClock's, but sleep ----
     def sleep(self, seconds: float) -> None:
         actor = self.current
         if actor is None:  # outside any actor (setting up): time simply moves

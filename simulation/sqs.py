@@ -41,7 +41,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from botocore.exceptions import ClientError
-from payments_drain import limits
+from payments_drain.core import limits
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

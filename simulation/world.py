@@ -1,7 +1,7 @@
 """One seed of the simulated week: producers, the payments queue, Lambda's event source, the drain
 function's containers, HubSpot and DynamoDB, under one virtual clock; then the invariants.
 
-What runs unchanged: ``payments_drain.drain.Drain`` and everything under it (sender, pacing, the
+What runs unchanged: ``payments_drain.orchestration.drain.Drain`` and everything under it (sender, pacing, the
 ledger and rate-slot adapters, reports, holds), wired as ``service.build_drain`` wires them, with
 each boto3 client replaced by its simulated twin and HubSpotClient by ``SimHubSpot`` (their
 contract tests hold them to moto, DynamoDB Local and the sandbox). What is simulated here: the
@@ -25,16 +25,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
-from payments_drain import clock as clocks
-from payments_drain.aws_clients import MAX_ATTEMPTS
-from payments_drain.drain import Budget, Drain
-from payments_drain.holds import QueueTimes
-from payments_drain.ledger import DynamoLedger
-from payments_drain.outcomes import State, Wait
-from payments_drain.pacing import DailyLimit, SlotGate
-from payments_drain.rate_slots import DynamoRateSlots
-from payments_drain.reports import SqsReporter
-from payments_drain.visibility import SqsVisibility
+from payments_drain.adapters.aws_clients import MAX_ATTEMPTS
+from payments_drain.adapters.ledger import DynamoLedger
+from payments_drain.adapters.rate_slots import DynamoRateSlots
+from payments_drain.adapters.reports import SqsReporter
+from payments_drain.adapters.visibility import SqsVisibility
+from payments_drain.core import clock as clocks
+from payments_drain.core.holds import QueueTimes
+from payments_drain.core.outcomes import State, Wait
+from payments_drain.orchestration.drain import Budget, Drain
+from payments_drain.orchestration.pacing import DailyLimit, SlotGate
 
 from simulation.dynamodb import DynamoFaults, SimDynamoDB, create_hash_table
 from simulation.hubspot import HubSpotFaults, SimHubSpot

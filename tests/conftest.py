@@ -15,7 +15,7 @@ pytest_plugins = ["local.hubspot_sandbox.pytest_plugin"]
 @pytest.fixture
 def log_lines():
     """Every line the drain's Powertools logger writes during the test, formatted as in Lambda."""
-    from payments_drain.observability import logger
+    from payments_drain.core.observability import logger
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

@@ -1,6 +1,6 @@
 """In-memory twins of the adapters, for unit tests of the core and the orchestration.
 
-Each has the same small interface as its real adapter (``payments_drain.hubspot``,
+Each has the same small interface as its real adapter (``payments_drain.adapters.hubspot``,
 ``.token``, ``.ledger``, ``.reports``); the same behaviours are re-run against the real
 adapters over loopback in tests/integration.
 """
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from payments_drain.batching import Answer
-from payments_drain.ledger import AMBIGUOUS, CLAIMED, CREATED, Entry, entry_or_claim
-from payments_drain.token import TokenUnavailable
+from payments_drain.adapters.ledger import AMBIGUOUS, CLAIMED, CREATED, Entry, entry_or_claim
+from payments_drain.adapters.token import TokenUnavailable
+from payments_drain.core.batching import Answer
 
 CANARY_TOKEN = "pat-na1-CANARY-5f0c1e2d-never-log-me"
 
@@ -144,7 +144,7 @@ class InMemoryLedger:
         until_ms: int,
         versions: Mapping[str, int | None] | None = None,
     ) -> dict[str, Entry]:
-        from payments_drain.ledger import LedgerUnavailable
+        from payments_drain.adapters.ledger import LedgerUnavailable
 
         if self.fail:
             raise LedgerUnavailable("ledger claim failed (ResourceNotFoundException)")

@@ -17,10 +17,10 @@ try:
     import os
     import time
 
-    from payments_drain.config import load_settings
-    from payments_drain.drain import Budget
-    from payments_drain.observability import logger, metrics, tracer
-    from payments_drain.service import build_drain, publish
+    from payments_drain.core.observability import logger, metrics, tracer
+    from payments_drain.orchestration.config import load_settings
+    from payments_drain.orchestration.drain import Budget
+    from payments_drain.orchestration.service import build_drain, publish
 
     SETTINGS = load_settings(os.environ)  # a bad variable fails the cold start, naming it
     DRAIN = build_drain(SETTINGS)

@@ -1,24 +1,25 @@
 """The reconcile function: what HubSpot holds for a set of payments, on demand.
 
 Invoked by hand (console, ``aws lambda invoke``), never by an event source. The event holds what
-``python -m payments_drain.reconcile`` takes, in camelCase: ``paymentKey`` (a list of keys),
+``python -m payments_drain.tools.reconcile`` takes, in camelCase: ``paymentKey`` (a list of keys),
 ``payments`` (payment bodies or failure reports, as a file's lines) and ``since``/``until`` (the
 ledger's payments created in that time), plus ``show`` (how many findings not as expected it
 returns, 100 by default). HubSpot, the token's secret, the unique property and the ledger come
 from the environment, as the drain's. It returns the counts, the exit code the command would have
 ended with, and the findings not as expected; it stops reading before its time runs out (what it
-did not reach is ``unread``). Only wiring lives here; the logic is in ``payments_drain.reconcile``.
+did not reach is ``unread``). Only wiring lives here; the logic is in ``payments_drain.tools.reconcile``.
 """
 
 import os
 
-from payments_drain.config import load_settings
-from payments_drain.drain import Budget
-from payments_drain.hubspot import HubSpotClient
-from payments_drain.ledger import DynamoLedger
-from payments_drain.observability import logger
-from payments_drain.pacing import RateGate
-from payments_drain.reconcile import (
+from payments_drain.adapters.hubspot import HubSpotClient
+from payments_drain.adapters.ledger import DynamoLedger
+from payments_drain.adapters.token import SecretToken
+from payments_drain.core.observability import logger
+from payments_drain.orchestration.config import load_settings
+from payments_drain.orchestration.drain import Budget
+from payments_drain.orchestration.pacing import RateGate
+from payments_drain.tools.reconcile import (
     EXPECTED,
     BadInput,
     Reconciler,
@@ -27,7 +28,6 @@ from payments_drain.reconcile import (
     gather,
     summary,
 )
-from payments_drain.token import SecretToken
 
 SETTINGS = load_settings(os.environ)  # a bad variable fails the cold start, naming it
 LEDGER = DynamoLedger(SETTINGS.LEDGER_TABLE_NAME) if SETTINGS.ledger_enabled else None

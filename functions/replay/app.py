@@ -1,17 +1,17 @@
 """The replay function: reported payments back onto the payments queue, on demand.
 
 Invoked by hand (console, ``aws lambda invoke``), never by an event source. The event holds the
-options of ``python -m payments_drain.replay``, in camelCase, and must say ``dryRun`` either way:
+options of ``python -m payments_drain.tools.replay``, in camelCase, and must say ``dryRun`` either way:
 ``{"dryRun": true, "category": "...", "code": "...", "since": "...", "until": "...", "limit": 100}``.
 The queues come from the environment (FAILURE_QUEUE_URL, PAYMENTS_QUEUE_URL), never from the event.
-Only wiring lives here; the logic is in the layer's ``payments_drain.replay``.
+Only wiring lives here; the logic is in the layer's ``payments_drain.tools.replay``.
 """
 
 import os
 
-from payments_drain.drain import Budget
-from payments_drain.observability import logger
-from payments_drain.replay import ReplayRequest, replay
+from payments_drain.core.observability import logger
+from payments_drain.orchestration.drain import Budget
+from payments_drain.tools.replay import ReplayRequest, replay
 
 FAILURE_QUEUE_URL = os.environ["FAILURE_QUEUE_URL"]  # a missing variable fails the cold start, naming it
 PAYMENTS_QUEUE_URL = os.environ["PAYMENTS_QUEUE_URL"]

@@ -15,8 +15,7 @@ import uuid
 
 import pytest
 from botocore.exceptions import ClientError
-from payments_drain import clock, limits
-from payments_drain.ledger import (
+from payments_drain.adapters.ledger import (
     AMBIGUOUS,
     BUSY,
     CLAIMED,
@@ -27,7 +26,8 @@ from payments_drain.ledger import (
     LedgerUnavailable,
     entry_or_claim,
 )
-from payments_drain.rate_slots import TICKET_LEAD_MS, DynamoRateSlots, _decode
+from payments_drain.adapters.rate_slots import TICKET_LEAD_MS, DynamoRateSlots, _decode
+from payments_drain.core import clock, limits
 
 from local.stack.aws import boto3_client
 from simulation.clock import VirtualClock

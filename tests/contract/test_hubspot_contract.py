@@ -18,10 +18,10 @@ import socket
 import time
 
 import pytest
-from payments_drain import limits
-from payments_drain.batching import SETTLED, SPLIT, STOP, TRANSIENT, settle
-from payments_drain.hubspot import EXPECTED_ANSWER_S, HubSpotClient
-from payments_drain.messages import parse_record
+from payments_drain.adapters.hubspot import EXPECTED_ANSWER_S, HubSpotClient
+from payments_drain.core import limits
+from payments_drain.core.batching import SETTLED, SPLIT, STOP, TRANSIENT, settle
+from payments_drain.core.messages import parse_record
 
 from local.hubspot_sandbox import DEFAULT_TOKEN
 from simulation.clock import VirtualClock

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from payments_drain import limits
-from payments_drain.reports import SqsReporter
-from payments_drain.visibility import SqsVisibility
+from payments_drain.adapters.reports import SqsReporter
+from payments_drain.adapters.visibility import SqsVisibility
+from payments_drain.core import limits
 
 from local.stack.aws import boto3_client
 from local.stack.esm import build_record

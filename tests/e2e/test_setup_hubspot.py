@@ -38,7 +38,7 @@ def property_status(stack, name: str) -> int:
 
 
 def setup_command(stack) -> subprocess.CompletedProcess:
-    """`python -m payments_drain.setup_hubspot` (docs/deploy.md) with the token's secret, not the token."""
+    """`python -m payments_drain.tools.setup_hubspot` (docs/deploy.md) with the token's secret, not the token."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HUBSPOT_"))}
     env.update(
         PYTHONPATH="layers/shared",
@@ -48,7 +48,13 @@ def setup_command(stack) -> subprocess.CompletedProcess:
         AWS_DEFAULT_REGION=stack.region,
         HUBSPOT_TOKEN_SECRET_ID=stack.function.environment["HUBSPOT_TOKEN_SECRET_ID"],
     )
-    command = [sys.executable, "-m", "payments_drain.setup_hubspot", "--base-url", stack.sandbox.base_url]
+    command = [
+        sys.executable,
+        "-m",
+        "payments_drain.tools.setup_hubspot",
+        "--base-url",
+        stack.sandbox.base_url,
+    ]
     return subprocess.run(
         command,
         cwd=ROOT,

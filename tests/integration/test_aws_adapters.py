@@ -10,9 +10,17 @@ from pathlib import Path
 
 import boto3
 import pytest
-from payments_drain.ledger import BUSY, CLAIMED, CREATED, STALE, DynamoLedger, Entry, LedgerUnavailable
-from payments_drain.reports import SqsReporter
-from payments_drain.token import SecretToken, TokenUnavailable
+from payments_drain.adapters.ledger import (
+    BUSY,
+    CLAIMED,
+    CREATED,
+    STALE,
+    DynamoLedger,
+    Entry,
+    LedgerUnavailable,
+)
+from payments_drain.adapters.reports import SqsReporter
+from payments_drain.adapters.token import SecretToken, TokenUnavailable
 
 from tests.twins import CANARY_TOKEN
 

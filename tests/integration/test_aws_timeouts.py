@@ -4,10 +4,10 @@ time, a loopback server that accepts and never answers, reached through AWS_ENDP
 import time
 
 import pytest
-from payments_drain.aws_clients import CONNECT_TIMEOUT_S, MAX_ATTEMPTS, READ_TIMEOUT_S
-from payments_drain.ledger import DynamoLedger, LedgerUnavailable
-from payments_drain.reports import SqsReporter
-from payments_drain.token import SecretToken, TokenUnavailable
+from payments_drain.adapters.aws_clients import CONNECT_TIMEOUT_S, MAX_ATTEMPTS, READ_TIMEOUT_S
+from payments_drain.adapters.ledger import DynamoLedger, LedgerUnavailable
+from payments_drain.adapters.reports import SqsReporter
+from payments_drain.adapters.token import SecretToken, TokenUnavailable
 
 from tests.slow_http import SlowServer
 
@@ -66,7 +66,7 @@ def test_a_dynamodb_that_never_answers_makes_the_ledger_unavailable_in_bounded_t
 
 
 def test_a_dynamodb_that_never_answers_makes_the_rate_slots_unavailable_in_bounded_time(hanging_aws):
-    from payments_drain.rate_slots import DynamoRateSlots, RateSlotsUnavailable
+    from payments_drain.adapters.rate_slots import DynamoRateSlots, RateSlotsUnavailable
 
     def claim():
         with pytest.raises(RateSlotsUnavailable):

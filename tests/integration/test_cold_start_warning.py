@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from payments_drain.config import load_settings
-from payments_drain.service import build_drain
+from payments_drain.orchestration.config import load_settings
+from payments_drain.orchestration.service import build_drain
 
 ENVIRONMENT = {
     "HUBSPOT_TOKEN_SECRET_ID": "arn:aws:secretsmanager:us-east-1:123456789012:secret:token-AbCdEf",

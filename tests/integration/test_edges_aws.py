@@ -7,11 +7,11 @@ import uuid
 
 import boto3
 import pytest
-from payments_drain.drain import Budget, Drain
-from payments_drain.ledger import DynamoLedger, LedgerUnavailable
-from payments_drain.pacing import DailyLimit, RateGate
-from payments_drain.rate_slots import DynamoRateSlots, _decode
-from payments_drain.visibility import SqsVisibility
+from payments_drain.adapters.ledger import DynamoLedger, LedgerUnavailable
+from payments_drain.adapters.rate_slots import DynamoRateSlots, _decode
+from payments_drain.adapters.visibility import SqsVisibility
+from payments_drain.orchestration.drain import Budget, Drain
+from payments_drain.orchestration.pacing import DailyLimit, RateGate
 
 from tests.slow_http import SlowServer
 from tests.twins import InMemoryReporter, ScriptedHubSpot, StaticToken, error_answer, payment_body, sqs_record

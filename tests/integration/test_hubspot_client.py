@@ -3,9 +3,9 @@
 import socket
 
 import pytest
-from payments_drain.batching import settle
-from payments_drain.hubspot import HubSpotClient, check_base_url
-from payments_drain.messages import parse_record
+from payments_drain.adapters.hubspot import HubSpotClient, check_base_url
+from payments_drain.core.batching import settle
+from payments_drain.core.messages import parse_record
 
 from local.hubspot_sandbox import SandboxConfig
 from tests.twins import payment_body, sqs_record

@@ -7,9 +7,9 @@ trips it; a fake clock that stands still during a call could not show that.
 import time
 
 import pytest
-from payments_drain.batching import settle
-from payments_drain.hubspot import HubSpotClient
-from payments_drain.messages import parse_record
+from payments_drain.adapters.hubspot import HubSpotClient
+from payments_drain.core.batching import settle
+from payments_drain.core.messages import parse_record
 
 from tests.slow_http import SlowServer
 from tests.twins import payment_body, sqs_record

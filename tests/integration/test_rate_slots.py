@@ -12,8 +12,8 @@ from pathlib import Path
 import boto3
 import pytest
 import urllib3
-from payments_drain.pacing import RateGate, SlotGate
-from payments_drain.rate_slots import ROUND_MS, DynamoRateSlots, RateSlotsUnavailable, _decode
+from payments_drain.adapters.rate_slots import ROUND_MS, DynamoRateSlots, RateSlotsUnavailable, _decode
+from payments_drain.orchestration.pacing import RateGate, SlotGate
 
 from local.hubspot_sandbox.config import DEFAULT_TOKEN
 
@@ -94,7 +94,7 @@ def test_a_killed_container_holds_nothing_once_its_slots_have_passed(slots_table
     t0 = -(-now_ms() // 50) * 50  # on the slots' grid
     script = (
         "import sys\n"
-        "from payments_drain.rate_slots import DynamoRateSlots\n"
+        "from payments_drain.adapters.rate_slots import DynamoRateSlots\n"
         f"claim = DynamoRateSlots({slots_table!r}, 20, parallel=4).claim(4, {t0}, {t0 + 60_000})\n"
         "print(len(claim.starts_ms), flush=True)\n"
         "sys.stdin.readline()\n"  # holds them until killed

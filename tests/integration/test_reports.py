@@ -8,10 +8,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-from payments_drain.messages import parse_record
-from payments_drain.replay import read_report, replay_body
-from payments_drain.reports import REPORT_MAX_BYTES, SqsReporter, encode_report, report_of
-from payments_drain.sqs_batches import NOT_SQS_TEXT, entry_size
+from payments_drain.adapters.reports import REPORT_MAX_BYTES, SqsReporter, encode_report, report_of
+from payments_drain.adapters.sqs_batches import NOT_SQS_TEXT, entry_size
+from payments_drain.core.messages import parse_record
+from payments_drain.tools.replay import read_report, replay_body
 
 from local.hubspot_sandbox import SandboxConfig
 from local.stack.template import load_yaml

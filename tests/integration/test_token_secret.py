@@ -7,8 +7,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-from payments_drain.hubspot import HubSpotClient
-from payments_drain.token import SecretToken, TokenUnavailable
+from payments_drain.adapters.hubspot import HubSpotClient
+from payments_drain.adapters.token import SecretToken, TokenUnavailable
 
 from local.hubspot_sandbox import SandboxConfig
 from tests.twins import CANARY_TOKEN, LambdaContext, import_app, payment_body, sqs_record

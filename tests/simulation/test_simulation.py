@@ -18,9 +18,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from payments_drain import drain, holds
-from payments_drain.holds import Hold, QueueTimes
-from payments_drain.outcomes import Wait
+from payments_drain.core import holds
+from payments_drain.core.holds import Hold, QueueTimes
+from payments_drain.core.outcomes import Wait
+from payments_drain.orchestration import drain
 
 from simulation import __main__ as cli
 from simulation import world

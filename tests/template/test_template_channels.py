@@ -106,7 +106,7 @@ def test_channel_parameters_accept_only_what_they_name(parameters, name, value, 
 def test_the_unique_property_defaults_to_the_setup_commands_name_and_empty_opts_out(
     parameters, function, evaluate, monkeypatch
 ):
-    from payments_drain.setup_hubspot import parser
+    from payments_drain.tools.setup_hubspot import parser
 
     monkeypatch.delenv("HUBSPOT_UNIQUE_PROPERTY", raising=False)
     assert (

@@ -9,8 +9,8 @@ import re
 import pytest
 from cfn_template import REPO_ROOT
 
-SERVICE_PY = (REPO_ROOT / "layers/shared/payments_drain/service.py").read_text(encoding="utf-8")
-DRAIN_PY = (REPO_ROOT / "layers/shared/payments_drain/drain.py").read_text(encoding="utf-8")
+SERVICE_PY = (REPO_ROOT / "layers/shared/payments_drain/orchestration/service.py").read_text(encoding="utf-8")
+DRAIN_PY = (REPO_ROOT / "layers/shared/payments_drain/orchestration/drain.py").read_text(encoding="utf-8")
 RUNBOOK = (REPO_ROOT / "docs/operations.md").read_text(encoding="utf-8")
 EMITTED = set(re.findall(r'\("(\w+)", ', SERVICE_PY)) | set(re.findall(r'name="(\w+)"', SERVICE_PY))
 ALARM_STATES = ("AlarmActions", "OKActions")

@@ -214,7 +214,7 @@ def test_rate_limit_mapping_covers_every_allowed_value_and_feeds_the_timeline_wi
     must start more requests per second than the timeline's slots allow (1 per spacing), with
     headroom (a batch's last round runs fewer than P calls; a container idles between batches),
     and not much more: past that, containers only contend for the slots item."""
-    from payments_drain.rate_slots import DynamoRateSlots
+    from payments_drain.adapters.rate_slots import DynamoRateSlots
 
     allowed = {str(v) for v in parameters["HubSpotRateLimitPer10s"]["AllowedValues"]}
     assert allowed == {"100", "110", "190", "250"}
@@ -454,7 +454,7 @@ def test_a_stack_uses_its_own_slots_table_or_the_existing_one_it_is_given(
     ["", "payments-drain-RateSlotsTable-6F5E4D3C2B1A", "slots.v2_x", "ab", "a" * 256, "slots table", "a/b"],
 )
 def test_the_existing_slots_table_parameter_accepts_what_the_code_accepts(parameters, name):
-    from payments_drain.config import ConfigurationError, load_settings
+    from payments_drain.orchestration.config import ConfigurationError, load_settings
 
     environ = {
         "HUBSPOT_TOKEN_SECRET_ID": "s",
@@ -545,7 +545,7 @@ def test_hubspot_parameters_have_the_documented_defaults(parameters):
 
 
 def test_the_codes_default_api_version_is_the_templates(parameters):
-    from payments_drain.config import Settings
+    from payments_drain.orchestration.config import Settings
 
     assert Settings.model_fields["HUBSPOT_API_VERSION"].default == parameters["HubSpotApiVersion"]["Default"]
 
@@ -598,7 +598,7 @@ DEPLOYED = {  # what CloudFormation gives the symbolic references at deploy time
     ],
 )
 def test_deployed_environment_passes_the_codes_settings_model(function, evaluate, overrides):
-    from payments_drain.config import Settings, load_settings
+    from payments_drain.orchestration.config import Settings, load_settings
 
     variables = evaluate(function["Environment"]["Variables"], **overrides)
     environ = {
@@ -646,7 +646,7 @@ def test_upsert_mode_cannot_be_deployed_without_the_unique_property(template):
 def test_reconcile_function_reads_hubspot_and_the_ledger_with_the_drains_settings_and_nothing_more(
     template, resources, function, evaluate, ledger
 ):
-    from payments_drain.config import load_settings
+    from payments_drain.orchestration.config import load_settings
 
     reconcile = resources["ReconcileFunction"]["Properties"]
     assert reconcile["Handler"] == "app.lambda_handler" and reconcile["CodeUri"] == "functions/reconcile/"

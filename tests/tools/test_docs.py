@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from payments_drain.config import Settings
+from payments_drain.orchestration.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -137,7 +137,7 @@ def test_make_build_with_python313_on_path_as_the_docs_say(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Build Succeeded" in result.stdout
-    assert (tmp_path / "build/SharedLayer/python/payments_drain/drain.py").is_file()
+    assert (tmp_path / "build/SharedLayer/python/payments_drain/orchestration/drain.py").is_file()
     assert (tmp_path / "build/SharedLayer/python/pydantic").is_dir()  # the layer's requirements, installed
 
 

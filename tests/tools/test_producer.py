@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from payments_drain.messages import parse_record
-from payments_drain.outcomes import Payment
-from payments_drain.producer import main
-from payments_drain.sqs_batches import batches, entry_size
+from payments_drain.adapters.sqs_batches import batches, entry_size
+from payments_drain.core.messages import parse_record
+from payments_drain.core.outcomes import Payment
+from payments_drain.tools.producer import main
 
 from tests.tools.sqs_helpers import counts, new_queue, take_all
 from tests.twins import payment_body, sqs_record
@@ -243,7 +243,7 @@ def test_python_dash_m_producer(aws_env, tmp_path):
     url = new_queue("payments")
     path = jsonl(tmp_path / "p.jsonl", [payment_body("a"), "[1]"])
     result = subprocess.run(
-        [sys.executable, "-m", "payments_drain.producer", str(path), "--queue-url", url],
+        [sys.executable, "-m", "payments_drain.tools.producer", str(path), "--queue-url", url],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT / "layers/shared")},
         capture_output=True,

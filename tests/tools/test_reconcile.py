@@ -14,11 +14,11 @@ from pathlib import Path
 
 import boto3
 import pytest
-from payments_drain.hubspot import HubSpotClient
-from payments_drain.ledger import DynamoLedger
-from payments_drain.messages import parse_record
-from payments_drain.outcomes import Payment
-from payments_drain.reconcile import main
+from payments_drain.adapters.hubspot import HubSpotClient
+from payments_drain.adapters.ledger import DynamoLedger
+from payments_drain.core.messages import parse_record
+from payments_drain.core.outcomes import Payment
+from payments_drain.tools.reconcile import main
 
 from local.hubspot_sandbox import ALL_SCOPES
 from tests.tools.test_replay import hubspot_report
@@ -247,7 +247,7 @@ def test_the_documented_command_runs_as_a_process(incident, sandbox, aws_env):
     """docs/operations.md ("Reconcile") shows this command line."""
     env = {**os.environ, "PYTHONPATH": "layers/shared", "LEDGER_TABLE_NAME": incident["table"]}
     done = subprocess.run(
-        [sys.executable, "-m", "payments_drain.reconcile", "--file", str(incident["file"])],
+        [sys.executable, "-m", "payments_drain.tools.reconcile", "--file", str(incident["file"])],
         cwd=ROOT,
         env=env,
         capture_output=True,

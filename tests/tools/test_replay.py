@@ -10,10 +10,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-from payments_drain.messages import parse_record
-from payments_drain.outcomes import Payment, Reason, Rejection
-from payments_drain.replay import ReplayRequest, main, replay
-from payments_drain.reports import SqsReporter, report_of
+from payments_drain.adapters.reports import SqsReporter, report_of
+from payments_drain.core.messages import parse_record
+from payments_drain.core.outcomes import Payment, Reason, Rejection
+from payments_drain.tools.replay import ReplayRequest, main, replay
 
 from tests.tools.sqs_helpers import bodies, counts, new_queue, take_all
 from tests.twins import LambdaContext, import_app, payment_body, sqs_record
@@ -298,7 +298,7 @@ def test_python_dash_m_replay_with_queue_urls_from_the_environment(queues):
         "PAYMENTS_QUEUE_URL": payments_url,
     }
     result = subprocess.run(
-        [sys.executable, "-m", "payments_drain.replay", "--code", "INVALID_JSON"],
+        [sys.executable, "-m", "payments_drain.tools.replay", "--code", "INVALID_JSON"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from payments_drain.hubspot import HubSpotClient
-from payments_drain.messages import parse_record
-from payments_drain.setup_hubspot import main
+from payments_drain.adapters.hubspot import HubSpotClient
+from payments_drain.core.messages import parse_record
+from payments_drain.tools.setup_hubspot import main
 
 from local.hubspot_sandbox import (
     ALL_SCOPES,
@@ -230,7 +230,7 @@ def test_the_documented_command_runs_as_a_process(sandbox):
         "HUBSPOT_BASE_URL": sandbox.base_url,
     }
     done = subprocess.run(
-        [sys.executable, "-m", "payments_drain.setup_hubspot"],
+        [sys.executable, "-m", "payments_drain.tools.setup_hubspot"],
         cwd=ROOT,
         env=env,
         capture_output=True,

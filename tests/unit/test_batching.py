@@ -1,10 +1,10 @@
 """The pure core's settle, plan and response rules, with plain values."""
 
 import pytest
-from payments_drain import batching
-from payments_drain.batching import Answer, failed_message_ids, plan_chunks, settle
-from payments_drain.messages import parse_record
-from payments_drain.outcomes import Message, Outcome, State, Wait
+from payments_drain.core import batching
+from payments_drain.core.batching import Answer, failed_message_ids, plan_chunks, settle
+from payments_drain.core.messages import parse_record
+from payments_drain.core.outcomes import Message, Outcome, State, Wait
 
 from tests.twins import created, error_answer, payment_body, sqs_record, validation_error
 

@@ -3,11 +3,11 @@
 import json
 
 import pytest
-from payments_drain.batching import Answer
-from payments_drain.drain import Budget, Drain
-from payments_drain.holds import backoff_hold_s
-from payments_drain.outcomes import State, Wait
-from payments_drain.pacing import DailyLimit, RateGate
+from payments_drain.core.batching import Answer
+from payments_drain.core.holds import backoff_hold_s
+from payments_drain.core.outcomes import State, Wait
+from payments_drain.orchestration.drain import Budget, Drain
+from payments_drain.orchestration.pacing import DailyLimit, RateGate
 
 from tests.twins import (
     CANARY_TOKEN,

@@ -5,13 +5,13 @@ import json
 import time
 
 import pytest
-from payments_drain.batching import Answer, settle
-from payments_drain.drain import Budget, Drain
-from payments_drain.holds import RECEIVE_MARGIN_S, RETENTION_MARGIN_S, QueueTimes
-from payments_drain.limits import SQS_MAX_VISIBILITY_S
-from payments_drain.messages import parse_record
-from payments_drain.outcomes import State, Wait
-from payments_drain.pacing import DailyLimit, RateGate
+from payments_drain.core.batching import Answer, settle
+from payments_drain.core.holds import RECEIVE_MARGIN_S, RETENTION_MARGIN_S, QueueTimes
+from payments_drain.core.limits import SQS_MAX_VISIBILITY_S
+from payments_drain.core.messages import parse_record
+from payments_drain.core.outcomes import State, Wait
+from payments_drain.orchestration.drain import Budget, Drain
+from payments_drain.orchestration.pacing import DailyLimit, RateGate
 
 from tests.twins import (
     InMemoryLedger,
@@ -351,7 +351,7 @@ def test_a_payment_sent_after_claiming_again_and_refused_by_hubspot_is_reported(
 
 
 def test_a_payment_at_its_last_delivery_asks_the_rate_slots_again_when_the_table_failed_once():
-    from payments_drain.rate_slots import RateSlotsUnavailable
+    from payments_drain.adapters.rate_slots import RateSlotsUnavailable
 
     class FlakyGate(RateGate):
         failures = 1
@@ -388,7 +388,7 @@ def test_a_ledger_record_that_fails_once_is_written_again_not_given_up():
         failures = 1
 
         def record_created(self, created, versions=None, links_pending=()):
-            from payments_drain.ledger import LedgerUnavailable
+            from payments_drain.adapters.ledger import LedgerUnavailable
 
             if self.failures:
                 self.failures -= 1
@@ -407,8 +407,8 @@ def _timeline_drain(faults=None, line_ms=None):
     tests/contract), with the test's clock as the wall clock."""
     import random
 
-    from payments_drain.pacing import SlotGate
-    from payments_drain.rate_slots import DynamoRateSlots
+    from payments_drain.adapters.rate_slots import DynamoRateSlots
+    from payments_drain.orchestration.pacing import SlotGate
 
     from simulation.dynamodb import SimDynamoDB, create_hash_table
 
@@ -422,7 +422,7 @@ def _timeline_drain(faults=None, line_ms=None):
     ddb = SimDynamoDB(Wall(), random.Random(0), faults)
     create_hash_table(ddb, "slots", "name")
     if line_ms is not None:  # others took this window, and a line waits until then
-        from payments_drain.rate_slots import KEY, _encode
+        from payments_drain.adapters.rate_slots import KEY, _encode
 
         item = {**KEY, "log": {"S": _encode([base_ms] * 190)}, "queue": {"N": str(base_ms + line_ms)}}
         ddb.put_item(TableName="slots", Item=item)
@@ -447,7 +447,7 @@ def test_a_claim_with_no_slot_before_the_budget_ends_is_held_until_its_ticket_no
 
 
 def test_a_throttled_claim_waits_and_is_held_briefly_never_reported_as_slots_unavailable():
-    from payments_drain.pacing import SlotGate
+    from payments_drain.orchestration.pacing import SlotGate
 
     from simulation.dynamodb import DynamoFaults
 

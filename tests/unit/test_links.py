@@ -1,11 +1,11 @@
 """Upsert mode's links, the pure core: planning the associations API calls, settling their answers,
 folding the links' outcomes into the payment's."""
 
-from payments_drain import batching, links
-from payments_drain.batching import Answer
-from payments_drain.links import Link, calls_needed, fold, plan, settle_links, target_type
-from payments_drain.messages import parse_record
-from payments_drain.outcomes import Outcome, Reason, State, Wait
+from payments_drain.core import batching, links
+from payments_drain.core.batching import Answer
+from payments_drain.core.links import Link, calls_needed, fold, plan, settle_links, target_type
+from payments_drain.core.messages import parse_record
+from payments_drain.core.outcomes import Outcome, Reason, State, Wait
 
 from tests.twins import payment_body, sqs_record
 

@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 
 import pytest
-from payments_drain.messages import parse_record
-from payments_drain.outcomes import Payment, Rejection
+from payments_drain.core.messages import parse_record
+from payments_drain.core.outcomes import Payment, Rejection
 
 from tests.twins import payment_body, sqs_record
 

@@ -7,8 +7,8 @@ import threading
 from collections import deque
 
 import pytest
-from payments_drain.pacing import MARGIN_S, DailyLimit, RateGate, SlotGate
-from payments_drain.rate_slots import ROUND_MS, TICKET_LEAD_MS, DynamoRateSlots
+from payments_drain.adapters.rate_slots import ROUND_MS, TICKET_LEAD_MS, DynamoRateSlots
+from payments_drain.orchestration.pacing import MARGIN_S, DailyLimit, RateGate, SlotGate
 
 from simulation.dynamodb import DynamoFaults, SimDynamoDB, create_hash_table
 

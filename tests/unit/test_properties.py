@@ -7,12 +7,12 @@ import random
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from payments_drain import batching
-from payments_drain.batching import Answer, settle
-from payments_drain.drain import Budget, Drain
-from payments_drain.messages import parse_record
-from payments_drain.outcomes import Payment, Rejection, State
-from payments_drain.pacing import RateGate
+from payments_drain.core import batching
+from payments_drain.core.batching import Answer, settle
+from payments_drain.core.messages import parse_record
+from payments_drain.core.outcomes import Payment, Rejection, State
+from payments_drain.orchestration.drain import Budget, Drain
+from payments_drain.orchestration.pacing import RateGate
 
 from tests.twins import (
     InMemoryLedger,

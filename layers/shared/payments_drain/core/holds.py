@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from payments_drain.limits import SQS_MAX_VISIBILITY_S
-from payments_drain.outcomes import Message, Outcome, Wait
+from payments_drain.core.limits import SQS_MAX_VISIBILITY_S
+from payments_drain.core.outcomes import Message, Outcome, Wait
 
 MAX_DOUBLINGS = 4
 RECEIVE_MARGIN_S = 60  # the event source's poll and our clock against SQS's

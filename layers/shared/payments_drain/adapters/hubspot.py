@@ -23,10 +23,10 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, ReadTimeoutError
 
-from payments_drain import clock
-from payments_drain.batching import Answer, unexpected_shape
-from payments_drain.links import unexpected_shape as links_shape
-from payments_drain.observability import logger, tracer
+from payments_drain.core import clock
+from payments_drain.core.batching import Answer, unexpected_shape
+from payments_drain.core.links import unexpected_shape as links_shape
+from payments_drain.core.observability import logger, tracer
 
 PATHS = {  # (api version, write mode): batch/create, or batch/upsert by a unique property
     ("v3", "create"): "/crm/v3/objects/commerce_payments/batch/create",

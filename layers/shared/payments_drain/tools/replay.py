@@ -1,6 +1,6 @@
 """Replay: put reported payments back on the payments queue once the cause of their rejection is fixed.
 
-    python -m payments_drain.replay [--dry-run] [--category C]... [--code C]... [--payment-key K]...
+    python -m payments_drain.tools.replay [--dry-run] [--category C]... [--code C]... [--payment-key K]...
                                     [--since T] [--until T] [--limit N] [--show N]
                                     [--failure-queue-url URL] [--payments-queue-url URL]
 
@@ -52,8 +52,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from payments_drain.producer import enqueue, sqs_client, sqs_id
-from payments_drain.sqs_batches import MAX_ENTRIES, sqs_json
+from payments_drain.adapters.sqs_batches import MAX_ENTRIES, enqueue, sqs_client, sqs_id, sqs_json
+from payments_drain.core.clock import as_utc
 
 STEP_S = 5.0  # time one receive-send-delete round needs, beyond its long-poll wait
 MAX_ERRORS_SHOWN = 20
@@ -68,13 +68,6 @@ def _listed(value: Any) -> Any:
 
 
 Filter = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_listed)]
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """A time without a zone is UTC (as every reportedAt is); replay's and reconcile's ranges."""
-    if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value
 
 
 class ReplayRequest(BaseModel):
@@ -377,7 +370,7 @@ def replay(request: ReplayRequest, failure_queue_url: str, payments_queue_url: s
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m payments_drain.replay",
+        prog="python -m payments_drain.tools.replay",
         description="Put reported payments back on the payments queue.",
     )
     p.add_argument(

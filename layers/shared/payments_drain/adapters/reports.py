@@ -18,11 +18,11 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from payments_drain import clock
-from payments_drain.aws_clients import client_config
-from payments_drain.observability import logger, tracer
-from payments_drain.outcomes import Rejection
-from payments_drain.sqs_batches import MAX_MESSAGE_BYTES, batches, entry_size, sqs_json
+from payments_drain.adapters.aws_clients import client_config
+from payments_drain.adapters.sqs_batches import MAX_MESSAGE_BYTES, batches, entry_size, sqs_json
+from payments_drain.core import clock
+from payments_drain.core.observability import logger, tracer
+from payments_drain.core.outcomes import Rejection
 
 #: The report queue's MaximumMessageSize (template.yaml's FailureReportQueue): body plus attributes.
 REPORT_MAX_BYTES = MAX_MESSAGE_BYTES

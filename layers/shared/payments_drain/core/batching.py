@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from payments_drain.outcomes import Message, Outcome, Payment, Reason, State, Wait
+from payments_drain.core.outcomes import Message, Outcome, Payment, Reason, State, Wait
 
 MAX_INPUTS = 100
 EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)", re.IGNORECASE)

@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from payments_drain.aws_clients import client_config
-from payments_drain.limits import HUBSPOT_WINDOW_MS
-from payments_drain.observability import logger
+from payments_drain.adapters.aws_clients import client_config
+from payments_drain.core.limits import HUBSPOT_WINDOW_MS
+from payments_drain.core.observability import logger
 
 KEY = {"name": {"S": "hubspot-rate-timeline"}}
 ATTEMPTS = 3  # a claim refused because another container moved the value first

@@ -18,15 +18,15 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from payments_drain import batching, links
-from payments_drain.batching import settle
-from payments_drain.invocation import Budget, Stats
-from payments_drain.observability import logger
-from payments_drain.outcomes import Outcome, Payment, Reason, State, Wait
-from payments_drain.pacing import DailyLimit, RateGate
-from payments_drain.rate_slots import RateSlotsUnavailable
-from payments_drain.reading import applied, read_of
-from payments_drain.token import TokenUnavailable
+from payments_drain.adapters.rate_slots import RateSlotsUnavailable
+from payments_drain.adapters.token import TokenUnavailable
+from payments_drain.core import batching, links
+from payments_drain.core.batching import settle
+from payments_drain.core.observability import logger
+from payments_drain.core.outcomes import Outcome, Payment, Reason, State, Wait
+from payments_drain.core.reading import applied, read_of
+from payments_drain.orchestration.invocation import Budget, Stats
+from payments_drain.orchestration.pacing import DailyLimit, RateGate
 
 RATE_SLOTS_UNAVAILABLE = "RATE_SLOTS_UNAVAILABLE"
 SLOTS_RETRY_S = 1.0  # a payment at its last delivery asks the rate slots table again after this

@@ -38,8 +38,8 @@ from pydantic import (
 from pydantic_core import from_json
 from typing_extensions import NotRequired, TypedDict  # pydantic needs typing_extensions' on Python < 3.12
 
-from payments_drain.links import OBJECT_TYPE_PATTERN, target_type
-from payments_drain.outcomes import Message, Payment, Reason, Rejection
+from payments_drain.core.links import OBJECT_TYPE_PATTERN, target_type
+from payments_drain.core.outcomes import Message, Payment, Reason, Rejection
 
 INVALID_MESSAGE = "INVALID_MESSAGE"
 ASSOCIATION_TARGET_UNKNOWN = "ASSOCIATION_TARGET_UNKNOWN"

@@ -12,11 +12,11 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-from payments_drain import clock
-from payments_drain.invocation import Stats
-from payments_drain.ledger import BUSY, CLAIMED, CREATED, STALE, Entry, LedgerUnavailable
-from payments_drain.observability import logger
-from payments_drain.outcomes import Outcome, Payment, Reason, Rejection, State, Wait
+from payments_drain.adapters.ledger import BUSY, CLAIMED, CREATED, STALE, Entry, LedgerUnavailable
+from payments_drain.core import clock
+from payments_drain.core.observability import logger
+from payments_drain.core.outcomes import Outcome, Payment, Reason, Rejection, State, Wait
+from payments_drain.orchestration.invocation import Stats
 
 CLAIMED_ELSEWHERE = "CLAIMED_ELSEWHERE"
 RECORD_RETRY_PAUSES_S = (0.2, 1.0)

@@ -6,20 +6,20 @@ import statistics
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from payments_drain.batching import UNIQUE_PROPERTY_MISSING
-from payments_drain.config import Settings
-from payments_drain.drain import Drain, Result
-from payments_drain.hubspot import HubSpotClient
-from payments_drain.ledger import DynamoLedger
-from payments_drain.ledger_session import LEDGER_UNAVAILABLE
-from payments_drain.observability import logger, metrics
-from payments_drain.outcomes import Wait
-from payments_drain.pacing import DailyLimit, RateGate, SlotGate
-from payments_drain.rate_slots import DynamoRateSlots
-from payments_drain.reports import SqsReporter
-from payments_drain.sender import RATE_SLOTS_UNAVAILABLE
-from payments_drain.token import SecretToken
-from payments_drain.visibility import SqsVisibility
+from payments_drain.adapters.hubspot import HubSpotClient
+from payments_drain.adapters.ledger import DynamoLedger
+from payments_drain.adapters.rate_slots import DynamoRateSlots
+from payments_drain.adapters.reports import SqsReporter
+from payments_drain.adapters.token import SecretToken
+from payments_drain.adapters.visibility import SqsVisibility
+from payments_drain.core.batching import UNIQUE_PROPERTY_MISSING
+from payments_drain.core.observability import logger, metrics
+from payments_drain.core.outcomes import Wait
+from payments_drain.orchestration.config import Settings
+from payments_drain.orchestration.drain import Drain, Result
+from payments_drain.orchestration.ledger_session import LEDGER_UNAVAILABLE
+from payments_drain.orchestration.pacing import DailyLimit, RateGate, SlotGate
+from payments_drain.orchestration.sender import RATE_SLOTS_UNAVAILABLE
 
 MAX_METRIC_VALUES = 100  # EMF: at most 100 values per metric in one document
 

@@ -16,8 +16,8 @@ import re
 import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-from payments_drain.aws_clients import client_config
-from payments_drain.observability import tracer
+from payments_drain.adapters.aws_clients import client_config
+from payments_drain.core.observability import tracer
 
 TOKEN = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no whitespace
 

@@ -8,10 +8,10 @@ reported now and again on redelivery).
 
 from __future__ import annotations
 
-from payments_drain.batching import fifo_rounds
-from payments_drain.observability import logger
-from payments_drain.outcomes import Rejection
-from payments_drain.reports import report_of
+from payments_drain.adapters.reports import report_of
+from payments_drain.core.batching import fifo_rounds
+from payments_drain.core.observability import logger
+from payments_drain.core.outcomes import Rejection
 
 
 class ReportWriter:

@@ -1,6 +1,6 @@
 """Producer tool: validate payments with the drain's own rules and put them on the payments queue.
 
-    python -m payments_drain.producer FILE --queue-url URL [--dry-run] [--unique-property NAME]
+    python -m payments_drain.tools.producer FILE --queue-url URL [--dry-run] [--unique-property NAME]
                                       [--format jsonl|csv] [--group-id ID | --group-id-field FIELD]
 
 FILE holds one payment per line: JSON lines (each line one message body, the README's message format)
@@ -21,218 +21,27 @@ Problems go to stderr, one line each; the summary is one JSON object on stdout, 
 ``sent + sendFailed + invalid`` (``valid + invalid`` in a dry run) is always ``lines``. The exit
 code is 0 when every line was valid and sent, 1 otherwise, 2 for a usage error.
 
-``enqueue`` (the batching sender) is shared with ``payments_drain.replay``.
+The file is read by ``core.payment_files``; entries go out through ``adapters.sqs_batches.enqueue``.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
 import json
 import os
-import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError
-
-from payments_drain.messages import READ_ONLY, WRITABLE, parse_record
-from payments_drain.outcomes import Rejection
-from payments_drain.sqs_batches import batches, entry_size
+from payments_drain.adapters.sqs_batches import NOT_SQS_TEXT, enqueue, entry_size, sqs_client, sqs_id
+from payments_drain.core.messages import parse_record
+from payments_drain.core.outcomes import Rejection
+from payments_drain.core.payment_files import FileProblem, Line, read_lines, synthetic_record
 
 MAX_MESSAGE_BYTES = 256 * 1024  # the payments queue's own limit may still be the old default
-MAX_SQS_ID = 128  # MessageGroupId and MessageDeduplicationId
 MAX_KEPT_PROBLEMS = 1000  # in the summary; stderr has every one
-SEND_ATTEMPTS = 3  # entries SQS failed on its side (SenderFault false) are resent
-
-
-# --- sending, shared with the replay ---------------------------------------------------------------
-
-
-def enqueue(client: Any, queue_url: str, entries: Sequence[dict[str, Any]]) -> dict[str, str]:
-    """Send every entry (each with a unique ``Id``); return ``{Id: why}`` for those SQS did not accept.
-
-    An entry is only reported as sent when SendMessageBatch listed it as successful; anything
-    else (a refused call, an unreachable endpoint, a per-entry failure) is returned."""
-    failed: dict[str, str] = {}
-    for group in batches(entries):
-        pending = group
-        for attempt in range(1, SEND_ATTEMPTS + 1):
-            try:
-                answer = client.send_message_batch(QueueUrl=queue_url, Entries=pending)
-            except ClientError as error:
-                code = error.response.get("Error", {}).get("Code", "ClientError")
-                failed.update({e["Id"]: f"SendMessageBatch refused: {code}" for e in pending})
-                break
-            except BotoCoreError as error:
-                failed.update({e["Id"]: f"SendMessageBatch failed: {type(error).__name__}" for e in pending})
-                break
-            retry = []
-            by_id = {e["Id"]: e for e in pending}
-            for failure in answer.get("Failed", []):
-                if not failure.get("SenderFault") and attempt < SEND_ATTEMPTS:
-                    retry.append(by_id[failure["Id"]])
-                else:
-                    failed[failure["Id"]] = (
-                        f"{failure.get('Code', 'Failed')}: {failure.get('Message', '')}".strip()
-                    )
-            if not retry:
-                break
-            pending = retry
-    return failed
-
-
-def sqs_id(value: str) -> str:
-    """A MessageGroupId / MessageDeduplicationId: the value itself, or its SHA-256 when too long."""
-    return value if len(value) <= MAX_SQS_ID else hashlib.sha256(value.encode()).hexdigest()
-
-
-def sqs_client():
-    return boto3.client("sqs")  # endpoint from AWS_ENDPOINT_URL, region and credentials as usual
-
-
-# --- reading and validating ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One payment of the input file: its line number and its message body (or why it has none)."""
-
-    number: int
-    body: str | None
-    problem: tuple[str, str] | None = None  # (code, message) when the line cannot become a body
-    last: int | None = None  # the last physical line of a problem spanning several
-
-
-class FileProblem(ValueError):
-    """The file as a whole cannot be read as payments (a bad CSV header): nothing is sent."""
-
-
-# Characters SQS accepts in a message body (its documented set); anything else fails the whole
-# SendMessageBatch call, so such a line is reported alone instead.
-_SQS_REFUSED = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_UNDECODED = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
-KNOWN_COLUMNS = frozenset({"paymentKey", "associations"}) | WRITABLE | READ_ONLY
-
-
-def _undecodable(text: str) -> tuple[str, str] | None:
-    match = _UNDECODED.search(text)
-    if match is None:
-        return None
-    byte = ord(match.group()) - 0xDC00
-    return "INVALID_UTF8", (
-        f"byte 0x{byte:02x} at character {match.start() + 1} is not UTF-8; nothing of the line was sent"
-    )
-
-
-def read_jsonl(stream: TextIO) -> Iterator[Line]:
-    for number, text in enumerate(stream, start=1):
-        text = text.strip()
-        if not text:
-            yield Line(number, None, ("BLANK", ""))
-        elif problem := _undecodable(text):
-            yield Line(number, None, problem)
-        else:
-            yield Line(number, text)
-
-
-def read_csv(stream: TextIO) -> Iterator[Line]:
-    reader = csv.DictReader(stream, strict=True)
-    try:
-        header = reader.fieldnames or []
-    except csv.Error as error:
-        raise FileProblem(f"line 1: the header is not readable as CSV: {error}") from None
-    check_header(header)
-    raw = reader.reader  # its line_num moves on a refused row too (the DictReader's does not)
-    start = 2  # the header is line 1
-    while True:
-        # The loop goes on after a row the csv module refuses (a cell over its field limit, a
-        # broken quote): the rows after it are read, and the refused lines are reported.
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            last = max(start, raw.line_num)
-            yield Line(start, None, ("INVALID_CSV", f"not readable as CSV: {error}"), last)
-            if raw.line_num < start:  # nothing consumed: the end of the input
-                return
-            start = raw.line_num + 1
-            continue
-        number, start = start, raw.line_num + 1
-        if not any(value for value in row.values() if isinstance(value, str)) and None not in row:
-            yield Line(number, None, ("BLANK", ""))
-            continue
-        yield _csv_line(number, row)
-
-
-def check_header(header: Sequence[str]) -> None:
-    """Refuse a header that would turn a typo into a custom property, or lose a column."""
-    if not header:
-        raise FileProblem("line 1: no header (the first line names the columns)")
-    if problem := _undecodable(",".join(header)):
-        raise FileProblem(f"line 1: the header: {problem[1]}")
-    by_folded = {name.casefold(): name for name in KNOWN_COLUMNS}
-    seen: set[str] = set()
-    for column in header:
-        if column in seen:
-            raise FileProblem(f"line 1: column {column!r} appears twice")
-        seen.add(column)
-        known = by_folded.get(column.strip().casefold())
-        if known is not None and known != column:
-            raise FileProblem(
-                f"line 1: column {column!r} differs from {known!r} only by case or spaces; "
-                f"rename it (nothing was sent)"
-            )
-
-
-def _csv_line(number: int, row: dict[str | None, Any]) -> Line:
-    if None in row:
-        return Line(number, None, ("INVALID_CSV", "more cells than header columns"))
-    if any(value is None for value in row.values()):
-        return Line(number, None, ("INVALID_CSV", "fewer cells than header columns"))
-    if problem := _undecodable("".join(row.values())):
-        return Line(number, None, problem)
-    body: dict[str, Any] = {}
-    properties: dict[str, str] = {}
-    for column, value in row.items():
-        if value == "":
-            continue
-        if column == "paymentKey":
-            body["paymentKey"] = value
-        elif column == "associations":
-            try:
-                body["associations"] = json.loads(value)
-            except ValueError:
-                return Line(number, None, ("INVALID_JSON", "associations: not valid JSON"))
-        else:
-            properties[column] = value
-    body["properties"] = properties
-    return Line(number, json.dumps(body, ensure_ascii=False, separators=(",", ":")))
-
-
-def read_lines(path: Path, fmt: str | None = None) -> Iterator[Line]:
-    """The file's lines; bytes that are not UTF-8 are kept (as surrogates) and reported per line."""
-    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
-    newline = "" if fmt == "csv" else None
-    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline=newline) as stream:
-        yield from (read_csv(stream) if fmt == "csv" else read_jsonl(stream))
-
-
-def synthetic_record(body: str, number: int) -> dict[str, Any]:
-    """The SQS record the drain would receive for this body (what parse_record reads of it)."""
-    return {
-        "messageId": f"line-{number}",
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": "1"},
-        "messageAttributes": {},
-        "eventSource": "aws:sqs",
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +59,8 @@ class Target:
     def entry(self, line: Line, payment_key: str | None, body: dict[str, Any]) -> dict[str, Any]:
         """The SendMessageBatch entry, or raises ValueError saying why this line cannot go to the queue."""
         entry: dict[str, Any] = {"Id": str(line.number), "MessageBody": line.body}
-        refused = _SQS_REFUSED.search(line.body or "")
+        # A character SQS refuses fails the whole SendMessageBatch call: such a line is reported alone.
+        refused = NOT_SQS_TEXT.search(line.body or "")
         if refused is not None:
             raise ValueError(
                 "INVALID_CHARACTER",
@@ -403,7 +213,7 @@ def _validate(
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m payments_drain.producer",
+        prog="python -m payments_drain.tools.producer",
         description="Validate payments with the drain's rules and enqueue the valid ones.",
     )
     p.add_argument("file", type=Path, help="JSON lines (.jsonl) or CSV (.csv) file, one payment per line")

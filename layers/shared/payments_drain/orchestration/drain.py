@@ -20,17 +20,17 @@ from concurrent.futures import TimeoutError as StepTimeout
 from dataclasses import dataclass
 from typing import Any
 
-from payments_drain import batching, clock, holds, links
-from payments_drain.batching import plan_chunks
-from payments_drain.holds import QueueTimes
-from payments_drain.invocation import Budget, Stats
-from payments_drain.ledger_session import STALE_VERSION, LedgerSession, claims_payments
-from payments_drain.messages import parse_record
-from payments_drain.observability import logger
-from payments_drain.outcomes import Message, Outcome, Payment, Reason, Rejection, State, Wait
-from payments_drain.pacing import DailyLimit, RateGate
-from payments_drain.report_writer import ReportWriter
-from payments_drain.sender import ChunkSender
+from payments_drain.core import batching, clock, holds, links
+from payments_drain.core.batching import plan_chunks
+from payments_drain.core.holds import QueueTimes
+from payments_drain.core.messages import parse_record
+from payments_drain.core.observability import logger
+from payments_drain.core.outcomes import Message, Outcome, Payment, Reason, Rejection, State, Wait
+from payments_drain.orchestration.invocation import Budget, Stats
+from payments_drain.orchestration.ledger_session import STALE_VERSION, LedgerSession, claims_payments
+from payments_drain.orchestration.pacing import DailyLimit, RateGate
+from payments_drain.orchestration.report_writer import ReportWriter
+from payments_drain.orchestration.sender import ChunkSender
 
 __all__ = ["Budget", "Drain", "Result", "Stats"]
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from payments_drain import clock as clocks
-from payments_drain.batching import Answer
-from payments_drain.outcomes import Wait
+from payments_drain.core import clock as clocks
+from payments_drain.core.batching import Answer
+from payments_drain.core.outcomes import Wait
 
 
 @dataclass

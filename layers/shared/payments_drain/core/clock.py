@@ -9,6 +9,7 @@ replace it. Code of the drain asks this module for the time and never calls ``ti
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Protocol
 
 
@@ -55,3 +56,10 @@ def monotonic() -> float:
 
 def sleep(seconds: float) -> None:
     _clock.sleep(seconds)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """A time without a zone is UTC (as every reportedAt is): replay's and reconcile's ranges."""
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value

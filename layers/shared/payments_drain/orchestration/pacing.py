@@ -30,8 +30,8 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 
-from payments_drain import clock as clocks
-from payments_drain.rate_slots import SLACK_MS
+from payments_drain.adapters.rate_slots import SLACK_MS
+from payments_drain.core import clock as clocks
 
 MARGIN_S = 0.05  # our clock and HubSpot's window edge are not the same clock
 

@@ -40,9 +40,9 @@ from dataclasses import dataclass
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from payments_drain import clock
-from payments_drain.aws_clients import client_config
-from payments_drain.observability import tracer
+from payments_drain.adapters.aws_clients import client_config
+from payments_drain.core import clock
+from payments_drain.core.observability import tracer
 
 CLAIMED = "claimed"
 CREATED = "created"

@@ -17,9 +17,9 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from payments_drain.batching import Answer
-from payments_drain.messages import AMOUNTS, DATES, EPOCH_MILLIS
-from payments_drain.outcomes import Outcome, Payment, Reason, State
+from payments_drain.core.batching import Answer
+from payments_drain.core.messages import AMOUNTS, DATES, EPOCH_MILLIS
+from payments_drain.core.outcomes import Outcome, Payment, Reason, State
 
 NOT_FOUND = "OBJECT_NOT_FOUND"
 

@@ -1,6 +1,6 @@
 """Reconcile: what HubSpot holds for a set of payments, proof an operator can script.
 
-    python -m payments_drain.reconcile [--file FILE]... [--payment-key K]... [--since T --until T]
+    python -m payments_drain.tools.reconcile [--file FILE]... [--payment-key K]... [--since T --until T]
                                        [--ledger-table NAME] [--unique-property NAME] [--quiet]
                                        [--base-url URL] [--api-version V] [--secret-id ID]
                                        [--rate-limit N]
@@ -46,21 +46,20 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from payments_drain import clock
-from payments_drain.batching import TRANSIENT, Answer, settle, whole_request_reason
-from payments_drain.config import Settings
-from payments_drain.hubspot import HubSpotClient
-from payments_drain.ledger import DynamoLedger, LedgerUnavailable
-from payments_drain.limits import HUBSPOT_BATCH_READ_INPUTS
-from payments_drain.messages import KEY_PATTERN, MAX_KEY_CHARS, parse_record
-from payments_drain.outcomes import Payment
-from payments_drain.pacing import RateGate
-from payments_drain.producer import FileProblem, read_lines, synthetic_record
-from payments_drain.reading import Read, Record, differing, read_of
-from payments_drain.replay import as_utc
-from payments_drain.sender import backoff_s
-from payments_drain.setup_hubspot import DEFAULT_PROPERTY
-from payments_drain.token import TokenUnavailable, cli_token
+from payments_drain.adapters.hubspot import HubSpotClient
+from payments_drain.adapters.ledger import DynamoLedger, LedgerUnavailable
+from payments_drain.adapters.token import TokenUnavailable, cli_token
+from payments_drain.core import clock
+from payments_drain.core.batching import TRANSIENT, Answer, settle, whole_request_reason
+from payments_drain.core.clock import as_utc
+from payments_drain.core.limits import HUBSPOT_BATCH_READ_INPUTS
+from payments_drain.core.messages import KEY_PATTERN, MAX_KEY_CHARS, parse_record
+from payments_drain.core.outcomes import Payment
+from payments_drain.core.payment_files import FileProblem, read_lines, synthetic_record
+from payments_drain.core.reading import Read, Record, differing, read_of
+from payments_drain.orchestration.config import DEFAULT_PROPERTY, Settings
+from payments_drain.orchestration.pacing import RateGate
+from payments_drain.orchestration.sender import backoff_s
 
 EXPECTED, STALE, MISSING, TWICE, UNREAD = "expected", "stale", "missing", "twice", "unread"
 STATUSES = (EXPECTED, STALE, MISSING, TWICE, UNREAD)
@@ -366,7 +365,7 @@ class _Parser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     env = os.environ.get
     p = _Parser(
-        prog="python -m payments_drain.reconcile",
+        prog="python -m payments_drain.tools.reconcile",
         description="Say, per payment, what HubSpot holds: expected, stale, missing, twice or unread.",
     )
     p.add_argument(

@@ -1,6 +1,6 @@
 """Prepare the HubSpot account for the drain, idempotently: run it before the first deploy.
 
-    python -m payments_drain.setup_hubspot [--property NAME] [--group NAME] [--base-url URL]
+    python -m payments_drain.tools.setup_hubspot [--property NAME] [--group NAME] [--base-url URL]
                                            [--secret-id ID]
 
 1. Scopes. A service key (what an account creates today) or an app's static token: HubSpot has no
@@ -33,8 +33,9 @@ from typing import Any
 import urllib3
 from urllib3.exceptions import HTTPError
 
-from payments_drain.hubspot import PATHS, check_base_url
-from payments_drain.token import TokenUnavailable, cli_token
+from payments_drain.adapters.hubspot import PATHS, check_base_url
+from payments_drain.adapters.token import TokenUnavailable, cli_token
+from payments_drain.orchestration.config import DEFAULT_PROPERTY
 
 OBJECT_TYPE = "commerce_payments"
 PROPERTIES = f"/crm/v3/properties/{OBJECT_TYPE}"
@@ -42,7 +43,6 @@ TOKEN_INFO = "/oauth/v2/private-apps/get/access-token-info"
 DRAIN_SCOPES = ("crm.objects.commercepayments.write",)  # batch/create, batch/upsert and batch/read
 PROBE = PATHS["v3", "create"]  # a create with no inputs: past the scope check, refused, nothing written
 SETUP_SCOPES = ("crm.schemas.commercepayments.write",)  # creating the group and the property
-DEFAULT_PROPERTY = "payments_drain_key"  # template.yaml's HubSpotUniqueProperty default
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")  # the template's AllowedPattern for HubSpotUniqueProperty
 
 
@@ -226,7 +226,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     p = _Parser(
-        prog="python -m payments_drain.setup_hubspot",
+        prog="python -m payments_drain.tools.setup_hubspot",
         description="Create the HubSpot property group and unique-value property the drain needs, "
         "and check the token's scopes. Safe to run again.",
     )

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from payments_drain.batching import (
+from payments_drain.core.batching import (
     SETTLED,
     SPLIT,
     TRANSIENT,
@@ -27,8 +27,8 @@ from payments_drain.batching import (
     settle,
     whole_request_reason,
 )
-from payments_drain.limits import HUBSPOT_BATCH_INPUTS
-from payments_drain.outcomes import Outcome, Payment, Reason, State
+from payments_drain.core.limits import HUBSPOT_BATCH_INPUTS
+from payments_drain.core.outcomes import Outcome, Payment, Reason, State
 
 # HubSpot's default (HUBSPOT_DEFINED) association type ids from a payment, by target object type
 # (docs/hubspot.md, "Payment properties"): the one home of this table.

@@ -10,9 +10,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from payments_drain.holds import QueueTimes
-from payments_drain.hubspot import check_base_url
-from payments_drain.limits import LAMBDA_SQS_BATCHING_WINDOW_S, SQS_MAX_RETENTION_S, SQS_MAX_VISIBILITY_S
+from payments_drain.adapters.hubspot import check_base_url
+from payments_drain.core.holds import QueueTimes
+from payments_drain.core.limits import LAMBDA_SQS_BATCHING_WINDOW_S, SQS_MAX_RETENTION_S, SQS_MAX_VISIBILITY_S
+
+DEFAULT_PROPERTY = "payments_drain_key"  # template.yaml's HubSpotUniqueProperty default (the tools' too)
 
 
 class ConfigurationError(Exception):

@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from payments_drain.aws_clients import client_config
-from payments_drain.limits import SQS_BATCH_ENTRIES
-from payments_drain.observability import tracer
+from payments_drain.adapters.aws_clients import client_config
+from payments_drain.core.limits import SQS_BATCH_ENTRIES
+from payments_drain.core.observability import tracer
 
 MAX_ENTRIES = SQS_BATCH_ENTRIES.value
 # SQS's code for a visibility past 12 h from the receive (limits.SQS_MAX_VISIBILITY_S; checked
