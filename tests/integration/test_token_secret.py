@@ -76,3 +76,37 @@ def test_a_line_break_in_the_secret_is_logged_as_a_configuration_error_naming_th
     errors = [json.loads(line) for line in lines if '"ERROR"' in line]
     assert any(environment["HUBSPOT_TOKEN_SECRET_ID"] in json.dumps(e) for e in errors)
     assert sandbox.control.stats()["requests_total"] == 0  # nothing was sent with a broken header
+
+
+def test_parallel_chunks_at_a_cold_start_read_the_secret_once(aws_env):
+    """The drain's chunks call get() from several threads; with an empty cache each of them used to
+    call GetSecretValue (a cold start with 4 parallel calls made 4 reads)."""
+    import threading
+    import time
+
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    arn = secret("pat-na1-0123456789")
+    client = boto3.client("secretsmanager")
+    reads = []
+
+    def slow_read(**_):  # the secret's round trip, long enough for every thread to meet the empty cache
+        reads.append(1)
+        time.sleep(0.2)
+
+    client.meta.events.register("before-call.secrets-manager.GetSecretValue", slow_read)
+    token = SecretToken(arn, provider=SecretsProvider(boto3_client=client))
+    start = threading.Barrier(4)
+    got = []
+
+    def chunk():
+        start.wait()
+        got.append(token.get())
+
+    threads = [threading.Thread(target=chunk) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert got == ["pat-na1-0123456789"] * 4
+    assert len(reads) == 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
 import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -30,6 +31,8 @@ class SecretToken:
     def __init__(self, secret_id: str, max_age_s: int = 300, provider: SecretsProvider | None = None) -> None:
         self.secret_id = secret_id
         self.max_age_s = max_age_s
+        # Powertools' cache has no lock: the chunks of a cold start would each read the secret.
+        self._reading = threading.Lock()
         # A client from boto3's default session: Powertools' own would build a second session and
         # load botocore's models again at cold start.
         self.provider = provider or SecretsProvider(
@@ -39,7 +42,8 @@ class SecretToken:
     @tracer.capture_method(capture_response=False, capture_error=False)
     def get(self, force: bool = False) -> str:
         try:
-            value = self.provider.get(self.secret_id, max_age=self.max_age_s, force_fetch=force)
+            with self._reading:  # the first thread reads, the others then find it in the cache
+                value = self.provider.get(self.secret_id, max_age=self.max_age_s, force_fetch=force)
         except Exception as error:  # noqa: BLE001 - boto3/Powertools errors carry ids, never the value
             cause = error.__context__ or error  # Powertools re-raises boto3's error as GetParameterError
             response = getattr(cause, "response", None) or {}  # None on a timeout
