@@ -93,3 +93,33 @@ def test_a_module_outside_the_layers_is_found(tmp_path):
     (tmp_path / "__init__.py").write_text("")
     (tmp_path / "helpers.py").write_text("")
     assert violations(tmp_path) == ["helpers.py: a module outside the four layers"]
+
+
+def test_every_third_party_module_the_layer_imports_is_pinned_in_its_requirements():
+    """The layer is built from layers/shared/requirements.txt alone: a module imported but only
+    present as another package's dependency (typing_extensions, through pydantic) floats."""
+    import re
+    import sys
+    from importlib.metadata import packages_distributions
+
+    pinned = {
+        re.split(r"[\[=]", line)[0].strip().lower().replace("_", "-")
+        for line in (PACKAGE.parent / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.lstrip().startswith("#")
+    }
+    distributions = packages_distributions()
+    imported = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                imported.update(a.name.split(".")[0] for a in node.names)
+    third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "payments_drain"}
+    unpinned = {
+        module: distributions.get(module)
+        for module in third_party
+        if not {d.lower().replace("_", "-") for d in distributions.get(module, [module])} & pinned
+    }
+    assert third_party >= {"pydantic", "boto3", "urllib3", "aws_lambda_powertools"}
+    assert unpinned == {}
