@@ -206,3 +206,12 @@ def test_the_dashboard_table_is_one_table_with_a_row_per_widget():
     assert len(re.findall(r"^\|", text, re.M)) == len(table.group(0).splitlines()), "the table is broken up"
     first_cells = [line.split("|")[1].strip() for line in table.group(0).splitlines()[2:]]
     assert first_cells == [re.sub(r" \([^)]*\)$", "", t) for t in titles]
+
+
+def test_the_readme_s_settings_are_template_parameters_with_their_defaults():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = table_rows(section(readme, "The settings most deployments change"))
+    assert len(rows) == 5
+    for name, cells in rows.items():
+        assert name in TEMPLATE["Parameters"], name
+        assert default_of(cells[0]) == str(TEMPLATE["Parameters"][name].get("Default", "")), name
