@@ -54,19 +54,19 @@ test: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed chromiu
 # make's error line (scripts that branch on it run the module, as the recipe does).
 ## setup-hubspot: before the first deploy, the account's unique property and the token's scopes (ARGS="--base-url URL ...")
 setup-hubspot: $(VENV)/.installed
-	@PYTHONPATH=layers/shared $(PY) -m payments_drain.setup_hubspot $(ARGS)
+	@PYTHONPATH=layers/shared $(PY) -m payments_drain.tools.setup_hubspot $(ARGS)
 
 ## producer: check a payment file with the drain's rules and send it to the payments queue (ARGS="FILE [--dry-run]")
 producer: $(VENV)/.installed
-	@PYTHONPATH=layers/shared $(PY) -m payments_drain.producer $(ARGS)
+	@PYTHONPATH=layers/shared $(PY) -m payments_drain.tools.producer $(ARGS)
 
 ## replay: put reported payments back on the payments queue once their cause is fixed (ARGS="--dry-run ...")
 replay: $(VENV)/.installed
-	@PYTHONPATH=layers/shared $(PY) -m payments_drain.replay $(ARGS)
+	@PYTHONPATH=layers/shared $(PY) -m payments_drain.tools.replay $(ARGS)
 
 ## reconcile: what HubSpot holds for a set of payments, one line each (ARGS="--file FILE ...")
 reconcile: $(VENV)/.installed
-	@PYTHONPATH=layers/shared $(PY) -m payments_drain.reconcile $(ARGS)
+	@PYTHONPATH=layers/shared $(PY) -m payments_drain.tools.reconcile $(ARGS)
 
 ## lint: ruff check and ruff format --check (pinned in requirements-dev.txt; make test runs it)
 lint: $(VENV)/.installed

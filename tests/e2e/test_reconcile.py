@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from payments_drain.hubspot import HubSpotClient
+from payments_drain.adapters.hubspot import HubSpotClient
 
 from local.stack import workload
 from local.stack.aws import aws_client_env, boto3_client
@@ -37,7 +37,7 @@ def body(key: str, version: int, status: str) -> dict:
 
 
 def reconcile(stack, *argv: str) -> subprocess.CompletedProcess:
-    """`python -m payments_drain.reconcile` (docs/tools.md, "Reconcile") with the stack's secret."""
+    """`python -m payments_drain.tools.reconcile` (docs/tools.md, "Reconcile") with the stack's secret."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HUBSPOT_"))}
     env.update(aws_client_env(stack.endpoint, stack.region, stack.dynamodb_endpoint))
     environment = stack.function.environment
@@ -48,7 +48,7 @@ def reconcile(stack, *argv: str) -> subprocess.CompletedProcess:
         HUBSPOT_UNIQUE_PROPERTY=environment["HUBSPOT_UNIQUE_PROPERTY"],
         LEDGER_TABLE_NAME=environment["LEDGER_TABLE_NAME"],
     )
-    command = [sys.executable, "-m", "payments_drain.reconcile", *argv]
+    command = [sys.executable, "-m", "payments_drain.tools.reconcile", *argv]
     return subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
     )

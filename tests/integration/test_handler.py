@@ -9,7 +9,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from payments_drain.config import ConfigurationError
+from payments_drain.orchestration.config import ConfigurationError
 
 from local.hubspot_sandbox import SandboxConfig
 from tests.twins import CANARY_TOKEN, LambdaContext, import_app, payment_body, sqs_record
@@ -246,7 +246,7 @@ def test_with_the_template_defaults_a_missing_ledger_table_holds_only_the_report
 
 def test_every_outage_is_held_from_the_configured_outage_hold(stack, monkeypatch):
     """HUBSPOT_UNAVAILABLE_HOLD_SECONDS is the base of every outage's hold (docs/configuration.md)."""
-    from payments_drain.outcomes import Wait
+    from payments_drain.core.outcomes import Wait
 
     monkeypatch.setenv("HUBSPOT_UNAVAILABLE_HOLD_SECONDS", "123")
     bases = load_handler().DRAIN.hold_base_s
@@ -261,8 +261,8 @@ def test_every_outage_is_held_from_the_configured_outage_hold(stack, monkeypatch
 
 def _create_directly(sandbox, keys):
     """Payments HubSpot holds already (e.g. written by an earlier attempt), with the drain's key."""
-    from payments_drain.hubspot import HubSpotClient
-    from payments_drain.messages import parse_record
+    from payments_drain.adapters.hubspot import HubSpotClient
+    from payments_drain.core.messages import parse_record
 
     payments = [parse_record(sqs_record(payment_body(k), f"pre-{k}"), "payments_drain_key") for k in keys]
     answer = HubSpotClient(sandbox.base_url).write_batch([p.hubspot_input() for p in payments], CANARY_TOKEN)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import payments_drain
 import pytest
-from payments_drain.config import Settings
+from payments_drain.orchestration.config import Settings
 
 from local.stack.template import load_yaml
 
@@ -149,10 +149,10 @@ def test_every_reason_category_is_in_the_runbook():
 
 def emitted_metrics() -> set[str]:
     """The metric names the function publishes for one batch, from the code that publishes them."""
-    from payments_drain.drain import Result
-    from payments_drain.invocation import Stats
-    from payments_drain.observability import metrics
-    from payments_drain.service import publish
+    from payments_drain.core.observability import metrics
+    from payments_drain.orchestration.drain import Result
+    from payments_drain.orchestration.invocation import Stats
+    from payments_drain.orchestration.service import publish
 
     metrics.clear_metrics()
     publish(Result({"batchItemFailures": []}, {}, Stats(latencies_ms=[12.0])), 0, 1.0)

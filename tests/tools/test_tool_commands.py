@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from payments_drain.outcomes import Payment
+from payments_drain.core.outcomes import Payment
 
 from local.hubspot_sandbox import ALL_SCOPES
 from tests.tools.sqs_helpers import counts, new_queue, take_all
@@ -74,7 +74,7 @@ def test_producer_sends_the_sample_file_to_the_queue_the_environment_names(aws_e
 
 
 def test_the_sample_payments_are_payments_the_drain_accepts():
-    from payments_drain.messages import parse_record
+    from payments_drain.core.messages import parse_record
 
     from tests.twins import sqs_record
 
@@ -139,8 +139,8 @@ def test_setup_hubspot_with_the_token_in_the_environment(hubspot):
 
 
 def test_reconcile_the_sample_file_after_the_drain_created_it(hubspot, aws_env):
-    from payments_drain.hubspot import HubSpotClient
-    from payments_drain.messages import parse_record
+    from payments_drain.adapters.hubspot import HubSpotClient
+    from payments_drain.core.messages import parse_record
 
     from tests.twins import sqs_record
 
