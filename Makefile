@@ -7,7 +7,8 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 AUDIT_VENV := .venv-audit
 
-.PHONY: help venv dynamodb-local run test lint format unit validate build security bench simulate contention chromium clean
+.PHONY: help venv dynamodb-local run test lint format unit validate build security bench simulate contention chromium clean \
+	setup-hubspot producer replay reconcile
 
 ## help: every target, one line each (this list)
 help:
@@ -44,15 +45,28 @@ dynamodb-local: $(VENV)/.installed
 run: $(VENV)/.installed dynamodb-local
 	$(PY) -m local.stack run $(ARGS)
 
-## test: every test, as CI runs it (ARGS are pytest's)
+## test: every test, as CI runs it (about 15 minutes on 2 cores; ARGS are pytest's)
 test: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed chromium dynamodb-local lint
 	$(PY) -m pytest $(ARGS)
 
-## setup-hubspot: before the first deploy, the account's unique property and the token's scopes (docs/deploy.md)
-# The token from HUBSPOT_TOKEN or the secret HUBSPOT_TOKEN_SECRET_ID names; ARGS="--property NAME" and so on.
-.PHONY: setup-hubspot
+# The operator tools (docs/tools.md): each one command that works on a fresh clone, options after ARGS=.
+# Not echoed: stdout is the tool's own (JSON). make exits 2 whenever the tool fails; its own code is in
+# make's error line (scripts that branch on it run the module, as the recipe does).
+## setup-hubspot: before the first deploy, the account's unique property and the token's scopes (ARGS="--base-url URL ...")
 setup-hubspot: $(VENV)/.installed
-	PYTHONPATH=layers/shared $(PY) -m payments_drain.tools.setup_hubspot $(ARGS)
+	@PYTHONPATH=layers/shared $(PY) -m payments_drain.tools.setup_hubspot $(ARGS)
+
+## producer: check a payment file with the drain's rules and send it to the payments queue (ARGS="FILE [--dry-run]")
+producer: $(VENV)/.installed
+	@PYTHONPATH=layers/shared $(PY) -m payments_drain.tools.producer $(ARGS)
+
+## replay: put reported payments back on the payments queue once their cause is fixed (ARGS="--dry-run ...")
+replay: $(VENV)/.installed
+	@PYTHONPATH=layers/shared $(PY) -m payments_drain.tools.replay $(ARGS)
+
+## reconcile: what HubSpot holds for a set of payments, one line each (ARGS="--file FILE ...")
+reconcile: $(VENV)/.installed
+	@PYTHONPATH=layers/shared $(PY) -m payments_drain.tools.reconcile $(ARGS)
 
 ## lint: ruff check and ruff format --check (pinned in requirements-dev.txt; make test runs it)
 lint: $(VENV)/.installed
@@ -68,7 +82,7 @@ format: $(VENV)/.installed
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit $(ARGS)
 
-## validate: sam validate and sam validate --lint
+## validate: sam validate (SAM's own checks) and sam validate --lint (cfn-lint)
 validate: $(SAM_VENV)/.installed
 	$(SAM) validate --region us-east-1
 	$(SAM) validate --lint --region us-east-1

@@ -235,8 +235,8 @@ def figure_ledger(st, quick: bool) -> dict[str, Any]:
     return out
 
 
-# (name, template parameters, unique property in the sandbox, what can still go wrong: the README's
-# "Exactly once, and its limits"); the unique property is the template's default name. Each mode
+# (name, template parameters, unique property in the sandbox, what can still go wrong:
+# docs/exactly-once.md); the unique property is the template's default name. Each mode
 # names all three parameters, so the one the template deploys by default is found by comparing
 # (template_default_mode).
 UNIQUE = "payments_drain_key"

@@ -1,7 +1,7 @@
 """Write the sample SQS events in events/ exactly as Lambda delivers them from an SQS event source.
 
 Besides payments sent to the queue as they are, sns-batch.json and eventbridge-batch.json hold
-payments that reached the queue through the producers' other channels (README, "Message format"):
+payments that reached the queue through the producers' other channels (docs/messages.md):
 an SNS topic the queue subscribes to without raw delivery (the body is SNS's notification JSON, the
 payment the text in ``Message``) and an EventBridge rule targeting the queue (the body is the whole
 event, the payment in ``detail``).

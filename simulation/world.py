@@ -151,7 +151,7 @@ class Scenario:
         s.retention_s = r.choice([14 * int(DAY), 14 * int(DAY), 4 * int(DAY), int(DAY)])
         s.limit_per_10s = r.choice([190, 190, 20])
         # One incident per seed, each within what the holds ride out before the dead-letter queue
-        # (README, "Operations"): several in one payment's life can outlast MaxReceiveCount's
+        # (docs/exactly-once.md, "What can still go wrong"): several in one payment's life can outlast MaxReceiveCount's
         # deliveries, and then the dead-letter queue is where it belongs.
         incident = r.choice(["none", "none", "daily", "hubspot", "dynamodb"])
         if incident == "daily":
@@ -517,7 +517,7 @@ class World:
                 continue
             if not (self.s.fifo and newest.version is None or self.s.ledger and newest.version is not None):
                 # Versions are kept across batches by the ledger; without versions only a FIFO
-                # queue orders copies across batches (README, "Message format": version).
+                # queue orders copies across batches (docs/messages.md: version).
                 continue
             final = writes[-1].properties
             if final.get("hs_initial_amount") != newest.properties["hs_initial_amount"]:

@@ -434,8 +434,8 @@ def verdict(s: dict, expect_dead_letters: bool) -> tuple[int, list[str]]:
         problems.append(
             f"{s['dead_letter_queue']} payments ended in the dead-letter queue: they were received "
             "MaxReceiveCount times without an outcome (with injected faults, keep "
-            'QueueVisibilityTimeoutSeconds at least 6 x FunctionTimeoutSeconds, see README "Run it '
-            'locally"; --expect-dead-letters if this is what the run is for)'
+            "QueueVisibilityTimeoutSeconds at least 6 x FunctionTimeoutSeconds, see docs/local.md, "
+            '"Faults, and retries that come back quickly"; --expect-dead-letters if this is what the run is for)'
         )
     return (1 if problems else 0), problems
 

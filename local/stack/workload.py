@@ -1,6 +1,6 @@
 """Stands in for the producers: generated payment messages, realistic valid ones plus invalid ones.
 
-Every message is one payment (the README's "Message format"). A share of them is invalid, in varied
+Every message is one payment (docs/messages.md). A share of them is invalid, in varied
 ways the drain must reject (and report) rather than retry:
 
     malformed_json, missing_amount, non_numeric_amount, unknown_property, bad_currency,

@@ -1,4 +1,4 @@
-"""Chaos: the local stack with faults everywhere, and the invariant (README, "How it works") checked after the
+"""Chaos: the local stack with faults everywhere, and the invariant (docs/how-it-works.md) checked after the
 drain. Small in CI; scale it locally, and replay a failing run by its seed:
 
     CHAOS_COUNT=10000 CHAOS_SEED=42 .venv/bin/python -m pytest tests/chaos -s
@@ -230,7 +230,7 @@ def check_invariant(state: dict, *, exactly_once: bool = True) -> None:
 
 def test_the_template_defaults_are_exactly_once_under_every_fault(tmp_path):
     # The template's defaults: the unique property (payments_drain_key, as setup makes it) and the
-    # ledger, which then keeps only the written reports (README, "Exactly once, and its limits").
+    # ledger, which then keeps only the written reports (docs/exactly-once.md).
     faults = {**SANDBOX_FAULTS, **AMBIGUOUS_FAULTS}
     chaos = {"p_crash": 0.1, "p_kill": 0.2, "p_kill_after_answer": 0.5, "p_stall": 0.05, "p_report_fail": 0.2}
     state = run_chaos({}, faults, chaos, SEED, tmp_path)
@@ -239,7 +239,7 @@ def test_the_template_defaults_are_exactly_once_under_every_fault(tmp_path):
     faults = state["sandbox"]["faults_injected"]
     assert faults.get("stored_then_timeout", 0) + faults.get("reset_after_store", 0) > 0  # ambiguity was real
     # SIGKILLs here depend on the batches a run happens to form (some 300-payment runs saw none):
-    # tests/e2e/test_kills.py kills a container in every run, and the README's 10,000 runs count them.
+    # tests/e2e/test_kills.py kills a container in every run, and docs/exactly-once.md's 10,000 runs count them.
     assert state["metrics"]["PaymentsDuplicate"]["sum"] > 0  # and were settled as duplicates
     # ... by HubSpot: no payment was claimed or recorded (the ledger's writes cost nothing per payment)
     assert state["ledger_keys"] and all(key.startswith("report ") for key in state["ledger_keys"])
@@ -264,4 +264,4 @@ def test_without_the_unique_property_ambiguous_replies_are_counted_and_nothing_i
     check_faults(state, faults, {"p_crash": 0.1})
     extra = sum(n - 1 for n in state["created"].values())
     ambiguous = state["metrics"].get("PaymentsAmbiguous", {}).get("sum", 0)
-    assert extra <= ambiguous  # the README's residual risk: every extra copy was counted as ambiguous
+    assert extra <= ambiguous  # exactly-once.md: every extra copy was counted as ambiguous

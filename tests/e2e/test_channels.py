@@ -1,6 +1,6 @@
 """The producers' channels end to end: payments the queue got from an SNS topic (without raw delivery)
-and from an EventBridge rule, mixed in the same batches with payments sent directly (README, "Message
-format"; the shapes are those of events/generate.py)."""
+and from an EventBridge rule, mixed in the same batches with payments sent directly (docs/messages.md,
+"Through SNS or EventBridge"; the shapes are those of events/generate.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The invariant (README, "How it works"), end to end on the local stack, with the real handler."""
+"""The invariant (docs/how-it-works.md), end to end on the local stack, with the real handler."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ def body(key: str, version: int, status: str) -> dict:
 
 
 def reconcile(stack, *argv: str) -> subprocess.CompletedProcess:
-    """`python -m payments_drain.tools.reconcile` (docs/operations.md, "Reconcile") with the stack's secret."""
+    """`python -m payments_drain.tools.reconcile` (docs/tools.md, "Reconcile") with the stack's secret."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "HUBSPOT_"))}
     env.update(aws_client_env(stack.endpoint, stack.region, stack.dynamodb_endpoint))
     environment = stack.function.environment

@@ -245,7 +245,7 @@ def test_with_the_template_defaults_a_missing_ledger_table_holds_only_the_report
 
 
 def test_every_outage_is_held_from_the_configured_outage_hold(stack, monkeypatch):
-    """HUBSPOT_UNAVAILABLE_HOLD_SECONDS is the base of every outage's hold (README, Configuration)."""
+    """HUBSPOT_UNAVAILABLE_HOLD_SECONDS is the base of every outage's hold (docs/configuration.md)."""
     from payments_drain.core.outcomes import Wait
 
     monkeypatch.setenv("HUBSPOT_UNAVAILABLE_HOLD_SECONDS", "123")

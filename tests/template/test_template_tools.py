@@ -19,11 +19,25 @@ def run(*command):
     )
 
 
+BASIC = "This is according to basic SAM Validation"  # what only SAM's own checks print, not --lint's
+
+
 @pytest.mark.parametrize("extra", [[], ["--lint"]], ids=["sam-validate", "sam-validate-lint"])
 def test_sam_validate_passes(extra):
+    """Without --lint the SAM CLI runs its own checks (the SAM translator), with it cfn-lint alone:
+    samconfig.toml must not turn every `sam validate` into a lint, or the translator never runs."""
     result = run(SAM, "validate", "--region", "us-east-1", *extra)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is a valid SAM Template" in result.stdout + result.stderr
+    assert (BASIC in result.stdout + result.stderr) is (not extra)
+
+
+def test_make_validate_runs_sam_s_checks_and_its_linter():
+    """`make validate` (README, docs/deploy.md): with and without --lint, as it says."""
+    result = run("make", "--no-print-directory", "validate")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert out.count("is a valid SAM Template") == 2 and out.count(BASIC) == 1
 
 
 def test_cfn_lint_passes():

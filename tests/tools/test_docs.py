@@ -1,4 +1,5 @@
-"""The README and docs/ say what the code does: configuration defaults, deploy commands, make targets."""
+"""The README and docs/ say what the code does: configuration defaults, deploy commands, make targets.
+(The runbook and the parameters against the code and the template: test_docs_vs_code.py.)"""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from payments_drain.orchestration.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+CONFIGURATION = (ROOT / "docs/configuration.md").read_text(encoding="utf-8")
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def configuration_table() -> dict[str, str]:
-    """The README's "Configuration" table: variable -> its default cell."""
-    section = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    """docs/configuration.md's table of the function's environment: variable -> its default cell."""
+    section = CONFIGURATION.split("## The function's environment", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `([A-Z0-9_]+)` \| (.*?) \| .* \|$", section, re.M)
     assert rows, "no configuration table"
     return dict(rows)
@@ -85,7 +88,7 @@ SAM_ENV = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
 def sam_commands() -> list[list[str]]:
     """Every `.venv-sam/bin/sam ...` command the README and docs/ show (inline or in a block)."""
     commands = []
-    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    for path in DOCS:
         text = path.read_text(encoding="utf-8").replace("\\\n", " ")
         for match in re.finditer(r"\.venv-sam/bin/sam ([^`\n]+)", text):
             commands.append(shlex.split(match.group(1)))
@@ -141,13 +144,14 @@ def test_make_build_with_python313_on_path_as_the_docs_say(tmp_path):
     assert (tmp_path / "build/SharedLayer/python/pydantic").is_dir()  # the layer's requirements, installed
 
 
-def test_every_template_output_and_parameter_is_in_the_deploy_doc():
+def test_every_template_output_is_in_the_deploy_doc():
     from local.stack.template import load_yaml
 
     template = load_yaml((ROOT / "template.yaml").read_text(encoding="utf-8"))
-    for name in [*template["Outputs"], *template["Parameters"]]:
-        assert f"`{name}`" in DEPLOY, f"{name} is not in docs/deploy.md"
-    assert "## The replay function" in DEPLOY
+    for name in template["Outputs"]:
+        assert f"| `{name}`" in DEPLOY or f", `{name}`" in DEPLOY, (
+            f"{name} is not in docs/deploy.md's outputs"
+        )
 
 
 def readme_section(title: str) -> str:
@@ -190,6 +194,28 @@ def test_make_help_lists_every_target_on_one_line():
     assert all(len(line.split(None, 1)) == 2 for line in lines)  # each: a target and what it does
 
 
-def test_every_make_target_the_readme_names_exists():
-    for target in re.findall(r"`make ([a-z-]+)", README + DEPLOY):
-        assert target in make_targets(), target
+def test_every_make_target_the_docs_name_exists():
+    text = "".join(path.read_text(encoding="utf-8") for path in DOCS)
+    named = set(
+        re.findall(r"(?:^\s*|[`$;&]\s*|=\S+ )make ([a-z][a-z-]+)", text, re.M)
+    )  # a command, not prose
+    assert {"run", "test", "setup-hubspot", "producer", "replay", "reconcile"} <= named
+    assert not named - set(make_targets()), named - set(make_targets())
+
+
+def test_every_relative_link_of_the_docs_leads_to_a_file_and_heading_that_exist():
+    def anchors(path: Path) -> set[str]:
+        titles = re.findall(r"^#+ (.+)$", path.read_text(encoding="utf-8"), re.M)
+        return {re.sub(r"[^\w\- ]", "", t.lower()).replace(" ", "-") for t in titles}
+
+    broken = []
+    for path in DOCS:
+        text = re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.S | re.M)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if target.startswith(("http://", "https://")):
+                continue
+            file, _, anchor = target.partition("#")
+            linked = (path.parent / file).resolve() if file else path
+            if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in anchors(linked)):
+                broken.append(f"{path.relative_to(ROOT)}: {target}")
+    assert not broken

@@ -141,10 +141,10 @@ def test_every_message_is_counted_once_and_create_mode_says_its_updates_are_dupl
 
 
 def test_the_readme_upsert_run_applies_every_update_once_and_refuses_every_late_older_version(tmp_path):
-    """README "Run it locally": the lifecycle in upsert mode, run as written (fewer payments)."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    command = re.search(r'^ *\$ make run ARGS="(-p HubSpotWriteMode=upsert[^"]*)"$', readme, re.M)
-    assert command, "the README's upsert run"
+    """docs/local.md, "A payment's lifecycle": the lifecycle in upsert mode, run as written (fewer payments)."""
+    page = (ROOT / "docs/local.md").read_text(encoding="utf-8")
+    command = re.search(r'^ *\$ make run ARGS="(-p HubSpotWriteMode=upsert[^"]*)"$', page, re.M)
+    assert command, "docs/local.md's upsert run"
     result = local_run(
         *shlex.split(command.group(1)),
         "--count",
@@ -447,10 +447,10 @@ def test_expect_dead_letters_makes_them_the_expected_outcome():
 
 
 def test_the_readme_fault_injection_command_keeps_every_payment_out_of_the_dead_letter_queue(tmp_path):
-    """README "Run it locally": the advice for faults with quick retries, run as written (fewer payments)."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    command = re.search(r"^\.venv/bin/python -m local\.stack run (--sandbox-faults .*)$", readme, re.M)
-    assert command, "the README's fault-injection command"
+    """docs/local.md, "Faults, and retries that come back quickly": run as written (fewer payments)."""
+    page = (ROOT / "docs/local.md").read_text(encoding="utf-8")
+    command = re.search(r"^\.venv/bin/python -m local\.stack run (--sandbox-faults .*)$", page, re.M)
+    assert command, "docs/local.md's fault-injection command"
     args = shlex.split(command.group(1))
     assert "FunctionTimeoutSeconds=10" in args and "QueueVisibilityTimeoutSeconds=70" in args
     result = local_run(*args, "--count", "200", "--report-dir", str(tmp_path), "--json", timeout=600)

@@ -244,7 +244,7 @@ def test_no_token_is_a_usage_error(sandbox, capsys, monkeypatch):
 
 
 def test_the_documented_command_runs_as_a_process(incident, sandbox, aws_env):
-    """docs/operations.md ("Reconcile") shows this command line."""
+    """The module as a process, as `make reconcile` runs it (docs/tools.md, "Reconcile"), exit code 1 unmasked by make."""
     env = {**os.environ, "PYTHONPATH": "layers/shared", "LEDGER_TABLE_NAME": incident["table"]}
     done = subprocess.run(
         [sys.executable, "-m", "payments_drain.tools.reconcile", "--file", str(incident["file"])],

@@ -222,7 +222,7 @@ def test_the_token_is_read_from_the_secret_as_the_function_reads_it(sandbox, aws
 
 
 def test_the_documented_command_runs_as_a_process(sandbox):
-    """docs/deploy.md and the README show this command line (make setup-hubspot runs the same)."""
+    """The module as a process, as `make setup-hubspot` runs it (docs/tools.md; its make command: test_tool_commands)."""
     env = {
         **os.environ,
         "PYTHONPATH": "layers/shared",

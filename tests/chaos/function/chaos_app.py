@@ -67,7 +67,7 @@ def _kill(kind: str = "kill") -> None:
 
 # The one window a random kill skips: from sending failure reports (SQS may accept them before
 # its answer arrives) until the ledger records them, a kill makes the redelivery write those
-# reports again (README, "Exactly once, and its limits": reports are at least once there; a
+# reports again (docs/exactly-once.md: reports are at least once there; a
 # consumer dedupes by messageId).
 report_window = threading.Event()
 
@@ -123,7 +123,7 @@ def _after_answer(write_batch):
     """HubSpot's client, its answer in hand: a kill or a stall after an answer that stored
     payments, before the drain settles it (where the ledger claims payments, before it records
     them, as the ledger-write hooks did). Before settling, so before any report of its refused
-    inputs is sent: a kill there would write a report twice, a window the README owns up to. An
+    inputs is sent: a kill there would write a report twice, a window docs/exactly-once.md owns up to. An
     answer refusing copies only (a redelivery, with the unique property) stored nothing: no fault
     there, as none was when the ledger settled redeliveries without a request. The chaos here is
     the process's; the call and its answer are the real ones."""

@@ -1,4 +1,4 @@
-"""Adapter: failure reports, one SQS message per rejected payment (format in the README).
+"""Adapter: failure reports, one SQS message per rejected payment (format in docs/messages.md).
 
 Each report is built and encoded on its own, so one that cannot be written never holds back the
 others: text SQS cannot carry as is (a lone UTF-16 surrogate, a non-character) is escaped, a body

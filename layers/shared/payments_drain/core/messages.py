@@ -1,6 +1,6 @@
 """Pure core, step 1: an SQS record becomes a Payment or a Rejection with a specific reason.
 
-The body contract (README, "Message format"): ``{"paymentKey": "ch_123", "properties": {...}, "associations": [...]}``,
+The body contract (docs/messages.md): ``{"paymentKey": "ch_123", "properties": {...}, "associations": [...]}``,
 sent to the queue as is, or wrapped by the channel it came through, message by message (a batch may
 mix them): an SNS notification (a topic subscribed by the queue without raw delivery: the payment is
 the JSON text in ``Message``) or an EventBridge event (a rule targeting the queue: the payment is

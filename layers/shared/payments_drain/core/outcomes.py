@@ -8,7 +8,7 @@ from typing import Any
 
 
 class State(str, Enum):
-    """Every message leaves an invocation in exactly one of these (the invariant: README, "How it works")."""
+    """Every message leaves an invocation in exactly one of these (the invariant: docs/how-it-works.md)."""
 
     CREATED = "created"
     DUPLICATE = "duplicate"

@@ -1,6 +1,6 @@
 """Configuration: the function's environment, validated once at cold start.
 
-The variable names are a public interface (the README's configuration table).
+The variable names are a public interface (docs/configuration.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Orchestration: one SQS batch through parse, ledger, HubSpot, reports, to the batch response.
 
-Every message ends in exactly one State (the invariant: README, "How it works"). The decisions are the pure core's
+Every message ends in exactly one State (the invariant: docs/how-it-works.md). The decisions are the pure core's
 (``messages``, ``batching``, ``sender``'s policies); the steps are the ledger session's (claim,
 record each chunk as it settles, release), the chunk sender's (gate, token, call, deadline) and
 the report writer's (one report per rejected message, FIFO order). This module carries the

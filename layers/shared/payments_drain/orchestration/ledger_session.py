@@ -27,7 +27,7 @@ STALE_VERSION = "STALE_VERSION"
 def claims_payments(unique_property: str | None, upsert: bool) -> bool:
     """Whether the ledger claims each payment before it is sent (2 write units per new payment).
     Not in create mode with the unique property: HubSpot refuses a second create of a key it holds,
-    also after an answer that never came, which no claim can cover (README, "Exactly once"), so
+    also after an answer that never came, which no claim can cover (docs/exactly-once.md), so
     claims would buy only skipped requests on redeliveries. Upsert mode claims to apply versions in
     order; without the property the ledger is the only guard. Written reports are always kept."""
     return upsert or not unique_property

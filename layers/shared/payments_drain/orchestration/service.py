@@ -26,7 +26,7 @@ MAX_METRIC_VALUES = 100  # EMF: at most 100 values per metric in one document
 
 def build_drain(settings: Settings) -> Drain:
     """Once per container: the pool, the token cache and the rate gate live across invocations."""
-    if settings.unique_property is None:  # once per cold start: README, "Exactly once"
+    if settings.unique_property is None:  # once per cold start: docs/exactly-once.md
         logger.warning(
             "no unique property (HUBSPOT_UNIQUE_PROPERTY is empty): HubSpot cannot refuse a payment "
             "it already holds, so a payment whose reply was lost may be created twice"

@@ -3,7 +3,7 @@
     python -m payments_drain.tools.producer FILE --queue-url URL [--dry-run] [--unique-property NAME]
                                       [--format jsonl|csv] [--group-id ID | --group-id-field FIELD]
 
-FILE holds one payment per line: JSON lines (each line one message body, the README's message format)
+FILE holds one payment per line: JSON lines (each line one message body, docs/messages.md's message format)
 or CSV (a ``paymentKey`` column, an optional ``associations`` column holding JSON, every other
 column a property name; an empty cell leaves its property out). Each line is checked with
 ``messages.parse_record`` exactly as the drain will check it; an invalid line is reported by

@@ -265,7 +265,7 @@ class BadInput(ValueError):
 
 
 def expected_of(item: Any, where: str, unique_property: str | None) -> Expected:
-    """A payment body (the README's message format) or a failure report, as an Expected."""
+    """A payment body (docs/messages.md's message format) or a failure report, as an Expected."""
     if isinstance(item, dict) and isinstance(item.get("messageId"), str) and "reason" in item:
         key = item.get("paymentKey") or item["messageId"]
         payment = item.get("payment")

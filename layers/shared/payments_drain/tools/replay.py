@@ -128,7 +128,7 @@ def _timestamp(value: Any) -> datetime | None:
 
 
 def read_report(body: str) -> dict[str, Any] | None:
-    """A failure report (the README's failure report format), or None when the message is not a replayable one."""
+    """A failure report (docs/messages.md's failure report format), or None when the message is not a replayable one."""
     try:
         report = json.loads(body)
     except (ValueError, RecursionError):
@@ -136,7 +136,7 @@ def read_report(body: str) -> dict[str, Any] | None:
     if not isinstance(report, dict) or not isinstance(report.get("messageId"), str):
         return None
     if report.get("payment") is None or report.get("paymentTruncated"):
-        return None  # nothing to send, or only the start of the body (README, failure report format)
+        return None  # nothing to send, or only the start of the body (docs/messages.md)
     return report
 
 
