@@ -46,7 +46,15 @@ def test_a_container_killed_with_a_chunk_in_flight_never_resends_the_chunks_alre
         deadline = time.monotonic() + 40
         while len(control.payments()) < 100 and time.monotonic() < deadline:
             time.sleep(0.02)
-        time.sleep(1.0)  # chunk 1 answered (and, since this fix, recorded); chunk 2 is 1 s from its answer
+        # Chunk 1 answered; the kill waits for chunk 2's request to reach the sandbox (counted on
+        # arrival, answered 2 s later): a fixed pause let the kill land between invocations under
+        # load, with nothing in flight.
+        creates = control.stats()["requests_by_route"].get("create", 0)
+        while (
+            control.stats()["requests_by_route"].get("create", 0) <= creates and time.monotonic() < deadline
+        ):
+            time.sleep(0.02)
+        time.sleep(0.5)  # chunk 1 recorded in the ledger by now; chunk 2 is 1.5 s from its answer
         stored_before_kill.update(p["objectWriteTraceId"] for p in control.payments())
         for pid in stack.esm_instance.pool.pids():
             os.kill(pid, signal.SIGKILL)

@@ -155,6 +155,17 @@ def test_the_ledgers_time_range_names_the_payments_and_finds_the_one_hubspot_los
     assert code == 0 and list(found) == ["ok"]  # nothing created that day: the key given alone
 
 
+def test_a_time_range_the_ledger_recorded_nothing_in_says_why_it_may_be_empty(incident, capsys):
+    """With the template's defaults (create mode, unique property) the ledger claims no payment, so
+    an operator's --since/--until found nothing and was told only "nothing to reconcile"."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["--since", "2026-01-01", "--until", "2026-01-02", "--ledger-table", incident["table"]])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1
+    assert "the ledger recorded no payment created between" in err
+    assert "--file or --payment-key" in err
+
+
 def test_without_a_unique_property_the_ledgers_ids_are_read_and_a_key_without_one_is_unread(incident, capsys):
     code, found, summary, _ = run(
         capsys,

@@ -349,6 +349,12 @@ def gather(
         except LedgerUnavailable as error:
             raise BadInput(str(error)) from None
         found += [Expected(key) for key in keys]
+        if not found:
+            raise BadInput(
+                f"the ledger recorded no payment created between {request.since.isoformat()} and "
+                f"{request.until.isoformat()}; with a unique property in create mode (the template's "
+                "default) it records none: reconcile by --file or --payment-key"
+            )
     if not found:
         raise BadInput("nothing to reconcile: give --file, --payment-key, or --since and --until")
     return newest(found)
