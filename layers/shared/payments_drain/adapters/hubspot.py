@@ -20,9 +20,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import urllib3
+from pydantic_core import from_json, to_json
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from pydantic_core import from_json, to_json
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, ReadTimeoutError
 
 from payments_drain.core import clock
