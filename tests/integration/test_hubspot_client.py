@@ -33,6 +33,19 @@ def test_201_creates_every_input_and_is_settled_by_trace_id(hubspot_sandbox):
     )
 
 
+def test_text_beyond_ascii_reaches_hubspot_unchanged_and_its_answer_reads_back(hubspot_sandbox):
+    """The body goes as UTF-8 JSON (pydantic_core), not \\u escapes, and the answer is read the same way."""
+    comment = "Zahlung für Müller – Überweisung ✓ 支付 𝄞"
+    body = payment_body("k-utf8", hs_internal_comment=comment)
+    chunk = [parse_record(sqs_record(body, "m-utf8"))]
+    answer = HubSpotClient(hubspot_sandbox.base_url).write_batch(inputs(chunk), hubspot_sandbox.token)
+    assert answer.status == 201
+    assert answer.body["results"][0]["properties"]["hs_internal_comment"] == comment
+    (stored,) = hubspot_sandbox.control.payments()
+    assert stored["properties"]["hs_internal_comment"] == comment
+    assert settle(chunk, answer).outcomes["m-utf8"].hubspot_id == stored["id"]
+
+
 @pytest.mark.parametrize(("version", "status"), [("v3", 207), ("2026-09", 201)])
 def test_input_errors_name_their_inputs_in_each_versions_status(hubspot_sandbox, version, status):
     client = HubSpotClient(hubspot_sandbox.base_url, api_version=version)

@@ -4,6 +4,7 @@ urllib3's read timeout bounds each socket read, so a server that answers a byte 
 trips it; a fake clock that stands still during a call could not show that.
 """
 
+import threading
 import time
 
 import pytest
@@ -96,3 +97,33 @@ def test_the_sandbox_hanging_is_cut_at_the_deadline(hubspot_sandbox):
     assert time.monotonic() - started < 1.0 + SLACK_S
     assert answer.error == "timeout"
     assert hubspot_sandbox.control.payments() == []
+
+
+def test_concurrent_exchanges_share_one_watchdog_and_each_ends_at_its_own_deadline(hubspot_sandbox):
+    """Calls started later with an earlier deadline are cut first, and no thread is started per
+    call (a threading.Timer per call made one more thread for each call in flight)."""
+    hubspot_sandbox.control.set_faults(p_hang=1.0)
+    hubspot = HubSpotClient(hubspot_sandbox.base_url, max_connections=4)
+    ended = {}
+
+    def call(name, time_left_s):
+        started = time.monotonic()
+        answer = hubspot.write_batch(
+            [p.hubspot_input() for p in chunk()], hubspot_sandbox.token, time_left_s=time_left_s
+        )
+        ended[name] = (answer.error, time.monotonic() - started)
+
+    before = threading.active_count()
+    callers = [threading.Thread(target=call, args=(f"long{i}", 3.0)) for i in range(3)]
+    callers.append(threading.Thread(target=call, args=("short", 1.0)))  # the earliest deadline, last
+    for caller in callers:
+        caller.start()
+        time.sleep(0.05)
+    time.sleep(0.4)
+    in_flight = threading.active_count() - before
+    for caller in callers:
+        caller.join(timeout=10)
+    assert in_flight <= len(callers) + 1  # the callers, and the watchdog if no call started it yet
+    assert {error for error, _ in ended.values()} == {"timeout"}
+    assert ended["short"][1] < 1.0 + SLACK_S
+    assert all(3.0 <= ended[f"long{i}"][1] < 3.0 + SLACK_S for i in range(3))
