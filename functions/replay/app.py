@@ -9,6 +9,7 @@ Only wiring lives here; the logic is in the layer's ``payments_drain.tools.repla
 
 import os
 
+from payments_drain.core.limits import SQS_MAX_VISIBILITY_S
 from payments_drain.core.observability import logger
 from payments_drain.orchestration.drain import Budget
 from payments_drain.tools.replay import ReplayRequest, replay
@@ -16,7 +17,6 @@ from payments_drain.tools.replay import ReplayRequest, replay
 FAILURE_QUEUE_URL = os.environ["FAILURE_QUEUE_URL"]  # a missing variable fails the cold start, naming it
 PAYMENTS_QUEUE_URL = os.environ["PAYMENTS_QUEUE_URL"]
 MARGIN_MS = 20_000  # left for releasing held reports after the last round
-MAX_HOLD_S = 43_200  # SQS's longest visibility timeout
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -25,7 +25,7 @@ def lambda_handler(event, context):
         raise ValueError('the event must say "dryRun": true or false')
     budget = Budget.from_context(context, MARGIN_MS)
     # Hold reports for the whole invocation unless the event says otherwise: one pass sees each once.
-    hold = min(MAX_HOLD_S, int(context.get_remaining_time_in_millis() / 1000) + 60)
+    hold = min(SQS_MAX_VISIBILITY_S.value, int(context.get_remaining_time_in_millis() / 1000) + 60)
     request = ReplayRequest.model_validate({"visibilityTimeout": hold, **event})
     summary = replay(
         request, FAILURE_QUEUE_URL, PAYMENTS_QUEUE_URL, progress=logger.debug, time_left=budget.left

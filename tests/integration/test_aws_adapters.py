@@ -232,7 +232,7 @@ class _ScriptedDynamo(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         operation = self.headers["X-Amz-Target"].rsplit(".", 1)[-1]
         if operation == "BatchGetItem":
-            answer = {"Responses": {"t": self.stored}, "UnprocessedKeys": {}}
+            answer = {"Responses": {"tbl": self.stored}, "UnprocessedKeys": {}}
         else:
             self.seen.append([s["Parameters"][0]["S"] for s in body["Statements"]])
             self.statements.append(body["Statements"][0]["Statement"])
@@ -263,7 +263,7 @@ def scripted_dynamo(aws_env):
 
 def test_throttled_claims_go_again_alone_and_refused_ones_are_read(scripted_dynamo):
     _ScriptedDynamo.script = [["ThrottlingError", None, "DuplicateItem"], [None]]
-    entries = DynamoLedger("t", client=scripted_dynamo).claim(
+    entries = DynamoLedger("tbl", client=scripted_dynamo).claim(
         ["a", "b", "c"], "req", int(time.time() * 1000) + 60_000
     )
     assert {k: e.state for k, e in entries.items()} == {"a": CLAIMED, "b": CLAIMED, "c": CREATED}
@@ -274,7 +274,7 @@ def test_throttled_claims_go_again_alone_and_refused_ones_are_read(scripted_dyna
 def test_a_statement_error_that_is_not_a_race_makes_the_ledger_unavailable(scripted_dynamo):
     _ScriptedDynamo.script = [[None, "AccessDenied"], [None]]
     with pytest.raises(LedgerUnavailable, match="AccessDenied"):
-        DynamoLedger("t", client=scripted_dynamo).claim(["a", "b"], "req", int(time.time() * 1000) + 60_000)
+        DynamoLedger("tbl", client=scripted_dynamo).claim(["a", "b"], "req", int(time.time() * 1000) + 60_000)
 
 
 def test_upsert_mode_claims_newer_versions_refuses_stale_ones_and_keeps_the_applied_version(ledger_table):
@@ -300,7 +300,7 @@ def test_a_claim_that_fails_part_way_releases_the_claims_it_made(scripted_dynamo
     _ScriptedDynamo.script = [[None] * 25, [None] * 25, ["AccessDenied"] * 10, [None] * 25, [None] * 25]
     keys = [f"k{i}" for i in range(60)]
     with pytest.raises(LedgerUnavailable, match="AccessDenied"):
-        DynamoLedger("t", client=scripted_dynamo, parallelism=1).claim(
+        DynamoLedger("tbl", client=scripted_dynamo, parallelism=1).claim(
             keys, "req", int(time.time() * 1000) + 60_000
         )
     released = [statement for statement in _ScriptedDynamo.statements[3:]]

@@ -149,17 +149,19 @@ def test_unique_property_is_validated_as_the_drain_does(aws_env, tmp_path, capsy
     assert [json.loads(m["Body"])["paymentKey"] for m in take_all(url)] == ["ch_1"]
 
 
-def test_large_payments_go_in_batches_under_256_kib_and_oversized_ones_are_refused(aws_env, tmp_path, capsys):
+def test_large_payments_go_in_batches_under_1_mib_and_oversized_ones_are_refused(aws_env, tmp_path, capsys):
     url = new_queue("payments")
     # ~110 KB each: ten in one call would pass the 10-entry limit but not the size limit (moto: 1 MiB).
     lines = [
         payment_body(f"big{i}", hs_internal_comment="x" * 60_000, custom_note="n" * 50_000) for i in range(11)
     ]
-    lines.append(payment_body("huge", **{f"custom_{i}": "y" * 60_000 for i in range(5)}))
+    # ~300 KB: over the old default of 256 KiB, within SQS's 1 MiB and the template queue's.
+    lines.append(payment_body("large", **{f"custom_{i}": "y" * 60_000 for i in range(5)}))
+    lines.append(payment_body("huge", **{f"custom_{i}": "y" * 60_000 for i in range(18)}))  # ~1.08 MB
     code, summary, _ = run(capsys, jsonl(tmp_path / "p.jsonl", lines), "--queue-url", url)
-    assert problems(summary) == {12: "MESSAGE_TOO_LARGE"} and code == 1
-    assert summary["sent"] == 11 and summary["sendFailed"] == 0
-    assert counts(url) == (11, 0)
+    assert problems(summary) == {13: "MESSAGE_TOO_LARGE"} and code == 1
+    assert summary["sent"] == 12 and summary["sendFailed"] == 0
+    assert counts(url) == (12, 0)
 
 
 def test_batches_hold_at_most_ten_entries_and_1_mib():

@@ -45,6 +45,7 @@ LINK_PATHS = {
     "v3": "/crm/v4/associations/commerce_payments/{to}/batch/create",
     "2026-09": "/crm/associations/2026-09/commerce_payments/{to}/batch/create",
 }
+BASE_URL = "https://api.hubapi.com"  # HubSpot's API (template.yaml's HubSpotBaseUrl default)
 EXPECTED_ANSWER_S = 1.0  # a realistic batch/create answer before any was seen (docs/hubspot.md)
 LATENCY_WINDOW = 50  # answers remembered for min_call_s
 

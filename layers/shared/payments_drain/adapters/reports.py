@@ -19,13 +19,13 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from payments_drain.adapters.aws_clients import client_config
-from payments_drain.adapters.sqs_batches import MAX_MESSAGE_BYTES, batches, entry_size, sqs_json
+from payments_drain.adapters.sqs_batches import MAX_BYTES, batches, entry_size, sqs_json
 from payments_drain.core import clock
 from payments_drain.core.observability import logger, tracer
 from payments_drain.core.outcomes import Rejection
 
 #: The report queue's MaximumMessageSize (template.yaml's FailureReportQueue): body plus attributes.
-REPORT_MAX_BYTES = MAX_MESSAGE_BYTES
+REPORT_MAX_BYTES = MAX_BYTES
 #: A parsed body nested deeper than this is reported as its raw text: re-encoding it could exceed
 #: Python's recursion limit (a payment is never nested more than a few levels).
 MAX_PAYMENT_DEPTH = 64

@@ -12,11 +12,12 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-# SQS since January 2026 (botocore's SendMessageBatch documentation): a message and a whole
+from payments_drain.core.limits import SQS_BATCH_ENTRIES, SQS_MAX_MESSAGE_BYTES
+
+# SQS's limits (core.limits): a batch call of at most 10 entries; a message and a whole
 # SendMessageBatch request each hold at most 1 MiB, bodies plus message attributes.
-MAX_ENTRIES = 10  # SendMessageBatch: at most 10 entries ...
-MAX_BATCH_BYTES = 1024 * 1024  # ... and this many bytes in total
-MAX_MESSAGE_BYTES = 1024 * 1024  # the most a queue's MaximumMessageSize can allow
+MAX_ENTRIES = SQS_BATCH_ENTRIES.value
+MAX_BYTES = SQS_MAX_MESSAGE_BYTES.value
 MAX_SQS_ID = 128  # MessageGroupId and MessageDeduplicationId
 SEND_ATTEMPTS = 3  # entries SQS failed on its side (SenderFault false) are resent
 
@@ -54,7 +55,7 @@ def batches(entries: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]
     size = 0
     for entry in entries:
         grows = entry_size(entry)
-        if group and (len(group) == MAX_ENTRIES or size + grows > MAX_BATCH_BYTES):
+        if group and (len(group) == MAX_ENTRIES or size + grows > MAX_BYTES):
             yield group
             group, size = [], 0
         group.append(entry)

@@ -17,10 +17,9 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from payments_drain.adapters.aws_clients import client_config
-from payments_drain.core.limits import SQS_BATCH_ENTRIES
+from payments_drain.adapters.sqs_batches import MAX_ENTRIES
 from payments_drain.core.observability import tracer
 
-MAX_ENTRIES = SQS_BATCH_ENTRIES.value
 # SQS's code for a visibility past 12 h from the receive (limits.SQS_MAX_VISIBILITY_S; checked
 # against the simulated SQS's contract, tests/contract/test_sqs_contract.py).
 TOO_LONG = frozenset({"InvalidParameterValue"})

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from payments_drain.core.limits import SQS_MAX_VISIBILITY_S
+from payments_drain.core.limits import SQS_MAX_RETENTION_S, SQS_MAX_VISIBILITY_S
 from payments_drain.core.outcomes import Message, Outcome, Wait
 
 MAX_DOUBLINGS = 4
@@ -40,10 +40,11 @@ HOLD_BASE_S = {
 
 @dataclass(frozen=True, slots=True)
 class QueueTimes:
-    """What the drain knows of its queue and event source (the template passes them)."""
+    """What the drain knows of its queue and event source (the template passes them; these defaults
+    are config's and template.yaml's, tests/template holds them equal)."""
 
     visibility_timeout_s: int = 370
-    retention_s: int = 1_209_600
+    retention_s: int = SQS_MAX_RETENTION_S.value
     batching_window_s: int = 0
     max_receive_count: int = 0  # the redrive policy's; 0: unknown (no last-delivery rule)
 

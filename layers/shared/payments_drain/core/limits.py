@@ -47,6 +47,9 @@ _SQS_DLQ = (
     "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html"
 )
 _DDB_LIMITS = "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html"
+_DDB_NAMES = (
+    "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html"
+)
 _DDB_PARTITIONS = (
     "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html"
 )
@@ -180,6 +183,9 @@ LAMBDA_SQS_SCALE_UP_PER_MIN = Limit(
 )
 
 # -- DynamoDB ----------------------------------------------------------------------------------
+#: A DynamoDB table name (``_DDB_NAMES``): 3 to 255 of a-z, A-Z, 0-9, '_', '-' and '.'. A pattern,
+#: not a row of the table: config, the ledger and template.yaml's ExistingRateSlotsTableName read it.
+DDB_TABLE_NAME = r"[a-zA-Z0-9_.\-]{3,255}"
 DDB_BATCH_STATEMENTS = Limit(
     "DynamoDB",
     "statements per BatchExecuteStatement",

@@ -10,9 +10,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from payments_drain.adapters.hubspot import check_base_url
-from payments_drain.core.holds import QueueTimes
-from payments_drain.core.limits import LAMBDA_SQS_BATCHING_WINDOW_S, SQS_MAX_RETENTION_S, SQS_MAX_VISIBILITY_S
+from payments_drain.adapters.hubspot import BASE_URL, check_base_url
+from payments_drain.core.holds import HOLD_BASE_S, QueueTimes
+from payments_drain.core.limits import (
+    DDB_TABLE_NAME,
+    HUBSPOT_PER_10S_PROFESSIONAL,
+    LAMBDA_SQS_BATCHING_WINDOW_S,
+    SQS_MAX_RETENTION_S,
+    SQS_MAX_VISIBILITY_S,
+)
+from payments_drain.core.outcomes import Wait
 
 DEFAULT_PROPERTY = "payments_drain_key"  # template.yaml's HubSpotUniqueProperty default (the tools' too)
 
@@ -26,14 +33,14 @@ class Settings(BaseModel):
 
     HUBSPOT_TOKEN_SECRET_ID: Annotated[str, Field(min_length=1)]
     FAILURE_QUEUE_URL: Annotated[str, Field(pattern=r"^https?://\S+$")]
-    LEDGER_TABLE_NAME: Annotated[str, Field(pattern=r"^([a-zA-Z0-9_.\-]{3,255})?$")]
+    LEDGER_TABLE_NAME: Annotated[str, Field(pattern=f"^({DDB_TABLE_NAME})?$")]
     # The rate limit's slots shared by the containers (rate_slots); empty: each paces by the headers.
-    RATE_SLOTS_TABLE_NAME: Annotated[str, Field(pattern=r"^([a-zA-Z0-9_.\-]{3,255})?$")] = ""
-    HUBSPOT_BASE_URL: str = "https://api.hubapi.com"
+    RATE_SLOTS_TABLE_NAME: Annotated[str, Field(pattern=f"^({DDB_TABLE_NAME})?$")] = ""
+    HUBSPOT_BASE_URL: str = BASE_URL
     HUBSPOT_API_VERSION: Literal["v3", "2026-09"] = "2026-09"
     HUBSPOT_UNIQUE_PROPERTY: Annotated[str, Field(pattern=r"^([a-z][a-z0-9_]{0,99})?$")] = ""
     HUBSPOT_WRITE_MODE: Literal["create", "upsert"] = "create"
-    HUBSPOT_RATE_LIMIT_PER_10S: Annotated[int, Field(ge=1, le=10_000)] = 190
+    HUBSPOT_RATE_LIMIT_PER_10S: Annotated[int, Field(ge=1, le=10_000)] = HUBSPOT_PER_10S_PROFESSIONAL.value
     HUBSPOT_MAX_PARALLEL_CALLS: Annotated[int, Field(ge=1, le=32)] = 4
     EVENT_SOURCE_MAX_CONCURRENCY: Annotated[int, Field(ge=1, le=1000)] = 1
     HUBSPOT_CONNECT_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=30)] = 3.05
@@ -44,11 +51,18 @@ class Settings(BaseModel):
     TIME_MARGIN_MS: Annotated[int, Field(ge=0, le=60_000)] = 2_000
     # Retries that only wait for HubSpot are hidden on the queue for this long, doubled at each
     # delivery up to 16 times, clamped to what SQS accepts for that receive and to the message's
-    # retention (holds.plan); 0 leaves them to the queue's visibility timeout.
-    HUBSPOT_UNAVAILABLE_HOLD_SECONDS: Annotated[int, Field(ge=0, le=SQS_MAX_VISIBILITY_S.value)] = 600
-    DAILY_LIMIT_HOLD_SECONDS: Annotated[int, Field(ge=0, le=SQS_MAX_VISIBILITY_S.value)] = 7_200
+    # retention (holds.plan); 0 leaves them to the queue's visibility timeout. The defaults are
+    # holds.HOLD_BASE_S (template.yaml's parameter defaults are held equal by tests/template).
+    HUBSPOT_UNAVAILABLE_HOLD_SECONDS: Annotated[int, Field(ge=0, le=SQS_MAX_VISIBILITY_S.value)] = (
+        HOLD_BASE_S[Wait.HUBSPOT_UNAVAILABLE]
+    )
+    DAILY_LIMIT_HOLD_SECONDS: Annotated[int, Field(ge=0, le=SQS_MAX_VISIBILITY_S.value)] = HOLD_BASE_S[
+        Wait.DAILY_LIMIT
+    ]
     # The payments queue and its event source, as the template sets them: holds.QueueTimes.
-    QUEUE_VISIBILITY_TIMEOUT_SECONDS: Annotated[int, Field(ge=0, le=SQS_MAX_VISIBILITY_S.value)] = 370
+    QUEUE_VISIBILITY_TIMEOUT_SECONDS: Annotated[int, Field(ge=0, le=SQS_MAX_VISIBILITY_S.value)] = (
+        QueueTimes().visibility_timeout_s
+    )
     QUEUE_RETENTION_SECONDS: Annotated[int, Field(ge=60, le=SQS_MAX_RETENTION_S.value)] = (
         SQS_MAX_RETENTION_S.value
     )

@@ -23,6 +23,7 @@ from typing import Any
 from payments_drain.core import batching, clock, holds, links
 from payments_drain.core.batching import plan_chunks
 from payments_drain.core.holds import QueueTimes
+from payments_drain.core.limits import HUBSPOT_PER_10S_PROFESSIONAL
 from payments_drain.core.messages import parse_record
 from payments_drain.core.observability import logger
 from payments_drain.core.outcomes import Message, Outcome, Payment, Reason, Rejection, State, Wait
@@ -103,7 +104,7 @@ class Drain:
         )
         self.hold_base_s = {**holds.HOLD_BASE_S, **(hold_base_s or {})}
         self.queue_times = queue_times or QueueTimes()
-        self.gate = gate or RateGate(190)
+        self.gate = gate or RateGate(HUBSPOT_PER_10S_PROFESSIONAL.value)
         self.sender = ChunkSender(
             hubspot,
             token,

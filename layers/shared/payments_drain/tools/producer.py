@@ -35,12 +35,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from payments_drain.adapters.sqs_batches import NOT_SQS_TEXT, enqueue, entry_size, sqs_client, sqs_id
+from payments_drain.adapters.sqs_batches import (
+    MAX_BYTES,
+    NOT_SQS_TEXT,
+    enqueue,
+    entry_size,
+    sqs_client,
+    sqs_id,
+)
 from payments_drain.core.messages import parse_record
 from payments_drain.core.outcomes import Rejection
 from payments_drain.core.payment_files import FileProblem, Line, read_lines, synthetic_record
 
-MAX_MESSAGE_BYTES = 256 * 1024  # the payments queue's own limit may still be the old default
 MAX_KEPT_PROBLEMS = 1000  # in the summary; stderr has every one
 
 
@@ -79,10 +85,12 @@ class Target:
                 )
             entry["MessageGroupId"] = sqs_id(group)
             entry["MessageDeduplicationId"] = sqs_id(payment_key)
-        if entry_size(entry) > MAX_MESSAGE_BYTES:
+        # SQS's limit (core.limits), which template.yaml's PaymentsQueue sets as its
+        # MaximumMessageSize (tests/template keeps the two equal).
+        if entry_size(entry) > MAX_BYTES:
             raise ValueError(
                 "MESSAGE_TOO_LARGE",
-                f"the message is {entry_size(entry)} bytes, more than SQS's {MAX_MESSAGE_BYTES}",
+                f"the message is {entry_size(entry)} bytes, more than SQS's {MAX_BYTES}",
             )
         return entry
 

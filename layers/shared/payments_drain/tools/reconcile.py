@@ -410,7 +410,8 @@ def parser() -> argparse.ArgumentParser:
         "--rate-limit",
         type=int,
         default=int(env("HUBSPOT_RATE_LIMIT_PER_10S") or SETTINGS["HUBSPOT_RATE_LIMIT_PER_10S"].default),
-        help="the app's HubSpot limit per 10 s (default $HUBSPOT_RATE_LIMIT_PER_10S or 190)",
+        help="the app's HubSpot limit per 10 s (default $HUBSPOT_RATE_LIMIT_PER_10S or "
+        f"{SETTINGS['HUBSPOT_RATE_LIMIT_PER_10S'].default})",
     )
     p.add_argument("--quiet", action="store_true", help="no line of counts on stderr")
     return p

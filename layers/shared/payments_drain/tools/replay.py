@@ -54,6 +54,7 @@ from pydantic.alias_generators import to_camel
 
 from payments_drain.adapters.sqs_batches import MAX_ENTRIES, enqueue, sqs_client, sqs_id, sqs_json
 from payments_drain.core.clock import as_utc
+from payments_drain.core.limits import SQS_MAX_VISIBILITY_S
 
 STEP_S = 5.0  # time one receive-send-delete round needs, beyond its long-poll wait
 MAX_ERRORS_SHOWN = 20
@@ -83,7 +84,7 @@ class ReplayRequest(BaseModel):
     until: datetime | None = None
     limit: Annotated[int, Field(ge=1)] | None = None
     show: Annotated[int, Field(ge=0, le=1000)] = 20  # paymentKeys listed in the summary
-    visibility_timeout: Annotated[int, Field(ge=1, le=43_200)] = 300
+    visibility_timeout: Annotated[int, Field(ge=1, le=SQS_MAX_VISIBILITY_S.value)] = 300
     wait_seconds: Annotated[int, Field(ge=0, le=20)] = 1  # long poll of each receive
     empty_receives: Annotated[int, Field(ge=1, le=10)] = 2  # receives with nothing new that end the run
 

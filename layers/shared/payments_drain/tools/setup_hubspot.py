@@ -33,7 +33,7 @@ from typing import Any
 import urllib3
 from urllib3.exceptions import HTTPError
 
-from payments_drain.adapters.hubspot import PATHS, check_base_url
+from payments_drain.adapters.hubspot import BASE_URL, PATHS, check_base_url
 from payments_drain.adapters.token import TokenUnavailable, cli_token
 from payments_drain.orchestration.config import DEFAULT_PROPERTY
 
@@ -239,8 +239,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--group", default="payments_drain", help="its property group (default payments_drain)")
     p.add_argument(
         "--base-url",
-        default=os.environ.get("HUBSPOT_BASE_URL") or "https://api.hubapi.com",
-        help="HubSpot API base URL (default HUBSPOT_BASE_URL or https://api.hubapi.com)",
+        default=os.environ.get("HUBSPOT_BASE_URL") or BASE_URL,
+        help=f"HubSpot API base URL (default HUBSPOT_BASE_URL or {BASE_URL})",
     )
     p.add_argument(
         "--secret-id",
