@@ -170,10 +170,12 @@ def test_an_expired_claim_is_taken_over_and_the_new_one_is_busy(ledger):
 def test_a_take_over_decided_on_a_stale_read_is_refused(ledger, dynamodb):
     until = now_ms() + 60_000
     ledger.claim(["k"], "A", now_ms() - 1)
-    seen = ledger._read(["k"])["k"]  # C reads the expired claim...
+    seen = ledger.requests.read(["k"])["k"]  # C reads the expired claim...
     assert ledger.claim(["k"], "B", until)["k"].state == CLAIMED  # ...B takes it over first
     entry = entry_or_claim(seen, "C", now_ms())
-    assert entry.state == CLAIMED and ledger._take_over("k", "C", now_ms(), until, seen, entry) is False
+    assert (
+        entry.state == CLAIMED and ledger.claims._take_over("k", "C", now_ms(), until, seen, entry) is False
+    )
     assert stored(dynamodb, ledger.table, "k", "paymentKey")["claimant"] == "B"
 
 

@@ -32,15 +32,12 @@ must have ended.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from payments_drain.adapters.aws_clients import client_config
+from payments_drain.adapters.ledger_table import LedgerTable, LedgerUnavailable, error_code
 from payments_drain.core import clock
 from payments_drain.core.observability import tracer
 
@@ -50,23 +47,6 @@ AMBIGUOUS = "ambiguous"  # its last invocation ended not knowing whether HubSpot
 BUSY = "busy"
 STALE = "stale"  # upsert mode: a version at least as new as the message's is applied already
 DAY_S = 86_400
-STATEMENTS_PER_BATCH = 25  # BatchExecuteStatement's limit
-TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
-# INSERT of a key that exists; DELETE whose WHERE does not hold: that statement alone fails.
-CONDITION_FAILED = frozenset({"DuplicateItem", "ConditionalCheckFailed"})
-TRANSIENT = frozenset(
-    {
-        "ThrottlingError",
-        "ProvisionedThroughputExceeded",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "TransactionConflict",
-    }
-)
-
-
-class LedgerUnavailable(Exception):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,33 +105,168 @@ def _number(value) -> int | None:
         return None
 
 
+def item_of(key: str, status: str, entry: Entry, expires_s: int, **extra: dict) -> dict:
+    """The ledger item of ``key`` in ``status``, keeping what ``entry`` knows of the payment."""
+    item = {"paymentKey": {"S": key}, "status": {"S": status}, "expiresAt": {"N": str(expires_s)}, **extra}
+    if entry.hubspot_id:
+        item["hubspotId"] = {"S": entry.hubspot_id}
+    if entry.applied:
+        item["applied"] = {"BOOL": True}
+    if entry.version is not None:
+        item["version"] = {"N": str(entry.version)}
+    if entry.links_pending:
+        item["linksPending"] = {"BOOL": True}
+    return item
+
+
+def take_over_condition(item: Mapping | None, entry: Entry, claimant: str, now_ms: int) -> tuple[str, dict]:
+    """The condition (and its values) under which a claim may replace ``item`` as it was read: an
+    item marked ambiguous, a claim that expired (or is already ours) or, in upsert mode, a
+    payment created at an older version, unchanged since."""
+    if item is not None and item.get("status") == CREATED:  # upsert mode: unchanged since our read
+        if entry.version is None:
+            return "#s = :created AND attribute_not_exists(version)", {":created": {"S": CREATED}}
+        return "#s = :created AND version = :v", {":created": {"S": CREATED}, ":v": {"N": str(entry.version)}}
+    return "#s = :ambiguous OR (#s = :claimed AND (claimExpiresAt < :now OR claimant = :me))", {
+        ":claimed": {"S": CLAIMED},
+        ":ambiguous": {"S": AMBIGUOUS},
+        ":now": {"N": str(now_ms)},
+        ":me": {"S": claimant},
+    }
+
+
 class DynamoLedger:
+    """Claims on payments and what became of them (the module's docstring); the requests
+    themselves are ``LedgerTable``'s."""
+
     def __init__(
         self, table_name: str, retention_days: int = 90, client=None, parallelism: int = 16, pool=None
     ) -> None:
-        if not TABLE_NAME.fullmatch(table_name):
-            raise ValueError("the ledger table name may hold only letters, digits, '_', '-' and '.'")
-        self.table = table_name
-        # The only text put into a statement is the table name, checked above against DynamoDB's
-        # own character set (so it cannot leave its quotes); every value is a parameter.
-        self.insert_claim = (
-            f'INSERT INTO "{table_name}" VALUE '
-            "{'paymentKey': ?, 'status': ?, 'claimant': ?, 'claimExpiresAt': ?, 'expiresAt': ?}"
-        )
+        self.requests = LedgerTable(table_name, client, parallelism, pool)
+        self.table, self.client = table_name, self.requests.client
+        self.retention_s = retention_days * DAY_S
+        self.claims = LedgerClaims(self.requests, self.retention_s, undo=self)
+        # The only text put into a statement is the table name, checked by LedgerTable against
+        # DynamoDB's own character set (so it cannot leave its quotes); every value is a parameter.
         self.delete_claim = (
             f'DELETE FROM "{table_name}" WHERE "paymentKey" = ? AND "status" = ? AND "claimant" = ?'  # nosec B608
         )
-        self.retention_s = retention_days * DAY_S
-        # parameter_validation off: the request shapes are this module's own (and tested against
-        # moto); botocore's client-side check of every attribute value is a quarter of the CPU
-        # of a 25-statement request (measured against benchmarks.dynamo_stub). DynamoDB still
-        # validates them.
-        self.client = client or boto3.client(
-            "dynamodb", config=client_config(max_pool_connections=parallelism + 4, parameter_validation=False)
-        )
-        self.pool = pool or ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="ledger")
 
     @tracer.capture_method(capture_response=False)
+    def claim(
+        self,
+        keys: Iterable[str],
+        claimant: str,
+        until_ms: int,
+        versions: Mapping[str, int | None] | None = None,
+    ) -> dict[str, Entry]:
+        """Claim every key (``LedgerClaims.claim``)."""
+        return self.claims.claim(keys, claimant, until_ms, versions)
+
+    @tracer.capture_method(capture_response=False)
+    def record_created(
+        self,
+        created: Mapping[str, str | None],
+        versions: Mapping[str, int | None] | None = None,
+        links_pending: Iterable[str] = (),
+    ) -> None:
+        """Created (or, in upsert mode, written at ``versions[key]``): its next message is a
+        duplicate (or, in upsert mode, applied only if newer; of the same version, for the keys in
+        ``links_pending``, sent for its links only)."""
+        pending = set(links_pending)
+        now = int(clock.wall())
+        entries = {
+            key: Entry(CREATED, hubspot_id, version=(versions or {}).get(key), links_pending=key in pending)
+            for key, hubspot_id in created.items()
+        }
+        self._put(entries, CREATED, now, createdAt={"N": str(now)})
+
+    @tracer.capture_method(capture_response=False)
+    def mark_ambiguous(self, entries: Mapping[str, Entry]) -> None:
+        """Our claims on payments HubSpot may have stored: no longer held by a live invocation, so
+        their next delivery is handled at once (taken over, counted as ambiguous) instead of
+        bouncing off a live claim until the claim expires. What the claim kept of an applied
+        payment (upsert mode) is kept."""
+        self._put(entries, AMBIGUOUS)
+
+    @tracer.capture_method(capture_response=False)
+    def restore(self, entries: Mapping[str, Entry]) -> None:
+        """Upsert mode: our claims on applied payments that surely were not written again go back
+        to what they were (a release would forget the applied version)."""
+        self._put(entries, CREATED)
+
+    def _put(
+        self, entries: Mapping[str, Entry], status: str, now_s: int | None = None, **extra: dict
+    ) -> None:
+        now_s = int(clock.wall()) if now_s is None else now_s
+        self.requests.write(
+            [
+                {"PutRequest": {"Item": item_of(key, status, entry, now_s + self.retention_s, **extra)}}
+                for key, entry in entries.items()
+            ],
+            "ledger write failed",
+        )
+
+    @tracer.capture_method(capture_response=False)
+    def release(self, keys: Iterable[str], claimant: str) -> None:
+        """Drop our claims on payments that surely were not stored (retried or refused), so their
+        next delivery is not mistaken for one after a crash. Best effort: claims expire anyway.
+        PartiQL DELETEs, 25 per request: a DELETE whose WHERE does not hold (not our claim) fails
+        alone with ConditionalCheckFailed; one on a missing key succeeds."""
+        keys = list(dict.fromkeys(keys))
+        try:
+            self.requests.execute(
+                self.delete_claim, {key: [{"S": key}, {"S": CLAIMED}, {"S": claimant}] for key in keys}
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise LedgerUnavailable(f"ledger release failed ({error_code(error)})") from None
+
+    # -- what reconcile reads ---------------------------------------------------------------------
+    def entries(self, keys: Iterable[str]) -> dict[str, dict]:
+        """The items of ``keys`` as recorded (status, hubspotId, version...), consistently read."""
+        try:
+            return self.requests.read(list(dict.fromkeys(keys)))
+        except (BotoCoreError, ClientError) as error:
+            raise LedgerUnavailable(f"ledger read failed ({error_code(error)})") from None
+
+    def created_between(self, since_s: int, until_s: int) -> list[str]:
+        """The paymentKeys recorded as created (``createdAt``, epoch seconds: when the drain recorded
+        HubSpot's answer) in ``[since_s, until_s)``: a Scan, for an operator's occasional look."""
+        keys: list[str] = []
+        try:
+            for page in self.client.get_paginator("scan").paginate(
+                TableName=self.table,
+                FilterExpression="#s = :created AND createdAt BETWEEN :since AND :last",
+                ProjectionExpression="paymentKey",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":created": {"S": CREATED},
+                    ":since": {"N": str(since_s)},
+                    ":last": {"N": str(until_s - 1)},
+                },
+            ):
+                keys += [item["paymentKey"]["S"] for item in page.get("Items", [])]
+        except (BotoCoreError, ClientError) as error:
+            raise LedgerUnavailable(f"ledger scan failed ({error_code(error)})") from None
+        return sorted(key for key in keys if " " not in key)  # "report <messageId>": not a payment
+
+
+class LedgerClaims:
+    """Taking claims: a PartiQL INSERT per key, a read of the refused ones, a conditional take-over
+    of those that may be taken; on a failure, what was taken is given back (``undo``: the
+    ledger's ``restore`` and ``release``)."""
+
+    def __init__(self, requests: LedgerTable, retention_s: int, undo: DynamoLedger) -> None:
+        self.requests = requests
+        self.retention_s = retention_s
+        self.undo = undo
+        # The only text put into a statement is the table name, checked by LedgerTable against
+        # DynamoDB's own character set (so it cannot leave its quotes); every value is a parameter.
+        self.insert_claim = (
+            f'INSERT INTO "{requests.name}" VALUE '
+            "{'paymentKey': ?, 'status': ?, 'claimant': ?, 'claimExpiresAt': ?, 'expiresAt': ?}"
+        )
+
     def claim(
         self,
         keys: Iterable[str],
@@ -167,9 +282,17 @@ class DynamoLedger:
         inserted: dict[str, bool] = {}  # filled as each request answers, also when another fails
         taken: dict[str, Entry] = {}  # the claims we took over, with what they held
         try:
-            self._insert_claims(keys, claimant, until_ms, inserted)
+            expires = {"N": str(until_ms // 1000 + DAY_S)}
+            self.requests.execute(
+                self.insert_claim,
+                {
+                    key: [{"S": key}, {"S": CLAIMED}, {"S": claimant}, {"N": str(until_ms)}, expires]
+                    for key in keys
+                },
+                inserted,
+            )
             refused = [key for key in keys if not inserted[key]]
-            items = self._read(refused)  # why: created, claimed by someone, or a claim that expired
+            items = self.requests.read(refused)  # why: created, claimed by someone, or a claim that expired
             out = {
                 key: Entry(CLAIMED)
                 if inserted[key]
@@ -178,7 +301,7 @@ class DynamoLedger:
             }
             held = [key for key in refused if out[key].state == CLAIMED]
             take = lambda key: self._take_over(key, claimant, now, until_ms, items.get(key), out[key])  # noqa: E731
-            futures = {key: self.pool.submit(take, key) for key in held}
+            futures = {key: self.requests.pool.submit(take, key) for key in held}
             failure: Exception | None = None
             for key, future in futures.items():  # every answer is looked at, also after a failure
                 try:
@@ -199,267 +322,37 @@ class DynamoLedger:
             # deleting it would forget its version and HubSpot id.
             applied = {key: entry for key, entry in taken.items() if entry.applied}
             ours = [key for key, ok in inserted.items() if ok] + [k for k in taken if k not in applied]
-            for undo in (lambda: self.restore(applied), lambda: self.release(ours, claimant)):
+            for undo in (lambda: self.undo.restore(applied), lambda: self.undo.release(ours, claimant)):
                 try:
                     undo()
                 except LedgerUnavailable:
                     pass
             if isinstance(error, LedgerUnavailable):
                 raise
-            raise LedgerUnavailable(f"ledger claim failed ({_code(error)})") from None
+            raise LedgerUnavailable(f"ledger claim failed ({error_code(error)})") from None
         return out
-
-    @tracer.capture_method(capture_response=False)
-    def record_created(
-        self,
-        created: Mapping[str, str | None],
-        versions: Mapping[str, int | None] | None = None,
-        links_pending: Iterable[str] = (),
-    ) -> None:
-        """Created (or, in upsert mode, written at ``versions[key]``): its next message is a
-        duplicate (or, in upsert mode, applied only if newer; of the same version, for the keys in
-        ``links_pending``, sent for its links only)."""
-        pending = set(links_pending)
-        now = int(clock.wall())
-        requests = []
-        for key, hubspot_id in created.items():
-            item = {
-                "paymentKey": {"S": key},
-                "status": {"S": CREATED},
-                "createdAt": {"N": str(now)},
-                "expiresAt": {"N": str(now + self.retention_s)},
-            }
-            if hubspot_id:
-                item["hubspotId"] = {"S": hubspot_id}
-            if (versions or {}).get(key) is not None:
-                item["version"] = {"N": str(versions[key])}
-            if key in pending:
-                item["linksPending"] = {"BOOL": True}
-            requests.append({"PutRequest": {"Item": item}})
-        self._write(requests, "ledger write failed")
-
-    def _write(self, requests: list[dict], what: str) -> None:
-        groups = [requests[i : i + 25] for i in range(0, len(requests), 25)]
-        try:
-            list(self.pool.map(self._write_group, groups))
-        except (BotoCoreError, ClientError) as error:
-            raise LedgerUnavailable(f"{what} ({_code(error)})") from None
-
-    @tracer.capture_method(capture_response=False)
-    def mark_ambiguous(self, entries: Mapping[str, Entry]) -> None:
-        """Our claims on payments HubSpot may have stored: no longer held by a live invocation, so
-        their next delivery is handled at once (taken over, counted as ambiguous) instead of
-        bouncing off a live claim until the claim expires. What the claim kept of an applied
-        payment (upsert mode) is kept."""
-        self._write(
-            [{"PutRequest": {"Item": self._item(key, AMBIGUOUS, entry)}} for key, entry in entries.items()],
-            "ledger write failed",
-        )
-
-    @tracer.capture_method(capture_response=False)
-    def restore(self, entries: Mapping[str, Entry]) -> None:
-        """Upsert mode: our claims on applied payments that surely were not written again go back
-        to what they were (a release would forget the applied version)."""
-        self._write(
-            [{"PutRequest": {"Item": self._item(key, CREATED, entry)}} for key, entry in entries.items()],
-            "ledger write failed",
-        )
-
-    def _item(self, key: str, status: str, entry: Entry, **extra: dict) -> dict:
-        item = {
-            "paymentKey": {"S": key},
-            "status": {"S": status},
-            "expiresAt": {"N": str(int(clock.wall()) + self.retention_s)},
-            **extra,
-        }
-        if entry.hubspot_id:
-            item["hubspotId"] = {"S": entry.hubspot_id}
-        if entry.applied:
-            item["applied"] = {"BOOL": True}
-        if entry.version is not None:
-            item["version"] = {"N": str(entry.version)}
-        if entry.links_pending:
-            item["linksPending"] = {"BOOL": True}
-        return item
-
-    @tracer.capture_method(capture_response=False)
-    def release(self, keys: Iterable[str], claimant: str) -> None:
-        """Drop our claims on payments that surely were not stored (retried or refused), so their
-        next delivery is not mistaken for one after a crash. Best effort: claims expire anyway.
-        PartiQL DELETEs, 25 per request: a DELETE whose WHERE does not hold (not our claim) fails
-        alone with ConditionalCheckFailed; one on a missing key succeeds."""
-        keys = list(dict.fromkeys(keys))
-        try:
-            self._batched(
-                self.delete_claim, {key: [{"S": key}, {"S": CLAIMED}, {"S": claimant}] for key in keys}
-            )
-        except (BotoCoreError, ClientError) as error:
-            raise LedgerUnavailable(f"ledger release failed ({_code(error)})") from None
-
-    # -- what reconcile reads ---------------------------------------------------------------------
-    def entries(self, keys: Iterable[str]) -> dict[str, dict]:
-        """The items of ``keys`` as recorded (status, hubspotId, version...), consistently read."""
-        try:
-            return self._read(list(dict.fromkeys(keys)))
-        except (BotoCoreError, ClientError) as error:
-            raise LedgerUnavailable(f"ledger read failed ({_code(error)})") from None
-
-    def created_between(self, since_s: int, until_s: int) -> list[str]:
-        """The paymentKeys recorded as created (``createdAt``, epoch seconds: when the drain recorded
-        HubSpot's answer) in ``[since_s, until_s)``: a Scan, for an operator's occasional look."""
-        keys: list[str] = []
-        try:
-            for page in self.client.get_paginator("scan").paginate(
-                TableName=self.table,
-                FilterExpression="#s = :created AND createdAt BETWEEN :since AND :last",
-                ProjectionExpression="paymentKey",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":created": {"S": CREATED},
-                    ":since": {"N": str(since_s)},
-                    ":last": {"N": str(until_s - 1)},
-                },
-            ):
-                keys += [item["paymentKey"]["S"] for item in page.get("Items", [])]
-        except (BotoCoreError, ClientError) as error:
-            raise LedgerUnavailable(f"ledger scan failed ({_code(error)})") from None
-        return sorted(key for key in keys if " " not in key)  # "report <messageId>": not a payment
-
-    def _read(self, keys: list[str]) -> dict[str, dict]:
-        items: dict[str, dict] = {}
-        groups = [keys[i : i + 100] for i in range(0, len(keys), 100)]
-        for found in self.pool.map(self._read_group, groups):
-            items.update(found)
-        return items
-
-    def _read_group(self, keys: list[str]) -> dict[str, dict]:
-        request = {
-            self.table: {
-                "Keys": [{"paymentKey": {"S": k}} for k in keys],
-                "ConsistentRead": True,
-                "ProjectionExpression": (
-                    "paymentKey, #s, hubspotId, claimant, claimExpiresAt, version, applied, linksPending"
-                ),
-                "ExpressionAttributeNames": {"#s": "status"},
-            }
-        }
-        items: dict[str, dict] = {}
-        for attempt in range(5):
-            answer = self.client.batch_get_item(RequestItems=request)
-            for raw in answer.get("Responses", {}).get(self.table, []):
-                items[raw["paymentKey"]["S"]] = {k: next(iter(v.values())) for k, v in raw.items()}
-            request = answer.get("UnprocessedKeys") or {}
-            if not request:
-                return items
-            clock.sleep(0.02 * 2**attempt)
-        raise LedgerUnavailable("ledger read left keys unprocessed")
-
-    def _insert_claims(self, keys: list[str], claimant: str, until_ms: int, done: dict[str, bool]) -> None:
-        expires = {"N": str(until_ms // 1000 + DAY_S)}
-        self._batched(
-            self.insert_claim,
-            {
-                key: [{"S": key}, {"S": CLAIMED}, {"S": claimant}, {"N": str(until_ms)}, expires]
-                for key in keys
-            },
-            done,
-        )
-
-    def _batched(
-        self, statement: str, parameters: Mapping[str, list], done: dict[str, bool] | None = None
-    ) -> dict[str, bool]:
-        """``statement`` once per key, 25 per BatchExecuteStatement, the requests in parallel.
-        Whether each key's statement took effect (False: its condition did not hold), in ``done``
-        as each statement answers: when one fails, what the others did is still there."""
-        keys = list(parameters)
-        groups = [keys[i : i + STATEMENTS_PER_BATCH] for i in range(0, len(keys), STATEMENTS_PER_BATCH)]
-        done = {} if done is None else done
-        futures = [self.pool.submit(self._execute, statement, group, parameters, done) for group in groups]
-        failure: Exception | None = None
-        for future in futures:
-            try:
-                future.result()
-            except (BotoCoreError, ClientError, LedgerUnavailable) as error:
-                failure = failure or error
-        if failure is not None:
-            raise failure
-        return done
-
-    def _execute(
-        self, statement: str, keys: list[str], parameters: Mapping[str, list], done: dict[str, bool]
-    ) -> None:
-        """One BatchExecuteStatement; statements that failed transiently go again (backoff)."""
-        for attempt in range(5):
-            answer = self.client.batch_execute_statement(
-                Statements=[{"Statement": statement, "Parameters": parameters[key]} for key in keys]
-            )
-            retry, failed = [], None
-            for key, response in zip(keys, answer["Responses"]):  # in the order of the statements
-                code = response.get("Error", {}).get("Code")
-                if code in TRANSIENT:
-                    retry.append(key)
-                elif code is not None and code not in CONDITION_FAILED:
-                    failed = failed or code
-                else:
-                    done[key] = code is None
-            if failed:
-                raise LedgerUnavailable(f"ledger statement failed ({failed})")
-            if not retry:
-                return
-            keys = retry
-            clock.sleep(0.02 * 2**attempt)
-        raise LedgerUnavailable("ledger statements kept failing transiently")
 
     def _take_over(
         self, key: str, claimant: str, now_ms: int, until_ms: int, item: Mapping | None, entry: Entry
     ) -> bool:
-        """Claim a key marked ambiguous, whose claim expired (or is already ours) or, in upsert
-        mode, created at an older version, if it still is as read when we write."""
-        names = {"#s": "status"}
-        if item is not None and item.get("status") == CREATED:  # upsert mode: unchanged since our read
-            condition = "#s = :created AND " + (
-                "version = :v" if entry.version is not None else "attribute_not_exists(version)"
-            )
-            values = {
-                ":created": {"S": CREATED},
-                **({":v": {"N": str(entry.version)}} if entry.version is not None else {}),
-            }
-        else:
-            condition = "#s = :ambiguous OR (#s = :claimed AND (claimExpiresAt < :now OR claimant = :me))"
-            values = {
-                ":claimed": {"S": CLAIMED},
-                ":ambiguous": {"S": AMBIGUOUS},
-                ":now": {"N": str(now_ms)},
-                ":me": {"S": claimant},
-            }
-        claim = self._item(key, CLAIMED, entry, claimant={"S": claimant}, claimExpiresAt={"N": str(until_ms)})
+        """Claim a key that ``take_over_condition`` lets us take, if it still is as read when we write."""
+        condition, values = take_over_condition(item, entry, claimant, now_ms)
+        expires_s = int(clock.wall()) + self.retention_s
+        claim = item_of(
+            key, CLAIMED, entry, expires_s, claimant={"S": claimant}, claimExpiresAt={"N": str(until_ms)}
+        )
         if not entry.applied:  # a claim alone is forgotten a day after it ends
             claim["expiresAt"] = {"N": str(until_ms // 1000 + DAY_S)}
         try:
-            self.client.put_item(
-                TableName=self.table,
+            self.requests.client.put_item(
+                TableName=self.requests.name,
                 Item=claim,
                 ConditionExpression=condition,
-                ExpressionAttributeNames=names,
+                ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
-
-    def _write_group(self, group: list[dict]) -> None:
-        for attempt in range(5):
-            answer = self.client.batch_write_item(RequestItems={self.table: group})
-            group = (answer.get("UnprocessedItems") or {}).get(self.table) or []
-            if not group:
-                return
-            clock.sleep(0.02 * 2**attempt)
-        raise LedgerUnavailable("ledger write left items unprocessed")
-
-
-def _code(error: Exception) -> str:
-    if isinstance(error, ClientError):
-        return str(error.response.get("Error", {}).get("Code", "ClientError"))
-    return type(error).__name__
