@@ -152,6 +152,19 @@ def replay_body(report: dict[str, Any]) -> str:
     return sqs_json(payment)  # a lone surrogate, as a report carries it, goes back escaped
 
 
+def replay_entry(entry_id: str, report: dict[str, Any], queue_url: str) -> dict[str, Any]:
+    """The SendMessageBatch entry that puts ``report``'s payment on the queue at ``queue_url``."""
+    entry: dict[str, Any] = {
+        "Id": entry_id,
+        "MessageBody": replay_body(report),
+        "MessageAttributes": {"replayOf": {"DataType": "String", "StringValue": report["messageId"]}},
+    }
+    if queue_url.rstrip("/").endswith(".fifo"):
+        entry["MessageGroupId"] = sqs_id(str(report.get("paymentKey") or report["messageId"]))
+        entry["MessageDeduplicationId"] = sqs_id("replay-" + report["messageId"])
+    return entry
+
+
 @dataclass
 class Summary:
     dry_run: bool
@@ -200,8 +213,72 @@ class Summary:
         )
 
 
+class ReportQueue:
+    """The failure-report queue's side of a run: reports received, held invisible until the run
+    ends, deleted once replayed, and the held ones released untouched."""
+
+    def __init__(self, client: Any, url: str, request: ReplayRequest) -> None:
+        self.client = client
+        self.url = url
+        self.request = request
+        self.held: dict[str, str] = {}  # report's SQS MessageId -> its latest receipt handle
+
+    def receive(self) -> tuple[list[dict[str, Any]], bool]:
+        """The reports not seen before in this run, and whether the receive brought any message."""
+        answer = self.client.receive_message(
+            QueueUrl=self.url,
+            MaxNumberOfMessages=MAX_ENTRIES,
+            VisibilityTimeout=self.request.visibility_timeout,
+            WaitTimeSeconds=self.request.wait_seconds,
+        )
+        fresh = []
+        for message in answer.get("Messages", []):
+            if message["MessageId"] in self.held:  # held, and its visibility ran out: keep the new handle
+                self.held[message["MessageId"]] = message["ReceiptHandle"]
+            else:
+                fresh.append(message)
+        return fresh, bool(answer.get("Messages"))
+
+    def hold(self, message: dict[str, Any]) -> None:
+        self.held[message["MessageId"]] = message["ReceiptHandle"]
+
+    def delete(self, messages: list[dict[str, Any]]) -> dict[int, str]:
+        """Delete ``messages``; the position of each one SQS did not delete, with why."""
+        failed: dict[int, str] = {}
+        for start in range(0, len(messages), MAX_ENTRIES):
+            group = messages[start : start + MAX_ENTRIES]
+            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(group)]
+            try:
+                answer = self.client.delete_message_batch(QueueUrl=self.url, Entries=entries)
+                codes = {f["Id"]: f.get("Code", "Failed") for f in answer.get("Failed", [])}
+            except (BotoCoreError, ClientError) as error:
+                codes = {e["Id"]: type(error).__name__ for e in entries}
+            failed.update({start + int(i): code for i, code in codes.items()})
+        return failed
+
+    def release(self) -> tuple[int, int]:
+        """Make every held report visible again, untouched: how many were, and how many failed."""
+        handles = list(self.held.values())
+        released = release_failed = 0
+        for start in range(0, len(handles), MAX_ENTRIES):
+            group = handles[start : start + MAX_ENTRIES]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(group)
+            ]
+            try:
+                answer = self.client.change_message_visibility_batch(QueueUrl=self.url, Entries=entries)
+                failed = len(answer.get("Failed", []))
+            except (BotoCoreError, ClientError):
+                failed = len(entries)
+            released += len(entries) - failed
+            release_failed += failed
+        self.held.clear()
+        return released, release_failed
+
+
 class Replay:
-    """One run over the failure-report queue. ``time_left`` (seconds) bounds it inside a Lambda."""
+    """One run over the failure-report queue: which reports are replayed, and their sends to the
+    payments queue. ``time_left`` (seconds) bounds it inside a Lambda."""
 
     def __init__(
         self,
@@ -213,19 +290,20 @@ class Replay:
         time_left: Callable[[], float] | None = None,
     ) -> None:
         self.request = request
-        self.failure_queue_url = failure_queue_url
         self.payments_queue_url = payments_queue_url
         self.client = client or sqs_client()
+        self.reports = ReportQueue(self.client, failure_queue_url, request)
         self.progress = progress
         self.time_left = time_left
         self.summary = Summary(dry_run=request.dry_run)
-        self.held: dict[str, str] = {}  # report's SQS MessageId -> its latest receipt handle
 
     def run(self) -> Summary:
         try:
             self._drain()
         finally:
-            self._release()
+            released, failed = self.reports.release()
+            self.summary.released += released
+            self.summary.release_failed += failed
             self.progress(self.summary.progress() + f"; released {self.summary.released}")
         return self.summary
 
@@ -239,22 +317,11 @@ class Replay:
             if self.time_left is not None and self.time_left() < request.wait_seconds + STEP_S:
                 summary.stopped_by = "time"
                 return
-            answer = self.client.receive_message(
-                QueueUrl=self.failure_queue_url,
-                MaxNumberOfMessages=MAX_ENTRIES,
-                VisibilityTimeout=request.visibility_timeout,
-                WaitTimeSeconds=request.wait_seconds,
-            )
-            fresh = []
-            for message in answer.get("Messages", []):
-                if message["MessageId"] in self.held:  # held, and its visibility ran out: keep the new handle
-                    self.held[message["MessageId"]] = message["ReceiptHandle"]
-                else:
-                    fresh.append(message)
+            fresh, any_message = self.reports.receive()
             if not fresh:
                 # Nothing at all: the queue is read. Only held reports again (a run longer than the
                 # visibility timeout): they are hidden again; give up after a few such rounds.
-                if answer.get("Messages"):
+                if any_message:
                     repeats += 1
                 else:
                     quiet += 1
@@ -282,11 +349,11 @@ class Replay:
             else:
                 self._count(report)
                 if not request.dry_run:
-                    entry = self._entry(str(index), report)
+                    entry = replay_entry(str(index), report, self.payments_queue_url)
                     entries.append(entry)
                     selected[entry["Id"]] = (message, report)
                     continue
-            self.held[message["MessageId"]] = message["ReceiptHandle"]
+            self.reports.hold(message)
         if not entries:
             return
         failed = enqueue(self.client, self.payments_queue_url, entries)
@@ -295,10 +362,16 @@ class Replay:
             if entry_id in failed:
                 summary.send_failed += 1
                 self._error(report, failed[entry_id])
-                self.held[message["MessageId"]] = message["ReceiptHandle"]
+                self.reports.hold(message)
             else:
                 sent.append((message, report))
-        self._delete(sent)
+        not_deleted = self.reports.delete([message for message, _ in sent])
+        for i, (_, report) in enumerate(sent):
+            if i in not_deleted:
+                summary.delete_failed += 1
+                self._error(report, f"sent, but the report was not deleted ({not_deleted[i]})")
+            else:
+                summary.replayed += 1
 
     def _count(self, report: dict[str, Any]) -> None:
         summary = self.summary
@@ -309,57 +382,11 @@ class Replay:
         if len(summary.payment_keys) < self.request.show:
             summary.payment_keys.append(str(report.get("paymentKey") or report["messageId"]))
 
-    def _entry(self, entry_id: str, report: dict[str, Any]) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "Id": entry_id,
-            "MessageBody": replay_body(report),
-            "MessageAttributes": {"replayOf": {"DataType": "String", "StringValue": report["messageId"]}},
-        }
-        if self.payments_queue_url.rstrip("/").endswith(".fifo"):
-            entry["MessageGroupId"] = sqs_id(str(report.get("paymentKey") or report["messageId"]))
-            entry["MessageDeduplicationId"] = sqs_id("replay-" + report["messageId"])
-        return entry
-
-    def _delete(self, sent: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
-        for start in range(0, len(sent), MAX_ENTRIES):
-            group = sent[start : start + MAX_ENTRIES]
-            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, (m, _) in enumerate(group)]
-            try:
-                answer = self.client.delete_message_batch(QueueUrl=self.failure_queue_url, Entries=entries)
-                failed = {f["Id"]: f.get("Code", "Failed") for f in answer.get("Failed", [])}
-            except (BotoCoreError, ClientError) as error:
-                failed = {e["Id"]: type(error).__name__ for e in entries}
-            for i, (_, report) in enumerate(group):
-                if str(i) in failed:
-                    self.summary.delete_failed += 1
-                    self._error(report, f"sent, but the report was not deleted ({failed[str(i)]})")
-                else:
-                    self.summary.replayed += 1
-
     def _error(self, report: dict[str, Any], text: str) -> None:
         if len(self.summary.errors) < MAX_ERRORS_SHOWN:
             self.summary.errors.append(
                 {"messageId": report["messageId"], "paymentKey": str(report.get("paymentKey")), "error": text}
             )
-
-    def _release(self) -> None:
-        """Make every held report visible again, untouched."""
-        handles = list(self.held.values())
-        for start in range(0, len(handles), MAX_ENTRIES):
-            group = handles[start : start + MAX_ENTRIES]
-            entries = [
-                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(group)
-            ]
-            try:
-                answer = self.client.change_message_visibility_batch(
-                    QueueUrl=self.failure_queue_url, Entries=entries
-                )
-                failed = len(answer.get("Failed", []))
-            except (BotoCoreError, ClientError):
-                failed = len(entries)
-            self.summary.released += len(entries) - failed
-            self.summary.release_failed += failed
-        self.held.clear()
 
 
 def replay(request: ReplayRequest, failure_queue_url: str, payments_queue_url: str, **kwargs: Any) -> Summary:
