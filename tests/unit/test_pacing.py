@@ -31,34 +31,34 @@ def answer(gate, remaining=None):
     gate.finished(headers)
 
 
-def test_before_any_answer_each_container_sends_its_parallel_calls_then_waits():
-    gate = RateGate(20, containers=3, parallel_calls=4, clock=Clock())
+def test_before_any_answer_the_container_sends_its_parallel_calls_then_waits():
+    gate = RateGate(20, parallel_calls=4, clock=Clock())
     assert [gate.delay() for _ in range(4)] == [0] * 4
     assert gate.delay() > 0
 
 
-def test_the_first_burst_never_exceeds_a_share_of_a_small_limit():
-    gate = RateGate(10, containers=3, parallel_calls=4, clock=Clock())  # 3 x 4 would be 12 > 10
+def test_the_first_burst_never_exceeds_a_small_limit():
+    gate = RateGate(3, parallel_calls=4, clock=Clock())  # 4 would be more than the limit
     assert [gate.delay() for _ in range(3)] == [0] * 3 and gate.delay() > 0
 
 
-def test_an_answer_grows_the_allowance_into_room_no_other_container_can_claim():
-    gate = RateGate(20, containers=3, parallel_calls=4, clock=Clock())
-    answer(gate, remaining=19)  # others may still add 2 x 4: room for min(4, 19 - 8) outstanding
+def test_an_answer_grows_the_allowance_into_the_room_it_reports():
+    gate = RateGate(20, parallel_calls=4, clock=Clock())
+    answer(gate, remaining=19)  # room for min(4, 19) outstanding
     assert [gate.delay() for _ in range(4)] == [0] * 4 and gate.delay() > 0  # 1 answered + 4
 
 
-def test_without_room_beyond_the_others_reserve_the_allowance_does_not_grow():
-    gate = RateGate(20, containers=3, parallel_calls=4, clock=Clock())
+def test_without_room_the_allowance_does_not_grow():
+    gate = RateGate(20, parallel_calls=4, clock=Clock())
     for _ in range(4):
-        answer(gate, remaining=8)
+        answer(gate, remaining=0)
     assert gate.delay() > 0  # 4 answered and in the window: the first burst's allowance
 
 
 def test_a_full_allowance_waits_for_our_own_oldest_request_to_leave_the_window():
     clock = Clock()
-    gate = RateGate(20, containers=3, parallel_calls=1, clock=clock)
-    answer(gate, remaining=2)  # answered at t=100, no room beyond the reserve
+    gate = RateGate(20, parallel_calls=1, clock=clock)
+    answer(gate, remaining=0)  # answered at t=100, no room
     clock.now = 103.0
     assert abs(gate.delay() - (100.0 + 10.0 - 103.0 + MARGIN_S)) < 1e-9
     clock.now = 110.0  # it left the window: its slot is ours again
@@ -66,7 +66,7 @@ def test_a_full_allowance_waits_for_our_own_oldest_request_to_leave_the_window()
 
 
 def test_concurrent_callers_never_get_more_immediate_slots_than_the_allowance():
-    gate = RateGate(200, containers=1, parallel_calls=50, clock=Clock())
+    gate = RateGate(200, parallel_calls=50, clock=Clock())
     answer(gate, remaining=199)  # allowance: 1 answered + 50 outstanding
     immediate = []
     lock = threading.Lock()
@@ -97,17 +97,17 @@ def test_a_429_pauses_every_caller_and_shrinks_the_allowance_to_what_is_out():
 
 
 def test_an_answer_without_headers_counts_as_one_fewer_than_the_last_heard():
-    gate = RateGate(20, containers=2, parallel_calls=2, clock=Clock())
-    answer(gate, remaining=10)  # allowance 1 + 2
-    answer(gate)  # a 5xx without headers: 9 left, still room beyond the reserve of 2
-    assert [gate.delay() for _ in range(2)] == [0] * 2 and gate.delay() > 0
+    gate = RateGate(20, parallel_calls=2, clock=Clock())
+    answer(gate, remaining=1)  # allowance 1 + min(2, 1)
+    answer(gate)  # a 5xx without headers: 0 left (not the 19 of the limit): no growth
+    assert gate.delay() > 0
 
 
 def test_outstanding_stays_within_parallel_calls_also_between_our_calls():
     """Requests that leave the window while the container is busy elsewhere shrink its allowance
-    as of the moment they left, not when it next looks: other containers count on it."""
+    as of the moment they left, not when it next looks."""
     clock = Clock()
-    gate = RateGate(100, containers=2, parallel_calls=2, clock=clock)
+    gate = RateGate(100, parallel_calls=2, clock=clock)
     for _ in range(6):  # grows to 8: six answered at t=100 and two outstanding
         answer(gate, remaining=90)
     clock.now = 104.0
@@ -160,12 +160,12 @@ class Simulation:
         return last
 
 
-def shared_window(containers: int, parallel: int, limit: int, requests: int, starts, seed: int):
-    """Containers x parallel callers pacing by the headers through one shared window. Returns
-    how many were refused and when the last request was answered."""
+def alone_in_the_window(parallel: int, limit: int, requests: int, seed: int):
+    """One container's parallel callers pacing by the headers through the window. Returns how
+    many were refused and when the last request was answered."""
     sim = Simulation(limit, seed)
     left = [requests]
-    gates = [RateGate(limit, containers=containers, parallel_calls=parallel, clock=sim.clock) for _ in starts]
+    gate = RateGate(limit, parallel_calls=parallel, clock=sim.clock)
 
     def ask(gate):
         if left[0] <= 0:
@@ -186,18 +186,16 @@ def shared_window(containers: int, parallel: int, limit: int, requests: int, sta
             left[0] += 1
         ask(gate)
 
-    for gate, start in zip(gates, starts):
-        for _ in range(parallel):
-            sim.at(start, lambda g=gate: ask(g))
+    for _ in range(parallel):
+        sim.at(0.0, lambda: ask(gate))
     last = sim.run()
     return sim.refused, last
 
 
 @pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize("starts", [(0.0, 0.0, 0.0), (0.0, 0.0), (0.0, 1.3, 2.9)])
-def test_containers_sharing_the_limit_never_run_into_a_429(seed, starts):
-    refused, last = shared_window(3, 4, 20, 100, starts, seed)
-    assert refused == 0 and last < 65.0  # and they drain
+def test_a_container_pacing_by_the_headers_never_runs_into_a_429(seed):
+    refused, last = alone_in_the_window(4, 20, 100, seed)
+    assert refused == 0 and last < 65.0  # and it drains
 
 
 class SimClock:

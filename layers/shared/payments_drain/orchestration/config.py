@@ -34,7 +34,8 @@ class Settings(BaseModel):
     HUBSPOT_TOKEN_SECRET_ID: Annotated[str, Field(min_length=1)]
     FAILURE_QUEUE_URL: Annotated[str, Field(pattern=r"^https?://\S+$")]
     LEDGER_TABLE_NAME: Annotated[str, Field(pattern=f"^({DDB_TABLE_NAME})?$")]
-    # The rate limit's slots shared by the containers (rate_slots); empty: each paces by the headers.
+    # The rate limit's slots shared by the containers (rate_slots); empty: one container, paced
+    # by the headers (EVENT_SOURCE_MAX_CONCURRENCY must then be 1).
     RATE_SLOTS_TABLE_NAME: Annotated[str, Field(pattern=f"^({DDB_TABLE_NAME})?$")] = ""
     HUBSPOT_BASE_URL: str = BASE_URL
     HUBSPOT_API_VERSION: Literal["v3", "2026-09"] = "2026-09"
@@ -80,6 +81,15 @@ class Settings(BaseModel):
         if self.HUBSPOT_WRITE_MODE == "upsert" and not self.HUBSPOT_UNIQUE_PROPERTY:
             raise ValueError(
                 "HUBSPOT_WRITE_MODE upsert needs HUBSPOT_UNIQUE_PROPERTY (the property upsert finds payments by)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _containers_share_the_limit_through_the_slots(self) -> Settings:
+        if self.EVENT_SOURCE_MAX_CONCURRENCY > 1 and not self.RATE_SLOTS_TABLE_NAME:
+            raise ValueError(
+                "EVENT_SOURCE_MAX_CONCURRENCY above 1 needs RATE_SLOTS_TABLE_NAME (containers share "
+                "HubSpot's rate limit through the rate slots table)"
             )
         return self
 

@@ -57,7 +57,6 @@ class Stats:
     errors: int = 0
     auth_failures: int = 0
     ambiguous: int = 0  # copies HubSpot may have stored unbeknown to us (one per payment and such answer)
-    ambiguous_ids: set[str] = field(default_factory=set)  # the payments concerned
     daily_limit: bool = False
     rate_limit_remaining: int | None = None
     held: int = 0  # retries held on the queue until what they wait for can take them
@@ -99,18 +98,14 @@ class Stats:
             if answer.status in (401, 403):
                 self.auth_failures += 1
             if ambiguous:
-                self._count_ambiguous(message_ids)
+                self.ambiguous += len(message_ids)
             remaining = answer.header("X-HubSpot-RateLimit-Remaining")
             if remaining is not None and remaining.isdigit():
                 value = int(remaining)
                 current = self.rate_limit_remaining
                 self.rate_limit_remaining = value if current is None else min(value, current)
 
-    def reclaimed(self, message_id: str) -> None:
+    def reclaimed(self) -> None:
         """A payment whose last invocation ended not knowing whether HubSpot stored it."""
         with self.lock:
-            self._count_ambiguous([message_id])
-
-    def _count_ambiguous(self, message_ids: list[str]) -> None:
-        self.ambiguous += len(message_ids)
-        self.ambiguous_ids.update(message_ids)
+            self.ambiguous += 1

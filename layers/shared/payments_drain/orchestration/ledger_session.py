@@ -105,7 +105,7 @@ class LedgerSession:
                     payment = replace(payment, written_id=entry.hubspot_id)  # its links only
                 if entry.reclaimed and not self.upsert:  # maybe sent by an invocation that did not finish
                     # (in upsert mode sending again writes the same values: no copy to count)
-                    self.stats.reclaimed(payment.message_id)
+                    self.stats.reclaimed()
                     logger.warning(
                         "payment may have been sent by an earlier invocation",
                         extra={"messageId": payment.message_id, "paymentKey": payment.payment_key},

@@ -2,20 +2,18 @@
 
 HubSpot answers each request with ``X-HubSpot-RateLimit-Max``, ``-Remaining`` and
 ``-Interval-Milliseconds`` for its rolling window. Nothing in urllib3 or Powertools reads them,
-hence this gate. Containers do not talk to each other; each keeps one number, its *allowance*:
-how many of its own requests may be counted in the window at once (answered and still in it,
-in flight, or about to start). Its *outstanding* requests are the allowance less those answered
-and still in the window: in flight, or slots it may still use (docs/performance.md, figure c).
+hence this gate. ``RateGate`` paces one container alone (several share the limit through the
+rate slots: ``SlotGate``). It keeps one number, its *allowance*: how many of its own requests
+may be counted in the window at once (answered and still in it, in flight, or about to start).
+Its *outstanding* requests are the allowance less those answered and still in the window: in
+flight, or slots it may still use (docs/performance.md, figure c).
 
 1. **Self-clocking.** A request of ours leaving the window (a window after its answer: by then
    HubSpot has surely counted it) frees a slot for our next one; the allowance is not touched.
-2. **Growth only into room nobody else can claim.** An answer leaving ``r`` requests means at
-   most ``L - r`` are counted; every other container may still add its outstanding requests,
-   at most ``parallel_calls`` each (``containers`` is the event source's MaximumConcurrency).
-   So the allowance grows to our answered count plus ``min(parallel_calls, r - others)``, where
-   ``others = (containers - 1) x parallel_calls``: what is counted plus what anybody may still
-   add stays within the limit, and no 429 comes from our own containers. An answer without the
-   header (an error, a timeout) counts as one more than the last heard.
+2. **Growth only into the room HubSpot reports.** An answer leaving ``r`` requests means at
+   most ``L - r`` are counted, so the allowance grows to our answered count plus
+   ``min(parallel_calls, r)``. An answer without the header (an error, a timeout) counts as one
+   more than the last heard.
 3. **Outstanding at most ``parallel_calls``.** When our requests leave the window and we have
    nothing to send, the allowance shrinks with them, so an idle container claims no more than
    the burst it may send when work comes back.
@@ -41,20 +39,18 @@ class RateGate:
         self,
         limit_per_10s: int,
         *,
-        containers: int = 1,
         parallel_calls: int = 1,
         clock: Callable[[], float] = clocks.monotonic,
     ) -> None:
         self.max = limit_per_10s
         self.interval_s = 10.0
         self.parallel = max(1, parallel_calls)
-        self.others = (max(1, containers) - 1) * self.parallel
         self.clock = clock
         self.lock = threading.Lock()
         self.answered: deque[float] = deque()  # answer times of our counted requests still in the window
         self.in_flight = 0
         self.promised = 0  # slots delay() handed out whose request has not started yet
-        self.allowance = max(1, min(self.parallel, limit_per_10s // max(1, containers)))
+        self.allowance = max(1, min(self.parallel, limit_per_10s))
         self.paused_until = 0.0
         self.remaining: int | None = None  # the last -Remaining heard
 
@@ -123,14 +119,14 @@ class RateGate:
         return None  # the headers say nothing of the others: a wait here is never a hold
 
     def _grow(self, remaining: int) -> None:
-        if remaining - self.others > 0:
-            grown = len(self.answered) + min(self.parallel, remaining - self.others)
+        if remaining > 0:
+            grown = len(self.answered) + min(self.parallel, remaining)
             self.allowance = max(self.allowance, grown)
 
     def _expire(self, now: float) -> None:
         """Drop our requests that have left the window, shrinking the allowance as of the moment
-        each left (not as of now): other containers count on our outstanding being at most
-        ``parallel_calls`` at every instant, also between two of our calls."""
+        each left (not as of now): our outstanding is at most ``parallel_calls`` at every instant,
+        also between two of our calls."""
         while self.answered and self.answered[0] <= now - self.interval_s:
             left_at = self.answered.popleft() + self.interval_s
             still_in = sum(1 for t in self.answered if t <= left_at)  # answers after it came later
@@ -141,10 +137,11 @@ class SlotGate:
     """A rate gate whose requests start only at slots claimed on the shared timeline
     (``rate_slots``).
 
-    With several containers, pacing by the headers keeps ``(containers - 1) x parallel_calls`` of
-    the window for the others' calls in flight (``RateGate``, rule 2); when the others are idle,
-    that room is lost. Here no room is kept: when a call of the invocation has no slot, the gate
-    claims one slot per call not started yet (one write per invocation when nothing races it),
+    Containers do not talk to each other: pacing by the headers alone would have to keep
+    ``(containers - 1) x parallel_calls`` of the window for the others' calls in flight, room
+    lost when the others are idle. Here no room is kept: when a call of the invocation has no
+    slot, the gate claims one slot per call not started yet (one write per invocation when
+    nothing races it),
     each a moment on the timeline that every container shares, and hands them out in order. A
     slot that no call takes within ``SLACK_MS`` of its moment has passed; so a 429's pause, an
     early end or a kill leave nothing held. When no slot fits before the invocation's last call,

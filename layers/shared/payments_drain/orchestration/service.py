@@ -64,11 +64,7 @@ def build_drain(settings: Settings) -> Drain:
                 )
             )
             if settings.RATE_SLOTS_TABLE_NAME
-            else RateGate(
-                settings.HUBSPOT_RATE_LIMIT_PER_10S,
-                containers=settings.EVENT_SOURCE_MAX_CONCURRENCY,
-                parallel_calls=parallel,
-            )
+            else RateGate(settings.HUBSPOT_RATE_LIMIT_PER_10S, parallel_calls=parallel)
         ),
         daily=DailyLimit(settings.DAILY_LIMIT_PROBE_SECONDS),
         hold_base_s={  # an outage of the ledger or the slots, or a refused configuration, as HubSpot's
