@@ -68,10 +68,11 @@ replay: $(VENV)/.installed
 reconcile: $(VENV)/.installed
 	@PYTHONPATH=layers/shared $(PY) -m payments_drain.tools.reconcile $(ARGS)
 
-## lint: ruff check and ruff format --check (pinned in requirements-dev.txt; make test runs it)
+## lint: ruff check, ruff format --check and vulture (dead code; pinned in requirements-dev.txt; make test runs it)
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/vulture
 
 ## format: ruff format and the fixes ruff check can make
 format: $(VENV)/.installed
