@@ -146,22 +146,12 @@ class DynamoLedger:
         self.table, self.client = table_name, self.requests.client
         self.retention_s = retention_days * DAY_S
         self.claims = LedgerClaims(self.requests, self.retention_s, undo=self)
+        self.claim = self.claims.claim  # taking claims is LedgerClaims' job
         # The only text put into a statement is the table name, checked by LedgerTable against
         # DynamoDB's own character set (so it cannot leave its quotes); every value is a parameter.
         self.delete_claim = (
             f'DELETE FROM "{table_name}" WHERE "paymentKey" = ? AND "status" = ? AND "claimant" = ?'  # nosec B608
         )
-
-    @tracer.capture_method(capture_response=False)
-    def claim(
-        self,
-        keys: Iterable[str],
-        claimant: str,
-        until_ms: int,
-        versions: Mapping[str, int | None] | None = None,
-    ) -> dict[str, Entry]:
-        """Claim every key (``LedgerClaims.claim``)."""
-        return self.claims.claim(keys, claimant, until_ms, versions)
 
     @tracer.capture_method(capture_response=False)
     def record_created(
@@ -267,6 +257,7 @@ class LedgerClaims:
             "{'paymentKey': ?, 'status': ?, 'claimant': ?, 'claimExpiresAt': ?, 'expiresAt': ?}"
         )
 
+    @tracer.capture_method(capture_response=False)
     def claim(
         self,
         keys: Iterable[str],

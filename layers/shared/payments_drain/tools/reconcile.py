@@ -39,24 +39,22 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, ValidationError, model_validator
 
 from payments_drain.adapters.hubspot import HubSpotClient
 from payments_drain.adapters.ledger import DynamoLedger, LedgerUnavailable
 from payments_drain.adapters.token import TokenUnavailable, cli_token
 from payments_drain.core import clock
 from payments_drain.core.batching import TRANSIENT, Answer, settle, whole_request_reason
-from payments_drain.core.clock import as_utc
 from payments_drain.core.limits import HUBSPOT_BATCH_READ_INPUTS
 from payments_drain.core.messages import KEY_PATTERN, MAX_KEY_CHARS, parse_record
 from payments_drain.core.outcomes import Payment
 from payments_drain.core.payment_files import FileProblem, read_lines, synthetic_record
 from payments_drain.core.reading import Read, Record, differing, read_of
+from payments_drain.core.tool_request import ToolRequest
 from payments_drain.orchestration.config import DEFAULT_PROPERTY, Settings
 from payments_drain.orchestration.pacing import RateGate
 from payments_drain.orchestration.sender import backoff_s
@@ -302,29 +300,18 @@ def read_file(path: Path, unique_property: str | None) -> list[Expected]:
     return out
 
 
-class ReconcileRequest(BaseModel):
-    """What to reconcile. Field names are the CLI's flags and, in camelCase, the function's event keys."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
+class ReconcileRequest(ToolRequest):
+    """What to reconcile (``ToolRequest``: the CLI's flags, the function's event keys)."""
 
     payment_key: list[Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS, pattern=KEY_PATTERN)]] = []
     payments: list[Any] = []  # payment bodies or failure reports, as a file's lines
-    since: datetime | None = None
-    until: datetime | None = None
     # The function returns this many findings not as expected.
     show: Annotated[int, Field(ge=0, le=1000)] = 100
 
-    @field_validator("since", "until")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return as_utc(value)
-
     @model_validator(mode="after")
-    def _range(self) -> ReconcileRequest:
+    def _both_or_neither(self) -> ReconcileRequest:
         if (self.since is None) != (self.until is None):
             raise ValueError("since and until go together (the ledger's time range)")
-        if self.since is not None and self.until is not None and self.since >= self.until:
-            raise ValueError("since must be before until")
         return self
 
 

@@ -42,19 +42,14 @@ from typing import Annotated, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
-    field_validator,
-    model_validator,
 )
-from pydantic.alias_generators import to_camel
 
 from payments_drain.adapters.sqs_batches import MAX_ENTRIES, enqueue, sqs_client, sqs_id, sqs_json
-from payments_drain.core.clock import as_utc
 from payments_drain.core.limits import SQS_MAX_VISIBILITY_S
+from payments_drain.core.tool_request import ToolRequest
 
 STEP_S = 5.0  # time one receive-send-delete round needs, beyond its long-poll wait
 MAX_ERRORS_SHOWN = 20
@@ -71,33 +66,18 @@ def _listed(value: Any) -> Any:
 Filter = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_listed)]
 
 
-class ReplayRequest(BaseModel):
-    """What to replay and how. Field names are the CLI's flags and, in camelCase, the event's keys."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
+class ReplayRequest(ToolRequest):
+    """What to replay and how (``ToolRequest``: the CLI's flags, the event's keys)."""
 
     dry_run: bool = False
     category: Filter = []
     code: Filter = []
     payment_key: Filter = []
-    since: datetime | None = None
-    until: datetime | None = None
     limit: Annotated[int, Field(ge=1)] | None = None
     show: Annotated[int, Field(ge=0, le=1000)] = 20  # paymentKeys listed in the summary
     visibility_timeout: Annotated[int, Field(ge=1, le=SQS_MAX_VISIBILITY_S.value)] = 300
     wait_seconds: Annotated[int, Field(ge=0, le=20)] = 1  # long poll of each receive
     empty_receives: Annotated[int, Field(ge=1, le=10)] = 2  # receives with nothing new that end the run
-
-    @field_validator("since", "until")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return as_utc(value)
-
-    @model_validator(mode="after")
-    def _range(self) -> ReplayRequest:
-        if self.since is not None and self.until is not None and self.since >= self.until:
-            raise ValueError("since must be before until")
-        return self
 
     def matches(self, report: dict[str, Any]) -> bool:
         reason = report.get("reason") if isinstance(report.get("reason"), dict) else {}
