@@ -41,6 +41,17 @@ def test_every_visibility_parameter_stops_at_sqs_12_hours(parameters, name):
     assert int(parameters[name]["MaxValue"]) == limits.SQS_MAX_VISIBILITY_S.value
 
 
+def test_every_retention_is_sqs_longest(parameters, resources):
+    """The payments queue's retention defaults to SQS's longest; the dead-letter and report queues
+    keep theirs that long, so a message dead-lettered late in its life is not dropped early."""
+    assert int(parameters["QueueRetentionSeconds"]["Default"]) == limits.SQS_MAX_RETENTION_S.value
+    assert int(parameters["QueueRetentionSeconds"]["MaxValue"]) == limits.SQS_MAX_RETENTION_S.value
+    assert int(parameters["OldestMessageAgeAlarmSeconds"]["MaxValue"]) == limits.SQS_MAX_RETENTION_S.value
+    for queue in ("PaymentsDeadLetterQueue", "FailureReportQueue"):
+        retention = resources[queue]["Properties"]["MessageRetentionPeriod"]
+        assert int(retention) == limits.SQS_MAX_RETENTION_S.value == limits.SQS_DLQ_RETENTION.value, queue
+
+
 def test_the_queues_take_the_largest_message_sqs_takes(resources):
     """The producer's and the reporter's limit (adapters.sqs_batches.MAX_BYTES) is SQS's; the queues
     the template makes accept it."""

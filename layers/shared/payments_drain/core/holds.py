@@ -28,13 +28,15 @@ MAX_DOUBLINGS = 4
 RECEIVE_MARGIN_S = 60  # the event source's poll and our clock against SQS's
 RETENTION_MARGIN_S = 3_600  # a report is written at least this long before SQS would drop the message
 CLAIM_MARGIN_S = 5  # after the other claim's end, the claim is surely free
-# Base holds: the same for every outage (an AWS outage can last as long as HubSpot's).
+# Base holds: the same for every outage (an AWS outage can last as long as HubSpot's). config's
+# and template.yaml's defaults (tests/template/test_template_homes.py).
+OUTAGE_HOLD_S = 600
 HOLD_BASE_S = {
-    Wait.HUBSPOT_UNAVAILABLE: 600,
+    Wait.HUBSPOT_UNAVAILABLE: OUTAGE_HOLD_S,
     Wait.DAILY_LIMIT: 7_200,
-    Wait.LEDGER_UNAVAILABLE: 600,
-    Wait.RATE_SLOTS_UNAVAILABLE: 600,
-    Wait.CONFIGURATION: 600,
+    Wait.LEDGER_UNAVAILABLE: OUTAGE_HOLD_S,
+    Wait.RATE_SLOTS_UNAVAILABLE: OUTAGE_HOLD_S,
+    Wait.CONFIGURATION: OUTAGE_HOLD_S,
 }
 
 
