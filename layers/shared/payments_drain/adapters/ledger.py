@@ -147,8 +147,7 @@ class DynamoLedger:
         self.retention_s = retention_days * DAY_S
         self.claims = LedgerClaims(self.requests, self.retention_s, undo=self)
         self.claim = self.claims.claim  # taking claims is LedgerClaims' job
-        # The only text put into a statement is the table name, checked by LedgerTable against
-        # DynamoDB's own character set (so it cannot leave its quotes); every value is a parameter.
+        # The table name is safe in a statement (LedgerClaims.insert_claim says why).
         self.delete_claim = (
             f'DELETE FROM "{table_name}" WHERE "paymentKey" = ? AND "status" = ? AND "claimant" = ?'  # nosec B608
         )
