@@ -228,7 +228,7 @@ def build_panels(
             lat_p95.append((t, _quantile(latencies, 0.95)))
         if durations := _values(doc.get("BatchDuration")):
             batch_ms.append((t, max(durations)))
-        if counts := _values(doc.get("PaymentsAmbiguous")):
+        if counts := _values(doc.get("AmbiguousCreates")):
             ambiguous.append((t, sum(counts)))
     invocation_ends = sorted(recorder.invocations, key=lambda i: i.end)
     per_second_invocations = [0.0] * (int(end) + 1)
@@ -265,7 +265,7 @@ def build_panels(
             "",
             "HubSpot requests in the rolling 10 s window against the rate limit "
             f"({recorder.rate_limit} per 10 s) and what is left of it (Remaining); 429s, errors and "
-            "payments with an unknown outcome (EMF PaymentsAmbiguous, per invocation)",
+            "payments with an unknown outcome (EMF AmbiguousCreates, per invocation)",
             [
                 Series("requests per 10 s", in_window, PALETTE[0]),
                 Series("rate limit", [(0.0, limit), (end, limit)], PALETTE[1], dashed=True),
