@@ -233,7 +233,11 @@ def rejected_payments(reports: list[dict], enq: Any) -> list[dict]:
         if not who:
             who["messageId"] = report.get("messageId")
         out.append({**who, "reason": _reason(report)})
-    return sorted(out, key=lambda r: (r.get("line", 0), r.get("paymentKey", ""), r.get("messageId", "")))
+    # by line, else by key; those known only by their messageId last
+    return sorted(
+        out,
+        key=lambda r: ("messageId" in r, r.get("line", 0), r.get("paymentKey", ""), r.get("messageId", "")),
+    )
 
 
 def summarise(

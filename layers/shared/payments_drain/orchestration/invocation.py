@@ -56,7 +56,7 @@ class Stats:
     throttled: int = 0
     errors: int = 0
     auth_failures: int = 0
-    ambiguous: int = 0  # AmbiguousCreates: creates HubSpot may have stored unbeknown to us (per payment and answer)
+    ambiguous: int = 0  # AmbiguousCreates: creates HubSpot may have stored, per payment and answer
     ambiguous_ids: set[str] = field(default_factory=set)  # the payments concerned
     daily_limit: bool = False
     rate_limit_remaining: int | None = None
