@@ -134,9 +134,8 @@ class LocalStack:
             self.dynamodb = self._stack.enter_context(DynamoDBLocal())
             self.dynamodb_endpoint = self.dynamodb.endpoint
         if self.own_sandbox:
-            self.sandbox = start_sandbox(
-                cfg, new_session=True
-            )  # its own session: Ctrl-C reaches the run only
+            # its own session: Ctrl-C reaches the run, which stops the sandbox with the stack
+            self.sandbox = start_sandbox(cfg, new_session=True)
             self._stack.callback(stop_process, self.sandbox.process)
 
         self.template = Template(
