@@ -92,7 +92,7 @@ validate: $(SAM_VENV)/.installed
 build: $(SAM_VENV)/.installed
 	$(SAM) build $(ARGS)
 
-## security: checkov, bandit, pip-audit, cfn-lint, sam validate (make test runs them too)
+## security: checkov, bandit, pip-audit (make test runs them too); a check that could not run says SKIPPED and exits 2
 security: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed
 	$(PY) tools/security_checks.py
 

@@ -249,7 +249,7 @@ MODES = [
         None,
         (
             "an ambiguous answer (timeout, reset, 5xx after sending, a crash before the ledger write) is sent "
-            "again and can create the payment twice (counted in PaymentsAmbiguous); later news of a payment "
+            "again and can create the payment twice (counted in AmbiguousCreates); later news of a payment "
             "is dropped"
         ),
     ),

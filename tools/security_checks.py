@@ -15,9 +15,10 @@ repository root. This module needs only the standard library, so any Python can 
   finding of medium or high severity.
 - **pip-audit** audits ``layers/shared/requirements.txt`` (with its dependencies resolved). Its
   vulnerability services are PyPI's per-release JSON API and OSV. When it could audit nothing at all,
-  the check reports UNAVAILABLE with the reason, never a pass.
+  the check reports SKIPPED with the reason, never a pass.
 
-Exit status: 0 every check passed; 1 a check failed; 2 none failed but one could not run.
+The last line is the verdict: how many checks passed, and each one FAILED or SKIPPED by name.
+Exit status: 0 every check passed; 1 a check failed; 2 none failed but one was SKIPPED (could not run).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ BANDIT_FAILING_SEVERITIES = {"MEDIUM", "HIGH"}
 PYPI_PROBE = "https://pypi.org/pypi/{name}/{version}/json"  # what pip-audit's PyPI service asks
 OSV_HOST = "api.osv.dev"
 
-PASS, FAIL, UNAVAILABLE = "PASS", "FAIL", "UNAVAILABLE"
+PASS, FAIL, SKIPPED = "PASS", "FAIL", "SKIPPED"
 
 
 @dataclass
@@ -261,8 +262,8 @@ def judge_pip_audit(report: dict) -> Outcome:
     if dependencies and not audited:
         return Outcome(
             "pip-audit",
-            UNAVAILABLE,
-            "NOT AUDITED: no vulnerability service answered for any package",
+            SKIPPED,
+            "no vulnerability service answered, no package audited",
             [
                 f"pip-audit resolved {len(dependencies)} packages from {LAYER_REQUIREMENTS} and audited none "
                 f"(first: {unaudited[0]['skip_reason']})"
@@ -310,7 +311,7 @@ def check_pip_audit() -> list[Outcome]:
             )
         ]
     outcome = judge_pip_audit(report)
-    if outcome.status == UNAVAILABLE:
+    if outcome.status == SKIPPED:
         first = next(d for d in report["dependencies"] if d.get("skip_reason"))
         version = first["skip_reason"].rsplit("(", 1)[-1].rstrip(")")
         outcome.details += _service_reachability(first["name"], version)
@@ -332,8 +333,23 @@ def main(argv: list[str]) -> int:
     outcomes = [outcome for name in names for outcome in CHECKS[name]()]
     for outcome in outcomes:
         print(outcome.render())
-    statuses = {o.status for o in outcomes}
-    return 1 if FAIL in statuses else 2 if UNAVAILABLE in statuses else 0
+    code, line = verdict(outcomes)
+    print(line)
+    return code
+
+
+def verdict(outcomes: list[Outcome]) -> tuple[int, str]:
+    """The exit status and the last line: a check that could not run is named SKIPPED, never passed."""
+    passed = [o for o in outcomes if o.status == PASS]
+    failed = [o for o in outcomes if o.status == FAIL]
+    skipped = [o for o in outcomes if o.status == SKIPPED]
+    parts = [f"{len(passed)} passed"]
+    if failed:
+        parts.append(f"{len(failed)} FAILED ({', '.join(o.check for o in failed)})")
+    if skipped:
+        parts.append(f"{len(skipped)} SKIPPED ({'; '.join(f'{o.check}: {o.summary}' for o in skipped)})")
+    code = 1 if failed else 2 if skipped else 0
+    return code, "security checks: " + ", ".join(parts) + (f": not a pass, exit {code}" if code else "")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,13 @@ from typing import Any
 
 from .dynamodb_local import MissingPrerequisite
 from .template import DEFAULT_TEMPLATE, TemplateError, parse_overrides
-from .workload import from_file, generate, waves
+from .workload import PaymentFile, from_file, generate, waves
+
+# The producer's file reader (payments_drain.core.payment_files) comes from the layer, as the tools'
+# commands find it (PYTHONPATH=layers/shared); the stack's containers get the layer from the template.
+LAYER = Path(__file__).resolve().parents[2] / "layers" / "shared"
+if str(LAYER) not in sys.path:
+    sys.path.append(str(LAYER))
 
 EMF_METRICS = (
     "PaymentsReceived",
@@ -25,7 +31,7 @@ EMF_METRICS = (
     "PaymentsStale",
     "PaymentsRejected",
     "PaymentsRetried",
-    "PaymentsAmbiguous",
+    "AmbiguousCreates",
     "PaymentLinksWritten",
     "HubSpotRequests",
     "HubSpotThrottled",
@@ -34,6 +40,7 @@ EMF_METRICS = (
     "BatchDuration",
 )
 REASONS_SHOWN = 8  # rejection reasons listed in the table; the rest are one "N more" row
+NAMES_SHOWN = 10  # rejected payments (and refused lines) named in the table; the JSON summary has all
 DEFAULT_REPORT_DIR = "local-runs"
 
 
@@ -127,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--file",
         type=_existing_file,
-        help="send this JSON Lines file (one message body per line) instead of generating",
+        help="send this file instead of generating: JSON lines or CSV (.csv), read as the producer "
+        "reads it; a line that cannot travel on SQS is reported by its number, not sent",
     )
     run.add_argument(
         "--sandbox-faults",
@@ -157,7 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-moto-patch", action="store_true", help="run stock moto (slow; for comparisons)")
     run.add_argument(
-        "--keep-running", action="store_true", help="leave moto and the sandbox running at the end"
+        "--keep-running",
+        action="store_true",
+        help="after the summary, keep the stack up and draining what is sent to its payments queue "
+        "until stopped (Ctrl-C); prints how to send to it",
     )
     run.add_argument("--logs", action="store_true", help="echo the function's log lines to stderr")
     run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -203,15 +214,40 @@ class Progress:
             sys.stderr.write("\n")
 
 
-def summarise(stack: Any, enq: Any, result: Any, elapsed_total: float) -> dict:
+def _reason(report: dict) -> str:
+    reason = report.get("reason") or {}
+    return f"{reason.get('category', '?')}/{reason.get('code') or '-'}"
+
+
+def rejected_payments(reports: list[dict], enq: Any) -> list[dict]:
+    """Whom each failure report is about: its paymentKey (as the drain read it), the line of
+    ``--file`` it came from, else the SQS messageId (a generated body with no readable key)."""
+    out = []
+    for report in reports:
+        item = enq.by_message_id.get(report.get("messageId"))
+        who: dict[str, Any] = {}
+        if report.get("paymentKey") not in (None, "", report.get("messageId")):  # no key read: its messageId
+            who["paymentKey"] = report["paymentKey"]
+        if item is not None and item.line is not None:
+            who["line"] = item.line
+        if not who:
+            who["messageId"] = report.get("messageId")
+        out.append({**who, "reason": _reason(report)})
+    # by line, else by key; those known only by their messageId last
+    return sorted(
+        out,
+        key=lambda r: ("messageId" in r, r.get("line", 0), r.get("paymentKey", ""), r.get("messageId", "")),
+    )
+
+
+def summarise(
+    stack: Any, enq: Any, result: Any, elapsed_total: float, source: PaymentFile | None = None
+) -> dict:
     payments = stack.sandbox.control.payments()
     stats = stack.sandbox.control.stats()
     reports = stack.failure_reports()
     dlq = stack.dead_letters()
-    reasons: Counter = Counter()
-    for r in reports:
-        reason = r.get("reason") or {}
-        reasons[f"{reason.get('category', '?')}/{reason.get('code') or '-'}"] += 1
+    reasons: Counter = Counter(_reason(r) for r in reports)
     # A payment is its key (paymentKey, else the messageId, as the ledger keys it); the sandbox
     # stores each create under the messageId it came with, so copies of one payment share a key.
     keys = set()
@@ -246,9 +282,21 @@ def summarise(stack: Any, enq: Any, result: Any, elapsed_total: float) -> dict:
         "created": len(keys),
         "created_copies": len(payments),
         "extra_copies": len(payments) - len(keys),
-        "ambiguous": total("PaymentsAmbiguous"),
+        "ambiguous_creates": total("AmbiguousCreates"),
         "rejected": len(reports),
         "rejection_reasons": reasons.most_common(),
+        "rejected_payments": rejected_payments(reports, enq),
+        **(
+            {
+                "file": {
+                    "lines_sent": len(source.items),
+                    "not_sent": [r.as_dict() for r in source.refused],
+                    "blank": source.blank,
+                }
+            }
+            if source is not None
+            else {}
+        ),
         "links": links_summary(enq, payments, total),
         "retried_receives": retried_receives,
         "dead_letter_queue": len(dlq),
@@ -327,10 +375,29 @@ def links_summary(enq: Any, payments: list[dict], total: Any) -> dict:
     return {"asked": len(asked), "held": held, "written_by_links_api": total("PaymentLinksWritten")}
 
 
+def _named(who: list[str]) -> str:
+    """Up to NAMES_SHOWN of them, then how many more the JSON summary lists."""
+    more = len(who) - NAMES_SHOWN
+    return ", ".join(who[:NAMES_SHOWN]) + (f", {more} more (the JSON summary lists all)" if more > 0 else "")
+
+
+def _who(rejected: dict) -> str:
+    key, line = rejected.get("paymentKey"), rejected.get("line")
+    if key is not None:
+        return f"{key} (line {line})" if line is not None else key
+    return f"line {line}" if line is not None else f"message {rejected['messageId']}"
+
+
 def table_rows(s: dict) -> list[tuple[str, Any]]:
     life = s["lifecycle"]
+    file = s.get("file")
+    sent = (
+        f"{s['sent']} lines of the file ({len(file['not_sent'])} more not sent, {file['blank']} blank)"
+        if file is not None
+        else f"{s['sent']} ({s['sent_valid']} valid, {s['sent_invalid']} invalid)"
+    )
     rows: list[tuple[str, Any]] = [
-        ("payments sent", f"{s['sent']} ({s['sent_valid']} valid, {s['sent_invalid']} invalid)"),
+        ("payments sent", sent),
         (
             "messages sent",
             (
@@ -339,9 +406,9 @@ def table_rows(s: dict) -> list[tuple[str, Any]]:
                 "older versions again, late"
             ),
         ),
-        ("created in HubSpot (sandbox), distinct", s["created"]),
+        ("payments created in HubSpot (sandbox), distinct", s["created"]),
         ("  extra copies of created payments", s["extra_copies"]),
-        ("  payments with an unknown outcome (PaymentsAmbiguous)", s["ambiguous"]),
+        ("  creates with an unknown outcome, per answer (AmbiguousCreates)", s["ambiguous_creates"]),
         (
             "links (asked / on HubSpot's payments)",
             f"{s['links']['asked']} / {s['links']['held']}"
@@ -351,7 +418,7 @@ def table_rows(s: dict) -> list[tuple[str, Any]]:
                 else ""
             ),
         ),
-        ("rejected (failure reports)", s["rejected"]),
+        ("messages rejected (failure reports)", s["rejected"]),
     ]
     reasons = s["rejection_reasons"]
     for reason, n in reasons[:REASONS_SHOWN]:
@@ -359,27 +426,37 @@ def table_rows(s: dict) -> list[tuple[str, Any]]:
     if len(reasons) > REASONS_SHOWN:
         rest = reasons[REASONS_SHOWN:]
         rows.append((f"  {len(rest)} more reason{'s' if len(rest) > 1 else ''}", sum(n for _, n in rest)))
+    if s["rejected_payments"]:
+        rows.append(("  rejected", _named([_who(r) for r in s["rejected_payments"]])))
+    if file is not None and file["not_sent"]:
+        rows.append(
+            (
+                "lines of the file not sent",
+                f"{len(file['not_sent'])}: "
+                + _named([f"line {r['line']} {r['code']}" for r in file["not_sent"]]),
+            )
+        )
     rows += lifecycle_rows(s)
     rows += [
-        ("retried (receives beyond first)", s["retried_receives"]),
-        ("in the dead-letter queue", s["dead_letter_queue"]),
+        ("receives beyond a message's first (retries)", s["retried_receives"]),
+        ("messages in the dead-letter queue", s["dead_letter_queue"]),
         (
             "left in the payments queue",
             f"{s['left_in_queue']['visible']} waiting, {s['left_in_queue']['in_flight']} in flight",
         ),
         ("HubSpot requests / 429s", f"{s['hubspot_requests']} / {s['hubspot_429']}"),
         ("HubSpot faults injected", json.dumps(s["hubspot_faults"]) if s["hubspot_faults"] else "none"),
-        ("duplicate writes (sandbox)", s["trace_ids_stored_more_than_once"]),
+        ("messages stored more than once (sandbox)", s["trace_ids_stored_more_than_once"]),
         (
             "invocations (cold starts, max concurrent)",
             f"{s['invocations']} ({s['cold_starts']}, {s['max_concurrent']})",
         ),
-        ("failed invocations / timeouts", f"{s['whole_batch_failures']} / {s['timeouts']}"),
+        ("invocations failed whole / timed out", f"{s['whole_batch_failures']} / {s['timeouts']}"),
         ("enqueue / drain / total time", f"{s['enqueue_s']} s / {s['drain_s']} s / {s['elapsed_s']} s"),
         ("messages per second (drain)", s["messages_per_s"]),
     ]
     if s["emf"]:
-        rows.append(("per-batch metrics (EMF)", "sum / avg / max per invocation"))
+        rows.append(("metrics (EMF)", "sum over the run / avg / max per invocation"))
         for name, m in s["emf"].items():
             unit = " ms" if name in ("HubSpotLatency", "BatchDuration") else ""
             rows.append((f"  {name}", f"{m['sum']:.0f} / {m['avg']:.1f}{unit} / {m['max']:.0f}{unit}"))
@@ -451,6 +528,7 @@ def send_and_drain(
 
     esm = stack.esm(on_batch=recorder.on_batch)
     enq, drained, started = Enqueued(), 0.0, time.monotonic()
+    result = DrainResult(True, 0.0, esm.stats.as_dict())  # nothing to send (a file of unsendable lines)
     try:
         for n, wave in enumerate(in_waves):
             part = stack.enqueue(wave)
@@ -474,6 +552,41 @@ def send_and_drain(
     return enq, DrainResult(result.empty, drained, result.stats)
 
 
+def keep_draining(stack: Any) -> None:
+    """--keep-running: the event source mapping keeps polling the payments queue, as Lambda's does,
+    until the user stops the run (Ctrl-C, SIGINT or SIGTERM); each invocation is one line on stderr."""
+
+    def said(batch: dict) -> None:
+        print(
+            f"[stack] drained {batch['size']} messages: {batch['deleted']} settled, "
+            f"{batch['retried']} back to the queue"
+            + (f" (whole batch failed: {batch['reason']})" if batch["wholeBatchFailed"] else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+
+    endpoints = stack.endpoints()
+    aws_env = (
+        f"AWS_ENDPOINT_URL={endpoints['aws_endpoint']} AWS_ACCESS_KEY_ID=testing "
+        f"AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={stack.region}"
+    )
+    stack.esm(on_batch=said).start()
+    lines = (
+        "[stack] still running (--keep-running): the stack drains what is sent to its payments queue",
+        f"[stack] endpoints: {json.dumps(endpoints)}",
+        f"[stack] send payments: {aws_env} PYTHONPATH={LAYER} {sys.executable} -m "
+        f"payments_drain.tools.producer payments.jsonl --queue-url {stack.queue_url}",
+        f"[stack] see them: curl -s {stack.sandbox.base_url}/_sandbox/payments",
+        f"[stack] stop: Ctrl-C (or kill -INT {os.getpid()}): the stack stops with the run",
+    )
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
     from .run_report import RunRecorder, write_report
     from .stack import LocalStack
@@ -484,11 +597,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     faults = args.sandbox_faults
+    from payments_drain.core.payment_files import FileProblem
+
     try:
-        items = from_file(args.file) if args.file else None
-    except (OSError, UnicodeError) as exc:
+        source = from_file(args.file) if args.file else None
+    except (OSError, FileProblem) as exc:  # unreadable, or a CSV header that makes no payments
         print(f"error: --file {args.file}: {exc}", file=sys.stderr)
         return 2
+    items = source.items if source is not None else None
+    for refused in source.refused if source is not None else ():
+        where = f"line {refused.line}" + (
+            f"-{refused.last}" if refused.last not in (None, refused.line) else ""
+        )
+        print(f"[stack] --file {where}: not sent, {refused.code}: {refused.message}", file=sys.stderr)
     started = time.monotonic()
     stack = LocalStack(
         args.template,
@@ -500,7 +621,6 @@ def run(args: argparse.Namespace) -> int:
         log_echo=sys.stderr if args.logs else None,
     )
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    detached = None
     try:
         try:
             stack.start()
@@ -531,7 +651,7 @@ def run(args: argparse.Namespace) -> int:
         enq, result = send_and_drain(stack, waves(items), recorder, progress, args.timeout)
         recorder.sample(stack.queue_counts(), result.stats, force=True)
         progress.done()
-        summary = summarise(stack, enq, result, time.monotonic() - started)
+        summary = summarise(stack, enq, result, time.monotonic() - started, source)
         code, problems = verdict(summary, args.expect_dead_letters)
         summary["problems"] = problems
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -557,26 +677,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"ERROR: {problem}", file=sys.stderr)
         print(f"[stack] report: {report_path} (summary: {summary_path})", file=sys.stderr)
         if args.keep_running:
-            detached = stack.detach()
+            keep_draining(stack)
+            print("[stack] stopped", file=sys.stderr)
         return code
     except KeyboardInterrupt:
         print("\n[stack] interrupted", file=sys.stderr)
         return 130
     finally:
         stack.stop()
-        if detached:
-            print("[stack] still running (--keep-running):", file=sys.stderr)
-            print(json.dumps(detached, indent=2), file=sys.stderr)
-            print(
-                f"[stack] stop them with: kill {detached['moto_pid']} "
-                f"{detached['dynamodb_local_pid']} {detached['sandbox_pid']}",
-                file=sys.stderr,
-            )
-            print(
-                f"[stack] e.g. AWS_ENDPOINT_URL={detached['aws_endpoint']} AWS_ACCESS_KEY_ID=testing "
-                f"AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 aws sqs list-queues",
-                file=sys.stderr,
-            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -214,7 +214,7 @@ def build_panels(
     samples = list(recorder.samples)
     end = max([s.t for s in samples] + [i.end for i in recorder.invocations] + [1.0])
     lat_p50: list[Point] = []
-    lat_p95: list[Point] = []
+    lat_p99: list[Point] = []
     batch_ms: list[Point] = []
     ambiguous: list[Point] = []
     for doc in emf_documents:
@@ -225,10 +225,10 @@ def build_panels(
         latencies = _values(doc.get("HubSpotLatency"))
         if latencies:
             lat_p50.append((t, _quantile(latencies, 0.50)))
-            lat_p95.append((t, _quantile(latencies, 0.95)))
+            lat_p99.append((t, _quantile(latencies, 0.99)))
         if durations := _values(doc.get("BatchDuration")):
             batch_ms.append((t, max(durations)))
-        if counts := _values(doc.get("PaymentsAmbiguous")):
+        if counts := _values(doc.get("AmbiguousCreates")):
             ambiguous.append((t, sum(counts)))
     invocation_ends = sorted(recorder.invocations, key=lambda i: i.end)
     per_second_invocations = [0.0] * (int(end) + 1)
@@ -264,8 +264,9 @@ def build_panels(
         "hubspot requests": Panel(
             "",
             "HubSpot requests in the rolling 10 s window against the rate limit "
-            f"({recorder.rate_limit} per 10 s) and what is left of it (Remaining); 429s, errors and "
-            "payments with an unknown outcome (EMF PaymentsAmbiguous, per invocation)",
+            f"({recorder.rate_limit} per 10 s) and what is left of it (Remaining); 429s, errors, and on "
+            "the right axis the creates with an unknown outcome (EMF AmbiguousCreates: one per payment "
+            "and ambiguous answer, per invocation)",
             [
                 Series("requests per 10 s", in_window, PALETTE[0]),
                 Series("rate limit", [(0.0, limit), (end, limit)], PALETTE[1], dashed=True),
@@ -274,17 +275,19 @@ def build_panels(
                 ),
                 Series("429 throttled per 10 s", _in_window(samples, "throttled"), PALETTE[3]),
                 Series("errors per 10 s (429 included)", _in_window(samples, "errors"), PALETTE[4]),
-                Series("payments with an unknown outcome", ambiguous, PALETTE[5], markers=True),
+                Series("creates with an unknown outcome", ambiguous, PALETTE[5], right=True, markers=True),
             ],
             "requests",
+            "creates",
         ),
         "hubspot latency": Panel(
             "",
-            "HubSpot latency p50 and p95 of each invocation's requests (EMF HubSpotLatency), and each "
+            "HubSpot latency p50 and p99 (as the dashboard) of each invocation's requests (EMF "
+            "HubSpotLatency), and each "
             "invocation's duration (EMF BatchDuration, right axis), at the end of the invocation",
             [
                 Series("HubSpot p50", lat_p50, PALETTE[0], markers=True),
-                Series("HubSpot p95", lat_p95, PALETTE[1], markers=True),
+                Series("HubSpot p99", lat_p99, PALETTE[1], markers=True),
                 Series("batch duration", batch_ms, PALETTE[4], right=True, markers=True),
             ],
             "ms",
@@ -387,6 +390,7 @@ def dashboard_titles(template_path: str | Path) -> list[str]:
 # --------------------------------------------------------------------------- rendering
 W, H = 560, 240
 LEFT, RIGHT, TOP, BOTTOM = 56, 56, 12, 34
+RIGHT_BARE = 16  # the right margin of a chart without a right axis
 
 
 def _nice_max(value: float) -> float:
@@ -399,12 +403,17 @@ def _nice_max(value: float) -> float:
     return float(10 * exp)
 
 
+def _x_step(end: float) -> float:
+    """The smallest round step (1, 2, 2.5 or 5 times a power of ten) giving at most six ticks after 0."""
+    return _nice_max(end / 6)
+
+
 def _svg(panel: Panel, end: float) -> str:
-    x_max = max(1.0, end)
+    x_max = max(1.0, end)  # the axis ends with the run (its ticks are round, its end need not be)
     left_max = _nice_max(max([y for s in panel.series if not s.right for _, y in s.points] + [0.0]))
     right_max = _nice_max(max([y for s in panel.series if s.right for _, y in s.points] + [0.0]))
-    x_max = _nice_max(x_max)
-    pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
+    has_right = any(s.right for s in panel.series)
+    pw, ph = W - LEFT - (RIGHT if has_right else RIGHT_BARE), H - TOP - BOTTOM
 
     def x(t: float) -> float:
         return LEFT + pw * min(max(t, 0.0), x_max) / x_max
@@ -412,8 +421,8 @@ def _svg(panel: Panel, end: float) -> str:
     def y(v: float, right: bool) -> float:
         return TOP + ph - ph * v / (right_max if right else left_max)
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
+    parts = [  # as wide as its panel (the viewBox keeps the proportions)
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" class="chart" '
         f'role="img" aria-label="{html.escape(panel.title)}">',
         f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="#fff" stroke="#ccc"/>',
     ]
@@ -422,11 +431,12 @@ def _svg(panel: Panel, end: float) -> str:
         yy = y(value, False)
         parts.append(f'<line x1="{LEFT}" x2="{LEFT + pw}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#eee"/>')
         parts.append(f'<text x="{LEFT - 4}" y="{yy + 4:.1f}" text-anchor="end" class="tick">{value:g}</text>')
-        if any(s.right for s in panel.series):
+        if has_right:
             rv = right_max * k / 4
             parts.append(f'<text x="{LEFT + pw + 4}" y="{yy + 4:.1f}" class="tick">{rv:g}</text>')
-    for k in range(6):
-        t = x_max * k / 5  # x_max is 1, 2, 2.5 or 5 times a power of ten: fifths are round
+    step = _x_step(x_max)
+    for k in range(int(x_max / step + 1e-9) + 1):
+        t = step * k
         parts.append(
             f'<text x="{x(t):.1f}" y="{TOP + ph + 14}" text-anchor="middle" class="tick">{t:g}</text>'
         )
@@ -488,6 +498,7 @@ section.panel { background: #fff; border: 1px solid #ddd; border-radius: 6px; pa
 section.panel h2 { font-size: 15px; margin: 0 0 2px; }
 .note { color: #666; font-size: 12px; margin: 0 0 6px; }
 .local { border-style: dashed; } .tick { font-size: 10px; fill: #666; }
+svg.chart { display: block; width: 100%; height: auto; }
 .legend { list-style: none; padding: 0; margin: 4px 0 0; display: flex; flex-wrap: wrap; gap: 4px 14px;
           font-size: 12px; }
 .swatch { display: inline-block; width: 18px; margin-right: 5px; vertical-align: middle; }

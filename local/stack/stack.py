@@ -134,7 +134,8 @@ class LocalStack:
             self.dynamodb = self._stack.enter_context(DynamoDBLocal())
             self.dynamodb_endpoint = self.dynamodb.endpoint
         if self.own_sandbox:
-            self.sandbox = start_sandbox(cfg, new_session=True)  # --keep-running may leave it up
+            # its own session: Ctrl-C reaches the run, which stops the sandbox with the stack
+            self.sandbox = start_sandbox(cfg, new_session=True)
             self._stack.callback(stop_process, self.sandbox.process)
 
         self.template = Template(
@@ -331,9 +332,3 @@ class LocalStack:
             if self.function
             else None,
         }
-
-    def detach(self) -> dict[str, Any]:
-        """Leave moto, DynamoDB Local and the sandbox running (``--keep-running``): forget them."""
-        info = self.endpoints()
-        self._stack.pop_all()
-        return info

@@ -55,6 +55,7 @@ class WorkItem:
     payment_key: str | None
     version: int | None = None  # the body's top-level "version", when it has one
     role: str = "first"  # a payment's first message, a newer version ("update"), an older one again ("late")
+    line: int | None = None  # --file: the line of the file it was read from
 
     @property
     def valid(self) -> bool:
@@ -207,15 +208,68 @@ def waves(items: list[WorkItem]) -> list[list[WorkItem]]:
     return [wave for wave in out + [late] if wave]
 
 
-def from_file(path: str | Path) -> list[WorkItem]:
-    """One message body per line (JSON Lines; a line that is not JSON is sent as it is)."""
-    items = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            key = json.loads(line).get("paymentKey")
-        except (ValueError, AttributeError):
-            key = None
-        items.append(WorkItem(line, "file", key))
-    return items
+@dataclass(frozen=True)
+class Refused:
+    """A line of ``--file`` that cannot be sent (bytes that are not UTF-8, a CSV row the csv module
+    refuses, a character SQS refuses): reported by the run with its line number, never sent."""
+
+    line: int
+    code: str
+    message: str
+    last: int | None = None  # the last physical line of a problem spanning several
+
+    def as_dict(self) -> dict:
+        where = (
+            {"line": self.line}
+            if self.last in (None, self.line)
+            else {"line": self.line, "lastLine": self.last}
+        )
+        return {**where, "code": self.code, "message": self.message}
+
+
+@dataclass
+class PaymentFile:
+    """``--file`` as the producer reads it: the lines sent, the lines refused, the blank lines skipped."""
+
+    items: list[WorkItem]
+    refused: list[Refused]
+    blank: int
+
+
+def from_file(path: str | Path, fmt: str | None = None) -> PaymentFile:
+    """The payment file read by the producer's own reader (``payments_drain.core.payment_files``:
+    JSON lines, or CSV by the ``.csv`` extension), so that every line ends sent or reported the same
+    way in both. Unlike the producer, the run sends the lines the drain will reject (that is what it
+    shows); it refuses only what cannot travel on SQS at all. Raises ``FileProblem`` for a CSV
+    header that makes the whole file unreadable as payments."""
+    from payments_drain.adapters.sqs_batches import NOT_SQS_TEXT
+    from payments_drain.core.payment_files import read_lines
+
+    out = PaymentFile([], [], 0)
+    for line in read_lines(Path(path), fmt):
+        if line.problem is not None and line.problem[0] == "BLANK":
+            out.blank += 1
+        elif line.body is None:
+            code, message = line.problem or ("UNREADABLE", "")
+            out.refused.append(Refused(line.number, code, message, line.last))
+        elif refused := NOT_SQS_TEXT.search(line.body):
+            out.refused.append(
+                Refused(
+                    line.number,
+                    "INVALID_CHARACTER",
+                    f"character U+{ord(refused.group()):04X} at {refused.start() + 1} is not allowed "
+                    "in an SQS message",
+                )
+            )
+        else:
+            out.items.append(WorkItem(line.body, "file", _payment_key(line.body), line=line.number))
+    return out
+
+
+def _payment_key(body: str) -> str | None:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    key = value.get("paymentKey") if isinstance(value, dict) else None
+    return key if isinstance(key, str) else None

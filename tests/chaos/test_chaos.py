@@ -189,7 +189,7 @@ def print_summary(state: dict, seed: int) -> None:
                 "faults_injected": state["sandbox"]["faults_injected"],
                 "function_faults_injected": dict(state["injected"]),
                 "duplicates_settled": metric("PaymentsDuplicate"),
-                "ambiguous": metric("PaymentsAmbiguous"),
+                "ambiguous": metric("AmbiguousCreates"),
             },
             indent=1,
         )
@@ -263,5 +263,5 @@ def test_without_the_unique_property_ambiguous_replies_are_counted_and_nothing_i
     check_invariant(state, exactly_once=False)
     check_faults(state, faults, {"p_crash": 0.1})
     extra = sum(n - 1 for n in state["created"].values())
-    ambiguous = state["metrics"].get("PaymentsAmbiguous", {}).get("sum", 0)
+    ambiguous = state["metrics"].get("AmbiguousCreates", {}).get("sum", 0)
     assert extra <= ambiguous  # exactly-once.md: every extra copy was counted as ambiguous

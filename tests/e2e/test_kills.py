@@ -76,5 +76,5 @@ def test_a_container_killed_with_a_chunk_in_flight_never_resends_the_chunks_alre
     } == {}  # none of them twice
     # What was in flight may have been stored twice (no unique property here): each copy is counted.
     extra = sum(n - 1 for n in state["created"].values())
-    assert extra <= stack.sink.metrics().get("PaymentsAmbiguous", {}).get("sum", 0)
+    assert extra <= stack.sink.metrics().get("AmbiguousCreates", {}).get("sum", 0)
     assert state["queue"] == EMPTY and state["dlq"] == EMPTY

@@ -3,8 +3,8 @@ pip-audit on the layer's requirements. The tools run from .venv-audit, which the
 target creates. Their summaries are printed whatever the outcome.
 
 pip-audit needs a vulnerability service (PyPI's per-release JSON API or OSV). Where neither answers,
-as on a machine that reaches only package indexes, its test is SKIPPED with the exact reason: never
-counted as a pass.
+as on a machine that reaches only package indexes, the tool says SKIPPED and its test is skipped
+with the exact reason (pytest's ``-rs`` summary shows it): never counted as a pass.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _load(name: str, relative: str):
 security_checks = _load("security_checks", "tools/security_checks.py")
 cfn_template = _load("cfn_template_for_security", "tests/template/cfn_template.py")
 
-PASS, FAIL, UNAVAILABLE = security_checks.PASS, security_checks.FAIL, security_checks.UNAVAILABLE
+PASS, FAIL, SKIPPED = security_checks.PASS, security_checks.FAIL, security_checks.SKIPPED
 
 # The checkov skips the template carries, each with its reason (a new one must be argued here too).
 EXPECTED_SKIPS = {
@@ -124,21 +124,52 @@ def test_bandit_check_fails_on_a_medium_finding():
     assert any("B506" in d for d in outcome.details)
 
 
+def passed_or_skipped(outcome) -> None:
+    """A check's outcome as pytest's: a check that could not run is a skip with its reason, never a pass."""
+    if outcome.status == SKIPPED:
+        pytest.skip(f"{outcome.check} SKIPPED: {outcome.summary}: " + "; ".join(outcome.details))
+    assert outcome.status == PASS, outcome.render()
+
+
 def test_pip_audit_finds_no_known_vulnerability_in_the_layer(capsys):
     """A known vulnerability fails. Where no vulnerability service answers (this workplace reaches
-    only the package registries), the outcome is UNAVAILABLE and its reasons are printed: it is
-    never counted as clean (the README's Security section says so)."""
+    only the package registries), the outcome is SKIPPED and so is this test, with the reasons."""
     outcomes = security_checks.check_pip_audit()
     show(capsys, outcomes)
     [outcome] = outcomes
-    assert outcome.status in (PASS, UNAVAILABLE), outcome.render()
-    if outcome.status == UNAVAILABLE:
-        print(
-            "pip-audit UNAVAILABLE for "
-            + security_checks.LAYER_REQUIREMENTS
-            + ": "
-            + "; ".join(outcome.details)
-        )
+    passed_or_skipped(outcome)
+
+
+def test_an_audit_that_could_not_run_is_a_skip_with_its_reason_not_a_pass():
+    unaudited = security_checks.judge_pip_audit(
+        {
+            "dependencies": [
+                {"name": "urllib3", "skip_reason": "Dependency not found on PyPI: urllib3 (2.7.0)"}
+            ]
+        }
+    )
+    assert unaudited.status == SKIPPED and unaudited.render().startswith("[SKIPPED] pip-audit: ")
+    with pytest.raises(pytest.skip.Exception, match="pip-audit SKIPPED: .*not found on PyPI: urllib3"):
+        passed_or_skipped(unaudited)
+    with pytest.raises(AssertionError):
+        passed_or_skipped(security_checks.Outcome("pip-audit", FAIL, "1 known vulnerability"))
+
+
+def test_the_tool_ends_with_a_verdict_that_names_what_was_skipped_and_why():
+    outcomes = [
+        security_checks.Outcome("bandit", PASS, "0 medium/high"),
+        security_checks.Outcome("pip-audit", SKIPPED, "no vulnerability service answered", ["why"]),
+    ]
+    assert security_checks.verdict(outcomes) == (
+        2,
+        "security checks: 1 passed, 1 SKIPPED (pip-audit: no vulnerability service answered): "
+        "not a pass, exit 2",
+    )
+    assert security_checks.verdict(outcomes[:1]) == (0, "security checks: 1 passed")
+    failed = [*outcomes, security_checks.Outcome("checkov", FAIL, "1 failed")]
+    assert (
+        security_checks.verdict(failed)[0] == 1 and "1 FAILED (checkov)" in security_checks.verdict(failed)[1]
+    )
 
 
 @pytest.mark.parametrize(
@@ -172,7 +203,7 @@ def test_pip_audit_finds_no_known_vulnerability_in_the_layer(capsys):
                     {"name": "urllib3", "skip_reason": "Dependency not found on PyPI: urllib3 (2.7.0)"}
                 ]
             },
-            UNAVAILABLE,
+            SKIPPED,
         ),
         ({"dependencies": []}, FAIL),
     ],

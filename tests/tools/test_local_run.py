@@ -62,6 +62,154 @@ def test_a_cli_mistake_is_one_error_line_and_exit_code_2(args, message):
     assert "Traceback" not in result.stderr and "[stack] moto" not in result.stderr
 
 
+# --- --file: read as the producer reads it, every line sent or reported -----------------------------
+
+
+def _payment(key: str, seed: int = 5) -> dict:
+    body = json.loads(generate(1, invalid_share=0, seed=seed)[0].body)
+    return {**body, "paymentKey": key}
+
+
+def test_a_file_with_a_non_utf8_byte_sends_every_other_line_and_names_what_was_rejected(tmp_path):
+    """One byte that is not UTF-8 used to refuse the whole file (exit 2, a position and no line):
+    the run reads the file with the producer's reader, so the line is reported by its number and
+    every other line is sent; rejected payments are named by paymentKey, or line where none is read."""
+    no_amount = _payment("file-no-amount")
+    del no_amount["properties"]["hs_initial_amount"]
+    lines = [
+        json.dumps(_payment("file-ok-1")).encode(),
+        json.dumps(_payment("file-bad-utf8")).encode().replace(b'"paymentKey"', b'"paym\xffentKey"'),
+        b"",
+        json.dumps(no_amount).encode(),
+        b"not json at all",
+        json.dumps(_payment("file-ok-2", seed=6)).encode(),
+    ]
+    path = tmp_path / "payments.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = local_run("--file", str(path), "--report-dir", str(tmp_path), "--json", timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    s = json.loads(result.stdout)
+    assert s["file"] == {
+        "lines_sent": 4,
+        "not_sent": [
+            {
+                "line": 2,
+                "code": "INVALID_UTF8",
+                "message": "byte 0xff at character 7 is not UTF-8; nothing of the line was sent",
+            }
+        ],
+        "blank": 1,
+    }
+    assert "[stack] --file line 2: not sent, INVALID_UTF8: byte 0xff at character 7" in result.stderr
+    assert s["created"] == 2 and s["rejected"] == 2
+    assert s["rejected_payments"] == [
+        {"paymentKey": "file-no-amount", "line": 4, "reason": "INVALID_MESSAGE/REQUIRED_PROPERTY"},
+        {"line": 5, "reason": "INVALID_MESSAGE/INVALID_JSON"},
+    ]
+    rows = dict(table_rows(s))
+    assert rows["payments sent"] == "4 lines of the file (1 more not sent, 1 blank)"
+    assert rows["  rejected"] == "file-no-amount (line 4), line 5"
+    assert rows["lines of the file not sent"] == "1: line 2 INVALID_UTF8"
+
+
+def test_a_csv_file_is_read_as_the_producer_reads_it_header_and_all(tmp_path):
+    from local.stack.workload import from_file
+
+    path = tmp_path / "payments.csv"
+    path.write_bytes(
+        b"paymentKey,hs_initial_amount,hs_currency_code\r\n"
+        b"csv-1,10.00,EUR\r\n"
+        b"\r\n"
+        b'csv-2,"1\xff2",EUR\r\n'
+        b"csv-3,12.50,USD\r\n"
+    )
+    source = from_file(path)
+    assert [(it.line, it.payment_key) for it in source.items] == [(2, "csv-1"), (5, "csv-3")]
+    assert json.loads(source.items[0].body) == {
+        "paymentKey": "csv-1",
+        "properties": {"hs_initial_amount": "10.00", "hs_currency_code": "EUR"},
+    }
+    assert [(r.line, r.code) for r in source.refused] == [(4, "INVALID_UTF8")] and source.blank == 1
+
+
+# --- --keep-running: the stack keeps draining until the user stops it -------------------------------
+
+
+def test_keep_running_drains_what_is_sent_after_the_run_until_stopped(tmp_path):
+    """--keep-running used to leave the processes up with nothing polling the queue: a payment sent
+    afterwards stayed there. The run keeps draining, prints how to send to it (the producer's
+    command, run here as printed) and how to stop it, and stops everything when told."""
+    import queue
+    import signal
+    import threading
+    import time
+
+    from local.hubspot_sandbox.control import SandboxControl
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    args = ["--count", "5", "--invalid-share", "0", "--lifecycle-share", "0", "--keep-running"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local.stack", "run", *args, "--report-dir", str(tmp_path), "--json"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True).start()
+
+    def wait_for(prefix: str, timeout: float = 180) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                assert process.poll() is None, f"the run ended ({process.returncode}) before {prefix!r}"
+                continue
+            if line.startswith(prefix):
+                return line.rstrip("\n")
+        raise AssertionError(f"no line starting {prefix!r}")
+
+    try:
+        endpoints = json.loads(wait_for("[stack] endpoints: ").split(": ", 1)[1])
+        send = wait_for("[stack] send payments: ").split(": ", 1)[1]
+        stop = wait_for("[stack] stop: ")
+        assert f"kill -INT {process.pid}" in stop and "Ctrl-C" in stop
+        sandbox = SandboxControl(endpoints["hubspot_sandbox"])
+        assert len(sandbox.payments()) == 5  # the run's own payments
+
+        payment = {**json.loads(generate(1, invalid_share=0, seed=11)[0].body), "paymentKey": "after-the-run"}
+        (tmp_path / "payments.jsonl").write_text(json.dumps(payment) + "\n", encoding="utf-8")
+        words = shlex.split(send)
+        assignments = dict(w.split("=", 1) for w in words if re.fullmatch(r"[A-Z_]+=.*", w))
+        command = [w for w in words if w not in {f"{k}={v}" for k, v in assignments.items()}]
+        sent = subprocess.run(
+            command, cwd=tmp_path, env={**env, **assignments}, capture_output=True, text=True
+        )
+        assert sent.returncode == 0 and json.loads(sent.stdout)["sent"] == 1, sent.stderr
+
+        drained = wait_for("[stack] drained 1 messages: ", timeout=60)
+        assert drained == "[stack] drained 1 messages: 1 settled, 0 back to the queue"
+        stored = [p for p in sandbox.payments() if p["properties"].get("hs_reference_number")]
+        assert len(stored) == 6 and payment["properties"]["hs_reference_number"] in {
+            p["properties"]["hs_reference_number"] for p in stored
+        }
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 0
+        assert wait_for("[stack] stopped", timeout=10) == "[stack] stopped"
+        for pid in (endpoints["moto_pid"], endpoints["dynamodb_local_pid"], endpoints["sandbox_pid"]):
+            assert (
+                not Path(f"/proc/{pid}").exists()
+                or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+            )
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 # --- a run with faults: summary, progress, report ----------------------------------------------------
 
 # Two invocations of 1,000 payments (tier 100: MaximumConcurrency 2, 3 calls at once), each HubSpot
@@ -101,7 +249,7 @@ def test_the_summary_separates_distinct_payments_from_copies_and_its_rows_add_up
     assert s["sent"] == 2000 and s["sent_valid"] == 1900 and s["sent_invalid"] == 100
     assert s["created"] == s["sent_valid"]  # every valid payment, once
     assert s["created_copies"] == s["created"] + s["extra_copies"]
-    assert s["ambiguous"] == s["emf"]["PaymentsAmbiguous"]["sum"] and s["ambiguous"] > 0  # 503s are ambiguous
+    assert s["ambiguous_creates"] == s["emf"]["AmbiguousCreates"]["sum"] > 0  # 503s are ambiguous
     assert sum(n for _, n in s["rejection_reasons"]) == s["rejected"] == 100
     assert s["dead_letter_queue"] == 0 and s["problems"] == []
     assert (
@@ -239,13 +387,36 @@ def test_the_table_lists_every_rejection_reason_or_how_many_more(faulty_run):
 
     s, _, _ = faulty_run
     rows = dict(table_rows(s))
-    assert rows["created in HubSpot (sandbox), distinct"] == s["created"]
+    assert rows["payments created in HubSpot (sandbox), distinct"] == s["created"]
     assert rows["  extra copies of created payments"] == s["extra_copies"]
-    assert rows["  payments with an unknown outcome (PaymentsAmbiguous)"] == s["ambiguous"]
+    assert rows["  creates with an unknown outcome, per answer (AmbiguousCreates)"] == s["ambiguous_creates"]
     shown = [(label, n) for label, n in table_rows(s) if label.startswith("  INVALID_MESSAGE/")]
     more = [(label, n) for label, n in table_rows(s) if re.fullmatch(r"  \d+ more reasons?", label)]
     assert len(shown) == min(REASONS_SHOWN, len(s["rejection_reasons"]))
     assert sum(n for _, n in shown + more) == s["rejected"]
+    # which payments: the generated invalid ones by paymentKey, malformed JSON (no key) by messageId
+    named = rows["  rejected"].split(", ")
+    assert len(s["rejected_payments"]) == s["rejected"] == 100 and len(named) == 11
+    assert named[-1] == "90 more (the JSON summary lists all)"
+    assert all(re.fullmatch(r"pay_3_\d{6}|message [0-9a-f-]{36}", who) for who in named[:-1]), named
+    assert {r["reason"] for r in s["rejected_payments"]} == {reason for reason, _ in s["rejection_reasons"]}
+
+
+def test_the_ambiguous_figure_counts_creates_per_answer_and_is_named_so_in_the_docs(faulty_run):
+    """2,000 payments gave "payments with an unknown outcome 3630": it counts creates per ambiguous
+    answer, not payments. The label and the metric say what they count, and docs/local.md says it."""
+    s, _, _ = faulty_run
+    labels = [label for label, _ in table_rows(s)]
+    assert not any("payments with an unknown outcome" in label for label in labels)
+    # every figure but the per-reason and per-metric rows (which name their reason or metric)
+    figures = labels[: labels.index("metrics (EMF)") + 1]
+    figures = [
+        label.strip() for label in figures if not re.match(r"  (INVALID_MESSAGE/|\d+ more reason)", label)
+    ]
+    documented = re.findall(
+        r"^\| `([^`]+)` \|", (ROOT / "docs" / "local.md").read_text(encoding="utf-8"), re.M
+    )
+    assert [f for f in figures if f not in documented] == [], "docs/local.md: what each figure counts"
 
 
 def test_the_report_path_is_printed_and_the_report_is_self_contained(faulty_run):
@@ -375,7 +546,7 @@ def test_the_report_renders_every_dashboard_panel_with_data_and_no_console_error
     assert peak("HubSpot requests", "requests per 10 s") > 0 and peak("HubSpot requests", "rate limit") == 100
     assert peak("HubSpot requests", "Remaining") <= 100
     assert peak("HubSpot latency", "HubSpot p50") >= 1000  # the sandbox's injected latency
-    assert peak("HubSpot latency", "HubSpot p95") >= peak("HubSpot latency", "HubSpot p50")
+    assert peak("HubSpot latency", "HubSpot p99") >= peak("HubSpot latency", "HubSpot p50")
     assert (
         peak("Payments queue", "in flight") >= 1000
         and peak("Dead-letter queue", "failure-report queue depth") == 100

@@ -281,6 +281,27 @@ def test_a_byte_that_is_not_utf8_is_reported_on_its_line_and_every_other_line_is
     assert len(take_all(url)) == 399
 
 
+def test_csv_line_numbers_count_the_blank_lines_before_them(aws_env, tmp_path, capsys):
+    """A blank line in a CSV file used to make every later line number one short (the csv module's
+    DictReader skips it without a word): line 5's problem was reported as line 4's."""
+    url = new_queue("payments")
+    path = tmp_path / "payments.csv"
+    path.write_text(
+        "paymentKey,hs_initial_amount,hs_initiated_date,hs_currency_code\n"  # 1
+        "ch_1,49.90,2026-11-27T10:00:00Z,EUR\n"  # 2 valid
+        "\n"  # 3 blank
+        ",,,\n"  # 4 blank too
+        "ch_2,49.90,2026-11-27T10:00:00Z,EURO\n"  # 5 INVALID_CURRENCY
+        "ch_3,1.00,2026-11-27T10:00:00Z,EUR,extra\n"  # 6 INVALID_CSV: more cells than columns
+        "ch_1,2.00,2026-11-27T10:00:00Z,EUR\n",  # 7 DUPLICATE_PAYMENT_KEY of line 2
+        encoding="utf-8",
+    )
+    code, summary, err = run(capsys, path, "--queue-url", url)
+    assert code == 1 and (summary["lines"], summary["blank"], summary["sent"]) == (4, 2, 1)
+    assert problems(summary) == {5: "INVALID_CURRENCY", 6: "INVALID_CSV", 7: "DUPLICATE_PAYMENT_KEY"}
+    assert "line 7: invalid DUPLICATE_PAYMENT_KEY: paymentKey repeats line 2" in err
+
+
 def test_a_csv_cell_over_the_field_limit_is_reported_and_the_rows_after_it_are_sent(
     aws_env, tmp_path, capsys
 ):

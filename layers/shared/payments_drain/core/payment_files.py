@@ -55,19 +55,20 @@ def read_jsonl(stream: TextIO) -> Iterator[Line]:
 
 
 def read_csv(stream: TextIO) -> Iterator[Line]:
-    reader = csv.DictReader(stream, strict=True)
+    # The csv module's plain reader, not its DictReader: the DictReader skips a blank line without
+    # a word, and every line number after it would be one short.
+    raw = csv.reader(stream, strict=True)
     try:
-        header = reader.fieldnames or []
+        header = next(raw, [])
     except csv.Error as error:
         raise FileProblem(f"line 1: the header is not readable as CSV: {error}") from None
     check_header(header)
-    raw = reader.reader  # its line_num moves on a refused row too (the DictReader's does not)
-    start = 2  # the header is line 1
+    start = 2  # the header is line 1; line_num moves on a refused row too
     while True:
         # The loop goes on after a row the csv module refuses (a cell over its field limit, a
         # broken quote): the rows after it are read, and the refused lines are reported.
         try:
-            row = next(reader)
+            cells = next(raw)
         except StopIteration:
             return
         except csv.Error as error:
@@ -78,10 +79,19 @@ def read_csv(stream: TextIO) -> Iterator[Line]:
             start = raw.line_num + 1
             continue
         number, start = start, raw.line_num + 1
-        if not any(value for value in row.values() if isinstance(value, str)) and None not in row:
+        if not any(cells) and len(cells) <= len(header):  # ",," is blank too; more cells than columns is not
             yield Line(number, None, ("BLANK", ""))
             continue
-        yield _csv_line(number, row)
+        yield _csv_line(number, _row(header, cells))
+
+
+def _row(header: Sequence[str], cells: list[str]) -> dict[str | None, Any]:
+    """The cells by column, as the DictReader gives them: the surplus under None, missing ones None."""
+    row: dict[str | None, Any] = {column: None for column in header}
+    row.update(zip(header, cells))
+    if len(cells) > len(header):
+        row[None] = cells[len(header) :]
+    return row
 
 
 def check_header(header: Sequence[str]) -> None:

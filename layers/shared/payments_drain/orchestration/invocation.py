@@ -56,7 +56,7 @@ class Stats:
     throttled: int = 0
     errors: int = 0
     auth_failures: int = 0
-    ambiguous: int = 0  # copies HubSpot may have stored unbeknown to us (one per payment and such answer)
+    ambiguous: int = 0  # AmbiguousCreates: creates HubSpot may have stored, per payment and answer
     daily_limit: bool = False
     rate_limit_remaining: int | None = None
     held: int = 0  # retries held on the queue until what they wait for can take them

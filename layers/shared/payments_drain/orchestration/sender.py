@@ -232,7 +232,7 @@ class ChunkSender:
                 maybe_stored.difference_update(ids - before)
             self.gate.finished(answer.headers, verdict.wait_s if answer.status == 429 else 0.0)
             daily_spent = self.daily.observe(answer.status, answer.body, answer.headers)
-            # PaymentsAmbiguous counts possible copies: an upsert or a link sent again makes none.
+            # AmbiguousCreates counts creates that may have stored a copy: an upsert or a link sent again makes none.
             stats.record(answer, [p.message_id for p in part], verdict.ambiguous and call.copies)
             reason = verdict.reason or reason
             if verdict.action in (batching.SETTLED, batching.SPLIT):
