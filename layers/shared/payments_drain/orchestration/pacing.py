@@ -220,9 +220,8 @@ class SlotGate:
         if self.paused_until_ms > now_ms:
             return self.paused_until_ms - now_ms, 0
         while self.starts and self.starts[0] < now_ms - SLACK_MS:
-            self.done.append(
-                (self.starts.popleft(), None)
-            )  # passed unused (its call waited on something else)
+            # passed unused (its call waited on something else): the next claim takes it out
+            self.done.append((self.starts.popleft(), None))
         if self.starts:
             if self.starts[0] <= now_ms:
                 self.taken[caller] = self.starts.popleft()
