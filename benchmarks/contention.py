@@ -199,11 +199,11 @@ def _run(
                     continue
                 gate.started()
                 if call():
-                    gate.finished({})
+                    gate.finished({}, answered=True)
                     chunk.sent = True
                     left[0] -= 1
                     break
-                gate.finished({}, 1.0)
+                gate.finished({}, 1.0, answered=True)
 
     def container() -> None:
         gate = SlotGate(

@@ -7,7 +7,7 @@ import threading
 from collections import deque
 
 import pytest
-from payments_drain.adapters.rate_slots import ROUND_MS, TICKET_LEAD_MS, DynamoRateSlots
+from payments_drain.adapters.rate_slots import CLOCK_MS, ROUND_MS, TICKET_LEAD_MS, DynamoRateSlots
 from payments_drain.orchestration.pacing import MARGIN_S, DailyLimit, RateGate, SlotGate
 
 from simulation.dynamodb import DynamoFaults, SimDynamoDB, create_hash_table
@@ -257,7 +257,9 @@ def shared_slots(limit: int, requests: int, starts, seed: int, batch: int = 10, 
             sim.call(self.answered)
 
         def answered(self, ok):
-            self.gate.finished({**HEADERS, "X-HubSpot-RateLimit-Max": str(limit)}, 0.0 if ok else 1.0)
+            self.gate.finished(
+                {**HEADERS, "X-HubSpot-RateLimit-Max": str(limit)}, 0.0 if ok else 1.0, answered=True
+            )
             if ok:
                 self.unanswered -= 1
             else:
@@ -311,6 +313,43 @@ def test_a_429_pauses_every_caller_and_the_slots_passing_meanwhile_are_not_kept(
     clock.now += 2.0
     # the three other slots claimed (a round, ROUND_MS, apart) passed in the pause: new ones from now
     assert gate.delay() == 0 and list(gate.starts) == [102_000 + ROUND_MS, 102_000 + 2 * ROUND_MS]
+
+
+@pytest.mark.parametrize("answered", [True, False])
+def test_an_answered_slot_binds_a_window_after_its_answer_not_a_window_and_margin_after_the_slot(answered):
+    """The window counts a request no later than its answer: once the answer is in, the slot's
+    next claim writes it down, and the slot binds until a window (and the clocks' margin) after
+    the answer. Without an answer (a timeout: when was it counted?) it binds its full time."""
+    clock = Clock()  # 100 s: both slots at 100_000
+    _, new_slots = timeline(clock, 2, parallel=2)
+    gate = slot_gate(new_slots(), clock)
+    gate.begin(200_000, 2)
+    for took_s in (0.15, 0.1):  # answered at 100_150 and 100_250
+        assert gate.delay() == 0
+        gate.started()
+        clock.now += took_s
+        gate.finished(HEADERS, answered=answered)
+    gate.end()
+    clock.now = 101.0
+    gate.begin(200_000, 1)
+    assert gate.delay() > 0  # the window is full: the next slot is a window away
+    first = 100_150 + CLOCK_MS + 10_000 if answered else 100_000 + new_slots().gap_ms
+    assert list(gate.starts) == [first]  # 110_200 on the grid, not 110_400
+
+
+def test_a_slot_no_call_used_is_taken_out_of_the_log_by_the_next_claim():
+    clock = Clock()
+    _, new_slots = timeline(clock, 2, parallel=2)
+    gate, other = slot_gate(new_slots(), clock), slot_gate(new_slots(), clock, 1)
+    gate.begin(200_000, 2)
+    assert gate.delay() == 0  # both slots claimed, one taken...
+    gate.cancel()  # ... and given up before its call started
+    gate.end()  # the other passes unused
+    clock.now = 101.0
+    gate.begin(200_000, 1)
+    assert gate.delay() == 0  # the log is free again: a slot now, not a window and margin later
+    other.begin(200_000, 1)
+    assert other.delay() == 0 and gate.starts == other.starts == deque()
 
 
 def test_a_claim_that_cannot_fit_before_the_calls_end_takes_a_ticket_in_line():

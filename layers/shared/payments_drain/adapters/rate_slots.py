@@ -16,7 +16,12 @@ the same slot):
 - ``log``: the last ``limit`` slots (``_encode``). A claim appends the slots it takes that start
   before the claimant's last useful moment (its ``reach``). A slot not used in time passes:
   nothing is ever given back, so a container killed, paused by a 429 or finished early holds
-  nothing once its slots have passed;
+  nothing once its slots have passed. A claim also writes down what its container learnt of its
+  own earlier slots (``done``): a slot whose call was answered at ``t`` moves to ``t + CLOCK_MS -
+  MARGIN_MS`` (its request was counted before ``t``, so it leaves HubSpot's window by ``t +
+  window``: the moved slot binds exactly that long, usually less than the slot itself would have),
+  and a slot no call used is taken out. Only the claimant knows these, and the log is rewritten
+  anyway; a write whose outcome is unknown drops them (the slot then binds its full time);
 - ``queue``: the end of the waiting line. A container whose claim cannot fit before its reach
   takes a *ticket* instead: the slots it wants, after everyone already waiting, at the limit's
   sustained rate; its messages are held on the queue until the ticket comes up (``retry_at_ms``),
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import boto3
@@ -47,8 +53,12 @@ ATTEMPTS = 3  # a claim refused because another container moved the value first
 TICKET_ATTEMPTS = 2
 MARGIN_MS = 400  # SLACK_MS to start the request, and its trip to HubSpot's counter
 SLACK_MS = 150  # a slot not started this long after its moment has passed
+CLOCK_MS = 50  # containers' clocks may disagree by this much (Lambda's agree far closer)
 ROUND_MS = 200  # a claimant's own slots: one round of its parallel callers later, this much
 GRID_MS = 50  # slots fall on this grid (fewer runs of equal slots: a smaller item); divides the others
+# A slot moved to its answer (``settle``) falls on this coarser grid, later: answers spread over
+# every 50 ms would make up to ``limit`` runs and the item 2 write units (figure h).
+SETTLED_GRID_MS = 100
 CLAIM_MAX = 100  # slots per claim: one invocation's chunks at BatchSize 10,000
 TICKET_LEAD_MS = 5_000  # a held message comes back this long before its ticket's first slot
 # DynamoDB's answers that mean "too many requests on this item or table": wait, not an outage.
@@ -64,6 +74,7 @@ class RateSlotsUnavailable(Exception):
 @dataclass(frozen=True, slots=True)
 class Claim:
     starts_ms: list[int] = field(default_factory=list)  # the slots taken, in order
+    settled: bool = False  # the claim's ``done`` is in the log: not to be sent again
     retry_at_ms: int | None = None  # none taken: no claim can succeed before this (a ticket)
     busy: bool = False  # none taken: DynamoDB throttled the item, or other claims won every race
 
@@ -93,15 +104,23 @@ class DynamoRateSlots:
         """The sustained rate: one slot per this many ms (``limit`` per ``window + MARGIN_MS``)."""
         return math.ceil(self.gap_ms / self.limit)
 
-    def claim(self, want: int, now_ms: int, reach_ms: int) -> Claim:
+    def claim(
+        self,
+        want: int,
+        now_ms: int,
+        reach_ms: int,
+        done: Sequence[tuple[int, int | None]] = (),
+    ) -> Claim:
         """Up to ``want`` slots (at most CLAIM_MAX) from ``now_ms`` that start by ``reach_ms``;
-        when none fits, a ticket for ``want`` slots at the end of the waiting line."""
+        when none fits, a ticket for ``want`` slots at the end of the waiting line. ``done``: this
+        container's slots whose calls are over, each with the time its answer came (None: no call
+        used it), written with the claim (``Claim.settled``)."""
         want = max(1, min(want, CLAIM_MAX))
         try:
             if self.seen is None:
                 self._learn(self._call("get_item", ConsistentRead=True).get("Item", {}))
             for _ in range(ATTEMPTS):
-                log = _decode(self.seen.get("log")) or []
+                log = settle(_decode(self.seen.get("log")) or [], done)
                 starts = self.plan(log, want, now_ms)
                 if self._ms("queue") > max(starts[0], now_ms):
                     # A line is waiting: no slot further ahead than a ticket's lead is claimed, so
@@ -112,19 +131,21 @@ class DynamoRateSlots:
                     return self._ticket(want, now_ms, starts[0])
                 kept = [start for start in log if start > now_ms - self.gap_ms]  # older ones bind no slot
                 if self._move("log", {"S": _encode(sorted(kept + fit))}):
-                    return Claim(fit)
+                    return Claim(fit, settled=True)
             return Claim(busy=True)  # other claims won every race: try again in a moment
         except _Throttled:
             return Claim(busy=True)
 
     def plan(self, log: list[int], want: int, now_ms: int) -> list[int]:
         """The earliest ``want`` slots from ``now_ms`` that ``log`` (sorted) leaves: each where no
-        span of ``gap_ms`` around it holds ``limit`` slots already; ours a round apart per
-        ``parallel`` callers. Another container's later slots do not push ours back."""
+        span of ``gap_ms`` around it holds ``limit`` slots already; ours ``round_ms`` apart per
+        ``parallel`` callers. Another container's later slots do not push ours back. The first
+        may lie up to a grid step before ``now_ms``: a slot is the earliest moment its request
+        may be counted, so an earlier one binds longer, never less."""
         taken = list(log)
         out: list[int] = []
         for j in range(want):
-            start = -(-max(now_ms, out[-1] if out else 0) // GRID_MS) * GRID_MS
+            start = max(now_ms // GRID_MS * GRID_MS, out[-1] if out else 0)
             if j >= self.parallel:  # our own callers: one round later
                 start = max(start, out[j - self.parallel] + self.round_ms)
             while (crowded := self._crowded(taken, start)) is not None:
@@ -205,6 +226,26 @@ class DynamoRateSlots:
             raise RateSlotsUnavailable(
                 f"rate slots table: {operation} failed ({type(error).__name__})"
             ) from None
+
+
+def settle(log: list[int], done: Sequence[tuple[int, int | None]]) -> list[int]:
+    """``log`` (sorted) with ``done`` written in: each slot of ours whose call was answered at
+    ``t`` moves to ``t + CLOCK_MS - MARGIN_MS``, up to its grid (so it binds until ``t + window +
+    CLOCK_MS``: its request was counted before its answer), each slot no call used is taken out.
+    A slot no longer in the log (passed out of it) is left so. Slots are moments: another
+    container's slot at the same moment is the same entry, whichever of them is moved."""
+    if not done:
+        return log
+    out = list(log)
+    for slot, answered_ms in done:
+        at = bisect.bisect_left(out, slot)
+        if at == len(out) or out[at] != slot:
+            continue
+        del out[at]
+        if answered_ms is not None:
+            moved = -(-(answered_ms + CLOCK_MS - MARGIN_MS) // SETTLED_GRID_MS) * SETTLED_GRID_MS
+            bisect.insort(out, max(0, moved))  # epoch ms: never before 0 (a test's clock may start there)
+    return out
 
 
 def _encode(log: list[int]) -> str:

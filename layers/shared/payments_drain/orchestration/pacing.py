@@ -28,10 +28,10 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 
-from payments_drain.adapters.rate_slots import SLACK_MS
+from payments_drain.adapters.rate_slots import CLOCK_MS, SLACK_MS
 from payments_drain.core import clock as clocks
 
-MARGIN_S = 0.05  # our clock and HubSpot's window edge are not the same clock
+MARGIN_S = CLOCK_MS / 1000  # our clock and HubSpot's window edge are not the same clock
 
 
 class RateGate:
@@ -81,7 +81,11 @@ class RateGate:
         with self.lock:
             self.promised = max(0, self.promised - 1)
 
-    def finished(self, headers: Mapping[str, str], throttled_for_s: float = 0.0) -> None:
+    def finished(
+        self, headers: Mapping[str, str], throttled_for_s: float = 0.0, *, answered: bool = False
+    ) -> None:
+        """A call is over: ``headers`` of its answer (none without one), ``throttled_for_s`` the
+        wait a 429 tells; ``answered``: an HTTP answer came (used by ``SlotGate``)."""
         lower = {k.lower(): v for k, v in headers.items()}
         with self.lock:
             self.in_flight = max(0, self.in_flight - 1)
@@ -144,10 +148,12 @@ class SlotGate:
     nothing races it),
     each a moment on the timeline that every container shares, and hands them out in order. A
     slot that no call takes within ``SLACK_MS`` of its moment has passed; so a 429's pause, an
-    early end or a kill leave nothing held. When no slot fits before the invocation's last call,
-    or DynamoDB throttles the item, the gate says until when there is no slot
-    (``no_slot_until_ms``): the sender holds its payments on the queue until then. A 429 (another
-    app, a lower limit) still pauses every caller (``RateGate``, rule 4).
+    early end or a kill leave nothing held. The gate remembers which slot each call took and
+    when its answer came; its next claim writes that down (``rate_slots.settle``): an answered
+    slot then binds a window after its answer, an unused one not at all. When no slot fits before
+    the invocation's last call, or DynamoDB throttles the item, the gate says until when there is
+    no slot (``no_slot_until_ms``): the sender holds its payments on the queue until then. A 429
+    (another app, a lower limit) still pauses every caller (``RateGate``, rule 4).
     """
 
     CALL_MS = 2_000  # a slot later than the invocation's calls' end less this is of no use
@@ -171,6 +177,8 @@ class SlotGate:
         self.reach_ms = 0
         self.paused_until_ms = 0
         self.retry_at_ms = 0  # no claim before this: a ticket, or a claim throttled or raced
+        self.taken: dict[int, int] = {}  # by caller thread: the slot its call holds
+        self.done: list[tuple[int, int | None]] = []  # for the next claim (``DynamoRateSlots.claim``)
 
     def begin(self, calls_end_ms: int, calls: int) -> None:
         with self.lock:
@@ -181,35 +189,42 @@ class SlotGate:
     def delay(self) -> float:
         """0: send now, the slot is the caller's (``started()`` next). Otherwise the seconds to
         wait before asking again."""
+        caller = threading.get_ident()
         with self.lock:
-            wait_ms, want = self._next(self.wall_ms())
-        if want == 0:
-            return wait_ms / 1000
-        if not self.claiming.acquire(blocking=False):
-            return 0.01  # another of our calls is claiming: ask again in a moment
+            wait_ms, want = self._next(self.wall_ms(), caller)
+            if want == 0:
+                return wait_ms / 1000
+            if not self.claiming.acquire(blocking=False):
+                return 0.01  # another of our calls is claiming: ask again in a moment
+            done, self.done = self.done, []
         try:
             now_ms = self.wall_ms()
-            claim = self.slots.claim(want, now_ms, self.reach_ms)
+            # On an error nothing of ``done`` is sent again: the write may have gone through, and a
+            # slot left as claimed only binds longer.
+            claim = self.slots.claim(want, now_ms, self.reach_ms, done)
         finally:
             self.claiming.release()
         with self.lock:
+            if not claim.settled:
+                self.done[:0] = done
             self.starts.extend(claim.starts_ms)  # later than any we hold: the timeline only grows
             if claim.busy:
                 self.retry_at_ms = now_ms + round(1000 * self.rng.uniform(*self.BUSY_S))
             elif claim.retry_at_ms is not None:
                 self.retry_at_ms = claim.retry_at_ms
-            wait_ms, want = self._next(self.wall_ms())
+            wait_ms, want = self._next(self.wall_ms(), caller)
         return wait_ms / 1000 if want == 0 else 0.01
 
-    def _next(self, now_ms: int) -> tuple[int, int]:
+    def _next(self, now_ms: int, caller: int) -> tuple[int, int]:
         """(ms to wait, 0), or (0, slots to claim) when a claim is due."""
         if self.paused_until_ms > now_ms:
             return self.paused_until_ms - now_ms, 0
         while self.starts and self.starts[0] < now_ms - SLACK_MS:
-            self.starts.popleft()  # passed unused (its call waited on something else)
+            # passed unused (its call waited on something else): the next claim takes it out
+            self.done.append((self.starts.popleft(), None))
         if self.starts:
             if self.starts[0] <= now_ms:
-                self.starts.popleft()
+                self.taken[caller] = self.starts.popleft()
                 self.promised += 1
                 return 0, 0
             return self.starts[0] - now_ms, 0
@@ -233,19 +248,29 @@ class SlotGate:
     def cancel(self) -> None:
         with self.lock:
             self.promised = max(0, self.promised - 1)
+            if (slot := self.taken.pop(threading.get_ident(), None)) is not None:
+                self.done.append((slot, None))  # no call used it
 
-    def finished(self, headers: Mapping[str, str], throttled_for_s: float = 0.0) -> None:
-        """A 429 pauses every caller; the slots that pass meanwhile are not kept (others may use
-        what HubSpot's window has left only through the timeline)."""
-        if throttled_for_s:
-            with self.lock:
-                self.paused_until_ms = max(
-                    self.paused_until_ms, self.wall_ms() + round(throttled_for_s * 1000)
-                )
+    def finished(
+        self, headers: Mapping[str, str], throttled_for_s: float = 0.0, *, answered: bool = False
+    ) -> None:
+        """A call is over. ``answered``: an HTTP answer came, so HubSpot counted the request (if at
+        all) before now: its slot binds a window after now, no longer. Without one (a timeout, an
+        error) the slot binds its full time. A 429 pauses every caller; the slots that pass
+        meanwhile are not kept (others may use what HubSpot's window has left only through the
+        timeline)."""
+        with self.lock:
+            now_ms = self.wall_ms()
+            slot = self.taken.pop(threading.get_ident(), None)
+            if slot is not None and answered:
+                self.done.append((slot, now_ms))
+            if throttled_for_s:
+                self.paused_until_ms = max(self.paused_until_ms, now_ms + round(throttled_for_s * 1000))
 
     def end(self) -> None:
-        """The invocation is over: its unused slots pass (nothing to write)."""
+        """The invocation is over: its unused slots pass (the next claim takes them out)."""
         with self.lock:
+            self.done.extend((slot, None) for slot in self.starts)
             self.starts.clear()
             self.calls_left = self.promised = 0
 

@@ -230,7 +230,11 @@ class ChunkSender:
                 stats.count_unreadable()
             if not verdict.ambiguous:
                 maybe_stored.difference_update(ids - before)
-            self.gate.finished(answer.headers, verdict.wait_s if answer.status == 429 else 0.0)
+            self.gate.finished(
+                answer.headers,
+                verdict.wait_s if answer.status == 429 else 0.0,
+                answered=answer.status is not None,
+            )
             daily_spent = self.daily.observe(answer.status, answer.body, answer.headers)
             # AmbiguousCreates counts creates that may have stored a copy: an upsert or a link sent again makes none.
             stats.record(answer, [p.message_id for p in part], verdict.ambiguous and call.copies)
@@ -318,7 +322,9 @@ class ChunkSender:
         except BaseException:
             self.gate.finished({})
             raise
-        self.gate.finished(answer.headers, 1.0 if answer.status == 429 else 0.0)
+        self.gate.finished(
+            answer.headers, 1.0 if answer.status == 429 else 0.0, answered=answer.status is not None
+        )
         self.daily.observe(answer.status, answer.body, answer.headers)
         stats.record(answer, [], False)
         read = read_of(answer, [p.payment_key for p in part], self.unique_property)

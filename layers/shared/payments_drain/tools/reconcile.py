@@ -221,7 +221,7 @@ class Reconciler:
             # The drain's own rules for a whole answer: a 429 or a 5xx is transient (Retry-After).
             verdict = settle([], answer) if answer.status is None or answer.status >= 400 else None
             throttled = verdict.wait_s if answer.status == 429 and verdict is not None else 0.0
-            self.gate.finished(answer.headers, throttled)
+            self.gate.finished(answer.headers, throttled, answered=answer.status is not None)
             if verdict is None or verdict.action != TRANSIENT or attempt == MAX_ATTEMPTS:
                 return answer
             wait = backoff_s(attempt, verdict.wait_s, self.rng.random())
