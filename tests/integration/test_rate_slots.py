@@ -218,6 +218,30 @@ def test_two_stacks_sharing_one_slots_table_share_one_budget(aws_env, hubspot_sa
     assert apart.count(429) > 0
 
 
+def test_stacks_sharing_a_table_with_different_limits_both_keep_to_the_smaller(slots_table, log_lines):
+    """Two stacks on one app must share HubSpotRateLimitPer10s; one deployed with 20 and one with 10
+    used to each plan by its own, so the first filled a window to 20 where the app allows 10. The
+    item now carries the limit its last writer planned with: a container that meets another keeps
+    to the smaller, and says so in a warning."""
+    import json
+
+    t0 = -(-now_ms() // 50) * 50  # on the slots' grid
+    twenty, ten = DynamoRateSlots(slots_table, 20, parallel=20), DynamoRateSlots(slots_table, 10, parallel=20)
+    assert twenty.claim(5, t0, t0 + 60_000).starts_ms == [t0] * 5
+    assert ten.claim(10, t0, t0 + 60_000).starts_ms == [t0] * 5 + [t0 + ten.gap_ms] * 5
+    later = twenty.claim(10, t0, t0 + 60_000).starts_ms  # its view is stale: it meets the 10 here
+    assert len(later) == 10 and min(later) >= t0 + twenty.gap_ms
+    item = boto3.client("dynamodb").get_item(
+        TableName=slots_table, Key={"name": {"S": "hubspot-rate-timeline"}}
+    )
+    log = _decode(item["Item"]["log"])
+    assert all(b - a >= twenty.gap_ms for a, b in zip(log, log[10:]))  # never 10 + 1 within a gap
+    warnings = [json.loads(line) for line in log_lines() if "another limit" in line]
+    assert sorted((w["configured"], w["other"]) for w in warnings) == [(10, 20), (20, 10)]  # once each
+    ten.claim(1, t0, t0 + 60_000)  # stale again: it meets the 20 once more, and says nothing new
+    assert sum("another limit" in line for line in log_lines()) == 2
+
+
 def test_the_runbook_s_get_item_shows_the_timeline(slots_table):
     """docs/operations.md's `aws dynamodb get-item` for the slots, its key and consistent read,
     made with boto3 (no AWS CLI here) against the table after a claim."""

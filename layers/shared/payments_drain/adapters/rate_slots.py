@@ -22,6 +22,9 @@ the same slot):
   window``: the moved slot binds exactly that long, usually less than the slot itself would have),
   and a slot no call used is taken out. Only the claimant knows these, and the log is rewritten
   anyway; a write whose outcome is unknown drops them (the slot then binds its full time);
+- ``limit``: the rate limit its last writer planned with. Stacks sharing the table (one HubSpot
+  app) must plan by the same; a container that reads another keeps to the smaller from then on
+  and logs a warning (docs/deploy.md);
 - ``queue``: the end of the waiting line. A container whose claim cannot fit before its reach
   takes a *ticket* instead: the slots it wants, after everyone already waiting, at the limit's
   sustained rate; its messages are held on the queue until the ticket comes up (``retry_at_ms``),
@@ -91,7 +94,8 @@ class DynamoRateSlots:
         round_ms: int = ROUND_MS,
     ) -> None:
         self.table = table_name
-        self.limit = max(1, limit)
+        self.configured = self.limit = max(1, limit)  # ``limit``: the smaller of ours and the others'
+        self.others: set[int] = set()  # other limits met on the item (each warned of once)
         self.gap_ms = window_ms + MARGIN_MS  # between a slot and the one ``limit`` places after it
         self.parallel, self.round_ms = max(1, parallel), round_ms
         self.seen: dict[str, dict] | None = None  # the attributes as last seen
@@ -179,7 +183,7 @@ class DynamoRateSlots:
         reads as 0 and is replaced the same way, on the condition that it is still what was read
         (``repaired``, logged)."""
         seen = self.seen.get(name)
-        values = {":to": to}
+        values = {":to": to, ":limit": {"N": str(self.configured)}}
         if seen is None:
             condition = "attribute_not_exists(#v)"
         else:
@@ -187,9 +191,9 @@ class DynamoRateSlots:
         try:
             self._call(
                 "update_item",
-                UpdateExpression="SET #v = :to",
+                UpdateExpression="SET #v = :to, #limit = :limit",
                 ConditionExpression=condition,
-                ExpressionAttributeNames={"#v": name},
+                ExpressionAttributeNames={"#v": name, "#limit": "limit"},
                 ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -201,6 +205,17 @@ class DynamoRateSlots:
 
     def _learn(self, item: dict) -> None:
         self.seen = {name: item[name] for name in ("log", "queue") if name in item}
+        other = _epoch_ms(item.get("limit"))  # the limit the item's last writer planned with
+        if other and other != self.configured and other not in self.others:
+            # Stacks sharing one table share one app's limit and must be deployed with the same
+            # HubSpotRateLimitPer10s; until they are, every container keeps to the smaller.
+            self.others.add(other)
+            logger.warning(
+                "rate slots shared with a stack planning by another limit: keeping to the smaller",
+                extra={"configured": self.configured, "other": other},
+            )
+        if other:
+            self.limit = min(self.limit, other)
         damaged = [
             name
             for name, value in self.seen.items()
