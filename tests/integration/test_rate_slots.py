@@ -12,7 +12,8 @@ from pathlib import Path
 import boto3
 import pytest
 import urllib3
-from payments_drain.adapters.rate_slots import ROUND_MS, DynamoRateSlots, RateSlotsUnavailable, _decode
+from payments_drain.adapters.rate_slots import DynamoRateSlots, RateSlotsUnavailable, _decode
+from payments_drain.core.slot_log import ROUND_MS
 from payments_drain.orchestration.pacing import SlotGate
 
 from local.hubspot_sandbox.config import DEFAULT_TOKEN

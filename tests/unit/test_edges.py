@@ -422,7 +422,8 @@ def _timeline_drain(faults=None, line_ms=None):
     ddb = SimDynamoDB(Wall(), random.Random(0), faults)
     create_hash_table(ddb, "slots", "name")
     if line_ms is not None:  # others took this window, and a line waits until then
-        from payments_drain.adapters.rate_slots import KEY, _encode
+        from payments_drain.adapters.rate_slots import KEY
+        from payments_drain.core.slot_log import encode as _encode
 
         item = {**KEY, "log": {"S": _encode([base_ms] * 190)}, "queue": {"N": str(base_ms + line_ms)}}
         ddb.put_item(TableName="slots", Item=item)

@@ -7,7 +7,8 @@ import threading
 from collections import deque
 
 import pytest
-from payments_drain.adapters.rate_slots import CLOCK_MS, ROUND_MS, TICKET_LEAD_MS, DynamoRateSlots
+from payments_drain.adapters.rate_slots import TICKET_LEAD_MS, DynamoRateSlots
+from payments_drain.core.slot_log import CLOCK_MS, ROUND_MS
 from payments_drain.orchestration.pacing import MARGIN_S, DailyLimit, RateGate, SlotGate
 
 from simulation.dynamodb import DynamoFaults, SimDynamoDB, create_hash_table

@@ -3,18 +3,12 @@
 Each container sees in HubSpot's headers how much of the window is used, never who may still add
 to it; pacing by the headers alone must keep room for the other containers' calls in flight, and
 that room goes unused whenever the others are idle (docs/performance.md, figure c). This item
-holds the limit as a log instead: a request may start only at a *slot*, a moment every
-container's claims agree on. Slots come in order, and a slot is never less than ``window +
-MARGIN_MS`` after the slot ``limit`` places before it: a request counted in HubSpot's rolling
-window (the last ``window`` ms) was counted less than ``MARGIN_MS`` after its slot (``SLACK_MS``
-to start, the rest to reach HubSpot's counter), so no window counts more than ``limit``. A full
-window may go at once (the log allows bursts exactly as the rolling window does); a claimant's
-own slots are staggered ``round_ms`` apart per ``parallel`` callers so that each can start in time.
-Two attributes, each changed by a conditional write on the value read (two containers never take
+holds the limit as a log of *slots* instead (``core.slot_log``: where a slot may go, and the
+log's text). Two attributes, each changed by a conditional write on the value read (two containers never take
 the same slot):
 
-- ``log``: the last ``limit`` slots (``_encode``). A claim appends the slots it takes that start
-  before the claimant's last useful moment (its ``reach``). A slot not used in time passes:
+- ``log``: the last ``limit`` slots (``slot_log.encode``). A claim appends the slots it takes
+  that start before the claimant's last useful moment (its ``reach``). A slot not used in time passes:
   nothing is ever given back, so a container killed, paused by a 429 or finished early holds
   nothing once its slots have passed. A claim also writes down what its container learnt of its
   own earlier slots (``done``): a slot whose call was answered at ``t`` moves to ``t + CLOCK_MS -
@@ -38,7 +32,6 @@ Powertools shares out a rate limit, hence this adapter; ``pacing.SlotGate`` is i
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,19 +42,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from payments_drain.adapters.aws_clients import client_config
 from payments_drain.core.limits import HUBSPOT_WINDOW_MS
 from payments_drain.core.observability import logger
+from payments_drain.core.slot_log import MARGIN_MS, ROUND_MS, SlotRule, decode, encode, settle
 
 KEY = {"name": {"S": "hubspot-rate-timeline"}}
 ATTEMPTS = 3  # a claim refused because another container moved the value first
 # A ticket raced twice: the line is busy; a jittered wait spreads the writes better than a third.
 TICKET_ATTEMPTS = 2
-MARGIN_MS = 400  # SLACK_MS to start the request, and its trip to HubSpot's counter
-SLACK_MS = 150  # a slot not started this long after its moment has passed
-CLOCK_MS = 50  # containers' clocks may disagree by this much (Lambda's agree far closer)
-ROUND_MS = 200  # a claimant's own slots: one round of its parallel callers later, this much
-GRID_MS = 50  # slots fall on this grid (fewer runs of equal slots: a smaller item); divides the others
-# A slot moved to its answer (``settle``) falls on this coarser grid, later: answers spread over
-# every 50 ms would make up to ``limit`` runs and the item 2 write units (figure h).
-SETTLED_GRID_MS = 100
 CLAIM_MAX = 100  # slots per claim: one invocation's chunks at BatchSize 10,000
 TICKET_LEAD_MS = 5_000  # a held message comes back this long before its ticket's first slot
 # DynamoDB's answers that mean "too many requests on this item or table": wait, not an outage.
@@ -125,7 +111,9 @@ class DynamoRateSlots:
                 self._learn(self._call("get_item", ConsistentRead=True).get("Item", {}))
             for _ in range(ATTEMPTS):
                 log = settle(_decode(self.seen.get("log")) or [], done)
-                starts = self.plan(log, want, now_ms)
+                starts = SlotRule(self.limit, self.gap_ms, self.parallel, self.round_ms).plan(
+                    log, want, now_ms
+                )
                 if self._ms("queue") > max(starts[0], now_ms):
                     # A line is waiting: no slot further ahead than a ticket's lead is claimed, so
                     # that the slots the line was promised are there when its tickets come up.
@@ -134,40 +122,11 @@ class DynamoRateSlots:
                 if not fit:
                     return self._ticket(want, now_ms, starts[0])
                 kept = [start for start in log if start > now_ms - self.gap_ms]  # older ones bind no slot
-                if self._move("log", {"S": _encode(sorted(kept + fit))}):
+                if self._move("log", {"S": encode(sorted(kept + fit))}):
                     return Claim(fit, settled=True)
             return Claim(busy=True)  # other claims won every race: try again in a moment
         except _Throttled:
             return Claim(busy=True)
-
-    def plan(self, log: list[int], want: int, now_ms: int) -> list[int]:
-        """The earliest ``want`` slots from ``now_ms`` that ``log`` (sorted) leaves: each where no
-        span of ``gap_ms`` around it holds ``limit`` slots already; ours ``round_ms`` apart per
-        ``parallel`` callers. Another container's later slots do not push ours back. The first
-        may lie up to a grid step before ``now_ms``: a slot is the earliest moment its request
-        may be counted, so an earlier one binds longer, never less."""
-        taken = list(log)
-        out: list[int] = []
-        for j in range(want):
-            start = max(now_ms // GRID_MS * GRID_MS, out[-1] if out else 0)
-            if j >= self.parallel:  # our own callers: one round later
-                start = max(start, out[j - self.parallel] + self.round_ms)
-            while (crowded := self._crowded(taken, start)) is not None:
-                start = crowded + self.gap_ms
-            bisect.insort(taken, start)
-            out.append(start)
-        return out
-
-    def _crowded(self, taken: list[int], start: int) -> int | None:
-        """If ``limit`` slots in a row of ``taken`` and one at ``start`` would all lie within less
-        than ``gap_ms``, the first of them (the slot must come ``gap_ms`` after it); else None."""
-        low = bisect.bisect_right(taken, start - self.gap_ms)
-        high = min(bisect.bisect_left(taken, start + self.gap_ms), len(taken) - self.limit + 1)
-        for first in range(low, high):
-            last = taken[first + self.limit - 1]
-            if max(last, start) - min(taken[first], start) < self.gap_ms:
-                return taken[first]
-        return None
 
     def _ticket(self, want: int, now_ms: int, first_ms: int) -> Claim:
         for _ in range(TICKET_ATTEMPTS):
@@ -243,68 +202,6 @@ class DynamoRateSlots:
             ) from None
 
 
-def settle(log: list[int], done: Sequence[tuple[int, int | None]]) -> list[int]:
-    """``log`` (sorted) with ``done`` written in: each slot of ours whose call was answered at
-    ``t`` moves to ``t + CLOCK_MS - MARGIN_MS``, up to its grid (so it binds until ``t + window +
-    CLOCK_MS``: its request was counted before its answer), each slot no call used is taken out.
-    A slot no longer in the log (passed out of it) is left so. Slots are moments: another
-    container's slot at the same moment is the same entry, whichever of them is moved."""
-    if not done:
-        return log
-    out = list(log)
-    for slot, answered_ms in done:
-        at = bisect.bisect_left(out, slot)
-        if at == len(out) or out[at] != slot:
-            continue
-        del out[at]
-        if answered_ms is not None:
-            moved = -(-(answered_ms + CLOCK_MS - MARGIN_MS) // SETTLED_GRID_MS) * SETTLED_GRID_MS
-            bisect.insort(out, max(0, moved))  # epoch ms: never before 0 (a test's clock may start there)
-    return out
-
-
-def _encode(log: list[int]) -> str:
-    """The log (sorted) as "first;gap.count,...": runs of equal slots, each ``gap`` ms after the
-    run before, numbers in base 36 (the item stays under DynamoDB's 1 KB write unit)."""
-    runs: list[list[int]] = []
-    for start in log:
-        if runs and runs[-1][0] == start:
-            runs[-1][1] += 1
-        else:
-            runs.append([start, 1])
-    first = log[0] if log else 0
-    previous, parts = first, []
-    for start, count in runs:
-        parts.append(f"{_b36(start - previous)}.{_b36(count)}")
-        previous = start
-    return f"{_b36(first)};" + ",".join(parts)
-
-
-def _decode(value: object) -> list[int] | None:
-    """The log of ``_encode``; [] for none, None for a value that is not one (read as empty)."""
-    if value is None:
-        return []
-    try:
-        first, runs = value["S"].split(";")  # type: ignore[index]
-        log, at = [], int(first, 36)
-        for run in filter(None, runs.split(",")):
-            gap, count = run.split(".")
-            at += int(gap, 36)
-            log += [at] * int(count, 36)
-        return log
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
-
-
-def _b36(number: int) -> str:
-    digits = ""
-    while True:
-        number, digit = divmod(number, 36)
-        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
-        if number == 0:
-            return digits
-
-
 def _epoch_ms(value: object) -> int:
     try:
         return int(value["N"])  # type: ignore[index]
@@ -320,3 +217,11 @@ class _ConditionFailed(Exception):
 
 class _Throttled(Exception):
     pass
+
+
+def _decode(value: object) -> list[int] | None:
+    """The log in a DynamoDB attribute (``{"S": ...}``); [] for none, None for one that is not a log."""
+    if value is None:
+        return []
+    text = value.get("S") if isinstance(value, dict) else None
+    return decode(text) if isinstance(text, str) else None

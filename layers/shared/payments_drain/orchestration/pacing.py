@@ -28,8 +28,8 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 
-from payments_drain.adapters.rate_slots import CLOCK_MS, SLACK_MS
 from payments_drain.core import clock as clocks
+from payments_drain.core.slot_log import CLOCK_MS, SLACK_MS
 
 MARGIN_S = CLOCK_MS / 1000  # our clock and HubSpot's window edge are not the same clock
 
@@ -149,7 +149,7 @@ class SlotGate:
     each a moment on the timeline that every container shares, and hands them out in order. A
     slot that no call takes within ``SLACK_MS`` of its moment has passed; so a 429's pause, an
     early end or a kill leave nothing held. The gate remembers which slot each call took and
-    when its answer came; its next claim writes that down (``rate_slots.settle``): an answered
+    when its answer came; its next claim writes that down (``slot_log.settle``): an answered
     slot then binds a window after its answer, an unused one not at all. When no slot fits before
     the invocation's last call, or DynamoDB throttles the item, the gate says until when there is
     no slot (``no_slot_until_ms``): the sender holds its payments on the queue until then. A 429
