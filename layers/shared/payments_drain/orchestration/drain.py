@@ -24,7 +24,12 @@ from payments_drain.core.limits import HUBSPOT_PER_10S_PROFESSIONAL
 from payments_drain.core.messages import parse_record
 from payments_drain.core.outcomes import Outcome, Payment, Reason, Rejection, State, Wait
 from payments_drain.orchestration.invocation import BoundedSteps, Budget, Stats
-from payments_drain.orchestration.ledger_session import STALE_VERSION, LedgerSession, claims_payments
+from payments_drain.orchestration.ledger_session import (
+    STALE_VERSION,
+    LedgerSession,
+    ReportClaims,
+    claims_payments,
+)
 from payments_drain.orchestration.pacing import DailyLimit, RateGate
 from payments_drain.orchestration.report_writer import BatchReports, ReportWriter, log_problem, rejected
 from payments_drain.orchestration.retry_holds import RETENTION_EXPIRING, RetryHolds
@@ -133,15 +138,12 @@ class Drain:
             outcomes[rejection.message.message_id] = Outcome(State.REJECTED, rejection.reason)
             log_problem("payment rejected", rejection.message, rejection.reason, rejection.payment_key)
 
+        claim_until_ms = budget.function_deadline_ms() + 1000  # past every send of this invocation
         session = LedgerSession(
-            self.ledger,
-            request_id,
-            budget.function_deadline_ms() + 1000,
-            stats,
-            self.upsert,
-            self.ledger_claims,
+            self.ledger, request_id, claim_until_ms, stats, self.upsert, self.ledger_claims
         )
-        reports = BatchReports(self.reports, session, outcomes, request_id, source_arn)
+        claims = ReportClaims(self.ledger, request_id, claim_until_ms, stats)
+        reports = BatchReports(self.reports, claims, outcomes, request_id, source_arn)
         # Reports of messages refused before any request go out first, while the invocation has
         # time: a report written near the function's timeout can be cut off before the ledger
         # records it, and is then written again on redelivery. FIFO ones wait for their groups.

@@ -15,7 +15,7 @@ from payments_drain.adapters.reports import report_of
 from payments_drain.core.batching import fifo_rounds
 from payments_drain.core.observability import logger
 from payments_drain.core.outcomes import Message, Outcome, Reason, Rejection, State
-from payments_drain.orchestration.ledger_session import LedgerSession
+from payments_drain.orchestration.ledger_session import ReportClaims
 
 
 class ReportWriter:
@@ -46,29 +46,29 @@ class ReportWriter:
 
 
 class BatchReports:
-    """One batch's failure reports: each rejected message reported once (the ledger session
+    """One batch's failure reports: each rejected message reported once (``ReportClaims``
     remembers the written ones), and a report not written makes its message a retry."""
 
     def __init__(
         self,
         writer: ReportWriter,
-        session: LedgerSession,
+        claims: ReportClaims,
         outcomes: dict[str, Outcome],
         request_id: str,
         source_arn: str | None,
     ) -> None:
-        self.writer, self.session, self.outcomes = writer, session, outcomes
+        self.writer, self.claims, self.outcomes = writer, claims, outcomes
         self.request_id, self.source_arn = request_id, source_arn
 
     def write(self, rejections: list[Rejection]) -> None:
         """One report per rejected message not reported before; a report not written is a retry."""
-        to_report = self.session.unreported(rejections, self.outcomes)
+        to_report = self.claims.unreported(rejections, self.outcomes)
         not_written = self.writer.write(to_report, self.request_id, self.source_arn)
         for message_id in not_written:
             self.outcomes[message_id] = Outcome(
                 State.RETRY, Reason("REPORT_NOT_WRITTEN", "failure report could not be written")
             )
-        self.session.reports_done(
+        self.claims.reports_done(
             [r for r in to_report if r.message.message_id not in not_written],
             [r for r in to_report if r.message.message_id in not_written],
         )
