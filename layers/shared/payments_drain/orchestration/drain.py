@@ -1,11 +1,11 @@
 """Orchestration: one SQS batch through parse, ledger, HubSpot, reports, to the batch response.
 
-Every message ends in exactly one State (the invariant: docs/how-it-works.md). The decisions are the pure core's
-(``messages``, ``batching``, ``sender``'s policies); the steps are the ledger session's (claim,
-record each chunk as it settles, release), the chunk sender's (gate, token, call, deadline) and
-the report writer's (one report per rejected message, FIFO order), the send loop's (claim, send
-in parallel chunks, claim again what another invocation held) and the retries' holds
-(``RetryHolds``). This module carries the outcomes between them inside the invocation's time budget, and never raises for a problem of
+Every message ends in exactly one State (the invariant: docs/how-it-works.md). The decisions are
+the pure core's (``messages``, ``batching``, ``sender``'s policies); the steps are the send loop's
+(claim, send in parallel chunks, claim again what another invocation held), the ledger session's
+(record each chunk as it settles, release), the chunk sender's (gate, token, call, deadline), the
+reports' (one report per rejected message, FIFO order) and the retries' holds. This module carries
+the outcomes between them inside the invocation's time budget, and never raises for a problem of
 some messages.
 """
 
@@ -69,7 +69,7 @@ class Result:
 
 
 class Drain:
-    """One SQS batch's flow, from its records to the batch response; the steps are its parts'."""
+    """One SQS batch's flow from its records to the batch response, through the parts it holds."""
 
     def __init__(
         self,

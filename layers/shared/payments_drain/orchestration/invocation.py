@@ -116,6 +116,8 @@ class Stats:
 
 
 class BoundedSteps:
+    """The AWS steps after the last HubSpot call, each ended by the time left to answer."""
+
     def __init__(self, pool: Executor) -> None:
         self.pool = pool
 

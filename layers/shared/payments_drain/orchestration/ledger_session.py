@@ -4,8 +4,8 @@ chunk as it settles, release what surely was not stored, mark what HubSpot may h
 
 A kill at any instant (timeout, out of memory, SIGKILL) leaves at most the chunks in flight
 claimed: every settled chunk is already recorded. A finished invocation leaves no live claim.
-With no ledger configured (``ledger`` None) every method of both lets everything through; where HubSpot
-refuses a copy itself (``claims_payments``) the ledger keeps only the written reports.
+With no ledger configured (``ledger`` None) every method of both lets everything through; where
+HubSpot refuses a copy itself (``claims_payments``) the ledger keeps only the written reports.
 """
 
 from __future__ import annotations
