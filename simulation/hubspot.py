@@ -25,7 +25,7 @@ from random import Random
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from payments_drain.adapters.hubspot import EXPECTED_ANSWER_S, LATENCY_WINDOW
+from payments_drain.adapters.hubspot import AnswerTimes
 from payments_drain.core import limits
 from payments_drain.core.batching import Answer
 
@@ -114,7 +114,7 @@ class SimHubSpot:
         self.key_of = key_of or self._default_key
         self.tokens = tokens
         self.connect_timeout_s, self.read_timeout_s = connect_timeout_s, read_timeout_s
-        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self.answer_times = AnswerTimes()  # HubSpotClient's, for the same min_call_s
         self._window: deque[float] = deque()  # admission times in the rolling window (one app)
         self._calls = 0
         # Ground truth for invariant checks.
@@ -131,9 +131,7 @@ class SimHubSpot:
     # ------------------------------------------------------------------ HubSpotClient's interface
     def min_call_s(self) -> float:
         """As HubSpotClient: the connect timeout plus the 90th percentile of the last answers."""
-        observed = sorted(self._latencies)
-        answer_s = observed[int(0.9 * (len(observed) - 1))] if observed else EXPECTED_ANSWER_S
-        return self.connect_timeout_s + answer_s
+        return self.connect_timeout_s + self.answer_times.expected_s()
 
     def write_batch(
         self, inputs: Sequence[dict[str, Any]], token: str, time_left_s: float | None = None
@@ -160,7 +158,7 @@ class SimHubSpot:
         if error == "timeout" or answered > give_up:
             return self._timeout(give_up, started)
         self._sleep_until(answered)
-        self._latencies.append(self.clock.wall() - started)
+        self.answer_times.add(self.clock.wall() - started)
         self.statuses[str(status)] += 1
         return Answer(status, body, headers, latency_ms=_ms(self.clock.wall() - started))
 

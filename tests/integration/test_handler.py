@@ -249,7 +249,7 @@ def test_every_outage_is_held_from_the_configured_outage_hold(stack, monkeypatch
     from payments_drain.core.outcomes import Wait
 
     monkeypatch.setenv("HUBSPOT_UNAVAILABLE_HOLD_SECONDS", "123")
-    bases = load_handler().DRAIN.hold_base_s
+    bases = load_handler().DRAIN.holds.hold_base_s
     waits = (
         Wait.HUBSPOT_UNAVAILABLE,
         Wait.LEDGER_UNAVAILABLE,

@@ -112,7 +112,7 @@ def test_connections_are_reused_across_calls(hubspot_sandbox):
     client = HubSpotClient(hubspot_sandbox.base_url)
     for _ in range(3):
         assert client.write_batch(inputs(payments(1)), hubspot_sandbox.token).status == 201
-    pool = client.pool.connection_from_url(client.url)
+    pool = client.exchange.pool.connection_from_url(client.url)
     assert pool.num_connections == 1 and pool.num_requests == 3
 
 

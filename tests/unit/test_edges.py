@@ -364,10 +364,10 @@ def test_a_payment_at_its_last_delivery_asks_the_rate_slots_again_when_the_table
 
     clock = Clock()
     drain, hubspot, _, _ = make(clock=clock, times=QueueTimes(max_receive_count=5))
-    drain.sender.gate = drain.gate = FlakyGate(190, clock=clock)
+    drain.sender.gate = FlakyGate(190, clock=clock)
     last = run(drain, [sqs_record(payment_body("ch_1"), "m1", receive_count=5)], clock=clock)
     assert last.outcomes["m1"].state is State.CREATED and len(hubspot.calls) == 1
-    drain.gate.failures = 1
+    drain.sender.gate.failures = 1
     earlier = run(drain, [sqs_record(payment_body("ch_2"), "m2", receive_count=2)], clock=clock)
     assert earlier.outcomes["m2"].reason.category == "RATE_SLOTS_UNAVAILABLE"  # held, tried next delivery
 
@@ -433,7 +433,7 @@ def _timeline_drain(faults=None, line_ms=None):
         wall_ms=lambda: base_ms + round(clock.now * 1000),
         rng=random.Random(1),
     )
-    drain.sender.gate = drain.gate = gate
+    drain.sender.gate = gate
     return drain, hubspot, visibility, clock
 
 

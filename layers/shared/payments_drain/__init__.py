@@ -7,8 +7,9 @@ Four folders, each a layer that may import only itself and the layers above it i
   hold, the table of AWS and HubSpot limits, the clock every other part reads).
 - ``adapters``: one per outside system (HubSpot, the ledger, the rate slots, the failure queue,
   the token, the queue's visibility, SendMessageBatch), built on the core.
-- ``orchestration``: one invocation's flow (configuration, the drain, the sender, the pacing,
-  the ledger's session, the reports' writer), from the core and the adapters.
+- ``orchestration``: one invocation's flow (configuration, the drain, the send loop, the sender,
+  the pacing, the ledger's session, the reports' writer, the retries' holds), from the core and
+  the adapters.
 - ``tools``: the operator commands (producer, replay, reconcile, setup-hubspot); nothing of ours
   imports them.
 """

@@ -72,6 +72,9 @@ def _is_loopback(host: str) -> bool:
 
 
 class HubSpotClient:
+    """HubSpot's batch calls the drain makes (write, read, links) at their URLs, each answer
+    checked against its documented shape, and the least time worth starting a call with."""
+
     def __init__(
         self,
         base_url: str,
@@ -84,28 +87,15 @@ class HubSpotClient:
         self.url = check_base_url(base_url) + PATHS[api_version, write_mode]
         self.read_url = check_base_url(base_url) + PATHS[api_version, "read"]
         self.links_url = check_base_url(base_url) + LINK_PATHS[api_version]
-        self.read_timeout_s = read_timeout_s
         self.connect_timeout_s = connect_timeout_s
-        self.pool = urllib3.PoolManager(
-            num_pools=4,
-            maxsize=max_connections,
-            block=False,
-            cert_reqs="CERT_REQUIRED",
-            retries=False,
-            timeout=urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s),
-        )
-        self.pool.pool_classes_by_scheme = _WATCHED_POOLS
-        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
-        self._latencies_lock = threading.Lock()
+        self.answer_times = AnswerTimes()
+        self.exchange = HttpExchange(connect_timeout_s, read_timeout_s, max_connections, self.answer_times)
 
     def min_call_s(self) -> float:
         """The least time left worth starting a call with (the orchestration's rule, docs/hubspot.md):
         the connect timeout, as a new connection may be needed, plus a realistic answer time, the
         90th percentile of the last answers this client saw (``EXPECTED_ANSWER_S`` before any)."""
-        with self._latencies_lock:
-            observed = sorted(self._latencies)
-        answer_s = observed[int(0.9 * (len(observed) - 1))] if observed else EXPECTED_ANSWER_S
-        return self.connect_timeout_s + answer_s
+        return self.connect_timeout_s + self.answer_times.expected_s()
 
     def write_links(
         self, to_type: str, inputs: Sequence[dict[str, Any]], token: str, time_left_s: float | None = None
@@ -128,7 +118,17 @@ class HubSpotClient:
         connect plus read timeout). Never raises: HTTP or network trouble is in the Answer, and no
         exception text from the HTTP layer (which can quote request headers, the token among them)
         is logged, traced or returned."""
-        return self._post(url or self.url, {"inputs": list(inputs)}, token, time_left_s, check=check)
+        answer = self.exchange.post(url or self.url, {"inputs": list(inputs)}, token, time_left_s)
+        if answer.error is None and (shape := check(answer)) is not None:  # a write's documented shape
+            logger.warning(
+                "HubSpot answer not as documented",
+                extra={
+                    "shape": shape,
+                    "httpStatus": answer.status,
+                    "hubspotCorrelationId": answer.header("X-HubSpot-Correlation-Id"),
+                },
+            )
+        return answer
 
     @tracer.capture_method(capture_response=False, capture_error=False)
     def read_batch(
@@ -144,16 +144,48 @@ class HubSpotClient:
         body: dict[str, Any] = {"inputs": [{"id": i} for i in ids], "properties": list(properties)}
         if id_property:
             body["idProperty"] = id_property
-        return self._post(self.read_url, body, token, time_left_s)
+        return self.exchange.post(self.read_url, body, token, time_left_s)
 
-    def _post(
-        self,
-        url: str,
-        payload: dict[str, Any],
-        token: str,
-        time_left_s: float | None,
-        check=None,
-    ) -> Answer:
+
+class AnswerTimes:
+    """The times of the last answers (``LATENCY_WINDOW``), for a realistic answer time."""
+
+    def __init__(self) -> None:
+        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._lock = threading.Lock()
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self._latencies.append(seconds)
+
+    def expected_s(self) -> float:
+        """Their 90th percentile (``EXPECTED_ANSWER_S`` before any)."""
+        with self._lock:
+            observed = sorted(self._latencies)
+        return observed[int(0.9 * (len(observed) - 1))] if observed else EXPECTED_ANSWER_S
+
+
+class HttpExchange:
+    """One JSON POST over urllib3's pool, ended at a deadline for the whole exchange; never raises.
+    Each answer's time goes to ``answer_times``."""
+
+    def __init__(
+        self, connect_timeout_s: float, read_timeout_s: float, max_connections: int, answer_times: AnswerTimes
+    ) -> None:
+        self.read_timeout_s = read_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.pool = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=max_connections,
+            block=False,
+            cert_reqs="CERT_REQUIRED",
+            retries=False,
+            timeout=urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s),
+        )
+        self.pool.pool_classes_by_scheme = _WATCHED_POOLS
+        self.answer_times = answer_times
+
+    def post(self, url: str, payload: dict[str, Any], token: str, time_left_s: float | None) -> Answer:
         limit = self.connect_timeout_s + self.read_timeout_s if time_left_s is None else max(0.1, time_left_s)
         # pydantic_core's JSON both ways: compact UTF-8 in one pass from the inputs as they are, a
         # quarter of json.dumps' CPU for a call of 100 and 60 % of json.loads' for its ~54 KB
@@ -197,23 +229,12 @@ class HubSpotClient:
                     response.close()
                 response.release_conn()
         latency_ms = _since(started)
-        with self._latencies_lock:
-            self._latencies.append(latency_ms / 1000)
+        self.answer_times.add(latency_ms / 1000)
         try:
             parsed = from_json(data) if data else None
         except ValueError:
             parsed = None
-        answer = Answer(response.status, parsed, dict(response.headers), latency_ms=latency_ms)
-        if check is not None and (shape := check(answer)) is not None:  # a write's documented shape
-            logger.warning(
-                "HubSpot answer not as documented",
-                extra={
-                    "shape": shape,
-                    "httpStatus": answer.status,
-                    "hubspotCorrelationId": answer.header("X-HubSpot-Correlation-Id"),
-                },
-            )
-        return answer
+        return Answer(response.status, parsed, dict(response.headers), latency_ms=latency_ms)
 
 
 def _since(started: float) -> float:

@@ -1,2 +1,3 @@
-"""One invocation's flow: configuration, the drain, the sender, the pacing, the ledger's session and
-the reports' writer, built from ``core`` and ``adapters``. The Lambda handlers import this."""
+"""One invocation's flow: configuration, the drain, the send loop, the sender, the pacing, the
+ledger's session, the reports' writer and the retries' holds, built from ``core`` and ``adapters``.
+The Lambda handlers import this."""

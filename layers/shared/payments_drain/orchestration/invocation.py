@@ -1,15 +1,19 @@
-"""What one invocation carries through its steps: its time budget and its HubSpot counters."""
+"""What one invocation carries through its steps: its time budget, its HubSpot counters, and the
+AWS steps after its last HubSpot call, each bounded by the time left to answer."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Executor
+from concurrent.futures import TimeoutError as StepTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
 from payments_drain.core import clock as clocks
 from payments_drain.core.batching import Answer
+from payments_drain.core.observability import logger
 from payments_drain.core.outcomes import Wait
 
 
@@ -34,7 +38,7 @@ class Budget:
 
     def left_to_answer(self) -> float:
         """Seconds until the invocation must answer: the margin is for the work after the last
-        HubSpot call, bounded by this (``drain``), and nothing may run past it."""
+        HubSpot call, bounded by this (``BoundedSteps``), and nothing may run past it."""
         return self.left() + self.margin_s - self.FINAL_S
 
     def calls_end_ms(self) -> int:
@@ -109,3 +113,26 @@ class Stats:
         """A payment whose last invocation ended not knowing whether HubSpot stored it."""
         with self.lock:
             self.ambiguous += 1
+
+
+class BoundedSteps:
+    """The AWS steps after the last HubSpot call, each ended by the time left to answer."""
+
+    def __init__(self, pool: Executor) -> None:
+        self.pool = pool
+
+    def run(self, budget: Budget, step: str, work: Callable[[], None], on_timeout=None) -> None:
+        """An AWS step after the last HubSpot call, ended by the time left to answer: whatever AWS
+        does (a call that hangs, retries), the invocation answers before its timeout. Its payments
+        were decided before; what the step did not finish is the next delivery's to do."""
+        future = self.pool.submit(work)
+        try:
+            future.result(timeout=max(0.0, budget.left_to_answer()))
+        except StepTimeout:
+            logger.error("step not finished before the invocation had to answer", extra={"step": step})
+            if on_timeout is not None:
+                on_timeout()
+        except Exception as error:  # noqa: BLE001 - stored state we cannot use must not fail the batch
+            logger.error("step failed", extra={"step": step, "errorType": type(error).__name__})
+            if on_timeout is not None:
+                on_timeout()

@@ -1,10 +1,11 @@
-"""One invocation's dealings with the ledger: claim, record each chunk as it settles, release what
-surely was not stored, mark what HubSpot may have stored, and remember written reports.
+"""One invocation's dealings with the ledger. ``LedgerSession``: claim the payments, record each
+chunk as it settles, release what surely was not stored, mark what HubSpot may have stored.
+``ReportClaims``: remember which messages' failure reports were written.
 
 A kill at any instant (timeout, out of memory, SIGKILL) leaves at most the chunks in flight
 claimed: every settled chunk is already recorded. A finished invocation leaves no live claim.
-With no ledger configured (``ledger`` None) every method lets everything through; where HubSpot
-refuses a copy itself (``claims_payments``) the ledger keeps only the written reports.
+With no ledger configured (``ledger`` None) every method of both lets everything through; where
+HubSpot refuses a copy itself (``claims_payments``) the ledger keeps only the written reports.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def _unavailable(reason: Reason) -> Outcome:
 
 
 class LedgerSession:
+    """This invocation's claims on payments, from the claim to the record of how each settled."""
+
     def __init__(
         self,
         ledger,
@@ -145,9 +148,9 @@ class LedgerSession:
                 )
                 with self.lock:
                     self.write_failed = True
-        self._best_effort(self.ledger.mark_ambiguous, ambiguous, "could not mark ambiguous claims")
-        self._best_effort(self.ledger.restore, restore, "could not restore claims of applied payments")
-        self._best_effort(
+        _best_effort(self.ledger.mark_ambiguous, ambiguous, "could not mark ambiguous claims")
+        _best_effort(self.ledger.restore, restore, "could not restore claims of applied payments")
+        _best_effort(
             lambda keys: self.ledger.release(keys, self.request_id), release, "could not release claims"
         )
 
@@ -163,7 +166,16 @@ class LedgerSession:
                 clock.sleep(pause_s)
         self.ledger.record_created(created, versions, pending)
 
-    # -- reports: the ledger also remembers which messages' reports were written -------------
+
+class ReportClaims:
+    """The ledger's memory of written failure reports, so that no message is reported twice."""
+
+    def __init__(self, ledger, request_id: str, claim_until_ms: int, stats: Stats) -> None:
+        self.ledger = ledger
+        self.request_id = request_id
+        self.until_ms = claim_until_ms
+        self.stats = stats
+
     def unreported(self, rejections: list[Rejection], outcomes: dict[str, Outcome]) -> list[Rejection]:
         """A message redelivered after its report was written (the invocation died before
         answering) is still rejected, but not reported twice."""
@@ -200,19 +212,20 @@ class LedgerSession:
                 self.ledger.record_created({report_key(r): None for r in written})
             except LedgerUnavailable as error:
                 logger.warning("could not record written reports in the ledger", extra={"error": str(error)})
-        self._best_effort(
+        _best_effort(
             lambda keys: self.ledger.release(keys, self.request_id),
             [report_key(r) for r in not_written],
             "could not release report claims",
         )
 
-    def _best_effort(self, write, keys, problem: str) -> None:
-        if not keys:
-            return
-        try:
-            write(keys)
-        except LedgerUnavailable as error:  # the claims expire at the function's deadline anyway
-            logger.warning(problem, extra={"error": str(error)})
+
+def _best_effort(write, keys, problem: str) -> None:
+    if not keys:
+        return
+    try:
+        write(keys)
+    except LedgerUnavailable as error:  # the claims expire at the function's deadline anyway
+        logger.warning(problem, extra={"error": str(error)})
 
 
 def report_key(rejection: Rejection) -> str:
