@@ -334,3 +334,16 @@ def daily_limit_spent(status: int | None, body: object, headers: Mapping[str, st
         (v for k, v in headers.items() if k.lower() == "x-hubspot-ratelimit-daily-remaining"), None
     )
     return remaining is not None and remaining.strip() == "0"
+
+
+def wait_for_slot(gate: RateGate | SlotGate, budget, sleep, need_s: float) -> bool:
+    """Sleep until ``gate`` gives a slot for a call that needs ``need_s`` of the budget; False, with
+    no slot kept, when the wait and the call do not fit (raises ``RateSlotsUnavailable``)."""
+    while (delay := gate.delay()) > 0:  # 0: the slot is ours, the call starts now
+        if budget.left() < delay + need_s:
+            return False
+        sleep(delay)
+    if budget.left() < need_s:  # the slot came late (a slow slots table)
+        gate.cancel()
+        return False
+    return True

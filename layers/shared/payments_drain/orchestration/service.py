@@ -15,11 +15,11 @@ from payments_drain.adapters.visibility import SqsVisibility
 from payments_drain.core.batching import UNIQUE_PROPERTY_MISSING
 from payments_drain.core.observability import logger, metrics
 from payments_drain.core.outcomes import Wait
+from payments_drain.orchestration.attempts import RATE_SLOTS_UNAVAILABLE
 from payments_drain.orchestration.config import Settings
 from payments_drain.orchestration.drain import Drain, Result
 from payments_drain.orchestration.ledger_session import LEDGER_UNAVAILABLE
 from payments_drain.orchestration.pacing import DailyLimit, RateGate, SlotGate
-from payments_drain.orchestration.sender import RATE_SLOTS_UNAVAILABLE
 
 MAX_METRIC_VALUES = 100  # EMF: at most 100 values per metric in one document
 

@@ -55,9 +55,9 @@ from payments_drain.core.outcomes import Payment
 from payments_drain.core.payment_files import FileProblem, read_lines, synthetic_record
 from payments_drain.core.reading import Read, Record, differing, read_of
 from payments_drain.core.tool_request import ToolRequest
+from payments_drain.orchestration.attempts import backoff_s
 from payments_drain.orchestration.config import DEFAULT_PROPERTY, Settings
 from payments_drain.orchestration.pacing import RateGate
-from payments_drain.orchestration.sender import backoff_s
 
 EXPECTED, STALE, MISSING, TWICE, UNREAD = "expected", "stale", "missing", "twice", "unread"
 STATUSES = (EXPECTED, STALE, MISSING, TWICE, UNREAD)
