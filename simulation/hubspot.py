@@ -137,7 +137,7 @@ class SimHubSpot:
         self.max_in_window = 0  # the most requests counted in any rolling window
         self.rate_limited: Counter[str] = Counter()  # 429s by policy (limits and injected)
         self.statuses: Counter[str] = Counter()  # answers by status, or "connect"/"timeout"/"protocol"
-        self.reads: Counter[int] = Counter()  # batch/reads HubSpot answered, by status (200, 207)
+        self.reads: Counter[str] = Counter()  # batch/reads HubSpot answered ("answered"), records "found"
 
     # ------------------------------------------------------------------ HubSpotClient's interface
     def min_call_s(self) -> float:
@@ -271,9 +271,9 @@ class SimHubSpot:
         if (refused := read_problem(data, self.known, cid)) is not None:
             return 400, refused, headers, None
         status, body = read_reply(data, self._find, self._shuffled, self._iso)
-        self.reads[status] += 1
         if fault == "unreadable_2xx":
             return status, None, {**headers, **HTML}, None
+        self.reads.update(answered=1, found=len(body["results"]))
         return status, body, headers, None
 
     def _find(self, id_property: str | None, value: str) -> dict[str, Any] | None:
