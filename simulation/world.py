@@ -188,6 +188,12 @@ class Scenario:
         if incident == "dynamodb":  # the ledger and the rate slots both unavailable
             begin = start + r.uniform(0, s.send_span_s)
             s.dynamo_outages = [(begin, begin + r.uniform(60, 2 * 3600))]
+        # Answers lost after HubSpot stored (no answer, a 5xx, an unreadable 2xx) are what the
+        # read-back settles: in create mode with the unique property, every seed draws at least one.
+        # Drawn last, so that a seed's other fields stay what they were before the read-back.
+        lost = ("p_stored_then_5xx", "p_stored_then_timeout", "p_unreadable_2xx")
+        if s.write_mode == "create" and s.unique and not any(s.hubspot[name] for name in lost):
+            s.hubspot[r.choice(lost)] = 0.03
         return s
 
 
