@@ -2,11 +2,11 @@
 virtual time.
 
 ``SimHubSpot`` stands in for ``payments_drain.adapters.hubspot.HubSpotClient`` (the same ``write_batch``,
-``read_batch`` and ``min_call_s``). It follows the local sandbox (local/hubspot_sandbox, docs/sandbox.md):
-it reuses the sandbox's validation (``schema``) and its pure body builders, so errors and reads read
-exactly alike, and tests/contract/test_hubspot_contract.py holds the rest (storing, unique values,
-upsert, reading back, rate limits, faults) to the sandbox. Deterministic: time only from ``clock``, randomness only from ``rng``, no
-threads, no real sleeping.
+``read_batch`` and ``min_call_s``). It follows the local sandbox (local/hubspot_sandbox,
+docs/sandbox.md): it reuses the sandbox's validation (``schema``) and its pure body builders, so
+errors and reads read exactly alike, and tests/contract/test_hubspot_contract.py holds the rest
+(storing, unique values, upsert, reading, rate limits, faults) to the sandbox. Deterministic: time
+only from ``clock``, randomness only from ``rng``, no threads, no real sleeping.
 
 A call takes ``latency`` of virtual time: the request reaches HubSpot halfway (it is counted,
 checked and stored then) and the answer comes at the end. Like HubSpotClient, a call gives up at

@@ -550,9 +550,9 @@ class World:
         for message_id, outcomes in self.settled.items():
             sent = self.sent.get(message_id)
             for outcome in outcomes:
-                record = self.hubspot.by_id.get(outcome.hubspot_id or "")
                 if outcome.hubspot_id is None or sent is None or sent.key is None:
                     continue
+                record = self.hubspot.by_id.get(outcome.hubspot_id)
                 if record is None or record["id"] not in self.hubspot.ids_by_key.get(sent.key, []):
                     v.append(f"{outcome.state.value} names no record of its payment: {message_id} {sent.key}")
                     continue
