@@ -137,7 +137,9 @@ class SimHubSpot:
         self.max_in_window = 0  # the most requests counted in any rolling window
         self.rate_limited: Counter[str] = Counter()  # 429s by policy (limits and injected)
         self.statuses: Counter[str] = Counter()  # answers by status, or "connect"/"timeout"/"protocol"
-        self.reads: Counter[str] = Counter()  # batch/reads HubSpot answered ("answered"), records "found"
+        self.reads: Counter[str] = (
+            Counter()
+        )  # batch/reads whose answer came readable ("answered"), records "found"
 
     # ------------------------------------------------------------------ HubSpotClient's interface
     def min_call_s(self) -> float:
@@ -165,7 +167,10 @@ class SimHubSpot:
         if id_property:
             body["idProperty"] = id_property
         body = json.loads(json.dumps(body))
-        return self._call(time_left_s, lambda fault, outage: self._serve_read(body, token, fault, outage))
+        answer = self._call(time_left_s, lambda fault, outage: self._serve_read(body, token, fault, outage))
+        if answer.status in (200, 207) and isinstance(answer.body, dict):  # the caller learnt what is stored
+            self.reads.update(answered=1, found=len(answer.body["results"]))
+        return answer
 
     def _call(self, time_left_s: float | None, serve: Callable[..., tuple[Any, ...]]) -> Answer:
         """One exchange on virtual time: ``serve(fault, outage)`` is HubSpot at the request's arrival."""
@@ -273,7 +278,6 @@ class SimHubSpot:
         status, body = read_reply(data, self._find, self._shuffled, self._iso)
         if fault == "unreadable_2xx":
             return status, None, {**headers, **HTML}, None
-        self.reads.update(answered=1, found=len(body["results"]))
         return status, body, headers, None
 
     def _find(self, id_property: str | None, value: str) -> dict[str, Any] | None:
