@@ -59,8 +59,8 @@ FOUND = {
     31457: "the rate slots table failed twice at a payment's last delivery",
     60577: "a spent day's holds, one of them a 20-minute wait on the rate slots, ended 2 h before the day",
     23: "two concurrent invocations with one request id shared a claim (the simulation's own bug)",
-    22: "two messages of a payment in flight at once, both answers lost: each read back the one record "
-    "and counted it created (a corrected resend's values; now a duplicate: CREATED_BY_ANOTHER_MESSAGE)",
+    22: "a message whose create lost its answer read back the record its corrected resend made just "
+    "after it was sent, and counted it created too (now a duplicate: CREATED_BY_ANOTHER_MESSAGE)",
 }
 
 

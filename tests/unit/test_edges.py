@@ -491,9 +491,10 @@ def _read_back(amount, created_ms, sent_ms):
 
 def test_a_read_back_record_another_message_made_after_this_one_was_sent_is_a_duplicate():
     """Simulation seed 22: two messages of one payment (a corrected resend 0.5 s later) in two
-    invocations; both answers lost. The record the other message made 1 s after this one was sent
-    holds the other's values: it is not this message's create (HubSpot's read gives no trace id),
-    so this message is a duplicate of it, not a second 'created' for one record."""
+    invocations; the resend's create reached HubSpot first, this message's was refused as a conflict
+    and that answer lost. The record the resend made 1 s after this one was sent holds the resend's
+    values: it is not this message's create (HubSpot's read gives no trace id), so this message is a
+    duplicate of it, not a second 'created' for one record."""
     now = int(time.time() * 1000)
     other = _read_back("10.00", created_ms=now + 1_000, sent_ms=now)
     assert (other.state, other.reason.category, other.hubspot_id) == (
