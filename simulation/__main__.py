@@ -14,9 +14,11 @@ from concurrent.futures import ProcessPoolExecutor
 from simulation import world
 
 
-def _one(seed: int) -> tuple[int, list[str], float, int]:
+def _one(seed: int) -> tuple[int, list[str], float, int, int]:
     violations, days, ran = world.run_world(seed)
-    return seed, violations, days, ran.background_dead
+    reads = ran.hubspot.reads
+    read_back = 2 if reads["found"] else 1 if reads["answered"] else 0
+    return seed, violations, days, ran.background_dead, read_back
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,16 +48,22 @@ def main(argv: list[str] | None = None) -> int:
     days = 0.0
     failing: list[int] = []
     background = 0
+    read_back = [0, 0, 0]  # seeds whose lost answers were read back: never, found nothing, found some
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for seed, violations, covered, dead in pool.map(_one, seeds, chunksize=50):
+        for seed, violations, covered, dead, read in pool.map(_one, seeds, chunksize=50):
             days += covered
             background += dead
+            read_back[read] += 1
             if violations:
                 failing.append(seed)
                 if args.verbose or args.seed is not None or len(failing) <= 5:
                     for violation in violations[:5]:
                         print(f"seed {seed}: {violation}")
     total = sum(1 for _ in seeds)
+    print(
+        f"lost answers read back (batch/read answered) in {read_back[1] + read_back[2]} seeds, "
+        f"finding stored payments in {read_back[2]}"
+    )
     print(
         f"dead-lettered after their incident, at a last delivery that met the background faults "
         f"(not violations): {background}"

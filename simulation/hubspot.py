@@ -1,11 +1,12 @@
-"""The simulated HubSpot: commerce_payments batch/create and batch/upsert, in process, on virtual time.
+"""The simulated HubSpot: commerce_payments batch/create, batch/upsert and batch/read, in process, on
+virtual time.
 
-``SimHubSpot`` stands in for ``payments_drain.adapters.hubspot.HubSpotClient`` (the same ``write_batch`` and
-``min_call_s``). It follows the local sandbox (local/hubspot_sandbox, docs/sandbox.md): it reuses the
-sandbox's validation (``schema``) and its pure body builders, so errors read exactly alike, and
-tests/contract/test_hubspot_contract.py holds the rest (storing, unique values, upsert, rate limits,
-faults) to the sandbox. Deterministic: time only from ``clock``, randomness only from ``rng``, no
-threads, no real sleeping.
+``SimHubSpot`` stands in for ``payments_drain.adapters.hubspot.HubSpotClient`` (the same ``write_batch``,
+``read_batch`` and ``min_call_s``). It follows the local sandbox (local/hubspot_sandbox,
+docs/sandbox.md): it reuses the sandbox's validation (``schema``) and its pure body builders, so
+errors and reads read exactly alike, and tests/contract/test_hubspot_contract.py holds the rest
+(storing, unique values, upsert, reading, rate limits, faults) to the sandbox. Deterministic: time
+only from ``clock``, randomness only from ``rng``, no threads, no real sleeping.
 
 A call takes ``latency`` of virtual time: the request reaches HubSpot halfway (it is counted,
 checked and stored then) and the answer comes at the end. Like HubSpotClient, a call gives up at
@@ -30,7 +31,16 @@ from payments_drain.core import limits
 from payments_drain.core.batching import Answer
 
 from local.hubspot_sandbox import schema
-from local.hubspot_sandbox.server import SandboxHandler, _error, _phrase, _sub_errors, _summary, conflict_item
+from local.hubspot_sandbox.server import (
+    SandboxHandler,
+    _error,
+    _phrase,
+    _sub_errors,
+    _summary,
+    conflict_item,
+    read_problem,
+    read_reply,
+)
 from local.hubspot_sandbox.state import FIRST_ID
 
 # One uniform draw per call picks at most one fault, in this order (cumulative, as the sandbox does).
@@ -127,6 +137,9 @@ class SimHubSpot:
         self.max_in_window = 0  # the most requests counted in any rolling window
         self.rate_limited: Counter[str] = Counter()  # 429s by policy (limits and injected)
         self.statuses: Counter[str] = Counter()  # answers by status, or "connect"/"timeout"/"protocol"
+        self.reads: Counter[str] = (
+            Counter()
+        )  # batch/reads whose answer came readable ("answered"), records "found"
 
     # ------------------------------------------------------------------ HubSpotClient's interface
     def min_call_s(self) -> float:
@@ -137,6 +150,30 @@ class SimHubSpot:
         self, inputs: Sequence[dict[str, Any]], token: str, time_left_s: float | None = None
     ) -> Answer:
         inputs = json.loads(json.dumps(list(inputs)))  # what travels: a copy, as JSON
+        return self._call(time_left_s, lambda fault, outage: self._serve(inputs, token, fault, outage))
+
+    def read_batch(
+        self,
+        ids: Sequence[str],
+        token: str,
+        properties: Sequence[str] = (),
+        id_property: str | None = None,
+        time_left_s: float | None = None,
+    ) -> Answer:
+        """batch/read as HubSpotClient.read_batch sends it: HubSpot ids, or values of ``id_property``.
+        Counted in the rate limits like a write; the same draw of faults, as a read meets them:
+        nothing is stored, so a fault after storing is a 502, no answer, or an unreadable 200."""
+        body: dict[str, Any] = {"inputs": [{"id": i} for i in ids], "properties": list(properties)}
+        if id_property:
+            body["idProperty"] = id_property
+        body = json.loads(json.dumps(body))
+        answer = self._call(time_left_s, lambda fault, outage: self._serve_read(body, token, fault, outage))
+        if answer.status in (200, 207) and isinstance(answer.body, dict):  # the caller learnt what is stored
+            self.reads.update(answered=1, found=len(answer.body["results"]))
+        return answer
+
+    def _call(self, time_left_s: float | None, serve: Callable[..., tuple[Any, ...]]) -> Answer:
+        """One exchange on virtual time: ``serve(fault, outage)`` is HubSpot at the request's arrival."""
         started = self.clock.wall()
         limit = self.connect_timeout_s + self.read_timeout_s if time_left_s is None else max(0.1, time_left_s)
         give_up = started + min(limit, self.read_timeout_s)
@@ -152,7 +189,7 @@ class SimHubSpot:
         if outage == "hang" or arrives > give_up:
             return self._timeout(give_up, started)
         self._sleep_until(arrives)
-        status, body, headers, error = self._serve(inputs, token, fault, outage)
+        status, body, headers, error = serve(fault, outage)
         if error == "protocol":
             return self._no_answer(error, started)
         if error == "timeout" or answered > give_up:
@@ -192,10 +229,11 @@ class SimHubSpot:
         self._sleep_until(give_up)
         return self._no_answer("timeout", started)
 
-    def _serve(
-        self, inputs: list[Any], token: str, fault: str | None, outage: str | None
-    ) -> tuple[int | None, Any, dict[str, str], str | None]:
-        """HubSpot at the request's arrival: (status, body, headers, or an error for no answer)."""
+    def _arrive(
+        self, token: str, fault: str | None, outage: str | None, category_5xx: Callable[[int], str]
+    ) -> tuple[str, dict[str, str], tuple[int | None, Any, dict[str, str], str | None] | None]:
+        """A request reaching HubSpot: its correlation id, headers, and the answer when it ends here
+        (the token refused, a rate limit, an outage, a fault before anything is done), else None."""
         self._calls += 1
         cid = f"00000000-0000-4000-8000-{self._calls:012d}"  # a correlation id, deterministic
         if self.tokens is not None and token not in self.tokens:
@@ -204,22 +242,60 @@ class SimHubSpot:
                 "INVALID_AUTHENTICATION",
                 cid,
             )
-            return 401, body, self._headers(cid), None
+            return cid, {}, (401, body, self._headers(cid), None)
         policy = self._admit()
         headers = self._headers(cid)
         if policy is not None:
-            return 429, self._rate_limit_body(policy, cid), headers, None
+            return cid, headers, (429, self._rate_limit_body(policy, cid), headers, None)
         if outage == "503":
-            return 503, _error("Service Unavailable (outage)", "SERVICE_UNAVAILABLE", cid), headers, None
+            body = _error("Service Unavailable (outage)", "SERVICE_UNAVAILABLE", cid)
+            return cid, headers, (503, body, headers, None)
         if fault == "reset":
-            return None, None, {}, "protocol"
+            return cid, headers, (None, None, {}, "protocol")
         if fault == "429":
             self.rate_limited["TEN_SECONDLY_ROLLING"] += 1
             headers["X-HubSpot-RateLimit-Remaining"] = "0"
-            return 429, self._rate_limit_body("TEN_SECONDLY_ROLLING", cid), headers, None
+            return cid, headers, (429, self._rate_limit_body("TEN_SECONDLY_ROLLING", cid), headers, None)
         if fault == "5xx":
             code = self.rng.choice(sorted(CATEGORY_5XX))
-            return code, _error(_phrase(code), CATEGORY_5XX[code], cid), headers, None
+            return cid, headers, (code, _error(_phrase(code), category_5xx(code), cid), headers, None)
+        return cid, headers, None
+
+    def _serve_read(
+        self, data: dict[str, Any], token: str, fault: str | None, outage: str | None
+    ) -> tuple[int | None, Any, dict[str, str], str | None]:
+        """batch/read at the request's arrival, with the sandbox's pure builders (``read_problem``,
+        ``read_reply``); its 5xx say INTERNAL_ERROR, as the sandbox's read faults do."""
+        cid, headers, ended = self._arrive(token, fault, outage, lambda code: "INTERNAL_ERROR")
+        if ended is not None:
+            return ended
+        if fault == "stored_then_5xx":
+            return 502, _error(_phrase(502), "INTERNAL_ERROR", cid), headers, None
+        if fault == "stored_then_timeout":
+            return None, None, {}, "timeout"
+        if (refused := read_problem(data, self.known, cid)) is not None:
+            return 400, refused, headers, None
+        status, body = read_reply(data, self._find, self._shuffled, self._iso)
+        if fault == "unreadable_2xx":
+            return status, None, {**headers, **HTML}, None
+        return status, body, headers, None
+
+    def _find(self, id_property: str | None, value: str) -> dict[str, Any] | None:
+        pid = self.by_unique.get(value) if id_property else value
+        return self.by_id.get(pid) if pid is not None else None
+
+    def _shuffled(self, items: list[Any]) -> list[Any]:
+        items = list(items)
+        self.rng.shuffle(items)  # HubSpot answers in no guaranteed order
+        return items
+
+    def _serve(
+        self, inputs: list[Any], token: str, fault: str | None, outage: str | None
+    ) -> tuple[int | None, Any, dict[str, str], str | None]:
+        """HubSpot at the request's arrival: (status, body, headers, or an error for no answer)."""
+        cid, headers, ended = self._arrive(token, fault, outage, CATEGORY_5XX.__getitem__)
+        if ended is not None:
+            return ended
         status, body = (self._create if self.write_mode == "create" else self._upsert)(inputs, cid)
         if status in (200, 201, 207):  # stored: the post-store faults apply
             if fault == "stored_then_timeout":

@@ -32,7 +32,8 @@ from payments_drain.adapters.reports import SqsReporter
 from payments_drain.adapters.visibility import SqsVisibility
 from payments_drain.core import clock as clocks
 from payments_drain.core.holds import QueueTimes
-from payments_drain.core.outcomes import State, Wait
+from payments_drain.core.outcomes import Outcome, State, Wait
+from payments_drain.core.reading import CREATED_BEFORE, CREATED_BY_ANOTHER
 from payments_drain.orchestration.drain import Budget, Drain
 from payments_drain.orchestration.pacing import DailyLimit, SlotGate
 
@@ -187,6 +188,12 @@ class Scenario:
         if incident == "dynamodb":  # the ledger and the rate slots both unavailable
             begin = start + r.uniform(0, s.send_span_s)
             s.dynamo_outages = [(begin, begin + r.uniform(60, 2 * 3600))]
+        # Answers lost after HubSpot stored (no answer, a 5xx, an unreadable 2xx) are what the
+        # read-back settles: in create mode with the unique property, every seed draws at least one.
+        # Drawn last, so that a seed's other fields stay what they were before the read-back.
+        lost = ("p_stored_then_5xx", "p_stored_then_timeout", "p_unreadable_2xx")
+        if s.write_mode == "create" and s.unique and not any(s.hubspot[name] for name in lost):
+            s.hubspot[r.choice(lost)] = 0.03
         return s
 
 
@@ -242,6 +249,7 @@ class World:
         self.start = start
         self.sent: dict[str, Sent] = {}
         self.history: dict[str, list[str]] = defaultdict(list)  # messageId -> how each receive ended
+        self.settled: dict[str, list[Outcome]] = defaultdict(list)  # messageId -> its outcomes, not retries
         self.containers: list[Drain] = []  # idle, warm
         self.running = 0
         self.invocations = 0
@@ -391,6 +399,7 @@ class World:
             rng=random.Random(self.rng.random()),
             queue_times=QueueTimes(s.visibility_s, s.retention_s, s.window_s, s.max_receive),
             pool=inline,
+            read_back=True,  # as service.build_drain: a lost answer read back by the unique property
         )
 
     def _invocation(self, records: list[dict], request_id: str):
@@ -420,6 +429,8 @@ class World:
                     self.last_retry_at[record["messageId"]] = self.clock.now
                 else:
                     self.history[record["messageId"]].append(outcome.state.value if outcome else "?")
+                    if outcome is not None:
+                        self.settled[record["messageId"]].append(outcome)
             done = [r for r in records if r["messageId"] not in failed]
             for start in range(0, len(done), 10):
                 entries = [
@@ -503,6 +514,8 @@ class World:
                     self.background_dead += 1
         if self.s.write_mode == "upsert":
             self._check_last_state(by_key, reported_ids, dead)
+        else:
+            self._check_records_named()
         for failure in self.hubspot_refused_holds():
             v.append(failure)
 
@@ -525,6 +538,38 @@ class World:
                     f"last state not applied: {key} holds {final.get('hs_initial_amount')}, "
                     f"the newest copy says {newest.properties['hs_initial_amount']}"
                 )
+
+    def _check_records_named(self) -> None:
+        """Create mode: an outcome names the record it counts, so that a payment is counted created
+        once. Created: a record of its payment that this message's own create made (the ground truth
+        knows each record's trace id; the simulation's copies of a payment always differ in value,
+        so the read-back can tell them apart). A duplicate because HubSpot's record was made before
+        the message was sent: a record of its payment another message made before this one was
+        sent; because the record holds another message's values: one another message made."""
+        v = self.violations
+        for message_id, outcomes in self.settled.items():
+            sent = self.sent.get(message_id)
+            for outcome in outcomes:
+                if outcome.hubspot_id is None or sent is None or sent.key is None:
+                    continue
+                record = self.hubspot.by_id.get(outcome.hubspot_id)
+                if record is None or record["id"] not in self.hubspot.ids_by_key.get(sent.key, []):
+                    v.append(f"{outcome.state.value} names no record of its payment: {message_id} {sent.key}")
+                    continue
+                made_by = record["objectWriteTraceId"]
+                made_at = next(w.at for w in self.hubspot.writes[sent.key] if w.id == record["id"] and w.new)
+                if outcome.state is State.CREATED and made_by != message_id:
+                    v.append(
+                        f"counted created by a record another message made: {message_id} {sent.key} "
+                        f"(made by {made_by})"
+                    )
+                reason = outcome.reason.category if outcome.reason else None
+                if reason == CREATED_BEFORE.category and (made_by == message_id or made_at >= sent.sent_at):
+                    v.append(
+                        f"counted a duplicate of a record not made before it was sent: {message_id} {sent.key}"
+                    )
+                if reason == CREATED_BY_ANOTHER.category and made_by == message_id:
+                    v.append(f"counted a duplicate of its own record: {message_id} {sent.key}")
 
     def hubspot_refused_holds(self) -> list[str]:
         errors = [f"invocation crashed: {type(a.error).__name__}: {a.error}" for a in self.actors if a.error]

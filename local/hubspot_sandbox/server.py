@@ -11,6 +11,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable, Collection
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -702,70 +703,14 @@ class SandboxHandler(BaseHTTPRequestHandler):
         data = self._json_body(body)
         if data is None:
             return
-        inputs = data.get("inputs") if isinstance(data, dict) else None
-        if not isinstance(inputs, list) or not all(
-            isinstance(item, dict) and isinstance(item.get("id"), str) for item in inputs
-        ):
-            self._send(
-                400,
-                _error(
-                    'Invalid input JSON: inputs must be a list of {"id": string}',
-                    "VALIDATION_ERROR",
-                    self.cid,
-                ),
-            )
+        if (refused := read_problem(data, state.unique_names, self.cid)) is not None:
+            self._send(400, refused)
             return
-        if not 1 <= len(inputs) <= schema.MAX_INPUTS:
-            self._send(
-                400,
-                _error(
-                    f"Batch input limit: {len(inputs)} inputs received, 1 to {schema.MAX_INPUTS} allowed",
-                    "VALIDATION_ERROR",
-                    self.cid,
-                ),
-            )
-            return
-        id_property = data.get("idProperty")
-        if id_property not in (None, "", "hs_object_id") and id_property not in state.unique_names:
-            self._send(
-                400,
-                _error(
-                    f"idProperty {json.dumps(id_property)} is not a unique-value property of commerce_payments",
-                    "VALIDATION_ERROR",
-                    self.cid,
-                ),
-            )
-            return
-        asked = list(dict.fromkeys(item["id"] for item in inputs))
-        names = data.get("properties") if isinstance(data.get("properties"), list) else []
-        wanted = list(DEFAULT_LIST_PROPERTIES) + [str(n) for n in names if n not in DEFAULT_LIST_PROPERTIES]
-        results, missing = [], []
-        for value in asked:
-            record = (
-                state.get_by_unique(id_property, value)
-                if id_property not in (None, "", "hs_object_id")
-                else state.get(value)
-            )
-            if record is None:
-                missing.append(value)
-            else:
-                results.append(self._view(record, wanted))
-        started = iso_now()
-        reply: dict[str, Any] = {"status": "COMPLETE", "results": state.shuffled(results)}
-        if missing:
-            reply["numErrors"] = 1
-            reply["errors"] = [
-                {
-                    "status": "error",
-                    "category": "OBJECT_NOT_FOUND",
-                    "message": "Could not get some COMMERCE_PAYMENT objects, they may be deleted or not exist. "
-                    "Check that ids are valid.",
-                    "context": {"ids": missing},
-                }
-            ]
-        reply["startedAt"] = started
-        reply["completedAt"] = iso_now()
-        self._send(207 if missing else 200, reply)
+
+        def find(id_property: str | None, value: str) -> dict[str, Any] | None:
+            return state.get_by_unique(id_property, value) if id_property else state.get(value)
+
+        self._send(*read_reply(data, find, state.shuffled, iso_now))
 
     def _pre_store_fault(self, outcome: str, faults: dict[str, Any]) -> bool:
         if outcome == "reset":
@@ -1267,6 +1212,76 @@ class SandboxServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def read_problem(data: Any, unique_names: Collection[str], cid: str) -> dict[str, Any] | None:
+    """Why HubSpot refuses a batch/read request (the body of its 400), or None: the inputs must be
+    1 to 100 ``{"id": string}``, and ``idProperty`` absent, ``hs_object_id`` or a unique-value
+    property. Pure: the sandbox and the simulation (simulation/hubspot.py) answer with it."""
+    inputs = data.get("inputs") if isinstance(data, dict) else None
+    if not isinstance(inputs, list) or not all(
+        isinstance(item, dict) and isinstance(item.get("id"), str) for item in inputs
+    ):
+        return _error('Invalid input JSON: inputs must be a list of {"id": string}', "VALIDATION_ERROR", cid)
+    if not 1 <= len(inputs) <= schema.MAX_INPUTS:
+        return _error(
+            f"Batch input limit: {len(inputs)} inputs received, 1 to {schema.MAX_INPUTS} allowed",
+            "VALIDATION_ERROR",
+            cid,
+        )
+    id_property = read_id_property(data)
+    if id_property is not None and id_property not in unique_names:
+        return _error(
+            f"idProperty {json.dumps(id_property)} is not a unique-value property of commerce_payments",
+            "VALIDATION_ERROR",
+            cid,
+        )
+    return None
+
+
+def read_id_property(data: dict[str, Any]) -> Any:
+    """The unique property a batch/read reads by, or None when it reads by HubSpot id."""
+    id_property = data.get("idProperty")
+    return None if id_property in (None, "", "hs_object_id") else id_property
+
+
+def read_reply(
+    data: dict[str, Any],
+    find: Callable[[Any, str], dict[str, Any] | None],
+    shuffled: Callable[[list[Any]], list[Any]],
+    now: Callable[[], str],
+) -> tuple[int, dict[str, Any]]:
+    """HubSpot's answer to a batch/read that ``read_problem`` accepts: 200 when every input was found,
+    else 207 with one OBJECT_NOT_FOUND error naming the others in ``context.ids`` (docs/hubspot.md,
+    "Batch read"). ``find(id_property, value)``: the stored record, or None (``id_property`` None:
+    by HubSpot id); ``shuffled``: results in no guaranteed order; ``now``: an ISO timestamp."""
+    id_property = read_id_property(data)
+    asked = list(dict.fromkeys(item["id"] for item in data["inputs"]))
+    names = data.get("properties") if isinstance(data.get("properties"), list) else []
+    wanted = list(DEFAULT_LIST_PROPERTIES) + [str(n) for n in names if n not in DEFAULT_LIST_PROPERTIES]
+    results, missing = [], []
+    for value in asked:
+        record = find(id_property, value)
+        if record is None:
+            missing.append(value)
+        else:
+            results.append(SandboxHandler._view(record, wanted))
+    started = now()
+    reply: dict[str, Any] = {"status": "COMPLETE", "results": shuffled(results)}
+    if missing:
+        reply["numErrors"] = 1
+        reply["errors"] = [
+            {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": "Could not get some COMMERCE_PAYMENT objects, they may be deleted or not exist. "
+                "Check that ids are valid.",
+                "context": {"ids": missing},
+            }
+        ]
+    reply["startedAt"] = started
+    reply["completedAt"] = now()
+    return (207 if missing else 200), reply
 
 
 def conflict_item(unique: str, value: str, existing: str, trace_id: Any) -> dict[str, Any]:

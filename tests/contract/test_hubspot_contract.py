@@ -22,8 +22,10 @@ from payments_drain.adapters.hubspot import EXPECTED_ANSWER_S, HubSpotClient
 from payments_drain.core import limits
 from payments_drain.core.batching import SETTLED, SPLIT, STOP, TRANSIENT, settle
 from payments_drain.core.messages import parse_record
+from payments_drain.core.reading import Read, applied, read_of
 
 from local.hubspot_sandbox import DEFAULT_TOKEN
+from local.hubspot_sandbox.state import FIRST_ID
 from simulation.clock import VirtualClock
 from simulation.hubspot import HubSpotFaults, SimHubSpot
 from tests.twins import payment_body, sqs_record
@@ -47,6 +49,8 @@ SANDBOX_FAULTS = {
     "unreadable_2xx": {"p_stored_then_unreadable": 1.0},
     "2xx_with_errors": {"p_2xx_with_errors": 1.0},
 }
+# A fault of the sim as a batch/read meets it, and the sandbox's read_script that gives the same.
+SANDBOX_READ_FAULTS = {"reset": ["reset"], "429": ["429"], "5xx": ["503"]}
 
 
 # ---------------------------------------------------------------------------------- the two sides
@@ -74,6 +78,12 @@ class SandboxTarget:
     def write(self, inputs, time_left_s=None, token=DEFAULT_TOKEN):
         return self.client.write_batch(inputs, token, time_left_s)
 
+    def read(self, ids, properties=(), id_property=None, time_left_s=None, token=DEFAULT_TOKEN):
+        return self.client.read_batch(ids, token, properties, id_property, time_left_s)
+
+    def fail_next_read(self, fault):
+        self.sandbox.control.set_faults(read_script=SANDBOX_READ_FAULTS[fault])
+
     def stored(self):
         return self.sandbox.control.payments()
 
@@ -87,6 +97,12 @@ class SimTarget:
 
     def write(self, inputs, time_left_s=None, token=DEFAULT_TOKEN):
         return self.sim.write_batch(inputs, token, time_left_s)
+
+    def read(self, ids, properties=(), id_property=None, time_left_s=None, token=DEFAULT_TOKEN):
+        return self.sim.read_batch(ids, token, properties, id_property, time_left_s)
+
+    def fail_next_read(self, fault):
+        self.sim.faults = HubSpotFaults(**{f"p_{fault}": 1.0})
 
     def stored(self):
         return self.sim.records
@@ -112,10 +128,12 @@ def target(request):
 
 
 # ---------------------------------------------------------------------------------- payments
-def payments(*keys, start=0, unique=None, upsert=False):
+def payments(*keys, start=0, unique=None, upsert=False, sent_ms=None):
     """Payments keyed ``keys`` with message ids m<start>, m<start+1>..., as the drain parses them."""
     return [
-        parse_record(sqs_record(payment_body(key, amount=f"{i}.50"), f"m{start + i}"), unique, upsert)
+        parse_record(
+            sqs_record(payment_body(key, amount=f"{i}.50"), f"m{start + i}", sent_ms=sent_ms), unique, upsert
+        )
         for i, key in enumerate(keys)
     ]
 
@@ -296,6 +314,79 @@ def test_faults(target, fault, expected):
         assert answer.body["numErrors"] == 1 and verdict.outcomes["m1"].state.value == "rejected"
 
 
+# ---------------------------------------------------------------------------------- batch/read
+def _stored_k1_k2(hub):
+    # Sent before either side's clock (the sim's is virtual) made a record: they are these messages'.
+    chunk = payments("k1", "k2", unique=KEY, sent_ms=1_000)
+    assert hub.write(inputs(chunk)).status == 201
+    return chunk, {r["properties"][KEY]: r["id"] for r in hub.stored()}
+
+
+def _read(hub, keys, chunk):
+    names = sorted({name for p in chunk for name in p.properties} | {KEY})
+    answer = hub.read(keys, names, KEY)
+    return answer, read_of(answer, keys, KEY)
+
+
+def test_a_read_by_the_unique_property_finds_what_is_stored_and_names_what_is_not(target):
+    """The read-back's read (sender.ChunkSender._read_back): found, not found, a mix."""
+    hub = target(unique_property=KEY)
+    chunk, stored = _stored_k1_k2(hub)
+    answer, read = _read(hub, ["k1", "k2"], chunk)
+    assert answer.status == 200 and "errors" not in answer.body
+    assert ({k: [r.id for r in rs] for k, rs in read.found.items()}, read.missing, read.unknown) == (
+        {"k1": [stored["k1"]], "k2": [stored["k2"]]},
+        set(),
+        set(),
+    )
+    assert read.found["k1"][0].properties["hs_initial_amount"] == "0.50"
+    assert read.found["k1"][0].created_at and read.found["k1"][0].updated_at
+    answer, read = _read(hub, ["k9"], chunk)
+    assert (answer.status, answer.body["numErrors"], answer.body["errors"][0]["category"]) == (
+        207,
+        1,
+        "OBJECT_NOT_FOUND",
+    )
+    assert read == Read({}, {"k9"}, set())
+    answer, read = _read(hub, ["k1", "k9", "k2", "k8"], chunk)
+    assert answer.status == 207 and answer.body["errors"][0]["context"]["ids"] == ["k9", "k8"]
+    assert (set(read.found), read.missing, read.unknown) == ({"k1", "k2"}, {"k9", "k8"}, set())
+    # what the sender makes of it: the chunk's own records, settled as created by their ids
+    outcomes = applied(chunk, read, KEY, upsert=False)
+    assert {m: (o.state.value, o.hubspot_id) for m, o in outcomes.items()} == {
+        "m0": ("created", stored["k1"]),
+        "m1": ("created", stored["k2"]),
+    }
+    assert len(hub.stored()) == 2  # reading stores nothing
+
+
+def test_a_read_counts_in_the_rate_limit_and_one_past_it_is_a_429(target):
+    hub = target(unique_property=KEY, limit_per_10s=3)
+    chunk, _ = _stored_k1_k2(hub)
+    answers = [_read(hub, ["k1"], chunk)[0] for _ in range(3)]
+    assert [a.status for a in answers] == [200, 200, 429]
+    assert [a.header("X-HubSpot-RateLimit-Remaining") for a in answers] == ["1", "0", "0"]
+    assert answers[-1].header("X-HubSpot-RateLimit-Daily-Remaining") == str(DAILY - 3)  # not counted
+    assert (answers[-1].body["errorType"], answers[-1].body["policyName"]) == (
+        "RATE_LIMIT",
+        "TEN_SECONDLY_ROLLING",
+    )
+    assert read_of(answers[-1], ["k1"], KEY) is None
+    assert hub.write(inputs(payments("k3", start=3, unique=KEY))).status == 429  # the reads took the window
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"), [("429", (429, None)), ("5xx", ("5xx", None)), ("reset", (None, "protocol"))]
+)
+def test_a_read_that_fails_says_nothing_of_what_is_stored(target, fault, expected):
+    hub = target(unique_property=KEY)
+    chunk, _ = _stored_k1_k2(hub)
+    hub.fail_next_read(fault)
+    answer, read = _read(hub, ["k1", "k2"], chunk)
+    status = "5xx" if answer.status and answer.status >= 500 else answer.status
+    assert ((status, answer.error), read) == (expected, None)
+
+
 # ---------------------------------------------------------------------------------- whole answers
 VOLATILE = {
     "createdAt",
@@ -337,18 +428,26 @@ def _scenario(name, make):
         calls[1][0]["properties"]["hs_latest_status"] = "refunded"
         del calls[1][1]["properties"]["hs_initial_amount"]
         calls.append([dict(calls[1][2], objectWriteTraceId="m9"), calls[1][2]])  # the same id twice
+    elif name == "read":  # by the unique property, by id, refused, then past the rate limit
+        hub = make(unique_property=KEY, limit_per_10s=8)
+        names = ["hs_initial_amount", KEY]
+        calls = [inputs(payments("k1", "k2", unique=KEY))]
+        calls += [("read", ids, names, KEY) for ids in (["k1", "k2"], ["k9"], ["k2", "k9", "k1", "k8", "k2"])]
+        calls += [("read", [str(FIRST_ID + 1), "1"], [], None), ("read", ["k1"], names, "hs_latest_status")]
+        calls += [("read", [], names, KEY), ("read", [f"k{i}" for i in range(101)], names, KEY)]
+        calls += [("read", ["k1"], names, KEY)]
     else:  # limits
         hub = make(limit_per_10s=10, daily_limit=3)
         calls = [inputs(payments("k0")), []] + [inputs(payments(f"k{i}", start=i)) for i in range(1, 4)]
     out = []
     for sent in calls:
-        answer = hub.write(sent)
+        answer = hub.read(*sent[1:]) if isinstance(sent, tuple) else hub.write(sent)
         headers = {h: answer.header(h) for h in RATE_HEADERS}
         out.append((answer.status, answer.error, _normal(answer.body), headers))
     return out, _normal(hub.stored())
 
 
-@pytest.mark.parametrize("name", ["validation", "unique", "upsert", "limits"])
+@pytest.mark.parametrize("name", ["validation", "unique", "upsert", "limits", "read"])
 def test_the_sim_answers_as_the_sandbox(hubspot_sandbox, request, name):
     sandbox = _scenario(name, _make("sandbox", request))
     assert _scenario(name, _make("sim", request)) == sandbox
@@ -507,3 +606,27 @@ def test_fault_probabilities_above_1_and_unknown_outages_are_refused():
         HubSpotFaults(p_429=0.6, p_5xx=0.6)
     with pytest.raises(ValueError):
         HubSpotFaults(outages=[(0, 1, "flood")])
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ("stored_then_timeout", (None, "timeout", 0.5)),
+        ("stored_then_5xx", (502, None, 0.2)),
+        ("unreadable_2xx", (200, None, 0.2)),
+        ("connect_error", (None, "connect", 0.5)),
+    ],
+)
+def test_a_read_meets_the_faults_after_storing_as_a_read_can(fault, expected):
+    """The sandbox's read_script has no read without an answer, nor an unreadable one: the sim's
+    read meets every write fault (nothing is stored by a read, so one after storing is a 502, no
+    answer, or a 200 whose body cannot be read), and none of them says what HubSpot holds."""
+    clock, hub = sim(unique_property=KEY, faults=HubSpotFaults(latency_s=0.2))
+    hub.write_batch(inputs(payments("k1", unique=KEY)), "t")
+    hub.faults = HubSpotFaults(latency_s=0.2, **{f"p_{fault}": 1.0})
+    start, counted = clock.wall(), sum(hub.daily.values())
+    answer = hub.read_batch(["k1"], "t", [KEY], KEY, time_left_s=0.5)
+    assert (answer.status, answer.error, round(clock.wall() - start, 2)) == expected
+    assert read_of(answer, ["k1"], KEY) is None and len(hub.records) == 1
+    assert sum(hub.daily.values()) - counted == (0 if fault == "connect_error" else 1)
+    assert hub.reads["answered"] == 0

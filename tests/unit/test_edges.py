@@ -10,6 +10,7 @@ from payments_drain.core.holds import RECEIVE_MARGIN_S, RETENTION_MARGIN_S, Queu
 from payments_drain.core.limits import SQS_MAX_VISIBILITY_S
 from payments_drain.core.messages import parse_record
 from payments_drain.core.outcomes import State, Wait
+from payments_drain.core.reading import applied, read_of
 from payments_drain.orchestration.drain import Budget, Drain
 from payments_drain.orchestration.pacing import DailyLimit, RateGate
 
@@ -459,3 +460,49 @@ def test_a_throttled_claim_waits_and_is_held_briefly_never_reported_as_slots_una
     assert clock.now > 50  # it waited (claiming again every 0.5-2 s) for as long as it had time
     (held,) = visibility.held.values()  # (the test's clock runs clock.now ahead of the wall clock)
     assert hubspot.calls == [] and held <= clock.now + SlotGate.BUSY_S[1] + 1
+
+
+# -- a lost answer read back (create mode, the unique property) ---------------------------------------
+def _read_answer(key, amount, created_ms):
+    """batch/read's 200 by the unique property: one record of ``key`` holding ``amount``."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created_ms / 1000)) + f".{created_ms % 1000:03d}Z"
+    record = {
+        "id": "501",
+        "properties": {
+            "payment_key": key,
+            "hs_initial_amount": amount,
+            "hs_initiated_date": "2026-11-27T10:00:00Z",
+            "hs_currency_code": "EUR",
+        },
+        "createdAt": stamp,
+        "updatedAt": stamp,
+        "archived": False,
+    }
+    return Answer(200, {"status": "COMPLETE", "results": [record]})
+
+
+def _read_back(amount, created_ms, sent_ms):
+    (payment,) = [
+        parse_record(sqs_record(payment_body("ch_1", amount="20.00"), "m2", sent_ms=sent_ms), "payment_key")
+    ]
+    read = read_of(_read_answer("ch_1", amount, created_ms), ["ch_1"], "payment_key")
+    return applied([payment], read, "payment_key", upsert=False)["m2"]
+
+
+def test_a_read_back_record_another_message_made_after_this_one_was_sent_is_a_duplicate():
+    """Simulation seed 22: two messages of one payment (a corrected resend 0.5 s later) in two
+    invocations; the resend's create reached HubSpot first, this message's was refused as a conflict
+    and that answer lost. The record the resend made 1 s after this one was sent holds the resend's
+    values: it is not this message's create (HubSpot's read gives no trace id), so this message is a
+    duplicate of it, not a second 'created' for one record."""
+    now = int(time.time() * 1000)
+    other = _read_back("10.00", created_ms=now + 1_000, sent_ms=now)
+    assert (other.state, other.reason.category, other.hubspot_id) == (
+        State.DUPLICATE,
+        "CREATED_BY_ANOTHER_MESSAGE",
+        "501",
+    )
+    own = _read_back("20.0", created_ms=now + 1_000, sent_ms=now)  # HubSpot gives 20.00 back as 20.0
+    assert (own.state, own.reason, own.hubspot_id) == (State.CREATED, None, "501")
+    before = _read_back("20.00", created_ms=now - 1_000, sent_ms=now)
+    assert (before.state, before.reason.category) == (State.DUPLICATE, "CREATED_BEFORE_SENT")

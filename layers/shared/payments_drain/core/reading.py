@@ -116,30 +116,40 @@ def _instant(text: str) -> datetime | None:
 CREATED_BEFORE = Reason(
     "CREATED_BEFORE_SENT", "HubSpot's record of this paymentKey was created before this message was sent"
 )
+CREATED_BY_ANOTHER = Reason(
+    "CREATED_BY_ANOTHER_MESSAGE", "HubSpot's record of this paymentKey holds another message's values"
+)
 
 
 def applied(part: Sequence[Payment], read: Read, id_property: str, upsert: bool) -> dict[str, Outcome]:
     """The payments of a chunk whose answer was lost that the read-back shows stored, as created
     outcomes (by message id). Create mode: the record holding the payment's key is that payment (the
-    key is unique, and only its own create sets it); made before this message was sent, another
-    message of the payment created it (the ledger claims none under the unique property, so later
-    messages of a payment reach HubSpot): a duplicate. Upsert mode: the record must also hold every
-    value this message writes, else an older write is what HubSpot holds and the message is sent
-    again. ``updated``: the record was written before this message's write (its times differ)."""
+    key is unique, and only its own create sets it), but not always this message's: made before this
+    message was sent, or holding other values than this message's (a corrected resend in flight at
+    the same time), another message of the payment created it (the ledger claims none under the
+    unique property, so later messages of a payment reach HubSpot): a duplicate. A copy with the
+    same values made while this one was in flight cannot be told from this one's own (batch/read
+    gives no trace id): created. Upsert mode: the record must also hold every value this message
+    writes, else an older write is what HubSpot holds and the message is sent again. ``updated``:
+    the record was written before this message's write (its times differ)."""
     out: dict[str, Outcome] = {}
     for payment in part:
         records = read.found.get(payment.payment_key)
         if not records:
             continue
         record = records[0]
-        if not upsert and _before(record.created_at, payment.message.sent_ms):
-            out[payment.message_id] = Outcome(State.DUPLICATE, CREATED_BEFORE, record.id)
+        sent = {k: v for k, v in payment.properties.items() if k != id_property}
+        if not upsert:
+            if _before(record.created_at, payment.message.sent_ms):
+                out[payment.message_id] = Outcome(State.DUPLICATE, CREATED_BEFORE, record.id)
+            elif differing(sent, record.properties):
+                out[payment.message_id] = Outcome(State.DUPLICATE, CREATED_BY_ANOTHER, record.id)
+            else:
+                out[payment.message_id] = Outcome(State.CREATED, hubspot_id=record.id)
             continue
-        if upsert:
-            sent = {k: v for k, v in payment.properties.items() if k != id_property}
-            if differing(sent, record.properties):
-                continue
-        updated = upsert and record.created_at != record.updated_at
+        if differing(sent, record.properties):
+            continue
+        updated = record.created_at != record.updated_at
         out[payment.message_id] = Outcome(State.CREATED, hubspot_id=record.id, updated=updated)
     return out
 
