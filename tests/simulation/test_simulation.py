@@ -22,7 +22,7 @@ import pytest
 from payments_drain.core import holds, reading
 from payments_drain.core.holds import Hold, QueueTimes
 from payments_drain.core.outcomes import Outcome, State, Wait
-from payments_drain.orchestration import drain, sender
+from payments_drain.orchestration import drain, read_back
 
 from simulation import __main__ as cli
 from simulation import world
@@ -147,7 +147,7 @@ MUTANTS = [
     ("4 outage holds", holds, "plan", _only_hubspot_waits_held, 4, "dead-lettered while only waiting"),
     (
         "read-back: any record created",
-        sender,
+        read_back,
         "applied",
         _any_found_record_created,
         2,
