@@ -79,3 +79,17 @@ def test_the_table_name_pattern_is_dynamodbs(parameters):
     for name in ("LEDGER_TABLE_NAME", "RATE_SLOTS_TABLE_NAME"):
         assert [m.pattern for m in DEFAULTS[name].metadata if hasattr(m, "pattern")] == [pattern]
     assert re.fullmatch(pattern, "payments-drain-slots") and not re.fullmatch(pattern, "ab")
+
+
+def test_the_dead_letter_queue_allows_redrive_from_exactly_the_payments_queue(resources):
+    """The payments queue's name is written twice: as its QueueName, and in the dead-letter queue's
+    RedriveAllowPolicy (a !GetAtt there would be a cycle: the payments queue's RedrivePolicy names
+    the dead-letter queue). The two must stay the same name."""
+    name = resources["PaymentsQueue"]["Properties"]["QueueName"]
+    (source,) = resources["PaymentsDeadLetterQueue"]["Properties"]["RedriveAllowPolicy"]["sourceQueueArns"]
+    assert _sub(source).endswith(":" + _sub(name))
+    assert _sub(name) == "${AWS::StackName}-payments"
+
+
+def _sub(value):
+    return value["Fn::Sub"] if isinstance(value, dict) else value
