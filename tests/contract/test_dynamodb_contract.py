@@ -222,9 +222,9 @@ def test_a_stale_view_is_refused_and_replaced_by_the_item_as_it_stands(dynamodb,
     b = DynamoRateSlots(slots_table, 20, client=dynamodb, parallel=5)
     t0 = -(-now_ms() // 50) * 50  # on the slots' grid
     a.claim(3, t0 + 100, t0 + 60_000)
-    b.seen = {}  # b believes the item empty
+    b.item.seen = {}  # b believes the item empty
     assert b.claim(2, t0, t0 + 60_000).starts_ms == [t0, t0]  # refused, told, then written beside a's
-    assert _decode(b.seen["log"]) == [t0, t0] + [t0 + 100] * 3
+    assert _decode(b.item.seen["log"]) == [t0, t0] + [t0 + 100] * 3
 
 
 def test_tickets_line_up_after_the_slots_held(dynamodb, slots_table):

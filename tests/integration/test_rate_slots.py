@@ -69,7 +69,7 @@ def test_a_stale_view_costs_a_retry_never_a_slot_and_a_right_one_saves_the_read(
     assert b.claim(2, t0, t0 + 60_000).starts_ms == [t0, t0 + ROUND_MS]  # beside a's: 6 of 20
     calls: list[str] = []
     for slots in (a, b):
-        slots.client.meta.events.register(
+        slots.item.client.meta.events.register(
             "before-parameter-build.dynamodb", lambda model, **_: calls.append(model.name)
         )
     assert b.claim(1, t0, t0 + 60_000).starts_ms == [t0]  # its view was right
@@ -123,7 +123,7 @@ def test_the_slots_use_exactly_the_actions_the_template_grants(slots_table):
 
     slots = DynamoRateSlots(slots_table, 2)
     called: set[str] = set()
-    slots.client.meta.events.register(
+    slots.item.client.meta.events.register(
         "before-parameter-build.dynamodb", lambda model, **_: called.add(f"dynamodb:{model.name}")
     )
     slots.claim(2, now_ms(), now_ms() + 60_000)

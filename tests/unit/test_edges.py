@@ -12,7 +12,7 @@ from payments_drain.core.messages import parse_record
 from payments_drain.core.outcomes import State, Wait
 from payments_drain.core.reading import applied, read_of
 from payments_drain.orchestration.drain import Budget, Drain
-from payments_drain.orchestration.pacing import DailyLimit, RateGate
+from payments_drain.orchestration.pacing import BUSY_S, DailyLimit, RateGate
 
 from tests.twins import (
     InMemoryLedger,
@@ -449,7 +449,6 @@ def test_a_claim_with_no_slot_before_the_budget_ends_is_held_until_its_ticket_no
 
 
 def test_a_throttled_claim_waits_and_is_held_briefly_never_reported_as_slots_unavailable():
-    from payments_drain.orchestration.pacing import SlotGate
 
     from simulation.dynamodb import DynamoFaults
 
@@ -459,7 +458,7 @@ def test_a_throttled_claim_waits_and_is_held_briefly_never_reported_as_slots_una
     assert outcome.wait is Wait.NO_SLOT_YET and outcome.reason.category != "RATE_SLOTS_UNAVAILABLE"
     assert clock.now > 50  # it waited (claiming again every 0.5-2 s) for as long as it had time
     (held,) = visibility.held.values()  # (the test's clock runs clock.now ahead of the wall clock)
-    assert hubspot.calls == [] and held <= clock.now + SlotGate.BUSY_S[1] + 1
+    assert hubspot.calls == [] and held <= clock.now + BUSY_S[1] + 1
 
 
 # -- a lost answer read back (create mode, the unique property) ---------------------------------------

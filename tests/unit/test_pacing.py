@@ -9,7 +9,7 @@ from collections import deque
 import pytest
 from payments_drain.adapters.rate_slots import TICKET_LEAD_MS, DynamoRateSlots
 from payments_drain.core.slot_log import CLOCK_MS, ROUND_MS
-from payments_drain.orchestration.pacing import MARGIN_S, DailyLimit, RateGate, SlotGate
+from payments_drain.orchestration.pacing import BUSY_S, MARGIN_S, DailyLimit, RateGate, SlotGate
 
 from simulation.dynamodb import DynamoFaults, SimDynamoDB, create_hash_table
 
@@ -380,7 +380,7 @@ def test_a_throttled_claim_is_no_slot_yet_with_a_jittered_retry_never_an_outage(
     for gate in gates:
         gate.begin(200_000, 2)
         wait = gate.delay()  # no RateSlotsUnavailable
-        assert 0 < wait <= SlotGate.BUSY_S[1] + 0.01
+        assert 0 < wait <= BUSY_S[1] + 0.01
         retries.add(gate.no_slot_until_ms())
     assert len(retries) == 5  # not all on the same millisecond
 

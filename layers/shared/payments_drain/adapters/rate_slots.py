@@ -79,20 +79,14 @@ class DynamoRateSlots:
         parallel: int = 1,
         round_ms: int = ROUND_MS,
     ) -> None:
-        self.table = table_name
-        self.configured = self.limit = max(1, limit)  # ``limit``: the smaller of ours and the others'
-        self.others: set[int] = set()  # other limits met on the item (each warned of once)
+        self.item = SlotsItem(table_name, limit, client)
         self.gap_ms = window_ms + MARGIN_MS  # between a slot and the one ``limit`` places after it
         self.parallel, self.round_ms = max(1, parallel), round_ms
-        self.seen: dict[str, dict] | None = None  # the attributes as last seen
-        # parameter_validation off, as the ledger's: the request shapes are this module's own
-        # (tested against DynamoDB Local); DynamoDB still validates them.
-        self.client = client or boto3.client("dynamodb", config=client_config(parameter_validation=False))
 
     @property
     def spacing_ms(self) -> int:
         """The sustained rate: one slot per this many ms (``limit`` per ``window + MARGIN_MS``)."""
-        return math.ceil(self.gap_ms / self.limit)
+        return math.ceil(self.gap_ms / self.item.limit)
 
     def claim(
         self,
@@ -107,14 +101,15 @@ class DynamoRateSlots:
         used it), written with the claim (``Claim.settled``)."""
         want = max(1, min(want, CLAIM_MAX))
         try:
-            if self.seen is None:
-                self._learn(self._call("get_item", ConsistentRead=True).get("Item", {}))
+            item = self.item
+            if item.seen is None:
+                item.read()
             for _ in range(ATTEMPTS):
-                log = settle(_decode(self.seen.get("log")) or [], done)
-                starts = SlotRule(self.limit, self.gap_ms, self.parallel, self.round_ms).plan(
+                log = settle(_decode(item.seen.get("log")) or [], done)
+                starts = SlotRule(item.limit, self.gap_ms, self.parallel, self.round_ms).plan(
                     log, want, now_ms
                 )
-                if self._ms("queue") > max(starts[0], now_ms):
+                if item.ms("queue") > max(starts[0], now_ms):
                     # A line is waiting: no slot further ahead than a ticket's lead is claimed, so
                     # that the slots the line was promised are there when its tickets come up.
                     reach_ms = min(reach_ms, now_ms + TICKET_LEAD_MS)
@@ -122,7 +117,7 @@ class DynamoRateSlots:
                 if not fit:
                     return self._ticket(want, now_ms, starts[0])
                 kept = [start for start in log if start > now_ms - self.gap_ms]  # older ones bind no slot
-                if self._move("log", {"S": encode(sorted(kept + fit))}):
+                if item.move("log", {"S": encode(sorted(kept + fit))}):
                     return Claim(fit, settled=True)
             return Claim(busy=True)  # other claims won every race: try again in a moment
         except _Throttled:
@@ -130,13 +125,32 @@ class DynamoRateSlots:
 
     def _ticket(self, want: int, now_ms: int, first_ms: int) -> Claim:
         for _ in range(TICKET_ATTEMPTS):
-            start = max(self._ms("queue"), first_ms, now_ms)
+            start = max(self.item.ms("queue"), first_ms, now_ms)
             end = start + want * self.spacing_ms  # at the sustained rate
-            if self._move("queue", {"N": str(end)}):
+            if self.item.move("queue", {"N": str(end)}):
                 return Claim(retry_at_ms=max(now_ms, start - TICKET_LEAD_MS))
         return Claim(busy=True)  # other tickets won every race: try again in a moment
 
-    def _move(self, name: str, to: dict) -> bool:
+
+class SlotsItem:
+    """The one item in the slots table: its attributes as last seen, changed only by a conditional
+    write on that view (``move``), and the rate limit the claims plan by (``limit``: ours, or the
+    smaller one another stack wrote)."""
+
+    def __init__(self, table_name: str, limit: int, client=None) -> None:
+        self.table = table_name
+        self.configured = self.limit = max(1, limit)
+        self.others: set[int] = set()  # other limits met on the item (each warned of once)
+        self.seen: dict[str, dict] | None = None  # the attributes as last seen
+        # parameter_validation off, as the ledger's: the request shapes are this module's own
+        # (tested against DynamoDB Local); DynamoDB still validates them.
+        self.client = client or boto3.client("dynamodb", config=client_config(parameter_validation=False))
+
+    def read(self) -> None:
+        """A container's first look (later ones come with a refused write)."""
+        self.learn(self.call("get_item", ConsistentRead=True).get("Item", {}))
+
+    def move(self, name: str, to: dict) -> bool:
         """Set ``name`` to ``to`` if it still holds the value last seen; else learn the item as it
         stands and say so. A value that is not a number (written by hand, or by something else)
         reads as 0 and is replaced the same way, on the condition that it is still what was read
@@ -148,7 +162,7 @@ class DynamoRateSlots:
         else:
             condition, values[":seen"] = "#v = :seen", seen
         try:
-            self._call(
+            self.call(
                 "update_item",
                 UpdateExpression="SET #v = :to, #limit = :limit",
                 ConditionExpression=condition,
@@ -157,12 +171,12 @@ class DynamoRateSlots:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except _ConditionFailed as failed:
-            self._learn(failed.item)
+            self.learn(failed.item)
             return False
         self.seen[name] = values[":to"]
         return True
 
-    def _learn(self, item: dict) -> None:
+    def learn(self, item: dict) -> None:
         self.seen = {name: item[name] for name in ("log", "queue") if name in item}
         other = _epoch_ms(item.get("limit"))  # the limit the item's last writer planned with
         if other and other != self.configured and other not in self.others:
@@ -183,10 +197,10 @@ class DynamoRateSlots:
         for name in damaged:
             logger.warning("rate slots item repaired: a value cannot be read", extra={"attribute": name})
 
-    def _ms(self, name: str) -> int:
+    def ms(self, name: str) -> int:
         return _epoch_ms(self.seen.get(name))
 
-    def _call(self, operation: str, **params):
+    def call(self, operation: str, **params):
         try:
             return getattr(self.client, operation)(TableName=self.table, Key=KEY, **params)
         except ClientError as error:

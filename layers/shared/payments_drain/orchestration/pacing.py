@@ -31,6 +31,8 @@ from collections.abc import Callable, Mapping
 from payments_drain.core import clock as clocks
 from payments_drain.core.slot_log import CLOCK_MS, SLACK_MS
 
+CALL_MS = 2_000  # a slot later than the invocation's calls' end less this is of no use
+BUSY_S = (0.5, 2.0)  # a claim throttled or raced is tried again after a random wait in this range
 MARGIN_S = CLOCK_MS / 1000  # our clock and HubSpot's window edge are not the same clock
 
 
@@ -138,26 +140,17 @@ class RateGate:
 
 
 class SlotGate:
-    """A rate gate whose requests start only at slots claimed on the shared timeline
-    (``rate_slots``).
-
-    Containers do not talk to each other: pacing by the headers alone would have to keep
-    ``(containers - 1) x parallel_calls`` of the window for the others' calls in flight, room
-    lost when the others are idle. Here no room is kept: when a call of the invocation has no
-    slot, the gate claims one slot per call not started yet (one write per invocation when
-    nothing races it),
-    each a moment on the timeline that every container shares, and hands them out in order. A
-    slot that no call takes within ``SLACK_MS`` of its moment has passed; so a 429's pause, an
-    early end or a kill leave nothing held. The gate remembers which slot each call took and
-    when its answer came; its next claim writes that down (``slot_log.settle``): an answered
-    slot then binds a window after its answer, an unused one not at all. When no slot fits before
-    the invocation's last call, or DynamoDB throttles the item, the gate says until when there is
+    """A rate gate whose requests start only at slots claimed on the timeline every container
+    shares (``rate_slots``; ``core.slot_log`` for where a slot may go, and when one passes). When a
+    call of the invocation has no slot, the gate claims one per call not started yet (one write per
+    invocation when nothing races it) and hands them out in order; it remembers which slot each
+    call took and when its answer came, and its next claim writes that down. When no slot fits
+    before the invocation's last call, or DynamoDB throttles the item, it says until when there is
     no slot (``no_slot_until_ms``): the sender holds its payments on the queue until then. A 429
-    (another app, a lower limit) still pauses every caller (``RateGate``, rule 4).
+    (another app, a lower limit) still pauses every caller (``RateGate``, rule 4). Pacing by the
+    headers alone would keep ``(containers - 1) x parallel_calls`` of the window for the others'
+    calls in flight, room lost when they are idle; the slots keep none.
     """
-
-    CALL_MS = 2_000  # a slot later than the invocation's calls' end less this is of no use
-    BUSY_S = (0.5, 2.0)  # a claim throttled or raced is tried again after a random wait in this range
 
     def __init__(
         self,
@@ -182,7 +175,7 @@ class SlotGate:
 
     def begin(self, calls_end_ms: int, calls: int) -> None:
         with self.lock:
-            self.reach_ms = calls_end_ms - self.CALL_MS
+            self.reach_ms = calls_end_ms - CALL_MS
             self.calls_left = calls
             self.retry_at_ms = 0  # a ticket is the batch's: a new batch takes its own place in line
 
@@ -209,7 +202,7 @@ class SlotGate:
                 self.done[:0] = done
             self.starts.extend(claim.starts_ms)  # later than any we hold: the timeline only grows
             if claim.busy:
-                self.retry_at_ms = now_ms + round(1000 * self.rng.uniform(*self.BUSY_S))
+                self.retry_at_ms = now_ms + round(1000 * self.rng.uniform(*BUSY_S))
             elif claim.retry_at_ms is not None:
                 self.retry_at_ms = claim.retry_at_ms
             wait_ms, want = self._next(self.wall_ms(), caller)
