@@ -30,12 +30,18 @@ def shown(pattern: str) -> list[str]:
     return found
 
 
+def shell_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` as a user's shell has it: without what a parent make passes down (under `make test`,
+    MAKELEVEL makes the tool's make print "Entering directory" lines around its output)."""
+    return {k: v for k, v in env.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+
+
 def run(command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """A documented command line, through the shell as a user types it, in the repository root."""
     return subprocess.run(
         ["bash", "-c", command],
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env=shell_env({**os.environ, **(env or {})}),
         capture_output=True,
         text=True,
         timeout=300,
@@ -54,7 +60,7 @@ def test_producer_dry_run_checks_the_sample_file_without_aws():
     [command] = [c for c in shown('make producer ARGS="events/payments.jsonl --dry-run"') if c.endswith('"')][
         :1
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # needs no AWS at all
+    env = shell_env({k: v for k, v in os.environ.items() if not k.startswith("AWS_")})  # needs no AWS at all
     done = subprocess.run(
         ["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )
