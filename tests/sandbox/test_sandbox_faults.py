@@ -195,6 +195,11 @@ def test_a_stalled_reply_does_not_block_other_clients(api, control):
         body=json.dumps({"inputs": batch(1)}),
         headers=api.headers(),
     )
+    # The script's one fault goes to whichever request arrives first: the second request waits
+    # until the first has drawn it (under load it once arrived first and was the stalled one).
+    deadline = time.monotonic() + 5
+    while not control.stats()["faults_injected"].get("stored_then_timeout") and time.monotonic() < deadline:
+        time.sleep(0.01)
     started = time.monotonic()
     assert api.create(batch(1)).status == 201
     assert time.monotonic() - started < 1.5
