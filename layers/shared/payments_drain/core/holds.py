@@ -88,9 +88,7 @@ def plan(
     message's retention; ``expiring`` when it cannot come back before its retention ends."""
     received = received_at_s(message, started_s, times)
     cap = int(SQS_MAX_VISIBILITY_S.value - (now_s - received) - RECEIVE_MARGIN_S)
-    seconds = _wanted_s(outcome, now_s, bases, message.receive_count)
-    if seconds is not None and outcome.wait in bases:
-        seconds = max(seconds, _cover_floor_s(message, now_s, times, bases[outcome.wait]))
+    seconds = _wanted_s(message, outcome, now_s, times, bases)
     if seconds is not None and 0 < times.max_receive_count <= message.receive_count + 1:
         # Its next receive is its last before the dead-letter queue: SQS moves it there at the one
         # after. A wait gets the longest hold SQS allows, whatever the backoff says.
@@ -119,7 +117,7 @@ def _cover_floor_s(message: Message, now_s: float, times: QueueTimes, base_s: in
     holds 2 h short of the day's end, and the payment reached the dead-letter queue. So a wait
     makes up, in this hold, what the holds after it (at most one 12 h hold each) cannot."""
     last = times.max_receive_count
-    if last <= 0 or base_s <= 0 or message.first_receive_ms is None:
+    if last <= 0 or message.first_receive_ms is None:
         return 0
     longest = int(SQS_MAX_VISIBILITY_S.value) - 2 * RECEIVE_MARGIN_S - times.batching_window_s
     cover = sum(backoff_hold_s(base_s, count) for count in range(1, last - 1)) + longest
@@ -127,7 +125,9 @@ def _cover_floor_s(message: Message, now_s: float, times: QueueTimes, base_s: in
     return max(0, math.ceil(message.first_receive_ms / 1000 + cover - now_s - holds_after * longest))
 
 
-def _wanted_s(outcome: Outcome, now_s: float, bases: dict[Wait, int], receive_count: int) -> int | None:
+def _wanted_s(
+    message: Message, outcome: Outcome, now_s: float, times: QueueTimes, bases: dict[Wait, int]
+) -> int | None:
     wait = outcome.wait
     if wait is None:
         return None
@@ -138,4 +138,6 @@ def _wanted_s(outcome: Outcome, now_s: float, bases: dict[Wait, int], receive_co
     if wait is Wait.NO_SLOT_YET:  # until its ticket comes up on the rate limit's timeline
         return None if outcome.until_ms is None else max(1, math.ceil(outcome.until_ms / 1000 - now_s))
     base = bases.get(wait, 0)
-    return backoff_hold_s(base, receive_count) if base > 0 else None
+    if base <= 0:
+        return None
+    return max(backoff_hold_s(base, message.receive_count), _cover_floor_s(message, now_s, times, base))
