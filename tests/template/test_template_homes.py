@@ -11,7 +11,7 @@ from payments_drain.adapters.hubspot import BASE_URL
 from payments_drain.core import limits
 from payments_drain.core.holds import HOLD_BASE_S, QueueTimes
 from payments_drain.core.outcomes import Wait
-from payments_drain.orchestration.config import Settings
+from payments_drain.orchestration.config import DEFAULT_PROPERTY, Settings
 
 DEFAULTS = Settings.model_fields
 
@@ -93,3 +93,9 @@ def test_the_dead_letter_queue_allows_redrive_from_exactly_the_payments_queue(re
 
 def _sub(value):
     return value["Fn::Sub"] if isinstance(value, dict) else value
+
+
+def test_the_unique_property_default_is_the_tools_default(parameters):
+    """setup-hubspot creates, and reconcile reads by, config.DEFAULT_PROPERTY: the property the
+    template's default deploys with."""
+    assert parameters["HubSpotUniqueProperty"]["Default"] == DEFAULT_PROPERTY

@@ -233,8 +233,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--property",
         default=os.environ.get("HUBSPOT_UNIQUE_PROPERTY") or DEFAULT_PROPERTY,
-        help="internal name of the unique-value property (default HUBSPOT_UNIQUE_PROPERTY or "
-        "payments_drain_key)",
+        help=f"internal name of the unique-value property (default HUBSPOT_UNIQUE_PROPERTY or {DEFAULT_PROPERTY})",
     )
     p.add_argument("--group", default="payments_drain", help="its property group (default payments_drain)")
     p.add_argument(
