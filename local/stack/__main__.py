@@ -503,8 +503,16 @@ def print_table(s: dict, out: Any = sys.stdout) -> None:
 
 
 def verdict(s: dict, expect_dead_letters: bool) -> tuple[int, list[str]]:
-    """The exit code and what went wrong: the queue not drained, or payments in the dead-letter queue."""
+    """The exit code and what went wrong: the queue not drained, payments in the dead-letter queue,
+    or lines of ``--file`` that could not be sent (the producer exits 1 for those too)."""
     problems = []
+    not_sent = (s.get("file") or {}).get("not_sent") or []
+    if not_sent:
+        problems.append(
+            f"{len(not_sent)} lines of the file were not sent: "
+            + _named([f"line {r['line']} {r['code']}" for r in not_sent])
+            + " (fix them and send those lines again)"
+        )
     if not s["drained"]:
         problems.append("the payments queue was not empty when the drain timed out (--timeout)")
     if s["dead_letter_queue"] and not expect_dead_letters:

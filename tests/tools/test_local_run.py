@@ -87,8 +87,16 @@ def test_a_file_with_a_non_utf8_byte_sends_every_other_line_and_names_what_was_r
     path = tmp_path / "payments.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     result = local_run("--file", str(path), "--report-dir", str(tmp_path), "--json", timeout=240)
-    assert result.returncode == 0, result.stderr[-3000:]
+    # A line that never reached the queue fails the run, as it fails the producer (it exited 0).
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert (
+        "ERROR: 1 lines of the file were not sent: line 2 INVALID_UTF8 (fix them and send those lines again)"
+        in result.stderr
+    )
     s = json.loads(result.stdout)
+    assert s["problems"] == [
+        "1 lines of the file were not sent: line 2 INVALID_UTF8 (fix them and send those lines again)"
+    ]
     assert s["file"] == {
         "lines_sent": 4,
         "not_sent": [
