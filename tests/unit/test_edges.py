@@ -505,3 +505,29 @@ def test_a_read_back_record_another_message_made_after_this_one_was_sent_is_a_du
     assert (own.state, own.reason, own.hubspot_id) == (State.CREATED, None, "501")
     before = _read_back("20.00", created_ms=now - 1_000, sent_ms=now)
     assert (before.state, before.reason.category) == (State.DUPLICATE, "CREATED_BEFORE_SENT")
+
+
+def test_a_read_back_property_sent_empty_and_held_without_a_value_is_this_messages_create():
+    """HubSpot clears a property given an empty string ("Property values can be cleared by passing
+    an empty string", its objects API reference) and reads it back without a value (null, or not
+    at all): the record is this message's own create, not another message's. Before, a payment
+    with ``hs_internal_comment: ""`` whose answer was lost was counted a duplicate
+    (CREATED_BY_ANOTHER_MESSAGE) of its own record."""
+    now = int(time.time() * 1000)
+    (payment,) = [
+        parse_record(
+            sqs_record(payment_body("ch_1", amount="20.00", hs_internal_comment=""), "m2", sent_ms=now),
+            "payment_key",
+        )
+    ]
+    for held in ({"hs_internal_comment": None}, {}):  # null, or left out of the answer
+        answer = _read_answer("ch_1", "20.00", now + 1_000)
+        answer.body["results"][0]["properties"].update(held)
+        read = read_of(answer, ["ch_1"], "payment_key")
+        own = applied([payment], read, "payment_key", upsert=False)["m2"]
+        assert (own.state, own.reason, own.hubspot_id) == (State.CREATED, None, "501")
+    # a value where the message sent none is still another message's
+    answer = _read_answer("ch_1", "20.00", now + 1_000)
+    answer.body["results"][0]["properties"]["hs_internal_comment"] = "corrected"
+    other = applied([payment], read_of(answer, ["ch_1"], "payment_key"), "payment_key", upsert=False)["m2"]
+    assert (other.state, other.reason.category) == (State.DUPLICATE, "CREATED_BY_ANOTHER_MESSAGE")

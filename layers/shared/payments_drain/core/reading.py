@@ -83,8 +83,8 @@ def differing(expected: Mapping[str, str], held: Mapping[str, Any]) -> list[str]
 
 
 def _same(name: str, sent: str, held: Any) -> bool:
-    if held is None:
-        return False
+    if held is None:  # no value: HubSpot clears a property given "" (docs/hubspot.md, batch read)
+        return sent == ""
     held = str(held)
     if sent == held:
         return True
