@@ -14,12 +14,13 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks.env import LAYER, ROOT, run_worker, stack, template_settings
+from benchmarks.env import LAYER, ROOT, built_python_path, run_worker, stack, template_settings
 
 LATENCY = {"latency_ms": 100, "latency_jitter_ms": 100}  # 150 +- 50 ms, uniform
 UNLIMITED = 1_000_000  # requests per 10 s: the CPU figures must not be paced
@@ -174,23 +175,41 @@ def figure_throughput(st, quick: bool) -> dict[str, Any]:
 
 def figure_cold_start(st, quick: bool) -> dict[str, Any]:
     """(d) import + first invocation in a fresh process, against importing the same
-    third-party modules alone (fresh processes, median of several)."""
+    third-party modules alone (fresh processes, median of several). Every module is read from
+    bytecode, as `make build` ships it: the drain's from a compiled copy, the third-party ones
+    from the virtual environment (pip compiled them). An info row imports the floor from source,
+    what a cold start paid from a layer built without bytecode (before `make build` compiled it)."""
     sandbox = st.sandbox(rate_limit_per_10s=UNLIMITED)
     env = st.function_env(sandbox.base_url)  # the template's defaults: ledger on
     modules = run_worker("third_party_modules", {}, env)["modules"]
     reps = 3 if quick else 7
     log(
-        f"d: cold start x{reps}, import floor x{reps} with the collector and x{reps} without ({len(modules)} modules)"
+        f"d: cold start x{reps}, import floor x{reps} with the collector, x{reps} without and "
+        f"x{reps} from source ({len(modules)} modules)"
     )
-    colds, floors, floors_off = [], [], []
-    for _rep in range(reps):  # interleaved, so drift in the machine's load hits them alike
-        colds.append(run_worker("cold_start", {"prefix": f"d{uuid.uuid4().hex[:6]}", "size": 10}, env))
-        floors.append(run_worker("import_floor", {"modules": modules}, env))
-        # app.py imports them with the cyclic collector off: the same floor, as fast as that makes it
-        floors_off.append(run_worker("import_floor", {"modules": modules, "collector_off": True}, env))
-    breakdown = run_worker(
-        "cold_start_breakdown", {"modules": modules, "prefix": f"z{uuid.uuid4().hex[:6]}", "size": 10}, env
-    )["steps_ms"]
+    colds, floors, floors_off, floors_source = [], [], [], []
+    with tempfile.TemporaryDirectory(prefix="bench-built-") as built:
+        path = built_python_path(Path(built))
+        no_bytecode = {**env, "PYTHONPYCACHEPREFIX": str(Path(built) / "empty-pycache")}
+        for _rep in range(reps):  # interleaved, so drift in the machine's load hits them alike
+            colds.append(
+                run_worker("cold_start", {"prefix": f"d{uuid.uuid4().hex[:6]}", "size": 10}, env, path=path)
+            )
+            floors.append(run_worker("import_floor", {"modules": modules}, env))
+            # app.py imports them with the cyclic collector off: the same floor, as fast as that makes it
+            floors_off.append(run_worker("import_floor", {"modules": modules, "collector_off": True}, env))
+            # a bytecode cache of its own, empty (and never written: PYTHONDONTWRITEBYTECODE)
+            floors_source.append(
+                run_worker(
+                    "import_floor", {"modules": modules}, {**no_bytecode, "PYTHONDONTWRITEBYTECODE": "1"}
+                )
+            )
+        breakdown = run_worker(
+            "cold_start_breakdown",
+            {"modules": modules, "prefix": f"z{uuid.uuid4().hex[:6]}", "size": 10},
+            env,
+            path=path,
+        )["steps_ms"]
     return {
         "repetitions": reps,
         "third_party_modules": len(modules),
@@ -199,11 +218,13 @@ def figure_cold_start(st, quick: bool) -> dict[str, Any]:
         "cold": colds,
         "floor": floors,
         "floor_collector_off": floors_off,
+        "floor_from_source": floors_source,
         "cold_median_s": median([c["total_s"] for c in colds]),
         "import_median_s": median([c["import_s"] for c in colds]),
         "first_invocation_median_s": median([c["first_invocation_s"] for c in colds]),
         "floor_median_s": median([f["total_s"] for f in floors]),
         "floor_collector_off_median_s": median([f["total_s"] for f in floors_off]),
+        "floor_from_source_median_s": median([f["total_s"] for f in floors_source]),
         "floor_failed_imports": floors[0]["failed_imports"],
     }
 
@@ -476,6 +497,16 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "(info)",
             None,
         )
+        source = d.get("floor_from_source_median_s")
+        if source:
+            row(
+                "d. floor imported from source (a layer without bytecode)",
+                f"{source * 1000:.0f} ms",
+                f"{d['floor_median_s'] * 1000:.0f} ms",
+                f"{source / d['floor_median_s']:.2f}",
+                "(info)",
+                None,
+            )
     if "h" in results:
         goals = results["h"]["goals"]
         for n, h in results["h"]["runs"].items():

@@ -36,6 +36,29 @@ def python_path() -> str:
     return os.pathsep.join([str(ROOT), str(LAYER), str(FUNCTION)])
 
 
+def built_python_path(into: Path) -> str:
+    """The drain's own modules as `make build` ships them (figure d): a copy of the layer's package
+    and the function compiled to bytecode checked by source hash, so a cold start reads them as
+    Lambda does and compiles nothing, like the third-party modules of the floor (pip compiled
+    those in the virtual environment; `make build` compiles them in the layer)."""
+    import compileall
+    import py_compile
+    import shutil
+
+    layer, function = into / "layer", into / "function"
+    shutil.copytree(
+        LAYER / "payments_drain", layer / "payments_drain", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(FUNCTION, function, ignore=shutil.ignore_patterns("__pycache__"))
+    for tree in (layer, function):
+        ok = compileall.compile_dir(
+            tree, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH
+        )
+        if not ok:
+            raise RuntimeError(f"cannot compile {tree}")
+    return os.pathsep.join([str(ROOT), str(layer), str(function)])
+
+
 # ----------------------------------------------------------------------------- events
 @dataclass
 class LambdaContext:
@@ -212,17 +235,22 @@ class WorkerError(RuntimeError):
 
 
 def run_worker(
-    task: str, args: dict[str, Any], env: dict[str, str] | None = None, timeout: float = 600
+    task: str,
+    args: dict[str, Any],
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    path: str | None = None,
 ) -> dict[str, Any]:
     """``python -m benchmarks.worker TASK`` in a fresh process (a fresh "container"); stdout,
-    where Powertools writes its log and EMF lines, goes to /dev/null. Returns its JSON result."""
+    where Powertools writes its log and EMF lines, goes to /dev/null. Returns its JSON result.
+    ``path``: its PYTHONPATH (the sources by default)."""
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         result_path = Path(tmp) / "result.json"
         full_env = {
             k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "HUBSPOT_"))
         }
         full_env.update(env or {})
-        full_env["PYTHONPATH"] = python_path()
+        full_env["PYTHONPATH"] = path or python_path()
         proc = subprocess.run(
             [sys.executable, "-m", "benchmarks.worker", task, json.dumps(args), str(result_path)],
             cwd=ROOT,

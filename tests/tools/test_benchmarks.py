@@ -57,6 +57,7 @@ def test_figures_a_and_d_print_their_rows_against_floors_measured_in_the_same_ru
         "a. CPU per message, batch 10,000, against the JSON floor",
         "d. cold start (import + first invocation)",
         "d. cold start, floor imported without the collector",
+        "d. floor imported from source (a layer without bytecode)",
     ):
         assert figure in figures and f"| {figure}" in proc.stdout
     floor = document["results"]["a"]["drain"]["json_floor"]
@@ -66,7 +67,12 @@ def test_figures_a_and_d_print_their_rows_against_floors_measured_in_the_same_ru
     )
     d = document["results"]["d"]
     assert len(d["cold"]) == len(d["floor"]) == len(d["floor_collector_off"]) == d["repetitions"] == 3
-    assert all(f["failed_imports"] == 0 for f in d["floor"] + d["floor_collector_off"])
+    assert len(d["floor_from_source"]) == 3
+    assert all(
+        f["failed_imports"] == 0 for f in d["floor"] + d["floor_collector_off"] + d["floor_from_source"]
+    )
+    # the cold start read the drain's modules from bytecode (make build's), as the floor reads its own
+    assert all(c["modules_from_bytecode"] and not c["modules_from_source"] for c in d["cold"])
     # figure a is unpaced, and every batch went out in ceil(n/100) requests
     assert document["results"]["a"]["requests_per_1000"] == [10, 10]
     assert document["results"]["a"]["drain"]["10000"]["requests_per_batch"] == [100]
@@ -278,8 +284,20 @@ def test_figure_a_puts_the_handler_at_10000_against_the_json_floor_of_the_same_r
 def test_figure_d_shows_the_cold_start_against_both_floors():
     from benchmarks.__main__ import COLD_START_GOAL, rows
 
-    d = {"cold_median_s": 0.39, "floor_median_s": 0.30, "floor_collector_off_median_s": 0.26}
-    goal, info = [r for r in rows({"d": d}) if r["figure"].startswith("d. ")]
+    d = {
+        "cold_median_s": 0.39,
+        "floor_median_s": 0.30,
+        "floor_collector_off_median_s": 0.26,
+        "floor_from_source_median_s": 1.2,
+    }
+    goal, info, source = [r for r in rows({"d": d}) if r["figure"].startswith("d. ")]
     assert (goal["ratio"], goal["target"], goal["met"]) == ("1.30", f"<= {COLD_START_GOAL}x floor", True)
     assert info["figure"] == "d. cold start, floor imported without the collector"
     assert (info["bound"], info["ratio"], info["met"]) == ("260 ms", "1.50", None)
+    assert source["figure"] == "d. floor imported from source (a layer without bytecode)"
+    assert (source["value"], source["bound"], source["ratio"], source["met"]) == (
+        "1200 ms",
+        "300 ms",
+        "4.00",
+        None,
+    )

@@ -122,15 +122,40 @@ def test_every_sam_option_the_docs_use_is_one_the_pinned_sam_cli_has():
             assert re.search(rf"(^|[\s/]){re.escape(option)}\b", helps[sub], re.M), f"sam {sub}: {option}"
 
 
+# Run by the runtime's interpreter (a .pyc and its source hash are per Python version): every module
+# of a built directory has bytecode Lambda will use, checked by source hash, named by Lambda's path.
+BYTECODE_CHECK = """
+import importlib.util, marshal, pathlib, sys
+root, lambda_root = pathlib.Path(sys.argv[1]), sys.argv[2]
+bad, count = [], 0
+for source in root.rglob("*.py"):
+    count += 1
+    pyc = pathlib.Path(importlib.util.cache_from_source(str(source)))
+    data = pyc.read_bytes() if pyc.is_file() else b""
+    flags = int.from_bytes(data[4:8], "little") if data else None
+    ok = (
+        data[:4] == importlib.util.MAGIC_NUMBER
+        and flags == 0b11  # hash-based, checked against the source at import
+        and data[8:16] == importlib.util.source_hash(source.read_bytes())
+        and marshal.loads(data[16:]).co_filename == f"{lambda_root}/{source.relative_to(root).as_posix()}"
+    )
+    if not ok:
+        bad.append(str(source.relative_to(root)))
+print(count, len(bad), bad[:5])
+"""
+
+
 def test_make_build_with_python313_on_path_as_the_docs_say(tmp_path):
     # docs/deploy.md, "2. Build": `PYENV_VERSION=3.11.7:3.12.1:3.13.0 make build` on this project's machines
     env = {**SAM_ENV, "PYENV_VERSION": "3.11.7:3.12.1:3.13.0"}
+    build = tmp_path / "build"
     result = subprocess.run(
         [
             "make",
             "--no-print-directory",
             "build",
-            f"ARGS=--build-dir {tmp_path / 'build'} --cache-dir {tmp_path / 'cache'}",
+            f"BUILD_DIR={build}",
+            f"ARGS=--cache-dir {tmp_path / 'cache'}",
         ],
         cwd=ROOT,
         env=env,
@@ -140,8 +165,20 @@ def test_make_build_with_python313_on_path_as_the_docs_say(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Build Succeeded" in result.stdout
-    assert (tmp_path / "build/SharedLayer/python/payments_drain/orchestration/drain.py").is_file()
-    assert (tmp_path / "build/SharedLayer/python/pydantic").is_dir()  # the layer's requirements, installed
+    assert (build / "SharedLayer/python/payments_drain/orchestration/drain.py").is_file()
+    assert (build / "SharedLayer/python/pydantic").is_dir()  # the layer's requirements, installed
+    # ... with bytecode: the SAM CLI built none, and a cold start compiled every module (figure d)
+    for built, lambda_root in (("SharedLayer/python", "/opt/python"), ("DrainFunction", "/var/task")):
+        check = subprocess.run(
+            ["python3.13", "-c", BYTECODE_CHECK, str(build / built), lambda_root],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert check.returncode == 0, check.stderr
+        count, bad, first = check.stdout.split(" ", 2)
+        assert int(count) > (300 if built.startswith("SharedLayer") else 0) and bad == "0", (built, first)
 
 
 def test_every_template_output_is_in_the_deploy_doc():
