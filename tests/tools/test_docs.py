@@ -179,6 +179,16 @@ def test_make_build_with_python313_on_path_as_the_docs_say(tmp_path):
         assert check.returncode == 0, check.stderr
         count, bad, first = check.stdout.split(" ", 2)
         assert int(count) > (300 if built.startswith("SharedLayer") else 0) and bad == "0", (built, first)
+    # ... and Lambda still takes it: the function and its layer, unzipped, within the limit
+    from payments_drain.core.limits import LAMBDA_UNZIPPED_PACKAGE_MB
+
+    size = sum(
+        f.stat().st_size
+        for d in ("SharedLayer", "DrainFunction")
+        for f in (build / d).rglob("*")
+        if f.is_file()
+    )
+    assert size < LAMBDA_UNZIPPED_PACKAGE_MB.value * 1024 * 1024, size
 
 
 def test_every_template_output_is_in_the_deploy_doc():

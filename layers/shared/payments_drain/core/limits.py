@@ -181,6 +181,16 @@ LAMBDA_SQS_SCALE_UP_PER_MIN = Limit(
     "no more are started that minute; the messages wait in the queue, visible",
     "https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html",
 )
+LAMBDA_UNZIPPED_PACKAGE_MB = Limit(
+    "Lambda",
+    "deployment package size unzipped, the function's code and all its layers together",
+    250,
+    "MB",
+    REFUSED,
+    "the deployment is refused (CreateFunction / UpdateFunctionCode fail): `make build` adds the "
+    "bytecode, the test of it holds the built layer and function under this",
+    _LAMBDA_LIMITS,
+)
 
 # -- DynamoDB ----------------------------------------------------------------------------------
 #: A DynamoDB table name (``_DDB_NAMES``): 3 to 255 of a-z, A-Z, 0-9, '_', '-' and '.'. A pattern,
