@@ -33,6 +33,7 @@ _.SQS_MAX_IN_FLIGHT
 _.SQS_REDRIVE
 _.LAMBDA_MAX_TIMEOUT_S
 _.LAMBDA_SQS_SCALE_UP_PER_MIN
+_.LAMBDA_UNZIPPED_PACKAGE_MB  # the build test (tests/tools/test_docs.py) holds the built layer under it
 _.DDB_EXPRESSION_BYTES
 _.DDB_ITEM_WCU_PER_S
 _.DDB_ITEM_RCU_PER_S
