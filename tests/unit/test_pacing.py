@@ -397,3 +397,26 @@ def test_a_daily_limit_probe_answered_by_a_timeout_or_5xx_has_not_probed():
     assert daily.may_call()
     daily.observe(429, {"policyName": "DAILY"}, {})  # still spent: the next probe in 300 s
     assert not daily.may_call()
+
+
+def test_a_call_in_a_slot_pauses_every_caller_for_a_429s_retry_after_and_an_error_ends_its_slot():
+    """One rule for every HubSpot call in a rate slot (``call_in_slot``: the attempts' writes and the
+    read-back): a 429 pauses the gate for its Retry-After, and a call that raised ends its slot
+    without an answer. The read-back paused 1 s whatever the Retry-After said."""
+    from payments_drain.core.batching import Answer
+    from payments_drain.orchestration.pacing import call_in_slot
+
+    clock = Clock()
+    _, new_slots = timeline(clock, 20)
+    gate = slot_gate(new_slots(), clock)
+    gate.begin(200_000, 4)
+    daily = DailyLimit(clock=clock)
+    assert gate.delay() == 0
+    answer, spent = call_in_slot(gate, daily, lambda: Answer(429, {}, {**HEADERS, "Retry-After": "3"}))
+    assert answer.status == 429 and not spent
+    assert gate.delay() == pytest.approx(3.0)
+    clock.now += 3.0
+    assert gate.delay() == 0
+    with pytest.raises(TimeoutError):
+        call_in_slot(gate, daily, lambda: (_ for _ in ()).throw(TimeoutError()))
+    assert gate.taken == {}  # the slot is over (unanswered: it binds its full time)

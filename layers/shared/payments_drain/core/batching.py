@@ -108,7 +108,7 @@ def settle(chunk: Sequence[Payment], answer: Answer, unique_property: str | None
         body = answer.body if isinstance(answer.body, dict) else {}
         if str(body.get("policyName", "")).upper() == "DAILY":
             return Verdict(STOP, reason=reason)
-        return Verdict(TRANSIENT, reason=reason, wait_s=_retry_after(answer, default=1.0))
+        return Verdict(TRANSIENT, reason=reason, wait_s=throttled_s(answer))
     if status == 423:
         return Verdict(TRANSIENT, reason=reason, wait_s=max(2.0, _retry_after(answer, default=2.0)))
     if status == 477:
@@ -348,6 +348,12 @@ def _take_matching(results: list[dict[str, Any]], properties: dict[str, str]) ->
         if isinstance(echoed, dict) and all(echoed.get(k) == v for k, v in properties.items()):
             return results.pop(index)
     return None
+
+
+def throttled_s(answer: Answer) -> float:
+    """How long a 429 tells every caller to pause: its Retry-After, 1 s when it names none; 0 for
+    any other answer."""
+    return _retry_after(answer, default=1.0) if answer.status == 429 else 0.0
 
 
 def _retry_after(answer: Answer, default: float) -> float:

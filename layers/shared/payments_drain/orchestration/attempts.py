@@ -18,7 +18,7 @@ from payments_drain.core import batching
 from payments_drain.core.observability import logger
 from payments_drain.core.outcomes import Outcome, Payment, Reason, State, Wait
 from payments_drain.orchestration.invocation import Budget, Stats
-from payments_drain.orchestration.pacing import wait_for_slot
+from payments_drain.orchestration.pacing import call_in_slot, wait_for_slot
 
 RATE_SLOTS_UNAVAILABLE = "RATE_SLOTS_UNAVAILABLE"
 SLOTS_RETRY_S = 1.0  # a payment at its last delivery asks the rate slots table again after this
@@ -93,23 +93,12 @@ class Attempts:
                 return self._out_of_time(part, reason, wait or stats.hubspot_wait()), part
             before = maybe_stored & ids
             maybe_stored.update(ids)  # from here until its answer proves otherwise, it may be stored
-            s.gate.started()
-            try:
-                answer = call.write(inputs, token, budget.left())
-            except BaseException:
-                s.gate.finished({})  # it may have been counted: it holds its slot for a window
-                raise
+            answer, daily_spent = call_in_slot(s.gate, s.daily, call.write, inputs, token, budget.left())
             verdict = call.settle(part, answer)
             if verdict.reason is not None and verdict.reason.category == batching.UNREADABLE:
                 stats.count_unreadable()
             if not verdict.ambiguous:
                 maybe_stored.difference_update(ids - before)
-            s.gate.finished(
-                answer.headers,
-                verdict.wait_s if answer.status == 429 else 0.0,
-                answered=answer.status is not None,
-            )
-            daily_spent = s.daily.observe(answer.status, answer.body, answer.headers)
             # AmbiguousCreates counts creates that may have stored a copy: an upsert or a link sent again makes none.
             stats.record(answer, [p.message_id for p in part], verdict.ambiguous and call.copies)
             reason = verdict.reason or reason

@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 from payments_drain.core import clock as clocks
+from payments_drain.core.batching import Answer, throttled_s
 from payments_drain.core.slot_log import CLOCK_MS, SLACK_MS
 
 CALL_MS = 2_000  # a slot later than the invocation's calls' end less this is of no use
@@ -340,3 +341,19 @@ def wait_for_slot(gate: RateGate | SlotGate, budget, sleep, need_s: float) -> bo
         gate.cancel()
         return False
     return True
+
+
+def call_in_slot(
+    gate: RateGate | SlotGate, daily: DailyLimit, send: Callable[..., Answer], *args, **kwargs
+) -> tuple[Answer, bool]:
+    """One HubSpot call, ``send(*args, **kwargs)`` (a write or a read-back), in the slot
+    ``wait_for_slot`` gave: the gate and the daily limit learn its answer. Returns the answer and
+    whether it spent the daily limit."""
+    gate.started()
+    try:
+        answer = send(*args, **kwargs)
+    except BaseException:
+        gate.finished({})  # it may have been counted: it holds its slot for a window
+        raise
+    gate.finished(answer.headers, throttled_s(answer), answered=answer.status is not None)
+    return answer, daily.observe(answer.status, answer.body, answer.headers)

@@ -9,7 +9,7 @@ from payments_drain.core.observability import logger
 from payments_drain.core.outcomes import Outcome, Payment
 from payments_drain.core.reading import applied, read_of
 from payments_drain.orchestration.invocation import Budget, Stats
-from payments_drain.orchestration.pacing import wait_for_slot
+from payments_drain.orchestration.pacing import call_in_slot, wait_for_slot
 
 
 class ReadBack:
@@ -30,20 +30,19 @@ class ReadBack:
         except RateSlotsUnavailable:
             return {}
         names = sorted({name for p in part for name in p.properties} | {s.unique_property})
-        s.gate.started()
-        try:
-            answer = s.hubspot.read_batch(
-                [p.payment_key for p in part], token, names, s.unique_property, time_left_s=budget.left()
-            )
-        except BaseException:
-            s.gate.finished({})
-            raise
-        s.gate.finished(
-            answer.headers, 1.0 if answer.status == 429 else 0.0, answered=answer.status is not None
+        keys = [p.payment_key for p in part]
+        answer, _ = call_in_slot(
+            s.gate,
+            s.daily,
+            s.hubspot.read_batch,
+            keys,
+            token,
+            names,
+            s.unique_property,
+            time_left_s=budget.left(),
         )
-        s.daily.observe(answer.status, answer.body, answer.headers)
         stats.record(answer, [], False)
-        read = read_of(answer, [p.payment_key for p in part], s.unique_property)
+        read = read_of(answer, keys, s.unique_property)
         if read is None:
             return {}
         stored = applied(part, read, s.unique_property, s.upsert)  # type: ignore[arg-type]
