@@ -1,6 +1,8 @@
 """The HubSpot adapter over real HTTP on loopback, against the sandbox."""
 
+import http.server
 import socket
+import threading
 
 import pytest
 from payments_drain.adapters.hubspot import HubSpotClient, check_base_url
@@ -112,7 +114,7 @@ def test_connections_are_reused_across_calls(hubspot_sandbox):
     client = HubSpotClient(hubspot_sandbox.base_url)
     for _ in range(3):
         assert client.write_batch(inputs(payments(1)), hubspot_sandbox.token).status == 201
-    pool = client.exchange.pool.connection_from_url(client.url)
+    pool = client.exchange.pool
     assert pool.num_connections == 1 and pool.num_requests == 3
 
 
@@ -158,3 +160,41 @@ def test_a_201_with_errors_from_the_2026_09_api_rejects_only_the_failed_input(hu
     states = {k: o.state.value for k, o in verdict.outcomes.items()}
     assert states == {"m0": "created", "m1": "rejected", "m2": "created"}
     assert len(hubspot_sandbox.control.payments()) == 2
+
+
+class _Redirecting(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with a 307 to another path, and remembers the paths asked for."""
+
+    paths: list[str] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).paths.append(self.path)
+        self.send_response(307)
+        self.send_header("Location", "/elsewhere")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_base_url_with_a_path_keeps_it_and_a_redirect_is_answered_not_followed():
+    """The client's one connection pool asks for the base URL's path followed by the API's, and a
+    3xx comes back as the answer (a POST that may be stored is never sent again by urllib3)."""
+    _Redirecting.paths = []
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Redirecting)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = HubSpotClient(f"http://127.0.0.1:{server.server_port}/proxy/")
+        answer = client.write_batch(inputs(payments(1)), "t")
+        read = client.read_batch(["1"], "t")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (answer.status, answer.error, read.status) == (307, None, 307)
+    assert _Redirecting.paths == [
+        "/proxy/crm/v3/objects/commerce_payments/batch/create",
+        "/proxy/crm/v3/objects/commerce_payments/batch/read",
+    ]

@@ -1,6 +1,6 @@
 """Adapter: HubSpot commerce_payments batch/create (or upsert) and batch/read over urllib3.
 
-One PoolManager per container, reused across invocations (connections stay warm), TLS verified,
+One connection pool per container, reused across invocations (connections stay warm), TLS verified,
 no automatic retries: a POST that may have been stored must not be resent blindly, so the
 orchestration decides (urllib3's Retry would either skip POST or resend it without knowing that).
 Every call has a hard deadline for the whole exchange (connect, send, the complete answer), and
@@ -28,7 +28,7 @@ from urllib3.exceptions import ConnectTimeoutError, HTTPError, ReadTimeoutError
 from payments_drain.core import clock
 from payments_drain.core.batching import Answer, unexpected_shape
 from payments_drain.core.links import unexpected_shape as links_shape
-from payments_drain.core.observability import logger, tracer
+from payments_drain.core.observability import logger, traced
 
 PATHS = {  # (api version, write mode): batch/create, or batch/upsert by a unique property
     ("v3", "create"): "/crm/v3/objects/commerce_payments/batch/create",
@@ -84,12 +84,20 @@ class HubSpotClient:
         max_connections: int = 8,
         write_mode: str = "create",
     ) -> None:
-        self.url = check_base_url(base_url) + PATHS[api_version, write_mode]
-        self.read_url = check_base_url(base_url) + PATHS[api_version, "read"]
-        self.links_url = check_base_url(base_url) + LINK_PATHS[api_version]
+        base = urlsplit(check_base_url(base_url))
+        prefix = base.path  # the paths below are under the base URL's own, if it has one
+        self.write_path = prefix + PATHS[api_version, write_mode]
+        self.read_path = prefix + PATHS[api_version, "read"]
+        self.links_path = prefix + LINK_PATHS[api_version]
         self.connect_timeout_s = connect_timeout_s
         self.answer_times = AnswerTimes()
-        self.exchange = HttpExchange(connect_timeout_s, read_timeout_s, max_connections, self.answer_times)
+        self.exchange = HttpExchange(
+            f"{base.scheme}://{base.netloc}",
+            connect_timeout_s,
+            read_timeout_s,
+            max_connections,
+            self.answer_times,
+        )
 
     def min_call_s(self) -> float:
         """The least time left worth starting a call with (the orchestration's rule, docs/hubspot.md):
@@ -101,24 +109,24 @@ class HubSpotClient:
         self, to_type: str, inputs: Sequence[dict[str, Any]], token: str, time_left_s: float | None = None
     ) -> Answer:
         """One associations batch create, from payments to ``to_type`` (as ``write_batch``)."""
-        url = self.links_url.format(to=quote(to_type, safe=""))
-        return self.write_batch(inputs, token, time_left_s, url=url, check=links_shape)
+        path = self.links_path.format(to=quote(to_type, safe=""))
+        return self.write_batch(inputs, token, time_left_s, path=path, check=links_shape)
 
-    @tracer.capture_method(capture_response=False, capture_error=False)
+    @traced(capture_response=False, capture_error=False)
     def write_batch(
         self,
         inputs: Sequence[dict[str, Any]],
         token: str,
         time_left_s: float | None = None,
         *,
-        url: str | None = None,
+        path: str | None = None,
         check=unexpected_shape,
     ) -> Answer:
         """One POST, ended by ``time_left_s`` (connect, send and the whole answer; without it, by
         connect plus read timeout). Never raises: HTTP or network trouble is in the Answer, and no
         exception text from the HTTP layer (which can quote request headers, the token among them)
         is logged, traced or returned."""
-        answer = self.exchange.post(url or self.url, {"inputs": list(inputs)}, token, time_left_s)
+        answer = self.exchange.post(path or self.write_path, {"inputs": list(inputs)}, token, time_left_s)
         if answer.error is None and (shape := check(answer)) is not None:  # a write's documented shape
             logger.warning(
                 "HubSpot answer not as documented",
@@ -130,7 +138,7 @@ class HubSpotClient:
             )
         return answer
 
-    @tracer.capture_method(capture_response=False, capture_error=False)
+    @traced(capture_response=False, capture_error=False)
     def read_batch(
         self,
         ids: Sequence[str],
@@ -144,7 +152,7 @@ class HubSpotClient:
         body: dict[str, Any] = {"inputs": [{"id": i} for i in ids], "properties": list(properties)}
         if id_property:
             body["idProperty"] = id_property
-        return self.exchange.post(self.read_url, body, token, time_left_s)
+        return self.exchange.post(self.read_path, body, token, time_left_s)
 
 
 class AnswerTimes:
@@ -166,26 +174,35 @@ class AnswerTimes:
 
 
 class HttpExchange:
-    """One JSON POST over urllib3's pool, ended at a deadline for the whole exchange; never raises.
-    Each answer's time goes to ``answer_times``."""
+    """One JSON POST over urllib3's connection pool for one origin (the client's only host),
+    ended at a deadline for the whole exchange; never raises. Each answer's time goes to
+    ``answer_times``. The pool itself, not a PoolManager: a manager parses each URL again and
+    looks its pool up per request, ~25 µs per call for nothing (docs/performance.md, figure a)."""
 
     def __init__(
-        self, connect_timeout_s: float, read_timeout_s: float, max_connections: int, answer_times: AnswerTimes
+        self,
+        origin: str,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        max_connections: int,
+        answer_times: AnswerTimes,
     ) -> None:
         self.read_timeout_s = read_timeout_s
         self.connect_timeout_s = connect_timeout_s
-        self.pool = urllib3.PoolManager(
-            num_pools=4,
+        parts = urllib3.util.parse_url(origin)
+        tls = {"cert_reqs": "CERT_REQUIRED"} if parts.scheme == "https" else {}
+        self.pool = _WATCHED_POOLS[parts.scheme](
+            parts.host,
+            parts.port,
             maxsize=max_connections,
             block=False,
-            cert_reqs="CERT_REQUIRED",
             retries=False,
             timeout=urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s),
+            **tls,
         )
-        self.pool.pool_classes_by_scheme = _WATCHED_POOLS
         self.answer_times = answer_times
 
-    def post(self, url: str, payload: dict[str, Any], token: str, time_left_s: float | None) -> Answer:
+    def post(self, path: str, payload: dict[str, Any], token: str, time_left_s: float | None) -> Answer:
         limit = self.connect_timeout_s + self.read_timeout_s if time_left_s is None else max(0.1, time_left_s)
         # pydantic_core's JSON both ways: compact UTF-8 in one pass from the inputs as they are, a
         # quarter of json.dumps' CPU for a call of 100 and 60 % of json.loads' for its ~54 KB
@@ -205,8 +222,14 @@ class HttpExchange:
         _exchange.deadline = deadline
         response = None
         try:
-            response = self.pool.request(
-                "POST", url, body=body, headers=headers, timeout=timeout, preload_content=False
+            response = self.pool.urlopen(
+                "POST",
+                path,
+                body=body,
+                headers=headers,
+                timeout=timeout,
+                redirect=False,
+                preload_content=False,
             )
             data = response.read()
         except ConnectTimeoutError:  # includes NewConnectionError: the request never left

@@ -39,7 +39,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from payments_drain.adapters.ledger_table import LedgerTable, LedgerUnavailable, error_code
 from payments_drain.core import clock
-from payments_drain.core.observability import tracer
+from payments_drain.core.observability import traced
 
 CLAIMED = "claimed"
 CREATED = "created"
@@ -152,7 +152,7 @@ class DynamoLedger:
             f'DELETE FROM "{table_name}" WHERE "paymentKey" = ? AND "status" = ? AND "claimant" = ?'  # nosec B608
         )
 
-    @tracer.capture_method(capture_response=False)
+    @traced(capture_response=False)
     def record_created(
         self,
         created: Mapping[str, str | None],
@@ -170,7 +170,7 @@ class DynamoLedger:
         }
         self._put(entries, CREATED, now, createdAt={"N": str(now)})
 
-    @tracer.capture_method(capture_response=False)
+    @traced(capture_response=False)
     def mark_ambiguous(self, entries: Mapping[str, Entry]) -> None:
         """Our claims on payments HubSpot may have stored: no longer held by a live invocation, so
         their next delivery is handled at once (taken over, counted as ambiguous) instead of
@@ -178,7 +178,7 @@ class DynamoLedger:
         payment (upsert mode) is kept."""
         self._put(entries, AMBIGUOUS)
 
-    @tracer.capture_method(capture_response=False)
+    @traced(capture_response=False)
     def restore(self, entries: Mapping[str, Entry]) -> None:
         """Upsert mode: our claims on applied payments that surely were not written again go back
         to what they were (a release would forget the applied version)."""
@@ -196,7 +196,7 @@ class DynamoLedger:
             "ledger write failed",
         )
 
-    @tracer.capture_method(capture_response=False)
+    @traced(capture_response=False)
     def release(self, keys: Iterable[str], claimant: str) -> None:
         """Drop our claims on payments that surely were not stored (retried or refused), so their
         next delivery is not mistaken for one after a crash. Best effort: claims expire anyway.
@@ -256,7 +256,7 @@ class LedgerClaims:
             "{'paymentKey': ?, 'status': ?, 'claimant': ?, 'claimExpiresAt': ?, 'expiresAt': ?}"
         )
 
-    @tracer.capture_method(capture_response=False)
+    @traced(capture_response=False)
     def claim(
         self,
         keys: Iterable[str],

@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from payments_drain.adapters.aws_clients import client_config
 from payments_drain.adapters.sqs_batches import MAX_BYTES, batches, entry_size, sqs_json
 from payments_drain.core import clock
-from payments_drain.core.observability import logger, tracer
+from payments_drain.core.observability import logger, traced
 from payments_drain.core.outcomes import Rejection
 
 #: The report queue's MaximumMessageSize (template.yaml's FailureReportQueue): body plus attributes.
@@ -122,7 +122,7 @@ class SqsReporter:
             self._client = boto3.client("sqs", config=client_config())
         return self._client
 
-    @tracer.capture_method(capture_response=False)
+    @traced(capture_response=False)
     def send(self, reports: Sequence[dict[str, Any]]) -> set[str]:
         """Send every report; return the message ids whose report was not accepted."""
         failed: set[str] = set()

@@ -18,7 +18,7 @@ import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 from payments_drain.adapters.aws_clients import client_config
-from payments_drain.core.observability import tracer
+from payments_drain.core.observability import traced
 
 TOKEN = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no whitespace
 
@@ -39,7 +39,7 @@ class SecretToken:
             boto3_client=boto3.client("secretsmanager", config=client_config())
         )
 
-    @tracer.capture_method(capture_response=False, capture_error=False)
+    @traced(capture_response=False, capture_error=False)
     def get(self, force: bool = False) -> str:
         try:
             with self._reading:  # the first thread reads, the others then find it in the cache

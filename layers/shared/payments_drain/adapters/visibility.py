@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from payments_drain.adapters.aws_clients import client_config
 from payments_drain.adapters.sqs_batches import MAX_ENTRIES
-from payments_drain.core.observability import tracer
+from payments_drain.core.observability import traced
 
 # SQS's code for a visibility past 12 h from the receive (limits.SQS_MAX_VISIBILITY_S; checked
 # against the simulated SQS's contract, tests/contract/test_sqs_contract.py).
@@ -48,7 +48,7 @@ class SqsVisibility:
             self._client = boto3.client("sqs", config=client_config(max_pool_connections=self.parallel))
         return self._client
 
-    @tracer.capture_method(capture_response=False)
+    @traced(capture_response=False)
     def hold(self, queue_arn: str, holds: Mapping[str, int]) -> int:
         """Hide each message (by receipt handle) for its seconds; returns how many holds failed.
         The calls of 10 go out in parallel (a batch of 1,000 retries is 100 calls). A hold SQS
