@@ -43,8 +43,10 @@ class SendLoop:
 
     def run(self, payments: list[Payment], sending: Sending) -> None:
         """Claim the payments, send what the claim gives, and claim again what was held elsewhere."""
-        self._send_all(sending.session.claim(payments, sending.outcomes), sending)
-        self._claim_again(payments, sending)
+        claimed = sending.session.claim(payments, sending.outcomes)
+        self._send_all(claimed, sending)
+        if len(claimed) < len(payments):  # only the claim holds a payment back (``_claim_again``)
+            self._claim_again(payments, sending)
 
     def _send_all(self, payments: list[Payment], sending: Sending) -> None:
         budget, outcomes, gate = sending.budget, sending.outcomes, self.sender.gate
