@@ -82,13 +82,15 @@ def build_drain(settings: Settings) -> Drain:
 def publish(result: Result, received: int, duration_ms: float) -> None:
     """One summary log line and one set of EMF metrics for the batch."""
     counts = result.counts()
+    # Each a pass over the batch's outcomes: counted once for the log line and the metrics both.
+    updated, stale, expiring = result.updated(), result.stale(), result.expiring()
     stats = result.stats
     latencies = stats.latencies_ms
     summary = {
         "received": received,
         **counts,
-        "updated": result.updated(),
-        "stale": result.stale(),
+        "updated": updated,
+        "stale": stale,
         "linksWritten": stats.links,
         "hubspotRequests": stats.requests,
         "hubspotStatuses": dict(stats.statuses),
@@ -103,7 +105,7 @@ def publish(result: Result, received: int, duration_ms: float) -> None:
         "held": stats.held,
         "holdFailures": stats.hold_failures,
         "unreadableAnswers": stats.unreadable,
-        "expiring": result.expiring(),
+        "expiring": expiring,
         "ledgerUnavailable": stats.unavailable[LEDGER_UNAVAILABLE],
         "rateSlotsUnavailable": stats.unavailable[RATE_SLOTS_UNAVAILABLE],
         "uniquePropertyMissing": stats.unavailable[UNIQUE_PROPERTY_MISSING],
@@ -117,8 +119,8 @@ def publish(result: Result, received: int, duration_ms: float) -> None:
         ("PaymentsReceived", received),
         ("PaymentsCreated", counts["created"]),
         ("PaymentsDuplicate", counts["duplicate"]),
-        ("PaymentsUpdated", result.updated()),
-        ("PaymentsStale", result.stale()),
+        ("PaymentsUpdated", updated),
+        ("PaymentsStale", stale),
         ("PaymentLinksWritten", stats.links),
         ("PaymentsRejected", counts["rejected"]),
         ("PaymentsRetried", counts["retry"]),
@@ -130,7 +132,7 @@ def publish(result: Result, received: int, duration_ms: float) -> None:
         ("HubSpotDailyLimitReached", int(stats.daily_limit)),
         ("PaymentsHeld", stats.held),
         ("PaymentHoldFailures", stats.hold_failures),
-        ("PaymentsExpiring", result.expiring()),
+        ("PaymentsExpiring", expiring),
         ("HubSpotUnreadableAnswers", stats.unreadable),
         ("LedgerUnavailable", stats.unavailable[LEDGER_UNAVAILABLE]),
         ("RateSlotsUnavailable", stats.unavailable[RATE_SLOTS_UNAVAILABLE]),
