@@ -15,9 +15,7 @@ _.associationTypeId
 _.toObjectType
 _.paymentKey
 
-# urllib3 reads these: a PoolManager's pool class per scheme, a pool's connection class
-# (adapters.hubspot watches the connect time through them).
-_.pool_classes_by_scheme
+# urllib3 reads this: a pool's connection class (adapters.hubspot watches the connect time through it).
 _.ConnectionCls
 
 # core.clock.install: the simulation (simulation/world.py) and the contract tests put a virtual clock in.
