@@ -195,7 +195,7 @@ class SlotGate:
             now_ms = self.wall_ms()
             # On an error nothing of ``done`` is sent again: the write may have gone through, and a
             # slot left as claimed only binds longer.
-            claim = self.slots.claim(want, now_ms, self.reach_ms, done)
+            claim = self.slots.claim(want, now_ms, self.reach_ms, done, clock=self.wall_ms)
         finally:
             self.claiming.release()
         with self.lock:
