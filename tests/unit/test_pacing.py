@@ -290,6 +290,40 @@ def test_containers_sharing_the_timeline_fill_it_and_never_run_into_a_429(seed, 
     assert ddb.calls["UpdateItem"] <= 2 * 100 / 10 + len(starts)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_a_batch_of_ten_calls_on_four_callers_waits_for_no_round_its_calls_do_not_need(seed):
+    """One container, 10 batches of 10 calls of 100-200 ms on 4 callers, the limit far off (figure
+    c's default shape): each batch is three rounds of calls, and a caller answered early starts the
+    next round at once instead of waiting for a slot a fixed round later (rounds of 200 ms: 5.6-5.8
+    s); no slot passes unused, so a batch costs one write."""
+    refused, last, ddb = shared_slots(190, 100, (0.0,), seed)
+    assert refused == 0 and last < 10 * (3 * 0.15 + 0.08)  # 4.7-4.9 s; the batches are 20 ms apart
+    assert ddb.calls["UpdateItem"] == 10
+
+
+def test_a_claim_plans_its_slots_from_after_a_slow_first_read():
+    """A container's first claim reads the item, then writes: slots planned from before a read
+    that took longer than a slot may be late would pass before the claim returns."""
+
+    class SlowRead:
+        def __init__(self, ddb, clock):
+            self.ddb, self.clock = ddb, clock
+
+        def get_item(self, **params):
+            self.clock.now += 0.3  # longer than SLACK_MS
+            return self.ddb.get_item(**params)
+
+        def __getattr__(self, name):
+            return getattr(self.ddb, name)
+
+    clock = Clock()
+    ddb, _ = timeline(clock, 20)
+    gate = slot_gate(DynamoRateSlots("slots", 20, client=SlowRead(ddb, clock), parallel=4), clock)
+    gate.begin(200_000, 4)
+    assert gate.delay() == 0  # a slot at once, not a claim again
+    assert list(gate.starts) == [100_300] * 3 and ddb.calls["UpdateItem"] == 1
+
+
 def test_a_slot_not_started_in_time_passes_and_holds_nothing():
     clock = Clock()
     _, new_slots = timeline(clock, 20)
