@@ -18,12 +18,12 @@ from dataclasses import dataclass
 MARGIN_MS = 400  # SLACK_MS to start the request, and its trip to HubSpot's counter
 SLACK_MS = 150  # a slot not started this long after its moment has passed
 CLOCK_MS = 50  # containers' clocks may disagree by this much (Lambda's agree far closer)
-# A claimant's own slots: one round of its parallel callers later, this much. A caller whose call
-# ends before its next slot waits for it; one whose calls end later than ``SLACK_MS`` after it
-# lets it pass (a claim more). With calls of 100-200 ms (the sandbox's 150 +- 50, figure c and h's
-# model) 150 ms lets the first answers start the next round at once and passed no slot in a
-# virtual-time run of figure c's batches (tests/unit/test_pacing.py); 200 kept every caller
-# waiting for the round (50 ms a round, 0.2 s of figure c's 2.24 s) and 100 let 70 % pass.
+# A claimant's own slots: one round of its parallel callers later, this much. A caller answered
+# before its next slot waits for it; one answered later than ``SLACK_MS`` after it lets it pass
+# (the next claim takes it out: a write more). Sized to calls of 100-200 ms (the sandbox's 150 +- 50,
+# figures c and h): 150 lets an early answer start the next round at once and lets none pass in
+# figure c's batches; 200 kept callers waiting ~50 ms a round (0.2 s of figure c's 2.24-2.47 s),
+# 100 lets most batches' last round pass (docs/performance.md, c).
 ROUND_MS = 150
 GRID_MS = 50  # slots fall on this grid (fewer runs of equal slots: a smaller item); divides the others
 # A slot moved to its answer (``settle``) falls on this coarser grid, later: answers spread over
