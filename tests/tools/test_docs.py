@@ -266,3 +266,32 @@ def test_every_relative_link_of_the_docs_leads_to_a_file_and_heading_that_exist(
             if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in anchors(linked)):
                 broken.append(f"{path.relative_to(ROOT)}: {target}")
     assert not broken
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    return [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith("| ") and not line.startswith("| figure")
+    ]
+
+
+def test_the_readmes_performance_table_is_the_latest_runs_goals():
+    """README's table (issue 22: every figure with its goal) holds the goal rows of the latest
+    whole run in docs/performance.md, value and verdict alike: the template default's cost, every
+    other row with a goal."""
+    performance = (ROOT / "docs/performance.md").read_text(encoding="utf-8")
+    latest = performance.split("\n## Latest results", 1)[1].split("\n## ", 1)[0]
+    expected = [
+        [figure, value, ratio, target, met]
+        for figure, value, _bound, ratio, target, met in _table_rows(latest)
+        if target != "(info)" and (not figure.startswith("g.") or "(template default)" in figure)
+    ]
+    assert len(expected) >= 15
+    assert _table_rows(readme_section("Performance")) == expected
+    for figure in ("a. CPU per message, batch 10", "d. cold start (import + first invocation)"):
+        assert figure in [row[0] for row in expected]
+    assert [row[0] for row in expected if row[0].startswith("h. ")] == [
+        f"h. {n} containers, {r} requests at 190/10 s"
+        for n, r in (("4", "2,000"), ("50", "2,000"), ("200", "4,000"), ("1,000", "20,000"))
+    ]
