@@ -70,10 +70,11 @@ def figure_cpu(st, quick: bool) -> dict[str, Any]:
     """(a) handler CPU per message by batch size, and the BatchProcessor baseline; (b) requests."""
     sandbox = st.sandbox(rate_limit_per_10s=UNLIMITED)
     env = st.function_env(sandbox.base_url, EnableLedger="false")
-    # Nor paced by the function: at the template's 190 per 10 s its rate slots space the calls
-    # 55 ms apart, so a batch of 10,000 would take 5.5 s and, on this shared machine, ~30 % more
-    # CPU for caches gone cold between calls (scratch runs). At the most the configuration allows,
-    # 1 ms apart: the slots' claim per invocation is still measured, their spacing is not.
+    # At the most the configuration allows: at the template's 190 per 10 s the rate slots space
+    # the calls 55 ms apart. The slots still pace the container's own callers one round
+    # (slot_log.ROUND_MS, 150 ms) apart, sized to HubSpot's answers, while the sandbox here answers
+    # at once: a batch of 10,000 takes ~3.7 s, and its CPU per message is ~40 % above the same
+    # batch with no slots table (docs/performance.md, "a: paced by the slots' rounds").
     env["HUBSPOT_RATE_LIMIT_PER_10S"] = str(function_rate_limit_max())
     sizes = (
         [[10, 5], [100, 3], [1000, 2], [10000, 1]] if quick else [[10, 20], [100, 10], [1000, 5], [10000, 3]]
