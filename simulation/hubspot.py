@@ -458,7 +458,9 @@ class SimHubSpot:
             else:
                 record = self.by_id[self.by_unique[key]]
                 stamp = self._iso()
-                record["properties"] = {**record["properties"], **props, "hs_lastmodifieddate": stamp}
+                record["properties"] = schema.held(
+                    {**record["properties"], **props, "hs_lastmodifieddate": stamp}
+                )
                 record["updatedAt"] = stamp
                 self._note_write(inputs[i], record, new=False)
             results.append({**SandboxHandler._result(record, trace_ids[i], True), "new": new})
@@ -470,6 +472,7 @@ class SimHubSpot:
         self, properties: dict[str, str], associations: list[Any], trace_id: Any, item: dict[str, Any]
     ) -> dict[str, Any]:
         pid, stamp = str(FIRST_ID + len(self.records)), self._iso()
+        properties = schema.held(properties)
         properties.update({"hs_object_id": pid, "hs_createdate": stamp, "hs_lastmodifieddate": stamp})
         record = {
             "id": pid,

@@ -159,6 +159,13 @@ def stored_properties(properties: dict[str, Any]) -> dict[str, str]:
     return {name: stored_text(value) for name, value in properties.items()}
 
 
+def held(properties: dict[str, str]) -> dict[str, str]:
+    """What a record holds after a write: a property given an empty string has no value, on create
+    and on update alike (HubSpot: "Properties values can be cleared by passing an empty string";
+    docs/hubspot.md, batch read), so it reads back as null (asked for) or not at all."""
+    return {name: value for name, value in properties.items() if value != ""}
+
+
 #: What GET /crm/v3/properties/commerce_payments/{name} answers for HubSpot's own properties: type only.
 def built_in_definition(name: str) -> dict[str, Any] | None:
     if not (name in WRITABLE or name in WRITABLE_PREFIXED or is_read_only(name)):

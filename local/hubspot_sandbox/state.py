@@ -20,7 +20,7 @@ from .config import (
     normalise_rules,
     normalise_tokens,
 )
-from .schema import built_in_definition
+from .schema import built_in_definition, held
 
 FIRST_ID = 10_000_000_001
 MAX_UNIQUE_PROPERTIES = 10  # per object type (docs/hubspot.md)
@@ -449,11 +449,9 @@ class SandboxState:
                 tid = item.get("objectWriteTraceId")
                 if existing_id is not None:
                     record = self.by_id[existing_id]
-                    record["properties"] = {
-                        **record["properties"],
-                        **item["properties"],
-                        "hs_lastmodifieddate": stamp,
-                    }
+                    record["properties"] = held(
+                        {**record["properties"], **item["properties"], "hs_lastmodifieddate": stamp}
+                    )
                     record["updatedAt"] = stamp
                     self.updates += 1
                     out.append((idx, dict(record), False))
@@ -466,6 +464,7 @@ class SandboxState:
 
     def _store_new(self, props: dict[str, Any], associations: list, tid: Any, stamp: str) -> dict[str, Any]:
         """Store one new payment with the next id and index it (caller holds the lock)."""
+        props = held(props)
         pid = str(self.next_id)
         self.next_id += 1
         props.update({"hs_object_id": pid, "hs_createdate": stamp, "hs_lastmodifieddate": stamp})

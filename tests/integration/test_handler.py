@@ -285,6 +285,25 @@ def test_an_answer_lost_after_hubspot_stored_the_chunk_is_read_back_not_sent_aga
     assert emf["PaymentsCreated"] == 100 and emf["PaymentsDuplicate"] == 0 and emf["HubSpotRequests"] == 2
 
 
+def test_a_lost_answer_read_back_finds_a_property_sent_empty_held_without_a_value_and_settles_created(
+    stack, sandbox, capsys, monkeypatch
+):
+    """HubSpot (and the sandbox) stores no value for a property written as "": the read-back finds
+    the payment's record without it. That is this message's own create, not another message's
+    (it was counted CREATED_BY_ANOTHER_MESSAGE)."""
+    monkeypatch.setenv("HUBSPOT_READ_TIMEOUT_SECONDS", "1")
+    sandbox.control.set_faults(script=["stored_then_timeout"], stored_then_timeout_delay_s=3)
+    event = {
+        "Records": [sqs_record(payment_body(f"ch_{i}", hs_internal_comment=""), f"m{i}") for i in range(3)]
+    }
+    assert load_handler().lambda_handler(event, LambdaContext()) == {"batchItemFailures": []}
+    stats = sandbox.control.stats()
+    assert stats["payments_stored"] == 3 and stats["requests_by_route"] == {"create": 1, "read": 1}
+    assert all("hs_internal_comment" not in p["properties"] for p in sandbox.control.payments())
+    (emf,) = batch_metrics(capsys.readouterr().out)
+    assert emf["PaymentsCreated"] == 3 and emf["PaymentsDuplicate"] == 0
+
+
 def test_a_lost_answer_for_payments_created_before_their_message_reads_back_as_duplicates(
     stack, sandbox, capsys, monkeypatch
 ):

@@ -86,3 +86,13 @@ def test_upsert_without_a_unique_property_is_refused(api, control):
     reply = api.create([_input("k1", trace=False)], path=UPSERT)
     assert reply.status == 400
     assert control.payments() == []
+
+
+def test_an_update_with_an_empty_string_clears_the_property(api, unique):
+    """HubSpot: "Properties values can be cleared by passing an empty string". The sandbox stored
+    "" as a value, so a read-back compared the drain's "" with a "" HubSpot never holds."""
+    api.create([_input("k1", hs_internal_comment="first")], path=UPSERT)
+    reply = api.create([_input("k1", hs_internal_comment="")], path=UPSERT)
+    assert reply.status == 200 and reply.json["results"][0]["new"] is False
+    [stored] = unique.payments()
+    assert "hs_internal_comment" not in stored["properties"]
