@@ -93,6 +93,24 @@ def test_mixed_event_creates_valid_reports_invalid_and_emits_metrics(stack, sand
     assert CANARY_TOKEN not in everything
 
 
+def test_a_record_holding_a_lone_surrogate_is_reported_and_the_batch_goes_on(stack, sandbox):
+    """Not from SQS (it refuses the character), but from a hand-made event: the record's report is
+    written (its body's surrogate escaped) and the rest of the batch is created; the parser's
+    TypeError used to fail the whole invocation."""
+    _, environment = stack
+    bad = sqs_record(payment_body("ch_bad"), "m-bad")
+    bad["body"] = '{"paymentKey": "ch_bad", "properties": {"hs_internal_comment": "\ud800"}}'
+    event = {"Records": [bad, sqs_record(payment_body("ch_ok"), "m-ok")]}
+    assert load_handler().lambda_handler(event, LambdaContext()) == {"batchItemFailures": []}
+    (report,) = reports(environment)
+    assert (report["messageId"], report["paymentKey"], report["reason"]["code"]) == (
+        "m-bad",
+        "ch_bad",
+        "INVALID_JSON",
+    )
+    assert [p["properties"]["hs_initial_amount"] for p in sandbox.control.payments()] == ["49.90"]
+
+
 @pytest.mark.parametrize(
     ("unique", "requests"),
     [

@@ -390,3 +390,15 @@ def test_the_sample_events_of_each_channel_parse_as_their_docstrings_say():
     assert (
         events_results[2].payment_key == "ch_3QxE5003" and events_results[2].reason.code == "INVALID_OPTION"
     )
+
+
+def test_a_body_holding_a_lone_surrogate_is_rejected_not_raised():
+    """SQS refuses these characters in a body, but a hand-made event (a test, `sam local invoke`,
+    a Lambda event JSON with "\\ud800") can hold one: pydantic_core's parser raised TypeError, and
+    parse_record let it out, so one record would have failed the whole batch."""
+    record = sqs_record(payment_body("k"), "m1")
+    record["body"] = '{"paymentKey": "k", "properties": {"hs_internal_comment": "\ud800"}}'
+    rejection = parse_record(record)
+    assert isinstance(rejection, Rejection) and rejection.reason.code == "INVALID_JSON"
+    assert rejection.reason.message == "body is not valid JSON: it holds a lone surrogate"
+    assert rejection.payment_key == "k"  # the report names the payment, as for any malformed body

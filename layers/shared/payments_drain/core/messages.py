@@ -234,6 +234,8 @@ def parse_record(
         body = from_json(message.body, allow_inf_nan=False, cache_strings=BODY_STRINGS_CACHED)
     except (RecursionError, ValueError) as error:  # RecursionError: nesting beyond the parser's guard
         return _rejection(message, f"body is not valid JSON: {type(error).__name__}", "INVALID_JSON")
+    except TypeError:  # the parser's answer to a str it cannot encode: a lone surrogate (not from SQS)
+        return _rejection(message, "body is not valid JSON: it holds a lone surrogate", "INVALID_JSON")
     try:
         channel, payment, channel_key = unwrap(body)
     except InvalidPayment as error:
