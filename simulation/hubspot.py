@@ -26,7 +26,7 @@ from random import Random
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from payments_drain.adapters.hubspot import AnswerTimes
+from payments_drain.adapters.hubspot import AnswerTimes, read_body
 from payments_drain.core import limits
 from payments_drain.core.batching import Answer
 
@@ -163,10 +163,7 @@ class SimHubSpot:
         """batch/read as HubSpotClient.read_batch sends it: HubSpot ids, or values of ``id_property``.
         Counted in the rate limits like a write; the same draw of faults, as a read meets them:
         nothing is stored, so a fault after storing is a 502, no answer, or an unreadable 200."""
-        body: dict[str, Any] = {"inputs": [{"id": i} for i in ids], "properties": list(properties)}
-        if id_property:
-            body["idProperty"] = id_property
-        body = json.loads(json.dumps(body))
+        body = json.loads(json.dumps(read_body(ids, properties, id_property)))  # what travels: a copy
         answer = self._call(time_left_s, lambda fault, outage: self._serve_read(body, token, fault, outage))
         if answer.status in (200, 207) and isinstance(answer.body, dict):  # the caller learnt what is stored
             self.reads.update(answered=1, found=len(answer.body["results"]))

@@ -149,10 +149,15 @@ class HubSpotClient:
     ) -> Answer:
         """One batch/read of at most 100 ``ids``: HubSpot ids, or with ``id_property`` values of that
         unique property (docs/hubspot.md, "Batch read"). Never raises, as ``write_batch``."""
-        body: dict[str, Any] = {"inputs": [{"id": i} for i in ids], "properties": list(properties)}
-        if id_property:
-            body["idProperty"] = id_property
-        return self.exchange.post(self.read_path, body, token, time_left_s)
+        return self.exchange.post(self.read_path, read_body(ids, properties, id_property), token, time_left_s)
+
+
+def read_body(ids: Sequence[str], properties: Sequence[str], id_property: str | None) -> dict[str, Any]:
+    """batch/read's request body (the simulated HubSpot reads the same)."""
+    body: dict[str, Any] = {"inputs": [{"id": i} for i in ids], "properties": list(properties)}
+    if id_property:
+        body["idProperty"] = id_property
+    return body
 
 
 class AnswerTimes:
