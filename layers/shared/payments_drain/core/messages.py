@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SnsNotificationModel
 from pydantic import (
@@ -297,12 +297,7 @@ def unwrap(body: Any) -> tuple[Channel, Any, str | None]:
             "SNS_SUBSCRIPTION_MESSAGE",
         )
     if "TopicArn" in body and body.get("Type") == "Notification":
-        try:
-            notification = SnsNotificationModel.model_validate(body)
-        except ValidationError as error:
-            raise InvalidPayment(
-                f"SNS notification: {_describe(error)[0]}", "INVALID_SNS_NOTIFICATION"
-            ) from None
+        notification = _envelope(SnsNotificationModel, body, "SNS notification", "INVALID_SNS_NOTIFICATION")
         if not isinstance(notification.Message, str):
             raise InvalidPayment("SNS notification: Message must be a string", "INVALID_SNS_NOTIFICATION")
         try:
@@ -313,14 +308,20 @@ def unwrap(body: Any) -> tuple[Channel, Any, str | None]:
             ) from None
         return SNS, payment, _key_or_none(notification.MessageId)
     if "detail-type" in body and "detail" in body:
-        try:
-            event = EventBridgeModel.model_validate(body)
-        except ValidationError as error:
-            raise InvalidPayment(
-                f"EventBridge event: {_describe(error)[0]}", "INVALID_EVENTBRIDGE_EVENT"
-            ) from None
+        event = _envelope(EventBridgeModel, body, "EventBridge event", "INVALID_EVENTBRIDGE_EVENT")
         return EVENTBRIDGE, event.detail, _key_or_none(event.id)
     return DIRECT, body, None
+
+
+EnvelopeModel = TypeVar("EnvelopeModel", SnsNotificationModel, EventBridgeModel)
+
+
+def _envelope(model: type[EnvelopeModel], body: dict[str, Any], label: str, code: str) -> EnvelopeModel:
+    """``body`` as the channel's Powertools model, or an InvalidPayment naming the wrong field."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        raise InvalidPayment(f"{label}: {_describe(error)[0]}", code) from None
 
 
 def _key_or_none(value: str) -> str | None:
