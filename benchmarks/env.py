@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -107,19 +108,25 @@ def payment_body(key: str, comment_chars: int | None = None) -> dict[str, Any]:
 
 
 def sqs_record(
-    body: dict[str, Any], message_id: str, queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:payments"
+    body: dict[str, Any],
+    message_id: str,
+    queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:payments",
+    sent_ms: int | None = None,
 ) -> dict[str, Any]:
-    """A record in exactly Lambda's shape (as tests/twins.py builds it)."""
+    """A record in exactly Lambda's shape (as tests/twins.py builds it), sent ``sent_ms`` (default:
+    now). Not a fixed date: a message older than the queue's retention is one the drain reports
+    instead of sending back (the queue would drop it), so a figure's retries would end as reports."""
     text = json.dumps(body)
+    sent_ms = int(time.time() * 1000) if sent_ms is None else sent_ms
     return {
         "messageId": message_id,
         "receiptHandle": f"rh-{message_id}",
         "body": text,
         "attributes": {
             "ApproximateReceiveCount": "1",
-            "SentTimestamp": "1764237600000",
+            "SentTimestamp": str(sent_ms),
             "SenderId": "AIDAEXAMPLE",
-            "ApproximateFirstReceiveTimestamp": "1764237600100",
+            "ApproximateFirstReceiveTimestamp": str(sent_ms + 100),
         },
         "messageAttributes": {},
         "md5OfBody": hashlib.md5(text.encode()).hexdigest(),
@@ -131,11 +138,13 @@ def sqs_record(
 
 def event(prefix: str, start: int, count: int, comment_chars: int | None = None) -> dict[str, Any]:
     """``count`` valid payments with keys ``{prefix}-{start}`` ...; message ids are UUIDs, as in SQS."""
+    sent_ms = int(time.time() * 1000)
     return {
         "Records": [
             sqs_record(
                 payment_body(f"{prefix}-{i}", comment_chars),
                 str(uuid.uuid5(uuid.NAMESPACE_OID, f"{prefix}-{i}")),
+                sent_ms=sent_ms,
             )
             for i in range(start, start + count)
         ]

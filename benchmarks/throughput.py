@@ -61,7 +61,11 @@ def run(
     prefix: str,
     timeout_s: float = 600,
     offsets_s: list[float] | None = None,
+    deadline_s: float = 1800,
 ) -> dict[str, Any]:
+    """Drain ``payments`` through ``concurrency`` containers; a payment sent back is queued again
+    at once. Raises when some are still unsent ``deadline_s`` after the start (an invocation that
+    sends every payment back, e.g. HubSpot unreachable, would otherwise keep the figure going)."""
     ctx = multiprocessing.get_context("spawn")
     tasks, results, ready = ctx.Queue(), ctx.Queue(), ctx.Queue()
     start = ctx.Event()
@@ -84,6 +88,12 @@ def run(
         t0 = time.perf_counter()
         start.set()
         while outstanding:
+            left_s = deadline_s - (time.perf_counter() - t0)
+            if left_s <= 0:
+                raise RuntimeError(
+                    f"figure c: {outstanding} of {payments} payments still unsent after {deadline_s:g} s "
+                    f"({invocations} invocations, {redelivered} messages sent back)"
+                )
             count, failed, cpu_s, wall_s = results.get(timeout=timeout_s)
             invocations += 1
             cpu += cpu_s

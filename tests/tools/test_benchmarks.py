@@ -345,3 +345,21 @@ def test_figure_a_at_batch_10_carries_issue_22s_goal():
         }
         (row,) = [r for r in rows(results) if r["figure"] == "a. CPU per message, batch 10"]
         assert (row["target"], row["met"]) == (f">= {SMALL_BATCH_GOAL:g}x cheaper", met)
+
+
+def test_figure_c_stops_with_an_error_when_its_payments_keep_coming_back():
+    """Every invocation sends its payments back (HubSpot unreachable: a closed port): figure c's
+    run ends at its deadline with a RuntimeError naming what is unsent, instead of queueing them
+    again for ever (it did before the deadline)."""
+    import socket
+
+    from benchmarks import throughput
+    from benchmarks.env import stack
+
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    with stack() as st:
+        env = st.function_env(f"http://127.0.0.1:{closed_port}", EnableLedger="false")
+        with pytest.raises(RuntimeError, match=r"figure c: 20 of 20 payments still unsent after 6 s"):
+            throughput.run(env, 20, 10, 1, "deadline", deadline_s=6)
