@@ -111,7 +111,7 @@ build: $(SAM_VENV)/.installed
 
 ## security: checkov, bandit, pip-audit (make test runs them too); a check that could not run says SKIPPED and exits 2
 security: $(VENV)/.installed $(SAM_VENV)/.installed $(AUDIT_VENV)/.installed
-	$(PY) tools/security_checks.py
+	$(PY) checks/security_checks.py
 
 ## simulate: the simulated week, 100,000 seeds on 2 processes (about 25 minutes; ARGS="--seeds N --first M", "--seed N" replays one)
 simulate: $(VENV)/.installed

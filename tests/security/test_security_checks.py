@@ -1,4 +1,4 @@
-"""The security checks (tools/security_checks.py) pass: checkov on the template, bandit on our code,
+"""The security checks (checks/security_checks.py) pass: checkov on the template, bandit on our code,
 pip-audit on the layer's requirements. The tools run from .venv-audit, which the Makefile's test
 target creates. Their summaries are printed whatever the outcome.
 
@@ -29,7 +29,7 @@ def _load(name: str, relative: str):
     return module
 
 
-security_checks = _load("security_checks", "tools/security_checks.py")
+security_checks = _load("security_checks", "checks/security_checks.py")
 cfn_template = _load("cfn_template_for_security", "tests/template/cfn_template.py")
 
 PASS, FAIL, SKIPPED = security_checks.PASS, security_checks.FAIL, security_checks.SKIPPED

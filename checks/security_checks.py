@@ -1,7 +1,7 @@
 """Security checks of the payments drain: checkov on the template, bandit on our code, pip-audit on the layer.
 
-    .venv/bin/python tools/security_checks.py            # all checks, summaries, exit 0 / 1 / 2
-    .venv/bin/python tools/security_checks.py checkov    # one of: checkov, bandit, pip-audit
+    .venv/bin/python checks/security_checks.py            # all checks, summaries, exit 0 / 1 / 2
+    .venv/bin/python checks/security_checks.py checkov    # one of: checkov, bandit, pip-audit
 
 Each tool runs from the audit virtual environment (``.venv-audit``, pinned in
 ``requirements-audit.txt``; the Makefile creates it) in a subprocess, with paths relative to the
