@@ -15,8 +15,9 @@ throttled), so minutes of a thousand containers take seconds. The rest is a mode
   (``limits.LAMBDA_SQS_SCALE_UP_PER_MIN``); an idle container polls the queue every second;
 - an invocation: ``INVOKE_S`` to start, ``timeout_s``, calls until ``margin_s`` before it,
   ``parallel`` callers; DynamoDB answers in 4-8 ms;
-- HubSpot: a call takes 150 +- 50 ms and is counted in the rolling window when it arrives, a
-  third of the way in; past ``limit`` in the window it is answered 429 (Retry-After 1 s).
+- HubSpot: a call takes 150 +- 50 ms (``call_ms``, a uniform range; ``--call-ms`` to try slower
+  answers) and is counted in the rolling window when it arrives, a third of the way in; past
+  ``limit`` in the window it is answered 429 (Retry-After 1 s).
 
 The bound is the rate limit's: ``chunks`` requests as full windows of ``limit`` back to back.
 """
@@ -31,6 +32,7 @@ import sys
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from greenlet import greenlet
 from payments_drain.adapters.rate_slots import DynamoRateSlots
 from payments_drain.core import clock as clocks
 from payments_drain.core.limits import DDB_ITEM_WCU_PER_S, LAMBDA_SQS_SCALE_UP_PER_MIN, SQS_MAX_VISIBILITY_S
@@ -103,6 +105,7 @@ def run(
     margin_s: float = 10.0,
     visibility_s: float = 370.0,
     max_receives: int = 5,
+    call_ms: tuple[int, int] = (100, 200),
 ) -> Result:
     sched = Scheduler()
     previous = clocks.install(sched)
@@ -119,13 +122,25 @@ def run(
             margin_s,
             visibility_s,
             max_receives,
+            call_ms,
         )
     finally:
         clocks.install(previous)
 
 
 def _run(
-    sched, containers, chunks, seed, limit, batch, parallel, timeout_s, margin_s, visibility_s, max_receives
+    sched,
+    containers,
+    chunks,
+    seed,
+    limit,
+    batch,
+    parallel,
+    timeout_s,
+    margin_s,
+    visibility_s,
+    max_receives,
+    call_ms,
 ):
     rng = random.Random(seed)
     ddb = SimDynamoDB(sched, random.Random(seed + 1), DynamoFaults(latency_s=0.004, jitter_s=0.004))
@@ -163,7 +178,7 @@ def _run(
 
     def call() -> bool:
         """One HubSpot request; whether it was accepted (else 429)."""
-        latency = rng.uniform(0.1, 0.2)
+        latency = rng.uniform(*call_ms) / 1000
         sched.sleep(latency / 3)  # counted on arrival
         while window and window[0] <= sched.now - WINDOW_S:
             window.popleft()
@@ -207,7 +222,9 @@ def _run(
 
     def container() -> None:
         gate = SlotGate(
-            DynamoRateSlots("slots", limit, client=ddb, parallel=parallel), rng=random.Random(rng.random())
+            DynamoRateSlots("slots", limit, client=ddb, parallel=parallel),
+            rng=random.Random(rng.random()),
+            caller=greenlet.getcurrent,  # the callers are greenlets of one thread, not threads
         )
         while left[0] > 0:
             taken = receive()
@@ -243,7 +260,7 @@ def _run(
         containers=containers,
         chunks=chunks,
         drain_s=last_answer[0] - start,
-        bound_s=bound_s(chunks, limit),
+        bound_s=bound_s(chunks, limit, sum(call_ms) / 2000),
         requests=stats["requests"],
         throttled_429=stats["429"],
         dead_lettered=stats["dead"],
@@ -263,13 +280,18 @@ def bound_s(requests: int, limit: int, call_s: float = 0.15) -> float:
 GOALS = {"ratio": 1.10, "share_429": 0.01, "peak_wcu_per_s": DDB_ITEM_WCU_PER_S.value // 2}
 
 
-def figure(counts=(4, 50, 200, 1000), seed: int = 1, chunks_per_container: int = 20) -> dict:
+def figure(
+    counts=(4, 50, 200, 1000),
+    seed: int = 1,
+    chunks_per_container: int = 20,
+    call_ms: tuple[int, int] = (100, 200),
+) -> dict:
     """Each N with a backlog of 20 batches' worth of chunks per container (at least 2,000)."""
     out = {}
     for n in counts:
         chunks = max(2_000, n * chunks_per_container)
-        out[str(n)] = run(n, chunks, seed).as_dict()
-    return {"goals": GOALS, "runs": out, "seed": seed}
+        out[str(n)] = run(n, chunks, seed, call_ms=call_ms).as_dict()
+    return {"goals": GOALS, "runs": out, "seed": seed, "call_ms": list(call_ms)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,12 +302,21 @@ def main(argv: list[str] | None = None) -> int:
         "--containers", default="4,50,200,1000", help="comma-separated N (default 4,50,200,1000)"
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--call-ms", default="100-200", help="how long a HubSpot call takes, LOW-HIGH ms (default 100-200)"
+    )
     args = parser.parse_args(argv)
     try:
         counts = [int(n) for n in args.containers.split(",")]
     except ValueError:
         parser.error("--containers: whole numbers separated by commas, such as 4,50")
-    result = figure(counts, args.seed)
+    try:
+        low, high = (int(ms) for ms in args.call_ms.split("-"))
+    except ValueError:
+        parser.error("--call-ms: two whole numbers of ms, LOW-HIGH, such as 100-200")
+    if not 0 < low <= high:
+        parser.error("--call-ms: LOW-HIGH with 0 < LOW <= HIGH, such as 100-200")
+    result = figure(counts, args.seed, call_ms=(low, high))
     for n, r in result["runs"].items():
         print(
             f"{int(n):,} containers: {r['chunks']:,} requests in {r['drain_s']} s, bound {r['bound_s']} s "

@@ -8,7 +8,7 @@ from collections import deque
 
 import pytest
 from payments_drain.adapters.rate_slots import TICKET_LEAD_MS, DynamoRateSlots
-from payments_drain.core.slot_log import CLOCK_MS, ROUND_MS
+from payments_drain.core.slot_log import CLOCK_MS, ROUND_MAX_MS, ROUND_MS, round_for
 from payments_drain.orchestration.pacing import BUSY_S, MARGIN_S, DailyLimit, RateGate, SlotGate
 
 from simulation.dynamodb import DynamoFaults, SimDynamoDB, create_hash_table
@@ -295,10 +295,11 @@ def test_a_batch_of_ten_calls_on_four_callers_waits_for_no_round_its_calls_do_no
     """One container, 10 batches of 10 calls of 100-200 ms on 4 callers, the limit far off (figure
     c's default shape): each batch is three rounds of calls, and a caller answered early starts the
     next round at once instead of waiting for a slot a fixed round later (rounds of 200 ms: 5.6-5.8
-    s); no slot passes unused, so a batch costs one write."""
+    s); no slot passes unused, so a batch costs one write (the container's first one write more:
+    its first claim takes one round of slots, until its calls say how long a round is)."""
     refused, last, ddb = shared_slots(190, 100, (0.0,), seed)
     assert refused == 0 and last < 10 * (3 * 0.15 + 0.08)  # 4.7-4.9 s; the batches are 20 ms apart
-    assert ddb.calls["UpdateItem"] == 10
+    assert ddb.calls["UpdateItem"] == 10 + 1
 
 
 def test_a_claim_plans_its_slots_from_after_a_slow_first_read():
@@ -340,7 +341,10 @@ def test_a_429_pauses_every_caller_and_the_slots_passing_meanwhile_are_not_kept(
     clock = Clock()
     _, new_slots = timeline(clock, 20)
     gate = slot_gate(new_slots(), clock)
-    gate.begin(200_000, 4)
+    gate.begin(200_000, 5)
+    assert gate.delay() == 0  # the first claim, one slot: the gate does not know its calls yet
+    gate.started()
+    gate.finished(HEADERS, answered=True)  # answered at once: rounds of ROUND_MS
     assert gate.delay() == 0
     gate.started()
     gate.finished(HEADERS, throttled_for_s=2.0)
@@ -391,6 +395,8 @@ def test_a_claim_that_cannot_fit_before_the_calls_end_takes_a_ticket_in_line():
     clock = Clock()
     _, new_slots = timeline(clock, 20)
     first, second, third = (slot_gate(new_slots(), clock, i) for i in range(3))
+    for gate in (first, second, third):
+        gate.call_ms = 150  # warm containers: they know how long their calls take (else one round first)
     now_ms = round(clock.now * 1000)
     first.begin(now_ms + 20_000, 100)  # 18 s of calls: two windows of 20 slots fit
     assert first.delay() == 0 and len(first.starts) == 39
@@ -454,3 +460,43 @@ def test_a_call_in_a_slot_pauses_every_caller_for_a_429s_retry_after_and_an_erro
     with pytest.raises(TimeoutError):
         call_in_slot(gate, daily, lambda: (_ for _ in ()).throw(TimeoutError()))
     assert gate.taken == {}  # the slot is over (unanswered: it binds its full time)
+
+
+def test_a_gate_claims_one_round_until_it_knows_its_calls_then_rounds_as_long_as_they_take():
+    """Calls of 450 ms with rounds of 150 ms let every later slot of the claim pass unused (slots
+    others then planned around: figure h's model, calls of 300-600 ms, 1.22x the bound). The
+    gate's first claim takes one round of slots; once its calls are answered it claims the rest
+    with rounds as long as they took."""
+    clock = Clock()
+    clock.now = 0.0
+    _, new_slots = timeline(clock, 190, parallel=2)
+    slots = new_slots()
+    claims, claim = [], slots.claim
+
+    def recording(want, *args, **kwargs):
+        claims.append((want, kwargs.get("round_ms")))
+        return claim(want, *args, **kwargs)
+
+    slots.claim = recording
+    me = ["a"]
+    gate = SlotGate(slots, wall_ms=lambda: round(clock.now * 1000), caller=lambda: me[0])
+    gate.begin(60_000, 6)
+    for caller in "ab":
+        me[0] = caller
+        assert gate.delay() == 0
+        gate.started()
+    clock.now = 0.45
+    for caller in "ab":
+        me[0] = caller
+        gate.finished({}, answered=True)
+    while (wait := gate.delay()) > 0:
+        clock.now += wait
+    assert claims == [(2, ROUND_MS), (4, 450)]
+    assert list(gate.starts) == [450, 900, 900]  # the other caller's slot now; the next round a call later
+
+
+@pytest.mark.parametrize(
+    ("call_ms", "round_ms"), [(0, ROUND_MS), (120, ROUND_MS), (151, 200), (450, 450), (9_000, ROUND_MAX_MS)]
+)
+def test_a_round_is_as_long_as_the_calls_on_the_grid_within_its_bounds(call_ms, round_ms):
+    assert round_for(call_ms) == round_ms

@@ -95,6 +95,7 @@ class DynamoRateSlots:
         reach_ms: int,
         done: Sequence[tuple[int, int | None]] = (),
         clock: Callable[[], int] | None = None,
+        round_ms: int | None = None,
     ) -> Claim:
         """Up to ``want`` slots (at most CLAIM_MAX) from ``now_ms`` that start by ``reach_ms``;
         when none fits, a ticket for ``want`` slots at the end of the waiting line. ``done``: this
@@ -102,7 +103,8 @@ class DynamoRateSlots:
         used it), written with the claim (``Claim.settled``). ``clock`` (epoch ms), when given, is
         read again after each round trip (the first read, a refused write): the slots are planned
         from when they are written, not from before a read that may outlast ``SLACK_MS`` (a
-        container's first claim took 100-190 ms in figure c, and its first round of slots passed)."""
+        container's first claim took 100-190 ms in figure c, and its first round of slots passed).
+        ``round_ms``: how far apart the claimant's own rounds go (default: the one it was made with)."""
         want = max(1, min(want, CLAIM_MAX))
         try:
             item = self.item
@@ -111,9 +113,8 @@ class DynamoRateSlots:
             for _ in range(ATTEMPTS):
                 now_ms = max(now_ms, clock()) if clock else now_ms
                 log = settle(_decode(item.seen.get("log")) or [], done)
-                starts = SlotRule(item.limit, self.gap_ms, self.parallel, self.round_ms).plan(
-                    log, want, now_ms
-                )
+                rule = SlotRule(item.limit, self.gap_ms, self.parallel, round_ms or self.round_ms)
+                starts = rule.plan(log, want, now_ms)
                 if item.ms("queue") > max(starts[0], now_ms):
                     # A line is waiting: no slot further ahead than a ticket's lead is claimed, so
                     # that the slots the line was promised are there when its tickets come up.

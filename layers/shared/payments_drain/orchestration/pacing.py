@@ -26,15 +26,16 @@ from __future__ import annotations
 import random
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 
 from payments_drain.core import clock as clocks
 from payments_drain.core.batching import Answer, throttled_s
-from payments_drain.core.slot_log import CLOCK_MS, SLACK_MS
+from payments_drain.core.slot_log import CLOCK_MS, SLACK_MS, round_for
 
 CALL_MS = 2_000  # a slot later than the invocation's calls' end less this is of no use
 BUSY_S = (0.5, 2.0)  # a claim throttled or raced is tried again after a random wait in this range
 MARGIN_S = CLOCK_MS / 1000  # our clock and HubSpot's window edge are not the same clock
+CALL_MS_WEIGHT = 0.2  # of the newest answered call in the container's running mean of call durations
 
 
 class RateGate:
@@ -145,7 +146,9 @@ class SlotGate:
     shares (``rate_slots``; ``core.slot_log`` for where a slot may go, and when one passes). When a
     call of the invocation has no slot, the gate claims one per call not started yet (one write per
     invocation when nothing races it) and hands them out in order; it remembers which slot each
-    call took and when its answer came, and its next claim writes that down. When no slot fits
+    call took and when its answer came, and its next claim writes that down. Its own slots go a
+    round apart per ``parallel`` callers, a round as long as its calls take (``slot_log.round_for``):
+    until its first answer it claims one round only. When no slot fits
     before the invocation's last call, or DynamoDB throttles the item, it says until when there is
     no slot (``no_slot_until_ms``): the sender holds its payments on the queue until then. A 429
     (another app, a lower limit) still pauses every caller (``RateGate``, rule 4). Pacing by the
@@ -159,9 +162,11 @@ class SlotGate:
         *,
         wall_ms: Callable[[], int] = clocks.wall_ms,
         rng: random.Random | None = None,
+        caller: Callable[[], Hashable] = threading.get_ident,  # a model's greenlets: getcurrent
     ) -> None:
         self.slots = slots
         self.wall_ms = wall_ms
+        self.caller = caller
         self.rng = rng or random.Random()
         self.lock = threading.Lock()
         self.claiming = threading.Lock()
@@ -172,6 +177,8 @@ class SlotGate:
         self.paused_until_ms = 0
         self.retry_at_ms = 0  # no claim before this: a ticket, or a claim throttled or raced
         self.taken: dict[int, int] = {}  # by caller thread: the slot its call holds
+        self.began: dict[int, int] = {}  # by caller thread: when its call started
+        self.call_ms: float | None = None  # how long our answered calls take, a running mean
         self.done: list[tuple[int, int | None]] = []  # for the next claim (``DynamoRateSlots.claim``)
 
     def begin(self, calls_end_ms: int, calls: int) -> None:
@@ -183,19 +190,23 @@ class SlotGate:
     def delay(self) -> float:
         """0: send now, the slot is the caller's (``started()`` next). Otherwise the seconds to
         wait before asking again."""
-        caller = threading.get_ident()
+        caller = self.caller()
         with self.lock:
             wait_ms, want = self._next(self.wall_ms(), caller)
             if want == 0:
                 return wait_ms / 1000
             if not self.claiming.acquire(blocking=False):
                 return 0.01  # another of our calls is claiming: ask again in a moment
+            if self.call_ms is None:  # rounds not sized yet: one round now, the rest once answered
+                want = min(want, self.slots.parallel)
             done, self.done = self.done, []
         try:
             now_ms = self.wall_ms()
             # On an error nothing of ``done`` is sent again: the write may have gone through, and a
             # slot left as claimed only binds longer.
-            claim = self.slots.claim(want, now_ms, self.reach_ms, done, clock=self.wall_ms)
+            claim = self.slots.claim(
+                want, now_ms, self.reach_ms, done, clock=self.wall_ms, round_ms=round_for(self.call_ms or 0)
+            )
         finally:
             self.claiming.release()
         with self.lock:
@@ -238,11 +249,12 @@ class SlotGate:
         with self.lock:
             self.promised = max(0, self.promised - 1)
             self.calls_left = max(0, self.calls_left - 1)
+            self.began[self.caller()] = self.wall_ms()
 
     def cancel(self) -> None:
         with self.lock:
             self.promised = max(0, self.promised - 1)
-            if (slot := self.taken.pop(threading.get_ident(), None)) is not None:
+            if (slot := self.taken.pop(self.caller(), None)) is not None:
                 self.done.append((slot, None))  # no call used it
 
     def finished(
@@ -255,9 +267,15 @@ class SlotGate:
         timeline)."""
         with self.lock:
             now_ms = self.wall_ms()
-            slot = self.taken.pop(threading.get_ident(), None)
+            slot = self.taken.pop(self.caller(), None)
+            began = self.began.pop(self.caller(), None)
             if slot is not None and answered:
                 self.done.append((slot, now_ms))
+            if began is not None and answered:  # a timeout says how long we waited, not HubSpot
+                took = now_ms - began
+                self.call_ms = (
+                    took if self.call_ms is None else self.call_ms + (took - self.call_ms) * CALL_MS_WEIGHT
+                )
             if throttled_for_s:
                 self.paused_until_ms = max(self.paused_until_ms, now_ms + round(throttled_for_s * 1000))
 
