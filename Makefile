@@ -93,15 +93,18 @@ validate: $(SAM_VENV)/.installed
 LAMBDA_PYTHON := $(shell sed -n 's/^ *BuildMethod: *\(python3\.[0-9][0-9]*\) *$$/\1/p' template.yaml | head -1)
 BUILD_DIR ?= .aws-sam/build
 
-## build: sam build, then bytecode for every module built (needs python3.13 on PATH, see docs/deploy.md; ARGS go to sam build)
+## build: sam build, botocore's models pruned to those used, bytecode for every module built (needs python3.13 on PATH, see docs/deploy.md; ARGS go to sam build)
 # The SAM CLI unpacks wheels and copies sources without bytecode, and Lambda's /opt and /var/task are
 # read-only: every cold start compiled all ~340 modules from source (about 1 s of CPU on the
 # machine figure d runs on). compileall writes it at build time, checked by source hash: the zip
 # `sam deploy` makes dates every file 1980, so timestamp-checked .pyc would never be used
 # (aws/aws-lambda-builders#924). -s/-p give tracebacks the paths Lambda has (/opt/python, /var/task).
+# Before that, botocore keeps only the service models the build's code creates clients for: a first
+# client lists every model's directory (~420), twice (checks/prune_botocore.py).
 build: $(SAM_VENV)/.installed
 	$(SAM) build --build-dir $(BUILD_DIR) $(ARGS)
 	@command -v $(LAMBDA_PYTHON) >/dev/null || { echo "make: $(LAMBDA_PYTHON) is needed on PATH to compile the build's bytecode (docs/deploy.md, 2. Build)" >&2; exit 2; }
+	@$(LAMBDA_PYTHON) checks/prune_botocore.py $(BUILD_DIR)
 	@for dir in $(BUILD_DIR)/*/; do \
 		dir=$${dir%/}; \
 		if [ -d "$$dir/python" ]; then src=$$dir/python; dst=/opt/python; else src=$$dir; dst=/var/task; fi; \

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 import os
 import re
@@ -145,6 +146,42 @@ print(count, len(bad), bad[:5])
 """
 
 
+def services_the_code_creates() -> set[str]:
+    """Every AWS service the functions' code (the layer's package and the functions) makes a client
+    of: each ``.client(...)``, ``.resource(...)`` and ``.create_client(...)`` call, whose service
+    must be written out (a name only known at run time could be one the build left out)."""
+    services = set()
+    sources = [*(ROOT / "layers/shared/payments_drain").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("client", "resource", "create_client")
+            ):
+                service = node.args[0] if node.args else None
+                assert isinstance(service, ast.Constant) and isinstance(service.value, str), (
+                    f"{source.relative_to(ROOT)}:{node.lineno}: a client whose service is not written out"
+                )
+                services.add(service.value)
+    return services
+
+
+# Run by the runtime's interpreter on the built layer (botocore's own models only: HOME has no
+# ~/.aws/models): the X-Ray SDK outside Lambda builds an xray client for its sampler at import
+# (Powertools' tracer imports it), then a client of every service named after the layer's path.
+CLIENTS_CHECK = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import boto3, botocore
+assert botocore.__file__.startswith(sys.argv[1]), botocore.__file__
+import aws_xray_sdk.core
+for service in sys.argv[2:]:
+    boto3.client(service)
+print(type(aws_xray_sdk.core.xray_recorder.sampler).__name__, len(sys.argv[2:]))
+"""
+
+
 def test_make_build_with_python313_on_path_as_the_docs_say(tmp_path):
     # docs/deploy.md, "2. Build": `PYENV_VERSION=3.11.7:3.12.1:3.13.0 make build` on this project's machines
     env = {**SAM_ENV, "PYENV_VERSION": "3.11.7:3.12.1:3.13.0"}
@@ -179,6 +216,29 @@ def test_make_build_with_python313_on_path_as_the_docs_say(tmp_path):
         assert check.returncode == 0, check.stderr
         count, bad, first = check.stdout.split(" ", 2)
         assert int(count) > (300 if built.startswith("SharedLayer") else 0) and bad == "0", (built, first)
+    # ... with botocore's models pruned to the services the code creates clients of, each client
+    # still made from the built layer (its handlers cannot be imported here: the layer's
+    # pydantic-core is built for arm64, as the template's functions run)
+    services = services_the_code_creates()
+    assert {"secretsmanager", "dynamodb", "sqs"} <= services  # the scan finds the drain's own
+    layer = build / "SharedLayer/python"
+    models = {p.name for p in (layer / "botocore/data").iterdir() if p.is_dir()}
+    assert services | {"xray"} <= models and len(models) < 30, sorted(models)
+    clients = subprocess.run(
+        ["python3.13", "-c", CLIENTS_CHECK, str(layer), *sorted(services)],
+        env={
+            **{k: v for k, v in env.items() if not k.startswith(("AWS_", "LAMBDA_"))},
+            "HOME": str(tmp_path),
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert clients.returncode == 0, clients.stderr[-2000:]
+    assert clients.stdout.split() == ["DefaultSampler", str(len(services))]
     # ... and Lambda still takes it: the function and its layer, unzipped, within the limit
     from payments_drain.core.limits import LAMBDA_UNZIPPED_PACKAGE_MB
 
