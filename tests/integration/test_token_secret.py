@@ -110,3 +110,36 @@ def test_parallel_chunks_at_a_cold_start_read_the_secret_once(aws_env):
         thread.join()
     assert got == ["pat-na1-0123456789"] * 4
     assert len(reads) == 1
+
+
+@pytest.fixture
+def claiming_handler(deploy, hubspot_sandbox_factory):
+    """The handler with the ledger claiming each payment before it is sent (no unique property)."""
+    sandbox = hubspot_sandbox_factory(SandboxConfig(tokens={CANARY_TOKEN: {"scopes": [WRITE]}}))
+    _, environment = deploy(sandbox.base_url, parameters={"HubSpotUniqueProperty": ""})
+    return import_app(ROOT / "functions/drain/app.py"), environment, sandbox
+
+
+def test_a_secret_that_cannot_be_read_retries_every_payment_naming_the_secret_and_the_error(
+    claiming_handler, log_lines
+):
+    """GetSecretValue refused (the secret is gone): one error naming the secret and AWS's code,
+    every payment retried (TOKEN_UNAVAILABLE), nothing sent to HubSpot, nothing reported."""
+    app, environment, sandbox = claiming_handler
+    secret_id = environment["HUBSPOT_TOKEN_SECRET_ID"]
+    boto3.client("secretsmanager").delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True)
+    event = {"Records": [sqs_record(payment_body(f"k{i}-{uuid.uuid4().hex[:6]}"), f"m{i}") for i in range(3)]}
+    response = app.lambda_handler(event, LambdaContext())
+    assert response == {"batchItemFailures": [{"itemIdentifier": f"m{i}"} for i in range(3)]}
+    lines = [json.loads(line) for line in log_lines()]
+    errors = [line for line in lines if line["level"] == "ERROR"]
+    assert [(e["message"], e["error"]) for e in errors] == [
+        (
+            "HubSpot token unavailable",
+            f"cannot read the HubSpot token secret {secret_id} (ResourceNotFoundException)",
+        )
+    ]
+    (summary,) = [line["summary"] for line in lines if line["message"] == "batch summary"]
+    assert summary["retry"] == 3 and summary["hubspotRequests"] == 0
+    assert sandbox.control.stats()["requests_total"] == 0
+    assert not boto3.client("sqs").receive_message(QueueUrl=environment["FAILURE_QUEUE_URL"]).get("Messages")
