@@ -245,6 +245,7 @@ def task_cold_start(args):
         "cpu_s": (c3 - c0),
         "since_interpreter_start_s": t3 - STARTED,
         "maxrss_mb": _maxrss_mb(),
+        "xray_sampler": _xray_sampler(),
     }
 
 
@@ -262,7 +263,19 @@ def task_import_floor(args):
         except Exception:  # noqa: BLE001 - a module that cannot load alone is skipped, counted
             failed += 1
     t1 = time.perf_counter()
-    return {"total_s": t1 - t0, "failed_imports": failed, "maxrss_mb": _maxrss_mb()}
+    return {
+        "total_s": t1 - t0,
+        "failed_imports": failed,
+        "maxrss_mb": _maxrss_mb(),
+        "xray_sampler": _xray_sampler(),
+    }
+
+
+def _xray_sampler() -> str | None:
+    """The X-Ray SDK's sampler, if it was imported: LocalSampler in Lambda (LAMBDA_TASK_ROOT set),
+    DefaultSampler elsewhere, which builds two xray clients at import."""
+    xray = sys.modules.get("aws_xray_sdk.core")
+    return type(xray.xray_recorder.sampler).__name__ if xray else None
 
 
 # ----------------------------------------------------------------------------- (e)

@@ -73,6 +73,8 @@ def test_figures_a_and_d_print_their_rows_against_floors_measured_in_the_same_ru
     )
     # the cold start read the drain's modules from bytecode (make build's), as the floor reads its own
     assert all(c["modules_from_bytecode"] and not c["modules_from_source"] for c in d["cold"])
+    # as in Lambda: the X-Ray SDK samples locally, so its import built no xray client in either
+    assert {f["xray_sampler"] for f in d["floor"] + d["floor_collector_off"] + d["cold"]} == {"LocalSampler"}
     # figure a is unpaced, and every batch went out in ceil(n/100) requests
     assert document["results"]["a"]["requests_per_1000"] == [10, 10]
     assert document["results"]["a"]["drain"]["10000"]["requests_per_batch"] == [100]
