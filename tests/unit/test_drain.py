@@ -1,6 +1,8 @@
 """The orchestration with in-memory twins: each step-4 failure mode, the ledger, the reports."""
 
 import json
+import threading
+import time
 
 import pytest
 from payments_drain.core.batching import Answer
@@ -817,3 +819,34 @@ def test_in_create_mode_a_twin_with_an_older_version_is_a_plain_duplicate_not_st
     drain, _ = make(clock=clock)
     result = run(drain, [versioned("k", "m3", 3), versioned("k", "m1", 1)], clock)
     assert result.outcomes["m1"].reason.category == "SUPERSEDED_IN_BATCH" and result.stale() == 0
+
+
+@pytest.mark.parametrize("hung", [0, 1])
+def test_a_chunk_that_does_not_settle_before_the_answer_goes_back_whole_the_others_keep_theirs(
+    clock, log_lines, hung
+):
+    """The invocation answers when its time to answer ends, whichever chunk hangs: that chunk's
+    payments go back (no outcome), the chunks that settled meanwhile keep their outcomes."""
+    release = threading.Event()
+    first = {0: "m0", 1: "m100"}[hung]
+
+    def call(inputs):
+        if inputs[0]["objectWriteTraceId"] == first:
+            release.wait(30)  # a call (or the ledger write after it) that hangs past the answer
+        return created(inputs)
+
+    gate = RateGate(190, parallel_calls=2, clock=clock)  # both calls at once
+    drain, hubspot = make([call, call], clock=clock, parallel_calls=2, gate=gate)
+    # 1.5 s left on the fake clock (the calls fit), 1.2 s of real time to answer (less FINAL_S)
+    started = time.monotonic()
+    try:
+        result = drain.run(records(150), Budget(clock.now + 1.5, clock), "req-1", "arn:aws:sqs:us-east-1:1:q")
+    finally:
+        release.set()
+    assert time.monotonic() - started < 10
+    hung_ids = [f"m{i}" for i in (range(100) if hung == 0 else range(100, 150))]
+    assert failures(result) == hung_ids
+    assert len(hubspot.calls) == 2
+    states = {m: o.state for m, o in result.outcomes.items()}
+    assert states == {f"m{i}": State.RETRY if f"m{i}" in hung_ids else State.CREATED for i in range(150)}
+    assert sum("did not settle before the invocation had to answer" in line for line in log_lines()) == 1

@@ -171,17 +171,20 @@ class Drain:
                 budget, "failure reports", lambda: reports.write(late), lambda: reports.not_written(late)
             )
             failed = batching.failed_message_ids(messages, outcomes)  # a report not written is a retry
-        _block_groups(failed, outcomes)
-        # Retries the late reports made (a report not written, the ledger unavailable) wait too.
-        unplanned = [m for m in messages if m.message_id not in hold_plan]
-        hold_plan.update(self.holds.plan(unplanned, outcomes, budget, None, keys))
-        held = {
-            m.receipt_handle: hold_plan[m.message_id]
-            for m in messages
-            if m.message_id in hold_plan and m.receipt_handle and outcomes[m.message_id].state is State.RETRY
-        }
-        if held:
-            self.steps.run(budget, "holds", lambda: self.holds.hold(held, source_arn, stats))
+        if failed:  # else no message is a retry: none to hold (the usual batch skips these passes)
+            _block_groups(failed, outcomes)
+            # Retries the late reports made (a report not written, the ledger unavailable) wait too.
+            unplanned = [m for m in messages if m.message_id not in hold_plan]
+            hold_plan.update(self.holds.plan(unplanned, outcomes, budget, None, keys))
+            held = {
+                m.receipt_handle: hold_plan[m.message_id]
+                for m in messages
+                if m.message_id in hold_plan
+                and m.receipt_handle
+                and outcomes[m.message_id].state is State.RETRY
+            }
+            if held:
+                self.steps.run(budget, "holds", lambda: self.holds.hold(held, source_arn, stats))
         return Result(batching.batch_response(failed), outcomes, stats, session.write_failed)
 
 
