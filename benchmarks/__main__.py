@@ -73,8 +73,10 @@ def figure_cpu(st, quick: bool) -> dict[str, Any]:
     # At the most the configuration allows: at the template's 190 per 10 s the rate slots space
     # the calls 55 ms apart. The slots still pace the container's own callers one round
     # (slot_log.ROUND_MS, 150 ms) apart, sized to HubSpot's answers, while the sandbox here answers
-    # at once: a batch of 10,000 takes ~3.7 s, and its CPU per message is ~40 % above the same
-    # batch with no slots table (docs/performance.md, "a: paced by the slots' rounds").
+    # at once: a batch of 10,000 takes ~3.7 s, and its CPU per message is 20-40 % above the same
+    # batch with no slots table (docs/performance.md, "a: paced by the slots' rounds"), as much as
+    # with no slots table and HubSpot's answer times: a thread's work after an idle wait costs more,
+    # whatever it waited for (docs/performance.md, "a: where the glue goes").
     env["HUBSPOT_RATE_LIMIT_PER_10S"] = str(function_rate_limit_max())
     sizes = (
         [[10, 5], [100, 3], [1000, 2], [10000, 1]] if quick else [[10, 20], [100, 10], [1000, 5], [10000, 3]]

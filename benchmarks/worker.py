@@ -37,6 +37,28 @@ def _stats(control):
     return stats.get("requests_by_route", {}).get("create", 0), stats
 
 
+def _thread_cpu_s() -> dict[str, float]:
+    """CPU seconds so far of this process's live threads by role: the main thread (parsing, the
+    orchestration's passes), the HubSpot calls' pool (``hubspot_N``: the calls, settling, the
+    sender's bookkeeping, waiting for slots) and the others (the AWS steps' pool, the deadlines'
+    watchdog). Where the handler's CPU goes between them (docs/performance.md, figure a)."""
+    import threading
+
+    out = {"main": 0.0, "hubspot calls": 0.0, "other threads": 0.0}
+    for thread in threading.enumerate():
+        try:
+            spent = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        except (AttributeError, OSError):  # no per-thread clock here, or the thread just ended
+            continue
+        if thread is threading.main_thread():
+            out["main"] += spent
+        elif thread.name.startswith("hubspot_"):
+            out["hubspot calls"] += spent
+        else:
+            out["other threads"] += spent
+    return out
+
+
 # ----------------------------------------------------------------------------- (a), (b)
 def task_cpu(args):
     """Handler CPU time per message, by batch size; HubSpot requests per batch (sandbox stats)."""
@@ -50,22 +72,31 @@ def task_cpu(args):
     assert _invoke(app, event(f"{prefix}-warm", 0, 10), "warm") == {"batchItemFailures": []}
     out = {}
     for size, reps in args["sizes"]:
-        cpu, wall, requests = [], [], []
+        cpu, wall, requests, threads, switches = [], [], [], [], []
         for rep in range(reps):
             evt = event(f"{prefix}-{size}-{rep}", 0, size)
             before, _ = _stats(control)
+            t0, r0 = _thread_cpu_s(), resource.getrusage(resource.RUSAGE_SELF)
             c0, w0 = time.process_time(), time.perf_counter()
             response = _invoke(app, evt, f"r{size}-{rep}")
             c1, w1 = time.process_time(), time.perf_counter()
+            t1, r1 = _thread_cpu_s(), resource.getrusage(resource.RUSAGE_SELF)
             after, _ = _stats(control)
             if response != {"batchItemFailures": []}:
                 raise RuntimeError(f"batch of {size}: {len(response['batchItemFailures'])} messages retried")
             cpu.append((c1 - c0) / size * 1e6)
             wall.append((w1 - w0) / size * 1e6)
             requests.append(after - before)
+            threads.append({role: (t1[role] - t0[role]) / size * 1e6 for role in t1})
+            switches.append(r1.ru_nvcsw - r0.ru_nvcsw)  # a thread that waited and was woken
         out[str(size)] = {
             "cpu_us_per_message": round(_median(cpu), 2),
             "cpu_us_samples": [round(v, 2) for v in cpu],
+            # the same CPU by thread (medians of the repetitions; they add up to about the total)
+            "cpu_us_per_message_by_thread": {
+                role: round(_median([t[role] for t in threads]), 2) for role in threads[0]
+            },
+            "voluntary_context_switches_per_batch": _median(switches),
             "wall_us_per_message": round(_median(wall), 2),
             "requests_per_batch": requests,
             "reps": reps,

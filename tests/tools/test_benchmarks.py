@@ -78,6 +78,13 @@ def test_figures_a_and_d_print_their_rows_against_floors_measured_in_the_same_ru
     # figure a is unpaced, and every batch went out in ceil(n/100) requests
     assert document["results"]["a"]["requests_per_1000"] == [10, 10]
     assert document["results"]["a"]["drain"]["10000"]["requests_per_batch"] == [100]
+    # where the handler's CPU went, by thread: the main thread parses, the pool's threads call
+    big = document["results"]["a"]["drain"]["10000"]
+    by_thread = big["cpu_us_per_message_by_thread"]
+    assert set(by_thread) == {"main", "hubspot calls", "other threads"}
+    assert by_thread["main"] > 0 and by_thread["hubspot calls"] > 0 and by_thread["other threads"] >= 0
+    assert sum(by_thread.values()) == pytest.approx(big["cpu_us_per_message"], rel=0.1)
+    assert big["voluntary_context_switches_per_batch"] >= 100  # at least each call's wait for its answer
 
 
 @pytest.mark.slow
