@@ -176,6 +176,7 @@ def test_a_retry_that_would_outlive_the_queue_retention_is_reported_instead():
     assert result.outcomes["m1"].reason.category == "RETENTION_EXPIRING"
     (report,) = reporter.sent
     assert report["messageId"] == "m1" and report["reason"]["category"] == "RETENTION_EXPIRING"
+    assert report["paymentKey"] == "ch_1"
     assert visibility.held == {}
 
 

@@ -11,6 +11,7 @@ some messages.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -155,7 +156,9 @@ class Drain:
         last = self.holds.at_last_delivery(payments)
         self.sends.run(newest, Sending(budget, stats, outcomes, session, last))
         _share_with_twins(twins, outcomes, self.upsert)
-        keys = {item.message.message_id: item.payment_key for item in parsed}
+        # The paymentKeys by message id, built only for a retry reported as expiring (``plan``):
+        # a pass over the batch that the usual batch does not need.
+        keys = functools.cache(lambda: {item.message.message_id: item.payment_key for item in parsed})
         hold_plan = self.holds.plan(messages, outcomes, budget, rejections, keys)
 
         _refused_by_hubspot(payments, outcomes, rejections)

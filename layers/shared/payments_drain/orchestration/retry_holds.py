@@ -6,6 +6,8 @@ facts to it (the spent day, the queue's times) and sets the holds through the vi
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from payments_drain.core import clock, holds
 from payments_drain.core.holds import QueueTimes
 from payments_drain.core.observability import logger
@@ -36,11 +38,12 @@ class RetryHolds:
         outcomes: dict[str, Outcome],
         budget: Budget,
         rejections: dict[str, Rejection] | None,
-        keys: dict[str, str | None],
+        keys: Callable[[], Mapping[str, str | None]],
     ) -> dict[str, int]:
         """Each retry's hold (``holds.plan``); a retry that would come back too close to the end
         of its retention is rejected instead, with a report, while there is time to write it
-        (``rejections`` None: the reports are written already, it is held as it can be)."""
+        (``rejections`` None: the reports are written already, it is held as it can be).
+        ``keys()``: the paymentKeys by message id, asked for only by such a report."""
         now = clock.wall()
         planned: dict[str, int] = {}
         bases = self.hold_base_s
@@ -68,7 +71,7 @@ class RetryHolds:
                     "payment reported before the queue drops it",
                     message,
                     reason,
-                    keys.get(message.message_id),
+                    keys().get(message.message_id),
                 )
             elif hold.seconds is not None:
                 planned[message.message_id] = hold.seconds
