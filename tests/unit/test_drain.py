@@ -826,7 +826,8 @@ def test_a_chunk_that_does_not_settle_before_the_answer_goes_back_whole_the_othe
     clock, log_lines, hung
 ):
     """The invocation answers when its time to answer ends, whichever chunk hangs: that chunk's
-    payments go back (no outcome), the chunks that settled meanwhile keep their outcomes."""
+    payments are retried (they have no outcome from it), the chunk that settled meanwhile keeps
+    its outcomes, and one error line says so."""
     release = threading.Event()
     first = {0: "m0", 1: "m100"}[hung]
 
