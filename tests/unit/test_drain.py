@@ -851,3 +851,5 @@ def test_a_chunk_that_does_not_settle_before_the_answer_goes_back_whole_the_othe
     states = {m: o.state for m, o in result.outcomes.items()}
     assert states == {f"m{i}": State.RETRY if f"m{i}" in hung_ids else State.CREATED for i in range(150)}
     assert sum("did not settle before the invocation had to answer" in line for line in log_lines()) == 1
+    # a standard queue: the reason is the time, not a FIFO group (it read FIFO_GROUP_BLOCKED before)
+    assert {result.outcomes[m].reason.category for m in hung_ids} == {"TIME_BUDGET"}

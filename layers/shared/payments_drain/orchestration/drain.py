@@ -248,10 +248,16 @@ def _refused_by_hubspot(
             )
 
 
+FIFO_GROUP_BLOCKED = Reason("FIFO_GROUP_BLOCKED", "an earlier message of its group must retry")
+UNSETTLED = Reason("TIME_BUDGET", "its chunk did not settle before the invocation had to answer")
+
+
 def _block_groups(failed: list[str], outcomes: dict[str, Outcome]) -> None:
-    """FIFO: later messages of a blocked group go back too."""
+    """The retries without a reason of their own: a message whose chunk did not settle in time has
+    no outcome; FIFO: a later message of a blocked group has another one, and goes back too."""
     for message_id in failed:
-        if outcomes.get(message_id, Outcome(State.CREATED)).state is not State.RETRY:
-            outcomes[message_id] = Outcome(
-                State.RETRY, Reason("FIFO_GROUP_BLOCKED", "an earlier message of its group must retry")
-            )
+        outcome = outcomes.get(message_id)
+        if outcome is None:
+            outcomes[message_id] = Outcome(State.RETRY, UNSETTLED)
+        elif outcome.state is not State.RETRY:
+            outcomes[message_id] = Outcome(State.RETRY, FIFO_GROUP_BLOCKED)
