@@ -496,7 +496,8 @@ def test_a_gate_claims_one_round_until_it_knows_its_calls_then_rounds_as_long_as
 
 
 @pytest.mark.parametrize(
-    ("call_ms", "round_ms"), [(0, ROUND_MS), (120, ROUND_MS), (151, 200), (450, 450), (9_000, ROUND_MAX_MS)]
+    ("call_ms", "round_ms"),
+    [(0, ROUND_MS), (120, ROUND_MS), (174, ROUND_MS), (176, 200), (430, 450), (9_000, ROUND_MAX_MS)],
 )
 def test_a_round_is_as_long_as_the_calls_on_the_grid_within_its_bounds(call_ms, round_ms):
     assert round_for(call_ms) == round_ms
