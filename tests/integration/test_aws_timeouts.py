@@ -75,3 +75,16 @@ def test_a_dynamodb_that_never_answers_makes_the_rate_slots_unavailable_in_bound
 
     _, elapsed = timed(claim)
     assert hanging_aws.requests == MAX_ATTEMPTS and elapsed < WORST_CALL_S + SLACK_S
+
+
+def test_after_a_read_that_timed_out_the_next_chunks_fail_at_once_not_each_after_the_same_wait(hanging_aws):
+    """The invocation's chunks each ask for the token, one after another under its lock: with a
+    Secrets Manager that hangs, each waited out the same timeouts (ten chunks of ~7 s outlasted the
+    function). Now a read that failed is remembered for FAILED_READ_S: the next get raises the
+    same error at once, with no request."""
+    token = SecretToken("arn:aws:secretsmanager:us-east-1:123456789012:secret:tok")
+    with pytest.raises(TokenUnavailable) as first:
+        token.get()
+    again, elapsed = timed(lambda: pytest.raises(TokenUnavailable, token.get))
+    assert str(again.value) == str(first.value) and "tok" in str(first.value)
+    assert hanging_aws.requests == MAX_ATTEMPTS and elapsed < 0.5

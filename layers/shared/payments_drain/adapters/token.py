@@ -18,6 +18,7 @@ import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 from payments_drain.adapters.aws_clients import client_config
+from payments_drain.core import clock
 from payments_drain.core.observability import traced
 
 TOKEN = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no whitespace
@@ -27,12 +28,19 @@ class TokenUnavailable(Exception):
     pass
 
 
+# A read that failed is not tried again for this long: the invocation's other chunks, queued on
+# the lock, then fail at once instead of each waiting out the same timeouts (a Secrets Manager that
+# hangs took ~7 s a read: ten chunks one after another outlasted the function).
+FAILED_READ_S = 10.0
+
+
 class SecretToken:
     def __init__(self, secret_id: str, max_age_s: int = 300, provider: SecretsProvider | None = None) -> None:
         self.secret_id = secret_id
         self.max_age_s = max_age_s
         # Powertools' cache has no lock: the chunks of a cold start would each read the secret.
         self._reading = threading.Lock()
+        self._failed: tuple[float, str] | None = None  # when the last read failed, and why
         # A client from boto3's default session: Powertools' own would build a second session and
         # load botocore's models again at cold start.
         self.provider = provider or SecretsProvider(
@@ -41,16 +49,21 @@ class SecretToken:
 
     @traced(capture_response=False, capture_error=False)
     def get(self, force: bool = False) -> str:
-        try:
-            with self._reading:  # the first thread reads, the others then find it in the cache
+        with self._reading:  # the first thread reads, the others then find it in the cache
+            if self._failed and clock.monotonic() - self._failed[0] < FAILED_READ_S:
+                raise TokenUnavailable(self._failed[1])
+            try:
                 value = self.provider.get(self.secret_id, max_age=self.max_age_s, force_fetch=force)
-        except Exception as error:  # noqa: BLE001 - boto3/Powertools errors carry ids, never the value
-            cause = error.__context__ or error  # Powertools re-raises boto3's error as GetParameterError
-            response = getattr(cause, "response", None) or {}  # None on a timeout
-            code = response.get("Error", {}).get("Code") or type(cause).__name__
-            raise TokenUnavailable(
-                f"cannot read the HubSpot token secret {self.secret_id} ({code})"
-            ) from None
+            except Exception as error:  # noqa: BLE001 - boto3/Powertools errors carry ids, never the value
+                cause = error.__context__ or error  # Powertools re-raises boto3's error as GetParameterError
+                response = getattr(cause, "response", None) or {}  # None on a timeout
+                code = response.get("Error", {}).get("Code") or type(cause).__name__
+                self._failed = (
+                    clock.monotonic(),
+                    f"cannot read the HubSpot token secret {self.secret_id} ({code})",
+                )
+                raise TokenUnavailable(self._failed[1]) from None
+            self._failed = None
         return token_from_secret(value, self.secret_id)
 
 
