@@ -29,16 +29,18 @@ import heapq
 import math
 import random
 import sys
-from collections import Counter, deque
+import uuid
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 
+from botocore.exceptions import ClientError
 from greenlet import greenlet
 from payments_drain.adapters.rate_slots import DynamoRateSlots
 from payments_drain.core import clock as clocks
 from payments_drain.core.limits import DDB_ITEM_WCU_PER_S, LAMBDA_SQS_SCALE_UP_PER_MIN, SQS_MAX_VISIBILITY_S
 from payments_drain.orchestration.pacing import SlotGate
 
-from simulation.dynamodb import DynamoFaults, SimDynamoDB, create_hash_table
+from simulation.dynamodb import DynamoFaults, SimDynamoDB, Units, create_hash_table, refused_write_units
 from simulation.scheduler import Scheduler
 
 WINDOW_S = 10.0
@@ -93,6 +95,51 @@ class Result:
         }
 
 
+class LocalDynamo:
+    """DynamoDB Local behind the model's clock, for the write counts on real conditional writes
+    (the issue's "measure it against DynamoDB Local"): each request first waits 4-8 ms of virtual
+    time, drawn as SimDynamoDB draws them, then goes to DynamoDB Local; greenlets switch only at
+    a sleep, so requests reach it one at a time, in the model's order. Units per item and virtual
+    second, as SimDynamoDB counts them: DynamoDB Local's own ConsumedCapacity for a request it
+    carried out, and for a conditional write it refused what DynamoDB charges for one (DynamoDB
+    Local reports none). DynamoDB Local does not throttle an item past 1,000 WCU/s: that part of
+    the model stays with SimDynamoDB."""
+
+    def __init__(self, endpoint: str, sched, rng: random.Random) -> None:
+        import boto3
+
+        self.client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+        self.sched, self.rng = sched, rng
+        self.units: defaultdict[tuple[str, object, int], Units] = defaultdict(Units)
+        self.calls: Counter[str] = Counter()
+
+    def create_table(self, **request):
+        return self.client.create_table(**request)
+
+    def get_item(self, **request):
+        return self._send("GetItem", self.client.get_item, request)
+
+    def update_item(self, **request):
+        return self._send("UpdateItem", self.client.update_item, request)
+
+    def _send(self, operation: str, call, request: dict):
+        self.calls[operation] += 1
+        self.sched.sleep(0.004 + self.rng.uniform(0, 0.004))
+        cell = self.units[(request["TableName"], str(request["Key"]), int(self.sched.wall()))]
+        try:
+            answer = call(ReturnConsumedCapacity="TOTAL", **request)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                cell.write += refused_write_units(error.response.get("Item"))
+            raise
+        spent = math.ceil(answer.get("ConsumedCapacity", {}).get("CapacityUnits", 0))
+        if operation == "GetItem":
+            cell.read += spent
+        else:
+            cell.write += spent
+        return answer
+
+
 def run(
     containers: int,
     chunks: int,
@@ -106,170 +153,148 @@ def run(
     visibility_s: float = 370.0,
     max_receives: int = 5,
     call_ms: tuple[int, int] = (100, 200),
+    dynamodb_endpoint: str | None = None,
 ) -> Result:
+    """One run of the model; ``dynamodb_endpoint``: the slots item in DynamoDB Local (real
+    conditional writes, ``LocalDynamo``) instead of SimDynamoDB."""
     sched = Scheduler()
     previous = clocks.install(sched)
     try:
-        return _run(
-            sched,
-            containers,
-            chunks,
-            seed,
-            limit,
-            batch,
-            parallel,
-            timeout_s,
-            margin_s,
-            visibility_s,
-            max_receives,
-            call_ms,
+        rng = random.Random(seed)
+        if dynamodb_endpoint:  # the same latencies, drawn alike: the same run, on real conditional writes
+            ddb = LocalDynamo(dynamodb_endpoint, sched, random.Random(seed + 1))
+            table = f"slots-{uuid.uuid4().hex[:8]}"
+        else:
+            ddb = SimDynamoDB(sched, random.Random(seed + 1), DynamoFaults(latency_s=0.004, jitter_s=0.004))
+            table = "slots"
+        create_hash_table(ddb, table, "name")
+        queue = [Chunk() for _ in range(chunks)]
+        visible = [(0.0, i) for i in range(chunks)]  # a heap of (visible_at, index); stale entries skipped
+        left = [chunks]
+        window: deque[float] = deque()
+        stats = Counter()
+        holds: Counter = Counter()
+        start = sched.now
+        last_answer = [start]
+
+        def receive() -> list[Chunk]:
+            """Up to ``batch`` visible chunks, oldest first (SQS does not promise an order)."""
+            taken = []
+            while visible and visible[0][0] <= sched.now and len(taken) < batch:
+                at, index = heapq.heappop(visible)
+                chunk = queue[index]
+                if chunk.sent or chunk.visible_at != at:
+                    continue
+                chunk.receives += 1
+                if chunk.receives > max_receives:
+                    chunk.sent = True  # to the dead-letter queue
+                    left[0] -= 1
+                    stats["dead"] += 1
+                    continue
+                hide(index, sched.now + visibility_s)
+                taken.append(index)
+            return taken
+
+        def hide(index: int, until: float) -> None:
+            queue[index].visible_at = until
+            heapq.heappush(visible, (until, index))
+
+        def call() -> bool:
+            """One HubSpot request; whether it was accepted (else 429)."""
+            latency = rng.uniform(*call_ms) / 1000
+            sched.sleep(latency / 3)  # counted on arrival
+            while window and window[0] <= sched.now - WINDOW_S:
+                window.popleft()
+            accepted = len(window) < limit
+            stats["requests"] += 1
+            if accepted:
+                window.append(sched.now)
+            else:
+                stats["429"] += 1
+            sched.sleep(latency * 2 / 3)
+            last_answer[0] = max(last_answer[0], sched.now)
+            return accepted
+
+        def caller(gate: SlotGate, mine: deque, calls_end: float) -> None:
+            while mine:
+                index = mine.popleft()
+                chunk = queue[index]
+                while True:
+                    delay = gate.delay()
+                    if delay > 0:
+                        if sched.now + delay + 0.3 > calls_end:
+                            until_ms = gate.no_slot_until_ms()
+                            if until_ms is not None:  # held until its ticket comes up (Wait.NO_SLOT_YET)
+                                holds["no_slot_yet"] += 1
+                                hold = until_ms / 1000 - sched.now
+                                if chunk.receives == max_receives - 1:  # the last-delivery rule
+                                    hold = SQS_MAX_VISIBILITY_S.value - 120
+                                hide(index, sched.now + max(1.0, hold))
+                            else:
+                                holds["visibility_timeout"] += 1
+                            break
+                        sched.sleep(delay)
+                        continue
+                    gate.started()
+                    if call():
+                        gate.finished({}, answered=True)
+                        chunk.sent = True
+                        left[0] -= 1
+                        break
+                    gate.finished({}, 1.0, answered=True)
+
+        def container() -> None:
+            gate = SlotGate(
+                DynamoRateSlots(table, limit, client=ddb, parallel=parallel),
+                rng=random.Random(rng.random()),
+                caller=greenlet.getcurrent,  # the callers are greenlets of one thread, not threads
+            )
+            while left[0] > 0:
+                taken = receive()
+                if not taken:
+                    sched.sleep(1.0)
+                    continue
+                sched.sleep(INVOKE_S)  # the event source's receives, the invocation, its answer
+                deadline = sched.now + timeout_s
+                calls_end = deadline - margin_s
+                gate.begin(round(calls_end * 1000), len(taken))
+                mine = deque(taken)
+                done = []
+                for i in range(parallel):
+                    sched.spawn(
+                        sched.now,
+                        f"call{i}",
+                        lambda m=mine, e=calls_end, d=done: (caller(gate, m, e), d.append(1)),
+                    )
+                while len(done) < parallel:
+                    sched.sleep(0.05)
+                gate.end()
+
+        per_second = LAMBDA_SQS_SCALE_UP_PER_MIN.value / 60
+        for i in range(containers):
+            at = start + max(0.0, (i - 5) / per_second) + rng.uniform(0, 0.5)
+            sched.spawn(at, f"container{i}", container)
+        horizon = start + 7 * 86_400
+        while left[0] > 0 and sched.now < horizon and sched.queue:
+            sched.run(sched.now + 60)
+        units = [(second, u) for (name, _key, second), u in ddb.units.items() if name == table]
+        seconds = max(1, int(last_answer[0] - start))
+        return Result(
+            containers=containers,
+            chunks=chunks,
+            drain_s=last_answer[0] - start,
+            bound_s=bound_s(chunks, limit, sum(call_ms) / 2000),
+            requests=stats["requests"],
+            throttled_429=stats["429"],
+            dead_lettered=stats["dead"],
+            holds=holds,
+            peak_wcu_s=max((u.write for _, u in units), default=0),
+            mean_wcu_s=sum(u.write for _, u in units) / seconds,
+            peak_rcu_s=max((u.read for _, u in units), default=0),
+            writes=ddb.calls["UpdateItem"],
         )
     finally:
         clocks.install(previous)
-
-
-def _run(
-    sched,
-    containers,
-    chunks,
-    seed,
-    limit,
-    batch,
-    parallel,
-    timeout_s,
-    margin_s,
-    visibility_s,
-    max_receives,
-    call_ms,
-):
-    rng = random.Random(seed)
-    ddb = SimDynamoDB(sched, random.Random(seed + 1), DynamoFaults(latency_s=0.004, jitter_s=0.004))
-    create_hash_table(ddb, "slots", "name")
-    queue = [Chunk() for _ in range(chunks)]
-    visible = [(0.0, i) for i in range(chunks)]  # a heap of (visible_at, index); stale entries skipped
-    left = [chunks]
-    window: deque[float] = deque()
-    stats = Counter()
-    holds: Counter = Counter()
-    start = sched.now
-    last_answer = [start]
-
-    def receive() -> list[Chunk]:
-        """Up to ``batch`` visible chunks, oldest first (SQS does not promise an order)."""
-        taken = []
-        while visible and visible[0][0] <= sched.now and len(taken) < batch:
-            at, index = heapq.heappop(visible)
-            chunk = queue[index]
-            if chunk.sent or chunk.visible_at != at:
-                continue
-            chunk.receives += 1
-            if chunk.receives > max_receives:
-                chunk.sent = True  # to the dead-letter queue
-                left[0] -= 1
-                stats["dead"] += 1
-                continue
-            hide(index, sched.now + visibility_s)
-            taken.append(index)
-        return taken
-
-    def hide(index: int, until: float) -> None:
-        queue[index].visible_at = until
-        heapq.heappush(visible, (until, index))
-
-    def call() -> bool:
-        """One HubSpot request; whether it was accepted (else 429)."""
-        latency = rng.uniform(*call_ms) / 1000
-        sched.sleep(latency / 3)  # counted on arrival
-        while window and window[0] <= sched.now - WINDOW_S:
-            window.popleft()
-        accepted = len(window) < limit
-        stats["requests"] += 1
-        if accepted:
-            window.append(sched.now)
-        else:
-            stats["429"] += 1
-        sched.sleep(latency * 2 / 3)
-        last_answer[0] = max(last_answer[0], sched.now)
-        return accepted
-
-    def caller(gate: SlotGate, mine: deque, calls_end: float) -> None:
-        while mine:
-            index = mine.popleft()
-            chunk = queue[index]
-            while True:
-                delay = gate.delay()
-                if delay > 0:
-                    if sched.now + delay + 0.3 > calls_end:
-                        until_ms = gate.no_slot_until_ms()
-                        if until_ms is not None:  # held until its ticket comes up (Wait.NO_SLOT_YET)
-                            holds["no_slot_yet"] += 1
-                            hold = until_ms / 1000 - sched.now
-                            if chunk.receives == max_receives - 1:  # the last-delivery rule
-                                hold = SQS_MAX_VISIBILITY_S.value - 120
-                            hide(index, sched.now + max(1.0, hold))
-                        else:
-                            holds["visibility_timeout"] += 1
-                        break
-                    sched.sleep(delay)
-                    continue
-                gate.started()
-                if call():
-                    gate.finished({}, answered=True)
-                    chunk.sent = True
-                    left[0] -= 1
-                    break
-                gate.finished({}, 1.0, answered=True)
-
-    def container() -> None:
-        gate = SlotGate(
-            DynamoRateSlots("slots", limit, client=ddb, parallel=parallel),
-            rng=random.Random(rng.random()),
-            caller=greenlet.getcurrent,  # the callers are greenlets of one thread, not threads
-        )
-        while left[0] > 0:
-            taken = receive()
-            if not taken:
-                sched.sleep(1.0)
-                continue
-            sched.sleep(INVOKE_S)  # the event source's receives, the invocation, its answer
-            deadline = sched.now + timeout_s
-            calls_end = deadline - margin_s
-            gate.begin(round(calls_end * 1000), len(taken))
-            mine = deque(taken)
-            done = []
-            for i in range(parallel):
-                sched.spawn(
-                    sched.now,
-                    f"call{i}",
-                    lambda m=mine, e=calls_end, d=done: (caller(gate, m, e), d.append(1)),
-                )
-            while len(done) < parallel:
-                sched.sleep(0.05)
-            gate.end()
-
-    per_second = LAMBDA_SQS_SCALE_UP_PER_MIN.value / 60
-    for i in range(containers):
-        at = start + max(0.0, (i - 5) / per_second) + rng.uniform(0, 0.5)
-        sched.spawn(at, f"container{i}", container)
-    horizon = start + 7 * 86_400
-    while left[0] > 0 and sched.now < horizon and sched.queue:
-        sched.run(sched.now + 60)
-    units = [(second, u) for (table, _key, second), u in ddb.units.items() if table == "slots"]
-    seconds = max(1, int(last_answer[0] - start))
-    return Result(
-        containers=containers,
-        chunks=chunks,
-        drain_s=last_answer[0] - start,
-        bound_s=bound_s(chunks, limit, sum(call_ms) / 2000),
-        requests=stats["requests"],
-        throttled_429=stats["429"],
-        dead_lettered=stats["dead"],
-        holds=holds,
-        peak_wcu_s=max((u.write for _, u in units), default=0),
-        mean_wcu_s=sum(u.write for _, u in units) / seconds,
-        peak_rcu_s=max((u.read for _, u in units), default=0),
-        writes=ddb.calls["UpdateItem"],
-    )
 
 
 def bound_s(requests: int, limit: int, call_s: float = 0.15) -> float:
@@ -285,12 +310,18 @@ def figure(
     seed: int = 1,
     chunks_per_container: int = 20,
     call_ms: tuple[int, int] = (100, 200),
+    dynamodb_endpoint: str | None = None,
 ) -> dict:
-    """Each N with a backlog of 20 batches' worth of chunks per container (at least 2,000)."""
+    """Each N with a backlog of 20 batches' worth of chunks per container (at least 2,000); with
+    ``dynamodb_endpoint``, each run again with the item in DynamoDB Local (``dynamodb_local``):
+    the write counts on real conditional writes (SimDynamoDB alone throttles past 1,000 WCU/s)."""
     out = {}
     for n in counts:
         chunks = max(2_000, n * chunks_per_container)
         out[str(n)] = run(n, chunks, seed, call_ms=call_ms).as_dict()
+        if dynamodb_endpoint:
+            local = run(n, chunks, seed, call_ms=call_ms, dynamodb_endpoint=dynamodb_endpoint)
+            out[str(n)]["dynamodb_local"] = local.as_dict()
     return {"goals": GOALS, "runs": out, "seed": seed, "call_ms": list(call_ms)}
 
 
@@ -305,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--call-ms", default="100-200", help="how long a HubSpot call takes, LOW-HIGH ms (default 100-200)"
     )
+    parser.add_argument(
+        "--dynamodb-endpoint",
+        help="also run each N with the slots item in this DynamoDB Local (e.g. http://127.0.0.1:8000)",
+    )
     args = parser.parse_args(argv)
     try:
         counts = [int(n) for n in args.containers.split(",")]
@@ -316,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--call-ms: two whole numbers of ms, LOW-HIGH, such as 100-200")
     if not 0 < low <= high:
         parser.error("--call-ms: LOW-HIGH with 0 < LOW <= HIGH, such as 100-200")
-    result = figure(counts, args.seed, call_ms=(low, high))
+    result = figure(counts, args.seed, call_ms=(low, high), dynamodb_endpoint=args.dynamodb_endpoint)
     for n, r in result["runs"].items():
         print(
             f"{int(n):,} containers: {r['chunks']:,} requests in {r['drain_s']} s, bound {r['bound_s']} s "
@@ -324,6 +359,11 @@ def main(argv: list[str] | None = None) -> int:
             f"(mean {r['mean_wcu_per_s']}), peak {r['peak_rcu_per_s']} RCU/s, dead-lettered {r['dead_lettered']}, "
             f"holds {r['holds']}"
         )
+        if local := r.get("dynamodb_local"):
+            print(
+                f"  on DynamoDB Local: {local['drain_s']} s, {local['slot_table_writes']:,} writes, "
+                f"peak {local['peak_wcu_per_s']} WCU/s, peak {local['peak_rcu_per_s']} RCU/s"
+            )
     return 0
 
 

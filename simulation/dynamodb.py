@@ -365,7 +365,7 @@ class SimDynamoDB:
         if holds:
             units = _units(max(_size(old), _size(new)), WRITE_UNIT_BYTES)
         else:
-            units = max(limits.DDB_CONDITIONAL_WRITE_COST.value, _units(_size(old), WRITE_UNIT_BYTES))
+            units = refused_write_units(old)
         if not self._take(table, key, write=units):
             raise _Refused(THROUGHPUT, THROUGHPUT_MESSAGE)
         if not holds:
@@ -521,6 +521,11 @@ def _size(item: dict | None) -> int:
 
 def _units(size: int, per: int) -> int:
     return max(1, math.ceil(size / per))
+
+
+def refused_write_units(item: dict | None) -> int:
+    """What DynamoDB charges a conditional write it refuses on ``item`` (as ``_write`` does)."""
+    return max(limits.DDB_CONDITIONAL_WRITE_COST.value, _units(_size(item), WRITE_UNIT_BYTES))
 
 
 def _equal(a: dict | None, b: dict | None) -> bool:

@@ -372,3 +372,22 @@ def test_figure_c_stops_with_an_error_when_its_payments_keep_coming_back():
         env = st.function_env(f"http://127.0.0.1:{closed_port}", EnableLedger="false")
         with pytest.raises(RuntimeError, match=r"figure c: 20 of 20 payments still unsent after 6 s"):
             throughput.run(env, 20, 10, 1, "deadline", deadline_s=6)
+
+
+def test_figure_h_rows_name_the_peak_on_dynamodb_local_and_judge_the_higher():
+    from benchmarks.__main__ import rows
+
+    run = {
+        "chunks": 2000,
+        "drain_s": 105.0,
+        "bound_s": 100.2,
+        "ratio": 1.05,
+        "share_429": 0.0,
+        "dead_lettered": 0,
+        "peak_wcu_per_s": 459,
+        "dynamodb_local": {"peak_wcu_per_s": 501},
+    }
+    goals = {"ratio": 1.10, "share_429": 0.01, "peak_wcu_per_s": 500}
+    [row] = [r for r in rows({"h": {"goals": goals, "runs": {"4": run}}}) if r["figure"].startswith("h. ")]
+    assert row["value"] == "105 s, 0.0% 429, peak 459 WCU/s (501 on DynamoDB Local), 0 dead-lettered"
+    assert row["met"] is False  # DynamoDB Local's peak is past the goal
