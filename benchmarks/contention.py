@@ -108,7 +108,14 @@ class LocalDynamo:
     def __init__(self, endpoint: str, sched, rng: random.Random) -> None:
         import boto3
 
-        self.client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+        # DynamoDB Local takes any credentials; the figure's process may have none (make bench)
+        self.client = boto3.client(
+            "dynamodb",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - not a secret: DynamoDB Local's placeholder
+        )
         self.sched, self.rng = sched, rng
         self.units: defaultdict[tuple[str, object, int], Units] = defaultdict(Units)
         self.calls: Counter[str] = Counter()
