@@ -44,6 +44,7 @@ from simulation.dynamodb import DynamoFaults, SimDynamoDB, Units, create_hash_ta
 from simulation.scheduler import Scheduler
 
 WINDOW_S = 10.0
+DYNAMO = DynamoFaults(latency_s=0.004, jitter_s=0.004)  # DynamoDB answers in 4-8 ms (both backings)
 INVOKE_S = 0.1  # per invocation: the event source's receives and the call of the function
 
 
@@ -105,7 +106,7 @@ class LocalDynamo:
     Local reports none). DynamoDB Local does not throttle an item past 1,000 WCU/s: that part of
     the model stays with SimDynamoDB."""
 
-    def __init__(self, endpoint: str, sched, rng: random.Random) -> None:
+    def __init__(self, endpoint: str, sched, rng: random.Random, faults: DynamoFaults = DYNAMO) -> None:
         import boto3
 
         # DynamoDB Local takes any credentials; the figure's process may have none (make bench)
@@ -116,7 +117,7 @@ class LocalDynamo:
             aws_access_key_id="local",
             aws_secret_access_key="local",  # noqa: S106 - not a secret: DynamoDB Local's placeholder
         )
-        self.sched, self.rng = sched, rng
+        self.sched, self.rng, self.faults = sched, rng, faults
         self.units: defaultdict[tuple[str, object, int], Units] = defaultdict(Units)
         self.calls: Counter[str] = Counter()
 
@@ -131,7 +132,7 @@ class LocalDynamo:
 
     def _send(self, operation: str, call, request: dict):
         self.calls[operation] += 1
-        self.sched.sleep(0.004 + self.rng.uniform(0, 0.004))
+        self.sched.sleep(self.faults.latency_s + self.rng.uniform(0, self.faults.jitter_s))
         cell = self.units[(request["TableName"], str(request["Key"]), int(self.sched.wall()))]
         try:
             answer = call(ReturnConsumedCapacity="TOTAL", **request)
@@ -172,7 +173,7 @@ def run(
             ddb = LocalDynamo(dynamodb_endpoint, sched, random.Random(seed + 1))
             table = f"slots-{uuid.uuid4().hex[:8]}"
         else:
-            ddb = SimDynamoDB(sched, random.Random(seed + 1), DynamoFaults(latency_s=0.004, jitter_s=0.004))
+            ddb = SimDynamoDB(sched, random.Random(seed + 1), DYNAMO)
             table = "slots"
         create_hash_table(ddb, table, "name")
         queue = [Chunk() for _ in range(chunks)]

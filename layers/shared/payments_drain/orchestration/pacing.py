@@ -176,8 +176,8 @@ class SlotGate:
         self.reach_ms = 0
         self.paused_until_ms = 0
         self.retry_at_ms = 0  # no claim before this: a ticket, or a claim throttled or raced
-        self.taken: dict[int, int] = {}  # by caller thread: the slot its call holds
-        self.began: dict[int, int] = {}  # by caller thread: when its call started
+        self.taken: dict[Hashable, int] = {}  # by caller (``caller()``): the slot its call holds
+        self.began: dict[Hashable, int] = {}  # by caller: when its call started
         self.call_ms: float | None = None  # how long our answered calls take, a running mean
         self.done: list[tuple[int, int | None]] = []  # for the next claim (``DynamoRateSlots.claim``)
 
@@ -220,7 +220,7 @@ class SlotGate:
             wait_ms, want = self._next(self.wall_ms(), caller)
         return wait_ms / 1000 if want == 0 else 0.01
 
-    def _next(self, now_ms: int, caller: int) -> tuple[int, int]:
+    def _next(self, now_ms: int, caller: Hashable) -> tuple[int, int]:
         """(ms to wait, 0), or (0, slots to claim) when a claim is due."""
         if self.paused_until_ms > now_ms:
             return self.paused_until_ms - now_ms, 0
@@ -266,9 +266,9 @@ class SlotGate:
         meanwhile are not kept (others may use what HubSpot's window has left only through the
         timeline)."""
         with self.lock:
-            now_ms = self.wall_ms()
-            slot = self.taken.pop(self.caller(), None)
-            began = self.began.pop(self.caller(), None)
+            now_ms, caller = self.wall_ms(), self.caller()
+            slot = self.taken.pop(caller, None)
+            began = self.began.pop(caller, None)
             if slot is not None and answered:
                 self.done.append((slot, now_ms))
             if began is not None and answered:  # a timeout says how long we waited, not HubSpot
